@@ -1,0 +1,103 @@
+//! The error types of `rai-common`, one per concern, each message written for the person who has to act on it.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+pub use crate::build_spec::BuildSpecError;
+pub use crate::yaml::YamlError;
+
+/// Loading the layered configuration failed.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A layer is not valid YAML or does not fit the schema.
+    #[error("{0}")]
+    Invalid(#[from] YamlError),
+    /// A layer exists but cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file named explicitly (for example with `-c`) does not exist.
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    /// An encrypted value could not be decrypted.
+    #[error("cannot decrypt {key}: {source}")]
+    Decrypt {
+        key: String,
+        source: rai_crypto::CryptoError,
+    },
+    /// An encrypted value was found but no app secret was given.
+    #[error(
+        "{key} is encrypted, but no app secret was given: pass -s SECRET, set RAI_SECRET, or write it to ~/.rai_secret"
+    )]
+    NoSecret { key: String },
+    /// A `--set KEY=VALUE` or similar override names a key that does not exist.
+    #[error("unknown config key \"{key}\"{hint}")]
+    UnknownKey { key: String, hint: String },
+    /// The app secret could not be read.
+    #[error("{0}")]
+    Secret(#[from] rai_crypto::CryptoError),
+}
+
+/// A profile or account registry is unusable.
+#[derive(Debug, Error)]
+pub enum AccountError {
+    #[error(
+        "no rai profile at {0}; it is expected at ~/.rai_profile (or pass --profile); ask your instructor for one"
+    )]
+    NoProfile(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(#[from] YamlError),
+    #[error(
+        "the secret_key in {0} is not an Ed25519 key (a profile from the old RAI?); ask your instructor for a new profile"
+    )]
+    BadSecretKey(String),
+    #[error("the public key of user \"{0}\" in the account registry is not a valid Ed25519 key")]
+    BadPublicKey(String),
+    #[error("user \"{0}\" appears more than once in the account registry")]
+    DuplicateUser(String),
+}
+
+/// Why a job message was refused. Each variant is a distinct reason the worker reports back to the client.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("malformed job message: {0}")]
+    Malformed(String),
+    #[error("job message format v{0} is not supported by this worker; upgrade rai")]
+    UnsupportedVersion(u32),
+    #[error(
+        "unknown user \"{0}\": not in the account registry; ask your instructor for an account"
+    )]
+    UnknownUser(String),
+    #[error("user \"{user}\" was revoked on {at}; ask your instructor")]
+    RevokedUser { user: String, at: String },
+    #[error(
+        "bad signature: the job was not signed by user \"{0}\"'s key (an edited job, or an old profile)"
+    )]
+    BadSignature(String),
+    #[error(
+        "the job was created {age_secs}s ago, older than the {max_secs}s allowed; submit it again"
+    )]
+    Stale { age_secs: i64, max_secs: i64 },
+    #[error(
+        "the job's timestamp is {ahead_secs}s in the future, more than the {max_secs}s allowed; check your computer's clock"
+    )]
+    FromFuture { ahead_secs: i64, max_secs: i64 },
+}
+
+/// A job id that is not one.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("\"{0}\" is not a job id (26 letters and digits, as printed by `rai submit`)")]
+pub struct JobIdError(pub String);

@@ -1,0 +1,372 @@
+//! The job model: ids, the request a student signs, and its verification by a worker.
+//!
+//! A [`JobRequest`] is serialized once, by the client, into its canonical bytes (compact JSON in the struct's field
+//! order); those exact bytes travel inside a [`SignedJob`] envelope next to their Ed25519 signature. The worker
+//! verifies the bytes it received, never a re-serialization, so no two implementations ever have to agree on a
+//! canonical form for verification to work. The signature covers a domain tag too, so a signature made for a job can
+//! never be replayed as one for anything else.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{Signature, Signer, SigningKey};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use ulid::Ulid;
+
+use crate::account::Registry;
+use crate::build_spec::BuildSpec;
+use crate::errors::{JobIdError, VerifyError};
+
+/// The envelope format version.
+pub const SIGNED_JOB_VERSION: u32 = 1;
+const SIGNATURE_DOMAIN: &[u8] = b"rai-job-v1\0";
+
+/// A job's id: a ULID, so ids sort by creation time (48-bit milliseconds) and cannot be guessed (80 random bits from
+/// the operating system's generator). Printed as 26 lower-case Crockford base32 characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(Ulid);
+
+impl JobId {
+    /// A new id for now.
+    pub fn new() -> JobId {
+        let mut random = [0u8; 16];
+        getrandom::fill(&mut random)
+            .expect("the operating system's random number generator failed");
+        let random = u128::from_be_bytes(random) & ((1u128 << 80) - 1);
+        let ms = Utc::now().timestamp_millis().max(0) as u64;
+        JobId(Ulid::from_parts(ms, random))
+    }
+
+    /// When the id was made.
+    pub fn created(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.0.timestamp_ms() as i64).unwrap_or_default()
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        JobId::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_string().to_ascii_lowercase())
+    }
+}
+
+impl FromStr for JobId {
+    type Err = JobIdError;
+
+    fn from_str(s: &str) -> Result<JobId, JobIdError> {
+        let t = s.trim();
+        if t.len() != 26 {
+            return Err(JobIdError(s.to_string()));
+        }
+        Ulid::from_string(&t.to_ascii_uppercase())
+            .map(JobId)
+            .map_err(|_| JobIdError(s.to_string()))
+    }
+}
+
+impl Serialize for JobId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JobId, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The uploaded project: where it is and what it must hash to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputObject {
+    /// The store key, `uploads/<user>/<job-id>.tar.zst`.
+    pub key: String,
+    pub size: u64,
+    /// Hex SHA-256 of the stored bytes.
+    pub sha256: String,
+}
+
+/// What a student asks a worker to do. Every field is covered by the signature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    pub id: JobId,
+    pub user: String,
+    pub team: String,
+    pub queue: String,
+    pub created_at: DateTime<Utc>,
+    pub client_version: String,
+    pub build: BuildSpec,
+    pub input: InputObject,
+}
+
+impl JobRequest {
+    /// The canonical bytes: compact JSON in field order.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a job request always serializes")
+    }
+
+    /// Signs the canonical bytes with the user's private key.
+    pub fn sign(&self, key: &SigningKey) -> SignedJob {
+        let payload = String::from_utf8(self.canonical_bytes()).expect("JSON is UTF-8");
+        let sig = key.sign(&signed_bytes(&payload));
+        SignedJob {
+            v: SIGNED_JOB_VERSION,
+            payload,
+            sig: URL_SAFE_NO_PAD.encode(sig.to_bytes()),
+        }
+    }
+}
+
+fn signed_bytes(payload: &str) -> Vec<u8> {
+    let mut m = Vec::with_capacity(SIGNATURE_DOMAIN.len() + payload.len());
+    m.extend_from_slice(SIGNATURE_DOMAIN);
+    m.extend_from_slice(payload.as_bytes());
+    m
+}
+
+/// The message on the queue: the request's exact bytes and their signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedJob {
+    pub v: u32,
+    pub payload: String,
+    pub sig: String,
+}
+
+/// How old (or how far in the future) a job's timestamp may be.
+#[derive(Debug, Clone, Copy)]
+pub struct Freshness {
+    /// Jobs may wait in a queue this long before a worker refuses them as stale.
+    pub max_age: Duration,
+    /// Clocks may disagree this much.
+    pub max_future: Duration,
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Freshness {
+            max_age: Duration::from_secs(24 * 3600),
+            max_future: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// Largest message a worker reads; SQS's own limit is 256 KiB.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+impl SignedJob {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an envelope always serializes")
+    }
+
+    /// Reads an envelope without verifying it.
+    pub fn parse(bytes: &[u8]) -> Result<SignedJob, VerifyError> {
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(VerifyError::Malformed(format!(
+                "{} bytes, more than the {MAX_MESSAGE_BYTES} allowed",
+                bytes.len()
+            )));
+        }
+        let env: SignedJob =
+            serde_json::from_slice(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        if env.v != SIGNED_JOB_VERSION {
+            return Err(VerifyError::UnsupportedVersion(env.v));
+        }
+        Ok(env)
+    }
+
+    /// The job id, read without trusting anything, so a refusal can be reported on the job's channel.
+    pub fn claimed_id(bytes: &[u8]) -> Option<JobId> {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            id: JobId,
+        }
+        let env: SignedJob = serde_json::from_slice(bytes).ok()?;
+        serde_json::from_str::<IdOnly>(&env.payload)
+            .ok()
+            .map(|x| x.id)
+    }
+
+    /// Verifies a message against the registry at time `now`: well-formed, known and unrevoked user, valid
+    /// signature, fresh timestamp; in that order, so a forger learns nothing about timing rules.
+    pub fn verify(
+        bytes: &[u8],
+        registry: &Registry,
+        now: DateTime<Utc>,
+        freshness: Freshness,
+    ) -> Result<JobRequest, VerifyError> {
+        let env = SignedJob::parse(bytes)?;
+        let request: JobRequest = serde_json::from_str(&env.payload)
+            .map_err(|e| VerifyError::Malformed(format!("payload: {e}")))?;
+        let account = registry
+            .get(&request.user)
+            .ok_or_else(|| VerifyError::UnknownUser(request.user.clone()))?;
+        if let Some(at) = account.revoked {
+            return Err(VerifyError::RevokedUser {
+                user: request.user.clone(),
+                at: at.to_rfc3339(),
+            });
+        }
+        let bad_sig = || VerifyError::BadSignature(request.user.clone());
+        let key = account.verifying_key().map_err(|_| bad_sig())?;
+        let sig: [u8; 64] = URL_SAFE_NO_PAD
+            .decode(env.sig.trim())
+            .map_err(|_| bad_sig())?
+            .try_into()
+            .map_err(|_| bad_sig())?;
+        key.verify_strict(&signed_bytes(&env.payload), &Signature::from_bytes(&sig))
+            .map_err(|_| bad_sig())?;
+        let age = now.signed_duration_since(request.created_at).num_seconds();
+        let max_age = freshness.max_age.as_secs() as i64;
+        let max_future = freshness.max_future.as_secs() as i64;
+        if age > max_age {
+            return Err(VerifyError::Stale {
+                age_secs: age,
+                max_secs: max_age,
+            });
+        }
+        if -age > max_future {
+            return Err(VerifyError::FromFuture {
+                ahead_secs: -age,
+                max_secs: max_future,
+            });
+        }
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{Account, Role, encode_public_key, generate_signing_key};
+    use crate::build_spec::{BUILD_FILE_NAME, TEMPLATE};
+
+    fn request(user: &str, created_at: DateTime<Utc>) -> JobRequest {
+        let id = JobId::new();
+        JobRequest {
+            id,
+            user: user.into(),
+            team: "t".into(),
+            queue: "rai".into(),
+            created_at,
+            client_version: "0.1.0".into(),
+            build: BuildSpec::parse(TEMPLATE, BUILD_FILE_NAME).unwrap(),
+            input: InputObject {
+                key: format!("uploads/{user}/{id}.tar.zst"),
+                size: 10,
+                sha256: "00".repeat(32),
+            },
+        }
+    }
+
+    fn registry_with(user: &str, key: &SigningKey) -> Registry {
+        Registry {
+            users: vec![Account {
+                username: user.into(),
+                email: String::new(),
+                team: "t".into(),
+                role: Role::Student,
+                public_key: encode_public_key(&key.verifying_key()),
+                created: Utc::now(),
+                revoked: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn ids_sort_by_time_and_parse_back() {
+        let a = JobId::new();
+        std::thread::sleep(Duration::from_millis(2));
+        let b = JobId::new();
+        assert!(a < b);
+        assert!(a.to_string() < b.to_string());
+        assert_eq!(a.to_string().parse::<JobId>().unwrap(), a);
+        assert_eq!(a.to_string().len(), 26);
+        assert!("not-an-id".parse::<JobId>().is_err());
+        assert_ne!(JobId::new(), JobId::new());
+    }
+
+    #[test]
+    fn signed_job_verifies_and_each_failure_is_distinct() {
+        let key = generate_signing_key();
+        let reg = registry_with("alice", &key);
+        let now = Utc::now();
+        let req = request("alice", now);
+        let wire = req.sign(&key).to_bytes();
+        assert_eq!(
+            SignedJob::verify(&wire, &reg, now, Freshness::default()).unwrap(),
+            req
+        );
+        assert_eq!(SignedJob::claimed_id(&wire), Some(req.id));
+
+        // Unknown user.
+        let other = request("mallory", now).sign(&key).to_bytes();
+        assert!(matches!(
+            SignedJob::verify(&other, &reg, now, Freshness::default()),
+            Err(VerifyError::UnknownUser(u)) if u == "mallory"
+        ));
+        // Forged: signed with another key.
+        let forged = req.sign(&generate_signing_key()).to_bytes();
+        assert!(matches!(
+            SignedJob::verify(&forged, &reg, now, Freshness::default()),
+            Err(VerifyError::BadSignature(_))
+        ));
+        // Edited after signing.
+        let mut env: SignedJob = serde_json::from_slice(&wire).unwrap();
+        env.payload = env
+            .payload
+            .replace("\"queue\":\"rai\"", "\"queue\":\"gpu\"");
+        assert!(matches!(
+            SignedJob::verify(&env.to_bytes(), &reg, now, Freshness::default()),
+            Err(VerifyError::BadSignature(_))
+        ));
+        // Stale and from the future.
+        let old = request("alice", now - chrono::Duration::hours(48))
+            .sign(&key)
+            .to_bytes();
+        assert!(matches!(
+            SignedJob::verify(&old, &reg, now, Freshness::default()),
+            Err(VerifyError::Stale { .. })
+        ));
+        let future = request("alice", now + chrono::Duration::hours(1))
+            .sign(&key)
+            .to_bytes();
+        assert!(matches!(
+            SignedJob::verify(&future, &reg, now, Freshness::default()),
+            Err(VerifyError::FromFuture { .. })
+        ));
+        // Revoked.
+        let mut revoked = reg.clone();
+        revoked.users[0].revoked = Some(now);
+        assert!(matches!(
+            SignedJob::verify(&wire, &revoked, now, Freshness::default()),
+            Err(VerifyError::RevokedUser { .. })
+        ));
+        // Malformed and unsupported.
+        assert!(matches!(
+            SignedJob::verify(b"{not json", &reg, now, Freshness::default()),
+            Err(VerifyError::Malformed(_))
+        ));
+        assert!(matches!(
+            SignedJob::verify(
+                br#"{"v":2,"payload":"","sig":""}"#,
+                &reg,
+                now,
+                Freshness::default()
+            ),
+            Err(VerifyError::UnsupportedVersion(2))
+        ));
+    }
+}

@@ -1,0 +1,31 @@
+//! `rai-common`: everything the rai binaries share.
+//!
+//! A student's `rai` reads a build file and a profile, signs a [`job::JobRequest`] and hands it to a queue; a `raid`
+//! worker verifies it against the account registry and runs it. The types both sides must agree on live here, so
+//! the client and the worker can never drift apart on what a job, a build file or a configuration means.
+//!
+//! # Layout
+//! - [`build_spec`]: `rai_build.yml`, read strictly, with errors at line and column.
+//! - [`config`]: the layered configuration (defaults, files, environment, flags) with encrypted values.
+//! - [`account`]: the student's profile (private key) and the account registry (public keys, revocation).
+//! - [`job`]: job ids, the signed job message, and its verification.
+//! - [`yaml`]: the strict, position-keeping YAML reader under all of the above.
+//! - [`units`]: durations and sizes as people write them (`10m`, `4g`).
+//! - [`paths`]: home-relative file locations on every OS.
+//! - [`errors`]: the error types, one per concern.
+
+pub mod account;
+pub mod build_spec;
+pub mod config;
+pub mod errors;
+pub mod job;
+pub mod paths;
+pub mod units;
+pub mod yaml;
+
+pub use build_spec::BuildSpec;
+pub use config::Config;
+pub use job::{JobId, JobRequest, SignedJob};
+
+/// The version of the rai crates, sent in every job so workers can tell old clients apart.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
