@@ -545,10 +545,16 @@ pub fn parse_bytes(bytes: &[u8], limits: &Limits) -> Result<Option<Node>, YamlEr
         return parse(&" ".repeat(limits.max_bytes + 1), limits);
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        YamlError::new(format!(
-            "the file is not UTF-8 text (invalid byte at offset {})",
-            e.valid_up_to()
-        ))
+        let good = &bytes[..e.valid_up_to()];
+        let line = 1 + good.iter().filter(|b| **b == b'\n').count();
+        let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let col = 1 + String::from_utf8_lossy(&good[line_start..]).chars().count();
+        let mut err = YamlError::new(format!(
+            "the file is not UTF-8 text (byte 0x{:02x}); save it as UTF-8",
+            bytes[e.valid_up_to()]
+        ));
+        err.mark = Some(Mark { line, col });
+        err
     })?;
     parse(text, limits)
 }
