@@ -13,6 +13,7 @@
 //! - [`units`]: durations and sizes as people write them (`10m`, `4g`).
 //! - [`paths`]: home-relative file locations on every OS.
 //! - [`errors`]: the error types, one per concern.
+//! - [`testenv`]: the local services' addresses for tests (set by `deploy/local/test.sh`).
 
 pub mod account;
 pub mod build_spec;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod errors;
 pub mod job;
 pub mod paths;
+pub mod testenv;
 pub mod units;
 pub mod yaml;
 

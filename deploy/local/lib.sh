@@ -1,0 +1,161 @@
+# shellcheck shell=bash
+# Functions that install and start the local services rai's tests and demo need, on loopback only.
+# Sourced by test.sh, stack.sh and demo.sh. Every function is idempotent: it reuses what is installed or running.
+#
+# State (pid files, logs, data) goes under $RAI_STACK_DIR (default: <repo>/.stack); downloads that are slow to
+# repeat (moto's virtualenv) under $RAI_CACHE_DIR (default: ~/.cache/rai).
+
+set -euo pipefail
+
+RAI_REPO_ROOT=${RAI_REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+RAI_STACK_DIR=${RAI_STACK_DIR:-$RAI_REPO_ROOT/.stack}
+RAI_CACHE_DIR=${RAI_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rai}
+RAI_TEST_IMAGE=${RAI_TEST_IMAGE:-rai-test/busybox:latest}
+mkdir -p "$RAI_STACK_DIR" "$RAI_CACHE_DIR"
+
+log() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31m[stack] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+_apt_updated=""
+apt_install() {
+  command -v apt-get >/dev/null || die "cannot install $*: no apt-get on this machine; install it by hand"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  if [ -z "$_apt_updated" ]; then
+    log "apt-get update"
+    $sudo apt-get update -qq >"$RAI_STACK_DIR/apt.log" 2>&1 || die "apt-get update failed (see $RAI_STACK_DIR/apt.log)"
+    _apt_updated=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >>"$RAI_STACK_DIR/apt.log" 2>&1 \
+    || die "apt-get install $* failed (see $RAI_STACK_DIR/apt.log)"
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local secs=$1 what=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.2
+  done
+  log "$what is up"
+}
+
+# --- Redis -------------------------------------------------------------------------------------------------------
+ensure_redis_installed() {
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null || apt_install redis-server
+  # Debian's package starts a system instance on 6379; ours runs on its own port and leaves that one alone.
+  command -v redis-server >/dev/null || die "redis-server is not installed"
+}
+
+# start_redis NAME: starts a private redis-server on a free loopback port; prints its port.
+start_redis() {
+  local name=$1 dir="$RAI_STACK_DIR/$1" port
+  mkdir -p "$dir"
+  if [ -f "$dir/port" ] && redis-cli -p "$(cat "$dir/port")" ping 2>/dev/null | grep -q PONG; then
+    cat "$dir/port"; return
+  fi
+  port=$(free_port)
+  redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes --daemonize yes \
+    --pidfile "$dir/redis.pid" --dir "$dir" --logfile "$dir/redis.log" \
+    --appendonly yes --save "" >/dev/null
+  wait_for 20 "redis ($name) on 127.0.0.1:$port" redis-cli -p "$port" ping || die "redis did not start (see $dir/redis.log)"
+  echo "$port" >"$dir/port"
+  echo "$port"
+}
+
+stop_redis() {
+  local dir="$RAI_STACK_DIR/$1"
+  [ -f "$dir/port" ] || return 0
+  redis-cli -p "$(cat "$dir/port")" shutdown nosave >/dev/null 2>&1 || true
+  rm -f "$dir/port"
+}
+
+# --- moto (S3, SQS, STS) -----------------------------------------------------------------------------------------
+ensure_moto_installed() {
+  local venv="$RAI_CACHE_DIR/moto-venv"
+  if [ -x "$venv/bin/moto_server" ]; then return; fi
+  command -v python3 >/dev/null || apt_install python3
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    rm -rf "$venv"
+    apt_install python3-venv
+    python3 -m venv "$venv" || die "cannot make a Python virtualenv at $venv"
+  fi
+  log "pip install moto[server] (once, into $venv)"
+  "$venv/bin/pip" install -q 'moto[server]' >"$RAI_STACK_DIR/pip.log" 2>&1 || die "pip install moto[server] failed (see $RAI_STACK_DIR/pip.log)"
+  [ -x "$venv/bin/moto_server" ] || die "moto_server is missing after installing moto[server]"
+}
+
+moto_up() { python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$1/moto-api/', timeout=1)"; }
+
+# start_moto: starts moto's server on a free loopback port; prints its port.
+start_moto() {
+  local dir="$RAI_STACK_DIR/moto" port
+  mkdir -p "$dir"
+  if [ -f "$dir/port" ] && moto_up "$(cat "$dir/port")" 2>/dev/null; then
+    cat "$dir/port"; return
+  fi
+  port=$(free_port)
+  nohup "$RAI_CACHE_DIR/moto-venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 &
+  echo $! >"$dir/moto.pid"
+  wait_for 60 "moto on 127.0.0.1:$port" moto_up "$port" || die "moto did not start (see $dir/moto.log)"
+  echo "$port" >"$dir/port"
+  echo "$port"
+}
+
+stop_moto() {
+  local dir="$RAI_STACK_DIR/moto"
+  [ -f "$dir/moto.pid" ] && kill "$(cat "$dir/moto.pid")" 2>/dev/null || true
+  rm -f "$dir/moto.pid" "$dir/port"
+}
+
+# --- Docker ------------------------------------------------------------------------------------------------------
+ensure_docker() {
+  if docker info >/dev/null 2>&1; then return; fi
+  command -v dockerd >/dev/null || apt_install docker.io
+  if ! docker info >/dev/null 2>&1; then
+    # No bridge, no iptables: job containers run with --network none, and nothing here may touch other networks.
+    log "starting dockerd (no bridge, no iptables)"
+    nohup dockerd --bridge=none --iptables=false --ip-masq=false >"$RAI_STACK_DIR/dockerd.log" 2>&1 &
+    echo $! >"$RAI_STACK_DIR/dockerd.pid"
+    wait_for 60 "dockerd" docker info || die "dockerd did not start (see $RAI_STACK_DIR/dockerd.log)"
+  fi
+}
+
+stop_docker_if_started() {
+  [ -f "$RAI_STACK_DIR/dockerd.pid" ] || return 0
+  kill "$(cat "$RAI_STACK_DIR/dockerd.pid")" 2>/dev/null || true
+  rm -f "$RAI_STACK_DIR/dockerd.pid"
+}
+
+# The test image: busybox-static imported as a 2 MB image (no registry is reachable, so nothing is pulled).
+ensure_test_image() {
+  if docker image inspect "$RAI_TEST_IMAGE" >/dev/null 2>&1; then return; fi
+  local bb
+  bb=$(command -v busybox 2>/dev/null || true)
+  if [ -z "$bb" ] || ! file_is_static "$bb"; then
+    [ -x /bin/busybox ] && file_is_static /bin/busybox || apt_install busybox-static
+    bb=/bin/busybox
+  fi
+  local root
+  root=$(mktemp -d)
+  mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/build" "$root/src"
+  cp "$bb" "$root/bin/busybox"
+  for applet in $("$root/bin/busybox" --list); do
+    [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nrai:x:1000:1000:rai:/build:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nrai:x:1000:\nnobody:x:65534:\n' >"$root/etc/group"
+  chmod 1777 "$root/tmp"
+  log "importing $RAI_TEST_IMAGE from busybox-static"
+  tar -C "$root" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - "$RAI_TEST_IMAGE" >/dev/null
+  rm -rf "$root"
+  docker image inspect "$RAI_TEST_IMAGE" >/dev/null || die "could not import $RAI_TEST_IMAGE"
+}
+
+file_is_static() { ! ldd "$1" >/dev/null 2>&1; }

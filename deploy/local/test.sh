@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The one test command (README, "Test"): on a fresh machine it installs and starts everything the tests need, on
+# loopback only, runs every test of the workspace, and stops what it started.
+#
+#   deploy/local/test.sh [extra cargo test arguments]
+#
+# It provides: a private redis-server, moto's server (S3, SQS, STS), a Docker engine, and the local test image
+# rai-test/busybox. Their addresses reach the tests as RAI_TEST_REDIS_URL, RAI_TEST_REDIS_SERVER,
+# RAI_TEST_AWS_ENDPOINT, RAI_TEST_IMAGE. A piece that cannot be set up fails the run; nothing is skipped.
+
+source "$(dirname "$0")/lib.sh"
+cd "$RAI_REPO_ROOT"
+
+cleanup() {
+  stop_redis test-redis
+  stop_moto
+  stop_docker_if_started
+}
+trap cleanup EXIT
+
+command -v cargo >/dev/null || die "cargo is not installed (install Rust 1.95 or newer with rustup)"
+ensure_redis_installed
+ensure_moto_installed
+ensure_docker
+ensure_test_image
+
+redis_port=$(start_redis test-redis)
+moto_port=$(start_moto)
+
+export RAI_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
+export RAI_TEST_REDIS_SERVER="$(command -v redis-server)"
+export RAI_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
+export RAI_TEST_IMAGE
+export RAI_TEST_STACK=1
+# The tests talk to moto with dummy credentials; never to AWS.
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+unset AWS_PROFILE AWS_SESSION_TOKEN
+
+log "redis $RAI_TEST_REDIS_URL, moto $RAI_TEST_AWS_ENDPOINT, image $RAI_TEST_IMAGE"
+cargo test --workspace --locked "$@"
