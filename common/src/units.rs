@@ -59,8 +59,8 @@ impl fmt::Display for Span {
         let s = d.as_secs();
         match s {
             0 => write!(f, "0s"),
-            s if s % 3600 == 0 => write!(f, "{}h", s / 3600),
-            s if s % 60 == 0 => write!(f, "{}m", s / 60),
+            s if s.is_multiple_of(3600) => write!(f, "{}h", s / 3600),
+            s if s.is_multiple_of(60) => write!(f, "{}m", s / 60),
             s => write!(f, "{s}s"),
         }
     }
@@ -122,7 +122,7 @@ impl FromStr for Bytes {
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (unit, factor) in UNITS.iter().rev() {
-            if *factor > 1 && self.0 >= *factor && self.0 % factor == 0 {
+            if *factor > 1 && self.0 >= *factor && self.0.is_multiple_of(*factor) {
                 return write!(f, "{}{unit}", self.0 / factor);
             }
         }

@@ -567,7 +567,7 @@ pub fn from_str<T: DeserializeOwned>(
 ) -> Result<T, YamlError> {
     let node = parse(text, limits)
         .map_err(|e| e.in_source(source))?
-        .unwrap_or_else(|| Node {
+        .unwrap_or(Node {
             value: Value::Null,
             mark: Mark { line: 1, col: 1 },
         });

@@ -45,11 +45,15 @@ pub struct ImportReport {
     pub skipped: Vec<RowError>,
 }
 
-/// Reads a roster, returning the good rows (with their lines) and the bad ones.
-pub fn parse_roster(
-    text: &str,
-    path: &str,
-) -> Result<(Vec<(u64, NewAccount)>, Vec<RowError>), KeygenError> {
+/// A roster split into usable rows (with their lines) and bad ones.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedRoster {
+    pub good: Vec<(u64, NewAccount)>,
+    pub bad: Vec<RowError>,
+}
+
+/// Reads a roster, returning the good rows and the bad ones.
+pub fn parse_roster(text: &str, path: &str) -> Result<ParsedRoster, KeygenError> {
     let csv_err = |message: String| KeygenError::Csv {
         path: path.to_string(),
         message,
@@ -146,7 +150,7 @@ pub fn parse_roster(
             });
         }
     }
-    Ok((good, bad))
+    Ok(ParsedRoster { good, bad })
 }
 
 /// Imports a roster file into the registry and writes a profile per new (or rotated) user.
@@ -161,7 +165,7 @@ pub fn import_roster(
         source,
     })?;
     let name = roster.display().to_string();
-    let (good, bad) = parse_roster(&text, &name)?;
+    let ParsedRoster { good, bad } = parse_roster(&text, &name)?;
     if !bad.is_empty() && !opts.skip_invalid {
         return Err(KeygenError::BadRows {
             path: name,
@@ -212,7 +216,7 @@ mod tests {
                     Loe,Lou,lloe,not-an-email,student,Uni\n\
                     Moe,Max,mmoe,mmoe@uni.edu,professor,Uni\n\
                     Noe,Nia,nnoe,nnoe@uni.edu,TA,Uni\n";
-        let (good, bad) = parse_roster(text, "r.csv").unwrap();
+        let ParsedRoster { good, bad } = parse_roster(text, "r.csv").unwrap();
         assert_eq!(
             good.iter()
                 .map(|(_, a)| a.username.as_str())

@@ -1,0 +1,6 @@
+//! `rai version`.
+
+pub fn run() -> anyhow::Result<u8> {
+    println!("rai {}", rai_common::VERSION);
+    Ok(crate::exit::OK)
+}

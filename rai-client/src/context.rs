@@ -1,0 +1,41 @@
+//! What commands share: the loaded configuration, the profile, and the project directory.
+
+use std::path::{Path, PathBuf};
+
+use rai_common::account::Profile;
+use rai_common::config::ConfigSources;
+use rai_common::{BuildSpec, Config, paths};
+use rai_crypto::AppSecret;
+
+use crate::cli::GlobalArgs;
+
+/// The configuration as this student's machine layers it.
+pub fn load_config(global: &GlobalArgs) -> anyhow::Result<Config> {
+    let secret = AppSecret::resolve(
+        global.secret.as_deref(),
+        |k| std::env::var(k).ok(),
+        paths::home_dir().as_deref(),
+    )?;
+    Ok(Config::load(&ConfigSources::standard(None, secret))?)
+}
+
+/// The profile path: `--profile`, else the config's `profile`, else `~/.rai_profile`.
+pub fn profile_path(global: &GlobalArgs, config: Option<&Config>) -> PathBuf {
+    global
+        .profile
+        .clone()
+        .or_else(|| config.and_then(|c| c.profile.clone()))
+        .map(|p| paths::expand_home(&p))
+        .or_else(paths::default_profile)
+        .unwrap_or_else(|| PathBuf::from(".rai_profile"))
+}
+
+/// Reads the profile.
+pub fn load_profile(global: &GlobalArgs, config: Option<&Config>) -> anyhow::Result<Profile> {
+    Ok(Profile::load(&profile_path(global, config))?)
+}
+
+/// The build file of a project directory, read and checked.
+pub fn load_build_spec(path: &Path) -> Result<BuildSpec, rai_common::errors::BuildSpecError> {
+    BuildSpec::load(path)
+}

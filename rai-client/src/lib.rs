@@ -1,0 +1,15 @@
+//! The student's client, `rai`.
+//!
+//! `rai` checks a project's build file, signs a job with the student's profile, uploads the project, and follows the
+//! job's output live. This library holds all of it; `main.rs` only parses flags and turns errors into exit codes.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap), including the 2017 form `rai -p DIR`.
+//! - [`commands`]: one file per command.
+//! - [`context`]: what every command may need: configuration, profile, project directory.
+//! - [`exit`]: the documented exit codes.
+
+pub mod cli;
+pub mod commands;
+pub mod context;
+pub mod exit;

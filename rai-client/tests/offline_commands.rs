@@ -1,0 +1,87 @@
+//! The commands that need no services: validate, init, whoami, version, as a student runs them.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn rai(dir: &Path, home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rai"))
+        .current_dir(dir)
+        .env("HOME", home)
+        .env_remove("RAI_PROFILE")
+        .env_remove("RAI_SECRET")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn init_then_validate_then_break_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = rai(dir.path(), dir.path(), &["init"]);
+    assert!(o.status.success());
+    let o = rai(dir.path(), dir.path(), &["validate"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("image:    nvidia/cuda:12.4.1-devel-ubuntu22.04") && out.contains("1. nvcc"),
+        "{out}"
+    );
+
+    let o = rai(dir.path(), dir.path(), &["init"]);
+    assert_eq!(o.status.code(), Some(2), "init refuses to overwrite");
+
+    std::fs::write(
+        dir.path().join("rai_build.yml"),
+        "rai:\n  image: x\ncomands:\n  build: [make]\n",
+    )
+    .unwrap();
+    let o = rai(
+        dir.path(),
+        dir.path(),
+        &["-p", dir.path().to_str().unwrap(), "validate"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("rai_build.yml:3:1: unknown key \"comands\" (did you mean \"commands\"?)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn whoami_without_a_profile_says_whom_to_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = rai(dir.path(), dir.path(), &["whoami"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("it is expected at ~/.rai_profile") && err.contains("ask your instructor"),
+        "{err}"
+    );
+}
+
+#[test]
+fn whoami_reads_the_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rai_common::account::generate_signing_key();
+    let mut p = rai_common::account::Profile::new(&key, "jdoe");
+    p.team.name = "gpu-wizards".into();
+    std::fs::write(dir.path().join(".rai_profile"), p.to_yaml()).unwrap();
+    let o = rai(dir.path(), dir.path(), &["whoami"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("username: jdoe") && out.contains("team:     gpu-wizards"),
+        "{out}"
+    );
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = rai(dir.path(), dir.path(), &["version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("rai {}\n", rai_common::VERSION)
+    );
+}
