@@ -13,7 +13,12 @@ use rai_crypto::AppSecret;
 #[command(name = "raid", version, about = "The rai worker daemon")]
 struct Cli {
     /// The app secret that decrypts encrypted configuration values.
-    #[arg(short = 's', long = "secret", env = "RAI_SECRET", hide_env_values = true)]
+    #[arg(
+        short = 's',
+        long = "secret",
+        env = "RAI_SECRET",
+        hide_env_values = true
+    )]
     secret: Option<String>,
     /// A configuration file layered over /etc/rai/config.yml and ~/.rai_config.yml.
     #[arg(short = 'c', long = "config")]
@@ -23,8 +28,15 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let load = || -> anyhow::Result<Config> {
-        let secret = AppSecret::resolve(cli.secret.as_deref(), |k| std::env::var(k).ok(), paths::home_dir().as_deref())?;
-        Ok(Config::load(&ConfigSources::standard(cli.config.clone(), secret))?)
+        let secret = AppSecret::resolve(
+            cli.secret.as_deref(),
+            |k| std::env::var(k).ok(),
+            paths::home_dir().as_deref(),
+        )?;
+        Ok(Config::load(&ConfigSources::standard(
+            cli.config.clone(),
+            secret,
+        ))?)
     };
     match load() {
         Ok(config) => {
