@@ -101,3 +101,66 @@ pub enum VerifyError {
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[error("\"{0}\" is not a job id (26 letters and digits, as printed by `rai submit`)")]
 pub struct JobIdError(pub String);
+
+/// Packing or unpacking an archive failed.
+#[derive(Debug, Error)]
+pub enum ArchiveError {
+    #[error("{0} is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot list the directory: {0}")]
+    Walk(String),
+    #[error("the directory holds {} of files, over the {} cap; the largest: {}. Add them to .raiignore, or remove them",
+        crate::units::Bytes(*.bytes).human(), crate::units::Bytes(*.cap).human(), list_sizes(.largest))]
+    TooLarge {
+        bytes: u64,
+        cap: u64,
+        largest: Vec<(PathBuf, u64)>,
+    },
+    #[error("the directory holds {count} files and folders, over the {cap} cap; the most are in: {}. Add them to .raiignore, or remove them",
+        list_counts(.largest))]
+    TooManyFiles {
+        count: u64,
+        cap: u64,
+        largest: Vec<(PathBuf, u64)>,
+    },
+    #[error("unsafe archive: entry \"{entry}\" {reason}")]
+    UnsafeEntry { entry: String, reason: String },
+    #[error("the archive unpacks to more than {} (stopped at entry \"{entry}\")", crate::units::Bytes(*.cap).human())]
+    UnpackTooLarge { cap: u64, entry: String },
+    #[error("the archive holds more than {cap} entries (stopped at entry \"{entry}\")")]
+    TooManyEntries { cap: u64, entry: String },
+    #[error("the archive is corrupt or not tar + zstd: {0}")]
+    Corrupt(String),
+    #[error("compression failed: {0}")]
+    Compress(std::io::Error),
+}
+
+impl ArchiveError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        ArchiveError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+fn list_sizes(items: &[(PathBuf, u64)]) -> String {
+    items
+        .iter()
+        .map(|(p, n)| format!("{} ({})", p.display(), crate::units::Bytes(*n).human()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn list_counts(items: &[(PathBuf, u64)]) -> String {
+    items
+        .iter()
+        .map(|(p, n)| format!("{} ({n})", p.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

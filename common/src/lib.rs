@@ -5,6 +5,7 @@
 //! the client and the worker can never drift apart on what a job, a build file or a configuration means.
 //!
 //! # Layout
+//! - [`archive`]: packing a project as tar + zstd, and unpacking one that may be hostile.
 //! - [`build_spec`]: `rai_build.yml`, read strictly, with errors at line and column.
 //! - [`config`]: the layered configuration (defaults, files, environment, flags) with encrypted values.
 //! - [`account`]: the student's profile (private key) and the account registry (public keys, revocation).
@@ -16,6 +17,8 @@
 //! - [`testenv`]: the local services' addresses for tests (set by `deploy/local/test.sh`).
 
 pub mod account;
+#[cfg(feature = "backends")]
+pub mod archive;
 pub mod build_spec;
 pub mod config;
 pub mod errors;

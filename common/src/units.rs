@@ -119,6 +119,29 @@ impl FromStr for Bytes {
     }
 }
 
+impl Bytes {
+    /// A rounded human form for messages: `1.5 GiB`, `312 KiB`, `17 B`.
+    pub fn human(self) -> String {
+        let n = self.0 as f64;
+        for (unit, factor) in [
+            ("TiB", 1u64 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ] {
+            if self.0 >= factor {
+                let v = n / factor as f64;
+                return if v >= 100.0 {
+                    format!("{v:.0} {unit}")
+                } else {
+                    format!("{v:.1} {unit}")
+                };
+            }
+        }
+        format!("{} B", self.0)
+    }
+}
+
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (unit, factor) in UNITS.iter().rev() {

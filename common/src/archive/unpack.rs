@@ -1,0 +1,389 @@
+//! Unpacking an archive that may be hostile.
+//!
+//! Every entry is checked before anything is written: its path must be relative and free of `..`; it must not be
+//! written through a symbolic link (even one the archive itself made); links must point inside the target; only
+//! files, directories and links are allowed; setuid, setgid and sticky bits are dropped; and the total bytes and
+//! entries are capped as they are written, so a zstd bomb stops at the cap instead of filling the disk. The first
+//! violation aborts with an error naming the entry; the caller removes the half-written directory.
+
+use std::collections::HashSet;
+use std::fs::OpenOptions;
+use std::io::{self, Read, Write};
+use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc;
+
+use crate::errors::ArchiveError;
+
+/// Caps on what an archive may unpack to.
+#[derive(Debug, Clone, Copy)]
+pub struct UnpackLimits {
+    pub max_bytes: u64,
+    pub max_entries: u64,
+}
+
+impl Default for UnpackLimits {
+    fn default() -> Self {
+        UnpackLimits {
+            max_bytes: 4 << 30,
+            max_entries: 200_000,
+        }
+    }
+}
+
+/// What an unpack wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnpackSummary {
+    pub files: u64,
+    pub dirs: u64,
+    pub links: u64,
+    pub bytes: u64,
+}
+
+const CHUNK: usize = 1 << 20;
+
+/// A reader over chunks that another thread decompresses.
+struct ChunkReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The path of an entry, relative and without `..`, or why not.
+fn safe_relative(path: &Path) -> Result<PathBuf, &'static str> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(part) => {
+                #[cfg(windows)]
+                if part.to_string_lossy().contains([':', '\\']) {
+                    return Err("has a name this system cannot hold");
+                }
+                out.push(part)
+            }
+            Component::CurDir => {}
+            Component::ParentDir => return Err("has a \"..\" component"),
+            Component::RootDir | Component::Prefix(_) => return Err("is an absolute path"),
+        }
+    }
+    Ok(out)
+}
+
+struct Unpacker<'a> {
+    dest: &'a Path,
+    limits: UnpackLimits,
+    summary: UnpackSummary,
+    /// Directories this unpack made or checked: known not to be links.
+    safe_dirs: HashSet<PathBuf>,
+    buf: Vec<u8>,
+}
+
+impl Unpacker<'_> {
+    fn reject(entry: &Path, reason: impl Into<String>) -> ArchiveError {
+        ArchiveError::UnsafeEntry {
+            entry: entry.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Makes sure every directory above `rel` exists and is a real directory, not a link.
+    fn prepare_parents(&mut self, rel: &Path) -> Result<(), ArchiveError> {
+        let mut at = PathBuf::new();
+        let parents: Vec<_> = rel
+            .parent()
+            .map(|p| p.components().collect())
+            .unwrap_or_default();
+        for c in parents {
+            at.push(c);
+            if self.safe_dirs.contains(&at) {
+                continue;
+            }
+            let full = self.dest.join(&at);
+            match std::fs::symlink_metadata(&full) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Self::reject(
+                        rel,
+                        format!(
+                            "would be written through the symbolic link {}",
+                            at.display()
+                        ),
+                    ));
+                }
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(Self::reject(
+                        rel,
+                        format!("{} is a file, not a directory", at.display()),
+                    ));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir(&full).map_err(|e| ArchiveError::io(&full, e))?;
+                }
+                Err(e) => return Err(ArchiveError::io(&full, e)),
+            }
+            self.safe_dirs.insert(at.clone());
+        }
+        Ok(())
+    }
+
+    /// Removes whatever is at `full` (never following a link) so a new entry cannot write through it.
+    fn clear(full: &Path) -> Result<(), ArchiveError> {
+        match std::fs::symlink_metadata(full) {
+            Ok(m) if m.is_dir() => {
+                std::fs::remove_dir_all(full).map_err(|e| ArchiveError::io(full, e))
+            }
+            Ok(_) => std::fs::remove_file(full).map_err(|e| ArchiveError::io(full, e)),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), ArchiveError> {
+        let raw = entry
+            .path()
+            .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
+            .into_owned();
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
+            return Ok(());
+        }
+        self.summary_entries_check(&raw)?;
+        let rel = safe_relative(&raw).map_err(|why| Self::reject(&raw, why))?;
+        if rel.as_os_str().is_empty() {
+            return if kind.is_dir() {
+                Ok(())
+            } else {
+                Err(Self::reject(&raw, "has an empty name"))
+            };
+        }
+        self.prepare_parents(&rel)?;
+        let full = self.dest.join(&rel);
+        let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+        match kind {
+            tar::EntryType::Directory => {
+                match std::fs::symlink_metadata(&full) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => Self::clear(&full).and_then(|_| {
+                        std::fs::create_dir(&full).map_err(|e| ArchiveError::io(&full, e))
+                    })?,
+                    Err(_) => std::fs::create_dir(&full).map_err(|e| ArchiveError::io(&full, e))?,
+                }
+                set_mode(&full, mode | 0o700)?;
+                self.safe_dirs.insert(rel);
+                self.summary.dirs += 1;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                Self::clear(&full)?;
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&full)
+                    .map_err(|e| ArchiveError::io(&full, e))?;
+                loop {
+                    let n = entry
+                        .read(&mut self.buf)
+                        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    self.summary.bytes += n as u64;
+                    if self.summary.bytes > self.limits.max_bytes {
+                        return Err(ArchiveError::UnpackTooLarge {
+                            cap: self.limits.max_bytes,
+                            entry: rel.display().to_string(),
+                        });
+                    }
+                    file.write_all(&self.buf[..n])
+                        .map_err(|e| ArchiveError::io(&full, e))?;
+                }
+                if let Ok(Some(mtime)) = entry
+                    .header()
+                    .mtime()
+                    .map(|t| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(t)))
+                {
+                    let _ = file.set_modified(mtime);
+                }
+                drop(file);
+                set_mode(&full, mode)?;
+                self.summary.files += 1;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
+                    .ok_or_else(|| Self::reject(&raw, "is a link without a target"))?
+                    .into_owned();
+                if !super::pack::link_stays_inside(&rel, &target) {
+                    return Err(Self::reject(
+                        &raw,
+                        format!(
+                            "is a symbolic link to {}, outside the directory",
+                            target.display()
+                        ),
+                    ));
+                }
+                Self::clear(&full)?;
+                make_symlink(&target, &full)?;
+                self.summary.links += 1;
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| ArchiveError::Corrupt(e.to_string()))?
+                    .ok_or_else(|| Self::reject(&raw, "is a link without a target"))?
+                    .into_owned();
+                let target_rel = safe_relative(&target).map_err(|why| {
+                    Self::reject(&raw, format!("is a hard link whose target {why}"))
+                })?;
+                self.prepare_parents(&target_rel)?;
+                let target_full = self.dest.join(&target_rel);
+                match std::fs::symlink_metadata(&target_full) {
+                    Ok(m) if m.is_file() => {}
+                    _ => {
+                        return Err(Self::reject(
+                            &raw,
+                            format!(
+                                "is a hard link to {}, which is not a file unpacked before it",
+                                target.display()
+                            ),
+                        ));
+                    }
+                }
+                Self::clear(&full)?;
+                std::fs::hard_link(&target_full, &full).map_err(|e| ArchiveError::io(&full, e))?;
+                self.summary.links += 1;
+            }
+            other => {
+                let what = match other {
+                    tar::EntryType::Char => "a character device",
+                    tar::EntryType::Block => "a block device",
+                    tar::EntryType::Fifo => "a fifo",
+                    _ => "an entry of an unsupported type",
+                };
+                return Err(Self::reject(
+                    &raw,
+                    format!("is {what}; archives may hold only files, directories and links"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn summary_entries_check(&self, raw: &Path) -> Result<(), ArchiveError> {
+        let n = self.summary.files + self.summary.dirs + self.summary.links;
+        if n >= self.limits.max_entries {
+            return Err(ArchiveError::TooManyEntries {
+                cap: self.limits.max_entries,
+                entry: raw.display().to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<(), ArchiveError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| ArchiveError::io(path, e))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> Result<(), ArchiveError> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn make_symlink(target: &Path, at: &Path) -> Result<(), ArchiveError> {
+    std::os::unix::fs::symlink(target, at).map_err(|e| ArchiveError::io(at, e))
+}
+
+#[cfg(windows)]
+fn make_symlink(target: &Path, at: &Path) -> Result<(), ArchiveError> {
+    std::os::windows::fs::symlink_file(target, at).map_err(|e| ArchiveError::io(at, e))
+}
+
+/// Unpacks a tar + zstd stream into `dest` (created if missing), within `limits`.
+pub fn unpack<R: Read + Send>(
+    input: R,
+    dest: &Path,
+    limits: UnpackLimits,
+) -> Result<UnpackSummary, ArchiveError> {
+    std::fs::create_dir_all(dest).map_err(|e| ArchiveError::io(dest, e))?;
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut decoder = match zstd::Decoder::new(input) {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            // Decompression is bounded by the consumer: it stops reading at the cap and drops the receiver.
+            loop {
+                let mut chunk = vec![0u8; CHUNK];
+                let mut filled = 0;
+                while filled < CHUNK {
+                    match decoder.read(&mut chunk[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                if filled == 0 {
+                    return;
+                }
+                chunk.truncate(filled);
+                if tx.send(Ok(chunk)).is_err() {
+                    return;
+                }
+            }
+        });
+        let reader = ChunkReader {
+            rx,
+            current: Vec::new(),
+            pos: 0,
+        };
+        let mut archive = tar::Archive::new(reader);
+        let mut unpacker = Unpacker {
+            dest,
+            limits,
+            summary: UnpackSummary::default(),
+            safe_dirs: HashSet::new(),
+            buf: vec![0u8; 256 * 1024],
+        };
+        let entries = archive
+            .entries()
+            .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+            unpacker.entry(entry)?;
+        }
+        Ok(unpacker.summary)
+    })
+}
