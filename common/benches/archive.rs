@@ -1,0 +1,143 @@
+//! Pack and unpack of a 200 MB directory of 2,000 files, beside GNU tar with zstd at the same level, in one run.
+//!
+//!     cargo bench -p rai-common --bench archive
+//!
+//! Targets (issue 3): pack time / `tar -I 'zstd -T0 -3' -cf` <= 1.0, unpack time / `tar -I zstd -xf` <= 1.0.
+//! Each figure is the best of 3 runs, after one warm-up, so the page cache is warm for both sides.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rai_common::archive::{PackOptions, UnpackLimits, ZSTD_LEVEL, pack, unpack};
+
+const FILES: usize = 2_000;
+const FILE_BYTES: usize = 100 * 1024;
+
+/// Deterministic content that compresses like source and data files do (about 3:1), not like zeros or noise.
+fn make_tree(root: &Path) {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let words: Vec<&[u8]> = [
+        &b"__global__ "[..],
+        b"void ",
+        b"float* ",
+        b"int i = blockIdx.x * blockDim.x + threadIdx.x;\n",
+        b"if (i < n) ",
+        b"c[i] = a[i] + b[i];\n",
+        b"// comment ",
+        b"return ",
+        b"0.5f, ",
+        b"for (",
+        b"}\n",
+    ]
+    .to_vec();
+    for i in 0..FILES {
+        let dir = root.join(format!("d{:02}", i % 40));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut data = Vec::with_capacity(FILE_BYTES);
+        while data.len() < FILE_BYTES {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            if state % 4 == 0 {
+                data.extend_from_slice(&state.to_le_bytes());
+            } else {
+                data.extend_from_slice(words[(state >> 8) as usize % words.len()]);
+            }
+        }
+        data.truncate(FILE_BYTES);
+        std::fs::write(dir.join(format!("f{i:04}.dat")), data).unwrap();
+    }
+}
+
+fn best_of<F: FnMut()>(n: usize, mut f: F) -> Duration {
+    f();
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .unwrap()
+}
+
+fn sh(cmd: &str) {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "{cmd} failed");
+}
+
+fn main() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    make_tree(&src);
+    let ours = work.path().join("ours.tar.zst");
+    let theirs = work.path().join("theirs.tar.zst");
+    let out = work.path().join("out");
+    let total = (FILES * FILE_BYTES) as f64 / 1e6;
+
+    let pack_ours = best_of(3, || {
+        let f = std::fs::File::create(&ours).unwrap();
+        pack(
+            &src,
+            std::io::BufWriter::new(f),
+            &PackOptions::default(),
+            |_| {},
+        )
+        .unwrap();
+    });
+    let pack_tar = best_of(3, || {
+        sh(&format!(
+            "tar -C {} -I 'zstd -T0 -{ZSTD_LEVEL} -q' -cf {} .",
+            src.display(),
+            theirs.display()
+        ))
+    });
+    let unpack_ours = best_of(3, || {
+        let _ = std::fs::remove_dir_all(&out);
+        let f = std::fs::File::open(&ours).unwrap();
+        unpack(std::io::BufReader::new(f), &out, UnpackLimits::default()).unwrap();
+    });
+    let unpack_tar = best_of(3, || {
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out).unwrap();
+        sh(&format!(
+            "tar -C {} --zstd -xf {}",
+            out.display(),
+            theirs.display()
+        ));
+    });
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len() as f64 / 1e6;
+    println!("archive benchmark: {FILES} files, {total:.0} MB, zstd level {ZSTD_LEVEL}, best of 3");
+    println!(
+        "{:<10} {:>10} {:>12} {:>8} {:>8}",
+        "step", "rai", "tar+zstd", "ratio", "target"
+    );
+    println!(
+        "{:<10} {:>9.3}s {:>11.3}s {:>8.2} {:>8}",
+        "pack",
+        pack_ours.as_secs_f64(),
+        pack_tar.as_secs_f64(),
+        pack_ours.as_secs_f64() / pack_tar.as_secs_f64(),
+        "<= 1.0"
+    );
+    println!(
+        "{:<10} {:>9.3}s {:>11.3}s {:>8.2} {:>8}",
+        "unpack",
+        unpack_ours.as_secs_f64(),
+        unpack_tar.as_secs_f64(),
+        unpack_ours.as_secs_f64() / unpack_tar.as_secs_f64(),
+        "<= 1.0"
+    );
+    println!(
+        "{:<10} {:>9.1}M {:>11.1}M",
+        "size",
+        size(&ours),
+        size(&theirs)
+    );
+}
