@@ -164,3 +164,22 @@ fn list_counts(items: &[(PathBuf, u64)]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// A job queue operation failed.
+#[derive(Debug, Error)]
+pub enum QueueError {
+    #[error(
+        "cannot reach the job queue at {endpoint} ({reason}); check that it is running and the config's address"
+    )]
+    Unreachable { endpoint: String, reason: String },
+    #[error(
+        "the job queue \"{name}\" does not exist at {endpoint}; an admin creates it (see docs/admin.md)"
+    )]
+    NoSuchQueue { name: String, endpoint: String },
+    #[error("the job message is {size} bytes, over the queue's limit of {max} bytes")]
+    TooLarge { size: usize, max: usize },
+    #[error("the lease on message {id} ran out and the message may be with another worker")]
+    LeaseLost { id: String },
+    #[error("job queue at {endpoint}: {message}")]
+    Backend { endpoint: String, message: String },
+}

@@ -6,11 +6,13 @@
 //!
 //! # Layout
 //! - [`archive`]: packing a project as tar + zstd, and unpacking one that may be hostile.
+//! - [`aws`]: S3, SQS and STS clients from the config (AWS itself, or a stand-in such as moto).
 //! - [`build_spec`]: `rai_build.yml`, read strictly, with errors at line and column.
 //! - [`config`]: the layered configuration (defaults, files, environment, flags) with encrypted values.
 //! - [`account`]: the student's profile (private key) and the account registry (public keys, revocation).
 //! - [`job`]: job ids, the signed job message, and its verification.
 //! - [`yaml`]: the strict, position-keeping YAML reader under all of the above.
+//! - [`queue`]: the job queue ([`queue::JobQueue`]) over Redis Streams or SQS, with leases and dead letters.
 //! - [`units`]: durations and sizes as people write them (`10m`, `4g`).
 //! - [`paths`]: home-relative file locations on every OS.
 //! - [`errors`]: the error types, one per concern.
@@ -19,11 +21,17 @@
 pub mod account;
 #[cfg(feature = "backends")]
 pub mod archive;
+#[cfg(feature = "backends")]
+pub mod aws;
 pub mod build_spec;
 pub mod config;
 pub mod errors;
 pub mod job;
 pub mod paths;
+#[cfg(feature = "backends")]
+pub mod queue;
+#[cfg(feature = "backends")]
+pub mod redis_link;
 pub mod testenv;
 pub mod units;
 pub mod yaml;

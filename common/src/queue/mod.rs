@@ -1,0 +1,90 @@
+//! The job queue: where signed job messages wait for a worker.
+//!
+//! [`JobQueue`] is what the client and worker see; [`RedisQueue`] (Redis Streams, the embedded default) and
+//! [`SqsQueue`] (AWS SQS, the cluster setup) implement it with the same contract, checked by one test suite run
+//! against both:
+//!
+//! - a received message is *leased* to its receiver and invisible to everyone else until the lease ends;
+//! - [`JobQueue::extend`] renews the lease (a worker calls it while the job runs);
+//! - [`JobQueue::ack`] deletes the message for good (only after the job's results are stored);
+//! - [`JobQueue::release`] makes it visible again at once (a draining worker hands its job back);
+//! - a lease that simply runs out (the worker died) makes the message visible again;
+//! - a message delivered more than `max_deliveries` times goes to the dead-letter place instead of being retried
+//!   forever.
+//!
+//! Each handle has one lease duration (the config's `queue.lease`); a lease lasts that long from its receipt or
+//! its last extension.
+
+mod redis;
+mod sqs;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use self::redis::RedisQueue;
+pub use self::sqs::SqsQueue;
+use crate::errors::QueueError;
+
+/// A message held by one receiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The message's id: stable across redeliveries.
+    pub id: String,
+    pub body: String,
+    /// How many times the message has been delivered, this time included (1 the first time).
+    pub deliveries: u32,
+    /// The backend's handle for this delivery (SQS receipt handle, Redis stream entry id).
+    pub(crate) receipt: String,
+}
+
+/// A message that was given up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub id: String,
+    pub body: String,
+    pub deliveries: u32,
+}
+
+/// The largest message either backend accepts (SQS's limit).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// A queue of job messages with leases.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// The queue's name.
+    fn name(&self) -> &str;
+
+    /// How long a lease lasts.
+    fn lease_duration(&self) -> Duration;
+
+    /// Adds a message; returns its id.
+    async fn send(&self, body: &str) -> Result<String, QueueError>;
+
+    /// Leases up to `max` messages, waiting up to `wait` for the first.
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Lease>, QueueError>;
+
+    /// Renews a lease for another lease duration. Fails with [`QueueError::LeaseLost`] when the lease already ran
+    /// out and the message may be with someone else.
+    async fn extend(&self, lease: &Lease) -> Result<(), QueueError>;
+
+    /// Deletes a leased message for good.
+    async fn ack(&self, lease: &Lease) -> Result<(), QueueError>;
+
+    /// Gives a leased message back: visible to every receiver at once.
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError>;
+
+    /// Reads (without removing) up to `max` messages from the dead-letter place.
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError>;
+}
+
+/// Checks a body against [`MAX_BODY_BYTES`].
+pub(crate) fn check_size(body: &str) -> Result<(), QueueError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(QueueError::TooLarge {
+            size: body.len(),
+            max: MAX_BODY_BYTES,
+        });
+    }
+    Ok(())
+}

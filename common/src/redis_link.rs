@@ -1,0 +1,50 @@
+//! Opening Redis connections the same way everywhere: reconnecting managers, no response timeout on the
+//! connections that block, and an endpoint name (without the password) for error messages.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// `host:port` of a Redis URL, without credentials, for messages.
+pub fn endpoint_of(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let host = rest.rsplit('@').next().unwrap_or(rest);
+    host.split('/').next().unwrap_or(host).to_string()
+}
+
+/// A reconnecting connection. `blocking` connections have no response timeout, for `XREADGROUP BLOCK` and the
+/// like (the default 500 ms would cut every blocking read short).
+pub async fn manager(url: &str, blocking: bool) -> Result<ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    let response_timeout = if blocking {
+        None
+    } else {
+        Some(Duration::from_secs(10))
+    };
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(response_timeout)
+        .set_number_of_retries(6)
+        .set_max_delay(Duration::from_secs(2));
+    ConnectionManager::new_with_config(client, config).await
+}
+
+/// Whether an error means the connection (not the command) failed, so a retry may succeed.
+pub fn is_transient(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn endpoints_hide_passwords() {
+        assert_eq!(
+            super::endpoint_of("redis://user:pw@10.0.0.1:6379/0"),
+            "10.0.0.1:6379"
+        );
+        assert_eq!(
+            super::endpoint_of("redis://127.0.0.1:7000"),
+            "127.0.0.1:7000"
+        );
+    }
+}

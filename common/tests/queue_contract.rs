@@ -1,0 +1,284 @@
+//! One contract, two backends: every test here runs unchanged against the Redis Streams queue (on the test Redis)
+//! and the SQS queue (on moto).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rai_common::config::{AwsConfig, Config};
+use rai_common::queue::{JobQueue, RedisQueue, SqsQueue};
+use rai_common::testenv;
+use tokio::sync::Mutex;
+
+const LEASE: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Redis,
+    Sqs,
+}
+
+fn aws_config() -> AwsConfig {
+    AwsConfig {
+        endpoint_url: Some(testenv::aws_endpoint()),
+        access_key_id: Some("testing".into()),
+        secret_access_key: Some("testing".into()),
+        ..Config::defaults().aws
+    }
+}
+
+/// Opens a handle (a consumer of its own) on the queue `name`, creating it when needed.
+async fn open(backend: Backend, name: &str, max_deliveries: u32) -> Arc<dyn JobQueue> {
+    open_with_lease(backend, name, max_deliveries, LEASE).await
+}
+
+async fn open_with_lease(
+    backend: Backend,
+    name: &str,
+    max_deliveries: u32,
+    lease: Duration,
+) -> Arc<dyn JobQueue> {
+    match backend {
+        Backend::Redis => Arc::new(
+            RedisQueue::connect(&testenv::redis_url(), name, lease, max_deliveries)
+                .await
+                .unwrap(),
+        ),
+        Backend::Sqs => {
+            let sdk = rai_common::aws::sdk_config(&aws_config()).await;
+            let client = rai_common::aws::sqs_client(&sdk);
+            Arc::new(
+                SqsQueue::create(client, testenv::aws_endpoint(), name, lease, max_deliveries)
+                    .await
+                    .unwrap(),
+            )
+        }
+    }
+}
+
+fn queue_name() -> String {
+    testenv::unique("q").replace(':', "-")
+}
+
+async fn leased_message_is_invisible_until_its_lease_ends(b: Backend) {
+    let name = queue_name();
+    let (c1, c2) = (open(b, &name, 5).await, open(b, &name, 5).await);
+    c1.send("job-a").await.unwrap();
+    let got = c1.receive(1, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].body.as_str(), got[0].deliveries), ("job-a", 1));
+    assert!(
+        c2.receive(1, Duration::from_millis(500))
+            .await
+            .unwrap()
+            .is_empty(),
+        "{b:?}: leased message visible"
+    );
+    tokio::time::sleep(LEASE + Duration::from_millis(300)).await;
+    let again = c2.receive(1, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        again.len(),
+        1,
+        "{b:?}: an abandoned lease must return the message"
+    );
+    assert_eq!(
+        (again[0].id.as_str(), again[0].deliveries),
+        (got[0].id.as_str(), 2)
+    );
+}
+
+async fn extended_lease_keeps_it_invisible(b: Backend) {
+    let name = queue_name();
+    let (c1, c2) = (open(b, &name, 5).await, open(b, &name, 5).await);
+    c1.send("job-b").await.unwrap();
+    let got = c1.receive(1, Duration::from_secs(5)).await.unwrap();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        c1.extend(&got[0]).await.unwrap();
+        assert!(
+            c2.receive(1, Duration::ZERO).await.unwrap().is_empty(),
+            "{b:?}: extended lease leaked"
+        );
+    }
+    c1.ack(&got[0]).await.unwrap();
+}
+
+async fn acked_message_never_returns(b: Backend) {
+    let name = queue_name();
+    let (c1, c2) = (open(b, &name, 5).await, open(b, &name, 5).await);
+    c1.send("job-c").await.unwrap();
+    let got = c1.receive(1, Duration::from_secs(5)).await.unwrap();
+    c1.ack(&got[0]).await.unwrap();
+    tokio::time::sleep(LEASE + Duration::from_millis(300)).await;
+    assert!(
+        c2.receive(1, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "{b:?}: acked message came back"
+    );
+}
+
+async fn released_message_returns_at_once(b: Backend) {
+    let name = queue_name();
+    let (c1, c2) = (open(b, &name, 5).await, open(b, &name, 5).await);
+    c1.send("job-d").await.unwrap();
+    let got = c1.receive(1, Duration::from_secs(5)).await.unwrap();
+    let waiter = {
+        let c2 = c2.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            (
+                c2.receive(1, Duration::from_secs(10)).await.unwrap(),
+                t.elapsed(),
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c1.release(&got[0]).await.unwrap();
+    let (again, waited) = waiter.await.unwrap();
+    assert_eq!(again.len(), 1, "{b:?}");
+    assert_eq!((again[0].body.as_str(), again[0].deliveries), ("job-d", 2));
+    assert!(
+        waited < LEASE,
+        "{b:?}: a released message came back only after {waited:?}, not at once"
+    );
+}
+
+async fn over_delivered_message_goes_to_the_dead_letters(b: Backend) {
+    let name = queue_name();
+    let c = open(b, &name, 2).await;
+    c.send("poison").await.unwrap();
+    c.send("healthy").await.unwrap();
+    let mut poison_deliveries = 0;
+    let mut healthy_done = false;
+    for _ in 0..6 {
+        for lease in c.receive(2, Duration::from_secs(1)).await.unwrap() {
+            if lease.body == "poison" {
+                poison_deliveries += 1;
+                c.release(&lease).await.unwrap();
+            } else {
+                c.ack(&lease).await.unwrap();
+                healthy_done = true;
+            }
+        }
+    }
+    assert!(healthy_done);
+    assert_eq!(
+        poison_deliveries, 2,
+        "{b:?}: delivered more often than the maximum"
+    );
+    let dead = c.dead_letters(10).await.unwrap();
+    assert_eq!(
+        dead.iter().map(|d| d.body.as_str()).collect::<Vec<_>>(),
+        ["poison"],
+        "{b:?}"
+    );
+}
+
+async fn thousand_messages_are_each_acked_exactly_once(b: Backend) {
+    let name = queue_name();
+    let producers: Vec<_> = (0..10)
+        .map(|p| {
+            let name = name.clone();
+            tokio::spawn(async move {
+                let q = open(b, &name, 5).await;
+                for i in 0..100 {
+                    q.send(&format!("m-{p}-{i}")).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let acked: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let consumers: Vec<_> = (0..4)
+        .map(|_| {
+            let (name, acked) = (name.clone(), acked.clone());
+            tokio::spawn(async move {
+                // A lease long enough that a slow moto never lets one run out mid-batch: this test is about
+                // delivery, not expiry.
+                let q = open_with_lease(b, &name, 5, Duration::from_secs(60)).await;
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while acked.lock().await.len() < 1000 && Instant::now() < deadline {
+                    for lease in q.receive(10, Duration::from_millis(500)).await.unwrap() {
+                        q.ack(&lease).await.unwrap();
+                        *acked.lock().await.entry(lease.body.clone()).or_default() += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.await.unwrap();
+    }
+    for c in consumers {
+        c.await.unwrap();
+    }
+    let acked = acked.lock().await;
+    assert_eq!(acked.len(), 1000, "{b:?}: not every message was acked");
+    let twice: Vec<_> = acked.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "{b:?}: acked more than once: {twice:?}");
+}
+
+async fn oversized_message_is_refused_before_sending(b: Backend) {
+    let q = open(b, &queue_name(), 5).await;
+    let e = q.send(&"x".repeat(300 * 1024)).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the job message is 307200 bytes, over the queue's limit of 262144 bytes"
+    );
+}
+
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod redis_queue {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test(super::Backend::Redis).await })*
+        }
+        mod sqs_queue {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test(super::Backend::Sqs).await })*
+        }
+    };
+}
+
+contract!(
+    leased_message_is_invisible_until_its_lease_ends,
+    extended_lease_keeps_it_invisible,
+    acked_message_never_returns,
+    released_message_returns_at_once,
+    over_delivered_message_goes_to_the_dead_letters,
+    thousand_messages_are_each_acked_exactly_once,
+    oversized_message_is_refused_before_sending,
+);
+
+#[tokio::test]
+async fn unreachable_redis_names_the_endpoint() {
+    let e = RedisQueue::connect("redis://127.0.0.1:1", "q", LEASE, 3)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.starts_with("cannot reach the job queue at 127.0.0.1:1"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn missing_sqs_queue_says_so() {
+    let sdk = rai_common::aws::sdk_config(&aws_config()).await;
+    let e = SqsQueue::open(
+        rai_common::aws::sqs_client(&sdk),
+        testenv::aws_endpoint(),
+        &queue_name(),
+        LEASE,
+    )
+    .await
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("does not exist at") && e.contains("docs/admin.md"),
+        "{e}"
+    );
+}
