@@ -177,7 +177,7 @@ pub fn scan(
                 _ => None,
             })
             .collect();
-        files.sort_by(|a, b| b.1.cmp(&a.1));
+        files.sort_by_key(|f| std::cmp::Reverse(f.1));
         files.truncate(5);
         return Err(ArchiveError::TooLarge {
             bytes,
