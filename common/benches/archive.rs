@@ -39,7 +39,7 @@ fn make_tree(root: &Path) {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            if state % 4 == 0 {
+            if state.is_multiple_of(4) {
                 data.extend_from_slice(&state.to_le_bytes());
             } else {
                 data.extend_from_slice(words[(state >> 8) as usize % words.len()]);
