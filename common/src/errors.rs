@@ -183,3 +183,22 @@ pub enum QueueError {
     #[error("job queue at {endpoint}: {message}")]
     Backend { endpoint: String, message: String },
 }
+
+/// Publishing or following job events failed.
+#[derive(Debug, Error)]
+pub enum EventError {
+    #[error(
+        "cannot reach Redis at {endpoint} ({reason}); check that it is running and the config's events.redis_url"
+    )]
+    Unreachable { endpoint: String, reason: String },
+    #[error("Redis at {endpoint}: {message}")]
+    Backend { endpoint: String, message: String },
+    #[error(
+        "job {job}: events were published by someone else (expected seq {expected}, found {found}); another worker has the job"
+    )]
+    Conflict {
+        job: String,
+        expected: u64,
+        found: u64,
+    },
+}

@@ -15,6 +15,7 @@
 //! - [`queue`]: the job queue ([`queue::JobQueue`]) over Redis Streams or SQS, with leases and dead letters.
 //! - [`units`]: durations and sizes as people write them (`10m`, `4g`).
 //! - [`paths`]: home-relative file locations on every OS.
+//! - [`events`]: job events over Redis (live pub/sub plus history), job state, cancel requests, heartbeats.
 //! - [`errors`]: the error types, one per concern.
 //! - [`testenv`]: the local services' addresses for tests (set by `deploy/local/test.sh`).
 
@@ -26,6 +27,8 @@ pub mod aws;
 pub mod build_spec;
 pub mod config;
 pub mod errors;
+#[cfg(feature = "backends")]
+pub mod events;
 pub mod job;
 pub mod paths;
 #[cfg(feature = "backends")]

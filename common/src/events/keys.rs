@@ -1,0 +1,37 @@
+//! Every Redis key and channel name rai uses, in one place, so the code, the ACL file (deploy/redis/users.acl) and
+//! the docs agree.
+
+use crate::job::JobId;
+
+/// The pub/sub channel of a job's live events.
+pub fn events_channel(job: &JobId) -> String {
+    format!("rai:job:{job}:events")
+}
+
+/// The capped stream holding a job's event history.
+pub fn event_log(job: &JobId) -> String {
+    format!("rai:job:{job}:log")
+}
+
+/// A job's event counter (the last `seq` used).
+pub fn event_seq(job: &JobId) -> String {
+    format!("rai:job:{job}:seq")
+}
+
+/// A job's state hash.
+pub fn job_state(job: &JobId) -> String {
+    format!("rai:job:{job}")
+}
+
+/// A job's cancel request (its value: who asked).
+pub fn cancel(job: &JobId) -> String {
+    format!("rai:job:{job}:cancel")
+}
+
+/// A worker's heartbeat.
+pub fn worker(name: &str) -> String {
+    format!("rai:worker:{name}")
+}
+
+/// The pattern of every worker's heartbeat.
+pub const WORKER_PATTERN: &str = "rai:worker:*";

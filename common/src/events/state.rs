@@ -1,0 +1,160 @@
+//! Job state, cancel requests and worker heartbeats: the small facts `rai status`, `rai cancel` and `rai workers`
+//! read, kept in Redis beside the events.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{EventBus, JobStatus, keys};
+use crate::errors::EventError;
+use crate::job::JobId;
+
+/// A job's state as the `rai:job:<id>` hash holds it. Every field is optional: a job gains them as it goes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobState {
+    pub status: Option<JobStatus>,
+    pub user: Option<String>,
+    pub queue: Option<String>,
+    pub worker: Option<String>,
+    pub submitted_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+}
+
+impl JobState {
+    fn from_hash(h: HashMap<String, String>) -> Option<JobState> {
+        if h.is_empty() {
+            return None;
+        }
+        let get = |k: &str| h.get(k).cloned();
+        Some(JobState {
+            status: get("status")
+                .and_then(|s| serde_json::from_value(serde_json::Value::String(s)).ok()),
+            user: get("user"),
+            queue: get("queue"),
+            worker: get("worker"),
+            submitted_at: get("submitted_at"),
+            started_at: get("started_at"),
+            finished_at: get("finished_at"),
+            exit_code: get("exit_code").and_then(|s| s.parse().ok()),
+            reason: get("reason"),
+        })
+    }
+}
+
+/// A worker's heartbeat: who it is and what it is doing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub name: String,
+    pub queues: Vec<String>,
+    pub slots: u32,
+    pub running: Vec<String>,
+    pub gpus: u32,
+    pub version: String,
+    pub started_at: String,
+}
+
+impl EventBus {
+    /// Sets fields of a job's state hash (and renews its expiry).
+    pub async fn update_state(
+        &self,
+        job: &JobId,
+        fields: &[(&str, String)],
+    ) -> Result<(), EventError> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let key = keys::job_state(job);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(&key, fields)
+            .ignore()
+            .expire(&key, self.retention().as_secs() as i64)
+            .ignore();
+        pipe.query_async::<()>(&mut self.connection())
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// A job's state, if Redis knows the job.
+    pub async fn state(&self, job: &JobId) -> Result<Option<JobState>, EventError> {
+        let h: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(keys::job_state(job))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(JobState::from_hash(h))
+    }
+
+    /// Asks the worker running `job` to cancel it.
+    pub async fn request_cancel(&self, job: &JobId, by: &str) -> Result<(), EventError> {
+        redis::cmd("SET")
+            .arg(keys::cancel(job))
+            .arg(by)
+            .arg("EX")
+            .arg(self.retention().as_secs().max(1))
+            .query_async::<()>(&mut self.connection())
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// Who asked to cancel `job`, if anyone.
+    pub async fn cancel_requested(&self, job: &JobId) -> Result<Option<String>, EventError> {
+        redis::cmd("GET")
+            .arg(keys::cancel(job))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// Records that a worker is alive, for `ttl`.
+    pub async fn heartbeat(&self, info: &WorkerInfo, ttl: Duration) -> Result<(), EventError> {
+        redis::cmd("SET")
+            .arg(keys::worker(&info.name))
+            .arg(serde_json::to_string(info).expect("worker info serializes"))
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async::<()>(&mut self.connection())
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// The workers whose heartbeat has not expired.
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>, EventError> {
+        let mut conn = self.connection();
+        let mut names: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(keys::WORKER_PATTERN)
+                .arg("COUNT")
+                .arg(200)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.error(e))?;
+            names.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut out = Vec::new();
+        for name in names {
+            let v: Option<String> = redis::cmd("GET")
+                .arg(&name)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.error(e))?;
+            if let Some(info) = v.and_then(|v| serde_json::from_str(&v).ok()) {
+                out.push(info);
+            }
+        }
+        out.sort_by(|a: &WorkerInfo, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
