@@ -29,9 +29,14 @@ pub async fn manager(url: &str, blocking: bool) -> Result<ConnectionManager, red
     ConnectionManager::new_with_config(client, config).await
 }
 
-/// Whether an error means the connection (not the command) failed, so a retry may succeed.
+/// Whether an error means the connection (not the command) failed, or the server is not ready yet (still loading
+/// its data after a restart), so a retry may succeed.
 pub fn is_transient(e: &redis::RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(e.code(), Some("LOADING" | "TRYAGAIN" | "MASTERDOWN"))
 }
 
 #[cfg(test)]
