@@ -202,3 +202,24 @@ pub enum EventError {
         found: u64,
     },
 }
+
+/// An object store operation failed.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("store key \"{key}\" {reason}")]
+    BadKey { key: String, reason: String },
+    #[error("object store {store}: {what}")]
+    Missing { store: String, what: String },
+    #[error("no object \"{key}\" in {store}")]
+    NotFound { key: String, store: String },
+    #[error("access to \"{key}\" in {store} was denied; check the credentials and their policy")]
+    Denied { key: String, store: String },
+    #[error(
+        "cannot reach the object store {store} ({reason}); check that it is running and the config's address"
+    )]
+    Unreachable { store: String, reason: String },
+    #[error("object store {store}: {message}")]
+    Backend { store: String, message: String },
+    #[error("object \"{key}\": {reason}")]
+    Io { key: String, reason: String },
+}

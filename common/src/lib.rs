@@ -13,6 +13,7 @@
 //! - [`job`]: job ids, the signed job message, and its verification.
 //! - [`yaml`]: the strict, position-keeping YAML reader under all of the above.
 //! - [`queue`]: the job queue ([`queue::JobQueue`]) over Redis Streams or SQS, with leases and dead letters.
+//! - [`store`]: object storage ([`store::ObjectStore`]) on S3 or a directory, streaming both ways.
 //! - [`units`]: durations and sizes as people write them (`10m`, `4g`).
 //! - [`paths`]: home-relative file locations on every OS.
 //! - [`events`]: job events over Redis (live pub/sub plus history), job state, cancel requests, heartbeats.
@@ -35,6 +36,8 @@ pub mod paths;
 pub mod queue;
 #[cfg(feature = "backends")]
 pub mod redis_link;
+#[cfg(feature = "backends")]
+pub mod store;
 pub mod testenv;
 pub mod units;
 pub mod yaml;

@@ -1,0 +1,323 @@
+//! The object store on S3 (or anything that speaks its API).
+//!
+//! Puts stream: an object up to one part (8 MiB) goes up in one request; a larger one as a multipart upload whose
+//! next part is read while the current one uploads, so memory stays at two parts whatever the object's size. A
+//! failed multipart upload is aborted, leaving nothing behind. Downloads are presigned GET links.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use sha2::{Digest, Sha256};
+
+use super::{ObjectInfo, ObjectReader, ObjectStore, PutResult, check_key, fill};
+use crate::aws::error_text;
+use crate::errors::StoreError;
+
+/// Size of one multipart part (S3's minimum is 5 MiB).
+const PART: usize = 8 << 20;
+
+/// An object store in an S3 bucket.
+#[derive(Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    endpoint: String,
+}
+
+impl S3Store {
+    /// Opens `bucket`, checking that it exists and can be reached.
+    pub async fn open(
+        client: Client,
+        bucket: &str,
+        endpoint: String,
+    ) -> Result<S3Store, StoreError> {
+        let store = S3Store {
+            client,
+            bucket: bucket.to_string(),
+            endpoint,
+        };
+        store
+            .client
+            .head_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| store.classify("(bucket)", &error_text(&e)))?;
+        Ok(store)
+    }
+
+    /// Opens `bucket` without checking it (for clients whose credentials may not allow HeadBucket).
+    pub fn unchecked(client: Client, bucket: &str, endpoint: String) -> S3Store {
+        S3Store {
+            client,
+            bucket: bucket.to_string(),
+            endpoint,
+        }
+    }
+
+    fn classify(&self, key: &str, text: &str) -> StoreError {
+        let lower = text.to_ascii_lowercase();
+        if text.contains("NoSuchBucket")
+            || (key == "(bucket)" && (text.contains("NotFound") || text.contains("404")))
+        {
+            StoreError::Missing {
+                store: self.describe(),
+                what: format!(
+                    "bucket \"{}\" does not exist; an admin creates it (see docs/admin.md)",
+                    self.bucket
+                ),
+            }
+        } else if text.contains("NoSuchKey") || text.contains("NotFound") {
+            StoreError::NotFound {
+                key: key.to_string(),
+                store: self.describe(),
+            }
+        } else if text.contains("AccessDenied")
+            || text.contains("Forbidden")
+            || text.contains("403")
+        {
+            StoreError::Denied {
+                key: key.to_string(),
+                store: self.describe(),
+            }
+        } else if lower.contains("dispatch failure")
+            || lower.contains("timeout")
+            || lower.contains("connection refused")
+            || lower.contains("io error")
+        {
+            StoreError::Unreachable {
+                store: self.describe(),
+                reason: text.to_string(),
+            }
+        } else {
+            StoreError::Backend {
+                store: self.describe(),
+                message: text.to_string(),
+            }
+        }
+    }
+
+    async fn multipart(
+        &self,
+        key: &str,
+        first: Vec<u8>,
+        body: &mut ObjectReader,
+        hasher: &mut Sha256,
+    ) -> Result<u64, StoreError> {
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.classify(key, &error_text(&e)))?;
+        let upload_id = upload.upload_id().unwrap_or_default().to_string();
+        let result = async {
+            let mut parts = Vec::new();
+            let mut size = 0u64;
+            let mut current = first;
+            let mut number = 1;
+            loop {
+                size += current.len() as u64;
+                hasher.update(&current);
+                let last = current.len() < PART;
+                let send = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(current))
+                    .send();
+                // Read the next part while this one uploads.
+                let read_next = async {
+                    if last {
+                        return Ok(Vec::new());
+                    }
+                    let mut next = vec![0u8; PART];
+                    let n = fill(body, &mut next).await?;
+                    next.truncate(n);
+                    Ok::<_, std::io::Error>(next)
+                };
+                let (sent, next) = tokio::join!(send, read_next);
+                let sent = sent.map_err(|e| self.classify(key, &error_text(&e)))?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(sent.e_tag().map(str::to_string))
+                        .build(),
+                );
+                let next = next.map_err(|e| StoreError::Io {
+                    key: key.to_string(),
+                    reason: e.to_string(),
+                })?;
+                if next.is_empty() {
+                    break;
+                }
+                current = next;
+                number += 1;
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| self.classify(key, &error_text(&e)))?;
+            Ok(size)
+        }
+        .await;
+        if result.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    fn describe(&self) -> String {
+        format!("s3://{} at {}", self.bucket, self.endpoint)
+    }
+
+    async fn put(&self, key: &str, mut body: ObjectReader) -> Result<PutResult, StoreError> {
+        check_key(key)?;
+        let mut first = vec![0u8; PART];
+        let n = fill(&mut body, &mut first)
+            .await
+            .map_err(|e| StoreError::Io {
+                key: key.to_string(),
+                reason: e.to_string(),
+            })?;
+        first.truncate(n);
+        let mut hasher = Sha256::new();
+        let size = if n < PART {
+            hasher.update(&first);
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(ByteStream::from(first))
+                .send()
+                .await
+                .map_err(|e| self.classify(key, &error_text(&e)))?;
+            n as u64
+        } else {
+            self.multipart(key, first, &mut body, &mut hasher).await?
+        };
+        Ok(PutResult {
+            size,
+            sha256: hex::encode(hasher.finalize()),
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<ObjectReader, StoreError> {
+        check_key(key)?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.classify(key, &error_text(&e)))?;
+        Ok(Box::pin(out.body.into_async_read()))
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        check_key(key)?;
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(ObjectInfo {
+                key: key.to_string(),
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+                modified: out
+                    .last_modified()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+            })),
+            Err(e) => match self.classify(key, &error_text(&e)) {
+                StoreError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.classify("(list)", &error_text(&e)))?;
+            for o in page.contents() {
+                out.push(ObjectInfo {
+                    key: o.key().unwrap_or_default().to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    modified: o
+                        .last_modified()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        check_key(key)?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.classify(key, &error_text(&e)))?;
+        Ok(())
+    }
+
+    async fn download_link(&self, key: &str, expires: Duration) -> Result<String, StoreError> {
+        check_key(key)?;
+        let config = PresigningConfig::expires_in(expires).map_err(|e| StoreError::Backend {
+            store: self.describe(),
+            message: e.to_string(),
+        })?;
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| self.classify(key, &error_text(&e)))?;
+        Ok(req.uri().to_string())
+    }
+}
