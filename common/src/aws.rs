@@ -63,3 +63,128 @@ pub fn error_text<E: std::error::Error>(e: &E) -> String {
     }
     text
 }
+
+/// The session policy for a student's temporary credentials: write their own upload prefix, read their own
+/// outputs and records, and put messages on the job queues. STS intersects it with the role's own policy, so it can
+/// only narrow what the role allows.
+pub fn student_session_policy(bucket: &str, user: &str, queue_arns: &[String]) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "UploadOwnProject",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+                "Resource": format!("arn:aws:s3:::{bucket}/uploads/{user}/*"),
+            },
+            {
+                "Sid": "ReadOwnResults",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [
+                    format!("arn:aws:s3:::{bucket}/outputs/{user}/*"),
+                    format!("arn:aws:s3:::{bucket}/records/{user}/*"),
+                ],
+            },
+            {
+                "Sid": "ListOwnRecords",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": format!("arn:aws:s3:::{bucket}"),
+                "Condition": {"StringLike": {"s3:prefix": [format!("records/{user}/*")]}},
+            },
+            {
+                "Sid": "SubmitJobs",
+                "Effect": "Allow",
+                "Action": ["sqs:SendMessage", "sqs:GetQueueUrl"],
+                "Resource": queue_arns,
+            },
+        ],
+    })
+    .to_string()
+}
+
+/// The ARN of an SQS queue, from the account of the role ARN (`arn:aws:iam::<account>:role/...`).
+pub fn queue_arn(region: &str, role_arn: &str, queue: &str) -> Option<String> {
+    let account = role_arn.split(':').nth(4).filter(|a| !a.is_empty())?;
+    Some(format!("arn:aws:sqs:{region}:{account}:{queue}"))
+}
+
+/// Temporary credentials, and an SDK configuration that uses them.
+pub struct StudentSession {
+    pub sdk: SdkConfig,
+    pub expires: Option<std::time::SystemTime>,
+}
+
+/// Trades the configured base credentials for short-lived ones limited to `user`'s prefix and the job queues
+/// (AssumeRole with the username as session name and [`student_session_policy`]). Without `aws.role_arn`, the base
+/// credentials are used as they are.
+pub async fn student_session(
+    aws: &AwsConfig,
+    user: &str,
+    bucket: &str,
+    queues: &[String],
+) -> Result<StudentSession, StsError> {
+    let base = sdk_config(aws).await;
+    let Some(role) = &aws.role_arn else {
+        return Ok(StudentSession {
+            sdk: base,
+            expires: None,
+        });
+    };
+    let arns: Vec<String> = queues
+        .iter()
+        .filter_map(|q| queue_arn(&aws.region, role, q))
+        .collect();
+    let sts = aws_sdk_sts::Client::new(&base);
+    let out = sts
+        .assume_role()
+        .role_arn(role)
+        .role_session_name(user)
+        .policy(student_session_policy(bucket, user, &arns))
+        .duration_seconds(
+            aws.session_duration
+                .as_duration()
+                .as_secs()
+                .clamp(900, 43_200) as i32,
+        )
+        .send()
+        .await
+        .map_err(|e| StsError {
+            endpoint: endpoint_name(&base, "sts"),
+            role: role.clone(),
+            message: error_text(&e),
+        })?;
+    let c = out.credentials().ok_or_else(|| StsError {
+        endpoint: endpoint_name(&base, "sts"),
+        role: role.clone(),
+        message: "AssumeRole returned no credentials".into(),
+    })?;
+    let expires = std::time::SystemTime::try_from(*c.expiration()).ok();
+    let creds = Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        expires,
+        "rai-sts",
+    );
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(aws.region.clone()))
+        .credentials_provider(creds);
+    if let Some(url) = &aws.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    Ok(StudentSession {
+        sdk: loader.load().await,
+        expires,
+    })
+}
+
+/// AssumeRole failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot get temporary AWS credentials for role {role} from {endpoint}: {message}")]
+pub struct StsError {
+    pub endpoint: String,
+    pub role: String,
+    pub message: String,
+}

@@ -102,6 +102,16 @@ impl PrivateRedis {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "redis-server on port {} exited at once ({status}); its arguments: {:?}",
+                    self.port, self.extra
+                );
+            }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         panic!("redis-server on port {} did not come up", self.port);

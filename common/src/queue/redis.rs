@@ -151,6 +151,9 @@ impl RedisQueue {
         match created {
             Ok(()) => {}
             Err(e) if e.code() == Some("BUSYGROUP") => {}
+            // A client may only add to the queue; the group is the workers' to create (from the stream's start,
+            // so messages sent before it exists are not missed).
+            Err(e) if e.code() == Some("NOPERM") => {}
             Err(e) => return Err(q.backend(e)),
         }
         Ok(q)
