@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The benchmark command: starts the local stack (as test.sh does), then prints every figure beside its reference and
+# target in one run. Release builds; the first run compiles for several minutes.
+#
+#   deploy/local/bench.sh
+
+source "$(dirname "$0")/lib.sh"
+cd "$RAI_REPO_ROOT"
+cleanup() { stop_redis bench-redis; stop_moto; stop_docker_if_started; }
+trap cleanup EXIT
+
+ensure_redis_installed
+ensure_moto_installed
+command -v zstd >/dev/null || apt_install zstd
+redis_port=$(start_redis bench-redis)
+moto_port=$(start_moto)
+export RAI_TEST_REDIS_URL="redis://127.0.0.1:$redis_port" RAI_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
+export RAI_TEST_REDIS_SERVER="$(command -v redis-server)" RAI_TEST_IMAGE
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+
+cargo bench --locked -p rai-common --bench archive
+cargo bench --locked -p rai-common --bench backends
