@@ -27,9 +27,17 @@ struct Generated {
 }
 
 impl AsyncRead for Generated {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let n = (buf.remaining() as u64).min(self.remaining) as usize & !7;
-        let n = if n == 0 { (buf.remaining() as u64).min(self.remaining) as usize } else { n };
+        let n = if n == 0 {
+            (buf.remaining() as u64).min(self.remaining) as usize
+        } else {
+            n
+        };
         let mut out = vec![0u8; n];
         for chunk in out.chunks_mut(8) {
             self.state ^= self.state << 13;
@@ -82,7 +90,13 @@ async fn store_put(name: &str, store: Arc<dyn ObjectStore>) {
     let before = proc_status_kib("VmRSS:");
     let t = Instant::now();
     let put = store
-        .put("uploads/bench/1gib.bin", Box::pin(Generated { remaining: SIZE, state: 0x9e37_79b9_7f4a_7c15 }))
+        .put(
+            "uploads/bench/1gib.bin",
+            Box::pin(Generated {
+                remaining: SIZE,
+                state: 0x9e37_79b9_7f4a_7c15,
+            }),
+        )
         .await
         .unwrap();
     let took = t.elapsed();
@@ -98,7 +112,13 @@ async fn store_put(name: &str, store: Arc<dyn ObjectStore>) {
     store.delete("uploads/bench/1gib.bin").await.unwrap();
 }
 
-async fn queue_figures(name: &str, open: impl AsyncFn() -> Arc<dyn JobQueue>, samples: usize, round_trip: Duration, target_ms: f64) {
+async fn queue_figures(
+    name: &str,
+    open: impl AsyncFn() -> Arc<dyn JobQueue>,
+    samples: usize,
+    round_trip: Duration,
+    target_ms: f64,
+) {
     let q = open().await;
     // Throughput: send, receive, ack in a loop, in batches of 10.
     let n = samples * 2;
@@ -145,7 +165,9 @@ async fn queue_figures(name: &str, open: impl AsyncFn() -> Arc<dyn JobQueue>, sa
 async fn events_figures(url: &str) {
     const LINES: u64 = 500_000;
     const PER_EVENT: u64 = 100;
-    let bus = EventBus::connect(url, Duration::from_secs(600)).await.unwrap();
+    let bus = EventBus::connect(url, Duration::from_secs(600))
+        .await
+        .unwrap();
     let job = JobId::new();
     let mut stream = bus.follow(job, 0, FollowOptions::default());
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -167,7 +189,13 @@ async fn events_figures(url: &str) {
                 }
             }
             p.publish(&batch).await.unwrap();
-            p.send(EventBody::End { status: JobStatus::Succeeded, exit_code: Some(0), reason: None }).await.unwrap();
+            p.send(EventBody::End {
+                status: JobStatus::Succeeded,
+                exit_code: Some(0),
+                reason: None,
+            })
+            .await
+            .unwrap();
         })
     };
     let mut lines = 0u64;
@@ -188,7 +216,11 @@ async fn events_figures(url: &str) {
 }
 
 async fn redis_round_trip(url: &str) -> Duration {
-    let mut c = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut c = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     let mut v: Vec<Duration> = Vec::new();
     for _ in 0..200 {
         let t = Instant::now();
@@ -212,21 +244,39 @@ async fn sqs_round_trip(client: &aws_sdk_sqs::Client) -> Duration {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    println!("backends benchmark (Redis {}, moto {})", testenv::redis_url(), testenv::aws_endpoint());
+    println!(
+        "backends benchmark (Redis {}, moto {})",
+        testenv::redis_url(),
+        testenv::aws_endpoint()
+    );
     let dir = tempfile::tempdir().unwrap();
     store_put("fs", Arc::new(FsStore::open(dir.path()).unwrap())).await;
     let sdk = rai_common::aws::sdk_config(&aws()).await;
     let s3 = rai_common::aws::s3_client(&sdk);
     let bucket = testenv::unique("bench").to_lowercase();
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    store_put("s3 on moto", Arc::new(S3Store::open(s3, &bucket, testenv::aws_endpoint()).await.unwrap())).await;
+    store_put(
+        "s3 on moto",
+        Arc::new(
+            S3Store::open(s3, &bucket, testenv::aws_endpoint())
+                .await
+                .unwrap(),
+        ),
+    )
+    .await;
 
     let url = testenv::redis_url();
     let name = testenv::unique("bench");
     let rt = redis_round_trip(&url).await;
     queue_figures(
         "redis streams",
-        async || Arc::new(RedisQueue::connect(&url, &name, Duration::from_secs(60), 5).await.unwrap()) as Arc<dyn JobQueue>,
+        async || {
+            Arc::new(
+                RedisQueue::connect(&url, &name, Duration::from_secs(60), 5)
+                    .await
+                    .unwrap(),
+            ) as Arc<dyn JobQueue>
+        },
         200,
         rt,
         5.0,
@@ -234,13 +284,29 @@ async fn main() {
     .await;
     let sqs = rai_common::aws::sqs_client(&sdk);
     let qname = testenv::unique("bench").to_lowercase();
-    SqsQueue::create(sqs.clone(), testenv::aws_endpoint(), &qname, Duration::from_secs(60), 5).await.unwrap();
+    SqsQueue::create(
+        sqs.clone(),
+        testenv::aws_endpoint(),
+        &qname,
+        Duration::from_secs(60),
+        5,
+    )
+    .await
+    .unwrap();
     let rt = sqs_round_trip(&sqs).await;
     queue_figures(
         "sqs on moto",
         async || {
-            Arc::new(SqsQueue::open(sqs.clone(), testenv::aws_endpoint(), &qname, Duration::from_secs(60)).await.unwrap())
-                as Arc<dyn JobQueue>
+            Arc::new(
+                SqsQueue::open(
+                    sqs.clone(),
+                    testenv::aws_endpoint(),
+                    &qname,
+                    Duration::from_secs(60),
+                )
+                .await
+                .unwrap(),
+            ) as Arc<dyn JobQueue>
         },
         50,
         rt,

@@ -26,8 +26,12 @@ fn the_session_policy_allows_only_the_users_prefix_and_the_queues() {
     )
     .unwrap();
     assert_eq!(arn, "arn:aws:sqs:us-east-1:123456789012:rai");
-    let policy: serde_json::Value =
-        serde_json::from_str(&student_session_policy("course", "jdoe", std::slice::from_ref(&arn))).unwrap();
+    let policy: serde_json::Value = serde_json::from_str(&student_session_policy(
+        "course",
+        "jdoe",
+        std::slice::from_ref(&arn),
+    ))
+    .unwrap();
     let statements = policy["Statement"].as_array().unwrap();
     let upload = &statements[0];
     assert_eq!(upload["Resource"], "arn:aws:s3:::course/uploads/jdoe/*");
