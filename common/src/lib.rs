@@ -9,6 +9,7 @@
 //! - [`aws`]: S3, SQS and STS clients from the config (AWS itself, or a stand-in such as moto).
 //! - [`build_spec`]: `rai_build.yml`, read strictly, with errors at line and column.
 //! - [`config`]: the layered configuration (defaults, files, environment, flags) with encrypted values.
+//! - [`connect`]: opening the configured queue and store.
 //! - [`account`]: the student's profile (private key) and the account registry (public keys, revocation).
 //! - [`job`]: job ids, the signed job message, and its verification.
 //! - [`yaml`]: the strict, position-keeping YAML reader under all of the above.
@@ -27,6 +28,8 @@ pub mod archive;
 pub mod aws;
 pub mod build_spec;
 pub mod config;
+#[cfg(feature = "backends")]
+pub mod connect;
 pub mod errors;
 #[cfg(feature = "backends")]
 pub mod events;

@@ -1,16 +1,21 @@
-//! `raid`: the worker daemon. This build loads and checks its configuration; the job loop is being built
-//! (see the issues), so it refuses to start rather than pretend to serve.
+//! `raid`: the thin binary over the `raid` library. `raid -s SECRET [-c CONFIG] [-d] [-V] [--queue Q]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Parser;
 use rai_common::config::ConfigSources;
 use rai_common::{Config, paths};
 use rai_crypto::AppSecret;
 
 #[derive(Parser)]
-#[command(name = "raid", version, about = "The rai worker daemon")]
+#[command(
+    name = "raid",
+    version,
+    about = "The rai worker daemon: runs students' jobs in sandboxed GPU containers"
+)]
 struct Cli {
     /// The app secret that decrypts encrypted configuration values.
     #[arg(
@@ -23,29 +28,62 @@ struct Cli {
     /// A configuration file layered over /etc/rai/config.yml and ~/.rai_config.yml.
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,
+    /// Debug logging.
+    #[arg(short = 'd', long = "debug")]
+    debug: bool,
+    /// Verbose logging.
+    #[arg(short = 'V', long = "verbose")]
+    verbose: bool,
+    /// The queue to serve (instead of raid.queues).
+    #[arg(long = "queue")]
+    queue: Vec<String>,
+}
+
+fn init_logs(cli: &Cli) {
+    let default = if cli.debug {
+        "raid=debug,rai_common=debug,info"
+    } else if cli.verbose {
+        "raid=debug,info"
+    } else {
+        "info"
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("RAI_LOG").unwrap_or_else(|_| default.into());
+    // Under systemd, journald adds time stamps; plain lines without colour read best there.
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(!journald && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let secret = AppSecret::resolve(
+        cli.secret.as_deref(),
+        |k| std::env::var(k).ok(),
+        paths::home_dir().as_deref(),
+    )?;
+    let mut config = Config::load(&ConfigSources::standard(cli.config.clone(), secret))?;
+    if !cli.queue.is_empty() {
+        config.raid.queues = cli.queue.clone();
+    }
+    let ctx = raid::setup::context(config).await?;
+    let slots = raid::setup::slots(&ctx);
+    let (phase, reload) = raid::shutdown::listen();
+    raid::notify::ready();
+    raid::worker::serve(Arc::new(ctx), slots, phase, reload).await;
+    raid::notify::stopping();
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let load = || -> anyhow::Result<Config> {
-        let secret = AppSecret::resolve(
-            cli.secret.as_deref(),
-            |k| std::env::var(k).ok(),
-            paths::home_dir().as_deref(),
-        )?;
-        Ok(Config::load(&ConfigSources::standard(
-            cli.config.clone(),
-            secret,
-        ))?)
-    };
-    match load() {
-        Ok(config) => {
-            eprintln!(
-                "raid: configuration is valid (queues {:?}, store {:?}); the job loop is not in this build yet",
-                config.raid.queues, config.store.backend
-            );
-            ExitCode::FAILURE
-        }
+    init_logs(&cli);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime");
+    let result = runtime.and_then(|rt| rt.block_on(run(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("raid: {e:#}");
             ExitCode::FAILURE

@@ -35,3 +35,13 @@ pub fn worker(name: &str) -> String {
 
 /// The pattern of every worker's heartbeat.
 pub const WORKER_PATTERN: &str = "rai:worker:*";
+
+/// Which worker holds a job now (a rerun after a crash finds the dead worker's name here).
+pub fn claim(job: &JobId) -> String {
+    format!("rai:job:{job}:claim")
+}
+
+/// Set once a job is finished: a redelivered or replayed message for it is dropped.
+pub fn done(job: &JobId) -> String {
+    format!("rai:job:{job}:done")
+}

@@ -57,7 +57,74 @@ pub struct WorkerInfo {
     pub started_at: String,
 }
 
+/// What a worker learns when it claims a job id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The job's first run.
+    Fresh,
+    /// An earlier run (by the named worker) died or was handed back: this is a rerun.
+    Rerun { previous: String },
+    /// The job already finished: the message is a redelivery or a replay, to be dropped.
+    Finished,
+}
+
+/// Claims a job for a worker in one step: finished jobs stay finished; otherwise the claim moves to this worker.
+const CLAIM: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'finished', ''} end
+local prev = redis.call('GET', KEYS[1])
+local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if prev then return {'rerun', prev} end
+if seq > 0 then return {'rerun', ''} end
+return {'fresh', ''}
+";
+
 impl EventBus {
+    /// Claims `job` for `worker` (for `ttl`, renewed by calling again).
+    pub async fn claim(
+        &self,
+        job: &JobId,
+        worker: &str,
+        ttl: Duration,
+    ) -> Result<Claim, EventError> {
+        let (what, prev): (String, String) = redis::Script::new(CLAIM)
+            .key(keys::claim(job))
+            .key(keys::done(job))
+            .key(keys::event_seq(job))
+            .arg(worker)
+            .arg(ttl.as_secs().max(1))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(match what.as_str() {
+            "finished" => Claim::Finished,
+            "rerun" => Claim::Rerun { previous: prev },
+            _ => Claim::Fresh,
+        })
+    }
+
+    /// Marks `job` finished (its claim is dropped).
+    pub async fn mark_done(&self, job: &JobId) -> Result<(), EventError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .set_ex(keys::done(job), "1", self.retention().as_secs().max(1))
+            .ignore()
+            .del(keys::claim(job))
+            .ignore();
+        pipe.query_async::<()>(&mut self.connection())
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// Drops this worker's claim on `job` (it hands the job back).
+    pub async fn unclaim(&self, job: &JobId) -> Result<(), EventError> {
+        redis::cmd("DEL")
+            .arg(keys::claim(job))
+            .query_async::<()>(&mut self.connection())
+            .await
+            .map_err(|e| self.error(e))
+    }
+
     /// Sets fields of a job's state hash (and renews its expiry).
     pub async fn update_state(
         &self,

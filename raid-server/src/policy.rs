@@ -1,0 +1,181 @@
+//! What this worker allows: a build file's requests checked against `raid.limits` and the image allow-list.
+//! A request beyond a limit is refused with the limit in the message; nothing is ever silently reduced.
+
+use std::time::Duration;
+
+use globset::{Glob, GlobSetBuilder};
+use rai_common::BuildSpec;
+use rai_common::build_spec::Architecture;
+use rai_common::config::RaidConfig;
+use rai_common::units::{Bytes, Span};
+
+/// The limits a job runs under: its requests, or the worker's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobLimits {
+    pub time: Duration,
+    pub memory: u64,
+    pub cpus: f64,
+    pub gpus: u32,
+    pub network: bool,
+    pub pids: u32,
+    pub nofile: u32,
+    pub log_bytes: u64,
+    pub output_bytes: u64,
+}
+
+/// This machine's architecture in build-file words.
+pub fn host_architecture() -> Option<Architecture> {
+    match std::env::consts::ARCH {
+        "x86_64" => Some(Architecture::Amd64),
+        "aarch64" => Some(Architecture::Arm64),
+        "powerpc64" => Some(Architecture::Ppc64le),
+        _ => None,
+    }
+}
+
+/// Checks a job against the worker's policy; `Err` is the reason given to the student.
+pub fn resolve(spec: &BuildSpec, raid: &RaidConfig, worker_gpus: u32) -> Result<JobLimits, String> {
+    let mut globs = GlobSetBuilder::new();
+    for pattern in &raid.images {
+        globs
+            .add(Glob::new(pattern).map_err(|e| {
+                format!("the worker's image allow-list is broken ({pattern}: {e})")
+            })?);
+    }
+    let globs = globs
+        .build()
+        .map_err(|e| format!("the worker's image allow-list is broken: {e}"))?;
+    if !globs.is_match(&spec.rai.image) {
+        return Err(format!(
+            "image \"{}\" is not allowed on this worker (allowed: {})",
+            spec.rai.image,
+            raid.images.join(", ")
+        ));
+    }
+    if let Some(arch) = spec.resources.cpu.as_ref().and_then(|c| c.architecture)
+        && Some(arch) != host_architecture()
+    {
+        return Err(format!(
+            "the job asks for the {arch:?} architecture; this worker is {}",
+            std::env::consts::ARCH
+        ));
+    }
+    let asked = spec.limits();
+    let max = &raid.limits;
+    let time = asked.time.unwrap_or(raid.defaults.time);
+    if time > max.time {
+        return Err(format!(
+            "time limit {time} exceeds this worker's maximum of {}",
+            max.time
+        ));
+    }
+    let memory = asked.memory.unwrap_or(raid.defaults.memory);
+    if memory > max.memory {
+        return Err(format!(
+            "memory limit {memory} exceeds this worker's maximum of {}",
+            max.memory
+        ));
+    }
+    let cpus = asked.cpus.unwrap_or(raid.defaults.cpus);
+    if cpus > max.cpus {
+        return Err(format!(
+            "{cpus} CPUs exceed this worker's maximum of {}",
+            max.cpus
+        ));
+    }
+    let network = spec.wants_network();
+    if network && !max.network {
+        return Err("the job asks for network access, which this worker does not allow".into());
+    }
+    let gpus = spec.gpu_count();
+    if gpus > worker_gpus {
+        return Err(format!(
+            "the job asks for {gpus} GPU{}; this worker has {worker_gpus}",
+            if gpus == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(JobLimits {
+        time: time.as_duration(),
+        memory: memory.0,
+        cpus,
+        gpus,
+        network,
+        pids: max.pids,
+        nofile: max.nofile,
+        log_bytes: max.log_bytes.0,
+        output_bytes: max.output_bytes.0,
+    })
+}
+
+/// How a time limit reads in messages ("5s", "10m").
+pub fn span_text(d: Duration) -> String {
+    Span(d).to_string()
+}
+
+/// How a memory limit reads in messages ("64m", "4g").
+pub fn bytes_text(n: u64) -> String {
+    Bytes(n).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rai_common::Config;
+
+    fn spec(extra: &str) -> BuildSpec {
+        BuildSpec::parse(
+            &format!("rai:\n  image: nvidia/cuda:12.4.1-devel-ubuntu22.04\n{extra}commands:\n  build: [make]\n"),
+            "rai_build.yml",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_fill_in_and_limits_refuse() {
+        let raid = Config::defaults().raid;
+        let l = resolve(&spec(""), &raid, 0).unwrap();
+        assert_eq!(
+            (l.time, l.memory, l.gpus, l.network),
+            (Duration::from_secs(600), 2 << 30, 0, false)
+        );
+        let e = resolve(&spec("resources:\n  limits: { time: 2h }\n"), &raid, 0).unwrap_err();
+        assert_eq!(e, "time limit 2h exceeds this worker's maximum of 1h");
+        let e = resolve(&spec("resources:\n  limits: { memory: 64g }\n"), &raid, 0).unwrap_err();
+        assert_eq!(e, "memory limit 64g exceeds this worker's maximum of 8g");
+        let e = resolve(&spec("resources:\n  network: true\n"), &raid, 0).unwrap_err();
+        assert!(e.contains("network access"), "{e}");
+        let e = resolve(&spec("resources:\n  gpu: { count: 2 }\n"), &raid, 1).unwrap_err();
+        assert_eq!(e, "the job asks for 2 GPUs; this worker has 1");
+        assert_eq!(
+            resolve(&spec("resources:\n  gpu: { count: 1 }\n"), &raid, 1)
+                .unwrap()
+                .gpus,
+            1
+        );
+    }
+
+    #[test]
+    fn images_must_match_the_allow_list() {
+        let mut raid = Config::defaults().raid;
+        let e = resolve(
+            &BuildSpec::parse("rai:\n  image: evil/miner\ncommands:\n  build: [x]\n", "f").unwrap(),
+            &raid,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "image \"evil/miner\" is not allowed on this worker (allowed: nvidia/cuda:*)"
+        );
+        raid.images = vec!["*".into()];
+        assert!(
+            resolve(
+                &BuildSpec::parse("rai:\n  image: evil/miner\ncommands:\n  build: [x]\n", "f")
+                    .unwrap(),
+                &raid,
+                0
+            )
+            .is_ok()
+        );
+    }
+}

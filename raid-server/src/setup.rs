@@ -1,0 +1,83 @@
+//! Building a worker from its configuration: Docker, queue, store, events, registry, GPUs.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use rai_common::Config;
+use rai_common::account::Registry;
+use rai_common::connect::{open_queue, open_store};
+use rai_common::events::EventBus;
+use tokio::sync::RwLock;
+
+use crate::gpu::GpuPool;
+use crate::job::WorkerContext;
+
+/// Connects everything a worker needs, with an error that says which part failed.
+pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
+    let docker = bollard::Docker::connect_with_local_defaults()
+        .context("cannot connect to Docker")?
+        .negotiate_version()
+        .await
+        .context("cannot reach the Docker engine; is it running, and may raid use its socket?")?;
+    let Some(queue_name) = config.raid.queues.first().cloned() else {
+        bail!("raid.queues is empty; name at least one queue to serve");
+    };
+    if config.raid.queues.len() > 1 {
+        tracing::warn!(queues = ?config.raid.queues, "this version serves one queue per worker; serving the first");
+    }
+    let queue = open_queue(&config, &queue_name, None).await?;
+    let store = open_store(&config, None, true).await?;
+    let bus = EventBus::connect(
+        &config.events.redis_url,
+        config.events.retention.as_duration(),
+    )
+    .await?;
+    let registry = Registry::load(&config.raid.registry).with_context(|| {
+        format!(
+            "cannot read the account registry {}",
+            config.raid.registry.display()
+        )
+    })?;
+    if registry.users.is_empty() {
+        tracing::warn!(path = %config.raid.registry.display(), "the account registry is empty: every job will be refused");
+    }
+    std::fs::create_dir_all(&config.raid.work_dir).with_context(|| {
+        format!(
+            "cannot create the job directory {}",
+            config.raid.work_dir.display()
+        )
+    })?;
+    let gpus = GpuPool::detect(config.raid.gpus.as_ref());
+    let name = config
+        .raid
+        .name
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "raid".into());
+    Ok(WorkerContext {
+        name,
+        config,
+        docker,
+        queue,
+        store,
+        bus,
+        registry: Arc::new(RwLock::new(registry)),
+        gpus,
+        rejected: Default::default(),
+        completed: Default::default(),
+    })
+}
+
+/// Slots: `raid.concurrency`, else one per GPU, else 1.
+pub fn slots(ctx: &WorkerContext) -> usize {
+    ctx.config
+        .raid
+        .concurrency
+        .map(|c| c.max(1) as usize)
+        .unwrap_or_else(|| (ctx.gpus.count() as usize).max(1))
+}

@@ -1,0 +1,216 @@
+//! raid running real jobs in real containers (the local busybox image) against the test Redis.
+
+mod support;
+
+use std::time::Duration;
+
+use rai_common::events::{EventBody, JobStatus};
+use rai_common::store::{output_key, record_key};
+use support::{Harness, containers_of, end, text};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_job_streams_stores_and_cleans_up() {
+    let h = Harness::start(|_| {}).await;
+    let job = h
+        .submit(
+            &[
+                "echo hello from $RAI_JOB_ID; echo careful >&2",
+                "cat /src/input.txt > /build/out.txt; ls /src",
+            ],
+            "time: 30s, memory: 64m",
+            &[("input.txt", "the input\n")],
+        )
+        .await;
+    let events = h.events(job, LIMIT).await;
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1);
+    }
+    assert!(
+        matches!(
+            &events[0].body,
+            EventBody::Status {
+                status: JobStatus::Running,
+                ..
+            }
+        ),
+        "{:?}",
+        events[0]
+    );
+    assert_eq!(
+        text(&events, "stdout"),
+        format!("hello from {job}\ninput.txt\nrai_build.yml\n")
+    );
+    assert_eq!(text(&events, "stderr"), "careful\n");
+    assert!(
+        text(&events, "system").contains("✱ Running echo hello from $RAI_JOB_ID; echo careful >&2")
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.body, EventBody::Artifact { .. }))
+    );
+    assert_eq!(end(&events), ("succeeded".into(), Some(0), None));
+
+    let record: serde_json::Value = serde_json::from_slice(
+        &h.ctx
+            .store
+            .get_bytes(&record_key("jdoe", &job))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["status"], "succeeded");
+    let output = h
+        .ctx
+        .store
+        .get_bytes(&output_key("jdoe", &job))
+        .await
+        .unwrap();
+    let unpacked = tempfile::tempdir().unwrap();
+    rai_common::archive::unpack(output.as_slice(), unpacked.path(), Default::default()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(unpacked.path().join("out.txt")).unwrap(),
+        "the input\n"
+    );
+
+    // Acked after the end: give the worker a moment, then nothing of the job is left.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(containers_of(&format!("rai.job={job}")), 0);
+    assert!(!h.config.raid.work_dir.join(job.to_string()).exists());
+    h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_failing_command_ends_the_job_with_its_code() {
+    let h = Harness::start(|_| {}).await;
+    let job = h
+        .submit(
+            &["echo one", "echo two; exit 3", "echo three"],
+            "time: 30s",
+            &[],
+        )
+        .await;
+    let events = h.events(job, LIMIT).await;
+    assert_eq!(text(&events, "stdout"), "one\ntwo\n");
+    let (status, code, reason) = end(&events);
+    assert_eq!((status.as_str(), code), ("failed", Some(3)));
+    assert!(reason.unwrap().contains("exit code 3"));
+    h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_limit_kills_the_job() {
+    let h = Harness::start(|_| {}).await;
+    let job = h.submit(&["echo start; sleep 60"], "time: 5s", &[]).await;
+    let events = h.events(job, LIMIT).await;
+    assert_eq!(
+        end(&events),
+        (
+            "timed_out".into(),
+            None,
+            Some("time limit 5s exceeded".into())
+        )
+    );
+    h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_hog_is_killed_by_the_oom_killer() {
+    let h = Harness::start(|_| {}).await;
+    let job = h
+        .submit(
+            &["x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived ${#x}"],
+            "time: 30s, memory: 64m",
+            &[],
+        )
+        .await;
+    let events = h.events(job, LIMIT).await;
+    let (status, _, reason) = end(&events);
+    assert_eq!(
+        (status.as_str(), reason.as_deref()),
+        ("failed", Some("out of memory (limit 64m)")),
+        "{events:#?}"
+    );
+    h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_holds() {
+    let h = Harness::start(|_| {}).await;
+    let job = h
+        .submit(
+            &[
+                "if wget -q -T 2 -O /dev/null http://127.0.0.1:1/ 2>/dev/null; then echo net-open; else echo net-closed; fi",
+                "if touch /evil 2>/dev/null; then echo root-writable; else echo root-readonly; fi",
+                "if touch /src/evil 2>/dev/null; then echo src-writable; else echo src-readonly; fi",
+                "echo ok > /build/ok && echo build-writable",
+                "id -u",
+                "if ls /var/run/docker.sock 2>/dev/null; then echo docker-visible; else echo no-docker; fi",
+            ],
+            "time: 30s",
+            &[("f.txt", "x")],
+        )
+        .await;
+    let events = h.events(job, LIMIT).await;
+    assert_eq!(
+        text(&events, "stdout"),
+        "net-closed\nroot-readonly\nsrc-readonly\nbuild-writable\n1000\nno-docker\n",
+        "{events:#?}"
+    );
+    assert_eq!(end(&events).0, "succeeded");
+    h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_the_job_with_who_asked() {
+    let h = Harness::start(|_| {}).await;
+    let job = h
+        .submit(
+            &["echo started; trap 'echo got TERM; exit 143' TERM; sleep 60 & wait"],
+            "time: 60s",
+            &[],
+        )
+        .await;
+    let bus = h.ctx.bus.clone();
+    let follower = tokio::spawn({
+        let bus = bus.clone();
+        async move { support::follow(&bus, job, LIMIT).await }
+    });
+    // Wait until it runs, then cancel.
+    loop {
+        if let Ok(Some(s)) = bus.state(&job).await
+            && s.status == Some(JobStatus::Running)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bus.request_cancel(&job, "jdoe").await.unwrap();
+    let events = follower.await.unwrap();
+    let (status, _, reason) = end(&events);
+    assert_eq!(
+        (status.as_str(), reason.as_deref()),
+        ("cancelled", Some("cancelled by jdoe"))
+    );
+    assert!(
+        text(&events, "stdout").contains("got TERM"),
+        "SIGTERM reached the job first: {events:#?}"
+    );
+    h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noisy_job_is_capped_and_completes() {
+    let h = Harness::start(|c| c.raid.limits.log_bytes = rai_common::units::Bytes(1 << 20)).await;
+    // About 50 MB of output.
+    let job = h.submit(&["i=0; while [ $i -lt 50 ]; do head -c 1000000 /dev/zero | tr '\\0' 'x' | fold -w 99; i=$((i+1)); done; echo done >&2"], "time: 60s", &[]).await;
+    let events = h.events(job, LIMIT).await;
+    let shown = text(&events, "stdout").len();
+    assert!(shown <= 1 << 20, "{shown} bytes shown past a 1 MiB cap");
+    assert!(text(&events, "system").contains("passed the log limit of 1.0 MiB"));
+    assert_eq!(end(&events).0, "succeeded");
+    h.drain_and_stop().await;
+}
