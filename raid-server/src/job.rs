@@ -109,11 +109,16 @@ pub async fn run(ctx: Arc<WorkerContext>, lease: Lease, interrupt: watch::Receiv
     let _enter = span.enter();
     drop(_enter);
     let job = request.id;
-    let claim_ttl = ctx.queue.lease_duration() * 2;
+    let claim_ttl = claim_ttl(&ctx);
     match ctx.bus.claim(&job, &ctx.name, claim_ttl).await {
         Ok(Claim::Finished) => {
             tracing::info!(job = %job, "dropping a message for a job that already finished");
             let _ = ctx.queue.ack(&lease).await;
+        }
+        Ok(Claim::Busy { holder }) => {
+            // A duplicate delivery while another worker runs the job: leave the message alone; if that worker
+            // dies, its claim expires and the message, back after its lease, runs here as a rerun.
+            tracing::info!(job = %job, holder = %holder, "the job is running on another worker; leaving this delivery");
         }
         Ok(claim) => {
             let rerun = matches!(claim, Claim::Rerun { .. });
@@ -124,6 +129,12 @@ pub async fn run(ctx: Arc<WorkerContext>, lease: Lease, interrupt: watch::Receiv
             let _ = ctx.queue.release(&lease).await;
         }
     }
+}
+
+/// A claim outlives one missed renewal (renewals come every third of a lease) but not much more, so a dead
+/// worker's job is free again soon after its lease runs out.
+fn claim_ttl(ctx: &WorkerContext) -> Duration {
+    ctx.queue.lease_duration() * 3 / 2
 }
 
 /// Reports a refusal on the job's channel, unless the job already has events (a forged message must not write

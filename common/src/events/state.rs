@@ -66,12 +66,16 @@ pub enum Claim {
     Rerun { previous: String },
     /// The job already finished: the message is a redelivery or a replay, to be dropped.
     Finished,
+    /// Another worker holds the job and is alive (its claim is fresh): a duplicate delivery, to be left alone.
+    Busy { holder: String },
 }
 
-/// Claims a job for a worker in one step: finished jobs stay finished; otherwise the claim moves to this worker.
+/// Claims a job for a worker in one step: finished jobs stay finished; a job another worker holds (its claim has
+/// not expired) stays with it; otherwise the claim moves to this worker.
 const CLAIM: &str = r"
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'finished', ''} end
 local prev = redis.call('GET', KEYS[1])
+if prev and prev ~= ARGV[1] then return {'busy', prev} end
 local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 if prev then return {'rerun', prev} end
@@ -99,6 +103,7 @@ impl EventBus {
         Ok(match what.as_str() {
             "finished" => Claim::Finished,
             "rerun" => Claim::Rerun { previous: prev },
+            "busy" => Claim::Busy { holder: prev },
             _ => Claim::Fresh,
         })
     }

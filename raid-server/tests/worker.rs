@@ -1,0 +1,228 @@
+//! The worker as a whole: refusing bad messages, slots, fork bombs, and handing jobs back on shutdown.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rai_common::account::generate_signing_key;
+use rai_common::events::{EventBody, JobStatus};
+use rai_common::job::SignedJob;
+use raid::shutdown::Phase;
+use support::{Harness, containers_of, end, text};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_are_refused_each_with_its_reason_and_the_worker_keeps_serving() {
+    let mut dirs = Vec::new();
+    let config = support::test_config(&mut dirs);
+    let (key, revoked_key, stranger) = (
+        generate_signing_key(),
+        generate_signing_key(),
+        generate_signing_key(),
+    );
+    support::write_registry(
+        &config,
+        &[("jdoe", &key, false), ("gone", &revoked_key, true)],
+    );
+    let h = Harness::start_with(config, key.clone(), dirs).await;
+
+    // Forged: jdoe's job signed with a stranger's key.
+    let (forged, forged_id) = h
+        .prepare(&["echo no"], "time: 10s", &[], &stranger, "jdoe")
+        .await;
+    // Unsigned: the signature stripped.
+    let (good, unsigned_id) = h
+        .prepare(&["echo no"], "time: 10s", &[], &key, "jdoe")
+        .await;
+    let mut env: SignedJob = serde_json::from_str(&good).unwrap();
+    env.sig = String::new();
+    let unsigned = String::from_utf8(env.to_bytes()).unwrap();
+    // A revoked user's and an unknown user's jobs.
+    let (revoked, revoked_id) = h
+        .prepare(&["echo no"], "time: 10s", &[], &revoked_key, "gone")
+        .await;
+    let (unknown, unknown_id) = h
+        .prepare(&["echo no"], "time: 10s", &[], &stranger, "nobody")
+        .await;
+    for wire in [&forged, &unsigned, &revoked, &unknown] {
+        h.ctx.queue.send(wire).await.unwrap();
+    }
+    h.ctx.queue.send("this is not a job").await.unwrap();
+    h.ctx
+        .queue
+        .send("{\"v\":1,\"payload\":\"{}\",\"sig\":\"\"}")
+        .await
+        .unwrap();
+
+    for (id, reason) in [
+        (
+            forged_id,
+            "bad signature: the job was not signed by user \"jdoe\"'s key",
+        ),
+        (unsigned_id, "bad signature"),
+        (revoked_id, "user \"gone\" was revoked"),
+        (unknown_id, "unknown user \"nobody\""),
+    ] {
+        let events = h.events(id, LIMIT).await;
+        assert_eq!(
+            events.len(),
+            1,
+            "a refused job gets only its end: {events:?}"
+        );
+        let (status, _, got) = end(&events);
+        assert_eq!(status, "rejected");
+        assert!(
+            got.as_deref().unwrap_or("").contains(reason),
+            "{got:?} lacks {reason}"
+        );
+    }
+
+    // The worker still serves, and a replay of a finished job is dropped.
+    let (wire, job) = h
+        .prepare(&["echo fine"], "time: 10s", &[], &key, "jdoe")
+        .await;
+    h.ctx.queue.send(&wire).await.unwrap();
+    let events = h.events(job, LIMIT).await;
+    assert_eq!(end(&events).0, "succeeded");
+    h.ctx.queue.send(&wire).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        h.ctx.bus.history(&job, 0, 1000).await.unwrap().len(),
+        events.len(),
+        "a replay ran again"
+    );
+    assert!(h.ctx.rejected.load(Ordering::Relaxed) >= 6);
+    h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_slots_twenty_jobs_never_more_than_four_containers() {
+    let h = Harness::start(|c| c.raid.concurrency = Some(4)).await;
+    let worker = h.ctx.name.clone();
+    let most = Arc::new(AtomicUsize::new(0));
+    let watcher = {
+        let (most, worker) = (most.clone(), worker.clone());
+        tokio::spawn(async move {
+            loop {
+                let n = tokio::task::spawn_blocking({
+                    let w = worker.clone();
+                    move || containers_of(&format!("rai.worker={w}"))
+                })
+                .await
+                .unwrap();
+                most.fetch_max(n, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mut jobs = Vec::new();
+    for i in 0..20 {
+        jobs.push(
+            h.submit(&[&format!("echo job {i}; sleep 1")], "time: 30s", &[])
+                .await,
+        );
+    }
+    for (i, job) in jobs.iter().enumerate() {
+        let events = h.events(*job, Duration::from_secs(180)).await;
+        assert_eq!(text(&events, "stdout"), format!("job {i}\n"));
+        assert_eq!(end(&events).0, "succeeded");
+    }
+    watcher.abort();
+    let most = most.load(Ordering::Relaxed);
+    assert!(
+        (1..=4).contains(&most),
+        "{most} containers at once with 4 slots"
+    );
+    h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_bomb_burns_out_and_the_worker_stays_healthy() {
+    let h = Harness::start(|c| c.raid.limits.pids = 64).await;
+    let bomb = h
+        .submit(
+            &["bomb() { bomb | bomb & }; bomb; sleep 3; echo host-alive"],
+            "time: 8s",
+            &[],
+        )
+        .await;
+    let events = h.events(bomb, LIMIT).await;
+    let status = end(&events).0;
+    assert!(
+        status == "timed_out" || status == "succeeded" || status == "failed",
+        "{status}"
+    );
+    let after = h.submit(&["echo still serving"], "time: 10s", &[]).await;
+    let events = h.events(after, LIMIT).await;
+    assert_eq!(
+        (text(&events, "stdout").as_str(), end(&events).0.as_str()),
+        ("still serving\n", "succeeded")
+    );
+    h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_a_long_job_back_and_another_worker_completes_it() {
+    let mut dirs = Vec::new();
+    let mut config = support::test_config(&mut dirs);
+    config.raid.shutdown_grace = rai_common::units::Span::from_secs(1);
+    let key = generate_signing_key();
+    support::write_registry(&config, &[("jdoe", &key, false)]);
+    let first = Harness::start_with(config.clone(), key.clone(), Vec::new()).await;
+    let job = first
+        .submit(
+            &["echo run on $(hostname); sleep 4; echo finished"],
+            "time: 60s",
+            &[],
+        )
+        .await;
+    let bus = first.ctx.bus.clone();
+    let follower = tokio::spawn({
+        let bus = bus.clone();
+        async move { support::follow(&bus, job, Duration::from_secs(120)).await }
+    });
+    loop {
+        if let Ok(Some(s)) = bus.state(&job).await
+            && s.status == Some(JobStatus::Running)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // SIGTERM: drain with a 1 s grace, shorter than the job.
+    first.phase.send(Phase::Drain).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), first.serving)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // A second worker on the same queue picks the job up and runs it to the end.
+    let mut second_config = config.clone();
+    second_config.raid.name = Some(rai_common::testenv::unique("w2"));
+    let second = Harness::start_with(second_config, key, dirs).await;
+    let events = follower.await.unwrap();
+    assert!(
+        events.iter().any(|e| matches!(
+            &e.body,
+            EventBody::Status {
+                status: JobStatus::Requeued,
+                ..
+            }
+        )),
+        "the client sees the job requeued: {events:#?}"
+    );
+    assert!(text(&events, "stdout").ends_with("finished\n"));
+    assert_eq!(end(&events).0, "succeeded");
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(
+            e.seq,
+            i as u64 + 1,
+            "no gap or duplicate across the two runs"
+        );
+    }
+    second.drain_and_stop().await;
+}
