@@ -12,8 +12,10 @@
 //! - [`setup`]: a worker built from its configuration.
 //! - [`worker`]: the loop: slots, leasing, heartbeats, registry reloads, draining.
 //! - [`shutdown`]: signals (drain, stop now, reload); [`notify`]: systemd readiness and watchdog.
+//! - [`doctor`]: `raid doctor`, every dependency checked.
 //! - [`errors`]: the worker's error types.
 
+pub mod doctor;
 pub mod errors;
 pub mod gpu;
 pub mod job;

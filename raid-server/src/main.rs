@@ -13,7 +13,6 @@ use rai_crypto::AppSecret;
 #[derive(Parser)]
 #[command(
     name = "raid",
-    version,
     about = "The rai worker daemon: runs students' jobs in sandboxed GPU containers"
 )]
 struct Cli {
@@ -22,21 +21,33 @@ struct Cli {
         short = 's',
         long = "secret",
         env = "RAI_SECRET",
-        hide_env_values = true
+        hide_env_values = true,
+        global = true
     )]
     secret: Option<String>,
     /// A configuration file layered over /etc/rai/config.yml and ~/.rai_config.yml.
-    #[arg(short = 'c', long = "config")]
+    #[arg(short = 'c', long = "config", global = true)]
     config: Option<PathBuf>,
     /// Debug logging.
-    #[arg(short = 'd', long = "debug")]
+    #[arg(short = 'd', long = "debug", global = true)]
     debug: bool,
     /// Verbose logging.
-    #[arg(short = 'V', long = "verbose")]
+    #[arg(short = 'V', long = "verbose", global = true)]
     verbose: bool,
     /// The queue to serve (instead of raid.queues).
-    #[arg(long = "queue")]
+    #[arg(long = "queue", global = true)]
     queue: Vec<String>,
+    /// Print the version (`-V` is verbose, as in the 2017 raid).
+    #[arg(long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Check Docker, GPUs, queue, store, Redis, registry and disk; print a table; exit non-zero on a failure.
+    Doctor,
 }
 
 fn init_logs(cli: &Cli) {
@@ -68,6 +79,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if !cli.queue.is_empty() {
         config.raid.queues = cli.queue.clone();
     }
+    if let Some(Command::Doctor) = cli.command {
+        let checks = raid::doctor::run(&config).await;
+        if raid::doctor::print(&checks) {
+            return Ok(());
+        }
+        anyhow::bail!("some checks failed");
+    }
     let ctx = raid::setup::context(config).await?;
     let slots = raid::setup::slots(&ctx);
     let (phase, reload) = raid::shutdown::listen();
@@ -79,6 +97,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.version {
+        println!("raid {}", rai_common::VERSION);
+        return ExitCode::SUCCESS;
+    }
     init_logs(&cli);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime");
     let result = runtime.and_then(|rt| rt.block_on(run(cli)));

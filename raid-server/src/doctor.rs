@@ -1,0 +1,311 @@
+//! `raid doctor`: checks everything a worker depends on and says what is wrong, as a pass/fail table.
+
+use std::time::Duration;
+
+use bollard::Docker;
+use rai_common::Config;
+use rai_common::account::Registry;
+use rai_common::config::QueueBackend;
+use rai_common::connect::{open_queue, open_store};
+use rai_common::events::EventBus;
+
+use crate::gpu::GpuPool;
+use crate::sandbox::{Sandbox, SandboxSpec};
+
+/// One line of the report.
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        ok: true,
+        detail: detail.into(),
+    }
+}
+
+fn fail(name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        ok: false,
+        detail: detail.into(),
+    }
+}
+
+/// Runs every check.
+pub async fn run(config: &Config) -> Vec<Check> {
+    let mut out = Vec::new();
+    let docker = match Docker::connect_with_local_defaults() {
+        Ok(d) => d.negotiate_version().await.ok(),
+        Err(_) => None,
+    };
+    match &docker {
+        Some(d) => match d.version().await {
+            Ok(v) => out.push(pass(
+                "docker",
+                format!("engine {}", v.version.unwrap_or_default()),
+            )),
+            Err(e) => out.push(fail("docker", format!("the engine does not answer: {e}"))),
+        },
+        None => out.push(fail(
+            "docker",
+            "cannot reach the Docker engine; is it running, and may raid use its socket?",
+        )),
+    }
+    if let (Some(d), Some(runtime)) = (&docker, &config.raid.runtime) {
+        let known = d
+            .info()
+            .await
+            .ok()
+            .and_then(|i| i.runtimes)
+            .map(|r| r.contains_key(runtime))
+            .unwrap_or(false);
+        out.push(if known {
+            pass("runtime", runtime.clone())
+        } else {
+            fail(
+                "runtime",
+                format!("Docker does not know the runtime \"{runtime}\" (see docs/admin.md)"),
+            )
+        });
+    }
+    let gpus = GpuPool::detect(config.raid.gpus.as_ref());
+    out.push(pass(
+        "gpus",
+        if gpus.count() == 0 {
+            "none (jobs asking for GPUs are refused)".to_string()
+        } else {
+            format!("{} GPU(s)", gpus.count())
+        },
+    ));
+    if let Some(d) = &docker {
+        out.push(container_check(d, config, &gpus).await);
+    }
+    match open_queue(
+        config,
+        config.raid.queues.first().map_or("rai", String::as_str),
+        None,
+    )
+    .await
+    {
+        Ok(q) => out.push(pass(
+            "queue",
+            format!("{} ({:?})", q.name(), config.queue.backend),
+        )),
+        Err(e) => out.push(fail("queue", e.to_string())),
+    }
+    match open_store(config, None, true).await {
+        Ok(s) => out.push(pass("store", s.describe())),
+        Err(e) => out.push(fail("store", e.to_string())),
+    }
+    out.push(redis_check(config).await);
+    match Registry::load(&config.raid.registry) {
+        _ if !config.raid.registry.exists() => out.push(fail(
+            "registry",
+            format!(
+                "{} does not exist; install the registry rai-keygen wrote (raid.registry)",
+                config.raid.registry.display()
+            ),
+        )),
+        Ok(r) if r.users.is_empty() => out.push(fail(
+            "registry",
+            format!(
+                "{} has no users; every job would be refused",
+                config.raid.registry.display()
+            ),
+        )),
+        Ok(r) => out.push(pass("registry", format!("{} users", r.users.len()))),
+        Err(e) => out.push(fail("registry", e.to_string())),
+    }
+    out.push(disk_check(config));
+    out
+}
+
+async fn container_check(docker: &Docker, config: &Config, gpus: &GpuPool) -> Check {
+    let images = docker
+        .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+        .await
+        .unwrap_or_default();
+    let allowed: Vec<String> = images
+        .iter()
+        .flat_map(|i| i.repo_tags.iter().cloned())
+        .filter(|tag| {
+            config.raid.images.iter().any(|p| {
+                globset::Glob::new(p)
+                    .map(|g| g.compile_matcher().is_match(tag))
+                    .unwrap_or(false)
+            })
+        })
+        .collect();
+    let Some(image) = allowed.first() else {
+        return fail(
+            "container",
+            "no allowed image is present on this machine; pull one of raid.images",
+        );
+    };
+    let dir = std::env::temp_dir().join(format!("raid-doctor-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(dir.join("src"));
+    let _ = std::fs::create_dir_all(dir.join("build"));
+    let gpu = if gpus.count() > 0 {
+        vec![gpus.acquire(1).await.ids[0].clone()]
+    } else {
+        vec![]
+    };
+    let spec = SandboxSpec {
+        name: format!("raid-doctor-{}", std::process::id()),
+        image: image.clone(),
+        src_dir: dir.join("src"),
+        build_dir: dir.join("build"),
+        user: config.raid.user.clone(),
+        shell: config.raid.shell.clone(),
+        memory_bytes: 256 << 20,
+        cpus: 1.0,
+        pids: 64,
+        nofile: 1024,
+        network: false,
+        tmp_bytes: 16 << 20,
+        gpus: gpu.clone(),
+        runtime: config.raid.runtime.clone(),
+        env: vec![],
+        labels: Default::default(),
+    };
+    let result = match Sandbox::start(docker, &spec).await {
+        Ok(sandbox) => {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+            let cmd = if gpu.is_empty() {
+                "true"
+            } else {
+                "nvidia-smi -L"
+            };
+            let code = tokio::time::timeout(Duration::from_secs(60), sandbox.run(cmd, tx)).await;
+            let mut seen = String::new();
+            while let Ok((_, b)) = rx.try_recv() {
+                seen.push_str(&String::from_utf8_lossy(&b));
+            }
+            sandbox.remove().await;
+            match code {
+                Ok(Ok(Some(0))) if gpu.is_empty() => {
+                    pass("container", format!("a sandboxed {image} runs"))
+                }
+                Ok(Ok(Some(0))) => pass(
+                    "container",
+                    format!("a sandboxed {image} sees {}", seen.trim()),
+                ),
+                other => fail(
+                    "container",
+                    format!("a sandboxed {image} did not run `{cmd}`: {other:?} {seen}"),
+                ),
+            }
+        }
+        Err(e) => fail("container", e.to_string()),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn redis_check(config: &Config) -> Check {
+    let bus = match EventBus::connect(&config.events.redis_url, Duration::from_secs(60)).await {
+        Ok(b) => b,
+        Err(e) => return fail("redis", e.to_string()),
+    };
+    let Ok(client) = redis::Client::open(config.events.redis_url.as_str()) else {
+        return fail("redis", "the URL is not valid");
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return fail("redis", format!("cannot connect to {}", bus.endpoint()));
+    };
+    let get = async |conn: &mut redis::aio::MultiplexedConnection, key: &str| -> Option<String> {
+        let v: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(key)
+            .query_async(conn)
+            .await
+            .ok()?;
+        v.get(1).cloned()
+    };
+    let aof = get(&mut conn, "appendonly").await;
+    let policy = get(&mut conn, "maxmemory-policy").await;
+    let holds_queue = config.queue.backend == QueueBackend::Redis;
+    if holds_queue && aof.as_deref() != Some("yes") {
+        return fail(
+            "redis",
+            format!(
+                "{} holds the job queue but does not persist it (appendonly {}); set appendonly yes or a restart loses queued jobs",
+                bus.endpoint(),
+                aof.unwrap_or_else(|| "unknown".into())
+            ),
+        );
+    }
+    if holds_queue && policy.as_deref().is_some_and(|p| p != "noeviction") {
+        return fail(
+            "redis",
+            format!(
+                "maxmemory-policy is {}; set noeviction or Redis may evict queued jobs",
+                policy.unwrap_or_default()
+            ),
+        );
+    }
+    pass(
+        "redis",
+        format!(
+            "{} (appendonly {}, maxmemory-policy {})",
+            bus.endpoint(),
+            aof.unwrap_or_else(|| "?".into()),
+            policy.unwrap_or_else(|| "?".into())
+        ),
+    )
+}
+
+fn disk_check(config: &Config) -> Check {
+    let dir = &config.raid.work_dir;
+    let probe = if dir.exists() {
+        dir.clone()
+    } else {
+        dir.parent().map(|p| p.to_path_buf()).unwrap_or_default()
+    };
+    match rustix::fs::statvfs(&probe) {
+        Ok(s) => {
+            let free = s.f_bavail * s.f_frsize;
+            let gib = free as f64 / (1u64 << 30) as f64;
+            if free < 2 << 30 {
+                fail(
+                    "disk",
+                    format!(
+                        "{:.1} GiB free under {}; jobs need room to unpack and build",
+                        gib,
+                        probe.display()
+                    ),
+                )
+            } else {
+                pass(
+                    "disk",
+                    format!("{:.1} GiB free under {}", gib, probe.display()),
+                )
+            }
+        }
+        Err(e) => fail("disk", format!("cannot check {}: {e}", probe.display())),
+    }
+}
+
+/// Prints the table; returns whether everything passed.
+pub fn print(checks: &[Check]) -> bool {
+    println!("{:<10} {:<6} DETAIL", "CHECK", "RESULT");
+    for c in checks {
+        println!(
+            "{:<10} {:<6} {}",
+            c.name,
+            if c.ok { "pass" } else { "FAIL" },
+            c.detail
+        );
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed == 0 {
+        println!("all {} checks passed", checks.len());
+    } else {
+        println!("{failed} of {} checks failed", checks.len());
+    }
+    failed == 0
+}
