@@ -196,8 +196,8 @@ async fn thousand_messages_are_each_acked_exactly_once(b: Backend) {
             tokio::spawn(async move {
                 // A lease long enough that a slow moto never lets one run out mid-batch: this test is about
                 // delivery, not expiry.
-                let q = open_with_lease(b, &name, 5, Duration::from_secs(60)).await;
-                let deadline = Instant::now() + Duration::from_secs(120);
+                let q = open_with_lease(b, &name, 5, Duration::from_secs(300)).await;
+                let deadline = Instant::now() + Duration::from_secs(240);
                 while acked.lock().await.len() < 1000 && Instant::now() < deadline {
                     for lease in q.receive(10, Duration::from_millis(500)).await.unwrap() {
                         q.ack(&lease).await.unwrap();
