@@ -20,3 +20,6 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 
 cargo bench --locked -p rai-common --bench archive
 cargo bench --locked -p rai-common --bench backends
+ensure_docker
+ensure_test_image
+cargo bench --locked -p raid-server --bench overhead

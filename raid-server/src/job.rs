@@ -40,6 +40,24 @@ pub struct WorkerContext {
     pub gpus: GpuPool,
     pub rejected: std::sync::atomic::AtomicU64,
     pub completed: std::sync::atomic::AtomicU64,
+    /// When the last jobs passed their milestones (the most recent 1,000), for metrics and the benchmark.
+    pub timings: std::sync::Mutex<std::collections::VecDeque<JobTiming>>,
+}
+
+/// When a job passed each milestone on this worker.
+#[derive(Debug, Clone)]
+pub struct JobTiming {
+    pub job: rai_common::JobId,
+    pub leased: Instant,
+    pub container_started: Option<Instant>,
+    pub commands_done: Option<Instant>,
+    pub acked: Instant,
+}
+
+#[derive(Default)]
+struct Milestones {
+    container_started: Option<Instant>,
+    commands_done: Option<Instant>,
 }
 
 /// Why a running job must stop early, from outside it.
@@ -84,6 +102,7 @@ enum Outcome {
 
 /// Runs one leased message to its end. Never panics on bad input; every path acks or releases the message.
 pub async fn run(ctx: Arc<WorkerContext>, lease: Lease, interrupt: watch::Receiver<Interrupt>) {
+    let leased = Instant::now();
     let freshness = Freshness {
         max_age: ctx.config.raid.max_job_age.as_duration(),
         ..Freshness::default()
@@ -122,7 +141,7 @@ pub async fn run(ctx: Arc<WorkerContext>, lease: Lease, interrupt: watch::Receiv
         }
         Ok(claim) => {
             let rerun = matches!(claim, Claim::Rerun { .. });
-            run_claimed(ctx.clone(), lease, request, rerun, interrupt).await;
+            run_claimed(ctx.clone(), lease, request, rerun, interrupt, leased).await;
         }
         Err(e) => {
             tracing::error!(job = %job, error = %e, "cannot claim the job; handing it back");
@@ -161,8 +180,10 @@ async fn run_claimed(
     request: JobRequest,
     rerun: bool,
     interrupt: watch::Receiver<Interrupt>,
+    leased: Instant,
 ) {
     let job = request.id;
+    let mut milestones = Milestones::default();
     // Keep the lease (and the claim) alive for as long as the job runs.
     let (lost_tx, lost_rx) = watch::channel(false);
     let keeper = {
@@ -188,7 +209,17 @@ async fn run_claimed(
     let dir = ctx.config.raid.work_dir.join(job.to_string());
     let container = format!("rai-job-{job}");
     let started = Utc::now();
-    let outcome = life(&ctx, &request, rerun, &dir, &container, interrupt, lost_rx).await;
+    let outcome = life(
+        &ctx,
+        &request,
+        rerun,
+        &dir,
+        &container,
+        interrupt,
+        lost_rx,
+        &mut milestones,
+    )
+    .await;
     keeper.abort();
     remove_container(&ctx.docker, &container).await;
     if let Err(e) = tokio::fs::remove_dir_all(&dir).await
@@ -258,6 +289,18 @@ async fn run_claimed(
             }
             ctx.completed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut timings = ctx.timings.lock().expect("never poisoned");
+            if timings.len() == 1000 {
+                timings.pop_front();
+            }
+            timings.push_back(JobTiming {
+                job,
+                leased,
+                container_started: milestones.container_started,
+                commands_done: milestones.commands_done,
+                acked: Instant::now(),
+            });
+            drop(timings);
             tracing::info!(job = %job, status = %ending.status, exit_code = ?ending.exit_code, "job finished");
         }
         Ok((Outcome::HandBack, ..)) | Err(_) => {
@@ -298,6 +341,7 @@ async fn life(
     container: &str,
     mut interrupt: watch::Receiver<Interrupt>,
     mut lost: watch::Receiver<bool>,
+    milestones: &mut Milestones,
 ) -> LifeResult {
     let job = request.id;
     let raid = &ctx.config.raid;
@@ -393,6 +437,7 @@ async fn life(
         Err(e) => finish!(ended(JobStatus::Error, None, e.to_string())),
     };
 
+    milestones.container_started = Some(Instant::now());
     let deadline = tokio::time::Instant::now() + limits.time;
     let cancel_grace = raid.cancel_grace.as_duration();
     let mut ending: Option<Outcome> = None;
@@ -489,6 +534,7 @@ async fn life(
             }
         }
     }
+    milestones.commands_done = Some(Instant::now());
     sandbox.remove().await;
     drop(gpus);
     let outcome = ending.unwrap_or_else(|| ended(JobStatus::Succeeded, Some(0), None));

@@ -70,6 +70,7 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
         gpus,
         rejected: Default::default(),
         completed: Default::default(),
+        timings: Default::default(),
     })
 }
 

@@ -1,0 +1,107 @@
+//! Per-job overhead of raid for a trivial job, beside a plain `docker run --rm` of the same image and command,
+//! in one run:
+//!
+//!     deploy/local/bench.sh        (or, with the stack up: cargo bench -p raid-server --bench overhead)
+//!
+//! For 100 jobs (`true`), one at a time on one slot: the time from lease to ack, split into lease → container
+//! started (verify, claim, fetch, unpack, create, start) and commands done → ack (remove, pack /build, store,
+//! record, end event, ack). The reference is `docker run --rm --network none IMAGE true`, which pays for create,
+//! start, wait and remove as well. Target (issue 4): overhead p50 <= 100 ms, where overhead = raid's lease → ack
+//! minus docker run --rm.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+const JOBS: usize = 100;
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let h = support::Harness::start(|c| c.raid.concurrency = Some(1)).await;
+    for _ in 0..3 {
+        let job = h.submit(&["true"], "time: 30s", &[]).await;
+        h.events(job, Duration::from_secs(60)).await;
+    }
+    let mut ids = Vec::new();
+    for _ in 0..JOBS {
+        let job = h.submit(&["true"], "time: 30s", &[]).await;
+        h.events(job, Duration::from_secs(60)).await;
+        ids.push(job);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let timings: Vec<raid::job::JobTiming> = {
+        let all = h.ctx.timings.lock().unwrap();
+        all.iter()
+            .filter(|t| ids.contains(&t.job))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(timings.len(), JOBS, "every job's milestones were recorded");
+    let mut total: Vec<Duration> = timings.iter().map(|t| t.acked - t.leased).collect();
+    let mut pre: Vec<Duration> = timings
+        .iter()
+        .map(|t| t.container_started.unwrap() - t.leased)
+        .collect();
+    let mut post: Vec<Duration> = timings
+        .iter()
+        .map(|t| t.acked - t.commands_done.unwrap())
+        .collect();
+
+    let image = support::image();
+    let mut docker: Vec<Duration> = Vec::new();
+    for _ in 0..JOBS {
+        let t = Instant::now();
+        let ok = std::process::Command::new("docker")
+            .args(["run", "--rm", "--network", "none", &image, "true"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        docker.push(t.elapsed());
+    }
+    let (t50, t99) = (pct(&mut total, 0.5), pct(&mut total, 0.99));
+    let (d50, d99) = (pct(&mut docker, 0.5), pct(&mut docker, 0.99));
+    println!("raid per-job overhead: {JOBS} trivial jobs (`true`), one slot, local stack");
+    println!("{:<44} {:>9} {:>9}", "", "p50", "p99");
+    println!(
+        "{:<44} {:>7.1}ms {:>7.1}ms",
+        "raid: lease -> ack",
+        ms(t50),
+        ms(t99)
+    );
+    println!(
+        "{:<44} {:>7.1}ms {:>7.1}ms",
+        "  of which lease -> container started",
+        ms(pct(&mut pre, 0.5)),
+        ms(pct(&mut pre, 0.99))
+    );
+    println!(
+        "{:<44} {:>7.1}ms {:>7.1}ms",
+        "  of which commands done -> ack",
+        ms(pct(&mut post, 0.5)),
+        ms(pct(&mut post, 0.99))
+    );
+    println!(
+        "{:<44} {:>7.1}ms {:>7.1}ms",
+        "reference: docker run --rm (CLI)",
+        ms(d50),
+        ms(d99)
+    );
+    println!(
+        "{:<44} {:>7.1}ms {:>9}   target p50 <= 100 ms (negative: raid's whole job is faster than the CLI's run)",
+        "overhead (raid lease -> ack - docker run)",
+        ms(t50) - ms(d50),
+        ""
+    );
+    h.drain_and_stop().await;
+}
