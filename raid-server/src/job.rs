@@ -54,6 +54,12 @@ pub struct JobTiming {
     pub acked: Instant,
 }
 
+/// What can stop a running job from outside: the worker handing it back, or its lease lost.
+struct Stops {
+    interrupt: watch::Receiver<Interrupt>,
+    lost: watch::Receiver<bool>,
+}
+
 #[derive(Default)]
 struct Milestones {
     container_started: Option<Instant>,
@@ -215,8 +221,10 @@ async fn run_claimed(
         rerun,
         &dir,
         &container,
-        interrupt,
-        lost_rx,
+        Stops {
+            interrupt,
+            lost: lost_rx,
+        },
         &mut milestones,
     )
     .await;
@@ -339,10 +347,13 @@ async fn life(
     rerun: bool,
     dir: &Path,
     container: &str,
-    mut interrupt: watch::Receiver<Interrupt>,
-    mut lost: watch::Receiver<bool>,
+    stops: Stops,
     milestones: &mut Milestones,
 ) -> LifeResult {
+    let Stops {
+        mut interrupt,
+        mut lost,
+    } = stops;
     let job = request.id;
     let raid = &ctx.config.raid;
     let publisher = ctx.bus.publisher(job).await?;
