@@ -1,0 +1,58 @@
+//! The shipped deploy files fit the code: the example worker config loads against the schema, and the systemd
+//! unit runs raid the way the docs say.
+
+use rai_common::Config;
+use rai_common::config::{ConfigSources, QueueBackend, StoreBackend};
+
+#[test]
+fn the_example_worker_config_is_valid() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/raid.example.yml"
+    ))
+    .unwrap();
+    // The example's encrypted values are placeholders; put plain ones in their place.
+    let text: String = text
+        .lines()
+        .map(|l| match l.split_once("enc:v1:REPLACE") {
+            Some((head, _)) => format!("{head}placeholder"),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("raid.yml");
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&ConfigSources {
+        explicit: Some(path),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        (config.queue.backend, config.store.backend),
+        (QueueBackend::Sqs, StoreBackend::S3)
+    );
+    assert_eq!(config.raid.queues, ["rai-gpu"]);
+}
+
+#[test]
+fn the_systemd_unit_notifies_drains_and_keeps_the_secret_off_the_command_line() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/systemd/raid.service"
+    ))
+    .unwrap();
+    for line in [
+        "Type=notify",
+        "EnvironmentFile=/etc/rai/raid.env",
+        "Restart=on-failure",
+        "KillSignal=SIGTERM",
+        "WatchdogSec=",
+    ] {
+        assert!(unit.lines().any(|l| l.starts_with(line)), "{line}");
+    }
+    assert!(
+        !unit.contains(" -s "),
+        "the secret must not be on the command line"
+    );
+}
