@@ -22,6 +22,7 @@ use rai_common::queue::{JobQueue, Lease};
 use rai_common::store::{ObjectStore, output_key, record_key};
 use serde::Serialize;
 use tokio::sync::{RwLock, watch};
+use tracing::Instrument;
 
 use crate::gpu::GpuPool;
 use crate::output::OutputPump;
@@ -33,7 +34,8 @@ pub struct WorkerContext {
     pub name: String,
     pub config: Config,
     pub docker: Docker,
-    pub queue: Arc<dyn JobQueue>,
+    /// The queues this worker serves; a job is acked, extended or released on the queue it came from.
+    pub queues: Vec<Arc<dyn JobQueue>>,
     pub store: Arc<dyn ObjectStore>,
     pub bus: EventBus,
     pub registry: Arc<RwLock<Registry>>,
@@ -107,7 +109,12 @@ enum Outcome {
 }
 
 /// Runs one leased message to its end. Never panics on bad input; every path acks or releases the message.
-pub async fn run(ctx: Arc<WorkerContext>, lease: Lease, interrupt: watch::Receiver<Interrupt>) {
+pub async fn run(
+    ctx: Arc<WorkerContext>,
+    queue: Arc<dyn JobQueue>,
+    lease: Lease,
+    interrupt: watch::Receiver<Interrupt>,
+) {
     let leased = Instant::now();
     let freshness = Freshness {
         max_age: ctx.config.raid.max_job_age.as_duration(),
@@ -126,19 +133,16 @@ pub async fn run(ctx: Arc<WorkerContext>, lease: Lease, interrupt: watch::Receiv
             if let Some(id) = SignedJob::claimed_id(lease.body.as_bytes()) {
                 tell_rejected(&ctx, id, &reason.to_string()).await;
             }
-            let _ = ctx.queue.ack(&lease).await;
+            let _ = queue.ack(&lease).await;
             return;
         }
     };
-    let span = tracing::info_span!("job", job = %request.id, user = %request.user);
-    let _enter = span.enter();
-    drop(_enter);
     let job = request.id;
-    let claim_ttl = claim_ttl(&ctx);
+    let claim_ttl = claim_ttl(queue.as_ref());
     match ctx.bus.claim(&job, &ctx.name, claim_ttl).await {
         Ok(Claim::Finished) => {
             tracing::info!(job = %job, "dropping a message for a job that already finished");
-            let _ = ctx.queue.ack(&lease).await;
+            let _ = queue.ack(&lease).await;
         }
         Ok(Claim::Busy { holder }) => {
             // A duplicate delivery while another worker runs the job: leave the message alone; if that worker
@@ -147,19 +151,22 @@ pub async fn run(ctx: Arc<WorkerContext>, lease: Lease, interrupt: watch::Receiv
         }
         Ok(claim) => {
             let rerun = matches!(claim, Claim::Rerun { .. });
-            run_claimed(ctx.clone(), lease, request, rerun, interrupt, leased).await;
+            let span = tracing::info_span!("job", job = %request.id, user = %request.user);
+            run_claimed(ctx.clone(), queue, lease, request, rerun, interrupt, leased)
+                .instrument(span)
+                .await;
         }
         Err(e) => {
             tracing::error!(job = %job, error = %e, "cannot claim the job; handing it back");
-            let _ = ctx.queue.release(&lease).await;
+            let _ = queue.release(&lease).await;
         }
     }
 }
 
 /// A claim outlives one missed renewal (renewals come every third of a lease) but not much more, so a dead
 /// worker's job is free again soon after its lease runs out.
-fn claim_ttl(ctx: &WorkerContext) -> Duration {
-    ctx.queue.lease_duration() * 3 / 2
+fn claim_ttl(queue: &dyn JobQueue) -> Duration {
+    queue.lease_duration() * 3 / 2
 }
 
 /// Reports a refusal on the job's channel, unless the job already has events (a forged message must not write
@@ -182,6 +189,7 @@ async fn tell_rejected(ctx: &WorkerContext, job: rai_common::JobId, reason: &str
 
 async fn run_claimed(
     ctx: Arc<WorkerContext>,
+    queue: Arc<dyn JobQueue>,
     lease: Lease,
     request: JobRequest,
     rerun: bool,
@@ -193,12 +201,12 @@ async fn run_claimed(
     // Keep the lease (and the claim) alive for as long as the job runs.
     let (lost_tx, lost_rx) = watch::channel(false);
     let keeper = {
-        let (ctx, lease) = (ctx.clone(), lease.clone());
+        let (ctx, lease, queue) = (ctx.clone(), lease.clone(), queue.clone());
         tokio::spawn(async move {
-            let every = ctx.queue.lease_duration() / 3;
+            let every = queue.lease_duration() / 3;
             loop {
                 tokio::time::sleep(every).await;
-                if let Err(e) = ctx.queue.extend(&lease).await {
+                if let Err(e) = queue.extend(&lease).await {
                     tracing::error!(job = %job, error = %e, "lost the job's lease");
                     if matches!(e, rai_common::errors::QueueError::LeaseLost { .. }) {
                         let _ = lost_tx.send(true);
@@ -207,7 +215,7 @@ async fn run_claimed(
                 }
                 let _ = ctx
                     .bus
-                    .claim(&job, &ctx.name, ctx.queue.lease_duration() * 2)
+                    .claim(&job, &ctx.name, claim_ttl(queue.as_ref()))
                     .await;
             }
         })
@@ -263,7 +271,7 @@ async fn run_claimed(
             if let Err(e) = stored {
                 tracing::error!(job = %job, error = %e, "cannot store the job record; handing the job back");
                 let _ = ctx.bus.unclaim(&job).await;
-                let _ = ctx.queue.release(&lease).await;
+                let _ = queue.release(&lease).await;
                 return;
             }
             let end = EventBody::End {
@@ -273,7 +281,7 @@ async fn run_claimed(
             };
             if let Err(e) = publisher.send(end).await {
                 tracing::error!(job = %job, error = %e, "cannot publish the end event; handing the job back");
-                let _ = ctx.queue.release(&lease).await;
+                let _ = queue.release(&lease).await;
                 return;
             }
             let _ = ctx
@@ -292,7 +300,7 @@ async fn run_claimed(
                 )
                 .await;
             let _ = ctx.bus.mark_done(&job).await;
-            if let Err(e) = ctx.queue.ack(&lease).await {
+            if let Err(e) = queue.ack(&lease).await {
                 tracing::warn!(job = %job, error = %e, "could not ack a finished job (it will be dropped on redelivery)");
             }
             ctx.completed
@@ -318,7 +326,7 @@ async fn run_claimed(
                 .bus
                 .update_state(&job, &[("status", JobStatus::Requeued.to_string())])
                 .await;
-            let _ = ctx.queue.release(&lease).await;
+            let _ = queue.release(&lease).await;
         }
     }
 }

@@ -19,13 +19,13 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
         .negotiate_version()
         .await
         .context("cannot reach the Docker engine; is it running, and may raid use its socket?")?;
-    let Some(queue_name) = config.raid.queues.first().cloned() else {
+    if config.raid.queues.is_empty() {
         bail!("raid.queues is empty; name at least one queue to serve");
-    };
-    if config.raid.queues.len() > 1 {
-        tracing::warn!(queues = ?config.raid.queues, "this version serves one queue per worker; serving the first");
     }
-    let queue = open_queue(&config, &queue_name, None).await?;
+    let mut queues = Vec::new();
+    for name in &config.raid.queues {
+        queues.push(open_queue(&config, name, None).await?);
+    }
     let store = open_store(&config, None, true).await?;
     let bus = EventBus::connect(
         &config.events.redis_url,
@@ -63,7 +63,7 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
         name,
         config,
         docker,
-        queue,
+        queues,
         store,
         bus,
         registry: Arc::new(RwLock::new(registry)),

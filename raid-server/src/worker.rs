@@ -25,41 +25,26 @@ pub async fn serve(
     let running: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let heart = tokio::spawn(heartbeat(ctx.clone(), slots as u32, running.clone()));
     let reloader = tokio::spawn(reload_registry(ctx.clone(), reload));
-    let mut jobs = tokio::task::JoinSet::new();
-    tracing::info!(worker = %ctx.name, slots, queue = %ctx.queue.name(), gpus = ctx.gpus.count(), "serving");
-    loop {
-        if *phase.borrow() != Phase::Running {
-            break;
-        }
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = phase.changed() => continue,
-        };
-        let leases = tokio::select! {
-            r = ctx.queue.receive(1, Duration::from_secs(5)) => r,
-            _ = phase.changed() => continue,
-        };
-        let leases = match leases {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot receive jobs; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let Some(lease) = leases.into_iter().next() else {
-            continue;
-        };
-        let (ctx, interrupt, running) = (ctx.clone(), interrupt_rx.clone(), running.clone());
-        jobs.spawn(async move {
-            let id = lease.id.clone();
-            running.lock().expect("never poisoned").push(id.clone());
-            job::run(ctx, lease, interrupt).await;
-            running.lock().expect("never poisoned").retain(|r| *r != id);
-            drop(permit);
-        });
-        while jobs.try_join_next().is_some() {}
+    let jobs = Arc::new(tokio::sync::Mutex::new(tokio::task::JoinSet::new()));
+    let names: Vec<&str> = ctx.queues.iter().map(|q| q.name()).collect();
+    tracing::info!(worker = %ctx.name, slots, queues = ?names, gpus = ctx.gpus.count(), "serving");
+    // One lease loop per queue; all share the slots.
+    let mut loops = Vec::new();
+    for queue in ctx.queues.clone() {
+        loops.push(tokio::spawn(lease_loop(
+            ctx.clone(),
+            queue,
+            permits.clone(),
+            phase.clone(),
+            interrupt_rx.clone(),
+            running.clone(),
+            jobs.clone(),
+        )));
     }
+    for l in loops {
+        let _ = l.await;
+    }
+    let mut jobs = std::mem::take(&mut *jobs.lock().await);
 
     // Draining: no new leases. Running jobs get the grace period, then are handed back.
     let grace = ctx.config.raid.shutdown_grace.as_duration();
@@ -87,6 +72,59 @@ pub async fn serve(
     );
 }
 
+type Running = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Leases jobs from one queue whenever a slot is free, until shutdown begins.
+async fn lease_loop(
+    ctx: Arc<WorkerContext>,
+    queue: Arc<dyn rai_common::queue::JobQueue>,
+    permits: Arc<Semaphore>,
+    mut phase: watch::Receiver<Phase>,
+    interrupt: watch::Receiver<Interrupt>,
+    running: Running,
+    jobs: Arc<tokio::sync::Mutex<tokio::task::JoinSet<()>>>,
+) {
+    loop {
+        if *phase.borrow() != Phase::Running {
+            return;
+        }
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = phase.changed() => continue,
+        };
+        let leases = tokio::select! {
+            r = queue.receive(1, Duration::from_secs(5)) => r,
+            _ = phase.changed() => continue,
+        };
+        let leases = match leases {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(queue = %queue.name(), error = %e, "cannot receive jobs; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let Some(lease) = leases.into_iter().next() else {
+            continue;
+        };
+        let (ctx, queue, interrupt, running) = (
+            ctx.clone(),
+            queue.clone(),
+            interrupt.clone(),
+            running.clone(),
+        );
+        let mut set = jobs.lock().await;
+        set.spawn(async move {
+            let id = lease.id.clone();
+            running.lock().expect("never poisoned").push(id.clone());
+            job::run(ctx, queue, lease, interrupt).await;
+            running.lock().expect("never poisoned").retain(|r| *r != id);
+            drop(permit);
+        });
+        while set.try_join_next().is_some() {}
+    }
+}
+
 async fn heartbeat(
     ctx: Arc<WorkerContext>,
     slots: u32,
@@ -96,7 +134,7 @@ async fn heartbeat(
     loop {
         let info = WorkerInfo {
             name: ctx.name.clone(),
-            queues: vec![ctx.queue.name().to_string()],
+            queues: ctx.queues.iter().map(|q| q.name().to_string()).collect(),
             slots,
             running: running.lock().expect("never poisoned").clone(),
             gpus: ctx.gpus.count(),

@@ -48,11 +48,10 @@ async fn bad_messages_are_refused_each_with_its_reason_and_the_worker_keeps_serv
         .prepare(&["echo no"], "time: 10s", &[], &stranger, "nobody")
         .await;
     for wire in [&forged, &unsigned, &revoked, &unknown] {
-        h.ctx.queue.send(wire).await.unwrap();
+        h.ctx.queues[0].send(wire).await.unwrap();
     }
-    h.ctx.queue.send("this is not a job").await.unwrap();
-    h.ctx
-        .queue
+    h.ctx.queues[0].send("this is not a job").await.unwrap();
+    h.ctx.queues[0]
         .send("{\"v\":1,\"payload\":\"{}\",\"sig\":\"\"}")
         .await
         .unwrap();
@@ -84,10 +83,10 @@ async fn bad_messages_are_refused_each_with_its_reason_and_the_worker_keeps_serv
     let (wire, job) = h
         .prepare(&["echo fine"], "time: 10s", &[], &key, "jdoe")
         .await;
-    h.ctx.queue.send(&wire).await.unwrap();
+    h.ctx.queues[0].send(&wire).await.unwrap();
     let events = h.events(job, LIMIT).await;
     assert_eq!(end(&events).0, "succeeded");
-    h.ctx.queue.send(&wire).await.unwrap();
+    h.ctx.queues[0].send(&wire).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         h.ctx.bus.history(&job, 0, 1000).await.unwrap().len(),
@@ -225,4 +224,25 @@ async fn sigterm_hands_a_long_job_back_and_another_worker_completes_it() {
         );
     }
     second.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_serves_several_queues() {
+    let second = rai_common::testenv::unique("q2");
+    let h = Harness::start(|c| c.raid.queues.push(second.clone())).await;
+    assert_eq!(h.ctx.queues.len(), 2);
+    let (wire, job) = h
+        .prepare(
+            &["echo from the second queue"],
+            "time: 10s",
+            &[],
+            &h.key.clone(),
+            "jdoe",
+        )
+        .await;
+    h.ctx.queues[1].send(&wire).await.unwrap();
+    let events = h.events(job, LIMIT).await;
+    assert_eq!(text(&events, "stdout"), "from the second queue\n");
+    assert_eq!(end(&events).0, "succeeded");
+    h.drain_and_stop().await;
 }

@@ -122,7 +122,7 @@ impl Harness {
         let (wire, job) = self
             .prepare(commands, limits, files, &self.key, &self.user)
             .await;
-        self.ctx.queue.send(&wire).await.unwrap();
+        self.ctx.queues[0].send(&wire).await.unwrap();
         job
     }
 
