@@ -135,8 +135,32 @@ impl Harness {
         key: &SigningKey,
         user: &str,
     ) -> (String, JobId) {
+        prepare_job(
+            self.ctx.store.as_ref(),
+            &self.config.queue.name,
+            commands,
+            limits,
+            files,
+            key,
+            user,
+        )
+        .await
+    }
+}
+
+/// Packs a project with a build file, uploads it to `store`, and returns the signed job message and its id.
+pub async fn prepare_job(
+    store: &dyn rai_common::store::ObjectStore,
+    queue: &str,
+    commands: &[&str],
+    limits: &str,
+    files: &[(&str, &str)],
+    key: &SigningKey,
+    user: &str,
+) -> (String, JobId) {
+    {
         let dir = tempfile::tempdir().unwrap();
-        let build = Self::build_file(commands, limits);
+        let build = Harness::build_file(commands, limits);
         std::fs::write(dir.path().join("rai_build.yml"), &build).unwrap();
         for (name, text) in files {
             let p = dir.path().join(name);
@@ -147,12 +171,12 @@ impl Harness {
         let archive = pack_dir(dir.path());
         let job = JobId::new();
         let key_name = upload_key(user, &job);
-        let put = self.ctx.store.put_bytes(&key_name, archive).await.unwrap();
+        let put = store.put_bytes(&key_name, archive).await.unwrap();
         let request = JobRequest {
             id: job,
             user: user.into(),
             team: "t".into(),
-            queue: self.config.queue.name.clone(),
+            queue: queue.to_string(),
             created_at: Utc::now(),
             client_version: rai_common::VERSION.into(),
             build: spec,
@@ -167,7 +191,9 @@ impl Harness {
             job,
         )
     }
+}
 
+impl Harness {
     /// Every event of a job, until its end (fails the test after `limit`).
     pub async fn events(&self, job: JobId, limit: Duration) -> Vec<Event> {
         follow(&self.ctx.bus, job, limit).await

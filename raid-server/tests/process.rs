@@ -1,0 +1,150 @@
+//! The `raid` binary as systemd runs it: a process that drains on SIGTERM, handing its job back, and a second
+//! process that finishes the job.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rai_common::account::generate_signing_key;
+use rai_common::events::{EventBody, EventBus, JobStatus};
+use rai_common::queue::{JobQueue, RedisQueue};
+use rai_common::store::FsStore;
+use support::{end, text};
+
+fn write_config(
+    config: &rai_common::Config,
+    dir: &std::path::Path,
+    name: &str,
+) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.yml"));
+    std::fs::write(
+        &path,
+        format!(
+            "events:\n  redis_url: {}\nqueue:\n  name: {q}\n  lease: 6s\nstore:\n  path: {}\nraid:\n  name: {name}\n  queues: [{q}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  concurrency: 1\n  shutdown_grace: 1s\n  registry: {}\n  work_dir: {}\n",
+            config.events.redis_url,
+            config.store.path.display(),
+            config.raid.registry.display(),
+            config.raid.work_dir.display(),
+            q = config.queue.name,
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn raid(config: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_raid"))
+        .args(["-c", config.to_str().unwrap()])
+        .env_remove("RAI_SECRET")
+        .env("HOME", config.parent().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_process_and_a_second_process_finishes_the_job() {
+    let mut dirs = Vec::new();
+    let config = support::test_config(&mut dirs);
+    let key = generate_signing_key();
+    support::write_registry(&config, &[("jdoe", &key, false)]);
+    let dir = dirs[0].path().to_path_buf();
+    let store = FsStore::open(&config.store.path).unwrap();
+    let queue = RedisQueue::connect(
+        &config.events.redis_url,
+        &config.queue.name,
+        Duration::from_secs(6),
+        5,
+    )
+    .await
+    .unwrap();
+    let bus = EventBus::connect(&config.events.redis_url, Duration::from_secs(600))
+        .await
+        .unwrap();
+
+    let mut first = raid(&write_config(
+        &config,
+        &dir,
+        &rai_common::testenv::unique("p1"),
+    ));
+    let (wire, job) = support::prepare_job(
+        &store,
+        &config.queue.name,
+        &["echo begin; sleep 5; echo end"],
+        "time: 60s",
+        &[],
+        &key,
+        "jdoe",
+    )
+    .await;
+    queue.send(&wire).await.unwrap();
+    let follower = tokio::spawn({
+        let bus = bus.clone();
+        async move { support::follow(&bus, job, Duration::from_secs(120)).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(s)) = bus.state(&job).await
+            && s.status == Some(JobStatus::Running)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &first.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut first, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    assert_eq!(
+        status.map(|s| s.success()),
+        Some(true),
+        "raid exits cleanly after draining"
+    );
+    assert_eq!(
+        bus.state(&job).await.unwrap().unwrap().status,
+        Some(JobStatus::Requeued)
+    );
+
+    let mut second = raid(&write_config(
+        &config,
+        &dir,
+        &rai_common::testenv::unique("p2"),
+    ));
+    let events = follower.await.unwrap();
+    assert!(events.iter().any(|e| matches!(
+        &e.body,
+        EventBody::Status {
+            status: JobStatus::Requeued,
+            ..
+        }
+    )));
+    assert!(
+        text(&events, "stdout").ends_with("begin\nend\n"),
+        "{events:#?}"
+    );
+    assert_eq!(end(&events).0, "succeeded");
+    let _ = second.kill();
+    let _ = second.wait();
+}
