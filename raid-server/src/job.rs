@@ -408,7 +408,7 @@ async fn life(
 
     // Fetch and unpack the upload.
     let (src, build) = (dir.join("src"), dir.join("build"));
-    if let Err(reason) = fetch(ctx, request, &src, &limits).await {
+    if let Err(reason) = fetch(ctx, request, &src).await {
         finish!(ended(JobStatus::Rejected, None, reason));
     }
     if let Err(e) = make_build_dir(&build) {
@@ -608,13 +608,23 @@ fn make_build_dir(build: &Path) -> std::io::Result<()> {
 }
 
 /// Streams the upload from the store into the unpacker, checking its size and hash against the signed request.
-async fn fetch(
-    ctx: &WorkerContext,
-    request: &JobRequest,
-    src: &Path,
-    limits: &JobLimits,
-) -> Result<(), String> {
+async fn fetch(ctx: &WorkerContext, request: &JobRequest, src: &Path) -> Result<(), String> {
     use sha2::{Digest, Sha256};
+    // A job may only run its own upload: a signed job naming another student's upload is refused.
+    if request.input.key != rai_common::store::upload_key(&request.user, &request.id) {
+        return Err(format!(
+            "the job names the upload \"{}\", which is not its own; submit again with rai",
+            request.input.key
+        ));
+    }
+    let upload_cap = ctx.config.raid.limits.upload_bytes.0;
+    if request.input.size > upload_cap {
+        return Err(format!(
+            "the upload is {}, over this worker's limit of {}",
+            rai_common::units::Bytes(request.input.size).human(),
+            rai_common::units::Bytes(upload_cap).human()
+        ));
+    }
     let reader = ctx
         .store
         .get(&request.input.key)
@@ -630,9 +640,8 @@ async fn fetch(
     let bridge = tokio_util::io::SyncIoBridge::new(hashing);
     let dest = src.to_path_buf();
     let unpack_limits = UnpackLimits {
-        max_bytes: limits
-            .output_bytes
-            .max(ctx.config.raid.limits.upload_bytes.0 * 4),
+        // Source code compresses about 4:1; a bomb that claims more stops here.
+        max_bytes: upload_cap.saturating_mul(4),
         max_entries: 200_000,
     };
     tokio::task::spawn_blocking(move || {

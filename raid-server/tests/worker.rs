@@ -246,3 +246,43 @@ async fn one_worker_serves_several_queues() {
     assert_eq!(end(&events).0, "succeeded");
     h.drain_and_stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cannot_run_another_students_upload() {
+    let mut dirs = Vec::new();
+    let config = support::test_config(&mut dirs);
+    let (victim, thief) = (generate_signing_key(), generate_signing_key());
+    support::write_registry(
+        &config,
+        &[("victim", &victim, false), ("thief", &thief, false)],
+    );
+    let h = Harness::start_with(config, victim.clone(), dirs).await;
+    let (victim_wire, _) = h
+        .prepare(
+            &["cat /src/secret.txt"],
+            "time: 10s",
+            &[("secret.txt", "answers")],
+            &victim,
+            "victim",
+        )
+        .await;
+    let victim_job: SignedJob = serde_json::from_str(&victim_wire).unwrap();
+    let victim_req: rai_common::JobRequest = serde_json::from_str(&victim_job.payload).unwrap();
+    // The thief signs a job of its own that points at the victim's upload.
+    let (thief_wire, thief_id) = h
+        .prepare(&["cat /src/secret.txt"], "time: 10s", &[], &thief, "thief")
+        .await;
+    let thief_env: SignedJob = serde_json::from_str(&thief_wire).unwrap();
+    let mut req: rai_common::JobRequest = serde_json::from_str(&thief_env.payload).unwrap();
+    req.input = victim_req.input.clone();
+    h.ctx.queues[0]
+        .send(&String::from_utf8(req.sign(&thief).to_bytes()).unwrap())
+        .await
+        .unwrap();
+    let events = h.events(thief_id, LIMIT).await;
+    let (status, _, reason) = end(&events);
+    assert_eq!(status, "rejected");
+    assert!(reason.unwrap().contains("which is not its own"));
+    assert!(!text(&events, "stdout").contains("answers"));
+    h.drain_and_stop().await;
+}
