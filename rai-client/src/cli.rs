@@ -32,8 +32,58 @@ pub struct GlobalArgs {
     pub secret: Option<String>,
 }
 
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    s.parse::<rai_common::units::Span>()
+        .map(|d| d.as_duration())
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Pack the project, upload it, queue the job and show its output as it runs (`rai -p DIR` does the same).
+    Submit {
+        /// The queue to submit to (default: the build file's rai.queue, else the config's).
+        #[arg(long)]
+        queue: Option<String>,
+        /// Queue the job and return at once.
+        #[arg(long)]
+        detach: bool,
+        /// One JSON event per line on stdout, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Stop waiting after this long (90s, 10m); the job goes on.
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<std::time::Duration>,
+    },
+    /// Show a job's output from the start; `-f` keeps following it live.
+    Logs {
+        #[arg(short = 'f', long)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+        id: String,
+    },
+    /// Show a job's status.
+    Status {
+        #[arg(long)]
+        json: bool,
+        id: String,
+    },
+    /// Ask the worker to stop a job.
+    Cancel { id: String },
+    /// List your jobs, newest first.
+    History {
+        #[arg(short = 'n', default_value_t = 20)]
+        n: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a job's /build folder.
+    Download {
+        id: String,
+        /// Where to unpack it (default: ./build-<id>).
+        #[arg(short = 'o', long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Check a build file and say what it asks for.
     Validate {
         /// The build file (default: rai_build.yml in the project directory).

@@ -1,9 +1,15 @@
-//! What commands share: the loaded configuration, the profile, and the project directory.
+//! What commands share: the loaded configuration, the profile, the project directory, and connections to the
+//! services (with short-lived AWS credentials when the course runs on AWS).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use anyhow::Context as _;
 use rai_common::account::Profile;
-use rai_common::config::ConfigSources;
+use rai_common::config::{ConfigSources, QueueBackend, StoreBackend};
+use rai_common::events::EventBus;
+use rai_common::queue::JobQueue;
+use rai_common::store::ObjectStore;
 use rai_common::{BuildSpec, Config, paths};
 use rai_crypto::AppSecret;
 
@@ -38,4 +44,53 @@ pub fn load_profile(global: &GlobalArgs, config: Option<&Config>) -> anyhow::Res
 /// The build file of a project directory, read and checked.
 pub fn load_build_spec(path: &Path) -> Result<BuildSpec, rai_common::errors::BuildSpecError> {
     BuildSpec::load(path)
+}
+
+/// Connections to the services, for one user.
+pub struct Services {
+    pub config: Config,
+    pub bus: EventBus,
+    pub store: Arc<dyn ObjectStore>,
+    sdk: Option<aws_types::SdkConfig>,
+}
+
+impl Services {
+    /// Connects, trading the course's AWS credentials for the user's 15-minute ones when AWS is used.
+    pub async fn connect(
+        config: Config,
+        user: &str,
+        queues: &[String],
+    ) -> anyhow::Result<Services> {
+        let uses_aws =
+            config.queue.backend == QueueBackend::Sqs || config.store.backend == StoreBackend::S3;
+        let sdk = if uses_aws {
+            let bucket = config.store.bucket.clone().unwrap_or_default();
+            Some(
+                rai_common::aws::student_session(&config.aws, user, &bucket, queues)
+                    .await?
+                    .sdk,
+            )
+        } else {
+            None
+        };
+        let bus = EventBus::connect(
+            &config.events.redis_url,
+            config.events.retention.as_duration(),
+        )
+        .await?;
+        let store = rai_common::connect::open_store(&config, sdk.as_ref(), false).await?;
+        Ok(Services {
+            config,
+            bus,
+            store,
+            sdk,
+        })
+    }
+
+    /// Opens a queue to submit to.
+    pub async fn queue(&self, name: &str) -> anyhow::Result<Arc<dyn JobQueue>> {
+        rai_common::connect::open_queue(&self.config, name, self.sdk.as_ref())
+            .await
+            .with_context(|| format!("cannot open the job queue \"{name}\""))
+    }
 }

@@ -7,9 +7,11 @@
 //! - [`cli`]: the command line (clap), including the 2017 form `rai -p DIR`.
 //! - [`commands`]: one file per command.
 //! - [`context`]: what every command may need: configuration, profile, project directory.
+//! - [`follow`]: printing a job's events as they come.
 //! - [`exit`]: the documented exit codes.
 
 pub mod cli;
 pub mod commands;
 pub mod context;
 pub mod exit;
+pub mod follow;

@@ -4,23 +4,53 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rai_client::cli::{Cli, Command};
+use rai_client::commands::submit::SubmitArgs;
 use rai_client::{commands, exit};
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let g = &cli.global;
+    match cli.command {
+        Some(Command::Validate { file }) => commands::validate::run(g, file),
+        Some(Command::Init { force }) => commands::init::run(g, force),
+        Some(Command::Whoami) => commands::whoami::run(g),
+        Some(Command::Version) => commands::version::run(),
+        Some(Command::Submit {
+            queue,
+            detach,
+            json,
+            timeout,
+        }) => {
+            commands::submit::run(
+                g,
+                SubmitArgs {
+                    queue,
+                    detach,
+                    json,
+                    timeout,
+                },
+            )
+            .await
+        }
+        // The 2017 form: `rai -p DIR` submits.
+        None => commands::submit::run(g, SubmitArgs::default()).await,
+        Some(Command::Logs { follow, json, id }) => commands::logs::run(g, &id, follow, json).await,
+        Some(Command::Status { json, id }) => commands::status::run(g, &id, json).await,
+        Some(Command::Cancel { id }) => commands::cancel::run(g, &id).await,
+        Some(Command::History { n, json }) => commands::history::run(g, n, json).await,
+        Some(Command::Download { id, output }) => commands::download::run(g, &id, output).await,
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Some(Command::Validate { file }) => commands::validate::run(&cli.global, file),
-        Some(Command::Init { force }) => commands::init::run(&cli.global, force),
-        Some(Command::Whoami) => commands::whoami::run(&cli.global),
-        Some(Command::Version) => commands::version::run(),
-        None => {
-            eprintln!(
-                "rai: submitting jobs is not available in this build yet; use `rai validate` to check a build file"
-            );
-            Ok(exit::USAGE)
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rai: cannot start: {e}");
+            return ExitCode::from(exit::USAGE);
         }
     };
-    match result {
+    match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("rai: {e:#}");

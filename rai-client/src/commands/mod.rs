@@ -1,6 +1,12 @@
 //! One module per command; each exposes `run` and returns the process exit code.
 
+pub mod cancel;
+pub mod download;
+pub mod history;
 pub mod init;
+pub mod logs;
+pub mod status;
+pub mod submit;
 pub mod validate;
 pub mod version;
 pub mod whoami;

@@ -1,0 +1,50 @@
+//! `rai status ID`: queued, running (worker, elapsed), or finished (status, exit code).
+
+use rai_common::JobId;
+
+use crate::cli::GlobalArgs;
+use crate::context::{self, Services};
+use crate::exit;
+
+pub async fn run(global: &GlobalArgs, id: &str, json: bool) -> anyhow::Result<u8> {
+    let job: JobId = id.parse()?;
+    let config = context::load_config(global)?;
+    let profile = context::load_profile(global, Some(&config))?;
+    let services = Services::connect(config, &profile.username, &[]).await?;
+    let Some(state) = services.bus.state(&job).await? else {
+        eprintln!("rai: no job {job} (unknown, or older than the retention)");
+        return Ok(exit::USAGE);
+    };
+    if json {
+        println!("{}", serde_json::to_string(&state)?);
+        return Ok(exit::OK);
+    }
+    let status = state
+        .status
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    println!("job:      {job}");
+    println!("status:   {status}");
+    if let Some(w) = &state.worker {
+        println!("worker:   {w}");
+    }
+    if let Some(s) = &state.started_at {
+        let elapsed = chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds());
+        match (&state.finished_at, elapsed) {
+            (None, Some(secs)) => println!("running:  {secs}s"),
+            _ => println!("started:  {s}"),
+        }
+    }
+    if let Some(f) = &state.finished_at {
+        println!("finished: {f}");
+    }
+    if let Some(c) = state.exit_code {
+        println!("exit:     {c}");
+    }
+    if let Some(r) = state.reason.as_deref().filter(|r| !r.is_empty()) {
+        println!("reason:   {r}");
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,178 @@
+//! `rai submit` (and the 2017 form `rai -p DIR`): check, pack, upload, sign, queue, and follow the job.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use rai_common::archive::{PackOptions, PackProgress};
+use rai_common::build_spec::BUILD_FILE_NAME;
+use rai_common::job::{InputObject, JobId, JobRequest};
+use rai_common::store::upload_key;
+
+use crate::cli::GlobalArgs;
+use crate::context::{self, Services};
+use crate::{exit, follow};
+
+/// What `rai submit` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct SubmitArgs {
+    pub queue: Option<String>,
+    pub detach: bool,
+    pub json: bool,
+    pub timeout: Option<Duration>,
+}
+
+fn say(json: bool, line: &str) {
+    if !json {
+        eprintln!("✱ {line}");
+    }
+}
+
+pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
+    let dir = global.path.clone().unwrap_or_else(|| ".".into());
+    let build_path = dir.join(BUILD_FILE_NAME);
+    if !build_path.exists() {
+        eprintln!(
+            "rai: no {BUILD_FILE_NAME} in {}; create one with `rai init` (see docs/build-file.md)",
+            dir.display()
+        );
+        return Ok(exit::USAGE);
+    }
+    let spec = match context::load_build_spec(&build_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let config = context::load_config(global)?;
+    say(args.json, "Checking your authentication credentials.");
+    let profile = context::load_profile(global, Some(&config))?;
+    let key = profile.signing_key(
+        &context::profile_path(global, Some(&config))
+            .display()
+            .to_string(),
+    )?;
+    let queue_name = args
+        .queue
+        .clone()
+        .or_else(|| spec.rai.queue.clone())
+        .unwrap_or_else(|| config.queue.name.clone());
+    let max_upload = config.client.max_upload.0;
+    let max_files = config.client.max_files;
+    let services =
+        Services::connect(config, &profile.username, std::slice::from_ref(&queue_name)).await?;
+    let queue = services.queue(&queue_name).await?;
+
+    say(args.json, "Preparing your project directory for upload.");
+    let job = JobId::new();
+    let key_name = upload_key(&profile.username, &job);
+    let (reader, writer) = tokio::io::duplex(1 << 20);
+    let bar = progress_bar(args.json);
+    let packer = {
+        let (dir, bar) = (dir.clone(), bar.clone());
+        let opts = PackOptions {
+            max_bytes: max_upload,
+            max_files,
+            ..PackOptions::default()
+        };
+        tokio::task::spawn_blocking(move || {
+            let writer = tokio_util::io::SyncIoBridge::new(writer);
+            let mut last = std::time::Instant::now();
+            rai_common::archive::pack(&dir, writer, &opts, |p: PackProgress| {
+                if let Some(bar) = &bar {
+                    bar.set_length(p.bytes_total);
+                    bar.set_position(p.bytes_done);
+                } else if last.elapsed() > Duration::from_secs(2) && p.bytes_total > 0 {
+                    last = std::time::Instant::now();
+                    eprintln!("✱ Packed {} of {} bytes.", p.bytes_done, p.bytes_total);
+                }
+            })
+        })
+    };
+    say(args.json, "Uploading your project directory...");
+    let put = services.store.put(&key_name, Box::pin(reader)).await;
+    let packed = packer.await.context("the packer failed")?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let summary = match packed {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rai: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let put = put.context("cannot upload the project")?;
+    for skipped in &summary.skipped {
+        say(
+            args.json,
+            &format!("Left out {}: {}.", skipped.path.display(), skipped.reason),
+        );
+    }
+    let request = JobRequest {
+        id: job,
+        user: profile.username.clone(),
+        team: profile.team.name.clone(),
+        queue: queue_name.clone(),
+        created_at: Utc::now(),
+        client_version: rai_common::VERSION.into(),
+        build: spec,
+        input: InputObject {
+            key: key_name,
+            size: put.size,
+            sha256: put.sha256,
+        },
+    };
+    let wire = String::from_utf8(request.sign(&key).to_bytes()).expect("JSON is UTF-8");
+    let _ = services
+        .bus
+        .update_state(
+            &job,
+            &[
+                ("status", "queued".into()),
+                ("user", profile.username.clone()),
+                ("queue", queue_name.clone()),
+                ("submitted_at", Utc::now().to_rfc3339()),
+            ],
+        )
+        .await;
+    queue.send(&wire).await.context("cannot queue the job")?;
+    say(args.json, "Your job request has been posted to the queue.");
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"job": job.to_string(), "queue": queue_name})
+        );
+    } else {
+        eprintln!(
+            "✱ Job {job} ({} files, {}).",
+            summary.files,
+            rai_common::units::Bytes(put.size).human()
+        );
+    }
+    if args.detach {
+        say(
+            args.json,
+            &format!("Follow it with `rai logs -f {job}`; stop it with `rai cancel {job}`."),
+        );
+        return Ok(exit::OK);
+    }
+    let followed = follow::follow(&services.bus, job, 0, args.json, args.timeout).await;
+    Ok(follow::after(&job, followed))
+}
+
+fn progress_bar(json: bool) -> Option<indicatif::ProgressBar> {
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}

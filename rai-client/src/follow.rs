@@ -1,0 +1,169 @@
+//! Printing a job's events as they come: job stdout to stdout, job stderr to stderr, rai's own `✱` lines to
+//! stderr; or, with `--json`, one wire event per line on stdout. Ctrl-C detaches and says how to come back.
+
+use std::io::Write;
+use std::time::Duration;
+
+use rai_common::JobId;
+use rai_common::events::{Event, EventBody, EventBus, FollowOptions, JobStatus};
+
+use crate::exit;
+
+/// How following ended.
+pub enum Followed {
+    /// The job ended; rai exits with this code.
+    Ended(u8),
+    /// Ctrl-C.
+    Detached,
+    /// `--timeout` ran out.
+    WaitTimeout,
+    /// The events could not be read (Redis unreachable after retries).
+    Lost(String),
+}
+
+fn system(line: &str) {
+    eprintln!("✱ {line}");
+}
+
+fn print(event: &Event, job: &JobId, json: bool) {
+    if json {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", serde_json::to_string(event).unwrap_or_default());
+        let _ = out.flush();
+        return;
+    }
+    match &event.body {
+        EventBody::Stdout { data } => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(data.as_bytes());
+            let _ = out.flush();
+        }
+        EventBody::Stderr { data } => {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(data.as_bytes());
+            let _ = err.flush();
+        }
+        EventBody::System { data } => eprintln!("{}", data.trim_end()),
+        EventBody::Status {
+            status: JobStatus::Running,
+            worker,
+            ..
+        } => system(&format!(
+            "Your job is running on {}.",
+            worker.as_deref().unwrap_or("a worker")
+        )),
+        EventBody::Status {
+            status: JobStatus::Requeued,
+            detail,
+            ..
+        } => system(&format!(
+            "Your job was requeued{}.",
+            detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        )),
+        EventBody::Status { status, .. } => system(&format!("Job status: {status}.")),
+        EventBody::Artifact { url, .. } => system(&format!(
+            "Your /build folder: {url} (or `rai download {job}`)"
+        )),
+        EventBody::End {
+            status,
+            exit_code,
+            reason,
+        } => {
+            let why = reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            match status {
+                JobStatus::Succeeded => system(&format!("Job {job} succeeded.")),
+                JobStatus::Failed => system(&format!(
+                    "Job {job} failed{}{why}.",
+                    exit_code
+                        .map(|c| format!(" with exit code {c}"))
+                        .unwrap_or_default()
+                )),
+                other => system(&format!(
+                    "Job {job} {}{why}.",
+                    other.as_str().replace('_', " ")
+                )),
+            }
+        }
+    }
+}
+
+/// Follows `job` from the event after `after`, printing, until its end, Ctrl-C, or `timeout`.
+pub async fn follow(
+    bus: &EventBus,
+    job: JobId,
+    after: u64,
+    json: bool,
+    timeout: Option<Duration>,
+) -> Followed {
+    let mut stream = bus.follow(job, after, FollowOptions::default());
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    loop {
+        let next = async {
+            match deadline {
+                Some(d) => tokio::time::timeout_at(d, stream.next()).await.ok(),
+                None => Some(stream.next().await),
+            }
+        };
+        tokio::select! {
+            got = next => match got {
+                None => return Followed::WaitTimeout,
+                Some(None) => return Followed::Lost("the event stream ended without the job's end".into()),
+                Some(Some(Err(e))) => return Followed::Lost(e.to_string()),
+                Some(Some(Ok(event))) => {
+                    print(&event, &job, json);
+                    if let EventBody::End { status, exit_code, .. } = &event.body {
+                        return Followed::Ended(exit::for_end(*status, *exit_code));
+                    }
+                }
+            },
+            _ = tokio::signal::ctrl_c() => return Followed::Detached,
+        }
+    }
+}
+
+/// Prints what the student can do after detaching or timing out, and returns the exit code.
+pub fn after(job: &JobId, how: Followed) -> u8 {
+    match how {
+        Followed::Ended(code) => code,
+        Followed::Detached => {
+            eprintln!();
+            system(&format!(
+                "job {job} is still running; reattach with `rai logs -f {job}`; stop it with `rai cancel {job}`"
+            ));
+            exit::DETACHED
+        }
+        Followed::WaitTimeout => {
+            system(&format!(
+                "stopped waiting; job {job} goes on: follow it with `rai logs -f {job}`, stop it with `rai cancel {job}`"
+            ));
+            exit::WAIT_TIMEOUT
+        }
+        Followed::Lost(reason) => {
+            system(&format!(
+                "lost the job's output ({reason}); job {job} goes on: try `rai logs -f {job}`"
+            ));
+            exit::USAGE
+        }
+    }
+}
+
+/// Prints a finished history (for `rai logs` without `-f`) and returns the exit code its end implies.
+pub fn print_all(events: &[Event], job: &JobId, json: bool) -> u8 {
+    let mut code = exit::OK;
+    for e in events {
+        print(e, job, json);
+        if let EventBody::End {
+            status, exit_code, ..
+        } = &e.body
+        {
+            code = exit::for_end(*status, *exit_code);
+        }
+    }
+    code
+}
