@@ -66,6 +66,7 @@ fn init_logs(cli: &Cli) {
         .with_env_filter(filter)
         .with_ansi(!journald && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
+        .with_writer(std::io::stderr)
         .init();
 }
 

@@ -322,19 +322,17 @@ fn cgroup_oom_kills(id: &str) -> Option<u64> {
 
 /// Removes a container by name, forcefully.
 pub async fn remove_container(docker: &Docker, name: &str) {
-    if let Err(e) = docker
-        .remove_container(
-            name,
-            Some(
-                RemoveContainerOptionsBuilder::default()
-                    .force(true)
-                    .v(true)
-                    .build(),
-            ),
-        )
-        .await
-    {
-        tracing::warn!(container = name, error = %e, "could not remove a job container");
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    match docker.remove_container(name, Some(options)).await {
+        Ok(()) => {}
+        // Already gone: removal is idempotent.
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {}
+        Err(e) => tracing::warn!(container = name, error = %e, "could not remove a job container"),
     }
 }
 
