@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use rai_common::JobId;
-use rai_common::config::{AwsConfig, Config};
+use rai_common::config::AwsConfig;
 use rai_common::events::{EventBody, EventBus, FollowOptions, JobStatus};
 use rai_common::queue::{JobQueue, RedisQueue, SqsQueue};
 use rai_common::store::{FsStore, ObjectStore, S3Store};
@@ -68,12 +68,7 @@ fn reset_peak() {
 }
 
 fn aws() -> AwsConfig {
-    AwsConfig {
-        endpoint_url: Some(testenv::aws_endpoint()),
-        access_key_id: Some("testing".into()),
-        secret_access_key: Some("testing".into()),
-        ..Config::defaults().aws
-    }
+    testenv::aws_config()
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {

@@ -62,21 +62,22 @@ pub async fn open_store(
                     store: "s3".into(),
                     what: "store.bucket is not set in the configuration".into(),
                 })?;
-            let owned;
-            let sdk = match sdk {
-                Some(s) => s,
-                None => {
-                    owned = crate::aws::sdk_config(&config.aws).await;
-                    &owned
-                }
-            };
-            let endpoint = crate::aws::endpoint_name(sdk, "s3");
-            let client = crate::aws::s3_client(sdk);
+            let sdk = sdk_or_config(config, sdk).await;
+            let endpoint = crate::aws::endpoint_name(&sdk, "s3");
+            let client = crate::aws::s3_client(&sdk);
             if check {
                 Ok(Arc::new(S3Store::open(client, &bucket, endpoint).await?))
             } else {
                 Ok(Arc::new(S3Store::unchecked(client, &bucket, endpoint)))
             }
         }
+    }
+}
+
+/// The given AWS configuration, or the one the config describes.
+async fn sdk_or_config(config: &Config, sdk: Option<&SdkConfig>) -> SdkConfig {
+    match sdk {
+        Some(s) => s.clone(),
+        None => crate::aws::sdk_config(&config.aws).await,
     }
 }

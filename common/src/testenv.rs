@@ -25,6 +25,16 @@ pub fn aws_endpoint() -> String {
     required("RAI_TEST_AWS_ENDPOINT")
 }
 
+/// A configuration's `aws` section pointed at moto with dummy credentials.
+pub fn aws_config() -> crate::config::AwsConfig {
+    crate::config::AwsConfig {
+        endpoint_url: Some(aws_endpoint()),
+        access_key_id: Some("testing".into()),
+        secret_access_key: Some("testing".into()),
+        ..crate::Config::defaults().aws
+    }
+}
+
 /// The local test image (busybox-static).
 pub fn image() -> String {
     required("RAI_TEST_IMAGE")

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rai_common::config::{AwsConfig, Config};
 use rai_common::queue::{JobQueue, RedisQueue, SqsQueue};
 use rai_common::testenv;
 use tokio::sync::Mutex;
@@ -18,14 +17,7 @@ enum Backend {
     Sqs,
 }
 
-fn aws_config() -> AwsConfig {
-    AwsConfig {
-        endpoint_url: Some(testenv::aws_endpoint()),
-        access_key_id: Some("testing".into()),
-        secret_access_key: Some("testing".into()),
-        ..Config::defaults().aws
-    }
-}
+use testenv::aws_config;
 
 /// Opens a handle (a consumer of its own) on the queue `name`, creating it when needed.
 async fn open(backend: Backend, name: &str, max_deliveries: u32) -> Arc<dyn JobQueue> {

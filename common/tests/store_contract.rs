@@ -4,7 +4,6 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rai_common::config::{AwsConfig, Config};
 use rai_common::errors::StoreError;
 use rai_common::store::{FsStore, ObjectStore, S3Store};
 use rai_common::testenv;
@@ -16,14 +15,7 @@ enum Backend {
     S3,
 }
 
-fn aws_config() -> AwsConfig {
-    AwsConfig {
-        endpoint_url: Some(testenv::aws_endpoint()),
-        access_key_id: Some("testing".into()),
-        secret_access_key: Some("testing".into()),
-        ..Config::defaults().aws
-    }
-}
+use testenv::aws_config;
 
 async fn s3_client() -> aws_sdk_s3::Client {
     rai_common::aws::s3_client(&rai_common::aws::sdk_config(&aws_config()).await)

@@ -2,18 +2,15 @@
 //! credentials it returns work for the client's S3 and SQS calls.
 
 use rai_common::aws::{queue_arn, student_session, student_session_policy};
-use rai_common::config::{AwsConfig, Config};
+use rai_common::config::AwsConfig;
 use rai_common::queue::{JobQueue, SqsQueue};
 use rai_common::store::{ObjectStore, S3Store};
 use rai_common::testenv;
 
 fn aws(role: Option<&str>) -> AwsConfig {
     AwsConfig {
-        endpoint_url: Some(testenv::aws_endpoint()),
-        access_key_id: Some("testing".into()),
-        secret_access_key: Some("testing".into()),
         role_arn: role.map(str::to_string),
-        ..Config::defaults().aws
+        ..testenv::aws_config()
     }
 }
 

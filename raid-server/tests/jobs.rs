@@ -178,15 +178,7 @@ async fn cancel_stops_the_job_with_who_asked() {
         let bus = bus.clone();
         async move { support::follow(&bus, job, LIMIT).await }
     });
-    // Wait until it runs, then cancel.
-    loop {
-        if let Ok(Some(s)) = bus.state(&job).await
-            && s.status == Some(JobStatus::Running)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::wait_running(&bus, job).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     bus.request_cancel(&job, "jdoe").await.unwrap();
     let events = follower.await.unwrap();

@@ -95,16 +95,7 @@ async fn sigterm_drains_the_process_and_a_second_process_finishes_the_job() {
         let bus = bus.clone();
         async move { support::follow(&bus, job, Duration::from_secs(120)).await }
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(Some(s)) = bus.state(&job).await
-            && s.status == Some(JobStatus::Running)
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the job never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::wait_running(&bus, job).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         Command::new("kill")

@@ -183,14 +183,7 @@ async fn sigterm_hands_a_long_job_back_and_another_worker_completes_it() {
         let bus = bus.clone();
         async move { support::follow(&bus, job, Duration::from_secs(120)).await }
     });
-    loop {
-        if let Ok(Some(s)) = bus.state(&job).await
-            && s.status == Some(JobStatus::Running)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::wait_running(&bus, job).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // SIGTERM: drain with a 1 s grace, shorter than the job.
     first.phase.send(Phase::Drain).unwrap();

@@ -263,3 +263,20 @@ pub fn containers_of(label: &str) -> usize {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
+
+/// Waits until the job's state says it runs (fails the test after a minute).
+pub async fn wait_running(bus: &EventBus, job: JobId) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(s)) = bus.state(&job).await
+            && s.status == Some(rai_common::events::JobStatus::Running)
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {job} never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
