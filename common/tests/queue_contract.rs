@@ -186,12 +186,14 @@ async fn thousand_messages_are_each_acked_exactly_once(b: Backend) {
         .map(|_| {
             let (name, acked) = (name.clone(), acked.clone());
             tokio::spawn(async move {
-                // A lease long enough that a slow moto never lets one run out mid-batch: this test is about
-                // delivery, not expiry.
-                let q = open_with_lease(b, &name, 5, Duration::from_secs(300)).await;
-                let deadline = Instant::now() + Duration::from_secs(240);
+                // A lease long enough that a slow moto never lets one run out mid-batch (this test is about
+                // delivery, not expiry), yet short enough that a receive whose reply was lost on the way (the SDK
+                // then retries; the messages it leased come back after the lease) is recovered well within the
+                // deadline.
+                let q = open_with_lease(b, &name, 5, Duration::from_secs(60)).await;
+                let deadline = Instant::now() + Duration::from_secs(420);
                 while acked.lock().await.len() < 1000 && Instant::now() < deadline {
-                    for lease in q.receive(10, Duration::from_millis(500)).await.unwrap() {
+                    for lease in q.receive(10, Duration::from_secs(2)).await.unwrap() {
                         q.ack(&lease).await.unwrap();
                         *acked.lock().await.entry(lease.body.clone()).or_default() += 1;
                     }
