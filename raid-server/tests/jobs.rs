@@ -197,12 +197,30 @@ async fn cancel_stops_the_job_with_who_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noisy_job_is_capped_and_completes() {
     let h = Harness::start(|c| c.raid.limits.log_bytes = rai_common::units::Bytes(1 << 20)).await;
+    // Peak memory of this process (the worker runs in it) from here on.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let rss_before = status_kib("VmRSS:");
     // About 50 MB of output.
     let job = h.submit(&["i=0; while [ $i -lt 50 ]; do head -c 1000000 /dev/zero | tr '\\0' 'x' | fold -w 99; i=$((i+1)); done; echo done >&2"], "time: 60s", &[]).await;
     let events = h.events(job, LIMIT).await;
     let shown = text(&events, "stdout").len();
     assert!(shown <= 1 << 20, "{shown} bytes shown past a 1 MiB cap");
     assert!(text(&events, "system").contains("passed the log limit of 1.0 MiB"));
+    let grew = status_kib("VmHWM:").saturating_sub(rss_before);
+    assert!(
+        grew < 40 * 1024,
+        "the worker's memory grew by {grew} KiB for 50 MB of output"
+    );
     assert_eq!(end(&events).0, "succeeded");
     h.drain_and_stop().await;
+}
+
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
