@@ -233,6 +233,31 @@ impl RedisQueue {
         Ok(())
     }
 
+    /// Runs a script that acts on a lease only while this consumer still holds it (ARGV: group, consumer, entry,
+    /// then `extra`); [`QueueError::LeaseLost`] when it no longer does.
+    async fn if_held(&self, script: &str, lease: &Lease, extra: &[&str]) -> Result<(), QueueError> {
+        let script = Script::new(script);
+        let mut call = script.prepare_invoke();
+        call.key(&self.stream)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(&lease.receipt);
+        for a in extra {
+            call.arg(*a);
+        }
+        let held: i64 = call
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.backend(e))?;
+        if held == 1 {
+            Ok(())
+        } else {
+            Err(QueueError::LeaseLost {
+                id: lease.id.clone(),
+            })
+        }
+    }
+
     async fn reclaim(&self, max: usize) -> Result<Vec<Entry>, QueueError> {
         let reply: Value = redis::cmd("XAUTOCLAIM")
             .arg(&self.stream)
@@ -328,21 +353,7 @@ impl JobQueue for RedisQueue {
     }
 
     async fn extend(&self, lease: &Lease) -> Result<(), QueueError> {
-        let held: i64 = Script::new(EXTEND)
-            .key(&self.stream)
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(&lease.receipt)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.backend(e))?;
-        if held == 1 {
-            Ok(())
-        } else {
-            Err(QueueError::LeaseLost {
-                id: lease.id.clone(),
-            })
-        }
+        self.if_held(EXTEND, lease, &[]).await
     }
 
     async fn ack(&self, lease: &Lease) -> Result<(), QueueError> {
@@ -351,23 +362,8 @@ impl JobQueue for RedisQueue {
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
-        let held: i64 = Script::new(RELEASE)
-            .key(&self.stream)
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(&lease.receipt)
-            .arg(&lease.body)
-            .arg(&lease.id)
-            .invoke_async(&mut self.conn.clone())
+        self.if_held(RELEASE, lease, &[&lease.body, &lease.id])
             .await
-            .map_err(|e| self.backend(e))?;
-        if held == 1 {
-            Ok(())
-        } else {
-            Err(QueueError::LeaseLost {
-                id: lease.id.clone(),
-            })
-        }
     }
 
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
