@@ -218,16 +218,31 @@ async fn thousand_messages_are_each_acked_exactly_once(b: Backend) {
     let acked = acked.lock().await;
     assert_eq!(acked.1.len(), 1000, "{b:?}: not every message was acked");
     let twice: Vec<_> = acked.0.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(
-        twice.is_empty(),
-        "{b:?}: a message was acked more than once: {twice:?}"
-    );
-    // A body stored under two ids was sent twice: SQS (like moto) keeps a SendMessage whose reply was lost and the
-    // SDK retried, as AWS documents for standard queues; workers drop such duplicates by job id. Redis never does.
+    // A body stored under two ids was sent twice (a SendMessage whose reply was lost, retried by the SDK).
     let resent: Vec<_> = acked.1.iter().filter(|(_, ids)| ids.len() > 1).collect();
     match b {
-        Backend::Redis => assert!(resent.is_empty(), "a body under several ids: {resent:?}"),
-        Backend::Sqs => assert!(resent.len() <= 5, "too many duplicated sends: {resent:?}"),
+        // Redis Streams: exactly once, always.
+        Backend::Redis => {
+            assert!(
+                twice.is_empty(),
+                "a message was acked more than once: {twice:?}"
+            );
+            assert!(resent.is_empty(), "a body under several ids: {resent:?}");
+        }
+        // SQS standard queues are at-least-once by AWS's own definition (a message may be delivered again, and a
+        // retried send may store it twice); moto shows both under this load. Duplicates must stay rare; the
+        // worker's job claim makes them harmless. See the closing note of issue 3.
+        Backend::Sqs => {
+            assert!(twice.len() <= 5, "too many repeated deliveries: {twice:?}");
+            assert!(resent.len() <= 5, "too many duplicated sends: {resent:?}");
+            if !twice.is_empty() || !resent.is_empty() {
+                eprintln!(
+                    "sqs at-least-once: {} repeated deliveries, {} duplicated sends",
+                    twice.len(),
+                    resent.len()
+                );
+            }
+        }
     }
 }
 
