@@ -104,10 +104,12 @@ pub fn student_session_policy(bucket: &str, user: &str, queue_arns: &[String]) -
     .to_string()
 }
 
-/// The ARN of an SQS queue, from the account of the role ARN (`arn:aws:iam::<account>:role/...`).
+/// The ARN of the SQS queue behind the logical queue `queue` (its FIFO queue, see
+/// [`crate::queue::sqs_queue_name`]), from the account of the role ARN (`arn:aws:iam::<account>:role/...`).
 pub fn queue_arn(region: &str, role_arn: &str, queue: &str) -> Option<String> {
     let account = role_arn.split(':').nth(4).filter(|a| !a.is_empty())?;
-    Some(format!("arn:aws:sqs:{region}:{account}:{queue}"))
+    let name = crate::queue::sqs_queue_name(queue);
+    Some(format!("arn:aws:sqs:{region}:{account}:{name}"))
 }
 
 /// Temporary credentials, and an SDK configuration that uses them.

@@ -218,32 +218,17 @@ async fn thousand_messages_are_each_acked_exactly_once(b: Backend) {
     let acked = acked.lock().await;
     assert_eq!(acked.1.len(), 1000, "{b:?}: not every message was acked");
     let twice: Vec<_> = acked.0.iter().filter(|(_, n)| **n != 1).collect();
-    // A body stored under two ids was sent twice (a SendMessage whose reply was lost, retried by the SDK).
+    assert!(
+        twice.is_empty(),
+        "{b:?}: a message was acked more than once: {twice:?}"
+    );
+    // A body stored under two ids was sent twice (a send whose reply was lost, retried by the SDK): the SQS FIFO
+    // queue's deduplication id must drop the repeat.
     let resent: Vec<_> = acked.1.iter().filter(|(_, ids)| ids.len() > 1).collect();
-    match b {
-        // Redis Streams: exactly once, always.
-        Backend::Redis => {
-            assert!(
-                twice.is_empty(),
-                "a message was acked more than once: {twice:?}"
-            );
-            assert!(resent.is_empty(), "a body under several ids: {resent:?}");
-        }
-        // SQS standard queues are at-least-once by AWS's own definition (a message may be delivered again, and a
-        // retried send may store it twice); moto shows both under this load. Duplicates must stay rare; the
-        // worker's job claim makes them harmless. See the closing note of issue 3.
-        Backend::Sqs => {
-            assert!(twice.len() <= 5, "too many repeated deliveries: {twice:?}");
-            assert!(resent.len() <= 5, "too many duplicated sends: {resent:?}");
-            if !twice.is_empty() || !resent.is_empty() {
-                eprintln!(
-                    "sqs at-least-once: {} repeated deliveries, {} duplicated sends",
-                    twice.len(),
-                    resent.len()
-                );
-            }
-        }
-    }
+    assert!(
+        resent.is_empty(),
+        "{b:?}: a body under several ids: {resent:?}"
+    );
 }
 
 async fn oversized_message_is_refused_before_sending(b: Backend) {
@@ -308,4 +293,37 @@ async fn missing_sqs_queue_says_so() {
         e.contains("does not exist at") && e.contains("docs/admin.md"),
         "{e}"
     );
+}
+
+/// SQS only: the job queue is a FIFO queue, and a repeated send of the same signed job (a retry after a lost
+/// reply) is dropped by its deduplication id instead of queueing the job twice.
+#[tokio::test]
+async fn sqs_queue_is_fifo_and_drops_a_repeated_send() {
+    let name = queue_name();
+    let q = open(Backend::Sqs, &name, 5).await;
+    // What id SQS answers a deduplicated send with is not specified; only what is queued counts.
+    q.send("signed-job-1").await.unwrap();
+    q.send("signed-job-1").await.unwrap();
+    q.send("signed-job-2").await.unwrap();
+    let mut bodies = Vec::new();
+    while let Ok(got) = q.receive(10, Duration::from_secs(1)).await {
+        if got.is_empty() {
+            break;
+        }
+        for lease in got {
+            q.ack(&lease).await.unwrap();
+            bodies.push(lease.body);
+        }
+    }
+    bodies.sort();
+    assert_eq!(bodies, ["signed-job-1", "signed-job-2"]);
+
+    let sdk = rai_common::aws::sdk_config(&aws_config()).await;
+    let url = rai_common::aws::sqs_client(&sdk)
+        .get_queue_url()
+        .queue_name(rai_common::queue::sqs_queue_name(&name))
+        .send()
+        .await
+        .unwrap();
+    assert!(url.queue_url().unwrap().ends_with(&format!("{name}.fifo")));
 }

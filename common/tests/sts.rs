@@ -22,7 +22,7 @@ fn the_session_policy_allows_only_the_users_prefix_and_the_queues() {
         "rai",
     )
     .unwrap();
-    assert_eq!(arn, "arn:aws:sqs:us-east-1:123456789012:rai");
+    assert_eq!(arn, "arn:aws:sqs:us-east-1:123456789012:rai.fifo");
     let policy: serde_json::Value = serde_json::from_str(&student_session_policy(
         "course",
         "jdoe",

@@ -101,7 +101,9 @@ start_moto() {
     cat "$dir/port"; return
   fi
   port=$(free_port)
-  nohup "$RAI_CACHE_DIR/moto-venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 &
+  # moto_server.py: moto's own server with a thread-safety fix to SQS receives (why: in the script).
+  nohup "$RAI_CACHE_DIR/moto-venv/bin/python" "$RAI_REPO_ROOT/deploy/local/moto_server.py" -H 127.0.0.1 -p "$port" \
+    >"$dir/moto.log" 2>&1 &
   echo $! >"$dir/moto.pid"
   wait_for 60 "moto on 127.0.0.1:$port" moto_up "$port" || die "moto did not start (see $dir/moto.log)"
   echo "$port" >"$dir/port"

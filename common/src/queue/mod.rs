@@ -23,7 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use self::redis::RedisQueue;
-pub use self::sqs::SqsQueue;
+pub use self::sqs::{SqsQueue, sqs_dead_letter_name, sqs_queue_name};
 use crate::errors::QueueError;
 
 /// A message held by one receiver.

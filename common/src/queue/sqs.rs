@@ -2,15 +2,25 @@
 //!
 //! SQS has leases built in: a received message is invisible for the visibility timeout (our lease), which
 //! `ChangeMessageVisibility` extends or (with 0) ends at once. Deliveries are SQS's `ApproximateReceiveCount`, and a
-//! redrive policy moves a message to the dead-letter queue `<name>-dead` after `max_deliveries` receives;
+//! redrive policy moves a message to the dead-letter queue after `max_deliveries` receives;
 //! [`SqsQueue::create`] sets both queues up that way. Receives long-poll (up to 20 s per call), so an idle worker
 //! costs a few requests a minute and a new job is picked up as soon as it arrives.
+//!
+//! The queues are FIFO queues: the logical queue `rai` is the SQS queue `rai.fifo`, its dead letters go to
+//! `rai-dead.fifo`. A standard queue is at-least-once: it may deliver a message twice, and a send whose reply was
+//! lost (the SDK retries it) is stored twice. A FIFO queue removes both at the source: every message carries a
+//! deduplication id (the SHA-256 of its body, so any retry of the same signed job is dropped for five minutes), and
+//! every receive carries a `ReceiveRequestAttemptId`, so a retried receive gets back the same messages instead of
+//! leaving them leased to nobody. Each message is its own message group, so FIFO ordering never holds one job
+//! behind another (docs/architecture.md, "Design changes").
 
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+
+use sha2::{Digest, Sha256};
 
 use super::{DeadLetter, JobQueue, Lease, check_size};
 use crate::aws::error_text;
@@ -26,14 +36,36 @@ pub struct SqsQueue {
     lease: Duration,
 }
 
+/// The SQS name of the logical queue `name` (`rai` → `rai.fifo`); a name that already ends in `.fifo` is kept.
+pub fn sqs_queue_name(name: &str) -> String {
+    let base = name.strip_suffix(".fifo").unwrap_or(name);
+    format!("{base}.fifo")
+}
+
+/// The SQS name of the dead-letter queue of the logical queue `name` (`rai` → `rai-dead.fifo`).
+pub fn sqs_dead_letter_name(name: &str) -> String {
+    let base = name.strip_suffix(".fifo").unwrap_or(name);
+    format!("{base}-dead.fifo")
+}
+
+/// The deduplication id and message group of a body: the same body always maps to the same id, so every retry
+/// of a send (by the SDK, or by a caller after a timeout) is recognised as a repeat.
+fn dedup_id(body: &str) -> String {
+    Sha256::digest(body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn lease_secs(lease: Duration) -> i32 {
     lease.as_secs().clamp(1, 12 * 3600) as i32
 }
 
 impl SqsQueue {
-    /// Creates (or finds) the queue `name` and its dead-letter queue `<name>-dead`, with a redrive policy after
-    /// `max_deliveries` receives. Idempotent: running it again with the same settings changes nothing. The queue's
-    /// own visibility timeout is left at SQS's default: every receive sets the lease of this handle.
+    /// Creates (or finds) the FIFO queue of the logical queue `name` and its dead-letter queue (see
+    /// [`sqs_queue_name`]), with a redrive policy after `max_deliveries` receives. Idempotent: running it again with
+    /// the same settings changes nothing. The queue's own visibility timeout is left at SQS's default: every receive
+    /// sets the lease of this handle.
     pub async fn create(
         client: Client,
         endpoint: String,
@@ -47,7 +79,8 @@ impl SqsQueue {
         };
         let dead = client
             .create_queue()
-            .queue_name(format!("{name}-dead"))
+            .queue_name(sqs_dead_letter_name(name))
+            .attributes(QueueAttributeName::FifoQueue, "true")
             .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
             .send()
             .await
@@ -71,7 +104,11 @@ impl SqsQueue {
         );
         let main = client
             .create_queue()
-            .queue_name(name)
+            .queue_name(sqs_queue_name(name))
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            // High-throughput FIFO: with one group per message, limits apply per group, not per queue.
+            .attributes(QueueAttributeName::DeduplicationScope, "messageGroup")
+            .attributes(QueueAttributeName::FifoThroughputLimit, "perMessageGroupId")
             .attributes(QueueAttributeName::ReceiveMessageWaitTimeSeconds, "20")
             .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
             .attributes(QueueAttributeName::RedrivePolicy, redrive)
@@ -97,14 +134,14 @@ impl SqsQueue {
     ) -> Result<Self, QueueError> {
         let url = client
             .get_queue_url()
-            .queue_name(name)
+            .queue_name(sqs_queue_name(name))
             .send()
             .await
             .map_err(|e| {
                 let text = error_text(&e);
                 if text.contains("NonExistentQueue") || text.contains("QueueDoesNotExist") {
                     QueueError::NoSuchQueue {
-                        name: name.to_string(),
+                        name: sqs_queue_name(name),
                         endpoint: endpoint.clone(),
                     }
                 } else {
@@ -116,7 +153,7 @@ impl SqsQueue {
             .to_string();
         let dead_url = client
             .get_queue_url()
-            .queue_name(format!("{name}-dead"))
+            .queue_name(sqs_dead_letter_name(name))
             .send()
             .await
             .ok()
@@ -179,11 +216,14 @@ impl JobQueue for SqsQueue {
 
     async fn send(&self, body: &str) -> Result<String, QueueError> {
         check_size(body)?;
+        let id = dedup_id(body);
         let out = self
             .client
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
+            .message_group_id(&id)
+            .message_deduplication_id(&id)
             .send()
             .await
             .map_err(|e| self.backend(error_text(&e)))?;
@@ -198,6 +238,8 @@ impl JobQueue for SqsQueue {
                 .client
                 .receive_message()
                 .queue_url(&self.url)
+                // One attempt id per call: the SDK's retries of this call reuse it and get the same messages.
+                .receive_request_attempt_id(ulid::Ulid::new().to_string())
                 .max_number_of_messages(max.clamp(1, 10) as i32)
                 // Whole seconds only: round a partial second up rather than spin with short polls.
                 .wait_time_seconds(remaining.as_millis().div_ceil(1000).min(20) as i32)
