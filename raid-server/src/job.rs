@@ -373,6 +373,13 @@ async fn life(
             detail: Some("the job's earlier run stopped; it runs again from the start".into()),
         })
         .await?;
+        // The earlier run's worker died (its claim expired). If it ran on this engine, its container may still be
+        // running the job: stop it, so the two runs never overlap and the container name is free again.
+        crate::sandbox::remove_labelled(
+            &ctx.docker,
+            &format!("{}={job}", crate::sandbox::JOB_LABEL),
+        )
+        .await;
     }
     macro_rules! finish {
         ($outcome:expr) => {{

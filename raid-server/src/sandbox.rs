@@ -320,6 +320,26 @@ fn cgroup_oom_kills(id: &str) -> Option<u64> {
     })
 }
 
+/// Removes every container carrying `label` (`key=value`), running or not; returns how many it removed.
+pub async fn remove_labelled(docker: &Docker, label: &str) -> usize {
+    use bollard::query_parameters::ListContainersOptionsBuilder;
+    let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let Ok(list) = docker.list_containers(Some(options)).await else {
+        return 0;
+    };
+    let mut removed = 0;
+    for id in list.into_iter().filter_map(|c| c.id) {
+        tracing::warn!(container = %id, %label, "removing a job container of an earlier run");
+        remove_container(docker, &id).await;
+        removed += 1;
+    }
+    removed
+}
+
 /// Removes a container by name, forcefully.
 pub async fn remove_container(docker: &Docker, name: &str) {
     let options = RemoveContainerOptionsBuilder::default()

@@ -177,21 +177,5 @@ async fn reload_registry(ctx: Arc<WorkerContext>, mut hup: watch::Receiver<u64>)
 
 /// Removes job containers a crashed run of this worker left behind.
 async fn remove_leftovers(ctx: &WorkerContext) {
-    use bollard::query_parameters::ListContainersOptionsBuilder;
-    let filters = std::collections::HashMap::from([(
-        "label".to_string(),
-        vec![format!("rai.worker={}", ctx.name)],
-    )]);
-    let options = ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
-        .build();
-    if let Ok(list) = ctx.docker.list_containers(Some(options)).await {
-        for c in list {
-            if let Some(id) = c.id {
-                tracing::warn!(container = %id, "removing a job container left by an earlier run");
-                crate::sandbox::remove_container(&ctx.docker, &id).await;
-            }
-        }
-    }
+    crate::sandbox::remove_labelled(&ctx.docker, &format!("rai.worker={}", ctx.name)).await;
 }

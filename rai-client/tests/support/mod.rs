@@ -1,0 +1,475 @@
+//! A whole rai system for end-to-end tests: a private Redis, `raid` worker processes, students with their own
+//! home directories (profile and config), and the `rai` binary run as a student runs it.
+//!
+//! Two stacks: [`Kind::Local`] (Redis Streams queue, fs store: the embedded setup) and [`Kind::Aws`] (SQS FIFO
+//! queue, S3 bucket and STS student credentials, all on the test moto). Both use a Redis of the stack's own, so a
+//! test may restart it without disturbing any other test.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rai_common::account::{
+    Account, Profile, Registry, Role, encode_public_key, generate_signing_key,
+};
+use rai_common::testenv::{self, PrivateRedis};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Redis Streams queue and fs store.
+    Local,
+    /// SQS queue, S3 store and STS, on moto.
+    Aws,
+}
+
+/// How a stack is set up.
+pub struct Options {
+    pub workers: usize,
+    pub users: usize,
+    /// Jobs each worker runs at once.
+    pub concurrency: usize,
+    /// The queue lease (a killed worker's job comes back after about this long).
+    pub lease: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            workers: 1,
+            users: 1,
+            concurrency: 2,
+            lease: "60s",
+        }
+    }
+}
+
+/// One `raid` process.
+pub struct Worker {
+    pub name: String,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct Stack {
+    pub kind: Kind,
+    pub redis: PrivateRedis,
+    pub queue: String,
+    pub bucket: String,
+    /// Students' home directories: `.rai_profile` and `.rai_config.yml`, usernames `student0`, `student1`, ...
+    pub homes: Vec<tempfile::TempDir>,
+    pub workers: Vec<Worker>,
+    /// Store, registry, worker configs, job directories, logs.
+    pub dir: tempfile::TempDir,
+    concurrency: usize,
+    lease: &'static str,
+}
+
+/// The `raid` binary, built beside `rai` by `cargo test --workspace`.
+fn raid_binary() -> PathBuf {
+    let rai = PathBuf::from(env!("CARGO_BIN_EXE_rai"));
+    let raid = rai.with_file_name(format!("raid{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        raid.exists(),
+        "{} is missing: build it with `cargo build -p raid-server` (cargo test --workspace does)",
+        raid.display()
+    );
+    raid
+}
+
+fn aws_lines() -> String {
+    let aws = testenv::aws_config();
+    format!(
+        "aws:\n  region: {}\n  endpoint_url: {}\n  access_key_id: {}\n  secret_access_key: {}\n",
+        aws.region,
+        testenv::aws_endpoint(),
+        aws.access_key_id.unwrap_or_default(),
+        aws.secret_access_key.unwrap_or_default(),
+    )
+}
+
+impl Stack {
+    pub async fn start(kind: Kind, options: Options) -> Stack {
+        let redis = PrivateRedis::start();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("store")).unwrap();
+        let queue = testenv::unique("e2e");
+        let bucket = queue.clone();
+        if kind == Kind::Aws {
+            let sdk = rai_common::aws::sdk_config(&testenv::aws_config()).await;
+            rai_common::aws::s3_client(&sdk)
+                .create_bucket()
+                .bucket(&bucket)
+                .send()
+                .await
+                .unwrap();
+            rai_common::queue::SqsQueue::create(
+                rai_common::aws::sqs_client(&sdk),
+                testenv::aws_endpoint(),
+                &queue,
+                Duration::from_secs(60),
+                5,
+            )
+            .await
+            .unwrap();
+        }
+        let mut users = Vec::new();
+        let mut homes = Vec::new();
+        for i in 0..options.users {
+            let name = format!("student{i}");
+            let key = generate_signing_key();
+            let home = tempfile::tempdir().unwrap();
+            let mut profile = Profile::new(&key, &name);
+            profile.team.name = "team".into();
+            std::fs::write(home.path().join(".rai_profile"), profile.to_yaml()).unwrap();
+            users.push(Account {
+                username: name,
+                email: String::new(),
+                team: "team".into(),
+                role: Role::Student,
+                public_key: encode_public_key(&key.verifying_key()),
+                created: chrono::Utc::now(),
+                revoked: None,
+            });
+            homes.push(home);
+        }
+        std::fs::write(
+            dir.path().join("registry.yml"),
+            Registry { users }.to_yaml(),
+        )
+        .unwrap();
+        let mut stack = Stack {
+            kind,
+            redis,
+            queue,
+            bucket,
+            homes,
+            workers: Vec::new(),
+            dir,
+            concurrency: options.concurrency,
+            lease: options.lease,
+        };
+        for home in &stack.homes {
+            std::fs::write(home.path().join(".rai_config.yml"), stack.client_config()).unwrap();
+        }
+        for _ in 0..options.workers {
+            stack.add_worker();
+        }
+        stack
+    }
+
+    /// The backends part of a config file, shared by students and workers.
+    fn backends(&self) -> String {
+        let events = format!("events:\n  redis_url: {}\n", self.redis.url());
+        match self.kind {
+            Kind::Local => format!(
+                "{events}queue:\n  backend: redis\n  name: {}\n  lease: {}\nstore:\n  backend: fs\n  path: {}\n",
+                self.queue,
+                self.lease,
+                self.dir.path().join("store").display()
+            ),
+            Kind::Aws => format!(
+                "{events}queue:\n  backend: sqs\n  name: {}\n  lease: {}\nstore:\n  backend: s3\n  bucket: {}\n{}",
+                self.queue,
+                self.lease,
+                self.bucket,
+                aws_lines()
+            ),
+        }
+    }
+
+    fn client_config(&self) -> String {
+        let mut text = self.backends();
+        if self.kind == Kind::Aws {
+            // Students trade the base credentials for 15-minute ones limited to their own prefix.
+            text.push_str("  role_arn: arn:aws:iam::123456789012:role/rai-student\n");
+        }
+        text
+    }
+
+    /// Starts one more `raid` process; returns its index.
+    pub fn add_worker(&mut self) -> usize {
+        let i = self.workers.len();
+        let name = testenv::unique(&format!("w{i}"));
+        let config = self.dir.path().join(format!("raid-{i}.yml"));
+        std::fs::write(
+            &config,
+            format!(
+                "{}raid:\n  name: {name}\n  queues: [{}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  concurrency: {}\n  shutdown_grace: 2s\n  cancel_grace: 2s\n  registry: {}\n  work_dir: {}\n",
+                self.backends(),
+                self.queue,
+                self.concurrency,
+                self.dir.path().join("registry.yml").display(),
+                self.dir.path().join(format!("jobs-{i}")).display(),
+            ),
+        )
+        .unwrap();
+        let mut worker = Worker {
+            name,
+            config,
+            log: self.dir.path().join(format!("raid-{i}.log")),
+            child: None,
+        };
+        worker.spawn();
+        self.workers.push(worker);
+        i
+    }
+
+    /// kill -9 of the worker named `name`: it dies holding whatever it leased.
+    pub fn kill9(&mut self, name: &str) {
+        let w = self
+            .workers
+            .iter_mut()
+            .find(|w| w.name == name)
+            .unwrap_or_else(|| panic!("no worker {name}"));
+        if let Some(mut child) = w.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn home(&self, user: usize) -> &Path {
+        self.homes[user].path()
+    }
+
+    /// Runs `rai ARGS` as student `user` and waits for it.
+    pub async fn rai(&self, user: usize, args: &[&str]) -> Output {
+        let mut cmd = rai_command(self.home(user), args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Starts `rai ARGS` as student `user`, capturing its output as it comes.
+    pub fn spawn_rai(&self, user: usize, args: &[&str]) -> Running {
+        Running::spawn(rai_command(self.home(user), args))
+    }
+
+    /// What the workers logged, for failure messages.
+    pub fn worker_logs(&self) -> String {
+        self.workers
+            .iter()
+            .map(|w| {
+                format!(
+                    "--- {} ---\n{}",
+                    w.name,
+                    std::fs::read_to_string(&w.log).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// Job containers any worker of this stack still has.
+    pub fn containers_left(&self) -> Vec<String> {
+        self.workers
+            .iter()
+            .flat_map(|w| containers_of(&w.name))
+            .collect()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            if let Some(mut child) = w.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            for c in containers_of(&w.name) {
+                let _ = Command::new("docker")
+                    .args(["rm", "-f", &c])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.worker_logs());
+        }
+    }
+}
+
+fn containers_of(worker: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=rai.worker={worker}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+impl Worker {
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(&self.log).unwrap();
+        let child = Command::new(raid_binary())
+            .args(["-c", self.config.to_str().unwrap()])
+            .env_remove("RAI_SECRET")
+            .env("HOME", self.config.parent().unwrap())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+}
+
+fn rai_command(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rai"));
+    cmd.args(args)
+        .env("HOME", home)
+        .env_remove("RAI_PROFILE")
+        .env_remove("RAI_SECRET")
+        // The student's machine has no AWS settings of its own: everything comes from the profile and config.
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_REGION");
+    cmd
+}
+
+/// A `rai` process still running, its stdout and stderr collected by two threads.
+pub struct Running {
+    pub child: Child,
+    pub stdout: Arc<Mutex<String>>,
+    pub stderr: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    fn spawn(mut cmd: Command) -> Running {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout: Arc<Mutex<String>> = Arc::default();
+        let stderr: Arc<Mutex<String>> = Arc::default();
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), stdout.clone()),
+            collect(child.stderr.take().unwrap(), stderr.clone()),
+        ];
+        Running {
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    /// Waits until stderr has a line containing `text`; returns that line.
+    pub async fn wait_stderr(&self, text: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(line) = self
+                .stderr
+                .lock()
+                .unwrap()
+                .lines()
+                .find(|l| l.contains(text))
+            {
+                return line.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} on rai's stderr within {limit:?}:\n{}",
+                self.stderr.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends a signal (`INT`, `TERM`, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        assert!(
+            Command::new("kill")
+                .args([&format!("-{name}"), &self.child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Waits for the process to end; returns its exit code, stdout and stderr.
+    pub async fn finish(self) -> (Option<i32>, String, String) {
+        let Running {
+            mut child,
+            stdout,
+            stderr,
+            readers,
+        } = self;
+        tokio::task::spawn_blocking(move || {
+            let status = child.wait().unwrap();
+            for r in readers {
+                r.join().unwrap();
+            }
+            (
+                status.code(),
+                stdout.lock().unwrap().clone(),
+                stderr.lock().unwrap().clone(),
+            )
+        })
+        .await
+        .unwrap()
+    }
+}
+
+fn collect(
+    pipe: impl std::io::Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            into.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    })
+}
+
+/// A project directory with a build file running `commands` in the test image, and `files`.
+pub fn project(commands: &[&str], files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let list: String = commands
+        .iter()
+        .map(|c| format!("    - {}\n", serde_json::to_string(c).unwrap()))
+        .collect();
+    std::fs::write(
+        dir.path().join("rai_build.yml"),
+        format!(
+            "rai:\n  version: 0.2\n  image: {}\nresources:\n  limits: {{ time: 60s }}\ncommands:\n  build:\n{list}",
+            testenv::image()
+        ),
+    )
+    .unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+/// The job id from rai's `✱ Job <id> ...` line.
+pub fn job_id(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("✱ Job ")
+                .map(|r| r.split_whitespace().next().unwrap().to_string())
+        })
+        .unwrap_or_else(|| panic!("no job id in: {stderr}"))
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
