@@ -8,6 +8,8 @@ use aws_config::BehaviorVersion;
 use aws_sdk_sqs::config::Credentials;
 use aws_types::SdkConfig;
 
+pub use crate::errors::StsError;
+
 use crate::config::AwsConfig;
 
 /// The SDK configuration for `aws`.
@@ -180,13 +182,4 @@ pub async fn student_session(
         sdk: loader.load().await,
         expires,
     })
-}
-
-/// AssumeRole failed.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot get temporary AWS credentials for role {role} from {endpoint}: {message}")]
-pub struct StsError {
-    pub endpoint: String,
-    pub role: String,
-    pub message: String,
 }

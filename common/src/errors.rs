@@ -169,7 +169,7 @@ fn list_counts(items: &[(PathBuf, u64)]) -> String {
 #[derive(Debug, Error)]
 pub enum QueueError {
     #[error(
-        "cannot reach the job queue at {endpoint} ({reason}); check that it is running and the config's address"
+        "cannot reach the job queue at {endpoint} after retrying ({reason}); check that it is running and the config's address"
     )]
     Unreachable { endpoint: String, reason: String },
     #[error(
@@ -188,7 +188,7 @@ pub enum QueueError {
 #[derive(Debug, Error)]
 pub enum EventError {
     #[error(
-        "cannot reach Redis at {endpoint} ({reason}); check that it is running and the config's events.redis_url"
+        "cannot reach Redis at {endpoint} after retrying ({reason}); check that it is running and the config's events.redis_url"
     )]
     Unreachable { endpoint: String, reason: String },
     #[error("Redis at {endpoint}: {message}")]
@@ -215,11 +215,22 @@ pub enum StoreError {
     #[error("access to \"{key}\" in {store} was denied; check the credentials and their policy")]
     Denied { key: String, store: String },
     #[error(
-        "cannot reach the object store {store} ({reason}); check that it is running and the config's address"
+        "cannot reach the object store {store} after retrying ({reason}); check that it is running and the config's address"
     )]
     Unreachable { store: String, reason: String },
     #[error("object store {store}: {message}")]
     Backend { store: String, message: String },
     #[error("object \"{key}\": {reason}")]
     Io { key: String, reason: String },
+}
+
+/// Trading the course's base AWS credentials for a student's short-lived ones (STS AssumeRole) failed.
+#[derive(Debug, Error)]
+#[error(
+    "cannot get temporary AWS credentials for role {role} from {endpoint} ({message}); check aws.endpoint_url and aws.role_arn in the course config, or ask your instructor"
+)]
+pub struct StsError {
+    pub endpoint: String,
+    pub role: String,
+    pub message: String,
 }

@@ -99,4 +99,9 @@ pub enum Command {
     Whoami,
     /// Print rai's version.
     Version,
+    /// Print a shell completion script: `rai completions bash > ~/.local/share/bash-completion/completions/rai`.
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
 }

@@ -14,6 +14,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Init { force }) => commands::init::run(g, force),
         Some(Command::Whoami) => commands::whoami::run(g),
         Some(Command::Version) => commands::version::run(),
+        Some(Command::Completions { shell }) => commands::completions::run(shell),
         Some(Command::Submit {
             queue,
             detach,

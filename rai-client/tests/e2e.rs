@@ -4,6 +4,7 @@
 mod support;
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::time::Duration;
 
 use support::{Kind, Options, Stack, job_id, project, text};
@@ -302,6 +303,58 @@ on_both_stacks!(
     killed_worker_job_is_rerun_elsewhere,
     redis_restart_while_streaming,
 );
+
+/// Refusals come back from the worker: rai exits with the rejected code and says why.
+async fn refused_by_the_worker(s: &Stack, user: usize, p: &Path) -> String {
+    let out = s.rai(user, &["-p", p.to_str().unwrap()]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert_eq!(text(&out.stdout), "", "a refused job runs nothing");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_revoked_students_are_told_by_the_worker() {
+    let mut s = Stack::start(
+        Kind::Local,
+        Options {
+            users: 2,
+            revoked: &[1],
+            ..Options::default()
+        },
+    )
+    .await;
+    let p = project(&["echo should not run"], &[]);
+    let stranger = s.stranger("mallory");
+    let stderr = refused_by_the_worker(&s, stranger, p.path()).await;
+    assert!(
+        stderr.contains("rejected") && stderr.contains("unknown user \"mallory\""),
+        "{stderr}"
+    );
+    let stderr = refused_by_the_worker(&s, 1, p.path()).await;
+    assert!(
+        stderr.contains("rejected") && stderr.contains("student1") && stderr.contains("revoked"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_over_a_limit_is_refused_naming_the_limit() {
+    let s = Stack::start(Kind::Local, Options::default()).await;
+    let p = project(&["echo should not run"], &[]);
+    let build = std::fs::read_to_string(p.path().join("rai_build.yml"))
+        .unwrap()
+        .replace(
+            "limits: { time: 60s }",
+            "limits: { time: 60s, memory: 100g }",
+        );
+    std::fs::write(p.path().join("rai_build.yml"), build).unwrap();
+    let stderr = refused_by_the_worker(&s, 0, p.path()).await;
+    assert!(
+        stderr.contains("rejected: memory limit 100g exceeds this worker's maximum of 8g"),
+        "{stderr}"
+    );
+}
 
 #[tokio::test]
 async fn an_invalid_build_file_is_reported_before_anything_is_uploaded() {

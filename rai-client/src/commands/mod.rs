@@ -1,6 +1,7 @@
 //! One module per command; each exposes `run` and returns the process exit code.
 
 pub mod cancel;
+pub mod completions;
 pub mod download;
 pub mod history;
 pub mod init;

@@ -59,24 +59,35 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
         .clone()
         .or_else(|| spec.rai.queue.clone())
         .unwrap_or_else(|| config.queue.name.clone());
-    let max_upload = config.client.max_upload.0;
-    let max_files = config.client.max_files;
+    let opts = PackOptions {
+        max_bytes: config.client.max_upload.0,
+        max_files: config.client.max_files,
+        ..PackOptions::default()
+    };
+
+    // Check the directory against the caps before anything goes over the network: an over-cap project fails
+    // here, naming its largest files, with nothing uploaded.
+    say(args.json, "Preparing your project directory for upload.");
+    let scanned = {
+        let (dir, opts) = (dir.clone(), opts.clone());
+        tokio::task::spawn_blocking(move || rai_common::archive::scan(&dir, &opts))
+            .await
+            .context("the directory scan failed")?
+    };
+    if let Err(e) = scanned {
+        eprintln!("rai: {e}");
+        return Ok(exit::USAGE);
+    }
     let services =
         Services::connect(config, &profile.username, std::slice::from_ref(&queue_name)).await?;
     let queue = services.queue(&queue_name).await?;
 
-    say(args.json, "Preparing your project directory for upload.");
     let job = JobId::new();
     let key_name = upload_key(&profile.username, &job);
     let (reader, writer) = tokio::io::duplex(1 << 20);
     let bar = progress_bar(args.json);
     let packer = {
         let (dir, bar) = (dir.clone(), bar.clone());
-        let opts = PackOptions {
-            max_bytes: max_upload,
-            max_files,
-            ..PackOptions::default()
-        };
         tokio::task::spawn_blocking(move || {
             let writer = tokio_util::io::SyncIoBridge::new(writer);
             let mut last = std::time::Instant::now();
@@ -100,6 +111,10 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
     let summary = match packed {
         Ok(s) => s,
         Err(e) => {
+            // The directory changed between the scan and the packing: drop what was uploaded of it.
+            if put.is_ok() {
+                let _ = services.store.delete(&key_name).await;
+            }
             eprintln!("rai: {e}");
             return Ok(exit::USAGE);
         }

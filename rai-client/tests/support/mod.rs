@@ -34,6 +34,8 @@ pub struct Options {
     pub concurrency: usize,
     /// The queue lease (a killed worker's job comes back after about this long).
     pub lease: &'static str,
+    /// Students whose accounts are revoked in the registry.
+    pub revoked: &'static [usize],
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
             users: 1,
             concurrency: 2,
             lease: "60s",
+            revoked: &[],
         }
     }
 }
@@ -133,7 +136,7 @@ impl Stack {
                 role: Role::Student,
                 public_key: encode_public_key(&key.verifying_key()),
                 created: chrono::Utc::now(),
-                revoked: None,
+                revoked: options.revoked.contains(&i).then(chrono::Utc::now),
             });
             homes.push(home);
         }
@@ -230,6 +233,16 @@ impl Stack {
             child.kill().unwrap();
             child.wait().unwrap();
         }
+    }
+
+    /// A home for someone the registry has never heard of, with a valid-looking profile and the course config.
+    pub fn stranger(&mut self, name: &str) -> usize {
+        let home = tempfile::tempdir().unwrap();
+        let profile = Profile::new(&generate_signing_key(), name);
+        std::fs::write(home.path().join(".rai_profile"), profile.to_yaml()).unwrap();
+        std::fs::write(home.path().join(".rai_config.yml"), self.client_config()).unwrap();
+        self.homes.push(home);
+        self.homes.len() - 1
     }
 
     pub fn home(&self, user: usize) -> &Path {
