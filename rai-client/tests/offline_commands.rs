@@ -85,3 +85,35 @@ fn version_prints_the_crate_version() {
         format!("rai {}\n", rai_common::VERSION)
     );
 }
+
+#[test]
+fn completions_are_valid_scripts_that_know_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = rai(dir.path(), dir.path(), &["completions", "bash"]);
+    assert!(o.status.success());
+    let script = String::from_utf8_lossy(&o.stdout).into_owned();
+    for command in [
+        "submit",
+        "logs",
+        "status",
+        "cancel",
+        "history",
+        "download",
+        "completions",
+    ] {
+        assert!(script.contains(command), "{command} missing");
+    }
+    std::fs::write(dir.path().join("rai.bash"), &script).unwrap();
+    let check = Command::new("bash")
+        .args(["-n", dir.path().join("rai.bash").to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(check.success(), "bash -n rejects the script");
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let o = rai(dir.path(), dir.path(), &["completions", shell]);
+        assert!(o.status.success() && !o.stdout.is_empty(), "{shell}");
+    }
+    let o = rai(dir.path(), dir.path(), &["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("possible values: bash"));
+}
