@@ -76,7 +76,8 @@ pub fn student_session_policy(bucket: &str, user: &str, queue_arns: &[String]) -
             {
                 "Sid": "UploadOwnProject",
                 "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+                // DeleteObject: a submit that fails after uploading removes its own upload.
+                "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:DeleteObject"],
                 "Resource": format!("arn:aws:s3:::{bucket}/uploads/{user}/*"),
             },
             {

@@ -36,6 +36,10 @@ pub struct Options {
     pub lease: &'static str,
     /// Students whose accounts are revoked in the registry.
     pub revoked: &'static [usize],
+    /// Extra lines for the `raid:` section of each worker's config (indented by two spaces).
+    pub raid_extra: &'static str,
+    /// Extra top-level lines for the students' config.
+    pub client_extra: &'static str,
 }
 
 impl Default for Options {
@@ -46,6 +50,8 @@ impl Default for Options {
             concurrency: 2,
             lease: "60s",
             revoked: &[],
+            raid_extra: "",
+            client_extra: "",
         }
     }
 }
@@ -70,6 +76,8 @@ pub struct Stack {
     pub dir: tempfile::TempDir,
     concurrency: usize,
     lease: &'static str,
+    raid_extra: &'static str,
+    client_extra: &'static str,
 }
 
 /// The `raid` binary, built beside `rai` by `cargo test --workspace`.
@@ -155,6 +163,8 @@ impl Stack {
             dir,
             concurrency: options.concurrency,
             lease: options.lease,
+            raid_extra: options.raid_extra,
+            client_extra: options.client_extra,
         };
         for home in &stack.homes {
             std::fs::write(home.path().join(".rai_config.yml"), stack.client_config()).unwrap();
@@ -191,6 +201,7 @@ impl Stack {
             // Students trade the base credentials for 15-minute ones limited to their own prefix.
             text.push_str("  role_arn: arn:aws:iam::123456789012:role/rai-student\n");
         }
+        text.push_str(self.client_extra);
         text
     }
 
@@ -202,12 +213,13 @@ impl Stack {
         std::fs::write(
             &config,
             format!(
-                "{}raid:\n  name: {name}\n  queues: [{}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  concurrency: {}\n  shutdown_grace: 2s\n  cancel_grace: 2s\n  registry: {}\n  work_dir: {}\n",
+                "{}raid:\n  name: {name}\n  queues: [{}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  concurrency: {}\n  shutdown_grace: 2s\n  cancel_grace: 2s\n  registry: {}\n  work_dir: {}\n{}",
                 self.backends(),
                 self.queue,
                 self.concurrency,
                 self.dir.path().join("registry.yml").display(),
                 self.dir.path().join(format!("jobs-{i}")).display(),
+                self.raid_extra,
             ),
         )
         .unwrap();

@@ -1,0 +1,300 @@
+//! The student's view of speed, on the local stack (Redis queue, fs store, one `raid` process, the real Docker
+//! engine), each figure beside a reference measured in the same run:
+//!
+//!     deploy/local/bench.sh        (or, with the stack up and release binaries built:
+//!                                   cargo bench -p rai-client --bench client)
+//!
+//! 1. hello end to end: `rai submit` wall time against `docker run --rm` of the same image and command
+//!    (target ratio <= 1.5).
+//! 2. enqueue -> first output line on the client, p50 of 20 runs (target <= 0.5 s).
+//! 3. a job printing 2,000,000 lines (`seq 1 2000000`, 14.9 MB): until the client has printed the last line,
+//!    against `docker run --log-driver none` of the same container and command with its output sent to /dev/null
+//!    (target ratio <= 1.3), with every line received (count and SHA-256 against the expected output).
+//! 4. the client's peak RSS while submitting a 1 GiB directory (target <= 64 MiB), beside `tar` + `zstd` packing
+//!    the same directory.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use support::{Kind, Options, Stack, project};
+
+const RUNS: usize = 20;
+const LINES: u64 = 2_000_000;
+
+/// One `rai` run, observed from outside: when each interesting thing happened.
+struct Observed {
+    wall: Duration,
+    posted: Option<Duration>,
+    first_line: Option<Duration>,
+    last_line: Option<Duration>,
+    lines: u64,
+    sha256: String,
+    code: Option<i32>,
+}
+
+fn observe(stack: &Stack, args: &[&str]) -> Observed {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rai"));
+    cmd.args(args)
+        .env("HOME", stack.home(0))
+        .env_remove("RAI_PROFILE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let posted = std::thread::spawn(move || {
+        let mut posted = None;
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if posted.is_none() && line.contains("posted to the queue") {
+                posted = Some(start.elapsed());
+            }
+        }
+        posted
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let (mut first_line, mut last_line, mut lines) = (None, None, 0u64);
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = stdout.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        let now = start.elapsed();
+        first_line.get_or_insert(now);
+        let newlines = buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        if newlines > 0 {
+            last_line = Some(now);
+        }
+        lines += newlines;
+        hash.update(&buf[..n]);
+    }
+    let status = child.wait().unwrap();
+    Observed {
+        wall: start.elapsed(),
+        posted: posted.join().unwrap(),
+        first_line,
+        last_line,
+        lines,
+        sha256: format!("{:x}", hash.finalize()),
+        code: status.code(),
+    }
+}
+
+fn docker_run(args: &[&str], stdout: Stdio) -> Duration {
+    let start = Instant::now();
+    let ok = Command::new("docker")
+        .args(["run", "--rm", "--network", "none"])
+        .args(args)
+        .stdout(stdout)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "docker run {args:?} failed");
+    start.elapsed()
+}
+
+fn p(values: &mut [Duration], q: f64) -> Duration {
+    values.sort();
+    values[((values.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn s(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn row(what: &str, value: String, reference: String, ratio: String, target: &str) {
+    println!("{what:<46} {value:>12} {reference:>12} {ratio:>7}  {target}");
+}
+
+/// The peak RSS (KiB) of a command, from GNU time.
+fn peak_rss_kib(program: &str, args: &[&str], home: &std::path::Path) -> (u64, bool) {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(program)
+        .args(args)
+        .env("HOME", home)
+        .stdout(Stdio::null())
+        .output()
+        .expect("GNU time at /usr/bin/time (Debian package `time`)");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let kib = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no RSS figure from time:\n{text}"));
+    (kib, out.status.success())
+}
+
+/// A 1 GiB project: 1,024 files of 1 MiB of incompressible bytes (the worst case for the client: nothing shrinks).
+fn gigabyte_project() -> tempfile::TempDir {
+    let dir = project(&["true"], &[]);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut block = vec![0u8; 1 << 20];
+    for i in 0..1024 {
+        for chunk in block.chunks_mut(8) {
+            // xorshift64*: fast and incompressible enough for zstd.
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            chunk.copy_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+        }
+        let mut f = std::fs::File::create(dir.path().join(format!("data-{i:04}.bin"))).unwrap();
+        f.write_all(&block).unwrap();
+    }
+    dir
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let image = rai_common::testenv::image();
+    let stack = Stack::start(
+        Kind::Local,
+        Options {
+            concurrency: 1,
+            raid_extra: "  limits:\n    log_bytes: 64m\n    upload_bytes: 2g\n",
+            client_extra: "client:\n  max_upload: 2g\n",
+            ..Options::default()
+        },
+    )
+    .await;
+    let stack = std::sync::Arc::new(stack);
+    let run = |args: Vec<String>| {
+        let stack = stack.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                observe(&stack, &args)
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    // 1 and 2: hello.
+    let hello = project(&["echo hello"], &[]);
+    let hello_args = vec!["-p".to_string(), hello.path().display().to_string()];
+    for _ in 0..3 {
+        assert_eq!(run(hello_args.clone()).await.code, Some(0), "warm-up");
+    }
+    let (mut rai_wall, mut to_first) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let o = run(hello_args.clone()).await;
+        assert_eq!((o.code, o.lines), (Some(0), 1), "hello");
+        rai_wall.push(o.wall);
+        to_first.push(o.first_line.unwrap() - o.posted.unwrap());
+    }
+    let mut docker_wall: Vec<Duration> = (0..RUNS)
+        .map(|_| docker_run(&[&image, "sh", "-c", "echo hello"], Stdio::null()))
+        .collect();
+
+    // 3: 2,000,000 lines.
+    let expected = {
+        let mut h = Sha256::new();
+        for i in 1..=LINES {
+            h.update(format!("{i}\n").as_bytes());
+        }
+        format!("{:x}", h.finalize())
+    };
+    let seq = project(&[&format!("seq 1 {LINES}")], &[]);
+    let seq_args = vec!["-p".to_string(), seq.path().display().to_string()];
+    let (mut rai_seq, mut docker_seq, mut lost) = (Vec::new(), Vec::new(), 0u64);
+    for _ in 0..3 {
+        let o = run(seq_args.clone()).await;
+        assert_eq!(o.code, Some(0));
+        if o.lines != LINES || o.sha256 != expected {
+            lost += LINES.saturating_sub(o.lines).max(1);
+        }
+        rai_seq.push(o.last_line.unwrap());
+        docker_seq.push(docker_run(
+            &[
+                "--log-driver",
+                "none",
+                &image,
+                "seq",
+                "1",
+                &LINES.to_string(),
+            ],
+            Stdio::null(),
+        ));
+    }
+
+    // 4: peak RSS submitting 1 GiB.
+    let big = gigabyte_project();
+    let (rai_kib, ok) = peak_rss_kib(
+        env!("CARGO_BIN_EXE_rai"),
+        &["submit", "--detach", "-p", big.path().to_str().unwrap()],
+        stack.home(0),
+    );
+    assert!(ok, "the 1 GiB submit failed");
+    let (tar_kib, _) = peak_rss_kib(
+        "tar",
+        &[
+            "-I",
+            "zstd -T0 -3",
+            "-cf",
+            "/dev/null",
+            "-C",
+            big.path().to_str().unwrap(),
+            ".",
+        ],
+        stack.home(0),
+    );
+
+    println!("rai client, local stack (Redis queue, fs store, one raid, Docker {image})");
+    println!(
+        "{:<46} {:>12} {:>12} {:>7}  target",
+        "", "rai", "reference", "ratio"
+    );
+    let (r50, d50) = (p(&mut rai_wall, 0.5), p(&mut docker_wall, 0.5));
+    row(
+        &format!("hello end to end, p50 of {RUNS} (ref: docker run --rm)"),
+        format!("{:.3} s", s(r50)),
+        format!("{:.3} s", s(d50)),
+        format!("{:.2}", s(r50) / s(d50)),
+        "<= 1.5",
+    );
+    row(
+        "  p99",
+        format!("{:.3} s", s(p(&mut rai_wall, 0.99))),
+        format!("{:.3} s", s(p(&mut docker_wall, 0.99))),
+        String::new(),
+        "",
+    );
+    let (f50, f99) = (p(&mut to_first, 0.5), p(&mut to_first, 0.99));
+    row(
+        &format!("enqueue -> first line, p50 of {RUNS} (p99)"),
+        format!("{:.3} s", s(f50)),
+        format!("({:.3} s)", s(f99)),
+        String::new(),
+        "p50 <= 0.5 s",
+    );
+    let (q50, e50) = (p(&mut rai_seq, 0.5), p(&mut docker_seq, 0.5));
+    row(
+        "2,000,000 lines to the last line, median of 3",
+        format!("{:.3} s", s(q50)),
+        format!("{:.3} s", s(e50)),
+        format!("{:.2}", s(q50) / s(e50)),
+        "<= 1.3 (ref: docker run --log-driver none > /dev/null)",
+    );
+    row(
+        "  lines lost (count and SHA-256 checked)",
+        lost.to_string(),
+        String::new(),
+        String::new(),
+        "0",
+    );
+    row(
+        "client peak RSS submitting 1 GiB (ref: tar+zstd)",
+        format!("{:.1} MiB", rai_kib as f64 / 1024.0),
+        format!("{:.1} MiB", tar_kib as f64 / 1024.0),
+        String::new(),
+        "<= 64 MiB",
+    );
+}
