@@ -23,3 +23,6 @@ cargo bench --locked -p rai-common --bench backends
 ensure_docker
 ensure_test_image
 cargo bench --locked -p raid-server --bench overhead
+# The client bench runs the `raid` binary beside `rai`: build it first.
+cargo build --release --locked -p raid-server --bins
+cargo bench --locked -p rai-client --bench client
