@@ -141,6 +141,7 @@ pub enum ArchiveError {
 }
 
 impl ArchiveError {
+    #[cfg(feature = "backends")]
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         ArchiveError::Io {
             path: path.to_path_buf(),
