@@ -154,3 +154,60 @@ impl Drop for PrivateRedis {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A moto server of a test's own (S3, SQS, STS), for tests that pause it (SIGSTOP) without stalling every other
+/// test. Runs `deploy/local/moto_server.py` with the Python of moto's virtualenv (`RAI_TEST_MOTO_PYTHON`). Stopped
+/// when dropped.
+pub struct PrivateMoto {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateMoto {
+    pub fn start() -> PrivateMoto {
+        let python = required("RAI_TEST_MOTO_PYTHON");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/local/moto_server.py"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let child = std::process::Command::new(&python)
+            .args([script, "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start moto with {python}: {e}"));
+        // Owned from here on: a panic below still stops the process (Drop).
+        let mut moto = PrivateMoto { port, child };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return moto;
+            }
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto on port {port} exited at once ({status})");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("moto on port {port} did not come up within 60 s");
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The process id, to pause it with SIGSTOP and resume it with SIGCONT.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for PrivateMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

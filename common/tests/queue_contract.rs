@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rai_common::queue::{JobQueue, RedisQueue, SqsQueue};
+use rai_common::queue::{Depth, JobQueue, RedisQueue, SqsQueue};
 use rai_common::testenv;
 use tokio::sync::Mutex;
 
@@ -240,6 +240,36 @@ async fn oversized_message_is_refused_before_sending(b: Backend) {
     );
 }
 
+async fn depth_counts_waiting_and_leased_messages(b: Backend) {
+    let q = open(b, &queue_name(), 5).await;
+    assert_eq!(
+        q.depth().await.unwrap(),
+        Depth::default(),
+        "{b:?}: a new queue"
+    );
+    q.send("one").await.unwrap();
+    q.send("two").await.unwrap();
+    let got = q.receive(1, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        q.depth().await.unwrap(),
+        Depth {
+            waiting: 1,
+            leased: 1
+        },
+        "{b:?}"
+    );
+    q.ack(&got[0]).await.unwrap();
+    assert_eq!(
+        q.depth().await.unwrap(),
+        Depth {
+            waiting: 1,
+            leased: 0
+        },
+        "{b:?}: an acked message is gone"
+    );
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod redis_queue {
@@ -261,6 +291,7 @@ contract!(
     over_delivered_message_goes_to_the_dead_letters,
     thousand_messages_are_each_acked_exactly_once,
     oversized_message_is_refused_before_sending,
+    depth_counts_waiting_and_leased_messages,
 );
 
 #[tokio::test]

@@ -15,6 +15,7 @@ case "${1:-}" in
     cat <<ENV
 export RAI_TEST_REDIS_URL=redis://127.0.0.1:$redis_port
 export RAI_TEST_REDIS_SERVER=$(command -v redis-server)
+export RAI_TEST_MOTO_PYTHON=$RAI_CACHE_DIR/moto-venv/bin/python
 export RAI_TEST_AWS_ENDPOINT=http://127.0.0.1:$moto_port
 export RAI_TEST_IMAGE=$RAI_TEST_IMAGE
 export RAI_TEST_STACK=1

@@ -6,7 +6,7 @@
 #
 # It provides: a private redis-server, moto's server (S3, SQS, STS), a Docker engine, and the local test image
 # rai-test/busybox. Their addresses reach the tests as RAI_TEST_REDIS_URL, RAI_TEST_REDIS_SERVER,
-# RAI_TEST_AWS_ENDPOINT, RAI_TEST_IMAGE. A piece that cannot be set up fails the run; nothing is skipped.
+# RAI_TEST_AWS_ENDPOINT, RAI_TEST_MOTO_PYTHON, RAI_TEST_IMAGE. A piece that cannot be set up fails the run; nothing is skipped.
 
 source "$(dirname "$0")/lib.sh"
 cd "$RAI_REPO_ROOT"
@@ -29,6 +29,7 @@ moto_port=$(start_moto)
 
 export RAI_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
 export RAI_TEST_REDIS_SERVER="$(command -v redis-server)"
+export RAI_TEST_MOTO_PYTHON="$RAI_CACHE_DIR/moto-venv/bin/python"
 export RAI_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
 export RAI_TEST_IMAGE
 export RAI_TEST_STACK=1

@@ -165,6 +165,23 @@ pub async fn run(
 
 /// A claim outlives one missed renewal (renewals come every third of a lease) but not much more, so a dead
 /// worker's job is free again soon after its lease runs out.
+/// Where this worker makes its job directories: a folder of its own under `raid.work_dir`, so that what a crashed
+/// run left behind can be removed at the next start without touching another worker's jobs on the same machine.
+pub fn jobs_dir(ctx: &WorkerContext) -> std::path::PathBuf {
+    let name: String = ctx
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    ctx.config.raid.work_dir.join(name)
+}
+
 fn claim_ttl(queue: &dyn JobQueue) -> Duration {
     queue.lease_duration() * 3 / 2
 }
@@ -220,7 +237,7 @@ async fn run_claimed(
             }
         })
     };
-    let dir = ctx.config.raid.work_dir.join(job.to_string());
+    let dir = jobs_dir(&ctx).join(job.to_string());
     let container = format!("rai-job-{job}");
     let started = Utc::now();
     let outcome = life(

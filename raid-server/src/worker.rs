@@ -175,7 +175,15 @@ async fn reload_registry(ctx: Arc<WorkerContext>, mut hup: watch::Receiver<u64>)
     }
 }
 
-/// Removes job containers a crashed run of this worker left behind.
+/// Removes the job containers and job directories a crashed run of this worker left behind (their jobs come back
+/// through the queue and run again from the start).
 async fn remove_leftovers(ctx: &WorkerContext) {
     crate::sandbox::remove_labelled(&ctx.docker, &format!("rai.worker={}", ctx.name)).await;
+    let dir = crate::job::jobs_dir(ctx);
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            tracing::warn!(dir = %entry.path().display(), "removing a job directory left by an earlier run");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }

@@ -78,7 +78,30 @@ async fn hello_job_streams_stores_and_cleans_up() {
     // Acked after the end: give the worker a moment, then nothing of the job is left.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(containers_of(&format!("rai.job={job}")), 0);
-    assert!(!h.config.raid.work_dir.join(job.to_string()).exists());
+    assert!(!raid::job::jobs_dir(&h.ctx).join(job.to_string()).exists());
+    h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_worker_removes_job_directories_its_crashed_run_left() {
+    let mut leftover = std::path::PathBuf::new();
+    let h = Harness::start(|c| {
+        // What a kill -9 leaves: a job directory with the upload unpacked in it.
+        let name = c.raid.name.clone().unwrap();
+        leftover = c
+            .raid
+            .work_dir
+            .join(name)
+            .join("01m80000000000000000000000");
+        std::fs::create_dir_all(leftover.join("src")).unwrap();
+        std::fs::write(leftover.join("src/main.c"), "int main;").unwrap();
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !leftover.exists(),
+        "the leftover job directory is still there"
+    );
     h.drain_and_stop().await;
 }
 

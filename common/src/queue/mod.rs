@@ -10,7 +10,8 @@
 //! - [`JobQueue::release`] makes it visible again at once (a draining worker hands its job back);
 //! - a lease that simply runs out (the worker died) makes the message visible again;
 //! - a message delivered more than `max_deliveries` times goes to the dead-letter place instead of being retried
-//!   forever.
+//!   forever;
+//! - [`JobQueue::depth`] tells how many messages wait and how many are leased.
 //!
 //! Each handle has one lease duration (the config's `queue.lease`); a lease lasts that long from its receipt or
 //! its last extension.
@@ -76,6 +77,18 @@ pub trait JobQueue: Send + Sync {
 
     /// Reads (without removing) up to `max` messages from the dead-letter place.
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError>;
+
+    /// How many messages wait and how many are leased right now (SQS: approximate, as SQS reports it).
+    async fn depth(&self) -> Result<Depth, QueueError>;
+}
+
+/// What a queue holds: for admins (`raid doctor`) and for checks that nothing was left behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Depth {
+    /// Visible, waiting for a worker.
+    pub waiting: u64,
+    /// Leased to a worker.
+    pub leased: u64,
 }
 
 /// Checks a body against [`MAX_BODY_BYTES`].

@@ -16,7 +16,7 @@ use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use tokio::sync::Mutex;
 
-use super::{DeadLetter, JobQueue, Lease, check_size};
+use super::{DeadLetter, Depth, JobQueue, Lease, check_size};
 use crate::errors::QueueError;
 use crate::redis_link::{endpoint_of, manager};
 
@@ -364,6 +364,35 @@ impl JobQueue for RedisQueue {
     async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
         self.if_held(RELEASE, lease, &[&lease.body, &lease.id])
             .await
+    }
+
+    async fn depth(&self) -> Result<Depth, QueueError> {
+        // Acked entries are deleted, so the stream holds exactly the waiting and the leased ones.
+        let mut conn = self.conn.clone();
+        let total: u64 = redis::cmd("XLEN")
+            .arg(&self.stream)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.backend(e))?;
+        let leased = match redis::cmd("XPENDING")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .query_async::<Value>(&mut conn)
+            .await
+        {
+            Ok(Value::Array(summary)) => match summary.first() {
+                Some(Value::Int(n)) => *n as u64,
+                _ => 0,
+            },
+            Ok(_) => 0,
+            // No consumer group yet: nothing was ever leased.
+            Err(e) if e.code() == Some("NOGROUP") => 0,
+            Err(e) => return Err(self.backend(e)),
+        };
+        Ok(Depth {
+            waiting: total.saturating_sub(leased),
+            leased,
+        })
     }
 
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {

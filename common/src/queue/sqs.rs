@@ -22,7 +22,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 
 use sha2::{Digest, Sha256};
 
-use super::{DeadLetter, JobQueue, Lease, check_size};
+use super::{DeadLetter, Depth, JobQueue, Lease, check_size};
 use crate::aws::error_text;
 use crate::errors::QueueError;
 
@@ -301,6 +301,28 @@ impl JobQueue for SqsQueue {
             .await
             .map_err(|e| self.lease_error(lease, error_text(&e)))?;
         Ok(())
+    }
+
+    async fn depth(&self) -> Result<Depth, QueueError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| self.backend(error_text(&e)))?;
+        let count = |name: QueueAttributeName| {
+            out.attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(Depth {
+            waiting: count(QueueAttributeName::ApproximateNumberOfMessages),
+            leased: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        })
     }
 
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {

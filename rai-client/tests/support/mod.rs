@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod chaos;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use rai_common::account::{
     Account, Profile, Registry, Role, encode_public_key, generate_signing_key,
 };
-use rai_common::testenv::{self, PrivateRedis};
+use rai_common::testenv::{self, PrivateMoto, PrivateRedis};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -40,6 +42,8 @@ pub struct Options {
     pub raid_extra: &'static str,
     /// Extra top-level lines for the students' config.
     pub client_extra: &'static str,
+    /// A moto of the stack's own (for pausing it), instead of the shared test moto.
+    pub private_moto: bool,
 }
 
 impl Default for Options {
@@ -52,6 +56,7 @@ impl Default for Options {
             revoked: &[],
             raid_extra: "",
             client_extra: "",
+            private_moto: false,
         }
     }
 }
@@ -67,6 +72,8 @@ pub struct Worker {
 pub struct Stack {
     pub kind: Kind,
     pub redis: PrivateRedis,
+    pub moto: Option<PrivateMoto>,
+    pub aws_endpoint: String,
     pub queue: String,
     pub bucket: String,
     /// Students' home directories: `.rai_profile` and `.rai_config.yml`, usernames `student0`, `student1`, ...
@@ -92,12 +99,12 @@ fn raid_binary() -> PathBuf {
     raid
 }
 
-fn aws_lines() -> String {
+fn aws_lines(endpoint: &str) -> String {
     let aws = testenv::aws_config();
     format!(
         "aws:\n  region: {}\n  endpoint_url: {}\n  access_key_id: {}\n  secret_access_key: {}\n",
         aws.region,
-        testenv::aws_endpoint(),
+        endpoint,
         aws.access_key_id.unwrap_or_default(),
         aws.secret_access_key.unwrap_or_default(),
     )
@@ -110,8 +117,16 @@ impl Stack {
         std::fs::create_dir(dir.path().join("store")).unwrap();
         let queue = testenv::unique("e2e");
         let bucket = queue.clone();
+        let moto = (kind == Kind::Aws && options.private_moto).then(PrivateMoto::start);
+        let aws_endpoint = moto
+            .as_ref()
+            .map_or_else(testenv::aws_endpoint, PrivateMoto::endpoint);
         if kind == Kind::Aws {
-            let sdk = rai_common::aws::sdk_config(&testenv::aws_config()).await;
+            let aws = rai_common::config::AwsConfig {
+                endpoint_url: Some(aws_endpoint.clone()),
+                ..testenv::aws_config()
+            };
+            let sdk = rai_common::aws::sdk_config(&aws).await;
             rai_common::aws::s3_client(&sdk)
                 .create_bucket()
                 .bucket(&bucket)
@@ -120,7 +135,7 @@ impl Stack {
                 .unwrap();
             rai_common::queue::SqsQueue::create(
                 rai_common::aws::sqs_client(&sdk),
-                testenv::aws_endpoint(),
+                aws_endpoint.clone(),
                 &queue,
                 Duration::from_secs(60),
                 5,
@@ -156,6 +171,8 @@ impl Stack {
         let mut stack = Stack {
             kind,
             redis,
+            moto,
+            aws_endpoint,
             queue,
             bucket,
             homes,
@@ -190,7 +207,7 @@ impl Stack {
                 self.queue,
                 self.lease,
                 self.bucket,
-                aws_lines()
+                aws_lines(&self.aws_endpoint)
             ),
         }
     }
@@ -257,6 +274,69 @@ impl Stack {
         self.homes.len() - 1
     }
 
+    /// kill -9 of the worker named `name`, then the same worker started again (it clears its own leftovers).
+    pub fn kill9_and_restart(&mut self, name: &str) {
+        self.kill9(name);
+        self.worker(name).spawn();
+    }
+
+    /// SIGTERM to the worker named `name` (it drains, handing its jobs back), then started again once it exited.
+    pub fn sigterm_and_restart(&mut self, name: &str) {
+        let w = self.worker(name);
+        if let Some(mut child) = w.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        w.spawn();
+    }
+
+    fn worker(&mut self, name: &str) -> &mut Worker {
+        self.workers
+            .iter_mut()
+            .find(|w| w.name == name)
+            .unwrap_or_else(|| panic!("no worker {name}"))
+    }
+
+    /// The resident memory (KiB) of each running worker.
+    pub fn worker_rss_kib(&self) -> Vec<u64> {
+        self.workers
+            .iter()
+            .filter_map(|w| w.child.as_ref())
+            .filter_map(|c| std::fs::read_to_string(format!("/proc/{}/status", c.id())).ok())
+            .filter_map(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .collect()
+    }
+
+    /// The stack's job queue, opened as a worker opens it.
+    pub async fn queue(&self) -> std::sync::Arc<dyn rai_common::queue::JobQueue> {
+        let mut config = rai_common::Config::defaults();
+        config.events.redis_url = self.redis.url();
+        config.queue.name = self.queue.clone();
+        if self.kind == Kind::Aws {
+            config.queue.backend = rai_common::config::QueueBackend::Sqs;
+            config.aws = rai_common::config::AwsConfig {
+                endpoint_url: Some(self.aws_endpoint.clone()),
+                ..testenv::aws_config()
+            };
+        }
+        rai_common::connect::open_queue(&config, &self.queue, None)
+            .await
+            .unwrap()
+    }
+
     pub fn home(&self, user: usize) -> &Path {
         self.homes[user].path()
     }
@@ -267,6 +347,11 @@ impl Stack {
         tokio::task::spawn_blocking(move || cmd.output().unwrap())
             .await
             .unwrap()
+    }
+
+    /// Runs `rai ARGS` as student `user` from a thread that may block.
+    pub fn rai_blocking(&self, user: usize, args: &[&str]) -> Output {
+        rai_command(self.home(user), args).output().unwrap()
     }
 
     /// Starts `rai ARGS` as student `user`, capturing its output as it comes.
@@ -336,7 +421,11 @@ fn containers_of(worker: &str) -> Vec<String> {
 
 impl Worker {
     fn spawn(&mut self) {
-        let log = std::fs::File::create(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(raid_binary())
             .args(["-c", self.config.to_str().unwrap()])
             .env_remove("RAI_SECRET")

@@ -1,0 +1,44 @@
+//! The full chaos and load run (issue 6), bounded to about ten minutes:
+//!
+//!     deploy/local/chaos.sh       (or, with the stack up and release binaries built:
+//!                                  cargo bench -p rai-client --bench chaos [-- JOBS])
+//!
+//! On each stack: 3 `raid` workers, 20 students, JOBS jobs (default 1,000) of six kinds (quick, slow, failing,
+//! noisy, over the time limit, cancelled), while a fault injector, every few seconds, kill -9s a worker and
+//! restarts it, restarts Redis, pauses moto for 3 s (AWS stack) and drains a worker with SIGTERM. Then every job's
+//! events are checked (gap-free, complete final run, right end and exit code), every record, and that no
+//! container, job directory, lease or dead letter is left. Any problem fails the run (exit status 1).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use support::Kind;
+use support::chaos::{Plan, run};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let jobs: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1000);
+    let mut failed = false;
+    for kind in [Kind::Local, Kind::Aws] {
+        let report = run(Plan {
+            kind,
+            workers: 3,
+            clients: 20,
+            jobs,
+            fault_every: Duration::from_secs(5),
+            max_faults: usize::MAX,
+            limit: Duration::from_secs(600),
+        })
+        .await;
+        report.print(&format!("chaos, {kind:?} stack"));
+        failed |= !report.problems.is_empty();
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
