@@ -16,10 +16,7 @@ ensure_docker
 ensure_test_image
 redis_port=$(start_redis chaos-redis)
 moto_port=$(start_moto)
-export RAI_TEST_REDIS_URL="redis://127.0.0.1:$redis_port" RAI_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
-export RAI_TEST_REDIS_SERVER="$(command -v redis-server)" RAI_TEST_IMAGE
-export RAI_TEST_MOTO_PYTHON="$RAI_CACHE_DIR/moto-venv/bin/python"
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+export_test_env "$redis_port" "$moto_port"
 
 cargo build --release --locked -p raid-server --bins
 cargo bench --locked -p rai-client --bench chaos -- "${1:-1000}"

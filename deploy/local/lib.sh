@@ -116,6 +116,19 @@ stop_moto() {
   rm -f "$dir/moto.pid" "$dir/port"
 }
 
+# export_test_env REDIS_PORT MOTO_PORT: hands the services' addresses to the tests and benches.
+export_test_env() {
+  export RAI_TEST_REDIS_URL="redis://127.0.0.1:$1"
+  export RAI_TEST_REDIS_SERVER="$(command -v redis-server)"
+  export RAI_TEST_MOTO_PYTHON="$RAI_CACHE_DIR/moto-venv/bin/python"
+  export RAI_TEST_AWS_ENDPOINT="http://127.0.0.1:$2"
+  export RAI_TEST_IMAGE
+  export RAI_TEST_STACK=1
+  # The tests talk to moto with dummy credentials; never to AWS.
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+}
+
 # --- Docker ------------------------------------------------------------------------------------------------------
 ensure_docker() {
   if docker info >/dev/null 2>&1; then return; fi

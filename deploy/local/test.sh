@@ -27,15 +27,7 @@ ensure_test_image
 redis_port=$(start_redis test-redis)
 moto_port=$(start_moto)
 
-export RAI_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
-export RAI_TEST_REDIS_SERVER="$(command -v redis-server)"
-export RAI_TEST_MOTO_PYTHON="$RAI_CACHE_DIR/moto-venv/bin/python"
-export RAI_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
-export RAI_TEST_IMAGE
-export RAI_TEST_STACK=1
-# The tests talk to moto with dummy credentials; never to AWS.
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
-unset AWS_PROFILE AWS_SESSION_TOKEN
+export_test_env "$redis_port" "$moto_port"
 
 log "redis $RAI_TEST_REDIS_URL, moto $RAI_TEST_AWS_ENDPOINT, image $RAI_TEST_IMAGE"
 cargo test --workspace --locked "$@"

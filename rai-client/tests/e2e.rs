@@ -105,7 +105,8 @@ async fn detach_then_follow_from_another_process(kind: Kind) {
     );
 }
 
-async fn cancel_from_another_process(kind: Kind) {
+/// A stack with a long job running, followed by `rai -p` as student 0; returns the job id too.
+async fn long_job_running(kind: Kind) -> (Stack, support::Running, String, tempfile::TempDir) {
     let s = Stack::start(kind, Options::default()).await;
     let p = project(&["echo started; sleep 60"], &[]);
     let submit = s.spawn_rai(0, &["-p", p.path().to_str().unwrap()]);
@@ -113,6 +114,11 @@ async fn cancel_from_another_process(kind: Kind) {
         .wait_stderr("Your job is running", Duration::from_secs(60))
         .await;
     let id = job_id(&submit.stderr.lock().unwrap());
+    (s, submit, id, p)
+}
+
+async fn cancel_from_another_process(kind: Kind) {
+    let (s, submit, id, _project) = long_job_running(kind).await;
     let out = s.rai(0, &["cancel", &id]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let (code, stdout, stderr) = submit.finish().await;
@@ -122,13 +128,7 @@ async fn cancel_from_another_process(kind: Kind) {
 }
 
 async fn ctrl_c_detaches_and_says_how_to_come_back(kind: Kind) {
-    let s = Stack::start(kind, Options::default()).await;
-    let p = project(&["echo started; sleep 60"], &[]);
-    let submit = s.spawn_rai(0, &["-p", p.path().to_str().unwrap()]);
-    submit
-        .wait_stderr("Your job is running", Duration::from_secs(60))
-        .await;
-    let id = job_id(&submit.stderr.lock().unwrap());
+    let (s, submit, id, _project) = long_job_running(kind).await;
     submit.signal("INT");
     let (code, _, stderr) = submit.finish().await;
     assert_eq!(code, Some(130), "{stderr}");

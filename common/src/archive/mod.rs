@@ -12,7 +12,9 @@
 mod pack;
 mod unpack;
 
-pub use pack::{PackOptions, PackProgress, PackSummary, SkippedEntry, pack, scan};
+pub use pack::{
+    PackOptions, PackProgress, PackSummary, ScannedEntry, SkippedEntry, pack, pack_scanned, scan,
+};
 pub use unpack::{UnpackLimits, UnpackSummary, unpack};
 
 /// The compression level both sides use (zstd's default: fast, and most of the gain).

@@ -268,9 +268,19 @@ pub fn pack<W: Write>(
     root: &Path,
     out: W,
     opts: &PackOptions,
+    progress: impl FnMut(PackProgress),
+) -> Result<PackSummary, ArchiveError> {
+    pack_scanned(root, scan(root, opts)?, out, opts, progress)
+}
+
+/// [`pack`] of what an earlier [`scan`] of `root` found (a caller that checked the caps first walks only once).
+pub fn pack_scanned<W: Write>(
+    root: &Path,
+    (entries, skipped): (Vec<ScannedEntry>, Vec<SkippedEntry>),
+    out: W,
+    opts: &PackOptions,
     mut progress: impl FnMut(PackProgress),
 ) -> Result<PackSummary, ArchiveError> {
-    let (entries, skipped) = scan(root, opts)?;
     let mut state = PackProgress {
         files_total: entries.len() as u64,
         bytes_total: entries

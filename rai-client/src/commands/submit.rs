@@ -74,10 +74,13 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
             .await
             .context("the directory scan failed")?
     };
-    if let Err(e) = scanned {
-        eprintln!("rai: {e}");
-        return Ok(exit::USAGE);
-    }
+    let scanned = match scanned {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rai: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
     let services =
         Services::connect(config, &profile.username, std::slice::from_ref(&queue_name)).await?;
     let queue = services.queue(&queue_name).await?;
@@ -91,7 +94,7 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
         tokio::task::spawn_blocking(move || {
             let writer = tokio_util::io::SyncIoBridge::new(writer);
             let mut last = std::time::Instant::now();
-            rai_common::archive::pack(&dir, writer, &opts, |p: PackProgress| {
+            rai_common::archive::pack_scanned(&dir, scanned, writer, &opts, |p: PackProgress| {
                 if let Some(bar) = &bar {
                     bar.set_length(p.bytes_total);
                     bar.set_position(p.bytes_done);

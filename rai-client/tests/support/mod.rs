@@ -253,12 +253,7 @@ impl Stack {
 
     /// kill -9 of the worker named `name`: it dies holding whatever it leased.
     pub fn kill9(&mut self, name: &str) {
-        let w = self
-            .workers
-            .iter_mut()
-            .find(|w| w.name == name)
-            .unwrap_or_else(|| panic!("no worker {name}"));
-        if let Some(mut child) = w.child.take() {
+        if let Some(mut child) = self.worker(name).child.take() {
             child.kill().unwrap();
             child.wait().unwrap();
         }
