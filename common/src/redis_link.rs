@@ -39,6 +39,30 @@ pub fn is_transient(e: &redis::RedisError) -> bool {
         || matches!(e.code(), Some("LOADING" | "TRYAGAIN" | "MASTERDOWN"))
 }
 
+/// How long a one-shot command keeps trying through a dropped connection or a restarting Redis before its error
+/// reaches the caller.
+pub const RETRY_FOR: Duration = Duration::from_secs(15);
+
+/// Runs `op` again, with backoff, while it fails with a [transient](is_transient) error, for up to [`RETRY_FOR`].
+/// The connection manager reconnects by itself but fails the command that was in flight; this retries it.
+pub async fn retry_transient<T, F, Fut>(mut op: F) -> Result<T, redis::RedisError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, redis::RedisError>>,
+{
+    let deadline = tokio::time::Instant::now() + RETRY_FOR;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match op().await {
+            Err(e) if is_transient(&e) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            result => return result,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 
 use super::{DeadLetter, Depth, JobQueue, Lease, check_size};
 use crate::errors::QueueError;
-use crate::redis_link::{endpoint_of, manager};
+use crate::redis_link::{endpoint_of, manager, retry_transient};
 
 const GROUP: &str = "raid";
 /// Longest single blocking read: expired leases of others are looked for at least this often.
@@ -140,14 +140,18 @@ impl RedisQueue {
             conn,
             blocking: Mutex::new(blocking),
         };
-        let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
+        let mut create = redis::cmd("XGROUP");
+        create
             .arg("CREATE")
             .arg(&q.stream)
             .arg(GROUP)
             .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut q.conn.clone())
-            .await;
+            .arg("MKSTREAM");
+        let created: Result<(), redis::RedisError> = retry_transient(|| {
+            let (create, mut conn) = (create.clone(), q.conn.clone());
+            async move { create.query_async(&mut conn).await }
+        })
+        .await;
         match created {
             Ok(()) => {}
             Err(e) if e.code() == Some("BUSYGROUP") => {}
@@ -259,17 +263,21 @@ impl RedisQueue {
     }
 
     async fn reclaim(&self, max: usize) -> Result<Vec<Entry>, QueueError> {
-        let reply: Value = redis::cmd("XAUTOCLAIM")
-            .arg(&self.stream)
+        let mut cmd = redis::cmd("XAUTOCLAIM");
+        cmd.arg(&self.stream)
             .arg(GROUP)
             .arg(&self.consumer)
             .arg(self.lease.as_millis() as u64)
             .arg("0-0")
             .arg("COUNT")
-            .arg(max)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.backend(e))?;
+            .arg(max);
+        // A claim whose reply is lost leaves its entries with this consumer; they are reclaimed after the lease.
+        let reply: Value = retry_transient(|| {
+            let (cmd, mut conn) = (cmd.clone(), self.conn.clone());
+            async move { cmd.query_async(&mut conn).await }
+        })
+        .await
+        .map_err(|e| self.backend(e))?;
         Ok(match &reply {
             Value::Array(parts) => parts.get(1).map(entries).unwrap_or_default(),
             _ => Vec::new(),
@@ -291,11 +299,13 @@ impl RedisQueue {
             cmd.arg("BLOCK").arg(b.as_millis().max(1) as u64);
         }
         cmd.arg("STREAMS").arg(&self.stream).arg(">");
-        let mut conn = self.blocking.lock().await;
-        let reply: Value = cmd
-            .query_async(&mut *conn)
-            .await
-            .map_err(|e| self.backend(e))?;
+        let conn = self.blocking.lock().await;
+        let reply: Value = retry_transient(|| {
+            let (cmd, mut conn) = (cmd.clone(), conn.clone());
+            async move { cmd.query_async(&mut conn).await }
+        })
+        .await
+        .map_err(|e| self.backend(e))?;
         // [[stream, [entries...]]] or nil on timeout.
         Ok(match &reply {
             Value::Array(streams) => streams
@@ -323,14 +333,16 @@ impl JobQueue for RedisQueue {
 
     async fn send(&self, body: &str) -> Result<String, QueueError> {
         check_size(body)?;
-        let id: String = redis::cmd("XADD")
-            .arg(&self.stream)
-            .arg("*")
-            .arg("body")
-            .arg(body)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.backend(e))?;
+        // Retried through a Redis restart. A retry after a lost reply may add the job twice; the worker's job claim
+        // runs it once (docs/architecture.md).
+        let mut add = redis::cmd("XADD");
+        add.arg(&self.stream).arg("*").arg("body").arg(body);
+        let id: String = retry_transient(|| {
+            let (add, mut conn) = (add.clone(), self.conn.clone());
+            async move { add.query_async(&mut conn).await }
+        })
+        .await
+        .map_err(|e| self.backend(e))?;
         Ok(id)
     }
 
