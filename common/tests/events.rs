@@ -148,7 +148,12 @@ async fn hundred_thousand_events_survive_five_killed_connections() {
         let client = redis::Client::open(killer_url).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
         let mut killed = 0;
-        for _ in 0..5 {
+        // Until five kills landed: a kill that finds the follower between connections (re-subscribing after the
+        // previous kill, slow on a loaded machine) kills nothing and does not count.
+        for _ in 0..100 {
+            if killed >= 5 {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(150)).await;
             let n: i64 = redis::cmd("CLIENT")
                 .arg("KILL")
