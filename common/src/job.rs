@@ -216,7 +216,7 @@ impl SignedJob {
         if let Some(at) = account.revoked {
             return Err(VerifyError::RevokedUser {
                 user: request.user.clone(),
-                at: at.to_rfc3339(),
+                at: at.format("%Y-%m-%d %H:%M UTC").to_string(),
             });
         }
         let bad_sig = || VerifyError::BadSignature(request.user.clone());

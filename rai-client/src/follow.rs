@@ -7,7 +7,7 @@ use std::time::Duration;
 use rai_common::JobId;
 use rai_common::events::{Event, EventBody, EventBus, FollowOptions, JobStatus};
 
-use crate::exit;
+use crate::{exit, terminal};
 
 /// How following ended.
 pub enum Followed {
@@ -22,7 +22,7 @@ pub enum Followed {
 }
 
 fn system(line: &str) {
-    eprintln!("✱ {line}");
+    eprintln!("✱ {}", terminal::for_terminal(line));
 }
 
 fn print(event: &Event, job: &JobId, json: bool) {
@@ -34,16 +34,29 @@ fn print(event: &Event, job: &JobId, json: bool) {
     }
     match &event.body {
         EventBody::Stdout { data } => {
+            let data = if terminal::stdout_is_terminal() {
+                terminal::for_terminal(data)
+            } else {
+                data.into()
+            };
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(data.as_bytes());
             let _ = out.flush();
         }
         EventBody::Stderr { data } => {
+            let data = if terminal::stderr_is_terminal() {
+                terminal::for_terminal(data)
+            } else {
+                data.into()
+            };
             let mut err = std::io::stderr().lock();
             let _ = err.write_all(data.as_bytes());
             let _ = err.flush();
         }
-        EventBody::System { data } => eprintln!("{}", data.trim_end()),
+        // The worker's lines quote the build file's commands and the job's own words.
+        EventBody::System { data } => {
+            eprintln!("{}", terminal::for_terminal(data.trim_end()))
+        }
         EventBody::Status {
             status: JobStatus::Running,
             worker,

@@ -8,6 +8,7 @@
 //! - [`commands`]: one file per command.
 //! - [`context`]: what every command may need: configuration, profile, project directory.
 //! - [`follow`]: printing a job's events as they come.
+//! - [`terminal`]: job output made safe to show on a terminal.
 //! - [`exit`]: the documented exit codes.
 
 pub mod cli;
@@ -15,3 +16,4 @@ pub mod commands;
 pub mod context;
 pub mod exit;
 pub mod follow;
+pub mod terminal;

@@ -481,6 +481,13 @@ async fn life(
     };
 
     milestones.container_started = Some(Instant::now());
+    let (mut build_full, build_watch) = watch_build(
+        &build,
+        crate::disk::BuildQuota {
+            max_bytes: limits.output_bytes,
+            max_entries: PackOptions::default().max_files,
+        },
+    );
     let deadline = tokio::time::Instant::now() + limits.time;
     let cancel_grace = raid.cancel_grace.as_duration();
     let mut ending: Option<Outcome> = None;
@@ -522,6 +529,13 @@ async fn life(
                     if changed.is_err() || *interrupt.borrow() == Interrupt::HandBack {
                         sandbox.kill().await;
                         stop = Some(Outcome::HandBack);
+                    }
+                }
+                changed = build_full.changed(), if stop.is_none() => {
+                    let reason = build_full.borrow().clone();
+                    if let (Ok(()), Some(reason)) = (changed, reason) {
+                        sandbox.kill().await;
+                        stop = Some(ended(JobStatus::Failed, None, reason));
                     }
                 }
                 changed = lost.changed(), if stop.is_none() => {
@@ -578,6 +592,7 @@ async fn life(
         }
     }
     milestones.commands_done = Some(Instant::now());
+    build_watch.abort();
     sandbox.remove().await;
     drop(gpus);
     let outcome = ending.unwrap_or_else(|| ended(JobStatus::Succeeded, Some(0), None));
@@ -585,10 +600,15 @@ async fn life(
         finish!(Outcome::HandBack);
     }
 
-    // Keep /build.
+    // Keep /build, unless it is already known to be too big to keep.
     let mut output = None;
     let key = output_key(&request.user, &job);
-    match store_output(ctx, &build, &key, &limits).await {
+    let over = build_full.borrow().clone();
+    let kept = match over {
+        Some(reason) => Err(reason),
+        None => store_output(ctx, &build, &key, &limits).await,
+    };
+    match kept {
         Ok(()) => {
             let link = ctx
                 .store
@@ -609,6 +629,33 @@ async fn life(
     pump.finish().await?;
     let OutputPumpParts(publisher) = OutputPumpParts::from(pump);
     Ok((outcome, output, truncated, publisher))
+}
+
+/// Watches `/build` until aborted; the receiver holds why it is over its quota once it is.
+fn watch_build(
+    build: &Path,
+    quota: crate::disk::BuildQuota,
+) -> (watch::Receiver<Option<String>>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = watch::channel(None);
+    let build = build.to_path_buf();
+    let task = tokio::spawn(async move {
+        let mut next = Instant::now() + Duration::from_secs(1);
+        loop {
+            tokio::time::sleep_until(next.into()).await;
+            let started = Instant::now();
+            let dir = build.clone();
+            let Ok(usage) = tokio::task::spawn_blocking(move || quota.measure(&dir)).await else {
+                return;
+            };
+            if let Some(reason) = quota.exceeded(usage) {
+                let _ = tx.send(Some(reason));
+                // Keep the sender: a closed channel would wake the job's loop for nothing.
+                std::future::pending::<()>().await;
+            }
+            next = crate::disk::next_look(started.elapsed());
+        }
+    });
+    (rx, task)
 }
 
 /// The publisher back out of a pump.
@@ -659,6 +706,7 @@ async fn fetch(ctx: &WorkerContext, request: &JobRequest, src: &Path) -> Result<
         inner: reader,
         hasher: Some(Sha256::new()),
         size: 0,
+        limit: request.input.size,
         done: Some(hash_tx),
     };
     let bridge = tokio_util::io::SyncIoBridge::new(hashing);
@@ -668,7 +716,7 @@ async fn fetch(ctx: &WorkerContext, request: &JobRequest, src: &Path) -> Result<
         max_bytes: upload_cap.saturating_mul(4),
         max_entries: 200_000,
     };
-    tokio::task::spawn_blocking(move || {
+    let unpacked = tokio::task::spawn_blocking(move || {
         let mut bridge = bridge;
         let result = rai_common::archive::unpack(&mut bridge, &dest, unpack_limits);
         // Read to the end so the hash covers every byte even if tar stopped early.
@@ -676,11 +724,15 @@ async fn fetch(ctx: &WorkerContext, request: &JobRequest, src: &Path) -> Result<
         result
     })
     .await
-    .map_err(|e| format!("the unpacker failed: {e}"))?
-    .map_err(|e| format!("the upload is not a safe archive: {e}"))?;
-    let (size, hash) = hash_rx
-        .await
-        .map_err(|_| "the upload's hash was not computed".to_string())?;
+    .map_err(|e| format!("the unpacker failed: {e}"))?;
+    // The hash is sent at the end of the object; no hash means the read stopped past the signed size.
+    let (size, hash) = hash_rx.await.map_err(|_| {
+        format!(
+            "the upload is larger than the {} the signed job says; submit again",
+            rai_common::units::Bytes(request.input.size).human()
+        )
+    })?;
+    unpacked.map_err(|e| format!("the upload is not a safe archive: {e}"))?;
     if size != request.input.size || hash != request.input.sha256 {
         return Err(
             "the upload does not match the signed job (size or SHA-256 differ); submit again"
@@ -690,10 +742,13 @@ async fn fetch(ctx: &WorkerContext, request: &JobRequest, src: &Path) -> Result<
     Ok(())
 }
 
+/// Hashes what it reads, and stops with an error past the signed size, so an upload swapped for a bigger object
+/// (its owner may overwrite it) is never read to its end.
 struct HashingReader {
     inner: rai_common::store::ObjectReader,
     hasher: Option<sha2::Sha256>,
     size: u64,
+    limit: u64,
     done: Option<tokio::sync::oneshot::Sender<(u64, String)>>,
 }
 
@@ -715,6 +770,14 @@ impl tokio::io::AsyncRead for HashingReader {
                 }
             } else {
                 this.size += new.len() as u64;
+                if this.size > this.limit {
+                    // Dropping the sender tells fetch() why the read ended.
+                    this.done = None;
+                    return std::task::Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "the upload is larger than the signed job says",
+                    )));
+                }
                 if let Some(h) = this.hasher.as_mut() {
                     h.update(new);
                 }

@@ -8,6 +8,7 @@
 //! - [`gpu`]: this worker's GPUs and which job holds which.
 //! - [`sandbox`]: the job container and the commands run in it.
 //! - [`job`]: one job's life, from a leased message to its ack.
+//! - [`disk`]: how much a job wrote to `/build`, watched while it runs.
 //! - [`output`]: a job's output turned into batched, capped line events.
 //! - [`setup`]: a worker built from its configuration.
 //! - [`worker`]: the loop: slots, leasing, heartbeats, registry reloads, draining.
@@ -15,6 +16,7 @@
 //! - [`doctor`]: `raid doctor`, every dependency checked.
 //! - [`errors`]: the worker's error types.
 
+pub mod disk;
 pub mod doctor;
 pub mod errors;
 pub mod gpu;

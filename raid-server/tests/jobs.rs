@@ -247,3 +247,75 @@ fn status_kib(field: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_filling_build_is_stopped_at_the_output_limit() {
+    let h =
+        Harness::start(|c| c.raid.limits.output_bytes = rai_common::units::Bytes(32 << 20)).await;
+    // Writes without end: only the worker's watch on /build stops it before the time limit.
+    let job = h
+        .submit(
+            &["echo filling; i=0; while true; do head -c 4000000 /dev/zero > /build/f$i; i=$((i+1)); done"],
+            "time: 50s",
+            &[],
+        )
+        .await;
+    let started = std::time::Instant::now();
+    let events = h.events(job, LIMIT).await;
+    let (status, _, reason) = end(&events);
+    assert_eq!(status, "failed", "{events:#?}");
+    assert!(
+        reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("/build grew past this worker's limit of 32.0 MiB"),
+        "{reason:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "stopped by the time limit, not the /build watch"
+    );
+    assert!(text(&events, "system").contains("/build was not kept"));
+    // The job directory, with what it wrote, is gone.
+    let jobs = raid::job::jobs_dir(&h.ctx);
+    assert!(
+        !jobs.join(job.to_string()).exists(),
+        "{} left behind",
+        jobs.display()
+    );
+    h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_swapped_for_a_bigger_object_is_refused_without_reading_it_all() {
+    let h = Harness::start(|_| {}).await;
+    let (wire, job) = h
+        .prepare(&["echo no"], "time: 10s", &[], &h.key, "jdoe")
+        .await;
+    // The owner overwrites the upload after signing: the same archive followed by 64 MiB of junk.
+    let key = rai_common::store::upload_key("jdoe", &job);
+    let mut bytes = Vec::new();
+    use tokio::io::AsyncReadExt;
+    h.ctx
+        .store
+        .get(&key)
+        .await
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .await
+        .unwrap();
+    bytes.extend(std::iter::repeat_n(7u8, 64 << 20));
+    h.ctx.store.put_bytes(&key, bytes).await.unwrap();
+    h.ctx.queues[0].send(&wire).await.unwrap();
+    let events = h.events(job, LIMIT).await;
+    let (status, _, reason) = end(&events);
+    assert_eq!(status, "rejected");
+    assert!(
+        reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("the upload is larger than the"),
+        "{reason:?}"
+    );
+    h.drain_and_stop().await;
+}

@@ -473,26 +473,11 @@ async fn check_leftovers(stack: &Stack, results: &[JobResult], report: &mut Repo
     if !left.is_empty() {
         report.problems.push(format!("containers left: {left:?}"));
     }
-    for w in 0..stack.workers.len() {
-        // jobs-<w>/<worker name>/<job id>
-        let dir = stack.dir.path().join(format!("jobs-{w}"));
-        let left: Vec<_> = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .flat_map(|worker| {
-                std::fs::read_dir(worker.path())
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-            })
-            .map(|job| job.path())
-            .collect();
-        if !left.is_empty() {
-            report
-                .problems
-                .push(format!("job directories left: {left:?}"));
-        }
+    let left = stack.job_dirs_left();
+    if !left.is_empty() {
+        report
+            .problems
+            .push(format!("job directories left: {left:?}"));
     }
     let queue = stack.queue().await;
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod chaos;
+pub mod hostile;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -312,6 +313,27 @@ impl Stack {
                     .find_map(|l| l.strip_prefix("VmRSS:"))
                     .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             })
+            .collect()
+    }
+
+    /// Whether worker `i` is the process first started (not exited, not restarted).
+    pub fn worker_alive(&mut self, i: usize) -> bool {
+        self.workers[i]
+            .child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// Job directories any worker still has (each worker keeps its jobs under `jobs-<i>/<worker>/`).
+    pub fn job_dirs_left(&self) -> Vec<PathBuf> {
+        (0..self.workers.len())
+            .filter_map(|i| std::fs::read_dir(self.dir.path().join(format!("jobs-{i}"))).ok())
+            .flatten()
+            .flatten()
+            .filter_map(|w| std::fs::read_dir(w.path()).ok())
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
             .collect()
     }
 
