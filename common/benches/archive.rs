@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rai_common::archive::{PackOptions, UnpackLimits, ZSTD_LEVEL, pack, unpack};
+use rai_common::testenv;
 
 const FILES: usize = 2_000;
 const FILE_BYTES: usize = 100 * 1024;
@@ -134,6 +135,20 @@ fn main() {
         unpack_ours.as_secs_f64() / unpack_tar.as_secs_f64(),
         "<= 1.0"
     );
+    for (step, ours, tar) in [
+        ("archive: pack", pack_ours, pack_tar),
+        ("archive: unpack", unpack_ours, unpack_tar),
+    ] {
+        let ratio = ours.as_secs_f64() / tar.as_secs_f64();
+        testenv::report(testenv::Figure {
+            name: &format!("{step} {FILES} files, {total:.0} MB (ref: tar --zstd)"),
+            value: format!("{:.3} s", ours.as_secs_f64()),
+            reference: format!("{:.3} s", tar.as_secs_f64()),
+            ratio: Some(ratio),
+            target: "<= 1.0",
+            met: ratio <= 1.0,
+        });
+    }
     println!(
         "{:<10} {:>9.1}M {:>11.1}M",
         "size",

@@ -104,6 +104,14 @@ async fn store_put(name: &str, store: Arc<dyn ObjectStore>) {
         peak as f64 / 1024.0,
         before as f64 / 1024.0
     );
+    testenv::report(testenv::Figure {
+        name: &format!("store: peak RSS putting 1 GiB ({name})"),
+        value: format!("{:.1} MiB", peak as f64 / 1024.0),
+        reference: format!("{:.1} MiB before", before as f64 / 1024.0),
+        ratio: None,
+        target: "<= 64 MiB",
+        met: peak <= 64 * 1024,
+    });
     store.delete("uploads/bench/1gib.bin").await.unwrap();
 }
 
@@ -155,6 +163,14 @@ async fn queue_figures(
         ms(pct(&lat, 0.99)),
         ms(round_trip)
     );
+    testenv::report(testenv::Figure {
+        name: &format!("queue: {name}, pickup p50 (ref: bare round trip)"),
+        value: format!("{:.2} ms", ms(pct(&lat, 0.5))),
+        reference: format!("{:.2} ms", ms(round_trip)),
+        ratio: Some(ms(pct(&lat, 0.5)) / ms(round_trip)),
+        target: &format!("p50 <= {target_ms} ms"),
+        met: ms(pct(&lat, 0.5)) <= target_ms,
+    });
 }
 
 async fn events_figures(url: &str) {
@@ -208,6 +224,15 @@ async fn events_figures(url: &str) {
         LINES as f64 / took.as_secs_f64(),
         took.as_secs_f64()
     );
+    let rate = LINES as f64 / took.as_secs_f64();
+    testenv::report(testenv::Figure {
+        name: "events: publish -> follow",
+        value: format!("{rate:.0} lines/s"),
+        reference: String::new(),
+        ratio: None,
+        target: ">= 50000 lines/s",
+        met: rate >= 50000.0,
+    });
 }
 
 async fn redis_round_trip(url: &str) -> Duration {

@@ -508,9 +508,10 @@ impl Builder {
 /// Parses one YAML document into a [`Node`] tree; `Ok(None)` for an empty document.
 pub fn parse(text: &str, limits: &Limits) -> Result<Option<Node>, YamlError> {
     if text.len() > limits.max_bytes {
+        // Callers read at most one byte past the limit, so the length is not the file's size.
         return Err(YamlError::new(format!(
-            "the file is {} bytes; at most {} are accepted",
-            text.len(),
+            "the file is larger than the {} bytes accepted; keep it to commands and settings \
+             and put data in the project folder",
             limits.max_bytes
         )));
     }
@@ -1116,7 +1117,7 @@ mod tests {
             parse(&big, &Limits::SMALL)
                 .unwrap_err()
                 .message
-                .contains("at most")
+                .contains("larger than the")
         );
     }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rai_common::archive::{PackOptions, UnpackLimits, pack, unpack};
 use rai_common::errors::ArchiveError;
+use rai_common::testenv::raw_tar_header;
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -160,32 +161,12 @@ enum Raw<'a> {
     FileMode(&'a [u8], &'a [u8], u32),
 }
 
-fn raw_header(
-    name: &[u8],
-    kind: tar::EntryType,
-    size: u64,
-    mode: u32,
-    link: Option<&[u8]>,
-) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.as_old_mut().name[..name.len()].copy_from_slice(name);
-    if let Some(link) = link {
-        h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
-    }
-    h.set_entry_type(kind);
-    h.set_size(size);
-    h.set_mode(mode);
-    h.set_mtime(0);
-    h.set_cksum();
-    h
-}
-
 fn hostile(entries: &[Raw<'_>]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for e in entries {
         match *e {
             Raw::File(name, data) => b.append(
-                &raw_header(
+                &raw_tar_header(
                     name,
                     tar::EntryType::Regular,
                     data.len() as u64,
@@ -195,22 +176,24 @@ fn hostile(entries: &[Raw<'_>]) -> Vec<u8> {
                 data,
             ),
             Raw::FileMode(name, data, mode) => b.append(
-                &raw_header(name, tar::EntryType::Regular, data.len() as u64, mode, None),
+                &raw_tar_header(name, tar::EntryType::Regular, data.len() as u64, mode, None),
                 data,
             ),
             Raw::Dir(name) => b.append(
-                &raw_header(name, tar::EntryType::Directory, 0, 0o755, None),
+                &raw_tar_header(name, tar::EntryType::Directory, 0, 0o755, None),
                 &[][..],
             ),
             Raw::Symlink(name, to) => b.append(
-                &raw_header(name, tar::EntryType::Symlink, 0, 0o777, Some(to)),
+                &raw_tar_header(name, tar::EntryType::Symlink, 0, 0o777, Some(to)),
                 &[][..],
             ),
             Raw::Hardlink(name, to) => b.append(
-                &raw_header(name, tar::EntryType::Link, 0, 0o644, Some(to)),
+                &raw_tar_header(name, tar::EntryType::Link, 0, 0o644, Some(to)),
                 &[][..],
             ),
-            Raw::Special(name, kind) => b.append(&raw_header(name, kind, 0, 0o644, None), &[][..]),
+            Raw::Special(name, kind) => {
+                b.append(&raw_tar_header(name, kind, 0, 0o644, None), &[][..])
+            }
         }
         .unwrap();
     }

@@ -155,7 +155,7 @@ fn huge_and_binary_files_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.starts_with("rai_build.yml: the file is ") && e.contains("at most 65536 are accepted"),
+        e.starts_with("rai_build.yml: the file is larger than the 65536 bytes accepted"),
         "{e}"
     );
     let e = BuildSpec::parse_bytes(b"rai:\n  image: \xff\xfe\n", "rai_build.yml")

@@ -36,6 +36,34 @@ async fn main() {
         })
         .await;
         report.print(&format!("chaos, {kind:?} stack"));
+        let faults: usize = report.faults.values().sum();
+        rai_common::testenv::report(rai_common::testenv::Figure {
+            name: &format!(
+                "chaos, {kind:?} stack: {} jobs, 20 students, 3 workers, {faults} faults",
+                report.jobs
+            ),
+            value: format!("{} problems", report.problems.len()),
+            reference: format!("{} reruns", report.reruns),
+            ratio: None,
+            target: "0 lost, 0 problems",
+            met: report.problems.is_empty() && report.jobs == jobs,
+        });
+        rai_common::testenv::report(rai_common::testenv::Figure {
+            name: &format!("chaos, {kind:?} stack: run time"),
+            value: format!("{:.0} s", report.elapsed.as_secs_f64()),
+            reference: String::new(),
+            ratio: None,
+            target: "<= 600 s",
+            met: report.elapsed <= Duration::from_secs(600),
+        });
+        rai_common::testenv::report(rai_common::testenv::Figure {
+            name: &format!("chaos, {kind:?} stack: worker peak RSS"),
+            value: format!("{:.1} MiB", report.max_worker_rss_kib as f64 / 1024.0),
+            reference: String::new(),
+            ratio: None,
+            target: "<= 128 MiB",
+            met: report.max_worker_rss_kib <= 128 * 1024,
+        });
         failed |= !report.problems.is_empty();
     }
     if failed {

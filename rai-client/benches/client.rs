@@ -109,8 +109,26 @@ fn s(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-fn row(what: &str, value: String, reference: String, ratio: String, target: &str) {
+/// Prints one row; a row with a verdict (`met`) goes into the report too.
+fn row(
+    what: &str,
+    value: String,
+    reference: String,
+    ratio: String,
+    target: &str,
+    met: Option<bool>,
+) {
     println!("{what:<52} {value:>11} {reference:>11} {ratio:>6}  {target}");
+    if let Some(met) = met {
+        rai_common::testenv::report(rai_common::testenv::Figure {
+            name: what.trim(),
+            value,
+            reference,
+            ratio: ratio.parse().ok(),
+            target,
+            met,
+        });
+    }
 }
 
 /// The peak RSS (KiB) of a command, from GNU time.
@@ -274,6 +292,7 @@ async fn main() {
         format!("{:.3} s", s(d50)),
         format!("{:.2}", s(r50) / s(d50)),
         "<= 1.5",
+        Some(s(r50) / s(d50) <= 1.5),
     );
     row(
         "  p99",
@@ -281,6 +300,7 @@ async fn main() {
         format!("{:.3} s", s(p(&mut docker_wall, 0.99))),
         String::new(),
         "",
+        None,
     );
     let (f50, f99) = (p(&mut to_first, 0.5), p(&mut to_first, 0.99));
     row(
@@ -289,6 +309,7 @@ async fn main() {
         format!("({:.3} s)", s(f99)),
         String::new(),
         "p50 <= 0.5 s",
+        Some(s(f50) <= 0.5),
     );
     let (q50, e50) = (p(&mut rai_seq, 0.5), p(&mut docker_seq, 0.5));
     row(
@@ -297,6 +318,7 @@ async fn main() {
         format!("{:.3} s", s(e50)),
         format!("{:.2}", s(q50) / s(e50)),
         "<= 1.3 (ref: docker run --log-driver none > /dev/null)",
+        Some(s(q50) / s(e50) <= 1.3),
     );
     row(
         "  lines lost (count and SHA-256 checked)",
@@ -304,6 +326,7 @@ async fn main() {
         String::new(),
         String::new(),
         "0",
+        Some(lost == 0),
     );
     row(
         "client peak RSS submitting 1 GiB (ref: tar | zstd -T0)",
@@ -311,6 +334,7 @@ async fn main() {
         format!("{:.1} MiB", tar_kib as f64 / 1024.0),
         String::new(),
         "<= 64 MiB",
+        Some(rai_kib <= 64 * 1024),
     );
     row(
         "  the same to S3 (moto), multipart",
@@ -318,5 +342,6 @@ async fn main() {
         String::new(),
         String::new(),
         "<= 64 MiB",
+        Some(aws_kib <= 64 * 1024),
     );
 }

@@ -14,6 +14,23 @@ use support::hostile::{Scale, run};
 async fn main() {
     let report = run(Scale::FULL).await;
     report.print("hostile inputs, full");
+    let ok = report.cases.iter().filter(|c| c.ok).count();
+    rai_common::testenv::report(rai_common::testenv::Figure {
+        name: "hostile inputs: cases with the expected outcome",
+        value: format!("{ok} of {}", report.cases.len()),
+        reference: format!("{} whole-run problems", report.problems.len()),
+        ratio: None,
+        target: "all, worker alive, host untouched",
+        met: report.failures().is_empty(),
+    });
+    rai_common::testenv::report(rai_common::testenv::Figure {
+        name: "hostile inputs: worker peak RSS",
+        value: format!("{:.1} MiB", report.worker_peak_rss_kib as f64 / 1024.0),
+        reference: String::new(),
+        ratio: None,
+        target: "<= 128 MiB",
+        met: report.worker_peak_rss_kib <= 128 * 1024,
+    });
     if !report.failures().is_empty() {
         std::process::exit(1);
     }

@@ -103,5 +103,14 @@ async fn main() {
         ms(t50) - ms(d50),
         ""
     );
+    let overhead = ms(t50) - ms(d50);
+    rai_common::testenv::report(rai_common::testenv::Figure {
+        name: "raid per-job, lease -> ack p50 (ref: docker run --rm)",
+        value: format!("{:.1} ms", ms(t50)),
+        reference: format!("{:.1} ms", ms(d50)),
+        ratio: Some(ms(t50) / ms(d50)),
+        target: "overhead (raid - ref) <= 100 ms",
+        met: overhead <= 100.0,
+    });
     h.drain_and_stop().await;
 }

@@ -200,19 +200,9 @@ fn build_file(commands: &[&str], limits: &str) -> String {
     )
 }
 
-/// A tar header with any name and link target, even ones the `tar` crate refuses to write.
+/// A tar header with any name and link target (`../x`, `/etc/x`).
 fn raw_header(name: &str, kind: tar::EntryType, size: u64, link: Option<&str>) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-    if let Some(link) = link {
-        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-    }
-    h.set_entry_type(kind);
-    h.set_size(size);
-    h.set_mode(0o644);
-    h.set_mtime(0);
-    h.set_cksum();
-    h
+    testenv::raw_tar_header(name.as_bytes(), kind, size, 0o644, link.map(str::as_bytes))
 }
 
 /// One archive entry: its header and its bytes.
@@ -221,13 +211,12 @@ type Entry = (tar::Header, Vec<u8>);
 /// An archive (tar + zstd, as rai makes them) of a build file and `entries`.
 fn archive(build: &str, entries: &[Entry]) -> Vec<u8> {
     let mut b = tar::Builder::new(zstd::Encoder::new(Vec::new(), 3).unwrap());
-    let mut h = raw_header(
+    let h = raw_header(
         "rai_build.yml",
         tar::EntryType::Regular,
         build.len() as u64,
         None,
     );
-    h.set_cksum();
     b.append(&h, build.as_bytes()).unwrap();
     for (h, data) in entries {
         b.append(h, data.as_slice()).unwrap();
@@ -383,6 +372,22 @@ impl Catalogue {
         tweak(&mut request);
         let wire = String::from_utf8(request.sign(&self.key(user)).to_bytes()).unwrap();
         (wire, request.id)
+    }
+
+    /// Queues a plain job of student `user` with `archive` as its upload, signed after `tweak`, then changed by
+    /// `forge`; returns how it ended.
+    async fn queued(
+        &self,
+        user: usize,
+        archive: Vec<u8>,
+        tweak: impl FnOnce(&mut JobRequest),
+        forge: impl FnOnce(SignedJob) -> SignedJob,
+    ) -> Ended {
+        let plain = build_file(&["echo hi"], "time: 20s");
+        let (wire, job) = self.signed(user, &plain, archive, tweak).await;
+        let env = forge(serde_json::from_str(&wire).unwrap());
+        self.send(&String::from_utf8(env.to_bytes()).unwrap()).await;
+        self.ended(job).await
     }
 
     async fn send(&self, wire: &str) {
@@ -596,16 +601,18 @@ pub async fn run(scale: Scale) -> Report {
         },
     )
     .await;
+    let no_tweak = |_: &mut JobRequest| {};
+    let as_is = |env: SignedJob| env;
     cat.case(
         "message",
         "unsigned",
         "rejected: bad signature",
         async |c| {
-            let (wire, job) = c.signed(0, &plain, archive(&plain, &[]), |_| {}).await;
-            let mut env: SignedJob = serde_json::from_str(&wire).unwrap();
-            env.sig = String::new();
-            c.send(&String::from_utf8(env.to_bytes()).unwrap()).await;
-            let e = c.ended(job).await;
+            let strip = |mut env: SignedJob| {
+                env.sig.clear();
+                env
+            };
+            let e = c.queued(0, archive(&plain, &[]), no_tweak, strip).await;
             (e.line(), refused_unread(&e, "bad signature"))
         },
     )
@@ -615,12 +622,11 @@ pub async fn run(scale: Scale) -> Report {
         "forged (a stranger's key)",
         "rejected: bad signature",
         async |c| {
-            let (wire, job) = c.signed(0, &plain, archive(&plain, &[]), |_| {}).await;
-            let env: SignedJob = serde_json::from_str(&wire).unwrap();
-            let request: JobRequest = serde_json::from_str(&env.payload).unwrap();
-            c.send(&String::from_utf8(request.sign(&generate_signing_key()).to_bytes()).unwrap())
-                .await;
-            let e = c.ended(job).await;
+            let resign = |env: SignedJob| {
+                let request: JobRequest = serde_json::from_str(&env.payload).unwrap();
+                request.sign(&generate_signing_key())
+            };
+            let e = c.queued(0, archive(&plain, &[]), no_tweak, resign).await;
             (e.line(), refused_unread(&e, "bad signature"))
         },
     )
@@ -630,11 +636,11 @@ pub async fn run(scale: Scale) -> Report {
         "edited after signing",
         "rejected: bad signature",
         async |c| {
-            let (wire, job) = c.signed(0, &plain, archive(&plain, &[]), |_| {}).await;
-            let mut env: SignedJob = serde_json::from_str(&wire).unwrap();
-            env.payload = env.payload.replace("echo hi", "echo pwned");
-            c.send(&String::from_utf8(env.to_bytes()).unwrap()).await;
-            let e = c.ended(job).await;
+            let edit = |mut env: SignedJob| {
+                env.payload = env.payload.replace("echo hi", "echo pwned");
+                env
+            };
+            let e = c.queued(0, archive(&plain, &[]), no_tweak, edit).await;
             (e.line(), refused_unread(&e, "bad signature"))
         },
     )
@@ -663,76 +669,60 @@ pub async fn run(scale: Scale) -> Report {
         },
     )
     .await;
-    cat.case("message", "revoked user", "rejected: revoked", async |c| {
-        let (wire, job) = c.signed(1, &plain, archive(&plain, &[]), |_| {}).await;
-        c.send(&wire).await;
-        let e = c.ended(job).await;
-        (e.line(), refused_unread(&e, "was revoked"))
-    })
-    .await;
-    cat.case(
-        "message",
-        "unknown user",
-        "rejected: unknown user",
-        async |c| {
-            let (wire, job) = c
-                .signed(0, &plain, archive(&plain, &[]), |r| {
-                    r.user = "mallory".into()
-                })
-                .await;
-            c.send(&wire).await;
-            let e = c.ended(job).await;
-            (e.line(), refused_unread(&e, "unknown user \"mallory\""))
-        },
-    )
-    .await;
-    cat.case(
-        "message",
-        "stale (signed 2 days ago)",
-        "rejected: too old",
-        async |c| {
-            let (wire, job) = c
-                .signed(0, &plain, archive(&plain, &[]), |r| {
-                    r.created_at = chrono::Utc::now() - chrono::Duration::days(2)
-                })
-                .await;
-            c.send(&wire).await;
-            let e = c.ended(job).await;
-            (e.line(), refused_unread(&e, "older than"))
-        },
-    )
-    .await;
-    cat.case(
-        "message",
-        "another student's upload",
-        "rejected: not its own",
-        async |c| {
-            let (victim, _) = c.signed(2, &plain, archive(&plain, &[]), |_| {}).await;
-            let victim: JobRequest =
-                serde_json::from_str(&serde_json::from_str::<SignedJob>(&victim).unwrap().payload)
-                    .unwrap();
-            let (wire, job) = c
-                .signed(0, &plain, archive(&plain, &[]), |r| r.input = victim.input)
-                .await;
-            c.send(&wire).await;
-            let e = c.ended(job).await;
-            (e.line(), refused(&e, "which is not its own"))
-        },
-    )
-    .await;
-    cat.case(
-        "message",
-        "absurd limits, signed",
-        "rejected: over the worker's maximum",
-        async |c| {
-            let build = build_file(&["echo hi"], "time: 1000h, memory: 100t");
-            let (wire, job) = c.signed(0, &build, archive(&build, &[]), |_| {}).await;
-            c.send(&wire).await;
-            let e = c.ended(job).await;
-            (e.line(), refused(&e, "exceeds this worker's maximum"))
-        },
-    )
-    .await;
+    let victim = cat
+        .signed(2, &plain, archive(&plain, &[]), no_tweak)
+        .await
+        .0;
+    let victim: JobRequest =
+        serde_json::from_str(&serde_json::from_str::<SignedJob>(&victim).unwrap().payload).unwrap();
+    let absurd = build_file(&["echo hi"], "time: 1000h, memory: 100t");
+    type Tweak = Box<dyn FnOnce(&mut JobRequest)>;
+    let refusals: Vec<(&str, &str, usize, Tweak, &str)> = vec![
+        (
+            "revoked user",
+            "rejected: revoked",
+            1,
+            Box::new(|_| {}),
+            "was revoked",
+        ),
+        (
+            "unknown user",
+            "rejected: unknown user",
+            0,
+            Box::new(|r| r.user = "mallory".into()),
+            "unknown user \"mallory\"",
+        ),
+        (
+            "stale (signed 2 days ago)",
+            "rejected: too old",
+            0,
+            Box::new(|r| r.created_at = chrono::Utc::now() - chrono::Duration::days(2)),
+            "older than",
+        ),
+        (
+            "another student's upload",
+            "rejected: not its own",
+            0,
+            Box::new(move |r| r.input = victim.input),
+            "which is not its own",
+        ),
+        (
+            "absurd limits, signed",
+            "rejected: over the worker's maximum",
+            0,
+            Box::new(move |r| {
+                r.build = BuildSpec::parse(&absurd, "rai_build.yml").unwrap();
+            }),
+            "exceeds this worker's maximum",
+        ),
+    ];
+    for (name, expected, user, tweak, words) in refusals {
+        cat.case("message", name, expected, async |c| {
+            let e = c.queued(user, archive(&plain, &[]), tweak, as_is).await;
+            (e.line(), refused(&e, words))
+        })
+        .await;
+    }
 
     // ---- Uploads put straight in the store, with a validly signed job. ----
     let climb = cat.climb();
@@ -789,9 +779,9 @@ pub async fn run(scale: Scale) -> Report {
     ];
     for (name, entries, words) in hostile_uploads {
         cat.case("upload", name, "rejected: not a safe archive", async |c| {
-            let (wire, job) = c.signed(0, &plain, archive(&plain, &entries), |_| {}).await;
-            c.send(&wire).await;
-            let e = c.ended(job).await;
+            let e = c
+                .queued(0, archive(&plain, &entries), no_tweak, as_is)
+                .await;
             (
                 e.line(),
                 refused(&e, "the upload is not a safe archive") && e.reason.contains(words),
@@ -805,9 +795,7 @@ pub async fn run(scale: Scale) -> Report {
         "rejected: unpacks to more than 64 MiB",
         async |c| {
             let bytes = bomb(&plain, scale.bomb_bytes);
-            let (wire, job) = c.signed(0, &plain, bytes, |_| {}).await;
-            c.send(&wire).await;
-            let e = c.ended(job).await;
+            let e = c.queued(0, bytes, no_tweak, as_is).await;
             (
                 format!("{} GiB claimed; {}", scale.bomb_bytes >> 30, e.line()),
                 refused(&e, "unpacks to more than 64.0 MiB"),
@@ -822,9 +810,7 @@ pub async fn run(scale: Scale) -> Report {
         async |c| {
             let bytes = empty_files(&plain, scale.empty_files);
             let size = bytes.len();
-            let (wire, job) = c.signed(0, &plain, bytes, |_| {}).await;
-            c.send(&wire).await;
-            let e = c.ended(job).await;
+            let e = c.queued(0, bytes, no_tweak, as_is).await;
             (
                 format!(
                     "{} files in {:.1} MiB; {}",
@@ -838,16 +824,8 @@ pub async fn run(scale: Scale) -> Report {
     )
     .await;
     cat.case("upload", "not an archive", "rejected: corrupt", async |c| {
-        let (wire, job) = c
-            .signed(
-                0,
-                &plain,
-                b"MZ\x90\x00 definitely not tar+zstd".to_vec(),
-                |_| {},
-            )
-            .await;
-        c.send(&wire).await;
-        let e = c.ended(job).await;
+        let garbage = b"MZ\x90\x00 definitely not tar+zstd".to_vec();
+        let e = c.queued(0, garbage, no_tweak, as_is).await;
         (e.line(), refused(&e, "corrupt"))
     })
     .await;
@@ -1145,72 +1123,38 @@ pub async fn run(scale: Scale) -> Report {
         },
     )
     .await;
-    cat.case(
-        "job",
-        "reach the network / the host",
-        "no route: network is off",
-        async |c| {
-            let s = c
-                .submit(
-                    &build_file(
-                        &["for a in 1.1.1.1 172.17.0.1 127.0.0.1:6379; do if wget -q -T 2 -O /dev/null http://$a/ 2>/dev/null; then echo open $a; else echo closed $a; fi; done"],
-                        "time: 30s",
-                    ),
-                    &[],
-                )
-                .await;
+    // Probes of the sandbox: each prints what it reached; a forbidden word in the output is a hole.
+    let probes = [
+        (
+            "reach the network / the host",
+            "no route: network is off",
+            "for a in 1.1.1.1 172.17.0.1 127.0.0.1:6379; do if wget -q -T 2 -O /dev/null http://$a/ 2>/dev/null; then echo open $a; else echo closed $a; fi; done",
+            "open",
+        ),
+        (
+            "reach the Docker socket",
+            "absent",
+            "for p in /var/run/docker.sock /run/docker.sock; do if [ -e $p ]; then echo found $p; else echo absent $p; fi; done",
+            "found",
+        ),
+        (
+            "write outside /build, be root",
+            "read-only, not root",
+            "for p in /evil /src/evil /etc/evil; do if touch $p 2>/dev/null; then echo wrote $p; else echo refused $p; fi; done; if [ $(id -u) = 0 ]; then echo wrote as root; else echo uid $(id -u); fi",
+            "wrote",
+        ),
+    ];
+    for (name, expected, command, hole) in probes {
+        cat.case("job", name, expected, async |c| {
+            let s = c.submit(&build_file(&[command], "time: 30s"), &[]).await;
             let out = text(&s.stdout);
             (
                 out.trim().replace('\n', ", "),
-                s.code == Some(0) && !out.contains("open"),
+                s.code == Some(0) && !out.is_empty() && !out.contains(hole),
             )
-        },
-    )
-    .await;
-    cat.case(
-        "job",
-        "reach the Docker socket",
-        "absent",
-        async |c| {
-            let s = c
-                .submit(
-                    &build_file(
-                        &["for p in /var/run/docker.sock /run/docker.sock; do if [ -e $p ]; then echo found $p; else echo absent $p; fi; done"],
-                        "time: 20s",
-                    ),
-                    &[],
-                )
-                .await;
-            let out = text(&s.stdout);
-            (
-                out.trim().replace('\n', ", "),
-                s.code == Some(0) && !out.contains("found"),
-            )
-        },
-    )
-    .await;
-    cat.case(
-        "job",
-        "write outside /build, be root",
-        "read-only, uid 1000",
-        async |c| {
-            let s = c
-                .submit(
-                    &build_file(
-                        &["for p in /evil /src/evil /etc/evil; do if touch $p 2>/dev/null; then echo wrote $p; else echo refused $p; fi; done; id -u"],
-                        "time: 20s",
-                    ),
-                    &[("input.txt", b"x")],
-                )
-                .await;
-            let out = text(&s.stdout);
-            (
-                out.trim().replace('\n', ", "),
-                s.code == Some(0) && !out.contains("wrote") && out.ends_with("1000\n"),
-            )
-        },
-    )
-    .await;
+        })
+        .await;
+    }
 
     // ---- The whole run. ----
     cat.case("after", "a plain job", "succeeds", async |c| {
