@@ -5,7 +5,7 @@
 #
 #   deploy/local/report.sh [CHAOS_JOBS]     (default 1000 jobs per stack)
 #
-# About 45 minutes with a fresh release build (the chaos run alone is bounded to 10 minutes per stack). Exits 1 if
+# About 30 minutes on 2 cores once the release build exists (the chaos run alone is bounded to 10 minutes per stack). Exits 1 if
 # a part failed or a target was missed. The table is also written as Markdown to target/report/table.md, the form
 # docs/performance.md and docs/reliability.md quote.
 

@@ -35,11 +35,15 @@ async fn main() {
             limit: Duration::from_secs(600),
         })
         .await;
-        report.print(&format!("chaos, {kind:?} stack"));
+        let stack = match kind {
+            Kind::Local => "local stack (Redis, fs)",
+            Kind::Aws => "AWS stack (SQS, S3 on moto)",
+        };
+        report.print(&format!("chaos, {stack}"));
         let faults: usize = report.faults.values().sum();
         rai_common::testenv::report(rai_common::testenv::Figure {
             name: &format!(
-                "chaos, {kind:?} stack: {} jobs, 20 students, 3 workers, {faults} faults",
+                "chaos, {stack}: {} jobs, 20 students, 3 workers, {faults} faults",
                 report.jobs
             ),
             value: format!("{} problems", report.problems.len()),
@@ -49,7 +53,7 @@ async fn main() {
             met: report.problems.is_empty() && report.jobs == jobs,
         });
         rai_common::testenv::report(rai_common::testenv::Figure {
-            name: &format!("chaos, {kind:?} stack: run time"),
+            name: &format!("chaos, {stack}: run time"),
             value: format!("{:.0} s", report.elapsed.as_secs_f64()),
             reference: String::new(),
             ratio: None,
@@ -57,7 +61,7 @@ async fn main() {
             met: report.elapsed <= Duration::from_secs(600),
         });
         rai_common::testenv::report(rai_common::testenv::Figure {
-            name: &format!("chaos, {kind:?} stack: worker peak RSS"),
+            name: &format!("chaos, {stack}: worker peak RSS"),
             value: format!("{:.1} MiB", report.max_worker_rss_kib as f64 / 1024.0),
             reference: String::new(),
             ratio: None,

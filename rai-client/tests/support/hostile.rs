@@ -88,7 +88,7 @@ impl Report {
             self.cases.iter().filter(|c| c.ok).count()
         );
         println!(
-            "  {:<4} {:<9} {:<34} {:>6}  observed",
+            "  {:<4} {:<9} {:<38} {:>6}  observed",
             "", "group", "case", "secs"
         );
         for c in &self.cases {
@@ -97,7 +97,7 @@ impl Report {
                 observed = observed.chars().take(107).collect::<String>() + "...";
             }
             println!(
-                "  {:<4} {:<9} {:<34} {:>6.1}  {observed}",
+                "  {:<4} {:<9} {:<38} {:>6.1}  {observed}",
                 if c.ok { "ok" } else { "FAIL" },
                 c.group,
                 c.name,
