@@ -191,11 +191,9 @@ async fn events_figures(url: &str) {
             let mut p = bus.publisher(job).await.unwrap();
             let mut batch = Vec::new();
             for e in 0..LINES / PER_EVENT {
-                let mut data = String::with_capacity(PER_EVENT as usize * 16);
-                for l in 0..PER_EVENT {
-                    data.push_str(&format!("line {}\n", e * PER_EVENT + l));
-                }
-                batch.push(EventBody::Stdout { data });
+                batch.push(EventBody::Stdout {
+                    data: event_lines(e, PER_EVENT),
+                });
                 if batch.len() == 10 {
                     p.publish(&batch).await.unwrap();
                     batch.clear();
@@ -238,6 +236,16 @@ async fn events_figures(url: &str) {
     });
 }
 
+/// The text of event number `event`: `per_event` numbered lines.
+fn event_lines(event: u64, per_event: u64) -> String {
+    use std::fmt::Write;
+    let mut data = String::with_capacity(per_event as usize * 16);
+    for l in 0..per_event {
+        let _ = writeln!(data, "line {}", event * per_event + l);
+    }
+    data
+}
+
 /// The same lines sent the way the Go RAI did: plain PUBLISH to a channel, pipelined ten at a time, with no log to
 /// replay from and no numbering. What rai's log and sequence numbers cost is the gap between the two rates.
 async fn bare_pubsub_rate(url: &str, lines: u64, per_event: u64) -> f64 {
@@ -252,11 +260,7 @@ async fn bare_pubsub_rate(url: &str, lines: u64, per_event: u64) -> f64 {
         tokio::spawn(async move {
             let mut pipe = redis::pipe();
             for e in 0..lines / per_event {
-                let mut data = String::with_capacity(per_event as usize * 16);
-                for l in 0..per_event {
-                    data.push_str(&format!("line {}\n", e * per_event + l));
-                }
-                pipe.publish(&channel, data).ignore();
+                pipe.publish(&channel, event_lines(e, per_event)).ignore();
                 if (e + 1) % 10 == 0 {
                     let () = pipe.query_async(&mut conn).await.unwrap();
                     pipe = redis::pipe();

@@ -97,13 +97,11 @@ async fn main() {
         ms(d50),
         ms(d99)
     );
+    let overhead = ms(t50) - ms(d50);
     println!(
         "{:<44} {:>7.1}ms {:>9}   target p50 <= 100 ms (negative: raid's whole job is faster than the CLI's run)",
-        "overhead (raid lease -> ack - docker run)",
-        ms(t50) - ms(d50),
-        ""
+        "overhead (raid lease -> ack - docker run)", overhead, ""
     );
-    let overhead = ms(t50) - ms(d50);
     rai_common::testenv::report(rai_common::testenv::Figure {
         name: "raid per-job, lease -> ack p50 (ref: docker run --rm)",
         value: format!("{:.1} ms", ms(t50)),
