@@ -10,7 +10,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rai_common::archive::{PackOptions, UnpackLimits, ZSTD_LEVEL, pack, unpack};
-use rai_common::testenv;
 
 const FILES: usize = 2_000;
 const FILE_BYTES: usize = 100 * 1024;
@@ -140,7 +139,7 @@ fn main() {
         ("archive: unpack", unpack_ours, unpack_tar),
     ] {
         let ratio = ours.as_secs_f64() / tar.as_secs_f64();
-        testenv::report(testenv::Figure {
+        rai_testkit::report(rai_testkit::Figure {
             name: &format!("{step} {FILES} files, {total:.0} MB (ref: tar --zstd)"),
             value: format!("{:.3} s", ours.as_secs_f64()),
             reference: format!("{:.3} s", tar.as_secs_f64()),

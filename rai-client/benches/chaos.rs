@@ -9,13 +9,10 @@
 //! events are checked (gap-free, complete final run, right end and exit code), every record, and that no
 //! container, job directory, lease or dead letter is left. Any problem fails the run (exit status 1).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::time::Duration;
 
-use support::Kind;
-use support::chaos::{Plan, run};
+use rai_testkit::chaos::{Plan, run};
+use rai_testkit::stack::Kind;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -41,7 +38,7 @@ async fn main() {
         };
         report.print(&format!("chaos, {stack}"));
         let faults: usize = report.faults.values().sum();
-        rai_common::testenv::report(rai_common::testenv::Figure {
+        rai_testkit::report(rai_testkit::Figure {
             name: &format!(
                 "chaos, {stack}: {} jobs, 20 students, 3 workers, {faults} faults",
                 report.jobs
@@ -52,7 +49,7 @@ async fn main() {
             target: "0 lost, 0 problems",
             met: report.problems.is_empty() && report.jobs == jobs,
         });
-        rai_common::testenv::report(rai_common::testenv::Figure {
+        rai_testkit::report(rai_testkit::Figure {
             name: &format!("chaos, {stack}: run time"),
             value: format!("{:.0} s", report.elapsed.as_secs_f64()),
             reference: String::new(),
@@ -60,7 +57,7 @@ async fn main() {
             target: "<= 600 s",
             met: report.elapsed <= Duration::from_secs(600),
         });
-        rai_common::testenv::report(rai_common::testenv::Figure {
+        rai_testkit::report(rai_testkit::Figure {
             name: &format!("chaos, {stack}: worker peak RSS"),
             value: format!("{:.1} MiB", report.max_worker_rss_kib as f64 / 1024.0),
             reference: String::new(),

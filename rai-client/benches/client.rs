@@ -13,15 +13,12 @@
 //! 4. the client's peak RSS while submitting a 1 GiB directory (target <= 64 MiB), beside `tar` + `zstd` packing
 //!    the same directory; on the local stack and again to S3 on moto.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rai_testkit::stack::{Kind, Options, Stack, project};
 use sha2::{Digest, Sha256};
-use support::{Kind, Options, Stack, project};
 
 const RUNS: usize = 20;
 const LINES: u64 = 2_000_000;
@@ -120,7 +117,7 @@ fn row(
 ) {
     println!("{what:<60} {value:>11} {reference:>11} {ratio:>6}  {target}");
     if let Some(met) = met {
-        rai_common::testenv::report(rai_common::testenv::Figure {
+        rai_testkit::report(rai_testkit::Figure {
             name: what.trim(),
             value,
             reference,
@@ -171,7 +168,7 @@ fn gigabyte_project() -> tempfile::TempDir {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let image = rai_common::testenv::image();
+    let image = rai_testkit::image();
     let stack = Stack::start(
         Kind::Local,
         Options {

@@ -5,17 +5,14 @@
 //!
 //! Prints one row per case; exits 1 if any case or whole-run check failed.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
-use support::hostile::{Scale, run};
+use rai_testkit::hostile::{Scale, run};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let report = run(Scale::FULL).await;
     report.print("hostile inputs, full");
     let ok = report.cases.iter().filter(|c| c.ok).count();
-    rai_common::testenv::report(rai_common::testenv::Figure {
+    rai_testkit::report(rai_testkit::Figure {
         name: "hostile inputs: cases with the expected outcome",
         value: format!("{ok} of {}", report.cases.len()),
         reference: format!("{} whole-run problems", report.problems.len()),
@@ -23,7 +20,7 @@ async fn main() {
         target: "all, worker alive, host untouched",
         met: report.failures().is_empty(),
     });
-    rai_common::testenv::report(rai_common::testenv::Figure {
+    rai_testkit::report(rai_testkit::Figure {
         name: "hostile inputs: worker peak RSS",
         value: format!("{:.1} MiB", report.worker_peak_rss_kib as f64 / 1024.0),
         reference: String::new(),

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use rai_backends::events::EventBus;
+use rai_backends::queue::JobQueue;
+use rai_backends::store::ObjectStore;
 use rai_common::account::Profile;
 use rai_common::config::{ConfigSources, QueueBackend, StoreBackend};
-use rai_common::events::EventBus;
-use rai_common::queue::JobQueue;
-use rai_common::store::ObjectStore;
 use rai_common::{BuildSpec, Config, paths};
 use rai_crypto::AppSecret;
 
@@ -66,7 +66,7 @@ impl Services {
         let sdk = if uses_aws {
             let bucket = config.store.bucket.clone().unwrap_or_default();
             Some(
-                rai_common::aws::student_session(&config.aws, user, &bucket, queues)
+                rai_backends::aws::student_session(&config.aws, user, &bucket, queues)
                     .await?
                     .sdk,
             )
@@ -78,7 +78,7 @@ impl Services {
             config.events.retention.as_duration(),
         )
         .await?;
-        let store = rai_common::connect::open_store(&config, sdk.as_ref(), false).await?;
+        let store = rai_backends::connect::open_store(&config, sdk.as_ref(), false).await?;
         Ok(Services {
             config,
             bus,
@@ -89,7 +89,7 @@ impl Services {
 
     /// Opens a queue to submit to.
     pub async fn queue(&self, name: &str) -> anyhow::Result<Arc<dyn JobQueue>> {
-        rai_common::connect::open_queue(&self.config, name, self.sdk.as_ref())
+        rai_backends::connect::open_queue(&self.config, name, self.sdk.as_ref())
             .await
             .with_context(|| format!("cannot open the job queue \"{name}\""))
     }

@@ -4,8 +4,9 @@
 use std::io::Write;
 use std::time::Duration;
 
+use rai_backends::events::{EventBus, FollowOptions};
 use rai_common::JobId;
-use rai_common::events::{Event, EventBody, EventBus, FollowOptions, JobStatus};
+use rai_common::event::{Event, EventBody, JobStatus};
 
 use crate::{exit, terminal};
 

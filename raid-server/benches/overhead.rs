@@ -9,8 +9,8 @@
 //! start, wait and remove as well. Target (issue 4): overhead p50 <= 100 ms, where overhead = raid's lease → ack
 //! minus docker run --rm.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[path = "../tests/it/harness.rs"]
+mod harness;
 
 use std::time::{Duration, Instant};
 
@@ -25,9 +25,55 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// One job's milestones, as raid logs them with its end ("job finished").
+#[derive(Default, Clone)]
+struct JobTiming {
+    job: String,
+    lease_to_container_ms: Option<f64>,
+    commands_to_ack_ms: Option<f64>,
+    lease_to_ack_ms: Option<f64>,
+}
+
+impl tracing::field::Visit for JobTiming {
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        match field.name() {
+            "lease_to_container_ms" => self.lease_to_container_ms = Some(value),
+            "commands_to_ack_ms" => self.commands_to_ack_ms = Some(value),
+            "lease_to_ack_ms" => self.lease_to_ack_ms = Some(value),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "job" {
+            self.job = format!("{value:?}");
+        }
+    }
+}
+
+/// Collects raid's "job finished" log events: the milestones come from the worker's own log, not from a
+/// benchmark-only field of the worker.
+#[derive(Clone, Default)]
+struct Timings(std::sync::Arc<std::sync::Mutex<Vec<JobTiming>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Timings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().fields().field("lease_to_ack_ms").is_none() {
+            return;
+        }
+        let mut t = JobTiming::default();
+        event.record(&mut t);
+        self.0.lock().unwrap().push(t);
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let h = support::Harness::start(|c| c.raid.concurrency = Some(1)).await;
+    use tracing_subscriber::layer::SubscriberExt;
+    let timings = Timings::default();
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(timings.clone()))
+        .expect("the only subscriber");
+    let h = harness::Harness::start(|c| c.raid.concurrency = Some(1)).await;
     for _ in 0..3 {
         let job = h.submit(&["true"], "time: 30s", &[]).await;
         h.events(job, Duration::from_secs(60)).await;
@@ -39,25 +85,26 @@ async fn main() {
         ids.push(job);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let timings: Vec<raid::job::JobTiming> = {
-        let all = h.ctx.timings.lock().unwrap();
+    let ids: Vec<String> = ids.iter().map(|j| j.to_string()).collect();
+    let timings: Vec<JobTiming> = {
+        let all = timings.0.lock().unwrap();
         all.iter()
             .filter(|t| ids.contains(&t.job))
             .cloned()
             .collect()
     };
-    assert_eq!(timings.len(), JOBS, "every job's milestones were recorded");
-    let mut total: Vec<Duration> = timings.iter().map(|t| t.acked - t.leased).collect();
-    let mut pre: Vec<Duration> = timings
-        .iter()
-        .map(|t| t.container_started.unwrap() - t.leased)
-        .collect();
-    let mut post: Vec<Duration> = timings
-        .iter()
-        .map(|t| t.acked - t.commands_done.unwrap())
-        .collect();
+    assert_eq!(timings.len(), JOBS, "every job's milestones were logged");
+    let millis = |f: fn(&JobTiming) -> Option<f64>| -> Vec<Duration> {
+        timings
+            .iter()
+            .map(|t| Duration::from_secs_f64(f(t).expect("every milestone passed") / 1e3))
+            .collect()
+    };
+    let mut total = millis(|t| t.lease_to_ack_ms);
+    let mut pre = millis(|t| t.lease_to_container_ms);
+    let mut post = millis(|t| t.commands_to_ack_ms);
 
-    let image = support::image();
+    let image = rai_testkit::image();
     let mut docker: Vec<Duration> = Vec::new();
     for _ in 0..JOBS {
         let t = Instant::now();
@@ -102,7 +149,7 @@ async fn main() {
         "{:<44} {:>7.1}ms {:>9}   target p50 <= 100 ms (negative: raid's whole job is faster than the CLI's run)",
         "overhead (raid lease -> ack - docker run)", overhead, ""
     );
-    rai_common::testenv::report(rai_common::testenv::Figure {
+    rai_testkit::report(rai_testkit::Figure {
         name: "raid per-job, lease -> ack p50 (ref: docker run --rm)",
         value: format!("{:.1} ms", ms(t50)),
         reference: format!("{:.1} ms", ms(d50)),

@@ -91,6 +91,37 @@ pub fn next_look(walk: Duration) -> Instant {
     Instant::now() + (walk * 10).max(Duration::from_secs(1))
 }
 
+/// Watches `build` in a task of its own until the task is aborted; the receiver holds why the folder is over its
+/// quota once it is.
+pub fn watch_build(
+    build: &Path,
+    quota: BuildQuota,
+) -> (
+    tokio::sync::watch::Receiver<Option<String>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    let build = build.to_path_buf();
+    let task = tokio::spawn(async move {
+        let mut next = Instant::now() + Duration::from_secs(1);
+        loop {
+            tokio::time::sleep_until(next.into()).await;
+            let started = Instant::now();
+            let dir = build.clone();
+            let Ok(usage) = tokio::task::spawn_blocking(move || quota.measure(&dir)).await else {
+                return;
+            };
+            if let Some(reason) = quota.exceeded(usage) {
+                let _ = tx.send(Some(reason));
+                // Keep the sender: a closed channel would wake the job's loop for nothing.
+                std::future::pending::<()>().await;
+            }
+            next = next_look(started.elapsed());
+        }
+    });
+    (rx, task)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use bollard::Docker;
+use rai_backends::connect::{open_queue, open_store};
+use rai_backends::events::EventBus;
 use rai_common::Config;
 use rai_common::account::Registry;
 use rai_common::config::QueueBackend;
-use rai_common::connect::{open_queue, open_store};
-use rai_common::events::EventBus;
 
 use crate::gpu::GpuPool;
 use crate::sandbox::{Sandbox, SandboxSpec};

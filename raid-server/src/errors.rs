@@ -1,14 +1,97 @@
-//! The errors of the worker, one type per part.
+//! The errors of the worker, one type per part, each keeping its source.
 
+use rai_backends::errors::{EventError, StoreError};
+use rai_common::errors::ArchiveError;
+use rai_common::event::JobStatus;
+use rai_common::units::Bytes;
 use thiserror::Error;
 
 /// The job container could not be made or driven.
 #[derive(Debug, Error)]
 pub enum SandboxError {
     #[error("cannot create the job container: {0}")]
-    Create(String),
+    Create(#[source] bollard::errors::Error),
     #[error("cannot start the job container: {0}")]
-    Start(String),
+    Start(#[source] bollard::errors::Error),
     #[error("cannot run a command in the job container: {0}")]
-    Exec(String),
+    Exec(#[source] bollard::errors::Error),
+    #[error("cannot pull image {image}: {source}")]
+    Pull {
+        image: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
+
+/// Why a job could not run to the end of its commands. Each error says how the job ends ([`JobError::status`]):
+/// refused (the student's job or upload is at fault), ended in error (this worker is at fault), or handed back to
+/// the queue (the job's events could not be published, so another worker should run it).
+#[derive(Debug, Error)]
+pub enum JobError {
+    /// The build file asks for more (or other) than this worker allows.
+    #[error("{0}")]
+    Policy(String),
+    #[error("the job names the upload \"{key}\", which is not its own; submit again with rai")]
+    ForeignUpload { key: String },
+    #[error("the upload is {}, over this worker's limit of {}", Bytes(*.size).human(), Bytes(*.cap).human())]
+    UploadTooLarge { size: u64, cap: u64 },
+    #[error("cannot fetch the upload: {0}")]
+    Fetch(#[source] StoreError),
+    #[error("the upload is larger than the {} the signed job says; submit again", Bytes(*.signed).human())]
+    UploadLongerThanSigned { signed: u64 },
+    #[error("the upload is not a safe archive: {0}")]
+    Unpack(#[source] ArchiveError),
+    #[error("the upload does not match the signed job (size or SHA-256 differ); submit again")]
+    UploadMismatch,
+    #[error("cannot make the job directory: {0}")]
+    JobDir(#[source] std::io::Error),
+    #[error("{0}")]
+    Sandbox(#[from] SandboxError),
+    /// A task of the job's (the unpacker, the packer) panicked or was cancelled.
+    #[error("the {what} stopped unexpectedly: {source}")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    #[error("{0}")]
+    Events(#[from] EventError),
+}
+
+impl JobError {
+    /// How a job that met this error ends.
+    pub fn status(&self) -> JobStatus {
+        match self {
+            JobError::Policy(_)
+            | JobError::ForeignUpload { .. }
+            | JobError::UploadTooLarge { .. }
+            | JobError::Fetch(_)
+            | JobError::UploadLongerThanSigned { .. }
+            | JobError::Unpack(_)
+            | JobError::UploadMismatch => JobStatus::Rejected,
+            JobError::JobDir(_) | JobError::Sandbox(_) | JobError::Task { .. } => JobStatus::Error,
+            // Never recorded: the job goes back to the queue (see `hands_back`).
+            JobError::Events(_) => JobStatus::Requeued,
+        }
+    }
+
+    /// Whether the job goes back to the queue instead of ending here: its events cannot be published, so neither
+    /// can its end.
+    pub fn hands_back(&self) -> bool {
+        matches!(self, JobError::Events(_))
+    }
+}
+
+/// Why `/build` was not kept.
+#[derive(Debug, Error)]
+pub enum OutputError {
+    /// Measured while the job ran.
+    #[error("{0}")]
+    OverQuota(String),
+    #[error("{0}")]
+    Pack(#[source] ArchiveError),
+    #[error("{0}")]
+    Store(#[source] StoreError),
+    #[error("the packer stopped unexpectedly: {0}")]
+    Task(#[source] tokio::task::JoinError),
 }

@@ -4,18 +4,22 @@
 //! sandboxed container on this machine's GPUs, streaming the output as job events and storing `/build`.
 //!
 //! # Layout
+//! - [`worker`]: the loop: slots, leasing, heartbeats, registry reloads, draining.
+//! - [`job`]: one job's life as a pipeline, a file per step: verify and claim (`job/mod.rs`), keep the lease
+//!   (`job/lease.rs`), fetch and unpack (`job/fetch.rs`), run the commands (`job/run.rs`), store, record and ack
+//!   (`job/finish.rs`).
+//! - [`context`]: what every job on this worker shares; [`setup`]: it, built from the configuration.
 //! - [`policy`]: a build file's requests against this worker's limits and image allow-list.
 //! - [`gpu`]: this worker's GPUs and which job holds which.
-//! - [`sandbox`]: the job container and the commands run in it.
-//! - [`job`]: one job's life, from a leased message to its ack.
+//! - [`sandbox`]: the job container, the commands run in it, and its image.
 //! - [`disk`]: how much a job wrote to `/build`, watched while it runs.
 //! - [`output`]: a job's output turned into batched, capped line events.
-//! - [`setup`]: a worker built from its configuration.
-//! - [`worker`]: the loop: slots, leasing, heartbeats, registry reloads, draining.
-//! - [`shutdown`]: signals (drain, stop now, reload); [`notify`]: systemd readiness and watchdog.
+//! - [`shutdown`]: drain, hand back, reload, as one value over cancellation tokens; [`notify`]: systemd readiness
+//!   and watchdog.
 //! - [`doctor`]: `raid doctor`, every dependency checked.
 //! - [`errors`]: the worker's error types.
 
+pub mod context;
 pub mod disk;
 pub mod doctor;
 pub mod errors;

@@ -52,7 +52,7 @@ enum Command {
 
 fn init_logs(cli: &Cli) {
     let default = if cli.debug {
-        "raid=debug,rai_common=debug,info"
+        "raid=debug,rai_backends=debug,rai_common=debug,info"
     } else if cli.verbose {
         "raid=debug,info"
     } else {
@@ -89,9 +89,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let ctx = raid::setup::context(config).await?;
     let slots = raid::setup::slots(&ctx);
-    let (phase, reload) = raid::shutdown::listen();
+    let shutdown = raid::shutdown::Shutdown::new();
+    shutdown.listen_for_signals();
     raid::notify::ready();
-    raid::worker::serve(Arc::new(ctx), slots, phase, reload).await;
+    raid::worker::serve(Arc::new(ctx), slots, shutdown).await;
     raid::notify::stopping();
     Ok(())
 }

@@ -9,8 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use rai_common::errors::EventError;
-use rai_common::events::{EventBody, JobPublisher};
+use rai_backends::errors::EventError;
+use rai_backends::events::JobPublisher;
+use rai_common::event::EventBody;
 use rai_common::units::Bytes;
 
 use crate::sandbox::Stream;

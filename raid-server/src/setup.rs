@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use rai_backends::connect::{open_queue, open_store};
+use rai_backends::events::EventBus;
 use rai_common::Config;
 use rai_common::account::Registry;
-use rai_common::connect::{open_queue, open_store};
-use rai_common::events::EventBus;
 use tokio::sync::RwLock;
 
+use crate::context::WorkerContext;
 use crate::gpu::GpuPool;
-use crate::job::WorkerContext;
 
 /// Connects everything a worker needs, with an error that says which part failed.
 pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
@@ -68,9 +68,7 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
         bus,
         registry: Arc::new(RwLock::new(registry)),
         gpus,
-        rejected: Default::default(),
         completed: Default::default(),
-        timings: Default::default(),
     })
 }
 

@@ -5,65 +5,50 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use rai_backends::queue::JobQueue;
 use rai_common::account::Registry;
-use rai_common::events::state::WorkerInfo;
-use tokio::sync::{Semaphore, watch};
+use rai_common::state::WorkerInfo;
+use tokio::sync::Semaphore;
 
-use crate::job::{self, Interrupt, WorkerContext};
-use crate::shutdown::Phase;
+use crate::context::WorkerContext;
+use crate::job;
+use crate::shutdown::Shutdown;
 
-/// Runs the worker until shutdown completes. `phase` drives shutdown; `reload` asks for a registry reload.
-pub async fn serve(
-    ctx: Arc<WorkerContext>,
-    slots: usize,
-    mut phase: watch::Receiver<Phase>,
-    reload: watch::Receiver<u64>,
-) {
+/// How long one receive waits for a job before the loop looks at shutdown again.
+const RECEIVE_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs the worker until shutdown completes: leases while there are free slots, then drains (see [`Shutdown`]).
+pub async fn serve(ctx: Arc<WorkerContext>, slots: usize, shutdown: Shutdown) {
     remove_leftovers(&ctx).await;
     let permits = Arc::new(Semaphore::new(slots));
-    let (interrupt_tx, interrupt_rx) = watch::channel(Interrupt::None);
-    let running: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let running: Running = Arc::default();
     let heart = tokio::spawn(heartbeat(ctx.clone(), slots as u32, running.clone()));
-    let reloader = tokio::spawn(reload_registry(ctx.clone(), reload));
-    let jobs = Arc::new(tokio::sync::Mutex::new(tokio::task::JoinSet::new()));
+    let reloader = tokio::spawn(reload_registry(ctx.clone(), shutdown.clone()));
     let names: Vec<&str> = ctx.queues.iter().map(|q| q.name()).collect();
     tracing::info!(worker = %ctx.name, slots, queues = ?names, gpus = ctx.gpus.count(), "serving");
     // One lease loop per queue; all share the slots.
-    let mut loops = Vec::new();
-    for queue in ctx.queues.clone() {
-        loops.push(tokio::spawn(lease_loop(
-            ctx.clone(),
-            queue,
-            permits.clone(),
-            phase.clone(),
-            interrupt_rx.clone(),
-            running.clone(),
-            jobs.clone(),
-        )));
-    }
+    let loops: Vec<_> = ctx
+        .queues
+        .iter()
+        .map(|queue| {
+            let leasing = LeaseLoop {
+                ctx: ctx.clone(),
+                queue: queue.clone(),
+                permits: permits.clone(),
+                shutdown: shutdown.clone(),
+                running: running.clone(),
+            };
+            tokio::spawn(leasing.run())
+        })
+        .collect();
     for l in loops {
         let _ = l.await;
     }
-    let mut jobs = std::mem::take(&mut *jobs.lock().await);
 
     // Draining: no new leases. Running jobs get the grace period, then are handed back.
     let grace = ctx.config.raid.shutdown_grace.as_duration();
-    tracing::warn!(running = jobs.len(), grace = ?grace, "draining");
-    let deadline = tokio::time::sleep(grace);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            next = jobs.join_next() => if next.is_none() { break },
-            _ = &mut deadline => {
-                let _ = interrupt_tx.send(Interrupt::HandBack);
-            }
-            _ = phase.changed() => {
-                if *phase.borrow() == Phase::Now {
-                    let _ = interrupt_tx.send(Interrupt::HandBack);
-                }
-            }
-        }
-    }
+    tracing::warn!(running = shutdown.running(), grace = ?grace, "draining");
+    shutdown.wait_for_jobs(grace).await;
     heart.abort();
     reloader.abort();
     tracing::info!(
@@ -72,65 +57,59 @@ pub async fn serve(
     );
 }
 
+/// The queue message ids of the jobs running now, for the heartbeat.
 type Running = Arc<std::sync::Mutex<Vec<String>>>;
 
 /// Leases jobs from one queue whenever a slot is free, until shutdown begins.
-async fn lease_loop(
+struct LeaseLoop {
     ctx: Arc<WorkerContext>,
-    queue: Arc<dyn rai_common::queue::JobQueue>,
+    queue: Arc<dyn JobQueue>,
     permits: Arc<Semaphore>,
-    mut phase: watch::Receiver<Phase>,
-    interrupt: watch::Receiver<Interrupt>,
+    shutdown: Shutdown,
     running: Running,
-    jobs: Arc<tokio::sync::Mutex<tokio::task::JoinSet<()>>>,
-) {
-    loop {
-        if *phase.borrow() != Phase::Running {
-            return;
-        }
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = phase.changed() => continue,
-        };
-        let leases = tokio::select! {
-            r = queue.receive(1, Duration::from_secs(5)) => r,
-            _ = phase.changed() => continue,
-        };
-        let leases = match leases {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(queue = %queue.name(), error = %e, "cannot receive jobs; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+impl LeaseLoop {
+    async fn run(self) {
+        let mut delays = rai_backends::retry::forever();
+        while !self.shutdown.is_draining() {
+            let permit = tokio::select! {
+                p = self.permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                _ = self.shutdown.draining() => return,
+            };
+            let leases = tokio::select! {
+                r = self.queue.receive(1, RECEIVE_WAIT) => r,
+                _ = self.shutdown.draining() => return,
+            };
+            let lease = match leases {
+                Ok(leases) => {
+                    delays = rai_backends::retry::forever();
+                    leases.into_iter().next()
+                }
+                Err(e) => {
+                    tracing::error!(queue = %self.queue.name(), error = %e, "cannot receive jobs; retrying");
+                    tokio::time::sleep(delays.next().unwrap_or(rai_backends::retry::LONGEST)).await;
+                    continue;
+                }
+            };
+            let Some(lease) = lease else {
                 continue;
-            }
-        };
-        let Some(lease) = leases.into_iter().next() else {
-            continue;
-        };
-        let (ctx, queue, interrupt, running) = (
-            ctx.clone(),
-            queue.clone(),
-            interrupt.clone(),
-            running.clone(),
-        );
-        let mut set = jobs.lock().await;
-        set.spawn(async move {
-            let id = lease.id.clone();
-            running.lock().expect("never poisoned").push(id.clone());
-            job::run(ctx, queue, lease, interrupt).await;
-            running.lock().expect("never poisoned").retain(|r| *r != id);
-            drop(permit);
-        });
-        while set.try_join_next().is_some() {}
+            };
+            let (ctx, queue, running) =
+                (self.ctx.clone(), self.queue.clone(), self.running.clone());
+            self.shutdown.spawn_job(move |hand_back| async move {
+                let id = lease.id.clone();
+                running.lock().expect("never poisoned").push(id.clone());
+                job::run(ctx, queue, lease, hand_back).await;
+                running.lock().expect("never poisoned").retain(|r| *r != id);
+                drop(permit);
+            });
+        }
     }
 }
 
-async fn heartbeat(
-    ctx: Arc<WorkerContext>,
-    slots: u32,
-    running: Arc<std::sync::Mutex<Vec<String>>>,
-) {
-    let started = Utc::now().to_rfc3339();
+async fn heartbeat(ctx: Arc<WorkerContext>, slots: u32, running: Running) {
+    let started = Utc::now();
     loop {
         let info = WorkerInfo {
             name: ctx.name.clone(),
@@ -139,7 +118,7 @@ async fn heartbeat(
             running: running.lock().expect("never poisoned").clone(),
             gpus: ctx.gpus.count(),
             version: rai_common::VERSION.to_string(),
-            started_at: started.clone(),
+            started_at: started,
         };
         if let Err(e) = ctx.bus.heartbeat(&info, Duration::from_secs(15)).await {
             tracing::warn!(error = %e, "cannot write the heartbeat");
@@ -150,7 +129,7 @@ async fn heartbeat(
 }
 
 /// Reloads the registry when its file changes and on SIGHUP; a broken file keeps the previous registry.
-async fn reload_registry(ctx: Arc<WorkerContext>, mut hup: watch::Receiver<u64>) {
+async fn reload_registry(ctx: Arc<WorkerContext>, shutdown: Shutdown) {
     let path = ctx.config.raid.registry.clone();
     let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen = mtime(&path);
@@ -161,7 +140,7 @@ async fn reload_registry(ctx: Arc<WorkerContext>, mut hup: watch::Receiver<u64>)
                 if now == seen { continue; }
                 seen = now;
             }
-            changed = hup.changed() => if changed.is_err() { return },
+            _ = shutdown.reload_requested() => {}
         }
         match Registry::load(&path) {
             Ok(r) => {
@@ -179,7 +158,7 @@ async fn reload_registry(ctx: Arc<WorkerContext>, mut hup: watch::Receiver<u64>)
 /// through the queue and run again from the start).
 async fn remove_leftovers(ctx: &WorkerContext) {
     crate::sandbox::remove_labelled(&ctx.docker, &format!("rai.worker={}", ctx.name)).await;
-    let dir = crate::job::jobs_dir(ctx);
+    let dir = ctx.jobs_dir();
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for entry in entries.flatten() {
             tracing::warn!(dir = %entry.path().display(), "removing a job directory left by an earlier run");

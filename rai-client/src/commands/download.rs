@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use rai_common::JobId;
 use rai_common::archive::UnpackLimits;
-use rai_common::store::output_key;
+use rai_common::objects::output_key;
 
 use crate::cli::GlobalArgs;
 use crate::context::{self, Services};

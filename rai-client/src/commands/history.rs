@@ -1,5 +1,7 @@
 //! `rai history [-n N]`: the user's jobs, newest first, from the stored job records.
 
+use rai_common::record::JobRecord;
+
 use crate::cli::GlobalArgs;
 use crate::context::{self, Services};
 use crate::exit;
@@ -16,34 +18,55 @@ pub async fn run(global: &GlobalArgs, n: usize, json: bool) -> anyhow::Result<u8
     records.sort_by(|a, b| b.key.cmp(&a.key));
     records.truncate(n);
     if !json {
-        println!(
+        let header = format!(
             "{:<27} {:<10} {:>5}  {:<25} IMAGE",
             "JOB", "STATUS", "EXIT", "FINISHED"
         );
+        if !print_line(&header) {
+            return Ok(exit::OK);
+        }
     }
     for r in records {
         let bytes = services.store.get_bytes(&r.key).await?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        if json {
-            println!("{v}");
-            continue;
+        let record: JobRecord = match serde_json::from_slice(&bytes) {
+            Ok(record) => record,
+            Err(e) => {
+                eprintln!("rai: skipping {}: not a job record ({e})", r.key);
+                continue;
+            }
+        };
+        let line = if json {
+            serde_json::to_string(&record)?
+        } else {
+            format!(
+                "{:<27} {:<10} {:>5}  {:<25} {}",
+                record.id,
+                record.status.as_str(),
+                record
+                    .exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                record
+                    .finished_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                record.image,
+            )
+        };
+        if !print_line(&line) {
+            // The reader went away (`rai history | head -1`): stop quietly.
+            return Ok(exit::OK);
         }
-        println!(
-            "{:<27} {:<10} {:>5}  {:<25} {}",
-            v["id"].as_str().unwrap_or("?"),
-            v["status"].as_str().unwrap_or("?"),
-            v["exit_code"]
-                .as_i64()
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "-".into()),
-            v["finished_at"]
-                .as_str()
-                .unwrap_or("?")
-                .chars()
-                .take(25)
-                .collect::<String>(),
-            v["image"].as_str().unwrap_or("?"),
-        );
     }
     Ok(exit::OK)
+}
+
+/// Prints a line; false when standard output is closed (a broken pipe), instead of the panic `println!` gives.
+fn print_line(line: &str) -> bool {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}") {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+        Err(e) => panic!("cannot write to standard output: {e}"),
+    }
 }

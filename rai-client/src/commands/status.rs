@@ -28,17 +28,14 @@ pub async fn run(global: &GlobalArgs, id: &str, json: bool) -> anyhow::Result<u8
     if let Some(w) = &state.worker {
         println!("worker:   {w}");
     }
-    if let Some(s) = &state.started_at {
-        let elapsed = chrono::DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds());
-        match (&state.finished_at, elapsed) {
-            (None, Some(secs)) => println!("running:  {secs}s"),
-            _ => println!("started:  {s}"),
+    if let Some(s) = state.started_at {
+        match state.finished_at {
+            None => println!("running:  {}s", (chrono::Utc::now() - s).num_seconds()),
+            Some(_) => println!("started:  {}", s.to_rfc3339()),
         }
     }
-    if let Some(f) = &state.finished_at {
-        println!("finished: {f}");
+    if let Some(f) = state.finished_at {
+        println!("finished: {}", f.to_rfc3339());
     }
     if let Some(c) = state.exit_code {
         println!("exit:     {c}");

@@ -7,8 +7,10 @@ use anyhow::Context as _;
 use chrono::Utc;
 use rai_common::archive::{PackOptions, PackProgress};
 use rai_common::build_spec::BUILD_FILE_NAME;
+use rai_common::event::JobStatus;
 use rai_common::job::{InputObject, JobId, JobRequest};
-use rai_common::store::upload_key;
+use rai_common::objects::upload_key;
+use rai_common::state::JobState;
 
 use crate::cli::GlobalArgs;
 use crate::context::{self, Services};
@@ -148,12 +150,13 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
         .bus
         .update_state(
             &job,
-            &[
-                ("status", "queued".into()),
-                ("user", profile.username.clone()),
-                ("queue", queue_name.clone()),
-                ("submitted_at", Utc::now().to_rfc3339()),
-            ],
+            &JobState {
+                status: Some(JobStatus::Queued),
+                user: Some(profile.username.clone()),
+                queue: Some(queue_name.clone()),
+                submitted_at: Some(Utc::now()),
+                ..JobState::default()
+            },
         )
         .await;
     queue.send(&wire).await.context("cannot queue the job")?;

@@ -1,0 +1,62 @@
+//! Every Redis key and channel name rai uses (the queue's, the events', the state's), in one place, so the code, the
+//! ACL file (deploy/redis/users.acl) and the docs agree.
+
+use rai_common::job::JobId;
+
+/// The stream of a Redis job queue.
+pub fn queue_stream(queue: &str) -> String {
+    format!("rai:queue:{queue}")
+}
+
+/// The delivery counts of a Redis job queue's messages.
+pub fn queue_deliveries(queue: &str) -> String {
+    format!("rai:queue:{queue}:deliveries")
+}
+
+/// The dead letters of a Redis job queue.
+pub fn queue_dead(queue: &str) -> String {
+    format!("rai:queue:{queue}:dead")
+}
+
+/// The pub/sub channel of a job's live events.
+pub fn events_channel(job: &JobId) -> String {
+    format!("rai:job:{job}:events")
+}
+
+/// The capped stream holding a job's event history.
+pub fn event_log(job: &JobId) -> String {
+    format!("rai:job:{job}:log")
+}
+
+/// A job's event counter (the last `seq` used).
+pub fn event_seq(job: &JobId) -> String {
+    format!("rai:job:{job}:seq")
+}
+
+/// A job's state hash.
+pub fn job_state(job: &JobId) -> String {
+    format!("rai:job:{job}")
+}
+
+/// A job's cancel request (its value: who asked).
+pub fn cancel(job: &JobId) -> String {
+    format!("rai:job:{job}:cancel")
+}
+
+/// A worker's heartbeat.
+pub fn worker(name: &str) -> String {
+    format!("rai:worker:{name}")
+}
+
+/// The pattern of every worker's heartbeat.
+pub const WORKER_PATTERN: &str = "rai:worker:*";
+
+/// Which worker holds a job now (a rerun after a crash finds the dead worker's name here).
+pub fn claim(job: &JobId) -> String {
+    format!("rai:job:{job}:claim")
+}
+
+/// Set once a job is finished: a redelivered or replayed message for it is dropped.
+pub fn done(job: &JobId) -> String {
+    format!("rai:job:{job}:done")
+}

@@ -1,0 +1,450 @@
+//! The job queue on Redis Streams: the embedded default.
+//!
+//! One stream per queue (`rai:queue:<name>`) with one consumer group (`raid`). A read through the group leases an
+//! entry to its consumer; `XAUTOCLAIM` with the lease duration as minimum idle time takes back entries whose worker
+//! went silent; extending a lease resets the entry's idle time (after checking we still own it, in one script).
+//! Releasing re-adds the body as a new entry and deletes the old one, so blocked readers wake at once. Deliveries are
+//! counted per message in a hash (`rai:queue:<name>:deliveries`), and a message over the limit moves to the
+//! dead-letter stream `rai:queue:<name>:dead`.
+//!
+//! The Redis must persist (`appendonly yes`): a restart may then delay jobs, never lose them.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
+use tokio::sync::Mutex;
+
+use super::{DeadLetter, Depth, JobQueue, Lease, check_size};
+use crate::errors::QueueError;
+use crate::redis_link::{endpoint_of, manager, retry_transient};
+
+const GROUP: &str = "raid";
+/// Longest single blocking read: expired leases of others are looked for at least this often.
+const BLOCK_SLICE: Duration = Duration::from_millis(1000);
+
+/// Renews a lease only if this consumer still holds it.
+const EXTEND: &str = r"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+";
+
+/// Gives a held entry back as a new entry (waking blocked readers), keeping the message id.
+const RELEASE: &str = r"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
+redis.call('XADD', KEYS[1], '*', 'body', ARGV[4], 'msg', ARGV[5])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+return 1
+";
+
+/// Acks an entry, or moves it to the dead-letter stream when ARGV[3] is not empty.
+const FINISH: &str = r"
+if ARGV[3] ~= '' then
+  redis.call('XADD', KEYS[3], '*', 'body', ARGV[4], 'msg', ARGV[2], 'deliveries', ARGV[3])
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[5])
+redis.call('XDEL', KEYS[1], ARGV[5])
+redis.call('HDEL', KEYS[2], ARGV[2])
+return 1
+";
+
+/// A job queue on a Redis stream.
+pub struct RedisQueue {
+    name: String,
+    endpoint: String,
+    stream: String,
+    deliveries_key: String,
+    dead_key: String,
+    consumer: String,
+    lease: Duration,
+    max_deliveries: u32,
+    conn: ConnectionManager,
+    /// Blocking reads get a connection of their own, without a response timeout.
+    blocking: Mutex<ConnectionManager>,
+}
+
+struct Entry {
+    id: String,
+    body: Option<String>,
+    msg: Option<String>,
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn entry(v: &Value) -> Option<Entry> {
+    let Value::Array(parts) = v else { return None };
+    let id = text(parts.first()?)?;
+    let (mut body, mut msg) = (None, None);
+    if let Some(Value::Array(fields)) = parts.get(1) {
+        for pair in fields.chunks(2) {
+            match (
+                pair.first().and_then(text).as_deref(),
+                pair.get(1).and_then(text),
+            ) {
+                (Some("body"), v) => body = v,
+                (Some("msg"), v) => msg = v,
+                _ => {}
+            }
+        }
+    }
+    Some(Entry { id, body, msg })
+}
+
+fn entries(v: &Value) -> Vec<Entry> {
+    match v {
+        Value::Array(items) => items.iter().filter_map(entry).collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl RedisQueue {
+    /// Connects to the queue `name` at `url`, creating its stream and consumer group when missing.
+    pub async fn connect(
+        url: &str,
+        name: &str,
+        lease: Duration,
+        max_deliveries: u32,
+    ) -> Result<Self, QueueError> {
+        let endpoint = endpoint_of(url);
+        let unreachable = |e: redis::RedisError| QueueError::Unreachable {
+            endpoint: endpoint.clone(),
+            reason: e.to_string(),
+        };
+        let conn = manager(url, false).await.map_err(unreachable)?;
+        let blocking = manager(url, true).await.map_err(unreachable)?;
+        let mut random = [0u8; 4];
+        getrandom::fill(&mut random)
+            .expect("the operating system's random number generator failed");
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        let q = RedisQueue {
+            name: name.to_string(),
+            stream: crate::keys::queue_stream(name),
+            deliveries_key: crate::keys::queue_deliveries(name),
+            dead_key: crate::keys::queue_dead(name),
+            consumer: format!("{host}-{}-{}", std::process::id(), hex::encode(random)),
+            lease,
+            max_deliveries: max_deliveries.max(1),
+            endpoint,
+            conn,
+            blocking: Mutex::new(blocking),
+        };
+        let mut create = redis::cmd("XGROUP");
+        create
+            .arg("CREATE")
+            .arg(&q.stream)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM");
+        let created: Result<(), redis::RedisError> = retry_transient(|| {
+            let (create, mut conn) = (create.clone(), q.conn.clone());
+            async move { create.query_async(&mut conn).await }
+        })
+        .await;
+        match created {
+            Ok(()) => {}
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            // A client may only add to the queue; the group is the workers' to create (from the stream's start,
+            // so messages sent before it exists are not missed).
+            Err(e) if e.code() == Some("NOPERM") => {}
+            Err(e) => return Err(q.backend(e)),
+        }
+        Ok(q)
+    }
+
+    fn backend(&self, e: redis::RedisError) -> QueueError {
+        if crate::redis_link::is_transient(&e) {
+            QueueError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                reason: e.to_string(),
+            }
+        } else {
+            QueueError::Backend {
+                endpoint: self.endpoint.clone(),
+                message: e.to_string(),
+            }
+        }
+    }
+
+    /// Turns stream entries into leases, moving over-delivered ones to the dead letters.
+    async fn lease_entries(&self, found: Vec<Entry>) -> Result<Vec<Lease>, QueueError> {
+        let mut conn = self.conn.clone();
+        let mut out = Vec::new();
+        for e in found {
+            let Some(body) = e.body else {
+                // Deleted while pending (Redis before 7 reports such entries with no fields): just drop the claim.
+                let _: Result<(), _> = redis::cmd("XACK")
+                    .arg(&self.stream)
+                    .arg(GROUP)
+                    .arg(&e.id)
+                    .query_async(&mut conn)
+                    .await;
+                continue;
+            };
+            let id = e.msg.unwrap_or_else(|| e.id.clone());
+            let n: u32 = redis::cmd("HINCRBY")
+                .arg(&self.deliveries_key)
+                .arg(&id)
+                .arg(1)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.backend(e))?;
+            if n > self.max_deliveries {
+                tracing::warn!(queue = %self.name, message = %id, deliveries = n - 1, "moving a message to the dead letters");
+                self.finish(&e.id, &id, &body, Some(n - 1)).await?;
+                continue;
+            }
+            out.push(Lease {
+                id,
+                body,
+                deliveries: n,
+                receipt: e.id,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn finish(
+        &self,
+        entry_id: &str,
+        msg: &str,
+        body: &str,
+        dead_after: Option<u32>,
+    ) -> Result<(), QueueError> {
+        let _: i64 = Script::new(FINISH)
+            .key(&self.stream)
+            .key(&self.deliveries_key)
+            .key(&self.dead_key)
+            .arg(GROUP)
+            .arg(msg)
+            .arg(dead_after.map(|n| n.to_string()).unwrap_or_default())
+            .arg(body)
+            .arg(entry_id)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.backend(e))?;
+        Ok(())
+    }
+
+    /// Runs a script that acts on a lease only while this consumer still holds it (ARGV: group, consumer, entry,
+    /// then `extra`); [`QueueError::LeaseLost`] when it no longer does.
+    async fn if_held(&self, script: &str, lease: &Lease, extra: &[&str]) -> Result<(), QueueError> {
+        let script = Script::new(script);
+        let mut call = script.prepare_invoke();
+        call.key(&self.stream)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(&lease.receipt);
+        for a in extra {
+            call.arg(*a);
+        }
+        let held: i64 = call
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.backend(e))?;
+        if held == 1 {
+            Ok(())
+        } else {
+            Err(QueueError::LeaseLost {
+                id: lease.id.clone(),
+            })
+        }
+    }
+
+    async fn reclaim(&self, max: usize) -> Result<Vec<Entry>, QueueError> {
+        let mut cmd = redis::cmd("XAUTOCLAIM");
+        cmd.arg(&self.stream)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(self.lease.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(max);
+        // A claim whose reply is lost leaves its entries with this consumer; they are reclaimed after the lease.
+        let reply: Value = retry_transient(|| {
+            let (cmd, mut conn) = (cmd.clone(), self.conn.clone());
+            async move { cmd.query_async(&mut conn).await }
+        })
+        .await
+        .map_err(|e| self.backend(e))?;
+        Ok(match &reply {
+            Value::Array(parts) => parts.get(1).map(entries).unwrap_or_default(),
+            _ => Vec::new(),
+        })
+    }
+
+    async fn read_new(
+        &self,
+        max: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<Entry>, QueueError> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(max);
+        if let Some(b) = block {
+            cmd.arg("BLOCK").arg(b.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS").arg(&self.stream).arg(">");
+        let conn = self.blocking.lock().await;
+        let reply: Value = retry_transient(|| {
+            let (cmd, mut conn) = (cmd.clone(), conn.clone());
+            async move { cmd.query_async(&mut conn).await }
+        })
+        .await
+        .map_err(|e| self.backend(e))?;
+        // [[stream, [entries...]]] or nil on timeout.
+        Ok(match &reply {
+            Value::Array(streams) => streams
+                .iter()
+                .filter_map(|s| match s {
+                    Value::Array(kv) => kv.get(1).map(entries),
+                    _ => None,
+                })
+                .flatten()
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+}
+
+#[async_trait]
+impl JobQueue for RedisQueue {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lease_duration(&self) -> Duration {
+        self.lease
+    }
+
+    async fn send(&self, body: &str) -> Result<String, QueueError> {
+        check_size(body)?;
+        // Retried through a Redis restart. A retry after a lost reply may add the job twice; the worker's job claim
+        // runs it once (docs/architecture.md).
+        let mut add = redis::cmd("XADD");
+        add.arg(&self.stream).arg("*").arg("body").arg(body);
+        let id: String = retry_transient(|| {
+            let (add, mut conn) = (add.clone(), self.conn.clone());
+            async move { add.query_async(&mut conn).await }
+        })
+        .await
+        .map_err(|e| self.backend(e))?;
+        Ok(id)
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Lease>, QueueError> {
+        let max = max.max(1);
+        let deadline = Instant::now() + wait;
+        loop {
+            let mut found = self.reclaim(max).await?;
+            if found.len() < max {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let block =
+                    (found.is_empty() && !remaining.is_zero()).then(|| remaining.min(BLOCK_SLICE));
+                found.extend(self.read_new(max - found.len(), block).await?);
+            }
+            let leases = self.lease_entries(found).await?;
+            if !leases.is_empty() || Instant::now() >= deadline {
+                return Ok(leases);
+            }
+        }
+    }
+
+    async fn extend(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.if_held(EXTEND, lease, &[]).await
+    }
+
+    async fn ack(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.finish(&lease.receipt, &lease.id, &lease.body, None)
+            .await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.if_held(RELEASE, lease, &[&lease.body, &lease.id])
+            .await
+    }
+
+    async fn depth(&self) -> Result<Depth, QueueError> {
+        // Acked entries are deleted, so the stream holds exactly the waiting and the leased ones.
+        let mut conn = self.conn.clone();
+        let total: u64 = redis::cmd("XLEN")
+            .arg(&self.stream)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.backend(e))?;
+        let leased = match redis::cmd("XPENDING")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .query_async::<Value>(&mut conn)
+            .await
+        {
+            Ok(Value::Array(summary)) => match summary.first() {
+                Some(Value::Int(n)) => *n as u64,
+                _ => 0,
+            },
+            Ok(_) => 0,
+            // No consumer group yet: nothing was ever leased.
+            Err(e) if e.code() == Some("NOGROUP") => 0,
+            Err(e) => return Err(self.backend(e)),
+        };
+        Ok(Depth {
+            waiting: total.saturating_sub(leased),
+            leased,
+        })
+    }
+
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let reply: Value = redis::cmd("XRANGE")
+            .arg(&self.dead_key)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(max)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.backend(e))?;
+        let Value::Array(items) = reply else {
+            return Ok(Vec::new());
+        };
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let Value::Array(parts) = item else {
+                    return None;
+                };
+                let Some(Value::Array(fields)) = parts.get(1) else {
+                    return None;
+                };
+                let mut d = DeadLetter {
+                    id: String::new(),
+                    body: String::new(),
+                    deliveries: 0,
+                };
+                for pair in fields.chunks(2) {
+                    let v = pair.get(1).and_then(text).unwrap_or_default();
+                    match pair.first().and_then(text).as_deref() {
+                        Some("body") => d.body = v,
+                        Some("msg") => d.id = v,
+                        Some("deliveries") => d.deliveries = v.parse().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+                Some(d)
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,376 @@
+//! The job queue on AWS SQS: the cluster setup.
+//!
+//! SQS has leases built in: a received message is invisible for the visibility timeout (our lease), which
+//! `ChangeMessageVisibility` extends or (with 0) ends at once. Deliveries are SQS's `ApproximateReceiveCount`, and a
+//! redrive policy moves a message to the dead-letter queue after `max_deliveries` receives;
+//! [`SqsQueue::create`] sets both queues up that way. Receives long-poll (up to 20 s per call), so an idle worker
+//! costs a few requests a minute and a new job is picked up as soon as it arrives.
+//!
+//! The queues are FIFO queues: the logical queue `rai` is the SQS queue `rai.fifo`, its dead letters go to
+//! `rai-dead.fifo`. A standard queue is at-least-once: it may deliver a message twice, and a send whose reply was
+//! lost (the SDK retries it) is stored twice. A FIFO queue removes both at the source: every message carries a
+//! deduplication id (the SHA-256 of its body, so any retry of the same signed job is dropped for five minutes), and
+//! every receive carries a `ReceiveRequestAttemptId`, so a retried receive gets back the same messages instead of
+//! leaving them leased to nobody. Each message is its own message group, so FIFO ordering never holds one job
+//! behind another (docs/architecture.md, "Design changes").
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+
+use sha2::{Digest, Sha256};
+
+use super::{DeadLetter, Depth, JobQueue, Lease, check_size};
+use crate::aws::error_text;
+use crate::errors::QueueError;
+
+/// A job queue on SQS.
+pub struct SqsQueue {
+    client: Client,
+    name: String,
+    url: String,
+    dead_url: Option<String>,
+    endpoint: String,
+    lease: Duration,
+}
+
+/// The SQS name of the logical queue `name` (`rai` → `rai.fifo`); a name that already ends in `.fifo` is kept.
+pub fn sqs_queue_name(name: &str) -> String {
+    let base = name.strip_suffix(".fifo").unwrap_or(name);
+    format!("{base}.fifo")
+}
+
+/// The SQS name of the dead-letter queue of the logical queue `name` (`rai` → `rai-dead.fifo`).
+pub fn sqs_dead_letter_name(name: &str) -> String {
+    let base = name.strip_suffix(".fifo").unwrap_or(name);
+    format!("{base}-dead.fifo")
+}
+
+/// The deduplication id and message group of a body: the same body always maps to the same id, so every retry
+/// of a send (by the SDK, or by a caller after a timeout) is recognised as a repeat.
+fn dedup_id(body: &str) -> String {
+    Sha256::digest(body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn lease_secs(lease: Duration) -> i32 {
+    lease.as_secs().clamp(1, 12 * 3600) as i32
+}
+
+impl SqsQueue {
+    /// Creates (or finds) the FIFO queue of the logical queue `name` and its dead-letter queue (see
+    /// [`sqs_queue_name`]), with a redrive policy after `max_deliveries` receives. Idempotent: running it again with
+    /// the same settings changes nothing. The queue's own visibility timeout is left at SQS's default: every receive
+    /// sets the lease of this handle.
+    pub async fn create(
+        client: Client,
+        endpoint: String,
+        name: &str,
+        lease: Duration,
+        max_deliveries: u32,
+    ) -> Result<Self, QueueError> {
+        let fail = |e: String| QueueError::Backend {
+            endpoint: endpoint.clone(),
+            message: e,
+        };
+        let dead = client
+            .create_queue()
+            .queue_name(sqs_dead_letter_name(name))
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+            .send()
+            .await
+            .map_err(|e| classify(&endpoint, &error_text(&e)))?;
+        let dead_url = dead.queue_url().unwrap_or_default().to_string();
+        let attrs = client
+            .get_queue_attributes()
+            .queue_url(&dead_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| fail(error_text(&e)))?;
+        let arn = attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .ok_or_else(|| fail("the dead-letter queue has no ARN".into()))?;
+        let redrive = format!(
+            r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"{}"}}"#,
+            max_deliveries.max(1)
+        );
+        let main = client
+            .create_queue()
+            .queue_name(sqs_queue_name(name))
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            // High-throughput FIFO: with one group per message, limits apply per group, not per queue.
+            .attributes(QueueAttributeName::DeduplicationScope, "messageGroup")
+            .attributes(QueueAttributeName::FifoThroughputLimit, "perMessageGroupId")
+            .attributes(QueueAttributeName::ReceiveMessageWaitTimeSeconds, "20")
+            .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+            .attributes(QueueAttributeName::RedrivePolicy, redrive)
+            .send()
+            .await
+            .map_err(|e| fail(error_text(&e)))?;
+        Ok(SqsQueue {
+            url: main.queue_url().unwrap_or_default().to_string(),
+            dead_url: Some(dead_url),
+            client,
+            name: name.to_string(),
+            endpoint,
+            lease,
+        })
+    }
+
+    /// Opens an existing queue (clients and workers need not be allowed to create queues).
+    pub async fn open(
+        client: Client,
+        endpoint: String,
+        name: &str,
+        lease: Duration,
+    ) -> Result<Self, QueueError> {
+        let url = client
+            .get_queue_url()
+            .queue_name(sqs_queue_name(name))
+            .send()
+            .await
+            .map_err(|e| {
+                let text = error_text(&e);
+                if text.contains("NonExistentQueue") || text.contains("QueueDoesNotExist") {
+                    QueueError::NoSuchQueue {
+                        name: sqs_queue_name(name),
+                        endpoint: endpoint.clone(),
+                    }
+                } else {
+                    classify(&endpoint, &text)
+                }
+            })?
+            .queue_url()
+            .unwrap_or_default()
+            .to_string();
+        let dead_url = client
+            .get_queue_url()
+            .queue_name(sqs_dead_letter_name(name))
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.queue_url().map(str::to_string));
+        Ok(SqsQueue {
+            client,
+            name: name.to_string(),
+            url,
+            dead_url,
+            endpoint,
+            lease,
+        })
+    }
+
+    fn backend(&self, text: String) -> QueueError {
+        classify(&self.endpoint, &text)
+    }
+
+    /// A receipt handle SQS no longer honours means the lease ran out.
+    fn lease_error(&self, lease: &Lease, text: String) -> QueueError {
+        if text.contains("ReceiptHandle") || text.contains("NotInflight") {
+            QueueError::LeaseLost {
+                id: lease.id.clone(),
+            }
+        } else {
+            self.backend(text)
+        }
+    }
+}
+
+/// Unreachable endpoints read differently from refusals: say which.
+fn classify(endpoint: &str, text: &str) -> QueueError {
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("dispatch failure")
+        || lower.contains("timeout")
+        || lower.contains("connection refused")
+        || lower.contains("io error")
+    {
+        QueueError::Unreachable {
+            endpoint: endpoint.to_string(),
+            reason: text.to_string(),
+        }
+    } else {
+        QueueError::Backend {
+            endpoint: endpoint.to_string(),
+            message: text.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl JobQueue for SqsQueue {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lease_duration(&self) -> Duration {
+        self.lease
+    }
+
+    async fn send(&self, body: &str) -> Result<String, QueueError> {
+        check_size(body)?;
+        let id = dedup_id(body);
+        let out = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .message_group_id(&id)
+            .message_deduplication_id(&id)
+            .send()
+            .await
+            .map_err(|e| self.backend(error_text(&e)))?;
+        Ok(out.message_id().unwrap_or_default().to_string())
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Lease>, QueueError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let out = self
+                .client
+                .receive_message()
+                .queue_url(&self.url)
+                // One attempt id per call: the SDK's retries of this call reuse it and get the same messages.
+                .receive_request_attempt_id(rai_common::JobId::new().to_string())
+                .max_number_of_messages(max.clamp(1, 10) as i32)
+                // Whole seconds only: round a partial second up rather than spin with short polls.
+                .wait_time_seconds(remaining.as_millis().div_ceil(1000).min(20) as i32)
+                .visibility_timeout(lease_secs(self.lease))
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+                .await
+                .map_err(|e| self.backend(error_text(&e)))?;
+            let leases: Vec<Lease> = out
+                .messages()
+                .iter()
+                .map(|m| Lease {
+                    id: m.message_id().unwrap_or_default().to_string(),
+                    body: m.body().unwrap_or_default().to_string(),
+                    deliveries: m
+                        .attributes()
+                        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(1),
+                    receipt: m.receipt_handle().unwrap_or_default().to_string(),
+                })
+                .collect();
+            if !leases.is_empty() || Instant::now() >= deadline {
+                return Ok(leases);
+            }
+        }
+    }
+
+    async fn extend(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(&lease.receipt)
+            .visibility_timeout(lease_secs(self.lease))
+            .send()
+            .await
+            .map_err(|e| self.lease_error(lease, error_text(&e)))?;
+        Ok(())
+    }
+
+    async fn ack(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(&lease.receipt)
+            .send()
+            .await
+            .map_err(|e| self.lease_error(lease, error_text(&e)))?;
+        Ok(())
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(&lease.receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map_err(|e| self.lease_error(lease, error_text(&e)))?;
+        Ok(())
+    }
+
+    async fn depth(&self) -> Result<Depth, QueueError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| self.backend(error_text(&e)))?;
+        let count = |name: QueueAttributeName| {
+            out.attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(Depth {
+            waiting: count(QueueAttributeName::ApproximateNumberOfMessages),
+            leased: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        })
+    }
+
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let Some(dead_url) = &self.dead_url else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut receipts = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        // Peek: each receive hides what it returns for a few seconds, so the loop sees every message once.
+        while out.len() < max {
+            let got = self
+                .client
+                .receive_message()
+                .queue_url(dead_url)
+                .max_number_of_messages((max - out.len()).clamp(1, 10) as i32)
+                .visibility_timeout(5)
+                .wait_time_seconds(0)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+                .await
+                .map_err(|e| self.backend(error_text(&e)))?;
+            if got.messages().is_empty() {
+                break;
+            }
+            for m in got.messages() {
+                let id = m.message_id().unwrap_or_default().to_string();
+                receipts.push(m.receipt_handle().unwrap_or_default().to_string());
+                if seen.insert(id.clone()) {
+                    out.push(DeadLetter {
+                        id,
+                        body: m.body().unwrap_or_default().to_string(),
+                        deliveries: 0,
+                    });
+                }
+            }
+        }
+        // Make what was peeked visible again at once.
+        for receipt in receipts {
+            let _ = self
+                .client
+                .change_message_visibility()
+                .queue_url(dead_url)
+                .receipt_handle(receipt)
+                .visibility_timeout(0)
+                .send()
+                .await;
+        }
+        Ok(out)
+    }
+}

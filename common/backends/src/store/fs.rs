@@ -1,0 +1,211 @@
+//! The object store as a directory: for one machine, or several sharing a mount.
+//!
+//! A put streams into a temporary file under `<root>/.tmp`, syncs it and renames it into place, so a reader sees
+//! the old object or the new one, never a half-written one.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::{ObjectInfo, ObjectReader, ObjectStore, PutResult, check_key, fill};
+use crate::errors::StoreError;
+
+/// An object store in a directory.
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    root: PathBuf,
+}
+
+impl FsStore {
+    /// Opens the store at `root`, which must exist.
+    pub fn open(root: impl Into<PathBuf>) -> Result<FsStore, StoreError> {
+        let root = root.into();
+        match std::fs::metadata(&root) {
+            Ok(m) if m.is_dir() => Ok(FsStore { root }),
+            Ok(_) => Err(StoreError::Missing {
+                store: root.display().to_string(),
+                what: "the store path is not a directory".into(),
+            }),
+            Err(_) => Err(StoreError::Missing {
+                store: root.display().to_string(),
+                what: "the store directory does not exist; create it or set store.path".into(),
+            }),
+        }
+    }
+
+    /// Creates the directory if needed, then opens it.
+    pub fn create(root: impl Into<PathBuf>) -> Result<FsStore, StoreError> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(|e| StoreError::Io {
+            key: root.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::open(root)
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    fn io(key: &str, e: std::io::Error) -> StoreError {
+        StoreError::Io {
+            key: key.to_string(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+fn modified(meta: &std::fs::Metadata) -> Option<chrono::DateTime<chrono::Utc>> {
+    meta.modified()
+        .ok()
+        .map(chrono::DateTime::<chrono::Utc>::from)
+}
+
+fn walk(dir: &Path, root: &Path, prefix: &str, out: &mut Vec<ObjectInfo>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .replace('\\', "/");
+        if rel == ".tmp" {
+            continue;
+        }
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            // Only descend where keys under the prefix can be.
+            let as_dir = format!("{rel}/");
+            if as_dir.starts_with(prefix) || prefix.starts_with(&as_dir) {
+                walk(&path, root, prefix, out)?;
+            }
+        } else if ft.is_file() && rel.starts_with(prefix) {
+            let meta = entry.metadata()?;
+            out.push(ObjectInfo {
+                key: rel,
+                size: meta.len(),
+                modified: modified(&meta),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ObjectStore for FsStore {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn put(&self, key: &str, mut body: ObjectReader) -> Result<PutResult, StoreError> {
+        let path = self.path(key)?;
+        let tmp_dir = self.root.join(".tmp");
+        tokio::fs::create_dir_all(&tmp_dir)
+            .await
+            .map_err(|e| Self::io(key, e))?;
+        let tmp = tmp_dir.join(format!("put-{}", rai_common::JobId::new()));
+        let result = async {
+            let mut file = tokio::fs::File::create(&tmp)
+                .await
+                .map_err(|e| Self::io(key, e))?;
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = fill(&mut body, &mut buf)
+                    .await
+                    .map_err(|e| Self::io(key, e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                file.write_all(&buf[..n])
+                    .await
+                    .map_err(|e| Self::io(key, e))?;
+                size += n as u64;
+            }
+            file.sync_all().await.map_err(|e| Self::io(key, e))?;
+            if let Some(parent) = path.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| Self::io(key, e))?;
+            }
+            tokio::fs::rename(&tmp, &path)
+                .await
+                .map_err(|e| Self::io(key, e))?;
+            Ok(PutResult {
+                size,
+                sha256: hex::encode(hasher.finalize()),
+            })
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
+    }
+
+    async fn get(&self, key: &str) -> Result<ObjectReader, StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::File::open(&path).await {
+            Ok(f) => Ok(Box::pin(tokio::io::BufReader::with_capacity(1 << 20, f))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound {
+                key: key.to_string(),
+                store: self.describe(),
+            }),
+            Err(e) => Err(Self::io(key, e)),
+        }
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(Some(ObjectInfo {
+                key: key.to_string(),
+                size: m.len(),
+                modified: modified(&m),
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Self::io(key, e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let (root, prefix) = (self.root.clone(), prefix.to_string());
+        let mut out = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            walk(&root, &root, &prefix, &mut out).map(|_| out)
+        })
+        .await
+        .expect("the listing task does not panic")
+        .map_err(|e| Self::io("(list)", e))?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Self::io(key, e)),
+        }
+    }
+
+    async fn download_link(&self, key: &str, _expires: Duration) -> Result<String, StoreError> {
+        let path = self.path(key)?;
+        let abs = std::path::absolute(&path).unwrap_or(path);
+        Ok(abs.display().to_string())
+    }
+}

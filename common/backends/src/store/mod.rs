@@ -1,0 +1,136 @@
+//! Object storage: uploads, outputs and job records.
+//!
+//! [`ObjectStore`] streams objects in and out without holding them in memory, so a 1 GiB project upload costs a
+//! few MiB of RAM. [`S3Store`] (multipart above 8 MiB, presigned download links) serves a cluster; [`FsStore`] (a
+//! directory, writes made atomic by rename) serves one machine or a shared mount. One contract suite tests both.
+//!
+//! Keys are `uploads/<user>/<job>.tar.zst`, `outputs/<user>/<job>.tar.zst` and `records/<user>/<job>.json`; they
+//! are checked to be plain relative paths before any backend sees them.
+
+mod fs;
+mod s3;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::io::AsyncRead;
+
+pub use self::fs::FsStore;
+pub use self::s3::S3Store;
+use crate::errors::StoreError;
+
+/// A stream of an object's bytes.
+pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// What a store knows of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub modified: Option<DateTime<Utc>>,
+}
+
+/// What a put wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResult {
+    pub size: u64,
+    /// Hex SHA-256 of the bytes, computed while streaming.
+    pub sha256: String,
+}
+
+/// Object storage with streaming puts and gets.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Where the store is, for messages (`s3://bucket at http://...`, `/var/lib/rai/store`).
+    fn describe(&self) -> String;
+
+    /// Stores everything `body` yields under `key`, replacing any object there. Readers never see half of it.
+    async fn put(&self, key: &str, body: ObjectReader) -> Result<PutResult, StoreError>;
+
+    /// Streams an object.
+    async fn get(&self, key: &str) -> Result<ObjectReader, StoreError>;
+
+    /// An object's size and time, or `None`.
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;
+
+    /// Every object whose key starts with `prefix`, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError>;
+
+    /// Deletes an object; deleting a missing one is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// A link to download the object for `expires` (S3: a presigned URL; fs: the file's path).
+    async fn download_link(&self, key: &str, expires: Duration) -> Result<String, StoreError>;
+
+    /// Stores bytes already in memory.
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<PutResult, StoreError> {
+        self.put(key, Box::pin(std::io::Cursor::new(bytes))).await
+    }
+
+    /// Reads a whole (small) object into memory.
+    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        use tokio::io::AsyncReadExt;
+        let mut r = self.get(key).await?;
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).await.map_err(|e| StoreError::Io {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(out)
+    }
+}
+
+/// Checks that a key is a plain relative path of safe characters.
+pub fn check_key(key: &str) -> Result<(), StoreError> {
+    let bad = |why: &str| StoreError::BadKey {
+        key: key.to_string(),
+        reason: why.to_string(),
+    };
+    if key.is_empty() || key.len() > 1024 {
+        return Err(bad("must be 1 to 1024 characters"));
+    }
+    if !key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+    {
+        return Err(bad("may hold only letters, digits, '.', '_', '-' and '/'"));
+    }
+    if key
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(bad(
+            "must be a relative path without empty, '.' or '..' parts",
+        ));
+    }
+    Ok(())
+}
+
+/// Reads from `body` until `buf` is full or the stream ends; returns how much was read.
+pub(crate) async fn fill(body: &mut ObjectReader, buf: &mut [u8]) -> std::io::Result<usize> {
+    use tokio::io::AsyncReadExt;
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = body.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert!(check_key("uploads/jdoe/01jd.tar.zst").is_ok());
+        for bad in ["", "/abs", "a//b", "a/../b", "./a", "a b", "a\\b", "ü"] {
+            assert!(check_key(bad).is_err(), "{bad}");
+        }
+    }
+}

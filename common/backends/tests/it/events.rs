@@ -1,0 +1,285 @@
+//! Job events end to end on real Redis servers: order, no gaps, no duplicates, through killed connections and a
+//! Redis restart.
+
+use std::time::Duration;
+
+use rai_backends::events::{EventBus, FollowOptions};
+use rai_common::JobId;
+use rai_common::event::{EventBody, JobStatus};
+use rai_testkit::PrivateRedis;
+
+const RETENTION: Duration = Duration::from_secs(3600);
+
+fn line(i: u64) -> EventBody {
+    EventBody::Stdout {
+        data: format!("line {i}\n"),
+    }
+}
+
+fn end(code: i64) -> EventBody {
+    EventBody::End {
+        status: if code == 0 {
+            JobStatus::Succeeded
+        } else {
+            JobStatus::Failed
+        },
+        exit_code: Some(code),
+        reason: None,
+    }
+}
+
+/// Collects a follower's events until the end; checks seq runs 1..=n without gap or repeat.
+async fn collect(bus: &EventBus, job: JobId, after: u64) -> Vec<rai_common::event::Event> {
+    let mut stream = bus.follow(job, after, FollowOptions::default());
+    let mut out = Vec::new();
+    while let Some(e) = stream.next().await {
+        out.push(e.expect("the follower never errors while Redis comes back"));
+    }
+    for (i, e) in out.iter().enumerate() {
+        assert_eq!(
+            e.seq,
+            after + 1 + i as u64,
+            "a gap or a duplicate at position {i}"
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn live_and_replayed_followers_see_the_same_events() {
+    let bus = EventBus::connect(&rai_testkit::redis_url(), RETENTION)
+        .await
+        .unwrap();
+    let job = JobId::new();
+    let mut publisher = bus.publisher(job).await.unwrap();
+    let live = {
+        let bus = bus.clone();
+        tokio::spawn(async move { collect(&bus, job, 0).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    publisher
+        .send(EventBody::Status {
+            status: JobStatus::Running,
+            worker: Some("w1".into()),
+            detail: None,
+        })
+        .await
+        .unwrap();
+    publisher
+        .publish(&[
+            line(1),
+            EventBody::Stderr {
+                data: "warn\n".into(),
+            },
+            line(2),
+        ])
+        .await
+        .unwrap();
+    publisher.send(end(0)).await.unwrap();
+    let live = live.await.unwrap();
+    assert_eq!(live.len(), 5);
+    assert!(live.last().unwrap().is_end());
+
+    // A follower that arrives after the end replays exactly the same events; one that starts at seq 3 gets the rest.
+    let replay = collect(&bus, job, 0).await;
+    assert_eq!(replay, live);
+    let tail = collect(&bus, job, 3).await;
+    assert_eq!(tail, live[3..].to_vec());
+}
+
+#[tokio::test]
+async fn a_rerun_continues_the_numbering_and_a_stale_worker_is_refused() {
+    let bus = EventBus::connect(&rai_testkit::redis_url(), RETENTION)
+        .await
+        .unwrap();
+    let job = JobId::new();
+    let mut first = bus.publisher(job).await.unwrap();
+    first.publish(&[line(1), line(2)]).await.unwrap();
+    // The job is redelivered to another worker: it continues at 3.
+    let mut second = bus.publisher(job).await.unwrap();
+    assert_eq!(
+        second
+            .send(EventBody::Status {
+                status: JobStatus::Requeued,
+                worker: None,
+                detail: None
+            })
+            .await
+            .unwrap(),
+        3
+    );
+    // The first worker, still alive somehow, cannot publish over it.
+    let e = first.send(line(3)).await.unwrap_err().to_string();
+    assert!(e.contains("another worker has the job"), "{e}");
+    second.send(end(0)).await.unwrap();
+    assert_eq!(collect(&bus, job, 0).await.len(), 4);
+}
+
+async fn publish_lines(bus: EventBus, job: JobId, total: u64, batch: u64) {
+    let mut p = bus.publisher(job).await.unwrap();
+    let mut i = 0;
+    while i < total {
+        let events: Vec<EventBody> = (i..(i + batch).min(total)).map(|n| line(n + 1)).collect();
+        i += events.len() as u64;
+        p.publish(&events).await.unwrap();
+    }
+    p.send(end(0)).await.unwrap();
+}
+
+fn check_lines(events: &[rai_common::event::Event], total: u64) {
+    assert_eq!(events.len() as u64, total + 1);
+    for (i, e) in events[..total as usize].iter().enumerate() {
+        assert_eq!(e.body, line(i as u64 + 1));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_thousand_events_survive_five_killed_connections() {
+    let redis = PrivateRedis::start();
+    let bus = EventBus::connect(&redis.url(), RETENTION).await.unwrap();
+    let job = JobId::new();
+    let follower = {
+        let bus = bus.clone();
+        tokio::spawn(async move { collect(&bus, job, 0).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let publisher = tokio::spawn(publish_lines(bus.clone(), job, 100_000, 50));
+    let killer_url = redis.url();
+    let killer = tokio::spawn(async move {
+        let client = redis::Client::open(killer_url).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut killed = 0;
+        // Until five kills landed: a kill that finds the follower between connections (re-subscribing after the
+        // previous kill, slow on a loaded machine) kills nothing and does not count.
+        for _ in 0..100 {
+            if killed >= 5 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let n: i64 = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("TYPE")
+                .arg("pubsub")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            killed += n;
+        }
+        killed
+    });
+    let killed = killer.await.unwrap();
+    assert!(
+        !publisher.is_finished(),
+        "the kills must come while events are being published"
+    );
+    publisher.await.unwrap();
+    assert!(
+        killed >= 5,
+        "the follower's connection was killed {killed} times"
+    );
+    let events = tokio::time::timeout(Duration::from_secs(120), follower)
+        .await
+        .unwrap()
+        .unwrap();
+    check_lines(&events, 100_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_thousand_events_survive_a_redis_restart() {
+    let mut redis = PrivateRedis::start();
+    let bus = EventBus::connect(&redis.url(), RETENTION).await.unwrap();
+    let job = JobId::new();
+    let follower = {
+        let bus = bus.clone();
+        tokio::spawn(async move { collect(&bus, job, 0).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let publisher = tokio::spawn(publish_lines(bus.clone(), job, 100_000, 50));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        !publisher.is_finished(),
+        "the restart must come while events are being published"
+    );
+    let restarted = tokio::task::spawn_blocking(move || {
+        redis.restart();
+        redis
+    })
+    .await
+    .unwrap();
+    publisher.await.unwrap();
+    let events = tokio::time::timeout(Duration::from_secs(120), follower)
+        .await
+        .unwrap()
+        .unwrap();
+    check_lines(&events, 100_000);
+    drop(restarted);
+}
+
+#[tokio::test]
+async fn state_cancel_and_heartbeats() {
+    let bus = EventBus::connect(&rai_testkit::redis_url(), RETENTION)
+        .await
+        .unwrap();
+    let job = JobId::new();
+    assert!(bus.state(&job).await.unwrap().is_none());
+    bus.update_state(
+        &job,
+        &rai_common::state::JobState {
+            status: Some(JobStatus::Running),
+            worker: Some("w9".into()),
+            exit_code: Some(3),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // An update sets only what it holds: the worker stays.
+    bus.update_state(
+        &job,
+        &rai_common::state::JobState::status(JobStatus::Failed),
+    )
+    .await
+    .unwrap();
+    let s = bus.state(&job).await.unwrap().unwrap();
+    assert_eq!(
+        (s.status, s.worker.as_deref(), s.exit_code),
+        (Some(JobStatus::Failed), Some("w9"), Some(3))
+    );
+
+    assert_eq!(bus.cancel_requested(&job).await.unwrap(), None);
+    bus.request_cancel(&job, "jdoe").await.unwrap();
+    assert_eq!(
+        bus.cancel_requested(&job).await.unwrap().as_deref(),
+        Some("jdoe")
+    );
+
+    let name = rai_testkit::unique("worker");
+    let info = rai_common::state::WorkerInfo {
+        name: name.clone(),
+        queues: vec!["rai".into()],
+        slots: 2,
+        running: vec![],
+        gpus: 0,
+        version: rai_common::VERSION.into(),
+        started_at: chrono::Utc::now(),
+    };
+    bus.heartbeat(&info, Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert!(bus.workers().await.unwrap().iter().any(|w| w.name == name));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !bus.workers().await.unwrap().iter().any(|w| w.name == name),
+        "a dead worker's heartbeat expires"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_redis_is_reported_with_its_address() {
+    let e = EventBus::connect("redis://127.0.0.1:1", RETENTION)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.starts_with("cannot reach Redis at 127.0.0.1:1"), "{e}");
+}

@@ -1,0 +1,11 @@
+//! rai-backends' integration tests: one contract suite per interface, on the local services.
+//!
+//! One test binary per crate (each module was its own binary before): the crate and its dependencies link once.
+
+mod deploy_aws;
+mod events;
+mod queue_contract;
+mod redis_acl;
+mod store_contract;
+mod sts;
+mod test_stack;

@@ -1,0 +1,172 @@
+//! The Redis ACL of deploy/redis/users.acl, loaded into a Redis of its own: the client user can follow a job,
+//! cancel and submit, and nothing more; the worker user can do its work.
+
+use std::time::Duration;
+
+use rai_backends::events::{EventBus, FollowOptions};
+use rai_backends::queue::{JobQueue, RedisQueue};
+use rai_common::JobId;
+use rai_common::event::{EventBody, JobStatus};
+use rai_testkit::PrivateRedis;
+
+fn acl_redis() -> PrivateRedis {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/redis/users.acl"
+    ))
+    .unwrap();
+    let text = text
+        .replace(">CHANGE_ME_RAID_PASSWORD", ">raid-pw")
+        .replace(">CHANGE_ME_CLIENT_PASSWORD", ">client-pw");
+    let path = std::env::temp_dir().join(format!("{}.acl", rai_testkit::unique("rai-acl")));
+    std::fs::write(&path, text).unwrap();
+    PrivateRedis::start_with(&["--aclfile", path.to_str().unwrap()])
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn refused(conn: &mut redis::aio::MultiplexedConnection, cmd: &mut redis::Cmd) -> String {
+    match cmd.query_async::<redis::Value>(conn).await {
+        Ok(v) => panic!("expected a refusal, got {v:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_user_follows_cancels_and_submits_but_nothing_more() {
+    let redis = acl_redis();
+    let raid_url = format!("redis://raid:raid-pw@127.0.0.1:{}", redis.port);
+    let client_url = format!("redis://rai-client:client-pw@127.0.0.1:{}", redis.port);
+
+    // The worker side: create the queue group and publish a job's events.
+    let worker_q = RedisQueue::connect(&raid_url, "rai", Duration::from_secs(30), 3)
+        .await
+        .unwrap();
+    let worker_bus = EventBus::connect(&raid_url, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let job = JobId::new();
+    let mut publisher = worker_bus.publisher(job).await.unwrap();
+    publisher
+        .send(EventBody::Stdout {
+            data: "hello\n".into(),
+        })
+        .await
+        .unwrap();
+    worker_bus
+        .update_state(
+            &job,
+            &rai_common::state::JobState::status(rai_common::event::JobStatus::Running),
+        )
+        .await
+        .unwrap();
+
+    // The client follows, reads state, asks for a cancel, submits.
+    let client_bus = EventBus::connect(&client_url, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let mut stream = client_bus.follow(job, 0, FollowOptions::default());
+    assert_eq!(stream.next().await.unwrap().unwrap().seq, 1);
+    publisher
+        .send(EventBody::End {
+            status: JobStatus::Succeeded,
+            exit_code: Some(0),
+            reason: None,
+        })
+        .await
+        .unwrap();
+    assert!(stream.next().await.unwrap().unwrap().is_end());
+    assert_eq!(
+        client_bus.state(&job).await.unwrap().unwrap().status,
+        Some(JobStatus::Running)
+    );
+    client_bus.request_cancel(&job, "jdoe").await.unwrap();
+    assert_eq!(
+        worker_bus.cancel_requested(&job).await.unwrap().as_deref(),
+        Some("jdoe")
+    );
+    let client_q = RedisQueue::connect(&client_url, "rai", Duration::from_secs(30), 3)
+        .await
+        .unwrap();
+    client_q.send("{\"signed\":\"job\"}").await.unwrap();
+    let leased = worker_q.receive(1, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(leased[0].body, "{\"signed\":\"job\"}");
+    worker_q.ack(&leased[0]).await.unwrap();
+
+    // And nothing else.
+    let mut c = raw(&client_url).await;
+    let channel = format!("rai:job:{job}:events");
+    for (what, mut cmd) in [
+        (
+            "PUBLISH fake output",
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg("{\"seq\":99}")
+                .clone(),
+        ),
+        ("read another key", redis::cmd("GET").arg("secret").clone()),
+        (
+            "overwrite job state",
+            redis::cmd("HSET")
+                .arg(format!("rai:job:{job}"))
+                .arg("status")
+                .arg("succeeded")
+                .clone(),
+        ),
+        (
+            "SET a job's state key",
+            redis::cmd("SET")
+                .arg(format!("rai:job:{job}"))
+                .arg("x")
+                .clone(),
+        ),
+        (
+            "read the queue",
+            redis::cmd("XRANGE")
+                .arg("rai:queue:rai")
+                .arg("-")
+                .arg("+")
+                .clone(),
+        ),
+        (
+            "lease jobs",
+            redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("raid")
+                .arg("me")
+                .arg("STREAMS")
+                .arg("rai:queue:rai")
+                .arg(">")
+                .clone(),
+        ),
+        ("FLUSHALL", redis::cmd("FLUSHALL").clone()),
+        (
+            "CONFIG GET",
+            redis::cmd("CONFIG").arg("GET").arg("*").clone(),
+        ),
+        (
+            "run a script",
+            redis::cmd("EVAL").arg("return 1").arg(0).clone(),
+        ),
+    ] {
+        let e = refused(&mut c, &mut cmd).await;
+        assert!(
+            e.contains("NOPERM") || e.contains("no permissions"),
+            "{what}: {e}"
+        );
+    }
+
+    // No anonymous access at all.
+    let mut anon = raw(&format!("redis://127.0.0.1:{}", redis.port)).await;
+    let e = refused(&mut anon, &mut redis::cmd("PING")).await;
+    assert!(
+        e.contains("NOAUTH") || e.contains("Authentication required"),
+        "{e}"
+    );
+}

@@ -1,0 +1,48 @@
+//! The job record: what is kept of a job once it is over, stored as `records/<user>/<job>.json`.
+//!
+//! The worker writes it after the job's output is stored and before the `end` event; `rai history` and the staff
+//! read it back as the same type, so the record has one shape from writer to reader.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::JobStatus;
+
+/// One finished job, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub user: String,
+    pub team: String,
+    pub queue: String,
+    pub worker: String,
+    pub status: JobStatus,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+    pub image: String,
+    /// When the student's client made the job (the client's clock).
+    pub submitted_at: DateTime<Utc>,
+    /// When the worker started it (the worker's clock, as is every time below).
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Where `/build` was stored, if it was kept.
+    pub output_key: Option<String>,
+    /// Whether the job's output passed the log cap and was cut.
+    pub output_truncated: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_written_before_times_were_typed_still_read() {
+        let old = r#"{"id":"01kb0000000000000000000000","user":"jdoe","team":"t","queue":"rai","worker":"w",
+            "status":"failed","exit_code":3,"reason":"command failed","image":"busybox",
+            "submitted_at":"2026-11-22T05:00:00+00:00","started_at":"2026-11-22T05:00:01.5+00:00",
+            "finished_at":"2026-11-22T05:00:09Z","output_key":null,"output_truncated":false}"#;
+        let r: JobRecord = serde_json::from_str(old).unwrap();
+        assert_eq!((r.status, r.exit_code), (JobStatus::Failed, Some(3)));
+        assert_eq!((r.finished_at - r.started_at).num_milliseconds(), 7_500);
+    }
+}

@@ -1,0 +1,139 @@
+//! A job's state and a worker's heartbeat: the small facts `rai status` and the staff read while jobs run.
+//!
+//! [`JobState`] is one typed value for both directions: a writer fills in the fields it knows (every field is
+//! optional, and an empty one is left as it was), a reader gets back everything written so far. Its flat field form
+//! ([`JobState::to_fields`], [`JobState::from_fields`]) is how a backend keeps it (a Redis hash); no other code
+//! handles it as strings.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::JobStatus;
+
+/// A job's state, or a change to it. Every field is optional: a job gains them as it goes, and an update sets
+/// only the fields it holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobState {
+    pub status: Option<JobStatus>,
+    pub user: Option<String>,
+    pub queue: Option<String>,
+    pub worker: Option<String>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+}
+
+impl JobState {
+    /// An update that sets only the status.
+    pub fn status(status: JobStatus) -> JobState {
+        JobState {
+            status: Some(status),
+            ..JobState::default()
+        }
+    }
+
+    /// The fields this value sets, as name and text, for a backend that keeps state as flat fields.
+    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
+        let time = |t: &Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
+        [
+            ("status", self.status.map(|s| s.as_str().to_string())),
+            ("user", self.user.clone()),
+            ("queue", self.queue.clone()),
+            ("worker", self.worker.clone()),
+            ("submitted_at", time(&self.submitted_at)),
+            ("started_at", time(&self.started_at)),
+            ("finished_at", time(&self.finished_at)),
+            ("exit_code", self.exit_code.map(|c| c.to_string())),
+            ("reason", self.reason.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+    }
+
+    /// The state kept as flat fields, or `None` when nothing was kept. A field that does not read as its type
+    /// (written by a newer version, or by hand) is left out rather than failing the whole state.
+    pub fn from_fields(fields: &HashMap<String, String>) -> Option<JobState> {
+        if fields.is_empty() {
+            return None;
+        }
+        let text = |k: &str| fields.get(k).filter(|v| !v.is_empty()).cloned();
+        let time = |k: &str| {
+            text(k)
+                .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        Some(JobState {
+            status: text("status").and_then(|s| s.parse().ok()),
+            user: text("user"),
+            queue: text("queue"),
+            worker: text("worker"),
+            submitted_at: time("submitted_at"),
+            started_at: time("started_at"),
+            finished_at: time("finished_at"),
+            exit_code: text("exit_code").and_then(|s| s.parse().ok()),
+            reason: text("reason"),
+        })
+    }
+}
+
+/// A worker's heartbeat: who it is and what it is doing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub name: String,
+    pub queues: Vec<String>,
+    pub slots: u32,
+    /// The queue message ids of the jobs it runs now.
+    pub running: Vec<String>,
+    pub gpus: u32,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip_and_an_update_sets_only_what_it_holds() {
+        let t = DateTime::parse_from_rfc3339("2026-12-02T05:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let state = JobState {
+            status: Some(JobStatus::TimedOut),
+            worker: Some("gpu1".into()),
+            finished_at: Some(t),
+            exit_code: Some(-1),
+            ..JobState::default()
+        };
+        let fields = state.to_fields();
+        assert_eq!(
+            fields.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            ["status", "worker", "finished_at", "exit_code"]
+        );
+        let map: HashMap<String, String> = fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(JobState::from_fields(&map), Some(state));
+        assert_eq!(JobState::from_fields(&HashMap::new()), None);
+    }
+
+    #[test]
+    fn a_field_that_does_not_read_is_left_out() {
+        let map: HashMap<String, String> =
+            [("status", "exploded"), ("exit_code", "x"), ("user", "jdoe")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let s = JobState::from_fields(&map).unwrap();
+        assert_eq!(
+            (s.status, s.exit_code, s.user.as_deref()),
+            (None, None, Some("jdoe"))
+        );
+    }
+}

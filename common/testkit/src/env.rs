@@ -1,0 +1,51 @@
+//! What the test suites need from `deploy/local/test.sh`, read in one place.
+//!
+//! Tests that use Redis, moto or Docker take their addresses from the environment the script sets. When a variable
+//! is missing the test fails with a message that says how to run it; it never skips, so a CI machine that lost a
+//! service fails loudly instead of passing on nothing.
+
+/// The value of a variable `deploy/local/test.sh` sets, or a panic that says how to get it.
+pub fn required(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{var} is not set: this test needs the local services. Run the tests with deploy/local/test.sh, \
+             or start them with `eval \"$(deploy/local/stack.sh up)\"` first"
+        ),
+    }
+}
+
+/// `redis://127.0.0.1:PORT` of the shared test Redis.
+pub fn redis_url() -> String {
+    required("RAI_TEST_REDIS_URL")
+}
+
+/// `http://127.0.0.1:PORT` of moto's server.
+pub fn aws_endpoint() -> String {
+    required("RAI_TEST_AWS_ENDPOINT")
+}
+
+/// A configuration's `aws` section pointed at moto with dummy credentials.
+pub fn aws_config() -> rai_common::config::AwsConfig {
+    rai_common::config::AwsConfig {
+        endpoint_url: Some(aws_endpoint()),
+        access_key_id: Some("testing".into()),
+        secret_access_key: Some("testing".into()),
+        ..rai_common::Config::defaults().aws
+    }
+}
+
+/// The local test image (busybox-static).
+pub fn image() -> String {
+    required("RAI_TEST_IMAGE")
+}
+
+/// The redis-server binary, for tests that start (and restart) a Redis of their own.
+pub fn redis_server() -> String {
+    required("RAI_TEST_REDIS_SERVER")
+}
+
+/// A name no other test (or test run) uses: for queues, buckets, keys and containers.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", rai_common::JobId::new())
+}

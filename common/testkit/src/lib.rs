@@ -1,0 +1,46 @@
+//! `rai-testkit`: what rai's tests and benchmarks share. Dev-only: no binary depends on it.
+//!
+//! The tests run against real services that `deploy/local/test.sh` starts (Redis, moto, Docker) and real `raid`
+//! and `rai` processes. This crate reads the services' addresses, starts services of a test's own, builds whole
+//! systems of workers and students, and carries the two long harnesses (the chaos run and the hostile-input
+//! catalogue) that both the ordinary tests (short) and `deploy/local/report.sh` (full) run.
+//!
+//! # Layout
+//! - [`env`]: the stack's addresses from the environment, and unique names.
+//! - [`services`]: a Redis and a moto of a test's own (to restart or pause).
+//! - [`stack`]: a whole rai system: a private Redis, `raid` processes, students with homes, the `rai` binary.
+//! - [`jobs`]: signed jobs made and followed straight through the backends, and what their events say.
+//! - [`chaos`]: the chaos and load run; [`hostile`]: the hostile-input catalogue.
+//! - [`report`]: the one-table report every benchmark adds its figures to.
+//! - [`archives`]: hostile tar headers.
+
+pub mod archives;
+pub mod chaos;
+pub mod env;
+pub mod hostile;
+pub mod jobs;
+pub mod report;
+pub mod services;
+pub mod stack;
+
+pub use archives::raw_tar_header;
+pub use env::{aws_config, aws_endpoint, image, redis_server, redis_url, required, unique};
+pub use report::{Figure, report};
+pub use services::{PrivateMoto, PrivateRedis};
+
+/// A binary of this workspace (`rai`, `raid`), built beside the test or benchmark that asks: test executables live
+/// in `target/<profile>/deps`, the binaries one folder up. `cargo test --workspace` builds them all.
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a test runs from target/<profile>/deps");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (`cargo build --workspace`, or `cargo test --workspace` builds it)",
+        path.display()
+    );
+    path
+}

@@ -1,0 +1,609 @@
+//! A whole rai system for end-to-end tests: a private Redis, `raid` worker processes, students with their own
+//! home directories (profile and config), and the `rai` binary run as a student runs it.
+//!
+//! Two stacks: [`Kind::Local`] (Redis Streams queue, fs store: the embedded setup) and [`Kind::Aws`] (SQS FIFO
+//! queue, S3 bucket and STS student credentials, all on the test moto). Both use a Redis of the stack's own, so a
+//! test may restart it without disturbing any other test.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::{PrivateMoto, PrivateRedis};
+use rai_common::account::{
+    Account, Profile, Registry, Role, encode_public_key, generate_signing_key,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Redis Streams queue and fs store.
+    Local,
+    /// SQS queue, S3 store and STS, on moto.
+    Aws,
+}
+
+/// How a stack is set up.
+pub struct Options {
+    pub workers: usize,
+    pub users: usize,
+    /// Jobs each worker runs at once.
+    pub concurrency: usize,
+    /// The queue lease (a killed worker's job comes back after about this long).
+    pub lease: &'static str,
+    /// Students whose accounts are revoked in the registry.
+    pub revoked: &'static [usize],
+    /// Extra lines for the `raid:` section of each worker's config (indented by two spaces).
+    pub raid_extra: &'static str,
+    /// Extra top-level lines for the students' config.
+    pub client_extra: &'static str,
+    /// A moto of the stack's own (for pausing it), instead of the shared test moto.
+    pub private_moto: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            workers: 1,
+            users: 1,
+            concurrency: 2,
+            lease: "60s",
+            revoked: &[],
+            raid_extra: "",
+            client_extra: "",
+            private_moto: false,
+        }
+    }
+}
+
+/// One `raid` process.
+pub struct Worker {
+    pub name: String,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct Stack {
+    pub kind: Kind,
+    pub redis: PrivateRedis,
+    pub moto: Option<PrivateMoto>,
+    pub aws_endpoint: String,
+    pub queue: String,
+    pub bucket: String,
+    /// Students' home directories: `.rai_profile` and `.rai_config.yml`, usernames `student0`, `student1`, ...
+    pub homes: Vec<tempfile::TempDir>,
+    pub workers: Vec<Worker>,
+    /// Store, registry, worker configs, job directories, logs.
+    pub dir: tempfile::TempDir,
+    concurrency: usize,
+    lease: &'static str,
+    raid_extra: &'static str,
+    client_extra: &'static str,
+}
+
+fn aws_lines(endpoint: &str) -> String {
+    let aws = crate::aws_config();
+    format!(
+        "aws:\n  region: {}\n  endpoint_url: {}\n  access_key_id: {}\n  secret_access_key: {}\n",
+        aws.region,
+        endpoint,
+        aws.access_key_id.unwrap_or_default(),
+        aws.secret_access_key.unwrap_or_default(),
+    )
+}
+
+impl Stack {
+    pub async fn start(kind: Kind, options: Options) -> Stack {
+        let redis = PrivateRedis::start();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("store")).unwrap();
+        let queue = crate::unique("e2e");
+        let bucket = queue.clone();
+        let moto = (kind == Kind::Aws && options.private_moto).then(PrivateMoto::start);
+        let aws_endpoint = moto
+            .as_ref()
+            .map_or_else(crate::aws_endpoint, PrivateMoto::endpoint);
+        if kind == Kind::Aws {
+            let aws = rai_common::config::AwsConfig {
+                endpoint_url: Some(aws_endpoint.clone()),
+                ..crate::aws_config()
+            };
+            let sdk = rai_backends::aws::sdk_config(&aws).await;
+            rai_backends::aws::s3_client(&sdk)
+                .create_bucket()
+                .bucket(&bucket)
+                .send()
+                .await
+                .unwrap();
+            rai_backends::queue::SqsQueue::create(
+                rai_backends::aws::sqs_client(&sdk),
+                aws_endpoint.clone(),
+                &queue,
+                Duration::from_secs(60),
+                5,
+            )
+            .await
+            .unwrap();
+        }
+        let mut users = Vec::new();
+        let mut homes = Vec::new();
+        for i in 0..options.users {
+            let name = format!("student{i}");
+            let key = generate_signing_key();
+            let home = tempfile::tempdir().unwrap();
+            let mut profile = Profile::new(&key, &name);
+            profile.team.name = "team".into();
+            std::fs::write(home.path().join(".rai_profile"), profile.to_yaml()).unwrap();
+            users.push(Account {
+                username: name,
+                email: String::new(),
+                team: "team".into(),
+                role: Role::Student,
+                public_key: encode_public_key(&key.verifying_key()),
+                created: chrono::Utc::now(),
+                revoked: options.revoked.contains(&i).then(chrono::Utc::now),
+            });
+            homes.push(home);
+        }
+        std::fs::write(
+            dir.path().join("registry.yml"),
+            Registry { users }.to_yaml(),
+        )
+        .unwrap();
+        let mut stack = Stack {
+            kind,
+            redis,
+            moto,
+            aws_endpoint,
+            queue,
+            bucket,
+            homes,
+            workers: Vec::new(),
+            dir,
+            concurrency: options.concurrency,
+            lease: options.lease,
+            raid_extra: options.raid_extra,
+            client_extra: options.client_extra,
+        };
+        for home in &stack.homes {
+            std::fs::write(home.path().join(".rai_config.yml"), stack.client_config()).unwrap();
+        }
+        for _ in 0..options.workers {
+            stack.add_worker();
+        }
+        stack
+    }
+
+    /// The backends part of a config file, shared by students and workers.
+    fn backends(&self) -> String {
+        let events = format!("events:\n  redis_url: {}\n", self.redis.url());
+        match self.kind {
+            Kind::Local => format!(
+                "{events}queue:\n  backend: redis\n  name: {}\n  lease: {}\nstore:\n  backend: fs\n  path: {}\n",
+                self.queue,
+                self.lease,
+                self.dir.path().join("store").display()
+            ),
+            Kind::Aws => format!(
+                "{events}queue:\n  backend: sqs\n  name: {}\n  lease: {}\nstore:\n  backend: s3\n  bucket: {}\n{}",
+                self.queue,
+                self.lease,
+                self.bucket,
+                aws_lines(&self.aws_endpoint)
+            ),
+        }
+    }
+
+    fn client_config(&self) -> String {
+        let mut text = self.backends();
+        if self.kind == Kind::Aws {
+            // Students trade the base credentials for 15-minute ones limited to their own prefix.
+            text.push_str("  role_arn: arn:aws:iam::123456789012:role/rai-student\n");
+        }
+        text.push_str(self.client_extra);
+        text
+    }
+
+    /// Starts one more `raid` process; returns its index.
+    pub fn add_worker(&mut self) -> usize {
+        let i = self.workers.len();
+        let name = crate::unique(&format!("w{i}"));
+        let config = self.dir.path().join(format!("raid-{i}.yml"));
+        std::fs::write(
+            &config,
+            format!(
+                "{}raid:\n  name: {name}\n  queues: [{}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  concurrency: {}\n  shutdown_grace: 2s\n  cancel_grace: 2s\n  registry: {}\n  work_dir: {}\n{}",
+                self.backends(),
+                self.queue,
+                self.concurrency,
+                self.dir.path().join("registry.yml").display(),
+                self.dir.path().join(format!("jobs-{i}")).display(),
+                self.raid_extra,
+            ),
+        )
+        .unwrap();
+        let mut worker = Worker {
+            name,
+            config,
+            log: self.dir.path().join(format!("raid-{i}.log")),
+            child: None,
+        };
+        worker.spawn();
+        self.workers.push(worker);
+        i
+    }
+
+    /// kill -9 of the worker named `name`: it dies holding whatever it leased.
+    pub fn kill9(&mut self, name: &str) {
+        if let Some(mut child) = self.worker(name).child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// A home for someone the registry has never heard of, with a valid-looking profile and the course config.
+    pub fn stranger(&mut self, name: &str) -> usize {
+        let home = tempfile::tempdir().unwrap();
+        let profile = Profile::new(&generate_signing_key(), name);
+        std::fs::write(home.path().join(".rai_profile"), profile.to_yaml()).unwrap();
+        std::fs::write(home.path().join(".rai_config.yml"), self.client_config()).unwrap();
+        self.homes.push(home);
+        self.homes.len() - 1
+    }
+
+    /// kill -9 of the worker named `name`, then the same worker started again (it clears its own leftovers).
+    pub fn kill9_and_restart(&mut self, name: &str) {
+        self.kill9(name);
+        self.worker(name).spawn();
+    }
+
+    /// SIGTERM to the worker named `name` (it drains, handing its jobs back), then started again once it exited.
+    pub fn sigterm_and_restart(&mut self, name: &str) {
+        let w = self.worker(name);
+        if let Some(mut child) = w.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        w.spawn();
+    }
+
+    fn worker(&mut self, name: &str) -> &mut Worker {
+        self.workers
+            .iter_mut()
+            .find(|w| w.name == name)
+            .unwrap_or_else(|| panic!("no worker {name}"))
+    }
+
+    /// The resident memory (KiB) of each running worker.
+    pub fn worker_rss_kib(&self) -> Vec<u64> {
+        self.workers
+            .iter()
+            .filter_map(|w| w.child.as_ref())
+            .filter_map(|c| std::fs::read_to_string(format!("/proc/{}/status", c.id())).ok())
+            .filter_map(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .collect()
+    }
+
+    /// Whether worker `i` is the process first started (not exited, not restarted).
+    pub fn worker_alive(&mut self, i: usize) -> bool {
+        self.workers[i]
+            .child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// Job directories any worker still has (each worker keeps its jobs under `jobs-<i>/<worker>/`).
+    pub fn job_dirs_left(&self) -> Vec<PathBuf> {
+        (0..self.workers.len())
+            .filter_map(|i| std::fs::read_dir(self.dir.path().join(format!("jobs-{i}"))).ok())
+            .flatten()
+            .flatten()
+            .filter_map(|w| std::fs::read_dir(w.path()).ok())
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    }
+
+    /// The stack's job queue, opened as a worker opens it.
+    pub async fn queue(&self) -> std::sync::Arc<dyn rai_backends::queue::JobQueue> {
+        let mut config = rai_common::Config::defaults();
+        config.events.redis_url = self.redis.url();
+        config.queue.name = self.queue.clone();
+        if self.kind == Kind::Aws {
+            config.queue.backend = rai_common::config::QueueBackend::Sqs;
+            config.aws = rai_common::config::AwsConfig {
+                endpoint_url: Some(self.aws_endpoint.clone()),
+                ..crate::aws_config()
+            };
+        }
+        rai_backends::connect::open_queue(&config, &self.queue, None)
+            .await
+            .unwrap()
+    }
+
+    pub fn home(&self, user: usize) -> &Path {
+        self.homes[user].path()
+    }
+
+    /// Runs `rai ARGS` as student `user` and waits for it.
+    pub async fn rai(&self, user: usize, args: &[&str]) -> Output {
+        let mut cmd = rai_command(self.home(user), args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Runs `rai ARGS` as student `user` from a thread that may block.
+    pub fn rai_blocking(&self, user: usize, args: &[&str]) -> Output {
+        rai_command(self.home(user), args).output().unwrap()
+    }
+
+    /// Runs `rai ARGS` as student `user` with its standard output a pipe nobody reads (closed at once), as in
+    /// `rai history | head -0`; returns its exit status and standard error.
+    pub fn rai_into_closed_pipe(
+        &self,
+        user: usize,
+        args: &[&str],
+    ) -> (std::process::ExitStatus, String) {
+        let mut child = rai_command(self.home(user), args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Starts `rai ARGS` as student `user`, capturing its output as it comes.
+    pub fn spawn_rai(&self, user: usize, args: &[&str]) -> Running {
+        Running::spawn(rai_command(self.home(user), args))
+    }
+
+    /// What the workers logged, for failure messages.
+    pub fn worker_logs(&self) -> String {
+        self.workers
+            .iter()
+            .map(|w| {
+                format!(
+                    "--- {} ---\n{}",
+                    w.name,
+                    std::fs::read_to_string(&w.log).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// Job containers any worker of this stack still has.
+    pub fn containers_left(&self) -> Vec<String> {
+        self.workers
+            .iter()
+            .flat_map(|w| containers_of(&w.name))
+            .collect()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            if let Some(mut child) = w.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            for c in containers_of(&w.name) {
+                let _ = Command::new("docker")
+                    .args(["rm", "-f", &c])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.worker_logs());
+        }
+    }
+}
+
+fn containers_of(worker: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=rai.worker={worker}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+impl Worker {
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(crate::binary("raid"))
+            .args(["-c", self.config.to_str().unwrap()])
+            .env_remove("RAI_SECRET")
+            .env("HOME", self.config.parent().unwrap())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+}
+
+pub(crate) fn rai_command(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(crate::binary("rai"));
+    cmd.args(args)
+        .env("HOME", home)
+        .env_remove("RAI_PROFILE")
+        .env_remove("RAI_SECRET")
+        // The student's machine has no AWS settings of its own: everything comes from the profile and config.
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_REGION");
+    cmd
+}
+
+/// A `rai` process still running, its stdout and stderr collected by two threads.
+pub struct Running {
+    pub child: Child,
+    pub stdout: Arc<Mutex<String>>,
+    pub stderr: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    fn spawn(mut cmd: Command) -> Running {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout: Arc<Mutex<String>> = Arc::default();
+        let stderr: Arc<Mutex<String>> = Arc::default();
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), stdout.clone()),
+            collect(child.stderr.take().unwrap(), stderr.clone()),
+        ];
+        Running {
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    /// Waits until stderr has a line containing `text`; returns that line.
+    pub async fn wait_stderr(&self, text: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(line) = self
+                .stderr
+                .lock()
+                .unwrap()
+                .lines()
+                .find(|l| l.contains(text))
+            {
+                return line.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} on rai's stderr within {limit:?}:\n{}",
+                self.stderr.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends a signal (`INT`, `TERM`, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        assert!(
+            Command::new("kill")
+                .args([&format!("-{name}"), &self.child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Waits for the process to end; returns its exit code, stdout and stderr.
+    pub async fn finish(self) -> (Option<i32>, String, String) {
+        let Running {
+            mut child,
+            stdout,
+            stderr,
+            readers,
+        } = self;
+        tokio::task::spawn_blocking(move || {
+            let status = child.wait().unwrap();
+            for r in readers {
+                r.join().unwrap();
+            }
+            (
+                status.code(),
+                stdout.lock().unwrap().clone(),
+                stderr.lock().unwrap().clone(),
+            )
+        })
+        .await
+        .unwrap()
+    }
+}
+
+fn collect(
+    pipe: impl std::io::Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            into.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    })
+}
+
+/// A project directory with a build file running `commands` in the test image, and `files`.
+pub fn project(commands: &[&str], files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let list: String = commands
+        .iter()
+        .map(|c| format!("    - {}\n", serde_json::to_string(c).unwrap()))
+        .collect();
+    std::fs::write(
+        dir.path().join("rai_build.yml"),
+        format!(
+            "rai:\n  version: 0.2\n  image: {}\nresources:\n  limits: {{ time: 60s }}\ncommands:\n  build:\n{list}",
+            crate::image()
+        ),
+    )
+    .unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+/// The job id from rai's `✱ Job <id> ...` line.
+pub fn job_id(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("✱ Job ")
+                .map(|r| r.split_whitespace().next().unwrap().to_string())
+        })
+        .unwrap_or_else(|| panic!("no job id in: {stderr}"))
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

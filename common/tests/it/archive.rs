@@ -1,0 +1,409 @@
+//! Packing and unpacking, including archives built by hand to attack the unpacker. Whatever an archive says,
+//! nothing may be written outside the target directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rai_common::archive::{PackOptions, UnpackLimits, pack, unpack};
+use rai_common::errors::ArchiveError;
+use rai_testkit::raw_tar_header;
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn listing(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                out.push(format!(
+                    "{rel} -> {}",
+                    std::fs::read_link(e.path()).unwrap().display()
+                ));
+            } else if ft.is_dir() {
+                out.push(format!("{rel}/"));
+                walk(root, &e.path(), out);
+            } else {
+                out.push(format!(
+                    "{rel} = {}",
+                    std::fs::read_to_string(e.path()).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out
+}
+
+#[test]
+fn round_trip_honours_ignores_and_skips_secrets_and_outside_links() {
+    let src = tempfile::tempdir().unwrap();
+    let s = src.path();
+    write(&s.join("main.cu"), "kernel");
+    write(&s.join("lib/util.h"), "header");
+    write(&s.join(".gitignore"), "*.o\nbuild/\n");
+    write(&s.join(".raiignore"), "data/big.bin\n");
+    write(&s.join("a.o"), "object");
+    write(&s.join("build/out"), "built");
+    write(&s.join("data/big.bin"), "huge");
+    write(&s.join("data/small.txt"), "small");
+    write(&s.join(".git/config"), "git");
+    write(&s.join(".rai_profile"), "secret key");
+    write(&s.join("sub/old.rai_profile"), "secret key");
+    std::os::unix::fs::symlink("lib/util.h", s.join("util-link.h")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", s.join("passwd-link")).unwrap();
+    std::os::unix::fs::symlink("../../outside", s.join("lib/escape")).unwrap();
+
+    let mut archive = Vec::new();
+    let mut last = None;
+    let summary = pack(s, &mut archive, &PackOptions::default(), |p| last = Some(p)).unwrap();
+    let skipped: Vec<String> = summary
+        .skipped
+        .iter()
+        .map(|e| e.path.display().to_string())
+        .collect();
+    assert_eq!(skipped, ["lib/escape", "passwd-link"]);
+    let last = last.unwrap();
+    assert_eq!(
+        (last.files_done, last.bytes_done),
+        (last.files_total, last.bytes_total)
+    );
+
+    let dst = tempfile::tempdir().unwrap();
+    let u = unpack(archive.as_slice(), dst.path(), UnpackLimits::default()).unwrap();
+    assert_eq!(u.files, summary.files);
+    assert_eq!(
+        listing(dst.path()),
+        [
+            ".gitignore = *.o\nbuild/\n",
+            ".raiignore = data/big.bin\n",
+            "data/",
+            "data/small.txt = small",
+            "lib/",
+            "lib/util.h = header",
+            "main.cu = kernel",
+            "sub/",
+            "util-link.h -> lib/util.h",
+        ]
+    );
+}
+
+#[test]
+fn executable_bits_survive_and_setuid_does_not() {
+    use std::os::unix::fs::PermissionsExt;
+    let src = tempfile::tempdir().unwrap();
+    write(&src.path().join("run.sh"), "#!/bin/sh\n");
+    std::fs::set_permissions(
+        src.path().join("run.sh"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    let mut archive = Vec::new();
+    pack(src.path(), &mut archive, &PackOptions::default(), |_| {}).unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    unpack(archive.as_slice(), dst.path(), UnpackLimits::default()).unwrap();
+    let mode = std::fs::metadata(dst.path().join("run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755);
+}
+
+#[test]
+fn caps_name_the_largest_offenders() {
+    let src = tempfile::tempdir().unwrap();
+    write(&src.path().join("small.txt"), "x");
+    std::fs::write(src.path().join("weights.bin"), vec![0u8; 300_000]).unwrap();
+    std::fs::write(src.path().join("data.csv"), vec![b'a'; 200_000]).unwrap();
+    let opts = PackOptions {
+        max_bytes: 100_000,
+        ..Default::default()
+    };
+    let e = pack(src.path(), Vec::new(), &opts, |_| {}).unwrap_err();
+    assert!(matches!(e, ArchiveError::TooLarge { .. }));
+    assert_eq!(
+        e.to_string(),
+        "the directory holds 488 KiB of files, over the 97.7 KiB cap; the largest: weights.bin (293 KiB), \
+         data.csv (195 KiB), small.txt (1 B). Add them to .raiignore, or remove them"
+    );
+
+    for i in 0..30 {
+        write(&src.path().join(format!("node_modules/m{i}")), "");
+    }
+    let opts = PackOptions {
+        max_files: 20,
+        ..Default::default()
+    };
+    let e = pack(src.path(), Vec::new(), &opts, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("the directory holds 34 files and folders, over the 20 cap; the most are in: node_modules (31)"), "{e}");
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Hostile archives, built byte by byte so that the tar writer's own checks cannot clean them up.
+
+enum Raw<'a> {
+    File(&'a [u8], &'a [u8]),
+    Dir(&'a [u8]),
+    Symlink(&'a [u8], &'a [u8]),
+    Hardlink(&'a [u8], &'a [u8]),
+    Special(&'a [u8], tar::EntryType),
+    FileMode(&'a [u8], &'a [u8], u32),
+}
+
+fn hostile(entries: &[Raw<'_>]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        match *e {
+            Raw::File(name, data) => b.append(
+                &raw_tar_header(
+                    name,
+                    tar::EntryType::Regular,
+                    data.len() as u64,
+                    0o644,
+                    None,
+                ),
+                data,
+            ),
+            Raw::FileMode(name, data, mode) => b.append(
+                &raw_tar_header(name, tar::EntryType::Regular, data.len() as u64, mode, None),
+                data,
+            ),
+            Raw::Dir(name) => b.append(
+                &raw_tar_header(name, tar::EntryType::Directory, 0, 0o755, None),
+                &[][..],
+            ),
+            Raw::Symlink(name, to) => b.append(
+                &raw_tar_header(name, tar::EntryType::Symlink, 0, 0o777, Some(to)),
+                &[][..],
+            ),
+            Raw::Hardlink(name, to) => b.append(
+                &raw_tar_header(name, tar::EntryType::Link, 0, 0o644, Some(to)),
+                &[][..],
+            ),
+            Raw::Special(name, kind) => {
+                b.append(&raw_tar_header(name, kind, 0, 0o644, None), &[][..])
+            }
+        }
+        .unwrap();
+    }
+    zstd::encode_all(b.into_inner().unwrap().as_slice(), 3).unwrap()
+}
+
+/// Unpacks into `sandbox/target` and checks that nothing changed in `sandbox` outside `target`.
+fn attack(
+    archive: &[u8],
+    limits: UnpackLimits,
+) -> (
+    Result<rai_common::archive::UnpackSummary, ArchiveError>,
+    PathBuf,
+) {
+    let sandbox = tempfile::tempdir().unwrap().keep();
+    write(&sandbox.join("outside"), "untouched");
+    write(&sandbox.join("etc/passwd"), "root:x:0:0");
+    let before = listing(&sandbox);
+    let result = unpack(archive, &sandbox.join("target"), limits);
+    let mut after = listing(&sandbox);
+    after.retain(|l| !l.starts_with("target"));
+    assert_eq!(after, before, "something outside the target changed");
+    (result, sandbox)
+}
+
+fn rejected(archive: &[u8], reason: &str) {
+    let (result, sandbox) = attack(archive, UnpackLimits::default());
+    let e = result
+        .expect_err("a hostile archive must be refused")
+        .to_string();
+    assert!(e.contains(reason), "expected \"{reason}\" in: {e}");
+    std::fs::remove_dir_all(sandbox).unwrap();
+}
+
+#[test]
+fn absolute_paths_are_refused() {
+    let victim = std::env::temp_dir().join(format!("rai-victim-{}", std::process::id()));
+    let name = victim.to_str().unwrap().as_bytes().to_vec();
+    rejected(
+        &hostile(&[Raw::File(&name, b"pwned")]),
+        "is an absolute path",
+    );
+    assert!(!victim.exists());
+}
+
+#[test]
+fn dot_dot_paths_are_refused() {
+    rejected(
+        &hostile(&[Raw::File(b"../outside", b"pwned")]),
+        "entry \"../outside\" has a \"..\" component",
+    );
+    rejected(
+        &hostile(&[Raw::File(b"a/../../outside", b"pwned")]),
+        "has a \"..\" component",
+    );
+}
+
+#[test]
+fn symlink_escapes_are_refused() {
+    rejected(
+        &hostile(&[Raw::Symlink(b"etc", b"../etc")]),
+        "is a symbolic link to ../etc, outside the directory",
+    );
+    rejected(
+        &hostile(&[Raw::Symlink(b"abs", b"/etc")]),
+        "outside the directory",
+    );
+    rejected(
+        &hostile(&[Raw::Symlink(b"a/b/up", b"../../../x")]),
+        "outside the directory",
+    );
+}
+
+#[test]
+fn writing_through_a_symlink_is_refused_even_an_inside_one() {
+    rejected(
+        &hostile(&[
+            Raw::Dir(b"real"),
+            Raw::Symlink(b"alias", b"real"),
+            Raw::File(b"alias/x", b"data"),
+        ]),
+        "entry \"alias/x\" would be written through the symbolic link alias",
+    );
+}
+
+#[test]
+fn a_file_replacing_a_symlink_does_not_write_through_it() {
+    let archive = hostile(&[
+        Raw::File(b"x", b"original"),
+        Raw::Symlink(b"y", b"x"),
+        Raw::File(b"y", b"replaced"),
+    ]);
+    let (result, sandbox) = attack(&archive, UnpackLimits::default());
+    result.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(sandbox.join("target/x")).unwrap(),
+        "original"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sandbox.join("target/y")).unwrap(),
+        "replaced"
+    );
+    std::fs::remove_dir_all(sandbox).unwrap();
+}
+
+#[test]
+fn hardlink_escapes_are_refused() {
+    rejected(
+        &hostile(&[Raw::Hardlink(b"h", b"/etc/passwd")]),
+        "is a hard link whose target is an absolute path",
+    );
+    rejected(
+        &hostile(&[Raw::Hardlink(b"h", b"../outside")]),
+        "is a hard link whose target has a \"..\" component",
+    );
+    rejected(
+        &hostile(&[Raw::Hardlink(b"h", b"missing")]),
+        "which is not a file unpacked before it",
+    );
+}
+
+#[test]
+fn devices_and_fifos_are_refused() {
+    rejected(
+        &hostile(&[Raw::Special(b"null", tar::EntryType::Char)]),
+        "is a character device",
+    );
+    rejected(
+        &hostile(&[Raw::Special(b"sda", tar::EntryType::Block)]),
+        "is a block device",
+    );
+    rejected(
+        &hostile(&[Raw::Special(b"pipe", tar::EntryType::Fifo)]),
+        "is a fifo",
+    );
+}
+
+#[test]
+fn setuid_and_setgid_bits_are_stripped() {
+    use std::os::unix::fs::PermissionsExt;
+    let (result, sandbox) = attack(
+        &hostile(&[Raw::FileMode(b"suid", b"#!/bin/sh", 0o6755)]),
+        UnpackLimits::default(),
+    );
+    result.unwrap();
+    let mode = std::fs::metadata(sandbox.join("target/suid"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755);
+    std::fs::remove_dir_all(sandbox).unwrap();
+}
+
+#[test]
+fn a_zstd_bomb_stops_at_the_byte_cap() {
+    // 1 GiB of zeros compresses to about 32 KiB.
+    let mut header = tar::Header::new_gnu();
+    header.set_path("zeros").unwrap();
+    header.set_size(1 << 30);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut enc = zstd::Encoder::new(Vec::new(), 1).unwrap();
+    enc.write_all(header.as_bytes()).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..1024 {
+        enc.write_all(&zeros).unwrap();
+    }
+    let bomb = enc.finish().unwrap();
+    assert!(
+        bomb.len() < 1 << 20,
+        "the bomb is small: {} bytes",
+        bomb.len()
+    );
+    let limits = UnpackLimits {
+        max_bytes: 8 << 20,
+        ..Default::default()
+    };
+    let (result, sandbox) = attack(&bomb, limits);
+    let e = result.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "the archive unpacks to more than 8.0 MiB (stopped at entry \"zeros\")"
+    );
+    let written = std::fs::metadata(sandbox.join("target/zeros"))
+        .unwrap()
+        .len();
+    assert!(written <= 8 << 20);
+    std::fs::remove_dir_all(sandbox).unwrap();
+}
+
+#[test]
+fn too_many_entries_stop_at_the_cap() {
+    let names: Vec<Vec<u8>> = (0..500).map(|i| format!("f{i}").into_bytes()).collect();
+    let entries: Vec<Raw<'_>> = names.iter().map(|n| Raw::File(n, b"")).collect();
+    let limits = UnpackLimits {
+        max_entries: 100,
+        ..Default::default()
+    };
+    let (result, sandbox) = attack(&hostile(&entries), limits);
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "the archive holds more than 100 entries (stopped at entry \"f100\")"
+    );
+    std::fs::remove_dir_all(sandbox).unwrap();
+}
+
+#[test]
+fn garbage_is_reported_as_corrupt() {
+    rejected(
+        b"this is not zstd at all",
+        "the archive is corrupt or not tar + zstd",
+    );
+}

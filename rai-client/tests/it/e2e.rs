@@ -1,0 +1,390 @@
+//! End to end: the `rai` binary as a student runs it, against `raid` processes, on both stacks: local (Redis
+//! Streams queue, fs store) and AWS (SQS, S3 and STS on moto). Every job runs in the real Docker engine.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use rai_testkit::stack::{Kind, Options, Stack, job_id, project, text};
+
+/// The lines of rai's stderr that came from the job (rai's own lines start with `✱`).
+fn job_stderr(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|l| !l.starts_with('✱') && !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+async fn hello_job(kind: Kind) {
+    let s = Stack::start(kind, Options::default()).await;
+    let p = project(
+        &[
+            "echo hello; echo oops >&2; cp /src/data.txt /build/result.txt",
+            "echo second; echo again >&2",
+        ],
+        &[("data.txt", "42\n")],
+    );
+    let out = s.rai(0, &["-p", p.path().to_str().unwrap()]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(text(&out.stdout), "hello\nsecond\n");
+    assert_eq!(job_stderr(&stderr), "oops\nagain\n", "{stderr}");
+    let mut at = 0;
+    for line in [
+        "✱ Checking your authentication credentials.",
+        "✱ Preparing your project directory for upload.",
+        "✱ Uploading your project directory...",
+        "✱ Your job request has been posted to the queue.",
+        "✱ Your job is running on",
+        "✱ Your /build folder:",
+        "succeeded.",
+    ] {
+        let found = stderr[at..]
+            .find(line)
+            .unwrap_or_else(|| panic!("{line:?} missing or out of order in:\n{stderr}"));
+        at += found + line.len();
+    }
+    let id = job_id(&stderr);
+    let dest = s.home(0).join("out");
+    let out = s
+        .rai(0, &["download", &id, "-o", dest.to_str().unwrap()])
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("result.txt")).unwrap(),
+        "42\n"
+    );
+    let out = s.rai(0, &["history"]).await;
+    assert!(text(&out.stdout).contains(&id), "{}", text(&out.stdout));
+    // `rai history | head -1`: a reader that goes away ends rai quietly, without a panic.
+    let (status, stderr) = s.rai_into_closed_pipe(0, &["history"]);
+    assert!(
+        status.success() && !stderr.contains("panicked"),
+        "{status}: {stderr}"
+    );
+    assert!(s.containers_left().is_empty());
+}
+
+async fn failing_job(kind: Kind) {
+    let s = Stack::start(kind, Options::default()).await;
+    let p = project(&["echo before", "exit 3", "echo never"], &[]);
+    let out = s
+        .rai(0, &["submit", "-p", p.path().to_str().unwrap()])
+        .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "before\n");
+    assert!(text(&out.stderr).contains("failed with exit code 3"));
+}
+
+async fn detach_then_follow_from_another_process(kind: Kind) {
+    let s = Stack::start(kind, Options::default()).await;
+    let p = project(
+        &["for i in 1 2 3 4 5 6; do echo line $i; sleep 0.5; done"],
+        &[],
+    );
+    let out = s
+        .rai(0, &["submit", "--detach", "-p", p.path().to_str().unwrap()])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let id = job_id(&text(&out.stderr));
+    // Attach mid-job: once the job has printed something.
+    let first = s.spawn_rai(0, &["logs", "-f", &id]);
+    first
+        .wait_stderr("Your job is running", Duration::from_secs(60))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let late = s.spawn_rai(0, &["logs", "-f", &id]);
+    let expected = "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\n";
+    for follower in [first, late] {
+        let (code, stdout, stderr) = follower.finish().await;
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(stdout, expected);
+    }
+    let out = s.rai(0, &["status", &id]).await;
+    let status = text(&out.stdout);
+    assert!(
+        status.contains("status:   succeeded") && status.contains("exit:     0"),
+        "{status}"
+    );
+}
+
+/// A stack with a long job running, followed by `rai -p` as student 0; returns the job id too.
+async fn long_job_running(
+    kind: Kind,
+) -> (
+    Stack,
+    rai_testkit::stack::Running,
+    String,
+    tempfile::TempDir,
+) {
+    let s = Stack::start(kind, Options::default()).await;
+    let p = project(&["echo started; sleep 60"], &[]);
+    let submit = s.spawn_rai(0, &["-p", p.path().to_str().unwrap()]);
+    submit
+        .wait_stderr("Your job is running", Duration::from_secs(60))
+        .await;
+    let id = job_id(&submit.stderr.lock().unwrap());
+    (s, submit, id, p)
+}
+
+async fn cancel_from_another_process(kind: Kind) {
+    let (s, submit, id, _project) = long_job_running(kind).await;
+    let out = s.rai(0, &["cancel", &id]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (code, stdout, stderr) = submit.finish().await;
+    assert_eq!(code, Some(143), "{stderr}");
+    assert_eq!(stdout, "started\n");
+    assert!(stderr.contains("cancelled by student0"), "{stderr}");
+}
+
+async fn ctrl_c_detaches_and_says_how_to_come_back(kind: Kind) {
+    let (s, submit, id, _project) = long_job_running(kind).await;
+    submit.signal("INT");
+    let (code, _, stderr) = submit.finish().await;
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "job {id} is still running; reattach with `rai logs -f {id}`; stop it with `rai cancel {id}`"
+        )),
+        "{stderr}"
+    );
+    // Detaching left the job running.
+    let out = s.rai(0, &["status", &id]).await;
+    assert!(
+        text(&out.stdout).contains("status:   running"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(s.rai(0, &["cancel", &id]).await.status.success());
+}
+
+async fn two_workers_thirty_jobs_six_clients(kind: Kind) {
+    let s = std::sync::Arc::new(
+        Stack::start(
+            kind,
+            Options {
+                workers: 2,
+                users: 6,
+                ..Options::default()
+            },
+        )
+        .await,
+    );
+    let clients: Vec<_> = (0..6)
+        .map(|user| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for j in 0..5 {
+                    let token = format!("u{user}-j{j}");
+                    let p = project(
+                        &[&format!(
+                            "for i in 1 2 3 4 5 6 7 8 9 10; do echo {token} $i; done; echo {token} err >&2"
+                        )],
+                        &[],
+                    );
+                    let out = s.rai(user, &["-p", p.path().to_str().unwrap()]).await;
+                    let stderr = text(&out.stderr);
+                    assert_eq!(out.status.code(), Some(0), "{token}: {stderr}");
+                    let expected: String = (1..=10).map(|i| format!("{token} {i}\n")).collect();
+                    assert_eq!(text(&out.stdout), expected, "{token}");
+                    assert_eq!(job_stderr(&stderr), format!("{token} err\n"), "{token}");
+                    let worker = stderr
+                        .lines()
+                        .find_map(|l| l.strip_prefix("✱ Your job is running on "))
+                        .unwrap_or_else(|| panic!("{token}: no running line in {stderr}"))
+                        .trim_end_matches('.')
+                        .to_string();
+                    ids.push((job_id(&stderr), worker));
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut all = HashSet::new();
+    let mut ran_on = HashSet::new();
+    for (user, c) in clients.into_iter().enumerate() {
+        let jobs = c.await.unwrap();
+        // Each student's history holds exactly their own five jobs, from the stored records.
+        let out = s.rai(user, &["history", "-n", "50"]).await;
+        let history = text(&out.stdout);
+        for (id, worker) in &jobs {
+            assert!(history.contains(id.as_str()), "{id} not in:\n{history}");
+            ran_on.insert(worker.clone());
+        }
+        assert_eq!(
+            history.lines().filter(|l| l.contains("succeeded")).count(),
+            5,
+            "{history}"
+        );
+        all.extend(jobs.into_iter().map(|(id, _)| id));
+    }
+    assert_eq!(all.len(), 30);
+    let workers: HashSet<_> = s.workers.iter().map(|w| w.name.clone()).collect();
+    assert_eq!(ran_on, workers, "both workers took jobs");
+    assert!(s.containers_left().is_empty());
+}
+
+async fn killed_worker_job_is_rerun_elsewhere(kind: Kind) {
+    let mut s = Stack::start(
+        kind,
+        Options {
+            workers: 2,
+            concurrency: 1,
+            lease: "5s",
+            ..Options::default()
+        },
+    )
+    .await;
+    let p = project(&["echo begin; sleep 4; echo end"], &[]);
+    let submit = s.spawn_rai(0, &["-p", p.path().to_str().unwrap()]);
+    let running = submit
+        .wait_stderr("Your job is running on", Duration::from_secs(60))
+        .await;
+    let worker = running
+        .trim_end_matches('.')
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !submit.stdout.lock().unwrap().contains("begin") {
+        assert!(std::time::Instant::now() < deadline, "no output");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.kill9(&worker);
+    let (code, stdout, stderr) = submit.finish().await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let requeued = stderr
+        .find("Your job was requeued")
+        .unwrap_or_else(|| panic!("no requeued line in:\n{stderr}"));
+    let rerun = stderr[requeued..]
+        .find("Your job is running on")
+        .unwrap_or_else(|| panic!("no rerun after requeued in:\n{stderr}"));
+    assert!(
+        !stderr[requeued + rerun..].contains(&worker),
+        "the rerun ran on the killed worker:\n{stderr}"
+    );
+    // The first run's line, then the rerun's complete output.
+    assert_eq!(stdout, "begin\nbegin\nend\n");
+}
+
+async fn redis_restart_while_streaming(kind: Kind) {
+    let mut s = Stack::start(kind, Options::default()).await;
+    let p = project(
+        &["i=1; while [ $i -le 300 ]; do echo line $i; i=$((i+1)); sleep 0.02; done"],
+        &[],
+    );
+    let submit = s.spawn_rai(0, &["-p", p.path().to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !submit.stdout.lock().unwrap().contains("line 20\n") {
+        assert!(std::time::Instant::now() < deadline, "no output");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.redis.stop();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    s.redis.restart();
+    let (code, stdout, stderr) = submit.finish().await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let expected: String = (1..=300).map(|i| format!("line {i}\n")).collect();
+    assert!(stdout == expected, "a gap or a duplicate:\n{stdout}");
+}
+
+macro_rules! on_both_stacks {
+    ($($test:ident),* $(,)?) => {
+        mod local {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test(super::Kind::Local).await })*
+        }
+        mod aws {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test(super::Kind::Aws).await })*
+        }
+    };
+}
+
+on_both_stacks!(
+    hello_job,
+    failing_job,
+    detach_then_follow_from_another_process,
+    cancel_from_another_process,
+    ctrl_c_detaches_and_says_how_to_come_back,
+    two_workers_thirty_jobs_six_clients,
+    killed_worker_job_is_rerun_elsewhere,
+    redis_restart_while_streaming,
+);
+
+/// Refusals come back from the worker: rai exits with the rejected code and says why.
+async fn refused_by_the_worker(s: &Stack, user: usize, p: &Path) -> String {
+    let out = s.rai(user, &["-p", p.to_str().unwrap()]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert_eq!(text(&out.stdout), "", "a refused job runs nothing");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_revoked_students_are_told_by_the_worker() {
+    let mut s = Stack::start(
+        Kind::Local,
+        Options {
+            users: 2,
+            revoked: &[1],
+            ..Options::default()
+        },
+    )
+    .await;
+    let p = project(&["echo should not run"], &[]);
+    let stranger = s.stranger("mallory");
+    let stderr = refused_by_the_worker(&s, stranger, p.path()).await;
+    assert!(
+        stderr.contains("rejected") && stderr.contains("unknown user \"mallory\""),
+        "{stderr}"
+    );
+    let stderr = refused_by_the_worker(&s, 1, p.path()).await;
+    assert!(
+        stderr.contains("rejected") && stderr.contains("student1") && stderr.contains("revoked"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_over_a_limit_is_refused_naming_the_limit() {
+    let s = Stack::start(Kind::Local, Options::default()).await;
+    let p = project(&["echo should not run"], &[]);
+    let build = std::fs::read_to_string(p.path().join("rai_build.yml"))
+        .unwrap()
+        .replace(
+            "limits: { time: 60s }",
+            "limits: { time: 60s, memory: 100g }",
+        );
+    std::fs::write(p.path().join("rai_build.yml"), build).unwrap();
+    let stderr = refused_by_the_worker(&s, 0, p.path()).await;
+    assert!(
+        stderr.contains("rejected: memory limit 100g exceeds this worker's maximum of 8g"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_build_file_is_reported_before_anything_is_uploaded() {
+    let home = tempfile::tempdir().unwrap();
+    let p = tempfile::tempdir().unwrap();
+    std::fs::write(
+        p.path().join("rai_build.yml"),
+        "rai:\n  image: x\ncommands:\n  biuld: [make]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rai"))
+        .args(["-p", p.path().to_str().unwrap()])
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(
+            "rai_build.yml:4:3: commands: unknown key \"biuld\" (did you mean \"build\"?)"
+        )
+    );
+}

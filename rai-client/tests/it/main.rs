@@ -1,0 +1,9 @@
+//! The `rai` binary's integration tests: whole systems of `raid` and `rai` processes on both stacks.
+//!
+//! One test binary per crate (each module was its own binary before): the crate and its dependencies link once.
+
+mod chaos;
+mod e2e;
+mod errors;
+mod hostile;
+mod offline_commands;

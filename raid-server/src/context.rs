@@ -1,0 +1,52 @@
+//! What every job on this worker shares: its name and configuration, the Docker engine, the queues it serves, the
+//! store, the event bus, the account registry and the GPUs. Built once by [`crate::setup`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use bollard::Docker;
+use rai_backends::events::EventBus;
+use rai_backends::queue::JobQueue;
+use rai_backends::store::ObjectStore;
+use rai_common::Config;
+use rai_common::account::Registry;
+use tokio::sync::RwLock;
+
+use crate::gpu::GpuPool;
+
+/// Everything jobs share on this worker.
+pub struct WorkerContext {
+    pub name: String,
+    pub config: Config,
+    pub docker: Docker,
+    /// The queues this worker serves; a job is acked, extended or released on the queue it came from.
+    pub queues: Vec<Arc<dyn JobQueue>>,
+    pub store: Arc<dyn ObjectStore>,
+    pub bus: EventBus,
+    /// Reloaded when its file changes or on SIGHUP.
+    pub registry: Arc<RwLock<Registry>>,
+    pub gpus: GpuPool,
+    /// Jobs this worker finished (any status), for its log line at exit.
+    pub completed: AtomicU64,
+}
+
+impl WorkerContext {
+    /// Where this worker makes its job directories: a folder of its own under `raid.work_dir`, so that what a
+    /// crashed run left behind can be removed at the next start without touching another worker's jobs on the same
+    /// machine.
+    pub fn jobs_dir(&self) -> PathBuf {
+        let name: String = self
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.config.raid.work_dir.join(name)
+    }
+}

@@ -1,0 +1,141 @@
+//! Step 3 of a job's life: the upload fetched from the store, checked against the signed job, and unpacked into
+//! the job directory.
+//!
+//! The upload streams from the store through a hashing reader into the unpacker (two threads: one decompresses,
+//! one writes): nothing is held in memory or written to a temporary file. The signed job carries the upload's size
+//! and SHA-256, so an upload swapped after signing (its owner may overwrite it) is refused, and the read stops at
+//! the signed size, so a bigger object is never read to its end.
+
+use std::path::Path;
+
+use rai_backends::store::ObjectReader;
+use rai_common::JobRequest;
+use rai_common::archive::UnpackLimits;
+use rai_common::objects::upload_key;
+use sha2::{Digest, Sha256};
+
+use crate::context::WorkerContext;
+use crate::errors::JobError;
+
+/// Most entries an upload may unpack to.
+const MAX_ENTRIES: u64 = 200_000;
+
+/// Streams the upload from the store into `src`, checking its size and hash against the signed request.
+pub(super) async fn fetch(
+    ctx: &WorkerContext,
+    request: &JobRequest,
+    src: &Path,
+) -> Result<(), JobError> {
+    // A job may only run its own upload: a signed job naming another student's upload is refused.
+    if request.input.key != upload_key(&request.user, &request.id) {
+        return Err(JobError::ForeignUpload {
+            key: request.input.key.clone(),
+        });
+    }
+    let cap = ctx.config.raid.limits.upload_bytes.0;
+    if request.input.size > cap {
+        return Err(JobError::UploadTooLarge {
+            size: request.input.size,
+            cap,
+        });
+    }
+    let reader = ctx
+        .store
+        .get(&request.input.key)
+        .await
+        .map_err(JobError::Fetch)?;
+    let (hash_tx, hash_rx) = tokio::sync::oneshot::channel();
+    let hashing = HashingReader {
+        inner: reader,
+        hasher: Some(Sha256::new()),
+        size: 0,
+        limit: request.input.size,
+        done: Some(hash_tx),
+    };
+    let mut bridge = tokio_util::io::SyncIoBridge::new(hashing);
+    let dest = src.to_path_buf();
+    let limits = UnpackLimits {
+        // Source code compresses about 4:1; a bomb that claims more stops here.
+        max_bytes: cap.saturating_mul(4),
+        max_entries: MAX_ENTRIES,
+    };
+    let unpacked = tokio::task::spawn_blocking(move || {
+        let result = rai_common::archive::unpack(&mut bridge, &dest, limits);
+        // Read to the end so the hash covers every byte even if tar stopped early.
+        let _ = std::io::copy(&mut bridge, &mut std::io::sink());
+        result
+    })
+    .await
+    .map_err(|source| JobError::Task {
+        what: "unpacker",
+        source,
+    })?;
+    // The hash is sent at the end of the object; no hash means the read stopped past the signed size.
+    let (size, hash) = hash_rx
+        .await
+        .map_err(|_| JobError::UploadLongerThanSigned {
+            signed: request.input.size,
+        })?;
+    unpacked.map_err(JobError::Unpack)?;
+    if size != request.input.size || hash != request.input.sha256 {
+        return Err(JobError::UploadMismatch);
+    }
+    Ok(())
+}
+
+/// Makes the host folder mounted as `/build`.
+pub(super) fn make_build_dir(build: &Path) -> Result<(), JobError> {
+    std::fs::create_dir_all(build).map_err(JobError::JobDir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Writable by the container's non-root user; the job directory above it is the worker's alone.
+        std::fs::set_permissions(build, std::fs::Permissions::from_mode(0o777))
+            .map_err(JobError::JobDir)?;
+    }
+    Ok(())
+}
+
+/// Hashes what it reads, and stops with an error past the signed size, so an upload swapped for a bigger object
+/// (its owner may overwrite it) is never read to its end.
+struct HashingReader {
+    inner: ObjectReader,
+    hasher: Option<Sha256>,
+    size: u64,
+    limit: u64,
+    done: Option<tokio::sync::oneshot::Sender<(u64, String)>>,
+}
+
+impl tokio::io::AsyncRead for HashingReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let poll = this.inner.as_mut().poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &poll {
+            let new = &buf.filled()[before..];
+            if new.is_empty() {
+                if let (Some(h), Some(done)) = (this.hasher.take(), this.done.take()) {
+                    let _ = done.send((this.size, hex::encode(h.finalize())));
+                }
+            } else {
+                this.size += new.len() as u64;
+                if this.size > this.limit {
+                    // Dropping the sender tells fetch() why the read ended.
+                    this.done = None;
+                    return std::task::Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "the upload is larger than the signed job says",
+                    )));
+                }
+                if let Some(h) = this.hasher.as_mut() {
+                    h.update(new);
+                }
+            }
+        }
+        poll
+    }
+}

@@ -1,0 +1,180 @@
+//! Step 5 of a job's life: what is kept of it, and the message's end.
+//!
+//! In this order, so that nothing is lost if the worker dies between two steps: `/build` packed and stored (with
+//! its download link as an event), the record written, the `end` event published, the job's state and `done` mark
+//! set, and only then the message acked. A job that cannot be finished (its record or `end` event cannot be
+//! stored) is handed back instead: its claim dropped and its message released, so another worker runs it again.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use rai_backends::events::JobPublisher;
+use rai_backends::queue::{JobQueue, Lease};
+use rai_common::archive::PackOptions;
+use rai_common::event::{EventBody, JobStatus};
+use rai_common::objects::{output_key, record_key};
+use rai_common::record::JobRecord;
+use rai_common::state::JobState;
+use rai_common::{JobId, JobRequest};
+
+use super::Ending;
+use crate::context::WorkerContext;
+use crate::errors::{JobError, OutputError};
+use crate::output::OutputPump;
+
+/// Packs `/build` (never following a link out of it) and stores it, unless it is already known to be over its
+/// quota; says in the job's events where it is, or why it was not kept. Returns its store key when kept.
+pub(super) async fn keep_build(
+    ctx: &WorkerContext,
+    request: &JobRequest,
+    build: &Path,
+    max_bytes: u64,
+    over_quota: Option<String>,
+    pump: &mut OutputPump,
+) -> Result<Option<String>, JobError> {
+    let key = output_key(&request.user, &request.id);
+    let kept = match over_quota {
+        Some(reason) => Err(OutputError::OverQuota(reason)),
+        None => store_build(ctx, build, &key, max_bytes).await,
+    };
+    match kept {
+        Ok(()) => {
+            let link = ctx
+                .store
+                .download_link(&key, ctx.config.events.retention.as_duration())
+                .await;
+            if let Ok(url) = link {
+                pump.event(EventBody::Artifact { url, expires: None })
+                    .await?;
+            }
+            Ok(Some(key))
+        }
+        Err(reason) => {
+            pump.system(&format!("/build was not kept: {reason}"))
+                .await?;
+            Ok(None)
+        }
+    }
+}
+
+async fn store_build(
+    ctx: &WorkerContext,
+    build: &Path,
+    key: &str,
+    max_bytes: u64,
+) -> Result<(), OutputError> {
+    let (reader, writer) = tokio::io::duplex(1 << 20);
+    let root = build.to_path_buf();
+    let opts = PackOptions {
+        max_bytes,
+        ..PackOptions::default()
+    };
+    let packer = tokio::task::spawn_blocking(move || {
+        let writer = tokio_util::io::SyncIoBridge::new(writer);
+        rai_common::archive::pack(&root, writer, &opts, |_| {})
+    });
+    let put = ctx.store.put(key, Box::pin(reader)).await;
+    packer
+        .await
+        .map_err(OutputError::Task)?
+        .map_err(OutputError::Pack)?;
+    put.map_err(OutputError::Store)?;
+    Ok(())
+}
+
+/// How a job that ran to its end is finished.
+pub(super) struct Finished<'a> {
+    pub ctx: &'a WorkerContext,
+    pub queue: &'a dyn JobQueue,
+    pub lease: &'a Lease,
+    pub request: &'a JobRequest,
+    pub ending: Ending,
+    pub output_key: Option<String>,
+    pub output_truncated: bool,
+    pub started_at: DateTime<Utc>,
+}
+
+impl Finished<'_> {
+    /// Record, `end` event, state, `done`, ack. Returns false when the job was handed back instead.
+    pub async fn complete(self, mut publisher: JobPublisher) -> bool {
+        let (ctx, request, job) = (self.ctx, self.request, self.request.id);
+        let record = self.record();
+        let json = serde_json::to_vec_pretty(&record).expect("a record always serializes");
+        let stored = ctx
+            .store
+            .put_bytes(&record_key(&request.user, &job), json)
+            .await;
+        if let Err(e) = stored {
+            tracing::error!(job = %job, error = %e, "cannot store the job record; handing the job back");
+            hand_back(ctx, self.queue, self.lease, job).await;
+            return false;
+        }
+        let Ending {
+            status,
+            exit_code,
+            reason,
+        } = self.ending;
+        let end = EventBody::End {
+            status,
+            exit_code,
+            reason: reason.clone(),
+        };
+        if let Err(e) = publisher.send(end).await {
+            tracing::error!(job = %job, error = %e, "cannot publish the end event; handing the job back");
+            let _ = self.queue.release(self.lease).await;
+            return false;
+        }
+        let state = JobState {
+            status: Some(status),
+            finished_at: Some(record.finished_at),
+            exit_code,
+            reason,
+            ..JobState::default()
+        };
+        let _ = ctx.bus.update_state(&job, &state).await;
+        let _ = ctx.bus.mark_done(&job).await;
+        if let Err(e) = self.queue.ack(self.lease).await {
+            tracing::warn!(job = %job, error = %e, "could not ack a finished job (it will be dropped on redelivery)");
+        }
+        ctx.completed.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    fn record(&self) -> JobRecord {
+        let request = self.request;
+        JobRecord {
+            id: request.id.to_string(),
+            user: request.user.clone(),
+            team: request.team.clone(),
+            queue: request.queue.clone(),
+            worker: self.ctx.name.clone(),
+            status: self.ending.status,
+            exit_code: self.ending.exit_code,
+            reason: self.ending.reason.clone(),
+            image: request.build.rai.image.clone(),
+            submitted_at: request.created_at,
+            started_at: self.started_at,
+            finished_at: Utc::now(),
+            output_key: self.output_key.clone(),
+            output_truncated: self.output_truncated,
+        }
+    }
+}
+
+/// Gives the job back to the queue for another worker (or this one, later): its claim dropped, its state
+/// `requeued`, its message released.
+pub(super) async fn hand_back(
+    ctx: &WorkerContext,
+    queue: &dyn JobQueue,
+    lease: &Lease,
+    job: JobId,
+) {
+    tracing::info!(job = %job, "handing the job back to the queue");
+    let _ = ctx.bus.unclaim(&job).await;
+    let _ = ctx
+        .bus
+        .update_state(&job, &JobState::status(JobStatus::Requeued))
+        .await;
+    let _ = queue.release(lease).await;
+}

@@ -1,0 +1,375 @@
+//! One job's life on this worker, from a leased message to its ack (DESIGN.md "A job's life", steps 3-7), as a
+//! pipeline whose steps each have their file:
+//!
+//! 1. here: the message verified against the account registry, the job id claimed;
+//! 2. [`lease`]: the lease and the claim kept alive while the job runs;
+//! 3. [`fetch`]: the upload checked against the signed job and unpacked into the job directory;
+//! 4. [`run`]: the image, the container and the command loop (output, time limit, OOM, `/build` quota, cancel);
+//! 5. [`finish`]: `/build` stored, the record, the `end` event, the ack; or the job handed back.
+//!
+//! A step that cannot go on returns a [`JobError`], which says how the job ends (refused, or in error) or that it
+//! goes back to the queue. The container and the job directory are removed on every path; the message is acked only
+//! once the record and the `end` event are stored, or released when the worker hands the job back.
+
+mod fetch;
+mod finish;
+mod lease;
+mod run;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use rai_backends::events::state::Claim;
+use rai_backends::queue::{JobQueue, Lease};
+use rai_common::event::{EventBody, JobStatus};
+use rai_common::job::{Freshness, JobRequest, SignedJob};
+use rai_common::state::JobState;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::context::WorkerContext;
+use crate::errors::JobError;
+use crate::output::OutputPump;
+use crate::policy;
+use crate::sandbox::{JOB_LABEL, Sandbox, SandboxSpec, ensure_image, remove_container};
+
+/// How a job ended.
+#[derive(Debug, Clone)]
+pub(crate) struct Ending {
+    pub status: JobStatus,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+}
+
+impl Ending {
+    fn new(status: JobStatus, exit_code: Option<i64>, reason: impl Into<String>) -> Ending {
+        Ending {
+            status,
+            exit_code,
+            reason: Some(reason.into()),
+        }
+    }
+
+    fn succeeded() -> Ending {
+        Ending {
+            status: JobStatus::Succeeded,
+            exit_code: Some(0),
+            reason: None,
+        }
+    }
+}
+
+/// Where a job's life leads.
+enum Outcome {
+    /// The job ended (well or badly): record it and ack.
+    Ended(Ending),
+    /// The job goes back to the queue for another worker.
+    HandBack,
+}
+
+/// When a job passed its milestones on this worker, logged with its end (the overhead benchmark reads them).
+struct Milestones {
+    leased: Instant,
+    container_started: Option<Instant>,
+    commands_done: Option<Instant>,
+}
+
+/// Runs one leased message to its end. `hand_back` is cancelled when the worker must give the job back (draining
+/// past the grace period). Never panics on bad input; every path acks or releases the message.
+pub async fn run(
+    ctx: Arc<WorkerContext>,
+    queue: Arc<dyn JobQueue>,
+    lease: Lease,
+    hand_back: CancellationToken,
+) {
+    let leased = Instant::now();
+    let Some(request) = verify(&ctx, &lease).await else {
+        let _ = queue.ack(&lease).await;
+        return;
+    };
+    let job = request.id;
+    match ctx
+        .bus
+        .claim(&job, &ctx.name, lease::claim_ttl(queue.as_ref()))
+        .await
+    {
+        Ok(Claim::Finished) => {
+            tracing::info!(job = %job, "dropping a message for a job that already finished");
+            let _ = queue.ack(&lease).await;
+        }
+        Ok(Claim::Busy { holder }) => {
+            // A duplicate delivery while another worker runs the job: leave the message alone; if that worker
+            // dies, its claim expires and the message, back after its lease, runs here as a rerun.
+            tracing::info!(job = %job, holder = %holder, "the job is running on another worker; leaving this delivery");
+        }
+        Ok(claim) => {
+            let span = tracing::info_span!("job", job = %job, user = %request.user);
+            let life = JobLife {
+                dir: ctx.jobs_dir().join(job.to_string()),
+                container: format!("rai-job-{job}"),
+                rerun: matches!(claim, Claim::Rerun { .. }),
+                milestones: Milestones {
+                    leased,
+                    container_started: None,
+                    commands_done: None,
+                },
+                ctx,
+                queue,
+                lease,
+                request,
+            };
+            life.run(hand_back).instrument(span).await;
+        }
+        Err(e) => {
+            tracing::error!(job = %job, error = %e, "cannot claim the job; handing it back");
+            let _ = queue.release(&lease).await;
+        }
+    }
+}
+
+/// The signed request in a message, or `None` (logged, and told to the job's channel) when it is refused.
+async fn verify(ctx: &WorkerContext, lease: &Lease) -> Option<JobRequest> {
+    let freshness = Freshness {
+        max_age: ctx.config.raid.max_job_age.as_duration(),
+        ..Freshness::default()
+    };
+    let verified = {
+        let registry = ctx.registry.read().await;
+        SignedJob::verify(lease.body.as_bytes(), &registry, Utc::now(), freshness)
+    };
+    match verified {
+        Ok(request) => Some(request),
+        Err(reason) => {
+            tracing::warn!(message = %lease.id, %reason, "rejected a job message");
+            if let Some(job) = SignedJob::claimed_id(lease.body.as_bytes()) {
+                tell_rejected(ctx, job, &reason.to_string()).await;
+            }
+            None
+        }
+    }
+}
+
+/// Reports a refusal on the job's channel, unless the job already has events (a forged message must not write
+/// into a real job's history).
+async fn tell_rejected(ctx: &WorkerContext, job: rai_common::JobId, reason: &str) {
+    let Ok(mut p) = ctx.bus.publisher(job).await else {
+        return;
+    };
+    if p.last_seq() != 0 {
+        return;
+    }
+    let _ = p
+        .send(EventBody::End {
+            status: JobStatus::Rejected,
+            exit_code: None,
+            reason: Some(reason.to_string()),
+        })
+        .await;
+}
+
+/// A claimed job, from its first event to its ack.
+struct JobLife {
+    ctx: Arc<WorkerContext>,
+    queue: Arc<dyn JobQueue>,
+    lease: Lease,
+    request: JobRequest,
+    rerun: bool,
+    /// The job directory: `src/` (the upload) and `build/` (mounted as `/build`).
+    dir: PathBuf,
+    container: String,
+    milestones: Milestones,
+}
+
+impl JobLife {
+    async fn run(mut self, hand_back: CancellationToken) {
+        let job = self.request.id;
+        // One token stops the job from outside: the worker handing it back, or the keeper losing its lease.
+        let stop = hand_back.child_token();
+        let keeper = lease::LeaseKeeper::start(
+            self.ctx.clone(),
+            self.queue.clone(),
+            self.lease.clone(),
+            job,
+            stop.clone(),
+        );
+        let started_at = Utc::now();
+        let publisher = match self.ctx.bus.publisher(job).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(job = %job, error = %e, "cannot publish the job's events");
+                drop(keeper);
+                finish::hand_back(&self.ctx, self.queue.as_ref(), &self.lease, job).await;
+                return;
+            }
+        };
+        let mut pump = OutputPump::new(publisher, self.ctx.config.raid.limits.log_bytes.0);
+        let lived = self.live(&mut pump, &stop).await;
+        drop(keeper);
+        self.clean_up().await;
+        let lived = match lived {
+            Ok(lived) => Ok(lived),
+            Err(e) if e.hands_back() => Err(e),
+            Err(e) => Ok((
+                Outcome::Ended(Ending::new(e.status(), None, e.to_string())),
+                None,
+            )),
+        };
+        let truncated = pump.truncated();
+        let flushed = pump.finish().await;
+        let (ending, output_key) = match (lived, flushed) {
+            (Ok((Outcome::Ended(ending), output_key)), Ok(())) => (ending, output_key),
+            (Ok((Outcome::HandBack, _)), _) | (Err(_), _) | (_, Err(_)) => {
+                finish::hand_back(&self.ctx, self.queue.as_ref(), &self.lease, job).await;
+                return;
+            }
+        };
+        let (status, exit_code) = (ending.status, ending.exit_code);
+        let finished = finish::Finished {
+            ctx: &self.ctx,
+            queue: self.queue.as_ref(),
+            lease: &self.lease,
+            request: &self.request,
+            ending,
+            output_key,
+            output_truncated: truncated,
+            started_at,
+        };
+        if finished.complete(pump.into_publisher()).await {
+            let m = &self.milestones;
+            let ms =
+                |from: Instant, to: Option<Instant>| to.map(|t| (t - from).as_secs_f64() * 1e3);
+            tracing::info!(
+                job = %job,
+                status = %status,
+                exit_code = ?exit_code,
+                lease_to_container_ms = ms(m.leased, m.container_started),
+                commands_to_ack_ms = m.commands_done.map(|d| d.elapsed().as_secs_f64() * 1e3),
+                lease_to_ack_ms = m.leased.elapsed().as_secs_f64() * 1e3,
+                "job finished"
+            );
+        }
+    }
+
+    /// Steps 3 and 4, and the first part of 5: from the `running` event to `/build` stored. Returns how the job
+    /// ended and where its `/build` was kept.
+    async fn live(
+        &mut self,
+        pump: &mut OutputPump,
+        stop: &CancellationToken,
+    ) -> Result<(Outcome, Option<String>), JobError> {
+        let (ctx, request) = (self.ctx.clone(), &self.request);
+        if self.rerun {
+            self.announce_rerun(pump).await?;
+        }
+        let limits = policy::resolve(&request.build, &ctx.config.raid, ctx.gpus.count())
+            .map_err(JobError::Policy)?;
+        pump.event(EventBody::Status {
+            status: JobStatus::Running,
+            worker: Some(ctx.name.clone()),
+            detail: None,
+        })
+        .await?;
+        let running = JobState {
+            status: Some(JobStatus::Running),
+            worker: Some(ctx.name.clone()),
+            user: Some(request.user.clone()),
+            queue: Some(request.queue.clone()),
+            started_at: Some(Utc::now()),
+            ..JobState::default()
+        };
+        let _ = ctx.bus.update_state(&request.id, &running).await;
+
+        let (src, build) = (self.dir.join("src"), self.dir.join("build"));
+        fetch::fetch(&ctx, request, &src).await?;
+        fetch::make_build_dir(&build)?;
+        ensure_image(&ctx.docker, &request.build.rai.image, pump).await?;
+        let gpus = ctx.gpus.acquire(limits.gpus).await;
+        let spec = self.sandbox_spec(&limits, &src, &build, gpus.ids.clone());
+        let sandbox = Sandbox::start(&ctx.docker, &spec).await?;
+        self.milestones.container_started = Some(Instant::now());
+        let commands = run::Commands {
+            ctx: &ctx,
+            request,
+            limits: &limits,
+            sandbox: &sandbox,
+            build_dir: &build,
+        };
+        let ran = commands.run(pump, stop).await;
+        self.milestones.commands_done = Some(Instant::now());
+        sandbox.remove().await;
+        drop(gpus);
+        let (outcome, over_quota) = ran?;
+        if matches!(outcome, Outcome::HandBack) {
+            return Ok((outcome, None));
+        }
+        let kept = finish::keep_build(&ctx, request, &build, limits.output_bytes, over_quota, pump)
+            .await?;
+        Ok((outcome, kept))
+    }
+
+    /// Tells the followers that the job runs again, and makes sure the earlier run's container is gone.
+    async fn announce_rerun(&self, pump: &mut OutputPump) -> Result<(), JobError> {
+        pump.event(EventBody::Status {
+            status: JobStatus::Requeued,
+            worker: Some(self.ctx.name.clone()),
+            detail: Some("the job's earlier run stopped; it runs again from the start".into()),
+        })
+        .await?;
+        // The earlier run's worker died (its claim expired). If it ran on this engine, its container may still be
+        // running the job: stop it, so the two runs never overlap and the container name is free again.
+        let label = format!("{JOB_LABEL}={}", self.request.id);
+        crate::sandbox::remove_labelled(&self.ctx.docker, &label).await;
+        Ok(())
+    }
+
+    fn sandbox_spec(
+        &self,
+        limits: &policy::JobLimits,
+        src: &Path,
+        build: &Path,
+        gpus: Vec<String>,
+    ) -> SandboxSpec {
+        let (raid, job) = (&self.ctx.config.raid, self.request.id);
+        SandboxSpec {
+            name: self.container.clone(),
+            image: self.request.build.rai.image.clone(),
+            src_dir: src.to_path_buf(),
+            build_dir: build.to_path_buf(),
+            user: raid.user.clone(),
+            shell: raid.shell.clone(),
+            memory_bytes: limits.memory,
+            cpus: limits.cpus,
+            pids: limits.pids,
+            nofile: limits.nofile,
+            network: limits.network,
+            tmp_bytes: (limits.memory / 4).clamp(16 << 20, 1 << 30),
+            gpus,
+            runtime: raid.runtime.clone(),
+            env: vec![
+                "RAI=1".into(),
+                "CI=rai".into(),
+                format!("RAI_JOB_ID={job}"),
+                "RAI_SOURCE_DIR=/src".into(),
+                "RAI_BUILD_DIR=/build".into(),
+                "HOME=/build".into(),
+            ],
+            labels: [
+                (JOB_LABEL.to_string(), job.to_string()),
+                ("rai.worker".to_string(), self.ctx.name.clone()),
+            ]
+            .into(),
+        }
+    }
+
+    /// Removes the container and the job directory, whatever happened.
+    async fn clean_up(&self) {
+        remove_container(&self.ctx.docker, &self.container).await;
+        if let Err(e) = tokio::fs::remove_dir_all(&self.dir).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(job = %self.request.id, error = %e, "could not remove the job directory");
+        }
+    }
+}

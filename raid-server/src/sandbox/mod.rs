@@ -1,0 +1,442 @@
+//! The job container: one locked-down container per job, each build command run in it with `docker exec`.
+//!
+//! The container's own process only keeps it alive (it ignores SIGTERM, so a cancel's SIGTERM reaches the job's
+//! processes and not the container). Commands run as exec processes because exec output is streamed straight to us
+//! and never passes through Docker's log driver, the known bottleneck for noisy jobs; and one container per job
+//! keeps `/tmp` and the environment the same from one command to the next, as in the 2017 RAI.
+//!
+//! The sandbox: `/src` read-only, `/build` writable and the working directory, read-only root with a small tmpfs
+//! `/tmp`, no network unless allowed, every capability dropped, no-new-privileges, a non-root user, memory (swap
+//! equal to memory), CPU, pids and open-file limits, an init process so signals behave, GPUs by device id through
+//! device requests, and optionally another runtime (gVisor's runsc).
+
+mod image;
+
+pub use image::ensure_image;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use bollard::Docker;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, DeviceRequest, HostConfig, HostConfigLogConfig, Mount, MountType,
+    ResourcesUlimits,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use futures::StreamExt;
+
+use crate::errors::SandboxError;
+
+/// The label every job container carries, so leftovers of a crashed worker can be found and removed.
+pub const JOB_LABEL: &str = "rai.job";
+
+/// Everything a job container is made from.
+#[derive(Debug, Clone)]
+pub struct SandboxSpec {
+    pub name: String,
+    pub image: String,
+    pub src_dir: PathBuf,
+    pub build_dir: PathBuf,
+    /// `uid:gid`.
+    pub user: String,
+    pub shell: String,
+    pub memory_bytes: u64,
+    pub cpus: f64,
+    pub pids: u32,
+    pub nofile: u32,
+    pub network: bool,
+    pub tmp_bytes: u64,
+    pub gpus: Vec<String>,
+    pub runtime: Option<String>,
+    pub env: Vec<String>,
+    pub labels: HashMap<String, String>,
+}
+
+impl SandboxSpec {
+    /// The container body Docker is asked for.
+    pub fn container_body(&self) -> ContainerCreateBody {
+        let bind = |source: &PathBuf, target: &str, read_only: bool| Mount {
+            target: Some(target.to_string()),
+            source: Some(source.display().to_string()),
+            typ: Some(MountType::BIND),
+            read_only: Some(read_only),
+            ..Default::default()
+        };
+        let device_requests = (!self.gpus.is_empty()).then(|| {
+            vec![DeviceRequest {
+                driver: Some("nvidia".into()),
+                device_ids: Some(self.gpus.clone()),
+                capabilities: Some(vec![vec!["gpu".into(), "compute".into(), "utility".into()]]),
+                ..Default::default()
+            }]
+        });
+        let host = HostConfig {
+            mounts: Some(vec![
+                bind(&self.src_dir, "/src", true),
+                bind(&self.build_dir, "/build", false),
+            ]),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_string(),
+                format!("rw,nosuid,nodev,size={},mode=1777", self.tmp_bytes),
+            )])),
+            readonly_rootfs: Some(true),
+            network_mode: Some(if self.network { "bridge" } else { "none" }.into()),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            memory: Some(self.memory_bytes as i64),
+            memory_swap: Some(self.memory_bytes as i64),
+            nano_cpus: Some((self.cpus * 1e9) as i64),
+            pids_limit: Some(self.pids as i64),
+            ulimits: Some(vec![ResourcesUlimits {
+                name: Some("nofile".into()),
+                soft: Some(self.nofile as i64),
+                hard: Some(self.nofile as i64),
+            }]),
+            init: Some(true),
+            runtime: self.runtime.clone(),
+            device_requests,
+            // Exec output never passes through the log driver; the keep-alive process prints nothing.
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("none".into()),
+                config: None,
+            }),
+            auto_remove: Some(false),
+            ..Default::default()
+        };
+        ContainerCreateBody {
+            image: Some(self.image.clone()),
+            user: Some(self.user.clone()),
+            working_dir: Some("/build".into()),
+            env: Some(self.env.clone()),
+            // Keep the container alive, deaf to SIGTERM, so a cancel's SIGTERM goes to the job's processes only.
+            cmd: Some(vec![
+                self.shell.clone(),
+                "-c".into(),
+                "trap '' TERM; while :; do sleep 3600; done".into(),
+            ]),
+            labels: Some(self.labels.clone()),
+            network_disabled: Some(!self.network),
+            host_config: Some(host),
+            ..Default::default()
+        }
+    }
+}
+
+/// A running job container.
+#[derive(Clone)]
+pub struct Sandbox {
+    docker: Docker,
+    pub name: String,
+    id: String,
+    shell: String,
+    user: String,
+    memory_bytes: u64,
+}
+
+/// Which stream a piece of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Sandbox {
+    /// Creates and starts the container. A container that fails to start is removed before the error returns.
+    pub async fn start(docker: &Docker, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let created = docker
+            .create_container(Some(options), spec.container_body())
+            .await
+            .map_err(SandboxError::Create)?;
+        let sandbox = Sandbox {
+            docker: docker.clone(),
+            name: spec.name.clone(),
+            id: created.id,
+            shell: spec.shell.clone(),
+            user: spec.user.clone(),
+            memory_bytes: spec.memory_bytes,
+        };
+        if let Err(e) = docker.start_container(&spec.name, None).await {
+            sandbox.remove().await;
+            return Err(SandboxError::Start(e));
+        }
+        Ok(sandbox)
+    }
+
+    /// Runs `command` with the shell, sending its output to `tx` as it comes; returns the exit code (`None` when
+    /// the process was killed with the container). A full `tx` slows the command down instead of buffering.
+    pub async fn run(
+        &self,
+        command: &str,
+        tx: tokio::sync::mpsc::Sender<(Stream, bytes::Bytes)>,
+    ) -> Result<Option<i64>, SandboxError> {
+        let exec = self
+            .docker
+            .create_exec(
+                &self.name,
+                CreateExecOptions::<String> {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(false),
+                    cmd: Some(vec![self.shell.clone(), "-c".into(), command.to_string()]),
+                    user: Some(self.user.clone()),
+                    working_dir: Some("/build".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(SandboxError::Exec)?;
+        match self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(SandboxError::Exec)?
+        {
+            StartExecResults::Attached { mut output, .. } => {
+                while let Some(chunk) = output.next().await {
+                    match chunk {
+                        Ok(bollard::container::LogOutput::StdOut { message })
+                        | Ok(bollard::container::LogOutput::Console { message }) => {
+                            let _ = tx.send((Stream::Stdout, message)).await;
+                        }
+                        Ok(bollard::container::LogOutput::StdErr { message }) => {
+                            let _ = tx.send((Stream::Stderr, message)).await;
+                        }
+                        Ok(_) => {}
+                        // The stream ends with an error when the container is killed under it.
+                        Err(_) => break,
+                    }
+                }
+            }
+            StartExecResults::Detached => {}
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(SandboxError::Exec)?;
+        Ok(inspect.exit_code)
+    }
+
+    /// Whether the kernel's OOM killer struck in this container. Docker marks `OOMKilled` only when the
+    /// container's main process dies, not an exec'd one, so the memory cgroup's own counter is read first.
+    pub async fn oom_killed(&self) -> bool {
+        if let Some(n) = cgroup_oom_kills(&self.id) {
+            return n > 0;
+        }
+        self.docker
+            .inspect_container(&self.name, None)
+            .await
+            .ok()
+            .and_then(|c| c.state)
+            .and_then(|s| s.oom_killed)
+            .unwrap_or(false)
+    }
+
+    /// The memory limit, for messages.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_bytes
+    }
+
+    /// Sends SIGTERM to every process of the job (not the container's keep-alive, which ignores it).
+    pub async fn terminate_processes(&self) {
+        let exec = self
+            .docker
+            .create_exec(
+                &self.name,
+                CreateExecOptions::<String> {
+                    cmd: Some(vec![
+                        self.shell.clone(),
+                        "-c".into(),
+                        "kill -TERM -1".into(),
+                    ]),
+                    user: Some(self.user.clone()),
+                    ..Default::default()
+                },
+            )
+            .await;
+        if let Ok(exec) = exec {
+            let _ = self
+                .docker
+                .start_exec(
+                    &exec.id,
+                    Some(bollard::exec::StartExecOptions {
+                        detach: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+        }
+    }
+
+    /// Kills every process in the container at once.
+    pub async fn kill(&self) {
+        let _ = self
+            .docker
+            .kill_container(
+                &self.name,
+                Some(
+                    KillContainerOptionsBuilder::default()
+                        .signal("SIGKILL")
+                        .build(),
+                ),
+            )
+            .await;
+    }
+
+    /// Removes the container, killing it if needed. Never fails: a container that cannot be removed now is found
+    /// by its label and removed at the worker's next start.
+    pub async fn remove(&self) {
+        remove_container(&self.docker, &self.name).await;
+    }
+}
+
+/// The `oom_kill` count of a container's memory cgroup (cgroup v1 or v2, cgroupfs or systemd driver), if found.
+fn cgroup_oom_kills(id: &str) -> Option<u64> {
+    let candidates = [
+        (
+            format!("/sys/fs/cgroup/memory/docker/{id}/memory.oom_control"),
+            "oom_kill ",
+        ),
+        (
+            format!("/sys/fs/cgroup/memory/system.slice/docker-{id}.scope/memory.oom_control"),
+            "oom_kill ",
+        ),
+        (
+            format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/memory.events"),
+            "oom_kill ",
+        ),
+        (
+            format!("/sys/fs/cgroup/docker/{id}/memory.events"),
+            "oom_kill ",
+        ),
+    ];
+    candidates.iter().find_map(|(path, key)| {
+        let text = std::fs::read_to_string(path).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|n| n.trim().parse().ok())
+    })
+}
+
+/// Removes every container carrying `label` (`key=value`), running or not; returns how many it removed.
+pub async fn remove_labelled(docker: &Docker, label: &str) -> usize {
+    use bollard::query_parameters::ListContainersOptionsBuilder;
+    let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let Ok(list) = docker.list_containers(Some(options)).await else {
+        return 0;
+    };
+    let mut removed = 0;
+    for id in list.into_iter().filter_map(|c| c.id) {
+        tracing::warn!(container = %id, %label, "removing a job container of an earlier run");
+        remove_container(docker, &id).await;
+        removed += 1;
+    }
+    removed
+}
+
+/// Removes a container by name, forcefully.
+pub async fn remove_container(docker: &Docker, name: &str) {
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    match docker.remove_container(name, Some(options)).await {
+        Ok(()) => {}
+        // Already gone: removal is idempotent.
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {}
+        Err(e) => tracing::warn!(container = name, error = %e, "could not remove a job container"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> SandboxSpec {
+        SandboxSpec {
+            name: "rai-job-x".into(),
+            image: "img".into(),
+            src_dir: "/jobs/x/src".into(),
+            build_dir: "/jobs/x/build".into(),
+            user: "1000:1000".into(),
+            shell: "/bin/sh".into(),
+            memory_bytes: 64 << 20,
+            cpus: 1.5,
+            pids: 256,
+            nofile: 1024,
+            network: false,
+            tmp_bytes: 64 << 20,
+            gpus: vec![],
+            runtime: None,
+            env: vec!["RAI=1".into()],
+            labels: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_sandbox_is_locked_down() {
+        let body = spec().container_body();
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges".to_string()])
+        );
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(
+            (host.memory, host.memory_swap),
+            (Some(64 << 20), Some(64 << 20))
+        );
+        assert_eq!(host.nano_cpus, Some(1_500_000_000));
+        assert_eq!(host.pids_limit, Some(256));
+        assert_eq!(host.init, Some(true));
+        assert!(
+            host.device_requests.is_none(),
+            "no GPUs asked, no device request"
+        );
+        let mounts = host.mounts.unwrap();
+        assert_eq!(
+            (mounts[0].target.as_deref(), mounts[0].read_only),
+            (Some("/src"), Some(true))
+        );
+        assert_eq!(
+            (mounts[1].target.as_deref(), mounts[1].read_only),
+            (Some("/build"), Some(false))
+        );
+        assert_eq!(body.user.as_deref(), Some("1000:1000"));
+        assert_eq!(body.working_dir.as_deref(), Some("/build"));
+    }
+
+    #[test]
+    fn gpus_are_requested_by_device_id() {
+        let mut s = spec();
+        s.gpus = vec!["0".into(), "2".into()];
+        s.runtime = Some("runsc".into());
+        let host = s.container_body().host_config.unwrap();
+        let req = &host.device_requests.unwrap()[0];
+        assert_eq!(req.driver.as_deref(), Some("nvidia"));
+        assert_eq!(req.device_ids, Some(vec!["0".to_string(), "2".to_string()]));
+        assert_eq!(
+            req.capabilities,
+            Some(vec![vec![
+                "gpu".to_string(),
+                "compute".to_string(),
+                "utility".to_string()
+            ]])
+        );
+        assert_eq!(host.runtime.as_deref(), Some("runsc"));
+    }
+}

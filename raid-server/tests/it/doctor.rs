@@ -1,0 +1,90 @@
+//! `raid doctor` as an admin runs it: the binary against the local stack.
+
+use std::process::Command;
+
+use rai_common::account::{Account, Registry, Role, encode_public_key, generate_signing_key};
+
+fn config_file(dir: &std::path::Path, with_user: bool) -> std::path::PathBuf {
+    let store = dir.join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let registry = dir.join("registry.yml");
+    let users = if with_user {
+        vec![Account {
+            username: "jdoe".into(),
+            email: String::new(),
+            team: String::new(),
+            role: Role::Student,
+            public_key: encode_public_key(&generate_signing_key().verifying_key()),
+            created: chrono::Utc::now(),
+            revoked: None,
+        }]
+    } else {
+        vec![]
+    };
+    std::fs::write(&registry, Registry { users }.to_yaml()).unwrap();
+    let path = dir.join("raid.yml");
+    std::fs::write(
+        &path,
+        format!(
+            "events:\n  redis_url: {}\nqueue:\n  name: {}\nstore:\n  path: {}\nraid:\n  images: [\"rai-test/*\"]\n  gpus: []\n  registry: {}\n  work_dir: {}\n",
+            rai_testkit::redis_url(),
+            rai_testkit::unique("doctor"),
+            store.display(),
+            registry.display(),
+            dir.join("jobs").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn doctor(config: &std::path::Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_raid"))
+        .args(["-c", config.to_str().unwrap(), "doctor"])
+        .env("HOME", config.parent().unwrap())
+        .env_remove("RAI_SECRET")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_healthy_worker_passes_every_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, table) = doctor(&config_file(dir.path(), true));
+    assert_eq!(code, 0, "{table}");
+    for check in [
+        "docker",
+        "gpus",
+        "container",
+        "queue",
+        "store",
+        "redis",
+        "registry",
+        "disk",
+    ] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(check) && l.contains("pass")),
+            "{check} in:\n{table}"
+        );
+    }
+    assert!(table.contains("appendonly yes"), "{table}");
+}
+
+#[test]
+fn an_empty_registry_fails_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, table) = doctor(&config_file(dir.path(), false));
+    assert_eq!(code, 1, "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("registry") && l.contains("FAIL") && l.contains("has no users")),
+        "{table}"
+    );
+}

@@ -1,0 +1,10 @@
+//! raid's integration tests: the worker in process and as `raid` processes, on the real Docker engine.
+//!
+//! One test binary per crate (each module was its own binary before): the crate and its dependencies link once.
+
+mod deploy_files;
+mod doctor;
+mod harness;
+mod jobs;
+mod process;
+mod worker;
