@@ -17,7 +17,7 @@ moto_port=$(start_moto)
 export_test_env "$redis_port" "$moto_port"
 
 cargo bench --locked -p rai-common --bench archive
-cargo bench --locked -p rai-common --bench backends
+cargo bench --locked -p rai-backends --bench backends
 ensure_docker
 ensure_test_image
 cargo bench --locked -p raid-server --bench overhead

@@ -3,7 +3,7 @@
 moto serves each request on its own thread, and its SQSBackend.receive_message checks that a message is visible
 and then marks it received without holding any lock. When several long-polling receivers are woken by the same
 new message, two of them can both take it: the same message id is delivered twice while its first lease is
-still running. AWS never does that on a FIFO queue, and the queue contract test (common/tests/queue_contract.rs)
+still running. AWS never does that on a FIFO queue, and the queue contract test (common/backends/tests/it/queue_contract.rs)
 would see it as a lost lease. Measured here with boto3 alone (10 producers, 8 consumers, 600 messages, moto 5.2):
 a repeated delivery in 1 of 3 runs on a standard queue.
 

@@ -42,7 +42,7 @@ part() { # part NAME COMMAND...: runs one part, its output shown and kept
 }
 set -o pipefail
 part archive cargo bench --locked -p rai-common --bench archive
-part backends cargo bench --locked -p rai-common --bench backends
+part backends cargo bench --locked -p rai-backends --bench backends
 part overhead cargo bench --locked -p raid-server --bench overhead
 part client cargo bench --locked -p rai-client --bench client
 part hostile cargo bench --locked -p rai-client --bench hostile

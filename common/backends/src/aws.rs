@@ -2,10 +2,13 @@
 //!
 //! The same code talks to AWS and to a stand-in such as moto: `aws.endpoint_url` redirects every client, and
 //! S3 then uses path-style addressing. Credentials come from the config when it has them (possibly encrypted),
-//! otherwise from the standard AWS chain (environment, profile, instance role).
+//! otherwise from the standard AWS chain (environment, profile, instance role). What a failure means is read once,
+//! here, from the SDK's error types ([`AwsFailure`]).
 
 use aws_config::BehaviorVersion;
 use aws_sdk_sqs::config::Credentials;
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_types::SdkConfig;
 
 pub use crate::errors::StsError;
@@ -51,19 +54,53 @@ pub fn endpoint_name(sdk: &SdkConfig, service: &str) -> String {
     }
 }
 
-/// The full text of an SDK error (the plain `Display` says only "service error").
-pub fn error_text<E: std::error::Error>(e: &E) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
+/// What a failed AWS call means, read once from the SDK's error types: the kind of failure (`SdkError`'s variants),
+/// the HTTP status of the service's answer and its error code (`ProvideErrorMetadata::code`). Never from the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsFailure {
+    /// No answer: the connection failed, or the call timed out.
+    Unreachable,
+    /// The service refused the credentials or their policy (HTTP 403, `AccessDenied`, ...).
+    Denied,
+    /// The thing asked for does not exist (HTTP 404, a `NoSuch...` or `...NotFound` code).
+    NotFound,
+    /// Any other answer or failure.
+    Other,
+}
+
+impl AwsFailure {
+    /// Classifies an SDK error.
+    pub fn of<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> AwsFailure {
+        match e {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => AwsFailure::Unreachable,
+            SdkError::ServiceError(service) => {
+                let status = service.raw().status().as_u16();
+                let code = service.err().code().unwrap_or_default();
+                if status == 403
+                    || matches!(
+                        code,
+                        "AccessDenied"
+                            | "InvalidAccessKeyId"
+                            | "SignatureDoesNotMatch"
+                            | "InvalidClientTokenId"
+                    )
+                {
+                    AwsFailure::Denied
+                } else if status == 404 || code.starts_with("NoSuch") || code.ends_with("NotFound")
+                {
+                    AwsFailure::NotFound
+                } else {
+                    AwsFailure::Other
+                }
+            }
+            _ => AwsFailure::Other,
         }
-        source = s.source();
     }
-    text
+}
+
+/// The error code the service answered with, if it answered (`NoSuchBucket`, `QueueDoesNotExist`, ...).
+pub fn error_code<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> Option<&str> {
+    e.as_service_error().and_then(|s| s.code())
 }
 
 /// The session policy for a student's temporary credentials: write their own upload prefix, read their own
@@ -158,12 +195,12 @@ pub async fn student_session(
         .map_err(|e| StsError {
             endpoint: endpoint_name(&base, "sts"),
             role: role.clone(),
-            message: error_text(&e),
+            source: e.into(),
         })?;
     let c = out.credentials().ok_or_else(|| StsError {
         endpoint: endpoint_name(&base, "sts"),
         role: role.clone(),
-        message: "AssumeRole returned no credentials".into(),
+        source: "AssumeRole returned no credentials".into(),
     })?;
     let expires = std::time::SystemTime::try_from(*c.expiration()).ok();
     let creds = Credentials::new(

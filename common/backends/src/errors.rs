@@ -1,14 +1,39 @@
 //! The error types of the backends, one per interface, each message written for the person who has to act on it.
+//! Every error keeps what caused it as its source; messages show the whole chain (an SDK error's own text is only
+//! "service error", its cause says what the service said).
 
 use thiserror::Error;
+
+/// Any error, as a cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error and its causes as one line: "service error: NoSuchKey: The specified key does not exist.".
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
 
 /// A job queue operation failed.
 #[derive(Debug, Error)]
 pub enum QueueError {
     #[error(
-        "cannot reach the job queue at {endpoint} after retrying ({reason}); check that it is running and the config's address"
+        "cannot reach the job queue at {endpoint} after retrying ({}); check that it is running and the config's address",
+        chain(.source.as_ref())
     )]
-    Unreachable { endpoint: String, reason: String },
+    Unreachable {
+        endpoint: String,
+        #[source]
+        source: BoxError,
+    },
     #[error(
         "the job queue \"{name}\" does not exist at {endpoint}; an admin creates it (see docs/admin.md)"
     )]
@@ -17,19 +42,31 @@ pub enum QueueError {
     TooLarge { size: usize, max: usize },
     #[error("the lease on message {id} ran out and the message may be with another worker")]
     LeaseLost { id: String },
-    #[error("job queue at {endpoint}: {message}")]
-    Backend { endpoint: String, message: String },
+    #[error("job queue at {endpoint}: {}", chain(.source.as_ref()))]
+    Backend {
+        endpoint: String,
+        #[source]
+        source: BoxError,
+    },
 }
 
 /// Publishing or following job events failed.
 #[derive(Debug, Error)]
 pub enum EventError {
     #[error(
-        "cannot reach Redis at {endpoint} after retrying ({reason}); check that it is running and the config's events.redis_url"
+        "cannot reach Redis at {endpoint} after retrying ({source}); check that it is running and the config's events.redis_url"
     )]
-    Unreachable { endpoint: String, reason: String },
-    #[error("Redis at {endpoint}: {message}")]
-    Backend { endpoint: String, message: String },
+    Unreachable {
+        endpoint: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("Redis at {endpoint}: {source}")]
+    Backend {
+        endpoint: String,
+        #[source]
+        source: redis::RedisError,
+    },
     #[error(
         "job {job}: events were published by someone else (expected seq {expected}, found {found}); another worker has the job"
     )]
@@ -50,24 +87,44 @@ pub enum StoreError {
     #[error("no object \"{key}\" in {store}")]
     NotFound { key: String, store: String },
     #[error("access to \"{key}\" in {store} was denied; check the credentials and their policy")]
-    Denied { key: String, store: String },
+    Denied {
+        key: String,
+        store: String,
+        #[source]
+        source: BoxError,
+    },
     #[error(
-        "cannot reach the object store {store} after retrying ({reason}); check that it is running and the config's address"
+        "cannot reach the object store {store} after retrying ({}); check that it is running and the config's address",
+        chain(.source.as_ref())
     )]
-    Unreachable { store: String, reason: String },
-    #[error("object store {store}: {message}")]
-    Backend { store: String, message: String },
-    #[error("object \"{key}\": {reason}")]
-    Io { key: String, reason: String },
+    Unreachable {
+        store: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("object store {store}: {}", chain(.source.as_ref()))]
+    Backend {
+        store: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("object \"{key}\": {source}")]
+    Io {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Trading the course's base AWS credentials for a student's short-lived ones (STS AssumeRole) failed.
 #[derive(Debug, Error)]
 #[error(
-    "cannot get temporary AWS credentials for role {role} from {endpoint} ({message}); check aws.endpoint_url and aws.role_arn in the course config, or ask your instructor"
+    "cannot get temporary AWS credentials for role {role} from {endpoint} ({}); check aws.endpoint_url and aws.role_arn in the course config, or ask your instructor",
+    chain(.source.as_ref())
 )]
 pub struct StsError {
     pub endpoint: String,
     pub role: String,
-    pub message: String,
+    #[source]
+    pub source: BoxError,
 }

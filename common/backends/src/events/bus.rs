@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
+use redis::Script;
 use redis::aio::ConnectionManager;
-use redis::{Script, Value};
+use redis::streams::StreamRangeReply;
 use tokio::sync::mpsc;
 
 use crate::errors::EventError;
@@ -78,9 +79,9 @@ impl EventBus {
         let endpoint = endpoint_of(url);
         let conn = manager(url, false)
             .await
-            .map_err(|e| EventError::Unreachable {
+            .map_err(|source| EventError::Unreachable {
                 endpoint: endpoint.clone(),
-                reason: e.to_string(),
+                source,
             })?;
         Ok(EventBus {
             url: url.to_string(),
@@ -102,12 +103,12 @@ impl EventBus {
         if is_transient(&e) {
             EventError::Unreachable {
                 endpoint: self.endpoint.clone(),
-                reason: e.to_string(),
+                source: e,
             }
         } else {
             EventError::Backend {
                 endpoint: self.endpoint.clone(),
-                message: e.to_string(),
+                source: e,
             }
         }
     }
@@ -231,9 +232,10 @@ impl EventBus {
     }
 
     fn error_after(&self, e: redis::RedisError, waited: Duration) -> EventError {
+        tracing::warn!(endpoint = %self.endpoint, waited = ?waited, error = %e, "giving up following a job's events");
         EventError::Unreachable {
             endpoint: self.endpoint.clone(),
-            reason: format!("{e} (retried for {}s)", waited.as_secs()),
+            source: e,
         }
     }
 
@@ -276,7 +278,7 @@ async fn read_history(
     after: u64,
     max: usize,
 ) -> Result<Vec<Event>, redis::RedisError> {
-    let reply: Value = redis::cmd("XRANGE")
+    let reply: StreamRangeReply = redis::cmd("XRANGE")
         .arg(keys::event_log(job))
         .arg(format!("0-{}", after + 1))
         .arg("+")
@@ -284,23 +286,12 @@ async fn read_history(
         .arg(max)
         .query_async(conn)
         .await?;
-    let Value::Array(items) = reply else {
-        return Ok(Vec::new());
-    };
-    Ok(items
+    // Each entry holds one event, in the field `e` (see PUBLISH).
+    Ok(reply
+        .ids
         .iter()
-        .filter_map(|item| {
-            let Value::Array(parts) = item else {
-                return None;
-            };
-            let Some(Value::Array(fields)) = parts.get(1) else {
-                return None;
-            };
-            match fields.get(1) {
-                Some(Value::BulkString(b)) => serde_json::from_slice::<Event>(b).ok(),
-                _ => None,
-            }
-        })
+        .filter_map(|entry| entry.get::<Vec<u8>>("e"))
+        .filter_map(|json| serde_json::from_slice::<Event>(&json).ok())
         .collect())
 }
 

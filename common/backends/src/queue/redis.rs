@@ -12,8 +12,11 @@
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use redis::Script;
 use redis::aio::ConnectionManager;
-use redis::{Script, Value};
+use redis::streams::{
+    StreamAutoClaimReply, StreamId, StreamPendingReply, StreamRangeReply, StreamReadReply,
+};
 use tokio::sync::Mutex;
 
 use super::{DeadLetter, Depth, JobQueue, Lease, check_size};
@@ -74,38 +77,13 @@ struct Entry {
     msg: Option<String>,
 }
 
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::Int(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn entry(v: &Value) -> Option<Entry> {
-    let Value::Array(parts) = v else { return None };
-    let id = text(parts.first()?)?;
-    let (mut body, mut msg) = (None, None);
-    if let Some(Value::Array(fields)) = parts.get(1) {
-        for pair in fields.chunks(2) {
-            match (
-                pair.first().and_then(text).as_deref(),
-                pair.get(1).and_then(text),
-            ) {
-                (Some("body"), v) => body = v,
-                (Some("msg"), v) => msg = v,
-                _ => {}
-            }
+impl Entry {
+    fn of(id: &StreamId) -> Entry {
+        Entry {
+            id: id.id.clone(),
+            body: id.get("body"),
+            msg: id.get("msg"),
         }
-    }
-    Some(Entry { id, body, msg })
-}
-
-fn entries(v: &Value) -> Vec<Entry> {
-    match v {
-        Value::Array(items) => items.iter().filter_map(entry).collect(),
-        _ => Vec::new(),
     }
 }
 
@@ -120,7 +98,7 @@ impl RedisQueue {
         let endpoint = endpoint_of(url);
         let unreachable = |e: redis::RedisError| QueueError::Unreachable {
             endpoint: endpoint.clone(),
-            reason: e.to_string(),
+            source: e.into(),
         };
         let conn = manager(url, false).await.map_err(unreachable)?;
         let blocking = manager(url, true).await.map_err(unreachable)?;
@@ -167,12 +145,12 @@ impl RedisQueue {
         if crate::redis_link::is_transient(&e) {
             QueueError::Unreachable {
                 endpoint: self.endpoint.clone(),
-                reason: e.to_string(),
+                source: e.into(),
             }
         } else {
             QueueError::Backend {
                 endpoint: self.endpoint.clone(),
-                message: e.to_string(),
+                source: e.into(),
             }
         }
     }
@@ -272,16 +250,13 @@ impl RedisQueue {
             .arg("COUNT")
             .arg(max);
         // A claim whose reply is lost leaves its entries with this consumer; they are reclaimed after the lease.
-        let reply: Value = retry_transient(|| {
+        let reply: StreamAutoClaimReply = retry_transient(|| {
             let (cmd, mut conn) = (cmd.clone(), self.conn.clone());
             async move { cmd.query_async(&mut conn).await }
         })
         .await
         .map_err(|e| self.backend(e))?;
-        Ok(match &reply {
-            Value::Array(parts) => parts.get(1).map(entries).unwrap_or_default(),
-            _ => Vec::new(),
-        })
+        Ok(reply.claimed.iter().map(Entry::of).collect())
     }
 
     async fn read_new(
@@ -300,24 +275,19 @@ impl RedisQueue {
         }
         cmd.arg("STREAMS").arg(&self.stream).arg(">");
         let conn = self.blocking.lock().await;
-        let reply: Value = retry_transient(|| {
+        // Nil when the wait ran out with nothing new.
+        let reply: Option<StreamReadReply> = retry_transient(|| {
             let (cmd, mut conn) = (cmd.clone(), conn.clone());
             async move { cmd.query_async(&mut conn).await }
         })
         .await
         .map_err(|e| self.backend(e))?;
-        // [[stream, [entries...]]] or nil on timeout.
-        Ok(match &reply {
-            Value::Array(streams) => streams
-                .iter()
-                .filter_map(|s| match s {
-                    Value::Array(kv) => kv.get(1).map(entries),
-                    _ => None,
-                })
-                .flatten()
-                .collect(),
-            _ => Vec::new(),
-        })
+        Ok(reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .map(|id| Entry::of(&id))
+            .collect())
     }
 }
 
@@ -389,14 +359,10 @@ impl JobQueue for RedisQueue {
         let leased = match redis::cmd("XPENDING")
             .arg(&self.stream)
             .arg(GROUP)
-            .query_async::<Value>(&mut conn)
+            .query_async::<StreamPendingReply>(&mut conn)
             .await
         {
-            Ok(Value::Array(summary)) => match summary.first() {
-                Some(Value::Int(n)) => *n as u64,
-                _ => 0,
-            },
-            Ok(_) => 0,
+            Ok(summary) => summary.count() as u64,
             // No consumer group yet: nothing was ever leased.
             Err(e) if e.code() == Some("NOGROUP") => 0,
             Err(e) => return Err(self.backend(e)),
@@ -408,7 +374,7 @@ impl JobQueue for RedisQueue {
     }
 
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
-        let reply: Value = redis::cmd("XRANGE")
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
             .arg(&self.dead_key)
             .arg("-")
             .arg("+")
@@ -417,33 +383,13 @@ impl JobQueue for RedisQueue {
             .query_async(&mut self.conn.clone())
             .await
             .map_err(|e| self.backend(e))?;
-        let Value::Array(items) = reply else {
-            return Ok(Vec::new());
-        };
-        Ok(items
+        Ok(reply
+            .ids
             .iter()
-            .filter_map(|item| {
-                let Value::Array(parts) = item else {
-                    return None;
-                };
-                let Some(Value::Array(fields)) = parts.get(1) else {
-                    return None;
-                };
-                let mut d = DeadLetter {
-                    id: String::new(),
-                    body: String::new(),
-                    deliveries: 0,
-                };
-                for pair in fields.chunks(2) {
-                    let v = pair.get(1).and_then(text).unwrap_or_default();
-                    match pair.first().and_then(text).as_deref() {
-                        Some("body") => d.body = v,
-                        Some("msg") => d.id = v,
-                        Some("deliveries") => d.deliveries = v.parse().unwrap_or(0),
-                        _ => {}
-                    }
-                }
-                Some(d)
+            .map(|entry| DeadLetter {
+                id: entry.get("msg").unwrap_or_default(),
+                body: entry.get("body").unwrap_or_default(),
+                deliveries: entry.get("deliveries").unwrap_or(0),
             })
             .collect())
     }

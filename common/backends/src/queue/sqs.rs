@@ -23,7 +23,13 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use sha2::{Digest, Sha256};
 
 use super::{DeadLetter, Depth, JobQueue, Lease, check_size};
-use crate::aws::error_text;
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::operation::change_message_visibility::ChangeMessageVisibilityError;
+use aws_sdk_sqs::operation::delete_message::DeleteMessageError;
+
+use crate::aws::AwsFailure;
+use crate::errors::BoxError;
 use crate::errors::QueueError;
 
 /// A job queue on SQS.
@@ -73,9 +79,9 @@ impl SqsQueue {
         lease: Duration,
         max_deliveries: u32,
     ) -> Result<Self, QueueError> {
-        let fail = |e: String| QueueError::Backend {
+        let fail = |source: BoxError| QueueError::Backend {
             endpoint: endpoint.clone(),
-            message: e,
+            source,
         };
         let dead = client
             .create_queue()
@@ -84,7 +90,7 @@ impl SqsQueue {
             .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
             .send()
             .await
-            .map_err(|e| classify(&endpoint, &error_text(&e)))?;
+            .map_err(|e| classify(&endpoint, e))?;
         let dead_url = dead.queue_url().unwrap_or_default().to_string();
         let attrs = client
             .get_queue_attributes()
@@ -92,7 +98,7 @@ impl SqsQueue {
             .attribute_names(QueueAttributeName::QueueArn)
             .send()
             .await
-            .map_err(|e| fail(error_text(&e)))?;
+            .map_err(|e| fail(e.into()))?;
         let arn = attrs
             .attributes()
             .and_then(|a| a.get(&QueueAttributeName::QueueArn))
@@ -114,7 +120,7 @@ impl SqsQueue {
             .attributes(QueueAttributeName::RedrivePolicy, redrive)
             .send()
             .await
-            .map_err(|e| fail(error_text(&e)))?;
+            .map_err(|e| fail(e.into()))?;
         Ok(SqsQueue {
             url: main.queue_url().unwrap_or_default().to_string(),
             dead_url: Some(dead_url),
@@ -138,14 +144,15 @@ impl SqsQueue {
             .send()
             .await
             .map_err(|e| {
-                let text = error_text(&e);
-                if text.contains("NonExistentQueue") || text.contains("QueueDoesNotExist") {
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_queue_does_not_exist())
+                {
                     QueueError::NoSuchQueue {
                         name: sqs_queue_name(name),
                         endpoint: endpoint.clone(),
                     }
                 } else {
-                    classify(&endpoint, &text)
+                    classify(&endpoint, e)
                 }
             })?
             .queue_url()
@@ -168,39 +175,49 @@ impl SqsQueue {
         })
     }
 
-    fn backend(&self, text: String) -> QueueError {
-        classify(&self.endpoint, &text)
+    fn backend<E>(&self, e: SdkError<E, HttpResponse>) -> QueueError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        classify(&self.endpoint, e)
     }
 
-    /// A receipt handle SQS no longer honours means the lease ran out.
-    fn lease_error(&self, lease: &Lease, text: String) -> QueueError {
-        if text.contains("ReceiptHandle") || text.contains("NotInflight") {
+    /// A receipt handle SQS no longer honours means the lease ran out; `lost` says whether the operation's typed
+    /// error is one of those.
+    fn lease_error<E>(
+        &self,
+        lease: &Lease,
+        e: SdkError<E, HttpResponse>,
+        lost: fn(&E) -> bool,
+    ) -> QueueError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        if e.as_service_error().is_some_and(lost) {
             QueueError::LeaseLost {
                 id: lease.id.clone(),
             }
         } else {
-            self.backend(text)
+            self.backend(e)
         }
     }
 }
 
 /// Unreachable endpoints read differently from refusals: say which.
-fn classify(endpoint: &str, text: &str) -> QueueError {
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("dispatch failure")
-        || lower.contains("timeout")
-        || lower.contains("connection refused")
-        || lower.contains("io error")
-    {
-        QueueError::Unreachable {
-            endpoint: endpoint.to_string(),
-            reason: text.to_string(),
-        }
-    } else {
-        QueueError::Backend {
-            endpoint: endpoint.to_string(),
-            message: text.to_string(),
-        }
+fn classify<E>(endpoint: &str, e: SdkError<E, HttpResponse>) -> QueueError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let endpoint = endpoint.to_string();
+    match AwsFailure::of(&e) {
+        AwsFailure::Unreachable => QueueError::Unreachable {
+            endpoint,
+            source: e.into(),
+        },
+        _ => QueueError::Backend {
+            endpoint,
+            source: e.into(),
+        },
     }
 }
 
@@ -226,7 +243,7 @@ impl JobQueue for SqsQueue {
             .message_deduplication_id(&id)
             .send()
             .await
-            .map_err(|e| self.backend(error_text(&e)))?;
+            .map_err(|e| self.backend(e))?;
         Ok(out.message_id().unwrap_or_default().to_string())
     }
 
@@ -247,7 +264,7 @@ impl JobQueue for SqsQueue {
                 .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
                 .send()
                 .await
-                .map_err(|e| self.backend(error_text(&e)))?;
+                .map_err(|e| self.backend(e))?;
             let leases: Vec<Lease> = out
                 .messages()
                 .iter()
@@ -276,7 +293,7 @@ impl JobQueue for SqsQueue {
             .visibility_timeout(lease_secs(self.lease))
             .send()
             .await
-            .map_err(|e| self.lease_error(lease, error_text(&e)))?;
+            .map_err(|e| self.lease_error(lease, e, visibility_lost))?;
         Ok(())
     }
 
@@ -287,7 +304,7 @@ impl JobQueue for SqsQueue {
             .receipt_handle(&lease.receipt)
             .send()
             .await
-            .map_err(|e| self.lease_error(lease, error_text(&e)))?;
+            .map_err(|e| self.lease_error(lease, e, delete_lost))?;
         Ok(())
     }
 
@@ -299,7 +316,7 @@ impl JobQueue for SqsQueue {
             .visibility_timeout(0)
             .send()
             .await
-            .map_err(|e| self.lease_error(lease, error_text(&e)))?;
+            .map_err(|e| self.lease_error(lease, e, visibility_lost))?;
         Ok(())
     }
 
@@ -312,7 +329,7 @@ impl JobQueue for SqsQueue {
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
             .send()
             .await
-            .map_err(|e| self.backend(error_text(&e)))?;
+            .map_err(|e| self.backend(e))?;
         let count = |name: QueueAttributeName| {
             out.attributes()
                 .and_then(|a| a.get(&name))
@@ -344,7 +361,7 @@ impl JobQueue for SqsQueue {
                 .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
                 .send()
                 .await
-                .map_err(|e| self.backend(error_text(&e)))?;
+                .map_err(|e| self.backend(e))?;
             if got.messages().is_empty() {
                 break;
             }
@@ -373,4 +390,14 @@ impl JobQueue for SqsQueue {
         }
         Ok(out)
     }
+}
+
+/// Whether a failed visibility change says the lease is gone (the message was received again, or deleted).
+fn visibility_lost(e: &ChangeMessageVisibilityError) -> bool {
+    e.is_receipt_handle_is_invalid() || e.is_message_not_inflight()
+}
+
+/// Whether a failed delete says the lease is gone.
+fn delete_lost(e: &DeleteMessageError) -> bool {
+    e.is_receipt_handle_is_invalid() || e.is_invalid_id_format()
 }

@@ -39,9 +39,9 @@ impl FsStore {
     /// Creates the directory if needed, then opens it.
     pub fn create(root: impl Into<PathBuf>) -> Result<FsStore, StoreError> {
         let root = root.into();
-        std::fs::create_dir_all(&root).map_err(|e| StoreError::Io {
+        std::fs::create_dir_all(&root).map_err(|source| StoreError::Io {
             key: root.display().to_string(),
-            reason: e.to_string(),
+            source,
         })?;
         Self::open(root)
     }
@@ -54,7 +54,7 @@ impl FsStore {
     fn io(key: &str, e: std::io::Error) -> StoreError {
         StoreError::Io {
             key: key.to_string(),
-            reason: e.to_string(),
+            source: e,
         }
     }
 }

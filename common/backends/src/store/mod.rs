@@ -74,10 +74,12 @@ pub trait ObjectStore: Send + Sync {
         use tokio::io::AsyncReadExt;
         let mut r = self.get(key).await?;
         let mut out = Vec::new();
-        r.read_to_end(&mut out).await.map_err(|e| StoreError::Io {
-            key: key.to_string(),
-            reason: e.to_string(),
-        })?;
+        r.read_to_end(&mut out)
+            .await
+            .map_err(|source| StoreError::Io {
+                key: key.to_string(),
+                source,
+            })?;
         Ok(out)
     }
 }

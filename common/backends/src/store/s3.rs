@@ -13,9 +13,15 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use sha2::{Digest, Sha256};
 
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+
 use super::{ObjectInfo, ObjectReader, ObjectStore, PutResult, check_key, fill};
-use crate::aws::error_text;
+use crate::aws::{AwsFailure, error_code};
 use crate::errors::StoreError;
+
+/// The key [`S3Store::classify`] is given for errors about the bucket itself.
+const BUCKET: &str = "(bucket)";
 
 /// Size of one multipart part (S3's minimum is 5 MiB).
 const PART: usize = 8 << 20;
@@ -46,7 +52,7 @@ impl S3Store {
             .bucket(bucket)
             .send()
             .await
-            .map_err(|e| store.classify("(bucket)", &error_text(&e)))?;
+            .map_err(|e| store.classify(BUCKET, e))?;
         Ok(store)
     }
 
@@ -59,45 +65,29 @@ impl S3Store {
         }
     }
 
-    fn classify(&self, key: &str, text: &str) -> StoreError {
-        let lower = text.to_ascii_lowercase();
-        if text.contains("NoSuchBucket")
-            || (key == "(bucket)" && (text.contains("NotFound") || text.contains("404")))
-        {
-            StoreError::Missing {
+    /// What a failed S3 call means for `key` (or [`BUCKET`], for the bucket itself).
+    fn classify<E>(&self, key: &str, e: SdkError<E, HttpResponse>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let failure = AwsFailure::of(&e);
+        let bucket_missing = error_code(&e) == Some("NoSuchBucket")
+            || (key == BUCKET && failure == AwsFailure::NotFound);
+        if bucket_missing {
+            return StoreError::Missing {
                 store: self.describe(),
                 what: format!(
                     "bucket \"{}\" does not exist; an admin creates it (see docs/admin.md)",
                     self.bucket
                 ),
-            }
-        } else if text.contains("NoSuchKey") || text.contains("NotFound") {
-            StoreError::NotFound {
-                key: key.to_string(),
-                store: self.describe(),
-            }
-        } else if text.contains("AccessDenied")
-            || text.contains("Forbidden")
-            || text.contains("403")
-        {
-            StoreError::Denied {
-                key: key.to_string(),
-                store: self.describe(),
-            }
-        } else if lower.contains("dispatch failure")
-            || lower.contains("timeout")
-            || lower.contains("connection refused")
-            || lower.contains("io error")
-        {
-            StoreError::Unreachable {
-                store: self.describe(),
-                reason: text.to_string(),
-            }
-        } else {
-            StoreError::Backend {
-                store: self.describe(),
-                message: text.to_string(),
-            }
+            };
+        }
+        let (key, store, source) = (key.to_string(), self.describe(), e.into());
+        match failure {
+            AwsFailure::NotFound => StoreError::NotFound { key, store },
+            AwsFailure::Denied => StoreError::Denied { key, store, source },
+            AwsFailure::Unreachable => StoreError::Unreachable { store, source },
+            AwsFailure::Other => StoreError::Backend { store, source },
         }
     }
 
@@ -115,7 +105,7 @@ impl S3Store {
             .key(key)
             .send()
             .await
-            .map_err(|e| self.classify(key, &error_text(&e)))?;
+            .map_err(|e| self.classify(key, e))?;
         let upload_id = upload.upload_id().unwrap_or_default().to_string();
         let result = async {
             let mut parts = Vec::new();
@@ -146,16 +136,16 @@ impl S3Store {
                     Ok::<_, std::io::Error>(next)
                 };
                 let (sent, next) = tokio::join!(send, read_next);
-                let sent = sent.map_err(|e| self.classify(key, &error_text(&e)))?;
+                let sent = sent.map_err(|e| self.classify(key, e))?;
                 parts.push(
                     CompletedPart::builder()
                         .part_number(number)
                         .set_e_tag(sent.e_tag().map(str::to_string))
                         .build(),
                 );
-                let next = next.map_err(|e| StoreError::Io {
+                let next = next.map_err(|source| StoreError::Io {
                     key: key.to_string(),
-                    reason: e.to_string(),
+                    source,
                 })?;
                 if next.is_empty() {
                     break;
@@ -175,7 +165,7 @@ impl S3Store {
                 )
                 .send()
                 .await
-                .map_err(|e| self.classify(key, &error_text(&e)))?;
+                .map_err(|e| self.classify(key, e))?;
             Ok(size)
         }
         .await;
@@ -204,9 +194,9 @@ impl ObjectStore for S3Store {
         let mut first = vec![0u8; PART];
         let n = fill(&mut body, &mut first)
             .await
-            .map_err(|e| StoreError::Io {
+            .map_err(|source| StoreError::Io {
                 key: key.to_string(),
-                reason: e.to_string(),
+                source,
             })?;
         first.truncate(n);
         let mut hasher = Sha256::new();
@@ -219,7 +209,7 @@ impl ObjectStore for S3Store {
                 .body(ByteStream::from(first))
                 .send()
                 .await
-                .map_err(|e| self.classify(key, &error_text(&e)))?;
+                .map_err(|e| self.classify(key, e))?;
             n as u64
         } else {
             self.multipart(key, first, &mut body, &mut hasher).await?
@@ -239,7 +229,7 @@ impl ObjectStore for S3Store {
             .key(key)
             .send()
             .await
-            .map_err(|e| self.classify(key, &error_text(&e)))?;
+            .map_err(|e| self.classify(key, e))?;
         Ok(Box::pin(out.body.into_async_read()))
     }
 
@@ -260,7 +250,7 @@ impl ObjectStore for S3Store {
                     .last_modified()
                     .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
             })),
-            Err(e) => match self.classify(key, &error_text(&e)) {
+            Err(e) => match self.classify(key, e) {
                 StoreError::NotFound { .. } => Ok(None),
                 other => Err(other),
             },
@@ -277,7 +267,7 @@ impl ObjectStore for S3Store {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.classify("(list)", &error_text(&e)))?;
+            let page = page.map_err(|e| self.classify("(list)", e))?;
             for o in page.contents() {
                 out.push(ObjectInfo {
                     key: o.key().unwrap_or_default().to_string(),
@@ -300,7 +290,7 @@ impl ObjectStore for S3Store {
             .key(key)
             .send()
             .await
-            .map_err(|e| self.classify(key, &error_text(&e)))?;
+            .map_err(|e| self.classify(key, e))?;
         Ok(())
     }
 
@@ -308,7 +298,7 @@ impl ObjectStore for S3Store {
         check_key(key)?;
         let config = PresigningConfig::expires_in(expires).map_err(|e| StoreError::Backend {
             store: self.describe(),
-            message: e.to_string(),
+            source: e.into(),
         })?;
         let req = self
             .client
@@ -317,7 +307,7 @@ impl ObjectStore for S3Store {
             .key(key)
             .presigned(config)
             .await
-            .map_err(|e| self.classify(key, &error_text(&e)))?;
+            .map_err(|e| self.classify(key, e))?;
         Ok(req.uri().to_string())
     }
 }

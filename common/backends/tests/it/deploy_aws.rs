@@ -9,7 +9,7 @@ use serde_json::Value;
 fn template() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../deploy/aws/rai-cluster.cfn.json"
+        "/../../deploy/aws/rai-cluster.cfn.json"
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }

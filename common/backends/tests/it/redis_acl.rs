@@ -12,7 +12,7 @@ use rai_testkit::PrivateRedis;
 fn acl_redis() -> PrivateRedis {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../deploy/redis/users.acl"
+        "/../../deploy/redis/users.acl"
     ))
     .unwrap();
     let text = text
