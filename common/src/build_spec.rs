@@ -169,6 +169,8 @@ impl BuildSpec {
         Self::parse_bytes(&bytes, &name)
     }
 
+    // Long (about 100 lines) on purpose: one block per rule of the build file, in the order docs/build-file.md
+    // lists them, each pointing at its own node.
     /// The checks a type cannot express, each pointing at the node concerned.
     fn check(&self, root: &Node) -> Result<(), YamlError> {
         let at = |path: &[&str]| root.at_path(path).unwrap_or(root);

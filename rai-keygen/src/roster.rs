@@ -52,6 +52,7 @@ pub struct ParsedRoster {
     pub bad: Vec<RowError>,
 }
 
+// Long (about 100 lines) on purpose: one check per roster column, each with its own line-numbered message.
 /// Reads a roster, returning the good rows and the bad ones.
 pub fn parse_roster(text: &str, path: &str) -> Result<ParsedRoster, KeygenError> {
     let csv_err = |message: String| KeygenError::Csv {

@@ -110,6 +110,8 @@ pub(crate) fn link_stays_inside(rel: &Path, target: &Path) -> bool {
     true
 }
 
+// Long (about 100 lines) on purpose: the walk's rules (ignore files, links, caps, largest offenders) share its
+// state; split, they would pass it all around.
 /// Walks `root` and checks the caps: what [`pack`] would write, or why it will not.
 pub fn scan(
     root: &Path,
@@ -273,6 +275,7 @@ pub fn pack<W: Write>(
     pack_scanned(root, scan(root, opts)?, out, opts, progress)
 }
 
+// Long (about 90 lines): one arm per entry kind, as in `scan`.
 /// [`pack`] of what an earlier [`scan`] of `root` found (a caller that checked the caps first walks only once).
 pub fn pack_scanned<W: Write>(
     root: &Path,

@@ -8,6 +8,9 @@
 //! host must be exactly as it was, the disk must not have filled, and a plain job must still succeed. [`run`]
 //! returns one row per case: the short sizes run in the ordinary tests, the full ones in
 //! `cargo bench --bench hostile`.
+//!
+//! One long file on purpose: it is the catalogue, 39 cases each with its input, its expected outcome and its check,
+//! read as one list.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -31,6 +31,8 @@ fn say(json: bool, line: &str) {
     }
 }
 
+// Long (about 150 lines): the steps of a submit in the order the student sees their `✱` lines. Its upload
+// and queue steps move behind the gateway's client in the next issue (13), where this splits by step.
 pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
     let dir = global.path.clone().unwrap_or_else(|| ".".into());
     let build_path = dir.join(BUILD_FILE_NAME);

@@ -1,5 +1,5 @@
-//! One job's life on this worker, from a leased message to its ack (DESIGN.md "A job's life", steps 3-7), as a
-//! pipeline whose steps each have their file:
+//! One job's life on this worker, from a leased message to its ack (docs/architecture.md, "A job's life", steps
+//! 3-6), as a pipeline whose steps each have their file:
 //!
 //! 1. here: the message verified against the account registry, the job id claimed;
 //! 2. [`lease`]: the lease and the claim kept alive while the job runs;

@@ -91,6 +91,8 @@ impl S3Store {
         }
     }
 
+    // Long (about 90 lines): create, the part loop (the next part read while this one uploads), complete, and
+    // abort on any failure are one protocol; split, the abort path would be repeated.
     async fn multipart(
         &self,
         key: &str,
