@@ -29,7 +29,7 @@ pub struct JobState {
 
 impl JobState {
     /// An update that sets only the status.
-    pub fn status(status: JobStatus) -> JobState {
+    pub fn with_status(status: JobStatus) -> JobState {
         JobState {
             status: Some(status),
             ..JobState::default()

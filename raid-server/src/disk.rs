@@ -91,15 +91,22 @@ pub fn next_look(walk: Duration) -> Instant {
     Instant::now() + (walk * 10).max(Duration::from_secs(1))
 }
 
-/// Watches `build` in a task of its own until the task is aborted; the receiver holds why the folder is over its
-/// quota once it is.
-pub fn watch_build(
-    build: &Path,
-    quota: BuildQuota,
-) -> (
-    tokio::sync::watch::Receiver<Option<String>>,
-    tokio::task::JoinHandle<()>,
-) {
+/// A `/build` folder watched in a task of its own, for as long as this value lives: dropping it stops the watch on
+/// every path out of the job, early errors included.
+pub struct BuildWatch {
+    /// Why the folder is over its quota, once it is.
+    pub over_quota: tokio::sync::watch::Receiver<Option<String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for BuildWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts watching `build` against `quota`.
+pub fn watch_build(build: &Path, quota: BuildQuota) -> BuildWatch {
     let (tx, rx) = tokio::sync::watch::channel(None);
     let build = build.to_path_buf();
     let task = tokio::spawn(async move {
@@ -119,7 +126,10 @@ pub fn watch_build(
             next = next_look(started.elapsed());
         }
     });
-    (rx, task)
+    BuildWatch {
+        over_quota: rx,
+        task,
+    }
 }
 
 #[cfg(test)]

@@ -106,7 +106,6 @@ pub async fn sign_upload(
 
 /// Packs a project of `files` with a build file running `commands`, uploads it to `store`, and returns the signed
 /// job message (not yet queued) and its id.
-#[allow(clippy::too_many_arguments)]
 pub async fn prepare_job(
     store: &dyn ObjectStore,
     queue: &str,

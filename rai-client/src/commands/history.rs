@@ -22,7 +22,7 @@ pub async fn run(global: &GlobalArgs, n: usize, json: bool) -> anyhow::Result<u8
             "{:<27} {:<10} {:>5}  {:<25} IMAGE",
             "JOB", "STATUS", "EXIT", "FINISHED"
         );
-        if !print_line(&header) {
+        if !print_line(&header)? {
             return Ok(exit::OK);
         }
     }
@@ -52,7 +52,7 @@ pub async fn run(global: &GlobalArgs, n: usize, json: bool) -> anyhow::Result<u8
                 record.image,
             )
         };
-        if !print_line(&line) {
+        if !print_line(&line)? {
             // The reader went away (`rai history | head -1`): stop quietly.
             return Ok(exit::OK);
         }
@@ -61,12 +61,11 @@ pub async fn run(global: &GlobalArgs, n: usize, json: bool) -> anyhow::Result<u8
 }
 
 /// Prints a line; false when standard output is closed (a broken pipe), instead of the panic `println!` gives.
-fn print_line(line: &str) -> bool {
+fn print_line(line: &str) -> std::io::Result<bool> {
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match writeln!(out, "{line}") {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
-        Err(e) => panic!("cannot write to standard output: {e}"),
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e),
     }
 }

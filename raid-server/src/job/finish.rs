@@ -174,7 +174,7 @@ pub(super) async fn hand_back(
     let _ = ctx.bus.unclaim(&job).await;
     let _ = ctx
         .bus
-        .update_state(&job, &JobState::status(JobStatus::Requeued))
+        .update_state(&job, &JobState::with_status(JobStatus::Requeued))
         .await;
     let _ = queue.release(lease).await;
 }

@@ -208,22 +208,21 @@ impl JobLife {
         let lived = self.live(&mut pump, &stop).await;
         drop(keeper);
         self.clean_up().await;
-        let lived = match lived {
-            Ok(lived) => Ok(lived),
-            Err(e) if e.hands_back() => Err(e),
-            Err(e) => Ok((
-                Outcome::Ended(Ending::new(e.status(), None, e.to_string())),
-                None,
-            )),
+        // How the job ended, or `None` when it goes back to the queue.
+        let ended = match lived {
+            Ok((Outcome::Ended(ending), output_key)) => Some((ending, output_key)),
+            Ok((Outcome::HandBack, _)) => None,
+            Err(e) if e.hands_back() => {
+                tracing::warn!(job = %job, error = %e, "cannot publish the job's events");
+                None
+            }
+            Err(e) => Some((Ending::new(e.status(), None, e.to_string()), None)),
         };
         let truncated = pump.truncated();
-        let flushed = pump.finish().await;
-        let (ending, output_key) = match (lived, flushed) {
-            (Ok((Outcome::Ended(ending), output_key)), Ok(())) => (ending, output_key),
-            (Ok((Outcome::HandBack, _)), _) | (Err(_), _) | (_, Err(_)) => {
-                finish::hand_back(&self.ctx, self.queue.as_ref(), &self.lease, job).await;
-                return;
-            }
+        let flushed = pump.finish().await.is_ok();
+        let Some((ending, output_key)) = ended.filter(|_| flushed) else {
+            finish::hand_back(&self.ctx, self.queue.as_ref(), &self.lease, job).await;
+            return;
         };
         let (status, exit_code) = (ending.status, ending.exit_code);
         let finished = finish::Finished {

@@ -12,13 +12,12 @@ use std::time::Duration;
 use rai_common::JobRequest;
 use rai_common::archive::PackOptions;
 use rai_common::event::JobStatus;
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Ending, Outcome};
 use crate::context::WorkerContext;
-use crate::disk::{BuildQuota, watch_build};
+use crate::disk::{BuildQuota, BuildWatch, watch_build};
 use crate::errors::JobError;
 use crate::output::OutputPump;
 use crate::policy::{JobLimits, bytes_text, span_text};
@@ -52,10 +51,10 @@ struct CommandEnd {
     cancelled_by: Option<String>,
 }
 
-/// The state that outlives one command: the job's deadline and its `/build` watcher.
+/// The state that outlives one command: the job's deadline and its `/build` watcher (stopped when dropped).
 struct Watch {
     deadline: Instant,
-    build_full: watch::Receiver<Option<String>>,
+    build: BuildWatch,
 }
 
 impl Commands<'_> {
@@ -66,7 +65,7 @@ impl Commands<'_> {
         pump: &mut OutputPump,
         stop: &CancellationToken,
     ) -> Result<(Outcome, Option<String>), JobError> {
-        let (build_full, watcher) = watch_build(
+        let build = watch_build(
             self.build_dir,
             BuildQuota {
                 max_bytes: self.limits.output_bytes,
@@ -75,7 +74,7 @@ impl Commands<'_> {
         );
         let mut watch = Watch {
             deadline: Instant::now() + self.limits.time,
-            build_full,
+            build,
         };
         let mut outcome = Outcome::Ended(Ending::succeeded());
         for command in &self.request.build.commands.build {
@@ -86,8 +85,7 @@ impl Commands<'_> {
                 break;
             }
         }
-        watcher.abort();
-        let over_quota = watch.build_full.borrow().clone();
+        let over_quota = watch.build.over_quota.borrow().clone();
         Ok((outcome, over_quota))
     }
 
@@ -134,8 +132,8 @@ impl Commands<'_> {
                     },
                 },
                 _ = stop.cancelled(), if stopped.is_none() => stopped = Some(Stopped::HandBack),
-                changed = watch.build_full.changed(), if stopped.is_none() => {
-                    let reason = watch.build_full.borrow().clone();
+                changed = watch.build.over_quota.changed(), if stopped.is_none() => {
+                    let reason = watch.build.over_quota.borrow().clone();
                     if let (Ok(()), Some(reason)) = (changed, reason) {
                         stopped = Some(Stopped::Ended(Ending::new(JobStatus::Failed, None, reason)));
                     }

@@ -236,7 +236,7 @@ async fn state_cancel_and_heartbeats() {
     // An update sets only what it holds: the worker stays.
     bus.update_state(
         &job,
-        &rai_common::state::JobState::status(JobStatus::Failed),
+        &rai_common::state::JobState::with_status(JobStatus::Failed),
     )
     .await
     .unwrap();

@@ -62,7 +62,7 @@ async fn client_user_follows_cancels_and_submits_but_nothing_more() {
     worker_bus
         .update_state(
             &job,
-            &rai_common::state::JobState::status(rai_common::event::JobStatus::Running),
+            &rai_common::state::JobState::with_status(rai_common::event::JobStatus::Running),
         )
         .await
         .unwrap();
