@@ -95,6 +95,14 @@ pub enum VerifyError {
         "the job's timestamp is {ahead_secs}s in the future, more than the {max_secs}s allowed; check your computer's clock"
     )]
     FromFuture { ahead_secs: i64, max_secs: i64 },
+    #[error(
+        "the message carries no gateway attestation: only a gateway may queue jobs (submit with `rai submit`)"
+    )]
+    NotAttested,
+    #[error("the message was attested by a gateway this worker does not trust (see raid.gateway_keys)")]
+    UnknownGateway,
+    #[error("bad gateway attestation: {0}")]
+    BadAttestation(String),
 }
 
 /// A job id that is not one.
@@ -163,4 +171,21 @@ fn list_counts(items: &[(PathBuf, u64)]) -> String {
         .map(|(p, n)| format!("{} ({n})", p.display()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// An HTTP message signature (RFC 9421) could not be made or does not hold.
+#[derive(Debug, Error)]
+pub enum SignatureError {
+    /// The `Signature-Input` or `Signature` header is not in the form rai sends.
+    #[error("malformed signature: {0}")]
+    Malformed(String),
+    /// The signature covers a component this request does not have.
+    #[error("the signature covers \"{0}\", which the request does not carry")]
+    MissingComponent(String),
+    /// The signature uses something this implementation does not support.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// The signature does not match the request and key.
+    #[error("the signature does not match the request")]
+    BadSignature,
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use ed25519_dalek::{Signature, Signer, SigningKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use ulid::Ulid;
 
@@ -208,7 +208,15 @@ impl SignedJob {
         freshness: Freshness,
     ) -> Result<JobRequest, VerifyError> {
         let env = SignedJob::parse(bytes)?;
-        let request: JobRequest = serde_json::from_str(&env.payload)
+        let request = env.verify_signature(registry)?;
+        freshness.check(request.created_at, now)?;
+        Ok(request)
+    }
+
+    /// Checks the envelope's signature against the registry (known, unrevoked user; the user's key), without
+    /// looking at any time.
+    pub fn verify_signature(&self, registry: &Registry) -> Result<JobRequest, VerifyError> {
+        let request: JobRequest = serde_json::from_str(&self.payload)
             .map_err(|e| VerifyError::Malformed(format!("payload: {e}")))?;
         let account = registry
             .get(&request.user)
@@ -222,15 +230,22 @@ impl SignedJob {
         let bad_sig = || VerifyError::BadSignature(request.user.clone());
         let key = account.verifying_key().map_err(|_| bad_sig())?;
         let sig: [u8; 64] = URL_SAFE_NO_PAD
-            .decode(env.sig.trim())
+            .decode(self.sig.trim())
             .map_err(|_| bad_sig())?
             .try_into()
             .map_err(|_| bad_sig())?;
-        key.verify_strict(&signed_bytes(&env.payload), &Signature::from_bytes(&sig))
+        key.verify_strict(&signed_bytes(&self.payload), &Signature::from_bytes(&sig))
             .map_err(|_| bad_sig())?;
-        let age = now.signed_duration_since(request.created_at).num_seconds();
-        let max_age = freshness.max_age.as_secs() as i64;
-        let max_future = freshness.max_future.as_secs() as i64;
+        Ok(request)
+    }
+}
+
+impl Freshness {
+    /// Whether a job stamped `at` may still run at `now`.
+    pub fn check(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), VerifyError> {
+        let age = now.signed_duration_since(at).num_seconds();
+        let max_age = self.max_age.as_secs() as i64;
+        let max_future = self.max_future.as_secs() as i64;
         if age > max_age {
             return Err(VerifyError::Stale {
                 age_secs: age,
@@ -243,7 +258,166 @@ impl SignedJob {
                 max_secs: max_future,
             });
         }
-        Ok(request)
+        Ok(())
+    }
+}
+
+/// The queue message format version: a student's signed job with a gateway's attestation.
+pub const ATTESTED_JOB_VERSION: u32 = 2;
+const ATTESTATION_DOMAIN: &[u8] = b"rai-accepted-v1\0";
+
+/// What a gateway states about a job it accepted. Only gateways hold an attestation key, so only a gateway can put
+/// work on a queue; `accepted_at` is the server's clock, the only time deadlines and records trust.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acceptance {
+    pub job: JobId,
+    /// The authenticated user the job is bound to.
+    pub user: String,
+    pub queue: String,
+    pub accepted_at: DateTime<Utc>,
+    /// Hex SHA-256 of the student's signed payload: the acceptance is for those bytes alone.
+    pub payload_sha256: String,
+    /// The accepting gateway's public key (base64), so workers know which key to check.
+    pub gateway: String,
+}
+
+/// The message on the queue: the student's signed job, the gateway's acceptance, and the gateway's signature over
+/// the acceptance's exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestedJob {
+    pub v: u32,
+    pub job: SignedJob,
+    pub acceptance: String,
+    pub sig: String,
+}
+
+/// A queue message that passed every check: the student's request and the gateway's acceptance of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcceptedJob {
+    pub request: JobRequest,
+    pub acceptance: Acceptance,
+}
+
+fn attested_bytes(acceptance: &str) -> Vec<u8> {
+    let mut m = Vec::with_capacity(ATTESTATION_DOMAIN.len() + acceptance.len());
+    m.extend_from_slice(ATTESTATION_DOMAIN);
+    m.extend_from_slice(acceptance.as_bytes());
+    m
+}
+
+/// Hex SHA-256 of a signed job's payload.
+pub fn payload_sha256(job: &SignedJob) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(job.payload.as_bytes()))
+}
+
+impl AttestedJob {
+    /// A gateway's attestation of `job` (already verified) for `user` on `queue` at `accepted_at`.
+    pub fn attest(
+        job: SignedJob,
+        id: JobId,
+        user: &str,
+        queue: &str,
+        accepted_at: DateTime<Utc>,
+        gateway_key: &SigningKey,
+    ) -> AttestedJob {
+        let acceptance = Acceptance {
+            job: id,
+            user: user.to_string(),
+            queue: queue.to_string(),
+            accepted_at,
+            payload_sha256: payload_sha256(&job),
+            gateway: crate::account::encode_public_key(&gateway_key.verifying_key()),
+        };
+        let acceptance = serde_json::to_string(&acceptance).expect("an acceptance always serializes");
+        let sig = gateway_key.sign(&attested_bytes(&acceptance));
+        AttestedJob {
+            v: ATTESTED_JOB_VERSION,
+            job,
+            acceptance,
+            sig: URL_SAFE_NO_PAD.encode(sig.to_bytes()),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an attested job always serializes")
+    }
+
+    /// The job id the gateway accepted, once its attestation is checked: a refusal may be reported on the job's
+    /// channel only then, so a forged message can never write to another student's job.
+    pub fn attested_id(bytes: &[u8], gateway_keys: &[VerifyingKey]) -> Option<JobId> {
+        let env: AttestedJob = serde_json::from_slice(bytes).ok()?;
+        env.check_attestation(gateway_keys).ok().map(|a| a.job)
+    }
+
+    fn check_attestation(&self, gateway_keys: &[VerifyingKey]) -> Result<Acceptance, VerifyError> {
+        let acceptance: Acceptance = serde_json::from_str(&self.acceptance)
+            .map_err(|e| VerifyError::BadAttestation(format!("acceptance: {e}")))?;
+        let key = gateway_keys
+            .iter()
+            .find(|k| crate::account::encode_public_key(k) == acceptance.gateway)
+            .ok_or(VerifyError::UnknownGateway)?;
+        let sig: [u8; 64] = URL_SAFE_NO_PAD
+            .decode(self.sig.trim())
+            .ok()
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| VerifyError::BadAttestation("the signature is not 64 bytes".into()))?;
+        key.verify_strict(&attested_bytes(&self.acceptance), &Signature::from_bytes(&sig))
+            .map_err(|_| VerifyError::BadAttestation("the gateway's signature does not match".into()))?;
+        Ok(acceptance)
+    }
+
+    /// Verifies a queue message: the gateway's attestation (a trusted key, over these bytes), then the student's
+    /// signature against the registry, then that both speak of the same job, user and queue, then the age of the
+    /// gateway's `accepted_at`.
+    pub fn verify(
+        bytes: &[u8],
+        registry: &Registry,
+        gateway_keys: &[VerifyingKey],
+        now: DateTime<Utc>,
+        freshness: Freshness,
+    ) -> Result<AcceptedJob, VerifyError> {
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(VerifyError::Malformed(format!(
+                "{} bytes, more than the {MAX_MESSAGE_BYTES} allowed",
+                bytes.len()
+            )));
+        }
+        #[derive(Deserialize)]
+        struct Version {
+            v: u32,
+        }
+        let version: Version =
+            serde_json::from_slice(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        if version.v == SIGNED_JOB_VERSION {
+            return Err(VerifyError::NotAttested);
+        }
+        if version.v != ATTESTED_JOB_VERSION {
+            return Err(VerifyError::UnsupportedVersion(version.v));
+        }
+        let env: AttestedJob =
+            serde_json::from_slice(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        let acceptance = env.check_attestation(gateway_keys)?;
+        if env.job.v != SIGNED_JOB_VERSION {
+            return Err(VerifyError::UnsupportedVersion(env.job.v));
+        }
+        let request = env.job.verify_signature(registry)?;
+        if acceptance.payload_sha256 != payload_sha256(&env.job)
+            || acceptance.job != request.id
+            || acceptance.user != request.user
+            || acceptance.queue != request.queue
+        {
+            return Err(VerifyError::BadAttestation(
+                "the attestation is for another job, user or queue".into(),
+            ));
+        }
+        freshness.check(acceptance.accepted_at, now)?;
+        Ok(AcceptedJob {
+            request,
+            acceptance,
+        })
     }
 }
 
@@ -368,5 +542,48 @@ mod tests {
             ),
             Err(VerifyError::UnsupportedVersion(2))
         ));
+    }
+
+    #[test]
+    fn attested_jobs_verify_and_forgeries_are_refused() {
+        let key = generate_signing_key();
+        let gateway = generate_signing_key();
+        let trusted = [gateway.verifying_key()];
+        let reg = registry_with("alice", &key);
+        let now = Utc::now();
+        // A created_at a day and a half old: the gateway's accepted_at is what counts.
+        let req = request("alice", now - chrono::Duration::hours(36));
+        let signed = req.sign(&key);
+        let attested = AttestedJob::attest(signed.clone(), req.id, "alice", "rai", now, &gateway);
+        let wire = attested.to_bytes();
+        let ok = AttestedJob::verify(&wire, &reg, &trusted, now, Freshness::default()).unwrap();
+        assert_eq!(ok.request, req);
+        assert_eq!(ok.acceptance.accepted_at, now);
+        assert_eq!(AttestedJob::attested_id(&wire, &trusted), Some(req.id));
+
+        let verify = |bytes: &[u8]| AttestedJob::verify(bytes, &reg, &trusted, now, Freshness::default());
+        // Straight on the queue, no attestation.
+        assert!(matches!(verify(&signed.to_bytes()), Err(VerifyError::NotAttested)));
+        // Attested by a key nobody trusts.
+        let rogue = AttestedJob::attest(signed.clone(), req.id, "alice", "rai", now, &generate_signing_key());
+        assert!(matches!(verify(&rogue.to_bytes()), Err(VerifyError::UnknownGateway)));
+        assert_eq!(AttestedJob::attested_id(&rogue.to_bytes(), &trusted), None);
+        // The acceptance edited (backdated) after the gateway signed it.
+        let mut edited = attested.clone();
+        let mut backdated: Acceptance = serde_json::from_str(&edited.acceptance).unwrap();
+        backdated.accepted_at = now - chrono::Duration::hours(1);
+        edited.acceptance = serde_json::to_string(&backdated).unwrap();
+        assert!(matches!(verify(&edited.to_bytes()), Err(VerifyError::BadAttestation(_))));
+        // A valid acceptance moved onto another student's job.
+        let other = request("alice", now).sign(&key);
+        let mut swapped = attested.clone();
+        swapped.job = other;
+        assert!(matches!(verify(&swapped.to_bytes()), Err(VerifyError::BadAttestation(_))));
+        // An acceptance for another user than the one who signed.
+        let wrong_user = AttestedJob::attest(signed.clone(), req.id, "bob", "rai", now, &gateway);
+        assert!(matches!(verify(&wrong_user.to_bytes()), Err(VerifyError::BadAttestation(_))));
+        // Accepted too long ago.
+        let old = AttestedJob::attest(signed, req.id, "alice", "rai", now - chrono::Duration::hours(48), &gateway);
+        assert!(matches!(verify(&old.to_bytes()), Err(VerifyError::Stale { .. })));
     }
 }

@@ -27,6 +27,7 @@ pub mod build_spec;
 pub mod config;
 pub mod errors;
 pub mod event;
+pub mod httpsig;
 pub mod job;
 pub mod objects;
 pub mod paths;
