@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 pub use ed25519_dalek::SigningKey;
-use ed25519_dalek::VerifyingKey;
+pub use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
 use crate::errors::AccountError;
@@ -120,6 +120,41 @@ pub fn encode_public_key(key: &VerifyingKey) -> String {
 pub fn decode_public_key(text: &str) -> Option<VerifyingKey> {
     let bytes: [u8; 32] = URL_SAFE_NO_PAD.decode(text.trim()).ok()?.try_into().ok()?;
     VerifyingKey::from_bytes(&bytes).ok()
+}
+
+/// The first line of a gateway attestation key file, so a profile or a public key is never mistaken for one.
+const GATEWAY_KEY_HEADER: &str =
+    "# rai gateway attestation key (private: keep it readable by raid only)";
+
+/// A gateway attestation key file's text: a header, then the private key.
+pub fn gateway_key_file(key: &SigningKey) -> String {
+    format!(
+        "{GATEWAY_KEY_HEADER}\n# public key: {}\n{}\n",
+        encode_public_key(&key.verifying_key()),
+        URL_SAFE_NO_PAD.encode(key.to_bytes())
+    )
+}
+
+/// Reads a gateway attestation key file made by [`gateway_key_file`].
+pub fn load_gateway_key(path: &Path) -> Result<SigningKey, AccountError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AccountError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = || AccountError::BadGatewayKey(path.to_path_buf());
+    if text.lines().next() != Some(GATEWAY_KEY_HEADER) {
+        return Err(bad());
+    }
+    let line = text
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .ok_or_else(bad)?;
+    let seed: [u8; 32] = URL_SAFE_NO_PAD
+        .decode(line.trim())
+        .map_err(|_| bad())?
+        .try_into()
+        .map_err(|_| bad())?;
+    Ok(SigningKey::from_bytes(&seed))
 }
 
 impl Profile {

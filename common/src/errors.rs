@@ -68,6 +68,10 @@ pub enum AccountError {
     BadPublicKey(String),
     #[error("user \"{0}\" appears more than once in the account registry")]
     DuplicateUser(String),
+    #[error(
+        "{0} is not a gateway attestation key; make one with `rai-keygen gateway-key --out FILE`"
+    )]
+    BadGatewayKey(PathBuf),
 }
 
 /// Why a job message was refused. Each variant is a distinct reason the worker reports back to the client.
@@ -99,7 +103,9 @@ pub enum VerifyError {
         "the message carries no gateway attestation: only a gateway may queue jobs (submit with `rai submit`)"
     )]
     NotAttested,
-    #[error("the message was attested by a gateway this worker does not trust (see raid.gateway_keys)")]
+    #[error(
+        "the message was attested by a gateway this worker does not trust (see raid.gateway_keys)"
+    )]
     UnknownGateway,
     #[error("bad gateway attestation: {0}")]
     BadAttestation(String),

@@ -93,11 +93,7 @@ pub struct SignatureParams {
 impl SignatureParams {
     /// The serialized inner list with its parameters (an RFC 8941 Inner List), as `Signature-Input` carries it.
     pub fn serialize(&self) -> String {
-        let list: Vec<String> = self
-            .components
-            .iter()
-            .map(|c| format!("\"{c}\""))
-            .collect();
+        let list: Vec<String> = self.components.iter().map(|c| format!("\"{c}\"")).collect();
         let mut out = format!("({})", list.join(" "));
         if let Some(created) = self.created {
             out.push_str(&format!(";created={created}"));
@@ -184,14 +180,17 @@ impl ReceivedSignature {
             SignatureError::Malformed(format!("Signature-Input has no member \"{label}\""))
         })?;
         let params = parse_inner_list(serialized)?;
-        let encoded = dictionary_member(signature, label)
-            .ok_or_else(|| SignatureError::Malformed(format!("Signature has no member \"{label}\"")))?;
+        let encoded = dictionary_member(signature, label).ok_or_else(|| {
+            SignatureError::Malformed(format!("Signature has no member \"{label}\""))
+        })?;
         let bytes = encoded
             .strip_prefix(':')
             .and_then(|s| s.strip_suffix(':'))
             .and_then(|b| STANDARD.decode(b).ok())
             .ok_or_else(|| {
-                SignatureError::Malformed("the Signature value is not a byte sequence (:base64:)".into())
+                SignatureError::Malformed(
+                    "the Signature value is not a byte sequence (:base64:)".into(),
+                )
             })?;
         Ok(ReceivedSignature {
             label: label.to_string(),
@@ -206,7 +205,9 @@ impl ReceivedSignature {
         if let Some(alg) = &self.params.alg
             && alg != ALG_ED25519
         {
-            return Err(SignatureError::Unsupported(format!("the algorithm \"{alg}\"")));
+            return Err(SignatureError::Unsupported(format!(
+                "the algorithm \"{alg}\""
+            )));
         }
         let base = signature_base(parts, &self.params.components, &self.serialized)?;
         let bytes: [u8; 64] = self
@@ -255,7 +256,9 @@ fn parse_inner_list(text: &str) -> Result<SignatureParams, SignatureError> {
     let rest = text
         .strip_prefix('(')
         .ok_or_else(|| bad("the covered components must be a parenthesized list"))?;
-    let close = rest.find(')').ok_or_else(|| bad("the component list is not closed"))?;
+    let close = rest
+        .find(')')
+        .ok_or_else(|| bad("the component list is not closed"))?;
     let components = rest[..close]
         .split_whitespace()
         .map(|item| {
@@ -375,9 +378,16 @@ mod tests {
     fn signing_reproduces_rfc_9421_b_2_6() {
         let (key, _) = rfc_keys();
         let params = SignatureParams {
-            components: ["date", "@method", "@path", "@authority", "content-type", "content-length"]
-                .map(String::from)
-                .to_vec(),
+            components: [
+                "date",
+                "@method",
+                "@path",
+                "@authority",
+                "content-type",
+                "content-length",
+            ]
+            .map(String::from)
+            .to_vec(),
             created: Some(1618884473),
             keyid: Some("test-key-ed25519".into()),
             nonce: None,
@@ -396,7 +406,8 @@ mod tests {
     #[test]
     fn verifying_accepts_rfc_9421_b_2_6_and_refuses_a_change() {
         let (_, public) = rfc_keys();
-        let received = ReceivedSignature::parse(RFC_B26_INPUT, RFC_B26_SIGNATURE, "sig-b26").unwrap();
+        let received =
+            ReceivedSignature::parse(RFC_B26_INPUT, RFC_B26_SIGNATURE, "sig-b26").unwrap();
         assert_eq!(received.params.keyid.as_deref(), Some("test-key-ed25519"));
         assert_eq!(received.params.created, Some(1618884473));
         received.verify(&rfc_request(), &public).unwrap();
@@ -422,7 +433,9 @@ mod tests {
             content_digest(body),
             "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"
         );
-        let digest = digest_sha256("sha-512=:AAAA:, sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:").unwrap();
+        let digest =
+            digest_sha256("sha-512=:AAAA:, sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:")
+                .unwrap();
         assert_eq!(content_digest_of(&digest), content_digest(body));
         assert!(digest_sha256("sha-512=:AAAA:").is_none());
     }
@@ -452,7 +465,13 @@ mod tests {
         with_query.query = "user=bob".into();
         assert!(got.verify(&with_query, &key.verifying_key()).is_err());
         // Another key, an unknown label, garbage.
-        assert!(got.verify(&parts, &crate::account::generate_signing_key().verifying_key()).is_err());
+        assert!(
+            got.verify(
+                &parts,
+                &crate::account::generate_signing_key().verifying_key()
+            )
+            .is_err()
+        );
         assert!(ReceivedSignature::parse(&h.signature_input, &h.signature, "other").is_err());
         assert!(ReceivedSignature::parse("rai=nonsense", "rai=:AA==:", LABEL).is_err());
         assert!(ReceivedSignature::parse(&h.signature_input, "rai=notbytes", LABEL).is_err());

@@ -331,7 +331,8 @@ impl AttestedJob {
             payload_sha256: payload_sha256(&job),
             gateway: crate::account::encode_public_key(&gateway_key.verifying_key()),
         };
-        let acceptance = serde_json::to_string(&acceptance).expect("an acceptance always serializes");
+        let acceptance =
+            serde_json::to_string(&acceptance).expect("an acceptance always serializes");
         let sig = gateway_key.sign(&attested_bytes(&acceptance));
         AttestedJob {
             v: ATTESTED_JOB_VERSION,
@@ -364,8 +365,13 @@ impl AttestedJob {
             .ok()
             .and_then(|s| s.try_into().ok())
             .ok_or_else(|| VerifyError::BadAttestation("the signature is not 64 bytes".into()))?;
-        key.verify_strict(&attested_bytes(&self.acceptance), &Signature::from_bytes(&sig))
-            .map_err(|_| VerifyError::BadAttestation("the gateway's signature does not match".into()))?;
+        key.verify_strict(
+            &attested_bytes(&self.acceptance),
+            &Signature::from_bytes(&sig),
+        )
+        .map_err(|_| {
+            VerifyError::BadAttestation("the gateway's signature does not match".into())
+        })?;
         Ok(acceptance)
     }
 
@@ -561,29 +567,62 @@ mod tests {
         assert_eq!(ok.acceptance.accepted_at, now);
         assert_eq!(AttestedJob::attested_id(&wire, &trusted), Some(req.id));
 
-        let verify = |bytes: &[u8]| AttestedJob::verify(bytes, &reg, &trusted, now, Freshness::default());
+        let verify =
+            |bytes: &[u8]| AttestedJob::verify(bytes, &reg, &trusted, now, Freshness::default());
         // Straight on the queue, no attestation.
-        assert!(matches!(verify(&signed.to_bytes()), Err(VerifyError::NotAttested)));
+        assert!(matches!(
+            verify(&signed.to_bytes()),
+            Err(VerifyError::NotAttested)
+        ));
         // Attested by a key nobody trusts.
-        let rogue = AttestedJob::attest(signed.clone(), req.id, "alice", "rai", now, &generate_signing_key());
-        assert!(matches!(verify(&rogue.to_bytes()), Err(VerifyError::UnknownGateway)));
+        let rogue = AttestedJob::attest(
+            signed.clone(),
+            req.id,
+            "alice",
+            "rai",
+            now,
+            &generate_signing_key(),
+        );
+        assert!(matches!(
+            verify(&rogue.to_bytes()),
+            Err(VerifyError::UnknownGateway)
+        ));
         assert_eq!(AttestedJob::attested_id(&rogue.to_bytes(), &trusted), None);
         // The acceptance edited (backdated) after the gateway signed it.
         let mut edited = attested.clone();
         let mut backdated: Acceptance = serde_json::from_str(&edited.acceptance).unwrap();
         backdated.accepted_at = now - chrono::Duration::hours(1);
         edited.acceptance = serde_json::to_string(&backdated).unwrap();
-        assert!(matches!(verify(&edited.to_bytes()), Err(VerifyError::BadAttestation(_))));
+        assert!(matches!(
+            verify(&edited.to_bytes()),
+            Err(VerifyError::BadAttestation(_))
+        ));
         // A valid acceptance moved onto another student's job.
         let other = request("alice", now).sign(&key);
         let mut swapped = attested.clone();
         swapped.job = other;
-        assert!(matches!(verify(&swapped.to_bytes()), Err(VerifyError::BadAttestation(_))));
+        assert!(matches!(
+            verify(&swapped.to_bytes()),
+            Err(VerifyError::BadAttestation(_))
+        ));
         // An acceptance for another user than the one who signed.
         let wrong_user = AttestedJob::attest(signed.clone(), req.id, "bob", "rai", now, &gateway);
-        assert!(matches!(verify(&wrong_user.to_bytes()), Err(VerifyError::BadAttestation(_))));
+        assert!(matches!(
+            verify(&wrong_user.to_bytes()),
+            Err(VerifyError::BadAttestation(_))
+        ));
         // Accepted too long ago.
-        let old = AttestedJob::attest(signed, req.id, "alice", "rai", now - chrono::Duration::hours(48), &gateway);
-        assert!(matches!(verify(&old.to_bytes()), Err(VerifyError::Stale { .. })));
+        let old = AttestedJob::attest(
+            signed,
+            req.id,
+            "alice",
+            "rai",
+            now - chrono::Duration::hours(48),
+            &gateway,
+        );
+        assert!(matches!(
+            verify(&old.to_bytes()),
+            Err(VerifyError::Stale { .. })
+        ));
     }
 }

@@ -10,7 +10,8 @@
 //! - [`build_spec`]: `rai_build.yml`, read strictly, with errors at line and column.
 //! - [`config`]: the layered configuration (defaults, files, environment, flags) with encrypted values.
 //! - [`account`]: the student's profile (private key) and the account registry (public keys, roles, revocation).
-//! - [`job`]: job ids, the signed job message, and its verification.
+//! - [`job`]: job ids, the signed job message, the gateway's attestation of it, and their verification.
+//! - [`api`]: the gateway API's paths and bodies; [`httpsig`]: the request signatures it checks (RFC 9421).
 //! - [`objects`]: the store keys of a job's upload, output and record.
 //! - [`event`]: a job's events as they travel (`seq`, `ts`, `kind`).
 //! - [`state`]: a job's state while it runs, and a worker's heartbeat.
@@ -22,6 +23,7 @@
 //! - [`errors`]: the error types, one per concern.
 
 pub mod account;
+pub mod api;
 pub mod archive;
 pub mod build_spec;
 pub mod config;

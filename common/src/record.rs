@@ -20,8 +20,10 @@ pub struct JobRecord {
     pub exit_code: Option<i64>,
     pub reason: Option<String>,
     pub image: String,
-    /// When the student's client made the job (the client's clock).
-    pub submitted_at: DateTime<Utc>,
+    /// When the gateway accepted the job: the server's clock, the only time deadlines trust (records written before
+    /// the gateway called it `submitted_at` and held the client's clock).
+    #[serde(alias = "submitted_at")]
+    pub accepted_at: DateTime<Utc>,
     /// When the worker started it (the worker's clock, as is every time below).
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,

@@ -29,6 +29,10 @@ pub enum KeygenError {
     Exists(String),
     #[error("no user \"{0}\" in the registry")]
     NoSuchUser(String),
+    #[error(
+        "{0} already exists; a gateway key is never replaced in place (workers trust it): write the new one elsewhere"
+    )]
+    KeyExists(PathBuf),
     #[error("{path}: the roster is not a CSV file this tool reads: {message}")]
     Csv { path: String, message: String },
     #[error("{path}: {} bad row(s); nothing was written (fix them, or pass --skip-invalid to import the rest):\n{}",

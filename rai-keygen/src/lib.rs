@@ -18,4 +18,4 @@ pub mod store;
 pub use errors::KeygenError;
 pub use issue::{NewAccount, issue_account, revoke};
 pub use roster::{ImportOptions, ImportReport, import_roster};
-pub use store::{RegistryStore, write_profile};
+pub use store::{RegistryStore, write_gateway_key, write_profile};

@@ -8,7 +8,8 @@ use chrono::Utc;
 use clap::{Parser, Subcommand};
 use rai_common::account::Role;
 use rai_keygen::{
-    ImportOptions, NewAccount, RegistryStore, import_roster, issue_account, revoke, write_profile,
+    ImportOptions, NewAccount, RegistryStore, import_roster, issue_account, revoke,
+    write_gateway_key, write_profile,
 };
 
 #[derive(Parser)]
@@ -75,6 +76,12 @@ enum Command {
     List,
     /// Show one user.
     Show { username: String },
+    /// Make a gateway's attestation key (gateway.attestation_key) and print its public key for raid.gateway_keys.
+    GatewayKey {
+        /// Where to write the private key (mode 0600; an existing file is never replaced).
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+    },
 }
 
 // Long (about 120 lines) on purpose: one arm per subcommand, each a few lines over the library.
@@ -150,6 +157,14 @@ fn run(cli: Cli) -> Result<()> {
             println!(
                 "revoked \"{username}\"; workers refuse its jobs once they reload the registry"
             );
+        }
+        Command::GatewayKey { out } => {
+            let public = write_gateway_key(&out)?;
+            println!(
+                "made gateway key {} (set gateway.attestation_key to it; keep it readable by raid only)",
+                out.display()
+            );
+            println!("public key (add to raid.gateway_keys of every worker): {public}");
         }
         Command::List => {
             let reg = store.read()?;

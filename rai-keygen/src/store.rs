@@ -121,3 +121,21 @@ pub fn write_profile(path: &Path, profile: &Profile) -> Result<(), KeygenError> 
     }
     write_atomic(path, &profile.to_yaml(), Some(0o600))
 }
+
+/// Makes a gateway attestation key at `path` (mode 0600; never replaces an existing file) and returns its public
+/// key, for every worker's `raid.gateway_keys`.
+pub fn write_gateway_key(path: &Path) -> Result<String, KeygenError> {
+    if path.exists() {
+        return Err(KeygenError::KeyExists(path.to_path_buf()));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
+    }
+    let key = rai_common::account::generate_signing_key();
+    write_atomic(
+        path,
+        &rai_common::account::gateway_key_file(&key),
+        Some(0o600),
+    )?;
+    Ok(rai_common::account::encode_public_key(&key.verifying_key()))
+}

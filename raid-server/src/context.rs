@@ -10,7 +10,7 @@ use rai_backends::events::EventBus;
 use rai_backends::queue::JobQueue;
 use rai_backends::store::ObjectStore;
 use rai_common::Config;
-use rai_common::account::Registry;
+use rai_common::account::{Registry, VerifyingKey};
 use tokio::sync::RwLock;
 
 use crate::gpu::GpuPool;
@@ -24,6 +24,8 @@ pub struct WorkerContext {
     pub queues: Vec<Arc<dyn JobQueue>>,
     pub store: Arc<dyn ObjectStore>,
     pub bus: EventBus,
+    /// The gateways whose attested jobs this worker runs: `raid.gateway_keys`, and the embedded gateway's own.
+    pub gateway_keys: Vec<VerifyingKey>,
     /// Reloaded when its file changes or on SIGHUP.
     pub registry: Arc<RwLock<Registry>>,
     pub gpus: GpuPool,

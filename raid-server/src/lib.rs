@@ -18,11 +18,13 @@
 //!   and watchdog.
 //! - [`doctor`]: `raid doctor`, every dependency checked.
 //! - [`errors`]: the worker's error types.
+//! - [`gateway`]: the authenticated HTTP API students talk to (`raid gateway`, or embedded with `gateway.listen`).
 
 pub mod context;
 pub mod disk;
 pub mod doctor;
 pub mod errors;
+pub mod gateway;
 pub mod gpu;
 pub mod job;
 pub mod notify;

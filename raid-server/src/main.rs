@@ -48,6 +48,8 @@ struct Cli {
 enum Command {
     /// Check Docker, GPUs, queue, store, Redis, registry and disk; print a table; exit non-zero on a failure.
     Doctor,
+    /// Serve only the gateway (the authenticated API students talk to), on `gateway.listen`.
+    Gateway,
 }
 
 fn init_logs(cli: &Cli) {
@@ -87,12 +89,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         anyhow::bail!("some checks failed");
     }
-    let ctx = raid::setup::context(config).await?;
-    let slots = raid::setup::slots(&ctx);
     let shutdown = raid::shutdown::Shutdown::new();
     shutdown.listen_for_signals();
+    if let Some(Command::Gateway) = cli.command {
+        let gateway = raid::gateway::Gateway::connect(config).await?;
+        let stop = shutdown.clone();
+        let listening =
+            raid::gateway::serve(Arc::new(gateway), async move { stop.draining().await }).await?;
+        raid::notify::ready();
+        let _ = listening.task.await;
+        raid::notify::stopping();
+        return Ok(());
+    }
+    // The embedded gateway: the same API, in this worker's process, when its config says where to listen.
+    let embedded = match config.gateway.listen {
+        Some(_) => {
+            let gateway = raid::gateway::Gateway::connect(config.clone()).await?;
+            let stop = shutdown.clone();
+            Some(
+                raid::gateway::serve(Arc::new(gateway), async move { stop.draining().await })
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    let ctx = raid::setup::context(config).await?;
+    let slots = raid::setup::slots(&ctx);
     raid::notify::ready();
     raid::worker::serve(Arc::new(ctx), slots, shutdown).await;
+    if let Some(gateway) = embedded {
+        let _ = gateway.task.await;
+    }
     raid::notify::stopping();
     Ok(())
 }

@@ -35,6 +35,20 @@ pub fn host_architecture() -> Option<Architecture> {
 
 /// Checks a job against the worker's policy; `Err` is the reason given to the student.
 pub fn resolve(spec: &BuildSpec, raid: &RaidConfig, worker_gpus: u32) -> Result<JobLimits, String> {
+    check(spec, raid, Some(worker_gpus))
+}
+
+/// The gateway's check before it queues a job: the same policy, less what only the worker that leases it knows
+/// (its GPUs and its architecture), so a job the course's workers would refuse is refused before it waits.
+pub fn admit(spec: &BuildSpec, raid: &RaidConfig) -> Result<(), String> {
+    check(spec, raid, None).map(|_| ())
+}
+
+fn check(
+    spec: &BuildSpec,
+    raid: &RaidConfig,
+    worker_gpus: Option<u32>,
+) -> Result<JobLimits, String> {
     let mut globs = GlobSetBuilder::new();
     for pattern in &raid.images {
         globs
@@ -53,6 +67,7 @@ pub fn resolve(spec: &BuildSpec, raid: &RaidConfig, worker_gpus: u32) -> Result<
         ));
     }
     if let Some(arch) = spec.resources.cpu.as_ref().and_then(|c| c.architecture)
+        && worker_gpus.is_some()
         && Some(arch) != host_architecture()
     {
         return Err(format!(
@@ -88,6 +103,7 @@ pub fn resolve(spec: &BuildSpec, raid: &RaidConfig, worker_gpus: u32) -> Result<
         return Err("the job asks for network access, which this worker does not allow".into());
     }
     let gpus = spec.gpu_count();
+    let worker_gpus = worker_gpus.unwrap_or(gpus);
     if gpus > worker_gpus {
         return Err(format!(
             "the job asks for {gpus} GPU{}; this worker has {worker_gpus}",

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use rai_backends::connect::{open_queue, open_store};
 use rai_backends::events::EventBus;
 use rai_common::Config;
-use rai_common::account::Registry;
+use rai_common::account::{Registry, VerifyingKey, decode_public_key, load_gateway_key};
 use tokio::sync::RwLock;
 
 use crate::context::WorkerContext;
@@ -47,6 +47,7 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
             config.raid.work_dir.display()
         )
     })?;
+    let gateway_keys = trusted_gateways(&config)?;
     let gpus = GpuPool::detect(config.raid.gpus.as_ref());
     let name = config
         .raid
@@ -66,6 +67,7 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
         queues,
         store,
         bus,
+        gateway_keys,
         registry: Arc::new(RwLock::new(registry)),
         gpus,
         completed: Default::default(),
@@ -79,4 +81,25 @@ pub fn slots(ctx: &WorkerContext) -> usize {
         .concurrency
         .map(|c| c.max(1) as usize)
         .unwrap_or_else(|| (ctx.gpus.count() as usize).max(1))
+}
+
+/// The gateways whose attested jobs this worker runs: `raid.gateway_keys`, and its own embedded gateway's key.
+pub fn trusted_gateways(config: &Config) -> anyhow::Result<Vec<VerifyingKey>> {
+    let mut keys = Vec::new();
+    for text in &config.raid.gateway_keys {
+        keys.push(decode_public_key(text).with_context(|| {
+            format!("raid.gateway_keys: {text:?} is not a public key printed by `rai-keygen gateway-key`")
+        })?);
+    }
+    if config.gateway.listen.is_some() {
+        if let Some(path) = &config.gateway.attestation_key {
+            keys.push(load_gateway_key(path)?.verifying_key());
+        }
+    }
+    if keys.is_empty() && !config.raid.accept_unattested {
+        tracing::warn!(
+            "raid.gateway_keys is empty and no gateway runs here: every job will be refused"
+        );
+    }
+    Ok(keys)
 }

@@ -60,3 +60,28 @@ pub fn claim(job: &JobId) -> String {
 pub fn done(job: &JobId) -> String {
     format!("rai:job:{job}:done")
 }
+
+/// The user a job id is bound to, set once by the gateway that first hands out an upload for it.
+pub fn owner(job: &JobId) -> String {
+    format!("rai:job:{job}:owner")
+}
+
+/// What an upload was declared as (size and SHA-256), so the gateway can check the body against it.
+pub fn upload(job: &JobId) -> String {
+    format!("rai:job:{job}:upload")
+}
+
+/// Set once when a gateway accepts the job: a second submission of the same id is refused.
+pub fn accepted(job: &JobId) -> String {
+    format!("rai:job:{job}:accepted")
+}
+
+/// A request nonce seen from `user`, kept for the signature window so a captured request cannot be replayed.
+pub fn nonce(user: &str, nonce: &str) -> String {
+    format!("rai:nonce:{user}:{nonce}")
+}
+
+/// A user's submissions in the current minute (the gateway's rate limit).
+pub fn submit_count(user: &str, minute: i64) -> String {
+    format!("rai:rate:{user}:{minute}")
+}

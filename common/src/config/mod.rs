@@ -31,6 +31,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub aws: AwsConfig,
     pub client: ClientConfig,
+    pub gateway: GatewayConfig,
     pub raid: RaidConfig,
 }
 
@@ -89,13 +90,33 @@ pub struct AwsConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
+    pub gateway: Option<String>,
+    pub fallback_gateways: Vec<String>,
+    pub ca_file: Option<PathBuf>,
     pub max_upload: Bytes,
     pub max_files: u64,
+}
+
+/// The gateway: the authenticated HTTP API students talk to.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub listen: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub attestation_key: Option<PathBuf>,
+    pub queues: Vec<String>,
+    pub clock_skew: Span,
+    pub link_lifetime: Span,
+    pub max_body: Bytes,
+    pub submits_per_minute: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RaidConfig {
+    pub gateway_keys: Vec<String>,
+    pub accept_unattested: bool,
     pub name: Option<String>,
     pub queues: Vec<String>,
     pub concurrency: Option<u32>,

@@ -12,7 +12,7 @@ use rai_backends::store::ObjectStore;
 use rai_common::account::{Account, Registry, Role, encode_public_key};
 use rai_common::archive::{PackOptions, pack};
 use rai_common::event::{Event, EventBody, JobStatus};
-use rai_common::job::{InputObject, JobId, JobRequest};
+use rai_common::job::{AttestedJob, InputObject, JobId, JobRequest, SignedJob};
 use rai_common::objects::upload_key;
 use rai_common::{BuildSpec, Config};
 
@@ -44,12 +44,42 @@ pub fn worker_config(dirs: &mut Vec<tempfile::TempDir>) -> Config {
     c.raid.queues = vec![c.queue.name.clone()];
     c.raid.images = vec!["rai-test/*".into()];
     c.raid.gpus = Some(vec![]);
+    c.raid.gateway_keys = vec![gateway_public_key()];
     c.raid.concurrency = Some(2);
     c.raid.cancel_grace = rai_common::units::Span::from_secs(2);
     c.raid.shutdown_grace = rai_common::units::Span::from_secs(30);
     dirs.push(store);
     dirs.push(work);
     c
+}
+
+/// The gateway attestation key of this test process: every test worker trusts it, and [`attest`] signs with it.
+pub fn gateway_key() -> &'static SigningKey {
+    static KEY: std::sync::LazyLock<SigningKey> =
+        std::sync::LazyLock::new(rai_common::account::generate_signing_key);
+    &KEY
+}
+
+/// The public half of [`gateway_key`], as `raid.gateway_keys` lists it.
+pub fn gateway_public_key() -> String {
+    encode_public_key(&gateway_key().verifying_key())
+}
+
+/// A student's signed message (`wire`) as a gateway queues it: attested for the job, user and queue its payload
+/// names, accepted now. The student's signature is not checked here (the worker checks it), so forged messages can
+/// still reach the worker's own checks.
+pub fn attest(wire: &str) -> String {
+    let signed: SignedJob = serde_json::from_str(wire).expect("a signed job message");
+    let request: JobRequest = serde_json::from_str(&signed.payload).expect("a job request");
+    let attested = AttestedJob::attest(
+        signed,
+        request.id,
+        &request.user,
+        &request.queue,
+        Utc::now(),
+        gateway_key(),
+    );
+    String::from_utf8(attested.to_bytes()).unwrap()
 }
 
 /// Writes the worker's account registry: `(name, key, revoked)` students.

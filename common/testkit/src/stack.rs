@@ -214,8 +214,9 @@ impl Stack {
         std::fs::write(
             &config,
             format!(
-                "{}raid:\n  name: {name}\n  queues: [{}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  concurrency: {}\n  shutdown_grace: 2s\n  cancel_grace: 2s\n  registry: {}\n  work_dir: {}\n{}",
+                "{}raid:\n  name: {name}\n  gateway_keys: [{}]\n  accept_unattested: true\n  queues: [{}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  concurrency: {}\n  shutdown_grace: 2s\n  cancel_grace: 2s\n  registry: {}\n  work_dir: {}\n{}",
                 self.backends(),
+                crate::jobs::gateway_public_key(),
                 self.queue,
                 self.concurrency,
                 self.dir.path().join("registry.yml").display(),

@@ -20,11 +20,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rai_backends::events::state::Claim;
 use rai_backends::queue::{JobQueue, Lease};
+use rai_common::errors::VerifyError;
 use rai_common::event::{EventBody, JobStatus};
-use rai_common::job::{Freshness, JobRequest, SignedJob};
+use rai_common::job::{AttestedJob, Freshness, JobRequest, SignedJob};
 use rai_common::state::JobState;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -85,7 +86,7 @@ pub async fn run(
     hand_back: CancellationToken,
 ) {
     let leased = Instant::now();
-    let Some(request) = verify(&ctx, &lease).await else {
+    let Some((request, accepted_at)) = verify(&ctx, &lease).await else {
         let _ = queue.ack(&lease).await;
         return;
     };
@@ -119,6 +120,7 @@ pub async fn run(
                 queue,
                 lease,
                 request,
+                accepted_at,
             };
             life.run(hand_back).instrument(span).await;
         }
@@ -129,21 +131,39 @@ pub async fn run(
     }
 }
 
-/// The signed request in a message, or `None` (logged, and told to the job's channel) when it is refused.
-async fn verify(ctx: &WorkerContext, lease: &Lease) -> Option<JobRequest> {
+/// The request in a message and when the gateway accepted it, or `None` (logged, and told to the job's channel when
+/// a trusted gateway attested the id) when it is refused.
+async fn verify(ctx: &WorkerContext, lease: &Lease) -> Option<(JobRequest, DateTime<Utc>)> {
     let freshness = Freshness {
         max_age: ctx.config.raid.max_job_age.as_duration(),
         ..Freshness::default()
     };
+    let bytes = lease.body.as_bytes();
     let verified = {
         let registry = ctx.registry.read().await;
-        SignedJob::verify(lease.body.as_bytes(), &registry, Utc::now(), freshness)
+        match AttestedJob::verify(bytes, &registry, &ctx.gateway_keys, Utc::now(), freshness) {
+            Ok(accepted) => Ok((accepted.request, accepted.acceptance.accepted_at)),
+            // A message straight from a 2025 client (v1, no gateway): run only where the admin still allows it.
+            Err(VerifyError::NotAttested) if ctx.config.raid.accept_unattested => {
+                SignedJob::verify(bytes, &registry, Utc::now(), freshness)
+                    .map(|r| (r.clone(), r.created_at))
+            }
+            Err(e) => Err(e),
+        }
     };
     match verified {
-        Ok(request) => Some(request),
+        Ok(accepted) => Some(accepted),
         Err(reason) => {
             tracing::warn!(message = %lease.id, %reason, "rejected a job message");
-            if let Some(job) = SignedJob::claimed_id(lease.body.as_bytes()) {
+            // Only a gateway-attested id may be told: a forged message must never write to someone else's job.
+            let attested = AttestedJob::attested_id(bytes, &ctx.gateway_keys).or_else(|| {
+                ctx.config
+                    .raid
+                    .accept_unattested
+                    .then(|| SignedJob::claimed_id(bytes))
+                    .flatten()
+            });
+            if let Some(job) = attested {
                 tell_rejected(ctx, job, &reason.to_string()).await;
             }
             None
@@ -175,6 +195,8 @@ struct JobLife {
     queue: Arc<dyn JobQueue>,
     lease: Lease,
     request: JobRequest,
+    /// When the gateway accepted the job (the server's clock).
+    accepted_at: DateTime<Utc>,
     rerun: bool,
     /// The job directory: `src/` (the upload) and `build/` (mounted as `/build`).
     dir: PathBuf,
@@ -230,6 +252,7 @@ impl JobLife {
             queue: self.queue.as_ref(),
             lease: &self.lease,
             request: &self.request,
+            accepted_at: self.accepted_at,
             ending,
             output_key,
             output_truncated: truncated,

@@ -61,7 +61,10 @@ impl Harness {
         let (wire, job) = self
             .prepare(commands, limits, files, &self.key, &self.user)
             .await;
-        self.ctx.queues[0].send(&wire).await.unwrap();
+        self.ctx.queues[0]
+            .send(&rai_testkit::jobs::attest(&wire))
+            .await
+            .unwrap();
         job
     }
 

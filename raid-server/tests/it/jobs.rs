@@ -305,7 +305,10 @@ async fn an_upload_swapped_for_a_bigger_object_is_refused_without_reading_it_all
         .unwrap();
     bytes.extend(std::iter::repeat_n(7u8, 64 << 20));
     h.ctx.store.put_bytes(&key, bytes).await.unwrap();
-    h.ctx.queues[0].send(&wire).await.unwrap();
+    h.ctx.queues[0]
+        .send(&rai_testkit::jobs::attest(&wire))
+        .await
+        .unwrap();
     let events = h.events(job, LIMIT).await;
     let (status, _, reason) = end(&events);
     assert_eq!(status, "rejected");

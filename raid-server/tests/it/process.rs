@@ -85,7 +85,7 @@ async fn sigterm_drains_the_process_and_a_second_process_finishes_the_job() {
         "jdoe",
     )
     .await;
-    queue.send(&wire).await.unwrap();
+    queue.send(&rai_testkit::jobs::attest(&wire)).await.unwrap();
     let follower = tokio::spawn({
         let bus = bus.clone();
         async move { rai_testkit::jobs::follow(&bus, job, Duration::from_secs(120)).await }

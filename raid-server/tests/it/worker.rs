@@ -46,7 +46,10 @@ async fn bad_messages_are_refused_each_with_its_reason_and_the_worker_keeps_serv
         .prepare(&["echo no"], "time: 10s", &[], &stranger, "nobody")
         .await;
     for wire in [&forged, &unsigned, &revoked, &unknown] {
-        h.ctx.queues[0].send(wire).await.unwrap();
+        h.ctx.queues[0]
+            .send(&rai_testkit::jobs::attest(wire))
+            .await
+            .unwrap();
     }
     h.ctx.queues[0].send("this is not a job").await.unwrap();
     h.ctx.queues[0]
@@ -81,10 +84,16 @@ async fn bad_messages_are_refused_each_with_its_reason_and_the_worker_keeps_serv
     let (wire, job) = h
         .prepare(&["echo fine"], "time: 10s", &[], &key, "jdoe")
         .await;
-    h.ctx.queues[0].send(&wire).await.unwrap();
+    h.ctx.queues[0]
+        .send(&rai_testkit::jobs::attest(&wire))
+        .await
+        .unwrap();
     let events = h.events(job, LIMIT).await;
     assert_eq!(end(&events).0, "succeeded");
-    h.ctx.queues[0].send(&wire).await.unwrap();
+    h.ctx.queues[0]
+        .send(&rai_testkit::jobs::attest(&wire))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         h.ctx.bus.history(&job, 0, 1000).await.unwrap().len(),
@@ -236,7 +245,10 @@ async fn one_worker_serves_several_queues() {
             "jdoe",
         )
         .await;
-    h.ctx.queues[1].send(&wire).await.unwrap();
+    h.ctx.queues[1]
+        .send(&rai_testkit::jobs::attest(&wire))
+        .await
+        .unwrap();
     let events = h.events(job, LIMIT).await;
     assert_eq!(text(&events, "stdout"), "from the second queue\n");
     assert_eq!(end(&events).0, "succeeded");
@@ -272,7 +284,9 @@ async fn a_job_cannot_run_another_students_upload() {
     let mut req: rai_common::JobRequest = serde_json::from_str(&thief_env.payload).unwrap();
     req.input = victim_req.input.clone();
     h.ctx.queues[0]
-        .send(&String::from_utf8(req.sign(&thief).to_bytes()).unwrap())
+        .send(&rai_testkit::jobs::attest(
+            &String::from_utf8(req.sign(&thief).to_bytes()).unwrap(),
+        ))
         .await
         .unwrap();
     let events = h.events(thief_id, LIMIT).await;

@@ -247,27 +247,49 @@ impl EventBus {
         last: &mut u64,
         tx: &mpsc::Sender<Result<Event, EventError>>,
     ) -> Result<bool, ()> {
-        let mut conn = self.conn.clone();
-        loop {
-            let page = match read_history(&mut conn, job, *last, REPLAY_PAGE).await {
-                Ok(p) => p,
-                Err(_) => return Ok(false),
-            };
-            let full = page.len() == REPLAY_PAGE;
-            for event in page {
-                if event.seq <= *last {
-                    continue;
-                }
-                *last = event.seq;
-                let end = event.is_end();
-                tx.send(Ok(event)).await.map_err(|_| ())?;
-                if end {
-                    return Ok(true);
-                }
+        match replay(&mut self.conn.clone(), job, last, tx).await {
+            Ok(Replayed::Ended) => Ok(true),
+            Ok(Replayed::ReceiverGone) => Err(()),
+            Ok(Replayed::UpToDate) | Err(_) => Ok(false),
+        }
+    }
+}
+
+/// How a replay of the history ended.
+pub(super) enum Replayed {
+    /// The `end` event was sent.
+    Ended,
+    /// Everything in the history was sent; the job goes on.
+    UpToDate,
+    /// The follower went away.
+    ReceiverGone,
+}
+
+/// Sends every history event after `last` to `tx`, advancing `last`.
+pub(super) async fn replay(
+    conn: &mut ConnectionManager,
+    job: &JobId,
+    last: &mut u64,
+    tx: &mpsc::Sender<Result<Event, EventError>>,
+) -> Result<Replayed, redis::RedisError> {
+    loop {
+        let page = read_history(conn, job, *last, REPLAY_PAGE).await?;
+        let full = page.len() == REPLAY_PAGE;
+        for event in page {
+            if event.seq <= *last {
+                continue;
             }
-            if !full {
-                return Ok(false);
+            *last = event.seq;
+            let end = event.is_end();
+            if tx.send(Ok(event)).await.is_err() {
+                return Ok(Replayed::ReceiverGone);
             }
+            if end {
+                return Ok(Replayed::Ended);
+            }
+        }
+        if !full {
+            return Ok(Replayed::UpToDate);
         }
     }
 }
@@ -368,8 +390,8 @@ impl JobPublisher {
 
 /// A job's events in order, each exactly once, ending after the `end` event.
 pub struct EventStream {
-    rx: mpsc::Receiver<Result<Event, EventError>>,
-    task: tokio::task::JoinHandle<()>,
+    pub(super) rx: mpsc::Receiver<Result<Event, EventError>>,
+    pub(super) task: tokio::task::JoinHandle<()>,
 }
 
 impl EventStream {

@@ -13,6 +13,8 @@
 //! [`state`]. The event types themselves are the protocol's (`rai_common::event`).
 
 mod bus;
+mod ownership;
 pub mod state;
 
 pub use bus::{EventBus, EventStream, FollowOptions, JobPublisher};
+pub use ownership::Binding;

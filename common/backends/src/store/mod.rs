@@ -40,6 +40,25 @@ pub struct PutResult {
     pub sha256: String,
 }
 
+/// A multipart upload whose parts a client sends straight to the store through presigned links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedUpload {
+    pub upload_id: String,
+    /// Every part but the last is this long.
+    pub part_size: u64,
+    /// One presigned PUT per part, in order (part 1 first).
+    pub part_urls: Vec<String>,
+}
+
+/// The largest number of parts S3 allows in one upload.
+pub const MAX_PARTS: u64 = 10_000;
+
+/// The part size for an upload of `size` bytes: 8 MiB, larger only where 8 MiB parts would be too many.
+pub fn part_size_for(size: u64) -> u64 {
+    let min = 8u64 << 20;
+    min.max(size.div_ceil(MAX_PARTS).next_multiple_of(1 << 20))
+}
+
 /// Object storage with streaming puts and gets.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
@@ -63,6 +82,41 @@ pub trait ObjectStore: Send + Sync {
 
     /// A link to download the object for `expires` (S3: a presigned URL; fs: the file's path).
     async fn download_link(&self, key: &str, expires: Duration) -> Result<String, StoreError>;
+
+    /// Whether the store takes uploads straight from clients through presigned links (S3). Where it does not (fs),
+    /// the gateway receives the body itself.
+    fn presigns_uploads(&self) -> bool {
+        false
+    }
+
+    /// Starts a multipart upload of exactly `size` bytes to `key` and presigns a PUT for each part, valid for
+    /// `expires`.
+    async fn presign_upload(
+        &self,
+        key: &str,
+        size: u64,
+        expires: Duration,
+    ) -> Result<PresignedUpload, StoreError> {
+        let _ = (size, expires);
+        Err(StoreError::Backend {
+            store: self.describe(),
+            source: format!("this store takes no presigned uploads (key {key})").into(),
+        })
+    }
+
+    /// Finishes a presigned multipart upload from its parts' ETags; on failure the upload is aborted.
+    async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<(), StoreError> {
+        let _ = (upload_id, parts);
+        Err(StoreError::Backend {
+            store: self.describe(),
+            source: format!("this store takes no presigned uploads (key {key})").into(),
+        })
+    }
 
     /// Stores bytes already in memory.
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<PutResult, StoreError> {
@@ -127,6 +181,16 @@ pub(crate) async fn fill(body: &mut ObjectReader, buf: &mut [u8]) -> std::io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn part_sizes_stay_under_the_part_limit() {
+        assert_eq!(part_size_for(1), 8 << 20);
+        assert_eq!(part_size_for(1 << 30), 8 << 20);
+        let huge = 200u64 << 30;
+        let part = part_size_for(huge);
+        assert!(huge.div_ceil(part) <= MAX_PARTS, "{part}");
+        assert_eq!(part % (1 << 20), 0);
+    }
 
     #[test]
     fn keys() {

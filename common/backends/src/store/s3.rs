@@ -296,6 +296,99 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
+    fn presigns_uploads(&self) -> bool {
+        true
+    }
+
+    async fn presign_upload(
+        &self,
+        key: &str,
+        size: u64,
+        expires: Duration,
+    ) -> Result<super::PresignedUpload, StoreError> {
+        check_key(key)?;
+        let part_size = super::part_size_for(size);
+        let parts = size.div_ceil(part_size).max(1);
+        let config = PresigningConfig::expires_in(expires).map_err(|e| StoreError::Backend {
+            store: self.describe(),
+            source: e.into(),
+        })?;
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.classify(key, e))?;
+        let upload_id = upload.upload_id().unwrap_or_default().to_string();
+        let mut part_urls = Vec::with_capacity(parts as usize);
+        for number in 1..=parts {
+            let len = part_size.min(size - (number - 1) * part_size);
+            // The length is signed into the link, so a part cannot be larger than the size asked for.
+            let presigned = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .part_number(number as i32)
+                .content_length(len as i64)
+                .presigned(config.clone())
+                .await
+                .map_err(|e| self.classify(key, e))?;
+            part_urls.push(presigned.uri().to_string());
+        }
+        Ok(super::PresignedUpload {
+            upload_id,
+            part_size,
+            part_urls,
+        })
+    }
+
+    async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<(), StoreError> {
+        check_key(key)?;
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                parts
+                    .iter()
+                    .map(|(n, etag)| {
+                        CompletedPart::builder()
+                            .part_number(*n as i32)
+                            .e_tag(etag)
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        let done = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(completed)
+            .send()
+            .await;
+        if let Err(e) = done {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .send()
+                .await;
+            return Err(self.classify(key, e));
+        }
+        Ok(())
+    }
+
     async fn download_link(&self, key: &str, expires: Duration) -> Result<String, StoreError> {
         check_key(key)?;
         let config = PresigningConfig::expires_in(expires).map_err(|e| StoreError::Backend {

@@ -1,0 +1,69 @@
+//! A refusal, as the student sees it: an HTTP status that says what kind of refusal it is and a JSON
+//! [`ErrorBody`](rai_common::api::ErrorBody) whose message says what to do. Backend failures become 503s that say
+//! nothing was lost, with the cause logged here rather than shown to students.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rai_common::api::ErrorBody;
+
+/// An HTTP refusal with a message for the student.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, message)
+    }
+
+    /// A job the caller may not see looks exactly like one that does not exist.
+    pub fn no_such_job(job: impl std::fmt::Display) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no job {job} of yours; check the id (`rai history` lists your jobs)"),
+        )
+    }
+
+    /// A backend (Redis, the queue, the store) failed: logged with its cause, told as "try again".
+    pub fn unavailable(what: &str, error: impl std::fmt::Display) -> ApiError {
+        tracing::error!(%error, "{what}");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the gateway cannot {what} right now; nothing was lost, try again in a minute"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
+    }
+}

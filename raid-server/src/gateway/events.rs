@@ -1,0 +1,73 @@
+//! Step 3 as a student sees it: `GET /v1/jobs/{job}/events`, the job's events as Server-Sent Events, each with its
+//! `seq` as the SSE `id`. A client that lost its connection reconnects (to this gateway or another) with
+//! `Last-Event-ID` and gets every event after it, exactly once, in order, then the live ones; the stream ends after
+//! the `end` event. Comments keep an idle connection open through proxies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use rai_backends::events::FollowOptions;
+use serde::Deserialize;
+
+use super::access::{Access, authorize, job_id};
+use super::auth::Caller;
+use super::{ApiError, Gateway};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct After {
+    /// Events after this `seq` (the same as `Last-Event-ID`, for clients that cannot set headers).
+    after: Option<u64>,
+    /// `false`: only the events stored so far, then the stream ends (`rai logs` without `-f`).
+    live: Option<bool>,
+}
+
+/// The most events one history-only stream sends.
+const HISTORY_MAX: usize = 1_000_000;
+
+/// `GET /v1/jobs/{job}/events`.
+pub async fn follow(
+    State(gateway): State<Arc<Gateway>>,
+    Path(job): Path<String>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(query): Query<After>,
+) -> Result<Response, ApiError> {
+    let job = job_id(&job)?;
+    authorize(&gateway, &caller, &job, Access::Read).await?;
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let after = last_event_id.or(query.after).unwrap_or(0);
+    let sse = |event: &rai_common::event::Event| {
+        let data = serde_json::to_string(event).expect("an event always serializes");
+        Ok::<_, std::convert::Infallible>(SseEvent::default().id(event.seq.to_string()).data(data))
+    };
+    if query.live == Some(false) {
+        let history = gateway
+            .bus
+            .history(&job, after, HISTORY_MAX)
+            .await
+            .map_err(|e| ApiError::unavailable("read the job's events", e))?;
+        let items: Vec<_> = history.iter().map(sse).collect();
+        return Ok(Sse::new(futures::stream::iter(items)).into_response());
+    }
+    let events = gateway.bus.follow(job, after, FollowOptions::default());
+    let stream = futures::stream::unfold(events, move |mut events| async move {
+        match events.next().await? {
+            Ok(event) => Some((sse(&event), events)),
+            Err(e) => {
+                // Redis stayed away: end the stream; the client reconnects with Last-Event-ID.
+                tracing::warn!(job = %job, error = %e, "ending an event stream");
+                None
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}

@@ -1,0 +1,252 @@
+//! Step 2 of a job's life at the gateway, and what students ask of a job afterwards. `POST /v1/jobs` takes the
+//! student's signed job, checks it (signature, signer, its own upload, queue, the course's policy, rate), stamps it
+//! with the gateway's clock, attests it with the gateway's key and queues it; an id is accepted once. The other
+//! handlers read a job's state, cancel it, list a user's finished jobs, and say who is asking.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use rai_common::api::{Accepted, History, HistoryQuery, WhoAmI};
+use rai_common::event::JobStatus;
+use rai_common::job::{AttestedJob, SignedJob};
+use rai_common::objects::upload_key;
+use rai_common::record::JobRecord;
+use rai_common::state::JobState;
+
+use super::access::{Access, authorize, job_id};
+use super::auth::{Caller, SignedJson};
+use super::{ApiError, Gateway};
+
+/// `POST /v1/jobs`: the student's [`SignedJob`].
+pub async fn submit(
+    State(gateway): State<Arc<Gateway>>,
+    caller: Caller,
+    SignedJson(signed): SignedJson<SignedJob>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    // The student's own signature on the job (the worker checks it again): no time window here, since
+    // `accepted_at` below, not the client's `created_at`, is the time that counts.
+    let request = signed
+        .verify_signature(&gateway.registry.current())
+        .map_err(|e| ApiError::forbidden(e.to_string()))?;
+    let job = request.id;
+    if request.user != caller.user {
+        return Err(ApiError::forbidden(format!(
+            "the job is signed for user \"{}\" but the request comes from \"{}\"; submit your own jobs",
+            request.user, caller.user
+        )));
+    }
+    if request.input.key != upload_key(&caller.user, &job) {
+        return Err(ApiError::forbidden(format!(
+            "the job's input is {}, which is not its own upload",
+            request.input.key
+        )));
+    }
+    let owner = gateway
+        .bus
+        .owner(&job)
+        .await
+        .map_err(|e| ApiError::unavailable("look up the job", e))?;
+    if owner.as_deref() != Some(caller.user.as_str()) {
+        return Err(ApiError::conflict(format!(
+            "job {job} has no upload of yours; upload the project first (rai submit does both)"
+        )));
+    }
+    let declared = gateway
+        .bus
+        .declared_upload(&job)
+        .await
+        .map_err(|e| ApiError::unavailable("look up the upload", e))?;
+    if declared != Some((request.input.size, request.input.sha256.clone())) {
+        return Err(ApiError::conflict(
+            "the job's input is not the upload declared for it; submit again",
+        ));
+    }
+    let stored = gateway
+        .store
+        .head(&request.input.key)
+        .await
+        .map_err(|e| ApiError::unavailable("check the upload", e))?;
+    if stored.map(|o| o.size) != Some(request.input.size) {
+        return Err(ApiError::conflict(
+            "the job's upload has not arrived (whole); upload it, then submit",
+        ));
+    }
+    let Some(queue) = gateway.queues.get(&request.queue) else {
+        let mut names: Vec<&str> = gateway.queues.keys().map(String::as_str).collect();
+        names.sort();
+        return Err(ApiError::bad_request(format!(
+            "there is no queue \"{}\" here; the course's queues are: {}",
+            request.queue,
+            names.join(", ")
+        )));
+    };
+    crate::policy::admit(&request.build, &gateway.config.raid)
+        .map_err(|why| ApiError::bad_request(format!("refused: {why}")))?;
+    let now = Utc::now();
+    let per_minute = gateway.config.gateway.submits_per_minute;
+    if !caller.is_staff() && per_minute > 0 {
+        let count = gateway
+            .bus
+            .count_submit(&caller.user, now.timestamp() / 60)
+            .await
+            .map_err(|e| ApiError::unavailable("count submissions", e))?;
+        if count > u64::from(per_minute) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "more than {per_minute} submissions in a minute; submit again in {}s",
+                    60 - now.timestamp() % 60
+                ),
+            ));
+        }
+    }
+    let first = gateway
+        .bus
+        .mark_accepted(&job, super::uploads::binding_ttl(&gateway))
+        .await
+        .map_err(|e| ApiError::unavailable("accept the job", e))?;
+    if !first {
+        return Err(ApiError::conflict(format!(
+            "job {job} was already submitted; a job id is accepted once"
+        )));
+    }
+    let attested = AttestedJob::attest(
+        signed,
+        job,
+        &caller.user,
+        &request.queue,
+        now,
+        &gateway.attestation_key,
+    );
+    let state = JobState {
+        status: Some(JobStatus::Queued),
+        user: Some(caller.user.clone()),
+        queue: Some(request.queue.clone()),
+        submitted_at: Some(now),
+        ..JobState::default()
+    };
+    let wire = String::from_utf8(attested.to_bytes()).expect("JSON is UTF-8");
+    let queued = async {
+        gateway
+            .bus
+            .update_state(&job, &state)
+            .await
+            .map_err(|e| e.to_string())?;
+        queue.send(&wire).await.map_err(|e| e.to_string())
+    }
+    .await;
+    if let Err(e) = queued {
+        // Not queued: the id may be submitted again.
+        let _ = gateway.bus.unmark_accepted(&job).await;
+        return Err(ApiError::unavailable("queue the job", e));
+    }
+    tracing::info!(job = %job, user = %caller.user, queue = %request.queue, "job accepted");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            job,
+            queue: request.queue,
+            accepted_at: now,
+        }),
+    ))
+}
+
+/// `GET /v1/jobs/{job}`: the job's state.
+pub async fn status(
+    State(gateway): State<Arc<Gateway>>,
+    Path(job): Path<String>,
+    caller: Caller,
+) -> Result<Json<JobState>, ApiError> {
+    let job = job_id(&job)?;
+    authorize(&gateway, &caller, &job, Access::Read).await?;
+    let state = gateway
+        .bus
+        .state(&job)
+        .await
+        .map_err(|e| ApiError::unavailable("read the job's state", e))?
+        .ok_or_else(|| ApiError::no_such_job(job))?;
+    Ok(Json(state))
+}
+
+/// `POST /v1/jobs/{job}/cancel`: the owner or staff ask the worker to stop the job.
+pub async fn cancel(
+    State(gateway): State<Arc<Gateway>>,
+    Path(job): Path<String>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    let job = job_id(&job)?;
+    authorize(&gateway, &caller, &job, Access::Write).await?;
+    gateway
+        .bus
+        .request_cancel(&job, &caller.user)
+        .await
+        .map_err(|e| ApiError::unavailable("cancel the job", e))?;
+    tracing::info!(job = %job, by = %caller.user, "cancel requested");
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// The most records one history request returns.
+const HISTORY_MAX: usize = 500;
+
+/// `GET /v1/jobs?user=U&limit=N`: a user's finished jobs, newest first. A student sees their own and their
+/// teammates'; staff see anyone's.
+pub async fn history(
+    State(gateway): State<Arc<Gateway>>,
+    caller: Caller,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<History>, ApiError> {
+    let user = query.user.unwrap_or_else(|| caller.user.clone());
+    if !super::access::allowed(&gateway, &caller, &user, Access::Read) {
+        return Err(ApiError::forbidden(format!(
+            "you may list your own and your team's jobs, not user \"{user}\"'s"
+        )));
+    }
+    if user.contains('/') || user.contains("..") {
+        return Err(ApiError::bad_request("not a username"));
+    }
+    let limit = query.limit.unwrap_or(20).min(HISTORY_MAX);
+    let mut objects = gateway
+        .store
+        .list(&format!("records/{user}/"))
+        .await
+        .map_err(|e| ApiError::unavailable("list the records", e))?;
+    // Job ids sort by time, so the newest records have the last keys.
+    objects.reverse();
+    let mut records = Vec::new();
+    for object in objects.into_iter().take(limit) {
+        let bytes = gateway
+            .store
+            .get_bytes(&object.key)
+            .await
+            .map_err(|e| ApiError::unavailable("read a record", e))?;
+        match serde_json::from_slice::<JobRecord>(&bytes) {
+            Ok(record) => records.push(record),
+            Err(e) => {
+                tracing::warn!(key = %object.key, error = %e, "skipping an unreadable record")
+            }
+        }
+    }
+    Ok(Json(History { records }))
+}
+
+/// `GET /v1/whoami`.
+pub async fn whoami(caller: Caller) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        user: caller.user,
+        team: caller.team,
+        role: caller.role,
+    })
+}
+
+/// `GET /readyz`: whether Redis answers (the queue and store are checked when used).
+pub async fn ready(State(gateway): State<Arc<Gateway>>) -> Result<&'static str, ApiError> {
+    gateway
+        .bus
+        .state(&rai_common::job::JobId::new())
+        .await
+        .map_err(|e| ApiError::unavailable("reach Redis", e))?;
+    Ok("ready\n")
+}

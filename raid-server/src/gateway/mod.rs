@@ -1,0 +1,119 @@
+//! The gateway: the one door students knock on (docs/architecture.md, "The trust boundary").
+//!
+//! Students hold only their own Ed25519 key. Every request they make is signed (RFC 9421, [`auth`]); the gateway
+//! checks it against the account registry, then does on their behalf what the 2025 client did with the course's
+//! shared credentials: it binds a new job id to its owner and takes its upload ([`uploads`]), verifies, attests and
+//! queues the signed job with the server's clock ([`jobs`]), streams a job's events as Server-Sent Events
+//! ([`events`]), and hands out a job's `/build` ([`artifact`]). Every read, write and cancel goes through
+//! [`access`], which says who may touch which job. Workers run only jobs a trusted gateway attested.
+//!
+//! The gateway runs as `raid gateway`, or inside a worker process when the worker's config sets `gateway.listen`
+//! (the embedded default for one machine). It serves TLS when given a certificate and key, and plain HTTP only on a
+//! loopback address.
+
+mod access;
+mod artifact;
+mod auth;
+mod error;
+mod events;
+mod jobs;
+mod registry;
+mod serve;
+mod uploads;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::{get, post, put};
+use rai_backends::connect::{open_queue, open_store};
+use rai_backends::events::EventBus;
+use rai_backends::queue::JobQueue;
+use rai_backends::store::ObjectStore;
+use rai_common::Config;
+use rai_common::account::{SigningKey, load_gateway_key};
+use rai_common::api;
+
+pub use error::ApiError;
+pub use serve::{Listening, serve};
+
+/// What every request handler shares.
+pub struct Gateway {
+    pub config: Config,
+    pub bus: EventBus,
+    pub store: Arc<dyn ObjectStore>,
+    /// The queues students may submit to (`gateway.queues`).
+    pub queues: HashMap<String, Arc<dyn JobQueue>>,
+    /// The account registry, reread when its file changes: a revocation holds from the next request.
+    pub registry: registry::RegistryFile,
+    /// Signs every job this gateway queues.
+    pub attestation_key: SigningKey,
+}
+
+impl Gateway {
+    /// Connects the gateway's backends as its config says.
+    pub async fn connect(config: Config) -> anyhow::Result<Gateway> {
+        let key_path = config.gateway.attestation_key.clone().context(
+            "gateway.attestation_key is not set; make a key with `rai-keygen gateway-key --out FILE` and name it there",
+        )?;
+        let attestation_key = load_gateway_key(&key_path)?;
+        if config.gateway.queues.is_empty() {
+            anyhow::bail!("gateway.queues is empty; name the queues students may submit to");
+        }
+        let mut queues = HashMap::new();
+        for name in &config.gateway.queues {
+            let queue = open_queue(&config, name, None)
+                .await
+                .with_context(|| format!("cannot open the queue {name}"))?;
+            queues.insert(name.clone(), queue);
+        }
+        let store = open_store(&config, None, true).await?;
+        let bus = EventBus::connect(
+            &config.events.redis_url,
+            config.events.retention.as_duration(),
+        )
+        .await?;
+        let registry = registry::RegistryFile::load(&config.raid.registry)?;
+        Ok(Gateway {
+            config,
+            bus,
+            store,
+            queues,
+            registry,
+            attestation_key,
+        })
+    }
+
+    /// The HTTP API of DESIGN.md, with body limits, timeouts and request tracing.
+    pub fn router(self: Arc<Self>) -> Router {
+        use tower_http::limit::RequestBodyLimitLayer;
+        use tower_http::trace::TraceLayer;
+        let small = self.config.gateway.max_body.0 as usize;
+        // A project upload streams up to the largest upload a job may have; everything else is small JSON.
+        let upload_limit = self.config.raid.limits.upload_bytes.0 as usize;
+        let uploads = Router::new()
+            .route(
+                "/v1/uploads/{job}",
+                put(uploads::stream).layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
+            )
+            .layer(RequestBodyLimitLayer::new(upload_limit));
+        let rest = Router::new()
+            .route(api::UPLOADS, post(uploads::create))
+            .route("/v1/uploads/{job}/complete", post(uploads::complete))
+            .route(api::JOBS, post(jobs::submit).get(jobs::history))
+            .route("/v1/jobs/{job}", get(jobs::status))
+            .route("/v1/jobs/{job}/cancel", post(jobs::cancel))
+            .route("/v1/jobs/{job}/events", get(events::follow))
+            .route("/v1/jobs/{job}/artifact", get(artifact::download))
+            .route(api::WHOAMI, get(jobs::whoami))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(jobs::ready))
+            .layer(axum::extract::DefaultBodyLimit::max(small))
+            .layer(RequestBodyLimitLayer::new(small));
+        uploads
+            .merge(rest)
+            .layer(TraceLayer::new_for_http())
+            .with_state(self)
+    }
+}
