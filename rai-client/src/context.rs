@@ -1,18 +1,14 @@
-//! What commands share: the loaded configuration, the profile, the project directory, and connections to the
-//! services (with short-lived AWS credentials when the course runs on AWS).
+//! What commands share: the loaded configuration, the profile, the project directory, and the gateway client
+//! signed in with the student's key.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use anyhow::Context as _;
-use rai_backends::events::EventBus;
-use rai_backends::queue::JobQueue;
-use rai_backends::store::ObjectStore;
-use rai_common::account::Profile;
-use rai_common::config::{ConfigSources, QueueBackend, StoreBackend};
+use rai_common::account::{Profile, SigningKey};
+use rai_common::config::ConfigSources;
 use rai_common::{BuildSpec, Config, paths};
 use rai_crypto::AppSecret;
 
+use crate::Client;
 use crate::cli::GlobalArgs;
 
 /// The configuration as this student's machine layers it.
@@ -46,51 +42,24 @@ pub fn load_build_spec(path: &Path) -> Result<BuildSpec, rai_common::errors::Bui
     BuildSpec::load(path)
 }
 
-/// Connections to the services, for one user.
-pub struct Services {
+/// The configuration, the profile, and a client signed in with the profile's key.
+pub struct Session {
     pub config: Config,
-    pub bus: EventBus,
-    pub store: Arc<dyn ObjectStore>,
-    sdk: Option<aws_types::SdkConfig>,
+    pub profile: Profile,
+    pub key: SigningKey,
+    pub client: Client,
 }
 
-impl Services {
-    /// Connects, trading the course's AWS credentials for the user's 15-minute ones when AWS is used.
-    pub async fn connect(
-        config: Config,
-        user: &str,
-        queues: &[String],
-    ) -> anyhow::Result<Services> {
-        let uses_aws =
-            config.queue.backend == QueueBackend::Sqs || config.store.backend == StoreBackend::S3;
-        let sdk = if uses_aws {
-            let bucket = config.store.bucket.clone().unwrap_or_default();
-            Some(
-                rai_backends::aws::student_session(&config.aws, user, &bucket, queues)
-                    .await?
-                    .sdk,
-            )
-        } else {
-            None
-        };
-        let bus = EventBus::connect(
-            &config.events.redis_url,
-            config.events.retention.as_duration(),
-        )
-        .await?;
-        let store = rai_backends::connect::open_store(&config, sdk.as_ref(), false).await?;
-        Ok(Services {
-            config,
-            bus,
-            store,
-            sdk,
-        })
-    }
-
-    /// Opens a queue to submit to.
-    pub async fn queue(&self, name: &str) -> anyhow::Result<Arc<dyn JobQueue>> {
-        rai_backends::connect::open_queue(&self.config, name, self.sdk.as_ref())
-            .await
-            .with_context(|| format!("cannot open the job queue \"{name}\""))
-    }
+/// Loads the configuration and the profile and makes the gateway client.
+pub fn session(global: &GlobalArgs) -> anyhow::Result<Session> {
+    let config = load_config(global)?;
+    let profile = load_profile(global, Some(&config))?;
+    let key = profile.signing_key(&profile_path(global, Some(&config)).display().to_string())?;
+    let client = Client::new(&config.client, &profile.username, key.clone())?;
+    Ok(Session {
+        config,
+        profile,
+        key,
+        client,
+    })
 }

@@ -12,7 +12,7 @@ pub const WAIT_TIMEOUT: u8 = 75;
 pub const WORKER_ERROR: u8 = 70;
 /// The job hit its time limit.
 pub const TIMED_OUT: u8 = 124;
-/// The worker refused the job (signature, account, policy, upload).
+/// The gateway or the worker refused the job (account, signature, policy, rate, upload).
 pub const REJECTED: u8 = 125;
 /// Ctrl-C: rai detached; the job goes on.
 pub const DETACHED: u8 = 130;

@@ -4,11 +4,10 @@
 use std::io::Write;
 use std::time::Duration;
 
-use rai_backends::events::{EventBus, FollowOptions};
 use rai_common::JobId;
 use rai_common::event::{Event, EventBody, JobStatus};
 
-use crate::{exit, terminal};
+use crate::{Client, exit, terminal};
 
 /// How following ended.
 pub enum Followed {
@@ -18,7 +17,7 @@ pub enum Followed {
     Detached,
     /// `--timeout` ran out.
     WaitTimeout,
-    /// The events could not be read (Redis unreachable after retries).
+    /// The events could not be read (the gateways unreachable after retries, or a refusal).
     Lost(String),
 }
 
@@ -109,13 +108,13 @@ fn print(event: &Event, job: &JobId, json: bool) {
 
 /// Follows `job` from the event after `after`, printing, until its end, Ctrl-C, or `timeout`.
 pub async fn follow(
-    bus: &EventBus,
+    client: &Client,
     job: JobId,
     after: u64,
     json: bool,
     timeout: Option<Duration>,
 ) -> Followed {
-    let mut stream = bus.follow(job, after, FollowOptions::default());
+    let mut stream = client.follow(job, after);
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     loop {
         let next = async {

@@ -4,6 +4,8 @@
 //! job's output live. This library holds all of it; `main.rs` only parses flags and turns errors into exit codes.
 //!
 //! # Layout
+//! - [`client`]: the gateway's client ([`Client`]): submit, follow, status, cancel, history, download, each request
+//!   signed with the student's key.
 //! - [`cli`]: the command line (clap), including the 2017 form `rai -p DIR`.
 //! - [`commands`]: one file per command.
 //! - [`context`]: what every command may need: configuration, profile, project directory.
@@ -12,8 +14,11 @@
 //! - [`exit`]: the documented exit codes.
 
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod context;
 pub mod exit;
 pub mod follow;
 pub mod terminal;
+
+pub use client::{Client, ClientError};

@@ -93,6 +93,7 @@ pub struct ClientConfig {
     pub gateway: Option<String>,
     pub fallback_gateways: Vec<String>,
     pub ca_file: Option<PathBuf>,
+    pub retry_for: Span,
     pub max_upload: Bytes,
     pub max_files: u64,
 }

@@ -69,6 +69,11 @@ pub fn gateway_public_key() -> String {
 /// names, accepted now. The student's signature is not checked here (the worker checks it), so forged messages can
 /// still reach the worker's own checks.
 pub fn attest(wire: &str) -> String {
+    attest_at(wire, Utc::now())
+}
+
+/// [`attest`], as if the gateway had accepted the job at `at`.
+pub fn attest_at(wire: &str, at: chrono::DateTime<Utc>) -> String {
     let signed: SignedJob = serde_json::from_str(wire).expect("a signed job message");
     let request: JobRequest = serde_json::from_str(&signed.payload).expect("a job request");
     let attested = AttestedJob::attest(
@@ -76,7 +81,7 @@ pub fn attest(wire: &str) -> String {
         request.id,
         &request.user,
         &request.queue,
-        Utc::now(),
+        at,
         gateway_key(),
     );
     String::from_utf8(attested.to_bytes()).unwrap()

@@ -40,6 +40,10 @@ pub struct Options {
     pub client_extra: &'static str,
     /// A moto of the stack's own (for pausing it), instead of the shared test moto.
     pub private_moto: bool,
+    /// `raid gateway` processes; students use the first, with the others as fallbacks.
+    pub gateways: usize,
+    /// Extra lines for the `gateway:` section of each gateway's config (indented by two spaces).
+    pub gateway_extra: &'static str,
 }
 
 impl Default for Options {
@@ -53,8 +57,18 @@ impl Default for Options {
             raid_extra: "",
             client_extra: "",
             private_moto: false,
+            gateways: 1,
+            gateway_extra: "",
         }
     }
+}
+
+/// One `raid gateway` process, on a port it keeps across restarts.
+pub struct Gateway {
+    pub url: String,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
 }
 
 /// One `raid` process.
@@ -75,12 +89,14 @@ pub struct Stack {
     /// Students' home directories: `.rai_profile` and `.rai_config.yml`, usernames `student0`, `student1`, ...
     pub homes: Vec<tempfile::TempDir>,
     pub workers: Vec<Worker>,
+    pub gateways: Vec<Gateway>,
     /// Store, registry, worker configs, job directories, logs.
     pub dir: tempfile::TempDir,
     concurrency: usize,
     lease: &'static str,
     raid_extra: &'static str,
     client_extra: &'static str,
+    gateway_extra: &'static str,
 }
 
 fn aws_lines(endpoint: &str) -> String {
@@ -161,12 +177,22 @@ impl Stack {
             bucket,
             homes,
             workers: Vec::new(),
+            gateways: Vec::new(),
             dir,
             concurrency: options.concurrency,
             lease: options.lease,
             raid_extra: options.raid_extra,
             client_extra: options.client_extra,
+            gateway_extra: options.gateway_extra,
         };
+        std::fs::write(
+            stack.dir.path().join("gateway.key"),
+            rai_common::account::gateway_key_file(crate::jobs::gateway_key()),
+        )
+        .unwrap();
+        for _ in 0..options.gateways.max(1) {
+            stack.add_gateway().await;
+        }
         for home in &stack.homes {
             std::fs::write(home.path().join(".rai_config.yml"), stack.client_config()).unwrap();
         }
@@ -196,14 +222,63 @@ impl Stack {
         }
     }
 
+    /// A student's config: the gateways and the queue, nothing else (no Redis, no AWS).
     fn client_config(&self) -> String {
-        let mut text = self.backends();
-        if self.kind == Kind::Aws {
-            // Students trade the base credentials for 15-minute ones limited to their own prefix.
-            text.push_str("  role_arn: arn:aws:iam::123456789012:role/rai-student\n");
-        }
+        let fallbacks: Vec<&str> = self.gateways[1..].iter().map(|g| g.url.as_str()).collect();
+        let mut text = format!(
+            "client:\n  gateway: {}\n  fallback_gateways: [{}]\nqueue:\n  name: {}\n",
+            self.gateways[0].url,
+            fallbacks.join(", "),
+            self.queue
+        );
         text.push_str(self.client_extra);
         text
+    }
+
+    /// Starts one more `raid gateway` on a free loopback port; returns its index.
+    pub async fn add_gateway(&mut self) -> usize {
+        let i = self.gateways.len();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = self.dir.path().join(format!("gateway-{i}.yml"));
+        std::fs::write(
+            &config,
+            format!(
+                "{}gateway:\n  listen: 127.0.0.1:{port}\n  attestation_key: {}\n  queues: [{}]\n{}raid:\n  registry: {}\n  images: [\"rai-test/*\"]\n",
+                self.backends(),
+                self.dir.path().join("gateway.key").display(),
+                self.queue,
+                self.gateway_extra,
+                self.dir.path().join("registry.yml").display(),
+            ),
+        )
+        .unwrap();
+        let mut gateway = Gateway {
+            url: format!("http://127.0.0.1:{port}"),
+            config,
+            log: self.dir.path().join(format!("gateway-{i}.log")),
+            child: None,
+        };
+        gateway.spawn().await;
+        self.gateways.push(gateway);
+        i
+    }
+
+    /// kill -9 of gateway `i`.
+    pub fn kill_gateway(&mut self, i: usize) {
+        if let Some(mut child) = self.gateways[i].child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Starts gateway `i` again (after [`Stack::kill_gateway`]), on the same port.
+    pub async fn restart_gateway(&mut self, i: usize) {
+        self.kill_gateway(i);
+        self.gateways[i].spawn().await;
     }
 
     /// Starts one more `raid` process; returns its index.
@@ -214,7 +289,7 @@ impl Stack {
         std::fs::write(
             &config,
             format!(
-                "{}raid:\n  name: {name}\n  gateway_keys: [{}]\n  accept_unattested: true\n  queues: [{}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  concurrency: {}\n  shutdown_grace: 2s\n  cancel_grace: 2s\n  registry: {}\n  work_dir: {}\n{}",
+                "{}raid:\n  name: {name}\n  gateway_keys: [{}]\n  queues: [{}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  concurrency: {}\n  shutdown_grace: 2s\n  cancel_grace: 2s\n  registry: {}\n  work_dir: {}\n{}",
                 self.backends(),
                 crate::jobs::gateway_public_key(),
                 self.queue,
@@ -380,15 +455,19 @@ impl Stack {
         Running::spawn(rai_command(self.home(user), args))
     }
 
-    /// What the workers logged, for failure messages.
+    /// What the workers and gateways logged, for failure messages.
     pub fn worker_logs(&self) -> String {
-        self.workers
+        let workers = self.workers.iter().map(|w| (w.name.clone(), &w.log));
+        let gateways = self
+            .gateways
             .iter()
-            .map(|w| {
+            .map(|g| (format!("gateway {}", g.url), &g.log));
+        workers
+            .chain(gateways)
+            .map(|(name, log)| {
                 format!(
-                    "--- {} ---\n{}",
-                    w.name,
-                    std::fs::read_to_string(&w.log).unwrap_or_default()
+                    "--- {name} ---\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
                 )
             })
             .collect()
@@ -405,6 +484,12 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        for g in &mut self.gateways {
+            if let Some(mut child) = g.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
         for w in &mut self.workers {
             if let Some(mut child) = w.child.take() {
                 let _ = child.kill();
@@ -438,6 +523,43 @@ fn containers_of(worker: &str) -> Vec<String> {
         .split_whitespace()
         .map(str::to_string)
         .collect()
+}
+
+impl Gateway {
+    /// Starts the process and waits until it serves (its log says where).
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let logged_before = std::fs::read_to_string(&self.log).unwrap_or_default().len();
+        let mut child = Command::new(crate::binary("raid"))
+            .args(["gateway", "-c", self.config.to_str().unwrap()])
+            .env_remove("RAI_SECRET")
+            .env("HOME", self.config.parent().unwrap())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if text[logged_before.min(text.len())..].contains("gateway listening on") {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("raid gateway exited ({status}) before serving:\n{text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "raid gateway did not serve within 30 s:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.child = Some(child);
+    }
 }
 
 impl Worker {

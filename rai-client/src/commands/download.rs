@@ -5,22 +5,20 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use rai_common::JobId;
 use rai_common::archive::UnpackLimits;
-use rai_common::objects::output_key;
 
 use crate::cli::GlobalArgs;
-use crate::context::{self, Services};
+use crate::context;
 use crate::exit;
 
 pub async fn run(global: &GlobalArgs, id: &str, out: Option<PathBuf>) -> anyhow::Result<u8> {
     let job: JobId = id.parse()?;
-    let config = context::load_config(global)?;
-    let profile = context::load_profile(global, Some(&config))?;
-    let services = Services::connect(config, &profile.username, &[]).await?;
+    let session = context::session(global)?;
     let dest = out.unwrap_or_else(|| PathBuf::from(format!("build-{job}")));
-    let reader = services
-        .store
-        .get(&output_key(&profile.username, &job))
-        .await?;
+    let bytes = session.client.download(&job).await?;
+    let reader = tokio_util::io::StreamReader::new(futures::TryStreamExt::map_err(
+        bytes,
+        std::io::Error::other,
+    ));
     let bridge = tokio_util::io::SyncIoBridge::new(reader);
     let target = dest.clone();
     let summary = tokio::task::spawn_blocking(move || {

@@ -1,22 +1,13 @@
 //! `rai history [-n N]`: the user's jobs, newest first, from the stored job records.
 
-use rai_common::record::JobRecord;
-
 use crate::cli::GlobalArgs;
-use crate::context::{self, Services};
+use crate::context;
 use crate::exit;
 
 pub async fn run(global: &GlobalArgs, n: usize, json: bool) -> anyhow::Result<u8> {
-    let config = context::load_config(global)?;
-    let profile = context::load_profile(global, Some(&config))?;
-    let services = Services::connect(config, &profile.username, &[]).await?;
-    let mut records = services
-        .store
-        .list(&format!("records/{}/", profile.username))
-        .await?;
-    // Job ids sort by time: newest first.
-    records.sort_by(|a, b| b.key.cmp(&a.key));
-    records.truncate(n);
+    let session = context::session(global)?;
+    // Newest first, from the gateway.
+    let records = session.client.history(None, n).await?;
     if !json {
         let header = format!(
             "{:<27} {:<10} {:>5}  {:<25} IMAGE",
@@ -26,15 +17,7 @@ pub async fn run(global: &GlobalArgs, n: usize, json: bool) -> anyhow::Result<u8
             return Ok(exit::OK);
         }
     }
-    for r in records {
-        let bytes = services.store.get_bytes(&r.key).await?;
-        let record: JobRecord = match serde_json::from_slice(&bytes) {
-            Ok(record) => record,
-            Err(e) => {
-                eprintln!("rai: skipping {}: not a job record ({e})", r.key);
-                continue;
-            }
-        };
+    for record in records {
         let line = if json {
             serde_json::to_string(&record)?
         } else {

@@ -3,24 +3,21 @@
 use rai_common::JobId;
 
 use crate::cli::GlobalArgs;
-use crate::context::{self, Services};
+use crate::context;
 use crate::{exit, follow};
 
 pub async fn run(global: &GlobalArgs, id: &str, live: bool, json: bool) -> anyhow::Result<u8> {
     let job: JobId = id.parse()?;
-    let config = context::load_config(global)?;
-    let profile = context::load_profile(global, Some(&config))?;
-    let services = Services::connect(config, &profile.username, &[]).await?;
+    let session = context::session(global)?;
     if live {
-        let followed = follow::follow(&services.bus, job, 0, json, None).await;
+        let followed = follow::follow(&session.client, job, 0, json, None).await;
         return Ok(follow::after(&job, followed));
     }
-    let history = services.bus.history(&job, 0, 1_000_000).await?;
+    let history = session.client.events_so_far(&job).await?;
     if history.is_empty() {
         eprintln!("rai: no events for job {job} (unknown, or older than the retention)");
         return Ok(exit::USAGE);
     }
     // Print the history through the same printer, then stop: what `rai submit` showed, without waiting.
-    let followed = follow::print_all(&history, &job, json);
-    Ok(followed)
+    Ok(follow::print_all(&history, &job, json))
 }

@@ -3,17 +3,19 @@
 use rai_common::JobId;
 
 use crate::cli::GlobalArgs;
-use crate::context::{self, Services};
+use crate::context;
 use crate::exit;
 
 pub async fn run(global: &GlobalArgs, id: &str, json: bool) -> anyhow::Result<u8> {
     let job: JobId = id.parse()?;
-    let config = context::load_config(global)?;
-    let profile = context::load_profile(global, Some(&config))?;
-    let services = Services::connect(config, &profile.username, &[]).await?;
-    let Some(state) = services.bus.state(&job).await? else {
-        eprintln!("rai: no job {job} (unknown, or older than the retention)");
-        return Ok(exit::USAGE);
+    let session = context::session(global)?;
+    let state = match session.client.status(&job).await {
+        Ok(state) => state,
+        Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+            eprintln!("rai: {e}");
+            return Ok(exit::USAGE);
+        }
+        Err(e) => return Err(e.into()),
     };
     if json {
         println!("{}", serde_json::to_string(&state)?);

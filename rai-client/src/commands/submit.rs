@@ -6,18 +6,18 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::Utc;
-use rai_backends::store::PutResult;
 use rai_common::account::{Profile, SigningKey};
 use rai_common::archive::{PackOptions, PackProgress, PackSummary, ScannedEntry, SkippedEntry};
 use rai_common::build_spec::BUILD_FILE_NAME;
-use rai_common::event::JobStatus;
 use rai_common::job::{InputObject, JobId, JobRequest};
 use rai_common::objects::upload_key;
-use rai_common::state::JobState;
 use rai_common::{BuildSpec, Config};
+use sha2::Digest;
 
+use crate::Client;
 use crate::cli::GlobalArgs;
-use crate::context::{self, Services};
+use crate::client::upload::Archive;
+use crate::context;
 use crate::{exit, follow};
 
 /// What `rai submit` was asked.
@@ -55,7 +55,8 @@ struct Project {
 /// What was uploaded.
 struct Uploaded {
     key: String,
-    put: PutResult,
+    size: u64,
+    sha256: String,
     summary: PackSummary,
 }
 
@@ -73,13 +74,11 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
     else {
         return Ok(exit::USAGE);
     };
-    let services =
-        Services::connect(config, &profile.username, std::slice::from_ref(&queue_name)).await?;
-    let queue = services.queue(&queue_name).await?;
+    let client = Client::new(&config.client, &profile.username, key.clone())?;
     let job = JobId::new();
-    let upload_key = upload_key(&profile.username, &job);
-    let Some(uploaded) = upload(&services, args.json, upload_key, project).await? else {
-        return Ok(exit::USAGE);
+    let uploaded = match upload(&client, args.json, job, project).await? {
+        Ok(uploaded) => uploaded,
+        Err(code) => return Ok(code),
     };
     for skipped in &uploaded.summary.skipped {
         say(
@@ -97,31 +96,29 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
         build: spec,
         input: InputObject {
             key: uploaded.key,
-            size: uploaded.put.size,
-            sha256: uploaded.put.sha256,
+            size: uploaded.size,
+            sha256: uploaded.sha256,
         },
     };
-    let wire = String::from_utf8(request.sign(&key).to_bytes()).expect("JSON is UTF-8");
-    let queued = JobState {
-        status: Some(JobStatus::Queued),
-        user: Some(profile.username.clone()),
-        queue: Some(queue_name.clone()),
-        submitted_at: Some(Utc::now()),
-        ..JobState::default()
+    let accepted = match client.submit(&request.sign(&key)).await {
+        Ok(accepted) => accepted,
+        Err(e) => return Ok(refused("the job was not queued", &e)),
     };
-    let _ = services.bus.update_state(&job, &queued).await;
-    queue.send(&wire).await.context("cannot queue the job")?;
     say(args.json, "Your job request has been posted to the queue.");
     if args.json {
         println!(
             "{}",
-            serde_json::json!({"job": job.to_string(), "queue": queue_name})
+            serde_json::json!({
+                "job": job.to_string(),
+                "queue": accepted.queue,
+                "accepted_at": accepted.accepted_at,
+            })
         );
     } else {
         eprintln!(
             "✱ Job {job} ({} files, {}).",
             uploaded.summary.files,
-            rai_common::units::Bytes(uploaded.put.size).human()
+            rai_common::units::Bytes(uploaded.size).human()
         );
     }
     if args.detach {
@@ -131,7 +128,7 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
         );
         return Ok(exit::OK);
     }
-    let followed = follow::follow(&services.bus, job, 0, args.json, args.timeout).await;
+    let followed = follow::follow(&client, job, 0, args.json, args.timeout).await;
     Ok(follow::after(&job, followed))
 }
 
@@ -196,52 +193,143 @@ async fn check(global: &GlobalArgs, args: &SubmitArgs) -> anyhow::Result<Option<
     }))
 }
 
-/// Packs the scanned directory straight into the store's upload stream (no temporary file; size and SHA-256
-/// computed on the way), with a progress bar on a terminal.
+/// Packs the scanned directory into a temporary file (its size and SHA-256 computed on the way), then uploads it
+/// through the gateway, with a progress bar on a terminal. The file lets the upload be sent in parallel parts and
+/// its digest be declared before the first byte goes out.
 async fn upload(
-    services: &Services,
+    client: &Client,
     json: bool,
-    key: String,
+    job: JobId,
     project: Project,
-) -> anyhow::Result<Option<Uploaded>> {
-    let (reader, writer) = tokio::io::duplex(1 << 20);
+) -> anyhow::Result<Result<Uploaded, u8>> {
     let bar = progress_bar(json);
-    let packer = {
+    let file =
+        tempfile::NamedTempFile::new().context("cannot make a temporary file for the archive")?;
+    let packed = {
         let Project { dir, scanned, opts } = project;
         let bar = bar.clone();
+        let writer = HashingWriter::new(
+            file.reopen()
+                .context("cannot reopen the temporary archive")?,
+        );
         tokio::task::spawn_blocking(move || {
-            let writer = tokio_util::io::SyncIoBridge::new(writer);
+            let mut writer = std::io::BufWriter::with_capacity(1 << 20, writer);
             let mut last = std::time::Instant::now();
-            rai_common::archive::pack_scanned(&dir, scanned, writer, &opts, |p: PackProgress| {
-                if let Some(bar) = &bar {
-                    bar.set_length(p.bytes_total);
-                    bar.set_position(p.bytes_done);
-                } else if last.elapsed() > Duration::from_secs(2) && p.bytes_total > 0 {
-                    last = std::time::Instant::now();
-                    eprintln!("✱ Packed {} of {} bytes.", p.bytes_done, p.bytes_total);
-                }
-            })
+            let summary = rai_common::archive::pack_scanned(
+                &dir,
+                scanned,
+                &mut writer,
+                &opts,
+                |p: PackProgress| {
+                    if let Some(bar) = &bar {
+                        bar.set_length(p.bytes_total);
+                        bar.set_position(p.bytes_done);
+                    } else if last.elapsed() > Duration::from_secs(2) && p.bytes_total > 0 {
+                        last = std::time::Instant::now();
+                        eprintln!("✱ Packed {} of {} bytes.", p.bytes_done, p.bytes_total);
+                    }
+                },
+            );
+            let hashed = writer.into_inner().map_err(|e| e.into_error())?.finish()?;
+            Ok::<_, std::io::Error>(summary.map(|s| (s, hashed)))
         })
+        .await
+        .context("the packer failed")?
+        .context("cannot write the temporary archive")?
+    };
+    let (summary, (size, sha256)) = match packed {
+        Ok(done) => done,
+        Err(e) => {
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            eprintln!("rai: {e}");
+            return Ok(Err(exit::USAGE));
+        }
     };
     say(json, "Uploading your project directory...");
-    let put = services.store.put(&key, Box::pin(reader)).await;
-    let packed = packer.await.context("the packer failed")?;
+    if let Some(bar) = &bar {
+        bar.set_length(size);
+        bar.set_position(0);
+    }
+    let progress: crate::client::upload::Progress = {
+        let bar = bar.clone();
+        std::sync::Arc::new(move |n| {
+            if let Some(bar) = &bar {
+                bar.inc(n);
+            }
+        })
+    };
+    let archive = Archive {
+        path: file.path(),
+        size,
+        sha256: sha256.clone(),
+    };
+    let sent = client.upload(&job, &archive, progress).await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let summary = match packed {
-        Ok(s) => s,
-        Err(e) => {
-            // The directory changed between the scan and the packing: drop what was uploaded of it.
-            if put.is_ok() {
-                let _ = services.store.delete(&key).await;
-            }
-            eprintln!("rai: {e}");
-            return Ok(None);
+    if let Err(e) = sent {
+        return Ok(Err(refused("cannot upload the project", &e)));
+    }
+    Ok(Ok(Uploaded {
+        key: upload_key(client.user(), &job),
+        size,
+        sha256,
+        summary,
+    }))
+}
+
+/// Says why the gateway did not take the job and returns the exit code: a refusal (the account, the course's
+/// policy, the rate) is [`exit::REJECTED`], as when a worker refuses; anything else (no gateway reachable) is
+/// [`exit::USAGE`].
+fn refused(what: &str, e: &crate::ClientError) -> u8 {
+    match e.status() {
+        Some(status) if status.is_client_error() => {
+            eprintln!("✱ Job rejected: {e}");
+            exit::REJECTED
         }
-    };
-    let put = put.context("cannot upload the project")?;
-    Ok(Some(Uploaded { key, put, summary }))
+        _ => {
+            eprintln!("rai: {what}: {e}");
+            exit::USAGE
+        }
+    }
+}
+
+/// A writer that counts and hashes what passes through it.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    size: u64,
+}
+
+impl<W: std::io::Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: sha2::Sha256::new(),
+            size: 0,
+        }
+    }
+
+    /// Flushes and returns the size and hex SHA-256 of everything written.
+    fn finish(mut self) -> std::io::Result<(u64, String)> {
+        self.inner.flush()?;
+        Ok((self.size, hex::encode(self.hasher.finalize())))
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn progress_bar(json: bool) -> Option<indicatif::ProgressBar> {

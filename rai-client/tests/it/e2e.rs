@@ -316,7 +316,7 @@ on_both_stacks!(
 );
 
 /// Refusals come back from the worker: rai exits with the rejected code and says why.
-async fn refused_by_the_worker(s: &Stack, user: usize, p: &Path) -> String {
+async fn refused_before_running(s: &Stack, user: usize, p: &Path) -> String {
     let out = s.rai(user, &["-p", p.to_str().unwrap()]).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{stderr}");
@@ -325,7 +325,7 @@ async fn refused_by_the_worker(s: &Stack, user: usize, p: &Path) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_and_revoked_students_are_told_by_the_worker() {
+async fn unknown_and_revoked_students_are_told_by_the_gateway() {
     let mut s = Stack::start(
         Kind::Local,
         Options {
@@ -337,12 +337,12 @@ async fn unknown_and_revoked_students_are_told_by_the_worker() {
     .await;
     let p = project(&["echo should not run"], &[]);
     let stranger = s.stranger("mallory");
-    let stderr = refused_by_the_worker(&s, stranger, p.path()).await;
+    let stderr = refused_before_running(&s, stranger, p.path()).await;
     assert!(
         stderr.contains("rejected") && stderr.contains("unknown user \"mallory\""),
         "{stderr}"
     );
-    let stderr = refused_by_the_worker(&s, 1, p.path()).await;
+    let stderr = refused_before_running(&s, 1, p.path()).await;
     assert!(
         stderr.contains("rejected") && stderr.contains("student1") && stderr.contains("revoked"),
         "{stderr}"
@@ -360,7 +360,7 @@ async fn a_job_over_a_limit_is_refused_naming_the_limit() {
             "limits: { time: 60s, memory: 100g }",
         );
     std::fs::write(p.path().join("rai_build.yml"), build).unwrap();
-    let stderr = refused_by_the_worker(&s, 0, p.path()).await;
+    let stderr = refused_before_running(&s, 0, p.path()).await;
     assert!(
         stderr.contains("rejected: memory limit 100g exceeds this worker's maximum of 8g"),
         "{stderr}"

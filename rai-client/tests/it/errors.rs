@@ -105,93 +105,31 @@ fn a_directory_over_the_cap_names_its_largest_files_and_uploads_nothing() {
 }
 
 #[test]
-fn unreachable_redis_names_the_endpoint() {
-    let store = tempfile::tempdir().unwrap();
-    let s = student(&format!(
-        "events:\n  redis_url: redis://127.0.0.1:1\n{}",
-        fs_store(store.path())
-    ));
+fn an_unreachable_gateway_is_named_after_retrying() {
+    let s = student("client:\n  gateway: http://127.0.0.1:1\n  retry_for: 1s\n");
     let e = refused(&s);
     assert!(
-        e.contains("cannot reach Redis at 127.0.0.1:1 after retrying")
-            && e.contains("events.redis_url"),
-        "{e}"
-    );
-}
-
-fn aws_down(extra: &str) -> String {
-    format!(
-        "aws:\n  endpoint_url: http://127.0.0.1:1\n  access_key_id: a\n  secret_access_key: b\n{extra}"
-    )
-}
-
-#[test]
-fn unreachable_s3_names_the_bucket_and_endpoint() {
-    let s = student(&format!(
-        "events:\n  redis_url: {}\nstore:\n  backend: s3\n  bucket: course\n{}",
-        rai_testkit::redis_url(),
-        aws_down("")
-    ));
-    let e = refused(&s);
-    assert!(
-        e.contains(
-            "cannot reach the object store s3://course at http://127.0.0.1:1 after retrying"
-        ),
+        e.contains("cannot reach the gateway http://127.0.0.1:1/") && e.contains("try again"),
         "{e}"
     );
 }
 
 #[test]
-fn unreachable_sqs_names_the_queue_and_endpoint() {
-    let store = tempfile::tempdir().unwrap();
-    let s = student(&format!(
-        "events:\n  redis_url: {}\nqueue:\n  backend: sqs\n  name: gpu\n{}{}",
-        rai_testkit::redis_url(),
-        fs_store(store.path()),
-        aws_down("")
-    ));
+fn plain_http_beyond_loopback_is_refused_before_anything_is_sent() {
+    let s = student("client:\n  gateway: http://rai.example.edu\n");
     let e = refused(&s);
     assert!(
-        e.contains("cannot open the job queue \"gpu\"")
-            && e.contains("cannot reach the job queue at http://127.0.0.1:1 after retrying"),
+        e.contains("refusing plain http to http://rai.example.edu") && e.contains("https://"),
         "{e}"
     );
 }
 
 #[test]
-fn unreachable_sts_names_the_role_and_endpoint() {
-    let store = tempfile::tempdir().unwrap();
-    let s = student(&format!(
-        "events:\n  redis_url: {}\nqueue:\n  backend: sqs\n{}{}",
-        rai_testkit::redis_url(),
-        fs_store(store.path()),
-        aws_down("  role_arn: arn:aws:iam::123456789012:role/rai-student\n")
-    ));
+fn no_gateway_says_where_to_set_it() {
+    let s = student("");
     let e = refused(&s);
     assert!(
-        e.contains(
-            "cannot get temporary AWS credentials for role arn:aws:iam::123456789012:role/rai-student from http://127.0.0.1:1"
-        ) && e.contains("ask your instructor"),
-        "{e}"
-    );
-}
-
-#[test]
-fn a_missing_sqs_queue_says_an_admin_creates_it() {
-    let store = tempfile::tempdir().unwrap();
-    let aws = rai_testkit::aws_config();
-    let s = student(&format!(
-        "events:\n  redis_url: {}\nqueue:\n  backend: sqs\n  name: {}\n{}aws:\n  endpoint_url: {}\n  access_key_id: {}\n  secret_access_key: {}\n",
-        rai_testkit::redis_url(),
-        rai_testkit::unique("nosuch"),
-        fs_store(store.path()),
-        rai_testkit::aws_endpoint(),
-        aws.access_key_id.unwrap(),
-        aws.secret_access_key.unwrap(),
-    ));
-    let e = refused(&s);
-    assert!(
-        e.contains(".fifo\" does not exist at") && e.contains("an admin creates it"),
+        e.contains("no gateway is configured") && e.contains("client.gateway"),
         "{e}"
     );
 }

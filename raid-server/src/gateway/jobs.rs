@@ -83,8 +83,7 @@ pub async fn submit(
             names.join(", ")
         )));
     };
-    crate::policy::admit(&request.build, &gateway.config.raid)
-        .map_err(|why| ApiError::bad_request(format!("refused: {why}")))?;
+    crate::policy::admit(&request.build, &gateway.config.raid).map_err(ApiError::bad_request)?;
     let now = Utc::now();
     let per_minute = gateway.config.gateway.submits_per_minute;
     if !caller.is_staff() && per_minute > 0 {

@@ -4,6 +4,7 @@
 
 mod deploy_files;
 mod doctor;
+mod gateway;
 mod harness;
 mod jobs;
 mod process;

@@ -1,5 +1,6 @@
-//! The Redis ACL of deploy/redis/users.acl, loaded into a Redis of its own: the client user can follow a job,
-//! cancel and submit, and nothing more; the worker user can do its work.
+//! The Redis ACL of deploy/redis/users.acl, loaded into a Redis of its own: the gateway user can do what a gateway
+//! does (bind owners, remember nonces, follow a job, cancel, queue) and nothing more; the worker user can do its
+//! work; nobody else (students included) can connect.
 
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ fn acl_redis() -> PrivateRedis {
     .unwrap();
     let text = text
         .replace(">CHANGE_ME_RAID_PASSWORD", ">raid-pw")
-        .replace(">CHANGE_ME_CLIENT_PASSWORD", ">client-pw");
+        .replace(">CHANGE_ME_GATEWAY_PASSWORD", ">gateway-pw");
     let path = std::env::temp_dir().join(format!("{}.acl", rai_testkit::unique("rai-acl")));
     std::fs::write(&path, text).unwrap();
     PrivateRedis::start_with(&["--aclfile", path.to_str().unwrap()])
@@ -39,10 +40,10 @@ async fn refused(conn: &mut redis::aio::MultiplexedConnection, cmd: &mut redis::
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_user_follows_cancels_and_submits_but_nothing_more() {
+async fn gateway_user_does_a_gateways_work_and_nothing_more() {
     let redis = acl_redis();
     let raid_url = format!("redis://raid:raid-pw@127.0.0.1:{}", redis.port);
-    let client_url = format!("redis://rai-client:client-pw@127.0.0.1:{}", redis.port);
+    let client_url = format!("redis://gateway:gateway-pw@127.0.0.1:{}", redis.port);
 
     // The worker side: create the queue group and publish a job's events.
     let worker_q = RedisQueue::connect(&raid_url, "rai", Duration::from_secs(30), 3)
@@ -67,8 +68,44 @@ async fn client_user_follows_cancels_and_submits_but_nothing_more() {
         .await
         .unwrap();
 
-    // The client follows, reads state, asks for a cancel, submits.
+    // The gateway binds an id, declares its upload, spends a nonce, counts a submit, marks it accepted, follows,
+    // reads state, asks for a cancel, queues.
     let client_bus = EventBus::connect(&client_url, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let other = JobId::new();
+    let ttl = Duration::from_secs(60);
+    assert_eq!(
+        client_bus.bind_owner(&other, "jdoe", ttl).await.unwrap(),
+        rai_backends::events::Binding::New
+    );
+    assert_eq!(
+        client_bus.bind_owner(&other, "mallory", ttl).await.unwrap(),
+        rai_backends::events::Binding::Taken
+    );
+    client_bus
+        .declare_upload(&other, 10, "ab", ttl)
+        .await
+        .unwrap();
+    assert!(
+        client_bus
+            .first_use_of_nonce("jdoe", "n1", ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !client_bus
+            .first_use_of_nonce("jdoe", "n1", ttl)
+            .await
+            .unwrap()
+    );
+    assert_eq!(client_bus.count_submit("jdoe", 1).await.unwrap(), 1);
+    assert!(client_bus.mark_accepted(&other, ttl).await.unwrap());
+    client_bus
+        .update_state(
+            &other,
+            &rai_common::state::JobState::with_status(JobStatus::Queued),
+        )
         .await
         .unwrap();
     let mut stream = client_bus.follow(job, 0, FollowOptions::default());

@@ -1,0 +1,414 @@
+//! The gateway's client: what `rai` does for a student, as a library the commands only render.
+//!
+//! A [`Client`] holds the student's key and the course's gateway addresses; every request it makes is signed
+//! ([`sign`]). It refuses plain HTTP to anything but a loopback address, trusts the system's CAs plus the course's
+//! `client.ca_file`, and when a gateway cannot be reached tries the next of `client.fallback_gateways`.
+//!
+//! # Layout
+//! - here: the client, its requests, and the small calls (whoami, submit, status, cancel, history, download);
+//! - [`upload`]: a project archive to the gateway (fs) or in parallel parts straight to S3;
+//! - [`events`]: a job's events over SSE, resumed with `Last-Event-ID` after any drop, from any gateway;
+//! - [`sign`]: RFC 9421 signatures on each request; [`error`]: what can go wrong.
+
+pub mod error;
+pub mod events;
+pub mod sign;
+pub mod upload;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rai_common::account::SigningKey;
+use rai_common::api::{self, Accepted, ErrorBody, History, WhoAmI};
+use rai_common::config::ClientConfig;
+use rai_common::job::{JobId, SignedJob};
+use rai_common::record::JobRecord;
+use rai_common::state::JobState;
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+
+pub use error::ClientError;
+pub use events::JobEvents;
+
+/// How long to wait for a gateway to accept a connection before trying the next.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A signed-in student's connection to the course's gateways.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    gateways: Vec<Url>,
+    /// The gateway that answered last; requests start there.
+    current: AtomicUsize,
+    http: reqwest::Client,
+    user: String,
+    key: SigningKey,
+    /// How long a request keeps retrying unreachable or unavailable gateways.
+    retry_for: Duration,
+}
+
+/// Whether `url` may be spoken to in plain HTTP: only a loopback address, where nothing crosses a network.
+fn loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn parse_gateway(text: &str) -> Result<Url, ClientError> {
+    let url = Url::parse(text.trim()).map_err(|e| ClientError::BadGatewayUrl {
+        url: text.to_string(),
+        reason: e.to_string(),
+    })?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback(&url) => Ok(url),
+        "http" => Err(ClientError::PlainHttp(text.to_string())),
+        other => Err(ClientError::BadGatewayUrl {
+            url: text.to_string(),
+            reason: format!("the scheme must be https, not {other}"),
+        }),
+    }
+}
+
+impl Client {
+    /// A client for `user` signing with `key`, to the gateways `config` names.
+    pub fn new(config: &ClientConfig, user: &str, key: SigningKey) -> Result<Client, ClientError> {
+        let mut gateways = Vec::new();
+        for text in config.gateway.iter().chain(&config.fallback_gateways) {
+            gateways.push(parse_gateway(text)?);
+        }
+        if gateways.is_empty() {
+            return Err(ClientError::NoGateway);
+        }
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            // Redirects (a presigned download link) are followed by hand, without the signature headers.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(format!("rai/{}", rai_common::VERSION));
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path).map_err(|source| ClientError::CaFile {
+                path: path.clone(),
+                source,
+            })?;
+            let cert =
+                reqwest::Certificate::from_pem(&pem).map_err(|source| ClientError::BadCa {
+                    path: path.clone(),
+                    source,
+                })?;
+            builder = builder.tls_certs_merge([cert]);
+        }
+        let http = builder.build().map_err(ClientError::Tls)?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                gateways,
+                current: AtomicUsize::new(0),
+                http,
+                user: user.to_string(),
+                key,
+                retry_for: config.retry_for.as_duration(),
+            }),
+        })
+    }
+
+    /// The user this client signs as.
+    pub fn user(&self) -> &str {
+        &self.inner.user
+    }
+
+    /// The gateway requests go to first.
+    pub fn gateway(&self) -> &Url {
+        &self.inner.gateways[self.inner.current.load(Ordering::Relaxed) % self.inner.gateways.len()]
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// Sends a signed request to the first gateway that can be reached (starting with the one that answered
+    /// last), retrying with backoff through unreachable gateways and `503`s (a gateway whose Redis restarts) for up
+    /// to `client.retry_for`; a refusal (any other non-2xx, non-redirect answer) is an error carrying the
+    /// gateway's message. A streamed body is sent once.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<RequestBody>,
+        headers: &[(&str, String)],
+    ) -> Result<reqwest::Response, ClientError> {
+        let streamed = matches!(body, Some(RequestBody::Stream { .. }));
+        let mut body = body;
+        let deadline = tokio::time::Instant::now() + self.inner.retry_for;
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let failed = match self
+                .attempt(&method, path_and_query, &mut body, headers)
+                .await
+            {
+                Ok(response) => match refusal(response).await {
+                    Err(e) if e.status() == Some(reqwest::StatusCode::SERVICE_UNAVAILABLE) => e,
+                    done => return done,
+                },
+                Err(e @ ClientError::Unreachable { .. }) => e,
+                Err(e) => return Err(e),
+            };
+            if streamed || tokio::time::Instant::now() + delay > deadline {
+                return Err(failed);
+            }
+            tracing::debug!(error = %failed, "retrying the gateway");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// One try over every gateway, in order from the one that answered last.
+    async fn attempt(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        body: &mut Option<RequestBody>,
+        headers: &[(&str, String)],
+    ) -> Result<reqwest::Response, ClientError> {
+        let n = self.inner.gateways.len();
+        let start = self.inner.current.load(Ordering::Relaxed);
+        let mut last_error = None;
+        for i in 0..n {
+            let index = (start + i) % n;
+            let base = &self.inner.gateways[index];
+            let url = base
+                .join(path_and_query)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let mut builder = self.inner.http.request(method.clone(), url);
+            for (name, value) in headers {
+                builder = builder.header(*name, value);
+            }
+            let digest = match body {
+                Some(RequestBody::Json(bytes)) => {
+                    builder = builder
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(bytes.clone());
+                    Some(rai_common::httpsig::content_digest(bytes))
+                }
+                Some(RequestBody::Stream { .. }) => match body.take() {
+                    Some(RequestBody::Stream {
+                        body: stream,
+                        digest,
+                    }) => {
+                        builder = builder.body(stream);
+                        Some(digest)
+                    }
+                    _ => None,
+                },
+                None if api::method_has_body(method.as_str()) => {
+                    Some(rai_common::httpsig::content_digest(b""))
+                }
+                None => None,
+            };
+            let mut request = builder
+                .build()
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            sign::sign(&mut request, &self.inner.user, &self.inner.key, digest);
+            match self.inner.http.execute(request).await {
+                Ok(response) => {
+                    self.inner.current.store(index, Ordering::Relaxed);
+                    return Ok(response);
+                }
+                Err(e) => {
+                    tracing::debug!(gateway = %base, error = %e, "gateway unreachable; trying the next");
+                    let unreachable = e.is_connect() || e.is_timeout();
+                    last_error = Some(ClientError::Unreachable {
+                        url: base.to_string(),
+                        source: e,
+                    });
+                    if !unreachable || body.is_none() && method == Method::PUT {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_error.expect("at least one gateway was tried"))
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
+        let response = self
+            .send(method, path_and_query, body.map(RequestBody::Json), &[])
+            .await?;
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Who the gateway says this key belongs to.
+    pub async fn whoami(&self) -> Result<WhoAmI, ClientError> {
+        self.call(Method::GET, api::WHOAMI, None).await
+    }
+
+    /// Queues a signed job whose upload is done; the answer carries the gateway's `accepted_at`. Submitting is
+    /// idempotent: when a retry finds the job accepted already (the answer to an earlier try was lost), the
+    /// gateway's record of it is the answer.
+    pub async fn submit(&self, job: &SignedJob) -> Result<Accepted, ClientError> {
+        match self
+            .call(Method::POST, api::JOBS, Some(job.to_bytes()))
+            .await
+        {
+            Err(e) if e.status() == Some(reqwest::StatusCode::CONFLICT) => {
+                let Some(id) = SignedJob::claimed_id(&job.to_bytes()) else {
+                    return Err(e);
+                };
+                match self.status(&id).await {
+                    Ok(JobState {
+                        user: Some(user),
+                        queue: Some(queue),
+                        submitted_at: Some(accepted_at),
+                        ..
+                    }) if user == self.inner.user => Ok(Accepted {
+                        job: id,
+                        queue,
+                        accepted_at,
+                    }),
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// A job's state.
+    pub async fn status(&self, job: &JobId) -> Result<JobState, ClientError> {
+        self.call(Method::GET, &api::job_path(job), None).await
+    }
+
+    /// Asks the job's worker to stop it.
+    pub async fn cancel(&self, job: &JobId) -> Result<(), ClientError> {
+        self.send(Method::POST, &api::cancel_path(job), None, &[])
+            .await
+            .map(|_| ())
+    }
+
+    /// Finished jobs of `user` (this client's user when `None`), newest first.
+    pub async fn history(
+        &self,
+        user: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, ClientError> {
+        let mut path = format!("{}?limit={limit}", api::JOBS);
+        if let Some(user) = user {
+            path.push_str("&user=");
+            path.push_str(
+                &url::form_urlencoded::byte_serialize(user.as_bytes()).collect::<String>(),
+            );
+        }
+        let history: History = self.call(Method::GET, &path, None).await?;
+        Ok(history.records)
+    }
+
+    /// A job's stored `/build` (a zstd tar), as a byte stream.
+    pub async fn download(
+        &self,
+        job: &JobId,
+    ) -> Result<impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + use<>, ClientError>
+    {
+        let response = self
+            .send(Method::GET, &api::artifact_path(job), None, &[])
+            .await?;
+        let response = if response.status().is_redirection() {
+            // A presigned store link: fetched plainly (it carries its own authorization).
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| ClientError::Protocol("a redirect without a Location".into()))?
+                .to_string();
+            let fetched = self
+                .inner
+                .http
+                .get(&location)
+                .send()
+                .await
+                .map_err(|source| ClientError::Unreachable {
+                    url: location.clone(),
+                    source,
+                })?;
+            refusal(fetched).await?
+        } else {
+            response
+        };
+        Ok(response.bytes_stream())
+    }
+}
+
+/// A request body: small JSON (digested here) or a stream whose digest is known already.
+pub(crate) enum RequestBody {
+    Json(Vec<u8>),
+    Stream { body: reqwest::Body, digest: String },
+}
+
+/// The response, or the gateway's refusal as an error (its JSON message when it sent one).
+async fn refusal(response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+    let status = response.status();
+    if status.is_success() || status.is_redirection() {
+        return Ok(response);
+    }
+    let text = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<ErrorBody>(&text)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| {
+            let text = text.trim();
+            if text.is_empty() {
+                format!("the gateway answered {status}")
+            } else {
+                format!(
+                    "the gateway answered {status}: {}",
+                    text.chars().take(300).collect::<String>()
+                )
+            }
+        });
+    Err(ClientError::Refused { status, message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        assert!(parse_gateway("http://127.0.0.1:8080").is_ok());
+        assert!(parse_gateway("http://localhost:8080").is_ok());
+        assert!(parse_gateway("http://[::1]:8080").is_ok());
+        assert!(parse_gateway("https://rai.example.edu").is_ok());
+        assert!(matches!(
+            parse_gateway("http://rai.example.edu"),
+            Err(ClientError::PlainHttp(_))
+        ));
+        assert!(matches!(
+            parse_gateway("http://10.0.0.5:8080"),
+            Err(ClientError::PlainHttp(_))
+        ));
+        assert!(matches!(
+            parse_gateway("ftp://rai.example.edu"),
+            Err(ClientError::BadGatewayUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn no_gateway_is_a_clear_error() {
+        let config = rai_common::Config::defaults().client;
+        let key = rai_common::account::generate_signing_key();
+        assert!(matches!(
+            Client::new(&config, "alice", key),
+            Err(ClientError::NoGateway)
+        ));
+    }
+}
