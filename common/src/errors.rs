@@ -92,7 +92,7 @@ pub enum VerifyError {
     )]
     BadSignature(String),
     #[error(
-        "the job was created {age_secs}s ago, older than the {max_secs}s allowed; submit it again"
+        "the job is {age_secs}s old (from its acceptance), older than the {max_secs}s a job may wait; submit it again"
     )]
     Stale { age_secs: i64, max_secs: i64 },
     #[error(

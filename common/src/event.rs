@@ -88,12 +88,9 @@ pub enum EventBody {
     Stderr { data: String },
     /// A `✱ ...` line from rai itself.
     System { data: String },
-    /// A download link for the job's `/build`.
-    Artifact {
-        url: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        expires: Option<DateTime<Utc>>,
-    },
+    /// The job's `/build` was stored; `rai download` (through the gateway, which checks who asks) fetches it.
+    /// Events carry no links: anyone who may read a job's events could otherwise pass its output around.
+    Artifact {},
     /// The job is over; the last event of a job.
     End {
         status: JobStatus,

@@ -77,8 +77,8 @@ fn print(event: &Event, job: &JobId, json: bool) {
                 .unwrap_or_default()
         )),
         EventBody::Status { status, .. } => system(&format!("Job status: {status}.")),
-        EventBody::Artifact { url, .. } => system(&format!(
-            "Your /build folder: {url} (or `rai download {job}`)"
+        EventBody::Artifact {} => system(&format!(
+            "Your /build folder is stored: `rai download {job}` fetches it."
         )),
         EventBody::End {
             status,

@@ -37,7 +37,7 @@ async fn hello_job(kind: Kind) {
         "✱ Uploading your project directory...",
         "✱ Your job request has been posted to the queue.",
         "✱ Your job is running on",
-        "✱ Your /build folder:",
+        "✱ Your /build folder is stored: `rai download",
         "succeeded.",
     ] {
         let found = stderr[at..]

@@ -56,7 +56,7 @@ pub async fn follow(
         let items: Vec<_> = history.iter().map(sse).collect();
         return Ok(Sse::new(futures::stream::iter(items)).into_response());
     }
-    let events = gateway.bus.follow(job, after, FollowOptions::default());
+    let events = gateway.hub.follow(job, after, FollowOptions::default());
     let stream = futures::stream::unfold(events, move |mut events| async move {
         match events.next().await? {
             Ok(event) => Some((sse(&event), events)),

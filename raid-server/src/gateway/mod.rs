@@ -28,7 +28,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::routing::{get, post, put};
 use rai_backends::connect::{open_queue, open_store};
-use rai_backends::events::EventBus;
+use rai_backends::events::{EventBus, EventHub};
 use rai_backends::queue::JobQueue;
 use rai_backends::store::ObjectStore;
 use rai_common::Config;
@@ -42,6 +42,8 @@ pub use serve::{Listening, serve};
 pub struct Gateway {
     pub config: Config,
     pub bus: EventBus,
+    /// One Redis subscription for every event stream this gateway serves.
+    pub hub: EventHub,
     pub store: Arc<dyn ObjectStore>,
     /// The queues students may submit to (`gateway.queues`).
     pub queues: HashMap<String, Arc<dyn JobQueue>>,
@@ -75,8 +77,10 @@ impl Gateway {
         )
         .await?;
         let registry = registry::RegistryFile::load(&config.raid.registry)?;
+        let hub = EventHub::start(bus.clone());
         Ok(Gateway {
             config,
+            hub,
             bus,
             store,
             queues,

@@ -40,14 +40,7 @@ pub(super) async fn keep_build(
     };
     match kept {
         Ok(()) => {
-            let link = ctx
-                .store
-                .download_link(&key, ctx.config.events.retention.as_duration())
-                .await;
-            if let Ok(url) = link {
-                pump.event(EventBody::Artifact { url, expires: None })
-                    .await?;
-            }
+            pump.event(EventBody::Artifact {}).await?;
             Ok(Some(key))
         }
         Err(reason) => {

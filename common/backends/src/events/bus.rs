@@ -95,6 +95,11 @@ impl EventBus {
         &self.endpoint
     }
 
+    /// The Redis URL (with its credentials: never log it).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     pub(crate) fn connection(&self) -> ConnectionManager {
         self.conn.clone()
     }

@@ -9,12 +9,17 @@
 //! gap from the history. The result is every event exactly once, in order, from any machine, at any time within the
 //! retention.
 //!
+//! A gateway follows many jobs at once through one [`EventHub`]: one Redis subscription for all of them, fanned
+//! out, with the same every-event-once guarantee.
+//!
 //! Job state (the `rai:job:<id>` hash), job claims, cancel requests and worker heartbeats live beside the events, in
 //! [`state`]. The event types themselves are the protocol's (`rai_common::event`).
 
 mod bus;
+mod hub;
 mod ownership;
 pub mod state;
 
 pub use bus::{EventBus, EventStream, FollowOptions, JobPublisher};
+pub use hub::EventHub;
 pub use ownership::Binding;

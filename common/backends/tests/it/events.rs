@@ -283,3 +283,76 @@ async fn unreachable_redis_is_reported_with_its_address() {
         .to_string();
     assert!(e.starts_with("cannot reach Redis at 127.0.0.1:1"), "{e}");
 }
+
+/// Counts the clients of `redis` with `kind` (`pubsub`, `normal`).
+async fn clients(url: &str, kind: &str) -> usize {
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg(kind)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    list.lines().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_followers_on_one_subscription_survive_a_redis_restart() {
+    use rai_backends::events::EventHub;
+    let mut redis = PrivateRedis::start();
+    let bus = EventBus::connect(&redis.url(), RETENTION).await.unwrap();
+    let hub = EventHub::start(bus.clone());
+    let jobs: Vec<JobId> = (0..4).map(|_| JobId::new()).collect();
+    let mut followers = Vec::new();
+    for i in 0..100 {
+        let job = jobs[i % jobs.len()];
+        // Some start late, from the middle of a job.
+        let after = if i % 10 == 9 { 5 } else { 0 };
+        let mut stream = hub.follow(job, after, FollowOptions::default());
+        followers.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            while let Some(e) = stream.next().await {
+                seqs.push(e.expect("a follower never errors while Redis comes back").seq);
+            }
+            (after, seqs)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // One subscription for all hundred (the test's own connection is the one normal client counted apart).
+    assert_eq!(clients(&redis.url(), "pubsub").await, 1);
+    assert_eq!(hub.followed_jobs(), jobs.len());
+    let publishers: Vec<_> = jobs
+        .iter()
+        .map(|&job| tokio::spawn(publish_lines(bus.clone(), job, 20_000, 10)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        publishers.iter().any(|p| !p.is_finished()),
+        "the restart must come while events are being published"
+    );
+    let restarted = tokio::task::spawn_blocking(move || {
+        redis.restart();
+        redis
+    })
+    .await
+    .unwrap();
+    for p in publishers {
+        p.await.unwrap();
+    }
+    for f in followers {
+        let (after, seqs) = tokio::time::timeout(Duration::from_secs(120), f)
+            .await
+            .unwrap()
+            .unwrap();
+        let expected: Vec<u64> = (after + 1..=20_001).collect();
+        assert!(seqs == expected, "a gap, a repeat or a missing end after {after}");
+    }
+    // Everyone left: nothing is kept for the jobs.
+    assert_eq!(hub.followed_jobs(), 0);
+    drop(restarted);
+}
