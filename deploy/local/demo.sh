@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The one-command demo: builds rai, starts Redis (loopback) and a raid worker with the fs store and the Redis queue,
-# makes a demo account with rai-keygen, submits examples/hello, streams its output, downloads /build, and stops
-# everything it started. Needs Docker present or installable (Debian). Nothing outside .stack/demo is touched.
+# The one-command demo: builds rai, starts Redis (loopback) and one raid process (a worker with the fs store and the
+# Redis queue, and the embedded gateway on loopback), makes a demo account and a gateway key with rai-keygen, submits
+# examples/hello through the gateway, streams its output, downloads /build, and stops everything it started. Needs Docker present or installable (Debian). Nothing outside .stack/demo is touched.
 #
 #   deploy/local/demo.sh
 
@@ -28,6 +28,8 @@ rm -rf "$demo" && mkdir -p "$demo/home" "$demo/store" "$demo/jobs"
 port=$(start_redis demo-redis)
 "$bin/rai-keygen" --registry "$demo/registry.yml" new -u demo -e demo@example.edu -f Demo -l Student -t demo \
   -o "$demo/home/.rai_profile" >/dev/null
+"$bin/rai-keygen" gateway-key --out "$demo/gateway.key" >/dev/null
+gateway_port=$(free_port)
 cat >"$demo/config.yml" <<YAML
 events: { redis_url: "redis://127.0.0.1:$port" }
 queue: { backend: redis, name: demo }
@@ -39,14 +41,22 @@ raid:
   gpus: []
   registry: "$demo/registry.yml"
   work_dir: "$demo/jobs"
+gateway:
+  listen: "127.0.0.1:$gateway_port"
+  attestation_key: "$demo/gateway.key"
+  queues: [demo]
 YAML
-cp "$demo/config.yml" "$demo/home/.rai_config.yml"
+# The student's whole config: where the gateway is, and the queue.
+cat >"$demo/home/.rai_config.yml" <<YAML
+client: { gateway: "http://127.0.0.1:$gateway_port" }
+queue: { name: demo }
+YAML
 
-log "starting raid"
-HOME="$demo/home" "$bin/raid" -c "$demo/config.yml" 2>"$demo/raid.log" &
+log "starting raid (worker and embedded gateway)"
+HOME="$demo" "$bin/raid" -c "$demo/config.yml" 2>"$demo/raid.log" &
 raid_pid=$!
-sleep 1
-kill -0 "$raid_pid" 2>/dev/null || die "raid did not start (see $demo/raid.log)"
+wait_for 30 "raid's gateway" grep -q "gateway listening on" "$demo/raid.log" \
+  || die "raid did not start (see $demo/raid.log)"
 
 log "rai -p examples/hello"
 set +e

@@ -91,10 +91,10 @@ pub fn trusted_gateways(config: &Config) -> anyhow::Result<Vec<VerifyingKey>> {
             format!("raid.gateway_keys: {text:?} is not a public key printed by `rai-keygen gateway-key`")
         })?);
     }
-    if config.gateway.listen.is_some() {
-        if let Some(path) = &config.gateway.attestation_key {
-            keys.push(load_gateway_key(path)?.verifying_key());
-        }
+    if config.gateway.listen.is_some()
+        && let Some(path) = &config.gateway.attestation_key
+    {
+        keys.push(load_gateway_key(path)?.verifying_key());
     }
     if keys.is_empty() && !config.raid.accept_unattested {
         tracing::warn!(

@@ -115,16 +115,3 @@ pub enum StoreError {
         source: std::io::Error,
     },
 }
-
-/// Trading the course's base AWS credentials for a student's short-lived ones (STS AssumeRole) failed.
-#[derive(Debug, Error)]
-#[error(
-    "cannot get temporary AWS credentials for role {role} from {endpoint} ({}); check aws.endpoint_url and aws.role_arn in the course config, or ask your instructor",
-    chain(.source.as_ref())
-)]
-pub struct StsError {
-    pub endpoint: String,
-    pub role: String,
-    #[source]
-    pub source: BoxError,
-}

@@ -95,6 +95,7 @@ impl JobKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fault {
     KillWorker,
+    KillGateway,
     RestartRedis,
     PauseMoto,
     DrainWorker,
@@ -318,6 +319,7 @@ pub async fn run(plan: Plan) -> Report {
             concurrency: 2,
             lease: "6s",
             private_moto: true,
+            gateways: 2,
             ..Options::default()
         },
     )
@@ -343,9 +345,15 @@ pub async fn run(plan: Plan) -> Report {
     let injector = {
         let done = done.clone();
         let plan_faults: Vec<Fault> = match plan.kind {
-            Kind::Local => vec![Fault::KillWorker, Fault::RestartRedis, Fault::DrainWorker],
+            Kind::Local => vec![
+                Fault::KillWorker,
+                Fault::KillGateway,
+                Fault::RestartRedis,
+                Fault::DrainWorker,
+            ],
             Kind::Aws => vec![
                 Fault::KillWorker,
+                Fault::KillGateway,
                 Fault::RestartRedis,
                 Fault::PauseMoto,
                 Fault::DrainWorker,
@@ -368,6 +376,10 @@ pub async fn run(plan: Plan) -> Report {
                 let worker = stack.workers[i % stack.workers.len()].name.clone();
                 match fault {
                     Fault::KillWorker => stack.kill9_and_restart(&worker),
+                    Fault::KillGateway => {
+                        let g = i % stack.gateways.len();
+                        stack.kill9_gateway_and_restart(g);
+                    }
                     Fault::RestartRedis => {
                         stack.redis.stop();
                         std::thread::sleep(Duration::from_millis(500));

@@ -262,7 +262,7 @@ impl Stack {
             log: self.dir.path().join(format!("gateway-{i}.log")),
             child: None,
         };
-        gateway.spawn().await;
+        gateway.spawn();
         self.gateways.push(gateway);
         i
     }
@@ -275,10 +275,10 @@ impl Stack {
         }
     }
 
-    /// Starts gateway `i` again (after [`Stack::kill_gateway`]), on the same port.
-    pub async fn restart_gateway(&mut self, i: usize) {
+    /// kill -9 of gateway `i`, then the same gateway started again on its port.
+    pub fn kill9_gateway_and_restart(&mut self, i: usize) {
         self.kill_gateway(i);
-        self.gateways[i].spawn().await;
+        self.gateways[i].spawn();
     }
 
     /// Starts one more `raid` process; returns its index.
@@ -527,7 +527,7 @@ fn containers_of(worker: &str) -> Vec<String> {
 
 impl Gateway {
     /// Starts the process and waits until it serves (its log says where).
-    async fn spawn(&mut self) {
+    fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -556,7 +556,7 @@ impl Gateway {
                 Instant::now() < deadline,
                 "raid gateway did not serve within 30 s:\n{text}"
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            std::thread::sleep(Duration::from_millis(50));
         }
         self.child = Some(child);
     }

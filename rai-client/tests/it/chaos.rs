@@ -1,6 +1,6 @@
 //! The short version of the chaos and load run (the full one: `deploy/local/chaos.sh`): on each stack, three
-//! `raid` workers and six students run 24 jobs of every kind while each fault happens once (kill -9 of a worker,
-//! a Redis restart, a paused moto on the AWS stack, a drained worker). Nothing may be lost: every job's output is
+//! `raid` workers, two gateways and six students run 24 jobs of every kind while each fault happens once (kill -9
+//! of a worker, kill -9 of a gateway, a Redis restart, a paused moto on the AWS stack, a drained worker). Nothing may be lost: every job's output is
 //! complete, ordered and without duplicates, every job has its one record, and nothing is left behind.
 
 use std::time::Duration;
@@ -9,13 +9,14 @@ use rai_testkit::chaos::{Plan, run};
 use rai_testkit::stack::Kind;
 
 async fn short_run(kind: Kind) {
+    let faults = if kind == Kind::Aws { 5 } else { 4 };
     let report = run(Plan {
         kind,
         workers: 3,
         clients: 6,
         jobs: 24,
         fault_every: Duration::from_secs(2),
-        max_faults: if kind == Kind::Aws { 4 } else { 3 },
+        max_faults: faults,
         limit: Duration::from_secs(300),
     })
     .await;
@@ -24,7 +25,7 @@ async fn short_run(kind: Kind) {
     assert_eq!(report.jobs, 24);
     assert_eq!(
         report.faults.values().sum::<usize>(),
-        if kind == Kind::Aws { 4 } else { 3 },
+        faults,
         "every fault happened once: {:?}",
         report.faults
     );

@@ -388,3 +388,78 @@ async fn an_invalid_build_file_is_reported_before_anything_is_uploaded() {
         )
     );
 }
+
+/// The gateway a follower uses is killed mid-stream, then Redis restarts: the follower reconnects to the other
+/// gateway with `Last-Event-ID` and sees every event exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_resumes_on_another_gateway_through_a_kill_and_a_redis_restart() {
+    let mut s = Stack::start(
+        Kind::Local,
+        Options {
+            gateways: 2,
+            ..Options::default()
+        },
+    )
+    .await;
+    let p = project(
+        &["for i in $(seq 1 60); do echo line $i; sleep 0.1; done"],
+        &[],
+    );
+    let out = s
+        .rai(0, &["submit", "--detach", "-p", p.path().to_str().unwrap()])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let job: rai_common::JobId = job_id(&text(&out.stderr)).parse().unwrap();
+    let profile = rai_common::account::Profile::load(&s.home(0).join(".rai_profile")).unwrap();
+    let mut config = rai_common::Config::defaults().client;
+    config.gateway = Some(s.gateways[0].url.clone());
+    config.fallback_gateways = vec![s.gateways[1].url.clone()];
+    let client =
+        rai_client::Client::new(&config, "student0", profile.signing_key("profile").unwrap())
+            .unwrap();
+    let mut r = Followed {
+        events: client.follow(job, 0),
+        seqs: Vec::new(),
+        lines: String::new(),
+    };
+    while !r.lines.contains("line 10\n") {
+        r.next().await.unwrap();
+    }
+    s.kill_gateway(0);
+    while !r.lines.contains("line 20\n") {
+        r.next().await.unwrap();
+    }
+    s.redis.restart();
+    while let Some(e) = r.next().await {
+        if e.is_end() {
+            break;
+        }
+    }
+    let expected: String = (1..=60).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(r.lines, expected);
+    assert_eq!(r.seqs, (1..=r.seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(client.gateway().as_str(), format!("{}/", s.gateways[1].url));
+}
+
+/// What a follower received so far.
+struct Followed {
+    events: rai_client::client::JobEvents,
+    seqs: Vec<u64>,
+    lines: String,
+}
+
+impl Followed {
+    async fn next(&mut self) -> Option<rai_common::event::Event> {
+        let e = tokio::time::timeout(Duration::from_secs(120), self.events.next())
+            .await
+            .expect("an event within two minutes")
+            .map(|e| e.expect("the follower rides through"));
+        if let Some(e) = &e {
+            self.seqs.push(e.seq);
+            if let rai_common::event::EventBody::Stdout { data } = &e.body {
+                self.lines.push_str(data);
+            }
+        }
+        e
+    }
+}

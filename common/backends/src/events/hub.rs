@@ -19,8 +19,8 @@ use rai_common::event::Event;
 use rai_common::job::JobId;
 use tokio::sync::{broadcast, mpsc};
 
-use super::bus::{EventStream, FollowOptions, Replayed, replay};
 use super::EventBus;
+use super::bus::{EventStream, FollowOptions, Replayed, replay};
 use crate::errors::EventError;
 
 /// Live messages a follower may fall behind by before it re-reads the history instead.
@@ -173,11 +173,7 @@ async fn subscribe(url: String, followers: Followers) {
 }
 
 fn broadcast_all(followers: &Followers, signal: Signal) {
-    for sender in followers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-    {
+    for sender in followers.lock().unwrap_or_else(|p| p.into_inner()).values() {
         let _ = sender.send(signal.clone());
     }
 }
@@ -234,7 +230,9 @@ async fn follow_task(
                 }
             }
             // Fell behind the broadcast, or the subscription was remade: the history has what was missed.
-            Ok(Ok(Signal::Resync)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => behind = true,
+            Ok(Ok(Signal::Resync)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                behind = true
+            }
             // Cannot happen while this follower is registered; end the stream rather than spin.
             Ok(Err(broadcast::error::RecvError::Closed)) => break,
             // Quiet: cheap insurance against a message lost between Redis and us.

@@ -1,6 +1,6 @@
-//! The AWS template in deploy/aws matches what the code does: the student role allows everything the session
-//! policy asks for (STS intersects the two, so a missing action would fail every submit on AWS and nowhere else),
-//! the worker role allows every call raid makes, and the queues carry the names the code derives.
+//! The AWS template in deploy/aws matches what the code does: students get nothing (no role, no user), the gateway
+//! role allows every call a gateway makes and no more, the worker role allows every call raid makes, and the
+//! queues carry the names the code derives.
 
 use std::collections::BTreeSet;
 
@@ -38,17 +38,67 @@ fn role_actions(t: &Value, role: &str) -> BTreeSet<String> {
 }
 
 #[test]
-fn the_student_role_allows_everything_the_session_policy_asks_for() {
+fn students_get_no_aws_identity_at_all() {
     let t = template();
-    let session: Value = serde_json::from_str(&rai_backends::aws::student_session_policy(
-        "course",
-        "jdoe",
-        &["arn:aws:sqs:us-east-1:1:rai.fifo".to_string()],
-    ))
-    .unwrap();
-    let role = role_actions(&t, "StudentRole");
-    let missing: Vec<_> = actions(&session).difference(&role).cloned().collect();
-    assert!(missing.is_empty(), "the student role lacks {missing:?}");
+    for (name, resource) in t["Resources"].as_object().unwrap() {
+        let kind = resource["Type"].as_str().unwrap();
+        assert_ne!(
+            kind, "AWS::IAM::User",
+            "{name}: no IAM user (keys baked into a client leak)"
+        );
+        assert_ne!(kind, "AWS::IAM::AccessKey", "{name}");
+    }
+    let roles: Vec<&String> = t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::IAM::Role")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(roles, ["GatewayRole", "WorkerRole"]);
+}
+
+#[test]
+fn the_gateway_role_allows_what_the_gateway_does_and_no_more() {
+    let t = template();
+    let role = role_actions(&t, "GatewayRole");
+    for needed in [
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:DeleteObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListBucket",
+        "sqs:SendMessage",
+        "sqs:GetQueueUrl",
+    ] {
+        assert!(role.contains(needed), "the gateway role lacks {needed}");
+    }
+    // It queues; it never leases or deletes jobs.
+    for forbidden in [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+    ] {
+        assert!(
+            !role.contains(forbidden),
+            "the gateway role must not have {forbidden}"
+        );
+    }
+    assert!(
+        !role.iter().any(|a| a.ends_with(":*") || a == "*"),
+        "no wildcard actions: {role:?}"
+    );
+    // Outputs are only read (presigned GETs).
+    let statements =
+        t["Resources"]["GatewayRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap();
+    for s in statements {
+        let resource = s["Resource"].to_string();
+        if resource.contains("/outputs/") {
+            assert_eq!(s["Action"], serde_json::json!(["s3:GetObject"]), "{s}");
+        }
+    }
 }
 
 #[test]

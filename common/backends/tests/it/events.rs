@@ -317,7 +317,10 @@ async fn a_hundred_followers_on_one_subscription_survive_a_redis_restart() {
         followers.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             while let Some(e) = stream.next().await {
-                seqs.push(e.expect("a follower never errors while Redis comes back").seq);
+                seqs.push(
+                    e.expect("a follower never errors while Redis comes back")
+                        .seq,
+                );
             }
             (after, seqs)
         }));
@@ -350,7 +353,10 @@ async fn a_hundred_followers_on_one_subscription_survive_a_redis_restart() {
             .unwrap()
             .unwrap();
         let expected: Vec<u64> = (after + 1..=20_001).collect();
-        assert!(seqs == expected, "a gap, a repeat or a missing end after {after}");
+        assert!(
+            seqs == expected,
+            "a gap, a repeat or a missing end after {after}"
+        );
     }
     // Everyone left: nothing is kept for the jobs.
     assert_eq!(hub.followed_jobs(), 0);

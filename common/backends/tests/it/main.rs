@@ -7,5 +7,4 @@ mod events;
 mod queue_contract;
 mod redis_acl;
 mod store_contract;
-mod sts;
 mod test_stack;
