@@ -38,6 +38,11 @@ use rai_common::api;
 pub use error::ApiError;
 pub use serve::{Listening, serve};
 
+/// How long an upload's body may pause between two pieces before the gateway gives up on it.
+const UPLOAD_STALL: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long any other request may take to be read and answered (an event stream: to start).
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What every request handler shares.
 pub struct Gateway {
     pub config: Config,
@@ -92,6 +97,7 @@ impl Gateway {
     /// The HTTP API of DESIGN.md, with body limits, timeouts and request tracing.
     pub fn router(self: Arc<Self>) -> Router {
         use tower_http::limit::RequestBodyLimitLayer;
+        use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
         use tower_http::trace::TraceLayer;
         let small = self.config.gateway.max_body.0 as usize;
         // A project upload streams up to the largest upload a job may have; everything else is small JSON.
@@ -101,7 +107,9 @@ impl Gateway {
                 "/v1/uploads/{job}",
                 put(uploads::stream).layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
             )
-            .layer(RequestBodyLimitLayer::new(upload_limit));
+            .layer(RequestBodyLimitLayer::new(upload_limit))
+            // An upload may take long, but may not stall.
+            .layer(RequestBodyTimeoutLayer::new(UPLOAD_STALL));
         let rest = Router::new()
             .route(api::UPLOADS, post(uploads::create))
             .route("/v1/uploads/{job}/complete", post(uploads::complete))
@@ -114,7 +122,13 @@ impl Gateway {
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(jobs::ready))
             .layer(axum::extract::DefaultBodyLimit::max(small))
-            .layer(RequestBodyLimitLayer::new(small));
+            .layer(RequestBodyLimitLayer::new(small))
+            .layer(RequestBodyTimeoutLayer::new(ANSWER_WITHIN))
+            // Until the answer's head: an event stream's body goes on as long as its job.
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                ANSWER_WITHIN,
+            ));
         uploads
             .merge(rest)
             .layer(TraceLayer::new_for_http())

@@ -20,12 +20,13 @@ fn write_config(
     std::fs::write(
         &path,
         format!(
-            "events:\n  redis_url: {}\nqueue:\n  name: {q}\n  lease: 6s\nstore:\n  path: {}\nraid:\n  name: {name}\n  queues: [{q}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  concurrency: 1\n  shutdown_grace: 1s\n  registry: {}\n  work_dir: {}\n",
+            "events:\n  redis_url: {}\nqueue:\n  name: {q}\n  lease: 6s\nstore:\n  path: {}\nraid:\n  name: {name}\n  gateway_keys: [{keys}]\n  queues: [{q}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  concurrency: 1\n  shutdown_grace: 1s\n  registry: {}\n  work_dir: {}\n",
             config.events.redis_url,
             config.store.path.display(),
             config.raid.registry.display(),
             config.raid.work_dir.display(),
             q = config.queue.name,
+            keys = config.raid.gateway_keys.join(", "),
         ),
     )
     .unwrap();
@@ -129,4 +130,106 @@ async fn sigterm_drains_the_process_and_a_second_process_finishes_the_job() {
     assert_eq!(end(&events).0, "succeeded");
     let _ = second.kill();
     let _ = second.wait();
+}
+
+/// The embedded default: one `raid` process with `gateway.listen` serves the gateway and runs the jobs it queues,
+/// trusting its own gateway's key without listing it; SIGTERM stops both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_raid_process_with_an_embedded_gateway_takes_a_job_from_rai_to_its_end() {
+    use std::sync::Arc;
+    let mut dirs = Vec::new();
+    let mut config = rai_testkit::jobs::worker_config(&mut dirs);
+    config.raid.gateway_keys.clear();
+    let key = generate_signing_key();
+    rai_testkit::jobs::write_registry(&config, &[("jdoe", &key, false)]);
+    let dir = dirs[0].path().to_path_buf();
+    let gateway_key = dir.join("gateway.key");
+    std::fs::write(
+        &gateway_key,
+        rai_common::account::gateway_key_file(&generate_signing_key()),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = write_config(&config, &dir, &rai_testkit::unique("embedded"));
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "gateway:\n  listen: 127.0.0.1:{port}\n  attestation_key: {}\n  queues: [{}]\n",
+        gateway_key.display(),
+        config.queue.name
+    ));
+    std::fs::write(&path, text).unwrap();
+    let mut process = raid(&path);
+
+    let mut client_config = rai_common::Config::defaults().client;
+    client_config.gateway = Some(format!("http://127.0.0.1:{port}"));
+    client_config.retry_for = rai_common::units::Span::from_secs(30);
+    let client = rai_client::Client::new(&client_config, "jdoe", key.clone()).unwrap();
+    // Packed and uploaded as `rai submit` does, then submitted and followed through the gateway.
+    let project = tempfile::tempdir().unwrap();
+    let build = rai_testkit::jobs::build_file(&["echo embedded"], "time: 30s");
+    std::fs::write(project.path().join("rai_build.yml"), &build).unwrap();
+    let bytes = rai_testkit::jobs::pack_dir(project.path());
+    let file = project.path().join("upload.tar.zst");
+    std::fs::write(&file, &bytes).unwrap();
+    let sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    let job = rai_common::JobId::new();
+    let archive = rai_client::client::upload::Archive {
+        path: &file,
+        size: bytes.len() as u64,
+        sha256: sha256.clone(),
+    };
+    client
+        .upload(&job, &archive, Arc::new(|_| {}))
+        .await
+        .unwrap();
+    let request = rai_common::JobRequest {
+        id: job,
+        user: "jdoe".into(),
+        team: "t".into(),
+        queue: config.queue.name.clone(),
+        created_at: chrono::Utc::now(),
+        client_version: rai_common::VERSION.into(),
+        build: rai_common::BuildSpec::parse(&build, "rai_build.yml").unwrap(),
+        input: rai_common::job::InputObject {
+            key: rai_common::objects::upload_key("jdoe", &job),
+            size: bytes.len() as u64,
+            sha256,
+        },
+    };
+    client.submit(&request.sign(&key)).await.unwrap();
+    let mut events = client.follow(job, 0);
+    let mut out = String::new();
+    let mut ended = None;
+    while let Some(e) = tokio::time::timeout(Duration::from_secs(120), events.next())
+        .await
+        .unwrap()
+    {
+        match e.unwrap().body {
+            EventBody::Stdout { data } => out.push_str(&data),
+            EventBody::End { status, .. } => ended = Some(status),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        (out.as_str(), ended),
+        ("embedded\n", Some(JobStatus::Succeeded))
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &process.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        wait_exit(&mut process, Duration::from_secs(30)).is_some_and(|s| s.success()),
+        "raid exits cleanly on SIGTERM, gateway and all"
+    );
 }

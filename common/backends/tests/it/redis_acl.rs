@@ -149,21 +149,6 @@ async fn gateway_user_does_a_gateways_work_and_nothing_more() {
         ),
         ("read another key", redis::cmd("GET").arg("secret").clone()),
         (
-            "overwrite job state",
-            redis::cmd("HSET")
-                .arg(format!("rai:job:{job}"))
-                .arg("status")
-                .arg("succeeded")
-                .clone(),
-        ),
-        (
-            "SET a job's state key",
-            redis::cmd("SET")
-                .arg(format!("rai:job:{job}"))
-                .arg("x")
-                .clone(),
-        ),
-        (
             "read the queue",
             redis::cmd("XRANGE")
                 .arg("rai:queue:rai")
