@@ -339,6 +339,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_gateway_key_file_round_trips_and_nothing_else_reads_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = generate_signing_key();
+        let path = dir.path().join("gateway.key");
+        std::fs::write(&path, gateway_key_file(&key)).unwrap();
+        assert_eq!(load_gateway_key(&path).unwrap().to_bytes(), key.to_bytes());
+        // A profile, or a bare public key, is refused with what to do.
+        std::fs::write(&path, Profile::new(&key, "jdoe").to_yaml()).unwrap();
+        let err = load_gateway_key(&path).unwrap_err().to_string();
+        assert!(err.contains("rai-keygen gateway-key"), "{err}");
+        std::fs::write(&path, encode_public_key(&key.verifying_key())).unwrap();
+        assert!(matches!(
+            load_gateway_key(&path),
+            Err(AccountError::BadGatewayKey(_))
+        ));
+    }
+
+    #[test]
     fn profile_round_trips_through_yaml() {
         let key = generate_signing_key();
         let mut p = Profile::new(&key, "alice");

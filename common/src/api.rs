@@ -146,3 +146,33 @@ pub fn method_has_body(method: &str) -> bool {
         "POST" | "PUT" | "PATCH"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_covered_exactly_when_the_method_carries_one() {
+        for method in ["POST", "put", "PATCH"] {
+            assert!(method_has_body(method));
+        }
+        for method in ["GET", "HEAD", "DELETE"] {
+            assert!(!method_has_body(method));
+        }
+        assert_eq!(signed_components(false), ["@method", "@path", "@query"]);
+        assert_eq!(
+            signed_components(true),
+            ["@method", "@path", "@query", "content-digest"]
+        );
+    }
+
+    #[test]
+    fn upload_plans_name_their_method() {
+        let plan = UploadPlan::Stream {
+            path: upload_path(&JobId::new()),
+        };
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["method"], "stream");
+        assert_eq!(serde_json::from_value::<UploadPlan>(json).unwrap(), plan);
+    }
+}

@@ -24,3 +24,4 @@ cargo bench --locked -p raid-server --bench overhead
 # The client bench runs the `raid` binary beside `rai`: build it first.
 cargo build --release --locked -p raid-server --bins
 cargo bench --locked -p rai-client --bench client
+cargo bench --locked -p rai-client --bench gateway

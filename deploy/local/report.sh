@@ -45,6 +45,7 @@ part archive cargo bench --locked -p rai-common --bench archive
 part backends cargo bench --locked -p rai-backends --bench backends
 part overhead cargo bench --locked -p raid-server --bench overhead
 part client cargo bench --locked -p rai-client --bench client
+part gateway cargo bench --locked -p rai-client --bench gateway
 part hostile cargo bench --locked -p rai-client --bench hostile
 part chaos cargo bench --locked -p rai-client --bench chaos -- "${1:-1000}"
 

@@ -70,7 +70,7 @@ enum Command {
         #[arg(long)]
         skip_invalid: bool,
     },
-    /// Revoke a user: workers refuse its jobs from their next registry reload.
+    /// Revoke a user: gateways refuse its next request; workers refuse its queued jobs.
     Revoke { username: String },
     /// List the registry's users.
     List,
@@ -155,7 +155,7 @@ fn run(cli: Cli) -> Result<()> {
             revoke(&mut locked.registry, &username, Utc::now())?;
             locked.save()?;
             println!(
-                "revoked \"{username}\"; workers refuse its jobs once they reload the registry"
+                "revoked \"{username}\"; gateways refuse its next request and workers its queued jobs"
             );
         }
         Command::GatewayKey { out } => {

@@ -267,6 +267,11 @@ impl Stack {
         i
     }
 
+    /// The process id of gateway `i`, while it runs.
+    pub fn gateway_pid(&self, i: usize) -> Option<u32> {
+        self.gateways[i].child.as_ref().map(Child::id)
+    }
+
     /// kill -9 of gateway `i`.
     pub fn kill_gateway(&mut self, i: usize) {
         if let Some(mut child) = self.gateways[i].child.take() {

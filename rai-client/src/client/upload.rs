@@ -104,48 +104,53 @@ impl Client {
         urls: &[String],
         progress: Progress,
     ) -> Result<Vec<CompletedPart>, ClientError> {
-        let sends = urls.iter().enumerate().map(|(i, url)| {
-            let offset = i as u64 * part_size;
-            let len = part_size.min(archive.size.saturating_sub(offset));
-            let (path, progress) = (archive.path.to_path_buf(), progress.clone());
-            async move {
-                let mut file = open(&path).await?;
-                file.seek(std::io::SeekFrom::Start(offset))
-                    .await
-                    .map_err(|source| ClientError::Read {
-                        path: path.clone(),
-                        source,
-                    })?;
-                let body = reqwest::Body::wrap_stream(counted(file.take(len), progress));
-                let response = self
-                    .http()
-                    .put(url)
-                    .header(reqwest::header::CONTENT_LENGTH, len)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|source| ClientError::Unreachable {
-                        url: url.split('?').next().unwrap_or_default().to_string(),
-                        source,
-                    })?;
-                if !response.status().is_success() {
-                    return Err(ClientError::PartRefused {
-                        part: i + 1,
-                        status: response.status(),
-                    });
+        // Collected first: a stream over a borrowing closure would make the future too general to spawn.
+        let sends: Vec<_> = urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| {
+                let offset = i as u64 * part_size;
+                let len = part_size.min(archive.size.saturating_sub(offset));
+                let (path, progress) = (archive.path.to_path_buf(), progress.clone());
+                async move {
+                    let mut file = open(&path).await?;
+                    file.seek(std::io::SeekFrom::Start(offset))
+                        .await
+                        .map_err(|source| ClientError::Read {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    let body = reqwest::Body::wrap_stream(counted(file.take(len), progress));
+                    let response = self
+                        .http()
+                        .put(url)
+                        .header(reqwest::header::CONTENT_LENGTH, len)
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(|source| ClientError::Unreachable {
+                            url: url.split('?').next().unwrap_or_default().to_string(),
+                            source,
+                        })?;
+                    if !response.status().is_success() {
+                        return Err(ClientError::PartRefused {
+                            part: i + 1,
+                            status: response.status(),
+                        });
+                    }
+                    let etag = response
+                        .headers()
+                        .get(reqwest::header::ETAG)
+                        .and_then(|v| v.to_str().ok())
+                        .ok_or_else(|| ClientError::Protocol("a part's answer had no ETag".into()))?
+                        .to_string();
+                    Ok(CompletedPart {
+                        number: i as u32 + 1,
+                        etag,
+                    })
                 }
-                let etag = response
-                    .headers()
-                    .get(reqwest::header::ETAG)
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| ClientError::Protocol("a part's answer had no ETag".into()))?
-                    .to_string();
-                Ok(CompletedPart {
-                    number: i as u32 + 1,
-                    etag,
-                })
-            }
-        });
+            })
+            .collect();
         let mut parts: Vec<CompletedPart> = futures::stream::iter(sends)
             .buffer_unordered(PARALLEL_PARTS)
             .try_collect()

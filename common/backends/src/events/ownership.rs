@@ -22,6 +22,25 @@ pub enum Binding {
 }
 
 impl EventBus {
+    /// `SET key value NX EX ttl`: whether the key was free (and is now set).
+    async fn set_if_free(
+        &self,
+        key: String,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, EventError> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl.as_secs().max(1))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(set.is_some())
+    }
+
     /// Binds `job` to `user` for `ttl` unless it is bound already.
     pub async fn bind_owner(
         &self,
@@ -29,16 +48,7 @@ impl EventBus {
         user: &str,
         ttl: Duration,
     ) -> Result<Binding, EventError> {
-        let set: Option<String> = redis::cmd("SET")
-            .arg(keys::owner(job))
-            .arg(user)
-            .arg("NX")
-            .arg("EX")
-            .arg(ttl.as_secs().max(1))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| self.error(e))?;
-        if set.is_some() {
+        if self.set_if_free(keys::owner(job), user, ttl).await? {
             return Ok(Binding::New);
         }
         Ok(match self.owner(job).await?.as_deref() {
@@ -89,16 +99,7 @@ impl EventBus {
 
     /// Marks `job` accepted; `false` when it already was (the id was submitted before).
     pub async fn mark_accepted(&self, job: &JobId, ttl: Duration) -> Result<bool, EventError> {
-        let set: Option<String> = redis::cmd("SET")
-            .arg(keys::accepted(job))
-            .arg(1)
-            .arg("NX")
-            .arg("EX")
-            .arg(ttl.as_secs().max(1))
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(set.is_some())
+        self.set_if_free(keys::accepted(job), "1", ttl).await
     }
 
     /// Undoes [`EventBus::mark_accepted`] when the job could not be queued after all, so a retry may submit it.
@@ -117,16 +118,8 @@ impl EventBus {
         nonce: &str,
         window: Duration,
     ) -> Result<bool, EventError> {
-        let set: Option<String> = redis::cmd("SET")
-            .arg(keys::nonce(user, nonce))
-            .arg(1)
-            .arg("NX")
-            .arg("EX")
-            .arg(window.as_secs().max(1))
-            .query_async(&mut self.connection())
+        self.set_if_free(keys::nonce(user, nonce), "1", window)
             .await
-            .map_err(|e| self.error(e))?;
-        Ok(set.is_some())
     }
 
     /// Counts one submission by `user` in the minute `minute`; returns the minute's count so far.

@@ -172,16 +172,29 @@ impl S3Store {
         }
         .await;
         if result.is_err() {
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+            self.abort(key, &upload_id).await;
         }
         result
+    }
+
+    /// Drops a multipart upload that will not be completed (its parts cost storage until then).
+    async fn abort(&self, key: &str, upload_id: &str) {
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await;
+    }
+
+    /// How long a presigned link lives.
+    fn presigning(&self, expires: Duration) -> Result<PresigningConfig, StoreError> {
+        PresigningConfig::expires_in(expires).map_err(|e| StoreError::Backend {
+            store: self.describe(),
+            source: e.into(),
+        })
     }
 }
 
@@ -309,10 +322,7 @@ impl ObjectStore for S3Store {
         check_key(key)?;
         let part_size = super::part_size_for(size);
         let parts = size.div_ceil(part_size).max(1);
-        let config = PresigningConfig::expires_in(expires).map_err(|e| StoreError::Backend {
-            store: self.describe(),
-            source: e.into(),
-        })?;
+        let config = self.presigning(expires)?;
         let upload = self
             .client
             .create_multipart_upload()
@@ -376,14 +386,7 @@ impl ObjectStore for S3Store {
             .send()
             .await;
         if let Err(e) = done {
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .send()
-                .await;
+            self.abort(key, upload_id).await;
             return Err(self.classify(key, e));
         }
         Ok(())
@@ -391,10 +394,7 @@ impl ObjectStore for S3Store {
 
     async fn download_link(&self, key: &str, expires: Duration) -> Result<String, StoreError> {
         check_key(key)?;
-        let config = PresigningConfig::expires_in(expires).map_err(|e| StoreError::Backend {
-            store: self.describe(),
-            source: e.into(),
-        })?;
+        let config = self.presigning(expires)?;
         let req = self
             .client
             .get_object()
