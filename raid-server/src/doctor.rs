@@ -121,8 +121,26 @@ pub async fn run(config: &Config) -> Vec<Check> {
         Ok(r) => out.push(pass("registry", format!("{} users", r.users.len()))),
         Err(e) => out.push(fail("registry", e.to_string())),
     }
+    out.push(gateway_check(config));
     out.push(disk_check(config));
     out
+}
+
+/// Which gateways this worker trusts: without one, every job is refused.
+fn gateway_check(config: &Config) -> Check {
+    match crate::setup::trusted_gateways(config) {
+        Ok(keys) if keys.is_empty() && config.raid.accept_unattested => pass(
+            "gateways",
+            "none trusted, but raid.accept_unattested runs 2025 clients' jobs (turn it off once they are gone)",
+        ),
+        Ok(keys) if keys.is_empty() => fail(
+            "gateways",
+            "no gateway is trusted, so every job is refused: add each gateway's public key to raid.gateway_keys \
+             (printed by `rai-keygen gateway-key`), or run the gateway here with gateway.listen",
+        ),
+        Ok(keys) => pass("gateways", format!("{} trusted", keys.len())),
+        Err(e) => fail("gateways", format!("{e:#}")),
+    }
 }
 
 // Long (about 80 lines): the probe container's setup, run and teardown in one place.

@@ -5,6 +5,14 @@ use std::process::Command;
 use rai_common::account::{Account, Registry, Role, encode_public_key, generate_signing_key};
 
 fn config_file(dir: &std::path::Path, with_user: bool) -> std::path::PathBuf {
+    config_file_trusting(dir, with_user, &[rai_testkit::jobs::gateway_public_key()])
+}
+
+fn config_file_trusting(
+    dir: &std::path::Path,
+    with_user: bool,
+    gateway_keys: &[String],
+) -> std::path::PathBuf {
     let store = dir.join("store");
     std::fs::create_dir_all(&store).unwrap();
     let registry = dir.join("registry.yml");
@@ -26,10 +34,11 @@ fn config_file(dir: &std::path::Path, with_user: bool) -> std::path::PathBuf {
     std::fs::write(
         &path,
         format!(
-            "events:\n  redis_url: {}\nqueue:\n  name: {}\nstore:\n  path: {}\nraid:\n  images: [\"rai-test/*\"]\n  gpus: []\n  registry: {}\n  work_dir: {}\n",
+            "events:\n  redis_url: {}\nqueue:\n  name: {}\nstore:\n  path: {}\nraid:\n  gateway_keys: [{}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  registry: {}\n  work_dir: {}\n",
             rai_testkit::redis_url(),
             rai_testkit::unique("doctor"),
             store.display(),
+            gateway_keys.join(", "),
             registry.display(),
             dir.join("jobs").display()
         ),
@@ -64,6 +73,7 @@ fn a_healthy_worker_passes_every_check() {
         "store",
         "redis",
         "registry",
+        "gateways",
         "disk",
     ] {
         assert!(
@@ -87,4 +97,24 @@ fn an_empty_registry_fails_with_a_reason() {
             .any(|l| l.starts_with("registry") && l.contains("FAIL") && l.contains("has no users")),
         "{table}"
     );
+}
+
+#[test]
+fn a_worker_that_trusts_no_gateway_is_told_how_to_trust_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, table) = doctor(&config_file_trusting(dir.path(), true, &[]));
+    assert_eq!(code, 1, "{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with("gateways")
+            && l.contains("FAIL")
+            && l.contains("raid.gateway_keys")),
+        "{table}"
+    );
+    let (code, table) = doctor(&config_file_trusting(
+        dir.path(),
+        true,
+        &["not-a-key".into()],
+    ));
+    assert_eq!(code, 1, "{table}");
+    assert!(table.contains("rai-keygen gateway-key"), "{table}");
 }
