@@ -176,7 +176,7 @@ async fn main() {
         Options {
             concurrency: 1,
             raid_extra: "  limits:\n    log_bytes: 64m\n    upload_bytes: 2g\n",
-            client_extra: "client:\n  max_upload: 2g\n",
+            client_extra: "  max_upload: 2g\n",
             ..Options::default()
         },
     )
@@ -255,7 +255,8 @@ async fn main() {
         Kind::Aws,
         Options {
             workers: 0,
-            client_extra: "client:\n  max_upload: 2g\n",
+            raid_extra: "  limits:\n    upload_bytes: 2g\n",
+            client_extra: "  max_upload: 2g\n",
             ..Options::default()
         },
     )

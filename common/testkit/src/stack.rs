@@ -36,7 +36,7 @@ pub struct Options {
     pub revoked: &'static [usize],
     /// Extra lines for the `raid:` section of each worker's config (indented by two spaces).
     pub raid_extra: &'static str,
-    /// Extra top-level lines for the students' config.
+    /// Extra lines for the `client:` section of the students' config (indented by two spaces).
     pub client_extra: &'static str,
     /// A moto of the stack's own (for pausing it), instead of the shared test moto.
     pub private_moto: bool,
@@ -225,14 +225,13 @@ impl Stack {
     /// A student's config: the gateways and the queue, nothing else (no Redis, no AWS).
     fn client_config(&self) -> String {
         let fallbacks: Vec<&str> = self.gateways[1..].iter().map(|g| g.url.as_str()).collect();
-        let mut text = format!(
-            "client:\n  gateway: {}\n  fallback_gateways: [{}]\nqueue:\n  name: {}\n",
+        format!(
+            "client:\n  gateway: {}\n  fallback_gateways: [{}]\n{}queue:\n  name: {}\n",
             self.gateways[0].url,
             fallbacks.join(", "),
+            self.client_extra,
             self.queue
-        );
-        text.push_str(self.client_extra);
-        text
+        )
     }
 
     /// Starts one more `raid gateway` on a free loopback port; returns its index.
@@ -247,12 +246,14 @@ impl Stack {
         std::fs::write(
             &config,
             format!(
-                "{}gateway:\n  listen: 127.0.0.1:{port}\n  attestation_key: {}\n  queues: [{}]\n{}raid:\n  registry: {}\n  images: [\"rai-test/*\"]\n",
+                // The gateway applies the course's policy (raid.images, raid.limits) as the workers do.
+                "{}gateway:\n  listen: 127.0.0.1:{port}\n  attestation_key: {}\n  queues: [{}]\n{}raid:\n  registry: {}\n  images: [\"rai-test/*\"]\n{}",
                 self.backends(),
                 self.dir.path().join("gateway.key").display(),
                 self.queue,
                 self.gateway_extra,
                 self.dir.path().join("registry.yml").display(),
+                self.raid_extra,
             ),
         )
         .unwrap();
