@@ -534,21 +534,8 @@ fn containers_of(worker: &str) -> Vec<String> {
 impl Gateway {
     /// Starts the process and waits until it serves (its log says where).
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
         let logged_before = std::fs::read_to_string(&self.log).unwrap_or_default().len();
-        let mut child = Command::new(crate::binary("raid"))
-            .args(["gateway", "-c", self.config.to_str().unwrap()])
-            .env_remove("RAI_SECRET")
-            .env("HOME", self.config.parent().unwrap())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let mut child = spawn_raid(&["gateway"], &self.config, &self.log);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -570,22 +557,27 @@ impl Gateway {
 
 impl Worker {
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(crate::binary("raid"))
-            .args(["-c", self.config.to_str().unwrap()])
-            .env_remove("RAI_SECRET")
-            .env("HOME", self.config.parent().unwrap())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        self.child = Some(spawn_raid(&[], &self.config, &self.log));
     }
+}
+
+/// `raid ARGS -c CONFIG`, its log appended to `log`, its home the config's folder.
+fn spawn_raid(args: &[&str], config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(crate::binary("raid"))
+        .args(args)
+        .args(["-c", config.to_str().unwrap()])
+        .env_remove("RAI_SECRET")
+        .env("HOME", config.parent().unwrap())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 pub(crate) fn rai_command(home: &Path, args: &[&str]) -> Command {

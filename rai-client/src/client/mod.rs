@@ -134,7 +134,7 @@ impl Client {
     /// Sends a signed request to the first gateway that can be reached (starting with the one that answered
     /// last), retrying with backoff through unreachable gateways and `503`s (a gateway whose Redis restarts) for up
     /// to `client.retry_for`; a refusal (any other non-2xx, non-redirect answer) is an error carrying the
-    /// gateway's message. A streamed body is sent once.
+    /// gateway's message. Every body can be sent again: a file is read anew for each try.
     pub(crate) async fn send(
         &self,
         method: Method,
@@ -142,13 +142,11 @@ impl Client {
         body: Option<RequestBody>,
         headers: &[(&str, String)],
     ) -> Result<reqwest::Response, ClientError> {
-        let streamed = matches!(body, Some(RequestBody::Stream { .. }));
-        let mut body = body;
         let deadline = tokio::time::Instant::now() + self.inner.retry_for;
         let mut delay = Duration::from_millis(200);
         loop {
             let failed = match self
-                .attempt(&method, path_and_query, &mut body, headers)
+                .attempt(&method, path_and_query, body.as_ref(), headers)
                 .await
             {
                 Ok(response) => match refusal(response).await {
@@ -158,7 +156,7 @@ impl Client {
                 Err(e @ ClientError::Unreachable { .. }) => e,
                 Err(e) => return Err(e),
             };
-            if streamed || tokio::time::Instant::now() + delay > deadline {
+            if tokio::time::Instant::now() + delay > deadline {
                 return Err(failed);
             }
             tracing::debug!(error = %failed, "retrying the gateway");
@@ -172,7 +170,7 @@ impl Client {
         &self,
         method: &Method,
         path_and_query: &str,
-        body: &mut Option<RequestBody>,
+        body: Option<&RequestBody>,
         headers: &[(&str, String)],
     ) -> Result<reqwest::Response, ClientError> {
         let n = self.inner.gateways.len();
@@ -195,16 +193,18 @@ impl Client {
                         .body(bytes.clone());
                     Some(rai_common::httpsig::content_digest(bytes))
                 }
-                Some(RequestBody::Stream { .. }) => match body.take() {
-                    Some(RequestBody::Stream {
-                        body: stream,
-                        digest,
-                    }) => {
-                        builder = builder.body(stream);
-                        Some(digest)
-                    }
-                    _ => None,
-                },
+                Some(RequestBody::File {
+                    path,
+                    size,
+                    digest,
+                    progress,
+                }) => {
+                    let file = upload::open(path).await?;
+                    builder = builder.header(reqwest::header::CONTENT_LENGTH, *size).body(
+                        reqwest::Body::wrap_stream(upload::counted(file, progress.clone())),
+                    );
+                    Some(digest.clone())
+                }
                 None if api::method_has_body(method.as_str()) => {
                     Some(rai_common::httpsig::content_digest(b""))
                 }
@@ -226,7 +226,7 @@ impl Client {
                         url: base.to_string(),
                         source: e,
                     });
-                    if !unreachable || body.is_none() && method == Method::PUT {
+                    if !unreachable {
                         break;
                     }
                 }
@@ -349,10 +349,16 @@ impl Client {
     }
 }
 
-/// A request body: small JSON (digested here) or a stream whose digest is known already.
+/// A request body: small JSON (digested here), or a file whose size and digest are known already (streamed from
+/// disk, read anew for each try).
 pub(crate) enum RequestBody {
     Json(Vec<u8>),
-    Stream { body: reqwest::Body, digest: String },
+    File {
+        path: std::path::PathBuf,
+        size: u64,
+        digest: String,
+        progress: upload::Progress,
+    },
 }
 
 /// The response, or the gateway's refusal as an error (its JSON message when it sent one).
@@ -400,6 +406,57 @@ mod tests {
             parse_gateway("ftp://rai.example.edu"),
             Err(ClientError::BadGatewayUrl { .. })
         ));
+    }
+
+    /// A gateway answering 503 to an upload (its Redis restarting) gets the whole file again, not a lost job.
+    #[tokio::test]
+    async fn a_file_body_is_sent_again_after_a_503() {
+        use std::sync::Mutex;
+        use std::sync::atomic::AtomicUsize;
+        let hits = Arc::new(AtomicUsize::new(0));
+        let bodies: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let app = axum::Router::new().route(
+            "/v1/uploads/x",
+            axum::routing::put({
+                let (hits, bodies) = (hits.clone(), bodies.clone());
+                move |body: axum::body::Bytes| async move {
+                    bodies.lock().unwrap().push(body.to_vec());
+                    if hits.fetch_add(1, Ordering::SeqCst) == 0 {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload.tar.zst");
+        let bytes = vec![7u8; 300_000];
+        std::fs::write(&path, &bytes).unwrap();
+        let mut config = rai_common::Config::defaults().client;
+        config.gateway = Some(format!("http://{addr}"));
+        let client = Client::new(
+            &config,
+            "alice",
+            rai_common::account::generate_signing_key(),
+        )
+        .unwrap();
+        let body = RequestBody::File {
+            path,
+            size: bytes.len() as u64,
+            digest: rai_common::httpsig::content_digest(&bytes),
+            progress: Arc::new(|_| {}),
+        };
+        let response = client
+            .send(Method::PUT, "/v1/uploads/x", Some(body), &[])
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::NO_CONTENT);
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        assert_eq!(*bodies.lock().unwrap(), [bytes.clone(), bytes]);
     }
 
     #[test]

@@ -81,17 +81,17 @@ impl Client {
         archive: &Archive<'_>,
         progress: Progress,
     ) -> Result<(), ClientError> {
-        let file = open(archive.path).await?;
-        let body = reqwest::Body::wrap_stream(counted(file, progress));
-        let digest = digest_of(&archive.sha256)?;
+        let body = RequestBody::File {
+            path: archive.path.to_path_buf(),
+            size: archive.size,
+            digest: digest_of(&archive.sha256)?,
+            progress,
+        };
         self.send(
             Method::PUT,
             path,
-            Some(RequestBody::Stream { body, digest }),
-            &[
-                ("content-length", archive.size.to_string()),
-                ("content-type", "application/zstd".into()),
-            ],
+            Some(body),
+            &[("content-type", "application/zstd".into())],
         )
         .await
         .map(|_| ())
@@ -160,7 +160,7 @@ impl Client {
     }
 }
 
-async fn open(path: &Path) -> Result<tokio::fs::File, ClientError> {
+pub(super) async fn open(path: &Path) -> Result<tokio::fs::File, ClientError> {
     tokio::fs::File::open(path)
         .await
         .map_err(|source| ClientError::Read {
@@ -179,7 +179,7 @@ fn digest_of(hex: &str) -> Result<String, ClientError> {
 }
 
 /// A reader as a byte stream that reports each chunk to `progress`.
-fn counted(
+pub(super) fn counted(
     reader: impl tokio::io::AsyncRead + Send + 'static,
     progress: Progress,
 ) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
