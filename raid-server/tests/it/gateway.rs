@@ -461,6 +461,40 @@ async fn a_job_id_belongs_to_its_first_owner_and_is_accepted_once() {
         StatusCode::CONFLICT,
         "already in use",
     );
+    // ... or sends a body into alice's pending upload, or completes it: it is not hers.
+    let carol = &c.keys["carol"];
+    let body = b"not alice's project".to_vec();
+    let mut put = reqwest::Client::new()
+        .put(format!("{}/v1/uploads/{id}", c.url))
+        .body(body.clone())
+        .build()
+        .unwrap();
+    rai_client::client::sign::sign(
+        &mut put,
+        "carol",
+        carol,
+        Some(httpsig::content_digest(&body)),
+    );
+    let complete_body = br#"{"upload_id":"x","parts":[]}"#.to_vec();
+    let mut complete = reqwest::Client::new()
+        .post(format!("{}/v1/uploads/{id}/complete", c.url))
+        .body(complete_body.clone())
+        .build()
+        .unwrap();
+    rai_client::client::sign::sign(
+        &mut complete,
+        "carol",
+        carol,
+        Some(httpsig::content_digest(&complete_body)),
+    );
+    for (what, request) in [("stream", put), ("complete", complete)] {
+        let (status, text) = send(request).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{what}: {text}");
+        assert!(
+            text.contains("no job") && !text.contains("alice"),
+            "{what}: {text}"
+        );
+    }
     // ... or signs a job under that id pointing at her own key: there is no upload of hers for it.
     let mut theft = victim.clone();
     theft.user = "carol".into();

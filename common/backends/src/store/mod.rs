@@ -59,6 +59,14 @@ pub fn part_size_for(size: u64) -> u64 {
     min.max(size.div_ceil(MAX_PARTS).next_multiple_of(1 << 20))
 }
 
+/// The refusal of a store that takes no presigned uploads (the gateway asks only stores that say they do).
+fn no_presigned_uploads(store: String, key: &str) -> StoreError {
+    StoreError::Backend {
+        store,
+        source: format!("this store takes no presigned uploads (key {key})").into(),
+    }
+}
+
 /// Object storage with streaming puts and gets.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
@@ -98,10 +106,7 @@ pub trait ObjectStore: Send + Sync {
         expires: Duration,
     ) -> Result<PresignedUpload, StoreError> {
         let _ = (size, expires);
-        Err(StoreError::Backend {
-            store: self.describe(),
-            source: format!("this store takes no presigned uploads (key {key})").into(),
-        })
+        Err(no_presigned_uploads(self.describe(), key))
     }
 
     /// Finishes a presigned multipart upload from its parts' ETags; on failure the upload is aborted.
@@ -112,10 +117,7 @@ pub trait ObjectStore: Send + Sync {
         parts: &[(u32, String)],
     ) -> Result<(), StoreError> {
         let _ = (upload_id, parts);
-        Err(StoreError::Backend {
-            store: self.describe(),
-            source: format!("this store takes no presigned uploads (key {key})").into(),
-        })
+        Err(no_presigned_uploads(self.describe(), key))
     }
 
     /// Stores bytes already in memory.

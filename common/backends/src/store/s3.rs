@@ -100,15 +100,7 @@ impl S3Store {
         body: &mut ObjectReader,
         hasher: &mut Sha256,
     ) -> Result<u64, StoreError> {
-        let upload = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.classify(key, e))?;
-        let upload_id = upload.upload_id().unwrap_or_default().to_string();
+        let upload_id = self.create_upload(key).await?;
         let result = async {
             let mut parts = Vec::new();
             let mut size = 0u64;
@@ -175,6 +167,19 @@ impl S3Store {
             self.abort(key, &upload_id).await;
         }
         result
+    }
+
+    /// Starts a multipart upload of `key`; returns its id.
+    async fn create_upload(&self, key: &str) -> Result<String, StoreError> {
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.classify(key, e))?;
+        Ok(upload.upload_id().unwrap_or_default().to_string())
     }
 
     /// Drops a multipart upload that will not be completed (its parts cost storage until then).
@@ -323,15 +328,7 @@ impl ObjectStore for S3Store {
         let part_size = super::part_size_for(size);
         let parts = size.div_ceil(part_size).max(1);
         let config = self.presigning(expires)?;
-        let upload = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.classify(key, e))?;
-        let upload_id = upload.upload_id().unwrap_or_default().to_string();
+        let upload_id = self.create_upload(key).await?;
         let mut part_urls = Vec::with_capacity(parts as usize);
         for number in 1..=parts {
             let len = part_size.min(size - (number - 1) * part_size);
