@@ -16,6 +16,34 @@ pub const BUILD_FILE_NAME: &str = "rai_build.yml";
 /// Versions of the build file format this build understands.
 pub const SUPPORTED_VERSIONS: &[&str] = &["0.1", "0.2", "0.3"];
 
+/// The least memory a job may ask for: Docker refuses to start a container with less than 6 MiB, and reads 0 as
+/// "no limit" (never allowed).
+pub const MIN_MEMORY: u64 = 6 << 20;
+
+/// The least CPU share a job may ask for: Docker's smallest `--cpus` is 0.01, and `NanoCpus` 0 means "no limit".
+pub const MIN_CPUS: f64 = 0.01;
+
+/// A rule of the build file that a spec breaks: the key, where it is, and what is wrong.
+struct Violation {
+    /// The key's path in the file, to point at its node.
+    path: &'static [&'static str],
+    /// The item of a list at `path`, when the rule is about one item.
+    item: Option<usize>,
+    key: String,
+    message: String,
+}
+
+impl Violation {
+    fn new(path: &'static [&'static str], key: &str, message: impl Into<String>) -> Violation {
+        Violation {
+            path,
+            item: None,
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Build files are small; anything larger is a mistake or an attack.
 const BUILD_FILE_LIMITS: Limits = Limits {
     max_bytes: 64 * 1024,
@@ -171,12 +199,12 @@ impl BuildSpec {
 
     // Long (about 100 lines) on purpose: one block per rule of the build file, in the order docs/build-file.md
     // lists them, each pointing at its own node.
-    /// The checks a type cannot express, each pointing at the node concerned.
-    fn check(&self, root: &Node) -> Result<(), YamlError> {
-        let at = |path: &[&str]| root.at_path(path).unwrap_or(root);
+    /// The checks a type cannot express, each naming the key concerned. The worker runs them again on the spec
+    /// a signed job carries: a request made by hand (JSON, not YAML) must not skip them.
+    fn rule_broken(&self) -> Result<(), Violation> {
         if !SUPPORTED_VERSIONS.contains(&self.rai.version.as_str()) {
-            return Err(YamlError::at(
-                at(&["rai", "version"]),
+            return Err(Violation::new(
+                &["rai", "version"],
                 "rai.version",
                 format!(
                     "unsupported version \"{}\"; this rai reads versions {}",
@@ -187,15 +215,15 @@ impl BuildSpec {
         }
         let image = self.rai.image.trim();
         if image.is_empty() {
-            return Err(YamlError::at(
-                at(&["rai", "image"]),
+            return Err(Violation::new(
+                &["rai", "image"],
                 "rai.image",
                 "the image is empty; name a Docker image such as nvidia/cuda:12.4.1-devel-ubuntu22.04",
             ));
         }
         if image.starts_with('-') || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(YamlError::at(
-                at(&["rai", "image"]),
+            return Err(Violation::new(
+                &["rai", "image"],
                 "rai.image",
                 format!(
                     "\"{image}\" is not a Docker image reference (no spaces, must not start with '-')"
@@ -208,36 +236,33 @@ impl BuildSpec {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c)))
         {
-            return Err(YamlError::at(
-                at(&["rai", "queue"]),
+            return Err(Violation::new(
+                &["rai", "queue"],
                 "rai.queue",
                 format!("\"{q}\" is not a queue name (letters, digits, - _ . : / only)"),
             ));
         }
         if self.commands.build.is_empty() {
-            return Err(YamlError::at(
-                at(&["commands", "build"]),
+            return Err(Violation::new(
+                &["commands", "build"],
                 "commands.build",
                 "the command list is empty; list at least one command to run",
             ));
         }
         if let Some(i) = self.commands.build.iter().position(|c| c.trim().is_empty()) {
-            let node = match root.at_path(&["commands", "build"]).map(|n| &n.value) {
-                Some(yaml::Value::Seq(items)) => items.get(i).unwrap_or(root),
-                _ => root,
-            };
-            return Err(YamlError::at(
-                node,
-                &format!("commands.build[{i}]"),
-                "the command is empty; remove it or write a command",
-            ));
+            return Err(Violation {
+                path: &["commands", "build"],
+                item: Some(i),
+                key: format!("commands.build[{i}]"),
+                message: "the command is empty; remove it or write a command".into(),
+            });
         }
         let limits = self.resources.limits.clone().unwrap_or_default();
         if let (Some(a), Some(b)) = (self.resources.network, limits.network)
             && a != b
         {
-            return Err(YamlError::at(
-                at(&["resources", "limits", "network"]),
+            return Err(Violation::new(
+                &["resources", "limits", "network"],
                 "resources.limits.network",
                 format!(
                     "contradicts resources.network ({a} vs {b}); keep one of the two spellings"
@@ -247,31 +272,54 @@ impl BuildSpec {
         if let Some(t) = limits.time
             && t.0.is_zero()
         {
-            return Err(YamlError::at(
-                at(&["resources", "limits", "time"]),
+            return Err(Violation::new(
+                &["resources", "limits", "time"],
                 "resources.limits.time",
                 "the time limit is zero; give a positive duration such as 10m",
             ));
         }
         if let Some(m) = limits.memory
-            && m.0 < 4 << 20
+            && m.0 < MIN_MEMORY
         {
-            return Err(YamlError::at(
-                at(&["resources", "limits", "memory"]),
+            return Err(Violation::new(
+                &["resources", "limits", "memory"],
                 "resources.limits.memory",
-                format!("{m} is too little memory to start a container; ask for at least 4m"),
+                format!(
+                    "{m} is too little memory to start a container; ask for at least {}",
+                    Bytes(MIN_MEMORY)
+                ),
             ));
         }
         if let Some(c) = limits.cpus
-            && !(c.is_finite() && c > 0.0)
+            && !(c.is_finite() && c >= MIN_CPUS)
         {
-            return Err(YamlError::at(
-                at(&["resources", "limits", "cpus"]),
+            return Err(Violation::new(
+                &["resources", "limits", "cpus"],
                 "resources.limits.cpus",
-                format!("{c} CPUs is not a positive number"),
+                format!(
+                    "{c} CPUs is too little; ask for at least {MIN_CPUS} (a hundredth of a CPU)"
+                ),
             ));
         }
         Ok(())
+    }
+
+    /// Checks a spec that did not come from a file (a signed job's JSON): the same rules as [`BuildSpec::parse`],
+    /// the error naming the key (`resources.limits.memory: ...`).
+    pub fn validate(&self) -> Result<(), String> {
+        self.rule_broken()
+            .map_err(|v| format!("{}: {}", v.key, v.message))
+    }
+
+    /// [`BuildSpec::rule_broken`], pointing at the node concerned.
+    fn check(&self, root: &Node) -> Result<(), YamlError> {
+        self.rule_broken().map_err(|v| {
+            let mut node = root.at_path(v.path).unwrap_or(root);
+            if let (Some(i), yaml::Value::Seq(items)) = (v.item, &node.value) {
+                node = items.get(i).unwrap_or(node);
+            }
+            YamlError::at(node, &v.key, v.message)
+        })
     }
 
     /// Whether the job asks for network access (default: no).

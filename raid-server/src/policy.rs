@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use globset::{Glob, GlobSetBuilder};
+use globset::{GlobBuilder, GlobSetBuilder};
 use rai_common::BuildSpec;
 use rai_common::build_spec::Architecture;
 use rai_common::config::RaidConfig;
@@ -49,12 +49,18 @@ fn check(
     raid: &RaidConfig,
     worker_gpus: Option<u32>,
 ) -> Result<JobLimits, String> {
+    // The spec in a signed job is JSON that anyone with a key can write by hand: the build file's rules run again
+    // here, so a "memory": "0" (Docker: no limit) never reaches a container.
+    spec.validate()?;
     let mut globs = GlobSetBuilder::new();
     for pattern in &raid.images {
-        globs
-            .add(Glob::new(pattern).map_err(|e| {
-                format!("the worker's image allow-list is broken ({pattern}: {e})")
-            })?);
+        // `*` stops at `/` (`nvidia/cuda:*` must not allow `nvidia/cuda:x/../../evil`-like names or other
+        // repositories); `**` crosses it, for an admin who means a whole registry.
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("the worker's image allow-list is broken ({pattern}: {e})"))?;
+        globs.add(glob);
     }
     let globs = globs
         .build()
@@ -108,6 +114,13 @@ fn check(
         return Err(format!(
             "the job asks for {gpus} GPU{}; this worker has {worker_gpus}",
             if gpus == 1 { "" } else { "s" }
+        ));
+    }
+    // The worker's own floors were checked when its config loaded; this guards a config built another way.
+    if let Some((path, why)) = raid.floor_broken() {
+        return Err(format!(
+            "this worker's policy is broken ({}: {why})",
+            path.join(".")
         ));
     }
     Ok(JobLimits {
@@ -170,6 +183,62 @@ mod tests {
         );
     }
 
+    /// A spec as a signed job's JSON may carry it, past the build file's parser.
+    fn hand_made(limits: serde_json::Value) -> BuildSpec {
+        serde_json::from_value(serde_json::json!({
+            "rai": { "image": "nvidia/cuda:12.4.1-devel-ubuntu22.04" },
+            "resources": { "limits": limits },
+            "commands": { "build": ["make"] },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn limits_that_docker_reads_as_unlimited_are_refused() {
+        let raid = Config::defaults().raid;
+        let e = resolve(&hand_made(serde_json::json!({ "memory": "0" })), &raid, 0).unwrap_err();
+        assert_eq!(
+            e,
+            "resources.limits.memory: 0 is too little memory to start a container; ask for at least 6m"
+        );
+        let e = resolve(
+            &hand_made(serde_json::json!({ "cpus": 0.0000000001 })),
+            &raid,
+            0,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("resources.limits.cpus: 0.0000000001 CPUs is too little"),
+            "{e}"
+        );
+        let e = resolve(&hand_made(serde_json::json!({ "time": "0s" })), &raid, 0).unwrap_err();
+        assert!(
+            e.starts_with("resources.limits.time: the time limit is zero"),
+            "{e}"
+        );
+        // The same through a build file: cpus 1e-10 used to pass the YAML check.
+        let e = BuildSpec::parse(
+            "rai:\n  image: x\nresources:\n  limits: { cpus: 0.0000000001 }\ncommands:\n  build: [make]\n",
+            "rai_build.yml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("resources.limits.cpus"), "{e}");
+        // A worker policy built with a zero (not through Config::load) refuses rather than run unlimited.
+        let mut broken = raid.clone();
+        broken.limits.pids = 0;
+        let e = resolve(&spec(""), &broken, 0).unwrap_err();
+        assert!(e.contains("raid.limits.pids"), "{e}");
+        // Every limit that reaches Docker is above zero.
+        let l = resolve(
+            &hand_made(serde_json::json!({ "cpus": 0.01, "memory": "6m" })),
+            &raid,
+            0,
+        )
+        .unwrap();
+        assert!(l.memory >= 6 << 20 && (l.cpus * 1e9) as i64 >= 10_000_000 && l.pids > 0);
+    }
+
     #[test]
     fn images_must_match_the_allow_list() {
         let mut raid = Config::defaults().raid;
@@ -183,7 +252,17 @@ mod tests {
             e,
             "image \"evil/miner\" is not allowed on this worker (allowed: nvidia/cuda:*)"
         );
-        raid.images = vec!["*".into()];
+        // `*` does not cross `/`; `**` does.
+        raid.images = vec!["nvidia/*".into(), "course/**".into()];
+        let allowed = |image: &str| {
+            let text = format!("rai:\n  image: {image}\ncommands:\n  build: [x]\n");
+            resolve(&BuildSpec::parse(&text, "f").unwrap(), &raid, 0).is_ok()
+        };
+        assert!(allowed("nvidia/cuda:12"));
+        assert!(!allowed("nvidia/cuda/evil:1"), "* must stop at /");
+        assert!(allowed("course/ece408/lab1:latest"));
+        assert!(!allowed("evil/nvidia/cuda"));
+        raid.images = vec!["**".into()];
         assert!(
             resolve(
                 &BuildSpec::parse("rai:\n  image: evil/miner\ncommands:\n  build: [x]\n", "f")

@@ -262,7 +262,12 @@ impl Config {
             merge(&mut merged, layer);
         }
         decrypt_tree(&mut merged, &mut Vec::new(), sources.secret.as_ref())?;
-        Ok(yaml::from_node(&merged)?)
+        let config: Config = yaml::from_node(&merged)?;
+        if let Some((path, why)) = config.raid.floor_broken() {
+            let node = merged.at_path(path).unwrap_or(&merged);
+            return Err(YamlError::at(node, &path.join("."), why).into());
+        }
+        Ok(config)
     }
 }
 
@@ -353,6 +358,49 @@ mod tests {
                 user.display()
             )
         );
+    }
+
+    #[test]
+    fn limits_below_their_floor_are_refused() {
+        for (key, value, words) in [
+            (
+                "raid.limits.pids",
+                "0",
+                "raid.limits.pids: must be at least 16 (0 would mean no limit)",
+            ),
+            (
+                "raid.limits.memory",
+                "0",
+                "raid.limits.memory: must be at least 6m",
+            ),
+            (
+                "raid.defaults.cpus",
+                "0.0000000001",
+                "raid.defaults.cpus: must be at least 0.01",
+            ),
+            (
+                "raid.limits.output_bytes",
+                "0",
+                "raid.limits.output_bytes: must be at least 1k",
+            ),
+            (
+                "raid.defaults.time",
+                "0s",
+                "raid.defaults.time: must be longer than zero",
+            ),
+            (
+                "raid.defaults.memory",
+                "64g",
+                "raid.defaults: asks for more time or memory",
+            ),
+        ] {
+            let sources = ConfigSources {
+                overrides: vec![(key.into(), value.into())],
+                ..Default::default()
+            };
+            let e = Config::load(&sources).unwrap_err().to_string();
+            assert!(e.contains(words), "{key}={value}: {e}");
+        }
     }
 
     #[test]

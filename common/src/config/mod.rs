@@ -160,6 +160,45 @@ pub struct JobDefaults {
     pub cpus: f64,
 }
 
+impl RaidConfig {
+    /// The first of the worker's limits or defaults that is below its floor (or a default above its maximum), as
+    /// its key path and why. Docker reads a zero memory, CPU or pids limit as "no limit", so a worker never starts
+    /// with one, whatever a config file says.
+    pub fn floor_broken(&self) -> Option<(&'static [&'static str], String)> {
+        use crate::build_spec::{MIN_CPUS, MIN_MEMORY};
+        let (l, d) = (&self.limits, &self.defaults);
+        let memory = |b: Bytes| b.0 < MIN_MEMORY;
+        let cpus = |c: f64| !(c.is_finite() && c >= MIN_CPUS);
+        let checks: [(bool, &'static [&'static str], String); 13] = [
+            (l.time.0.is_zero(), &["raid", "limits", "time"], "must be longer than zero".into()),
+            (d.time.0.is_zero(), &["raid", "defaults", "time"], "must be longer than zero".into()),
+            (memory(l.memory), &["raid", "limits", "memory"], format!("must be at least {}", Bytes(MIN_MEMORY))),
+            (memory(d.memory), &["raid", "defaults", "memory"], format!("must be at least {}", Bytes(MIN_MEMORY))),
+            (cpus(l.cpus), &["raid", "limits", "cpus"], format!("must be at least {MIN_CPUS}")),
+            (cpus(d.cpus), &["raid", "defaults", "cpus"], format!("must be at least {MIN_CPUS}")),
+            (l.pids < MIN_PIDS, &["raid", "limits", "pids"], format!("must be at least {MIN_PIDS} (0 would mean no limit)")),
+            (l.nofile < MIN_NOFILE, &["raid", "limits", "nofile"], format!("must be at least {MIN_NOFILE}")),
+            (l.log_bytes.0 < MIN_OUTPUT, &["raid", "limits", "log_bytes"], format!("must be at least {}", Bytes(MIN_OUTPUT))),
+            (l.upload_bytes.0 < MIN_OUTPUT, &["raid", "limits", "upload_bytes"], format!("must be at least {}", Bytes(MIN_OUTPUT))),
+            (l.output_bytes.0 < MIN_OUTPUT, &["raid", "limits", "output_bytes"], format!("must be at least {}", Bytes(MIN_OUTPUT))),
+            (d.time > l.time || d.memory > l.memory, &["raid", "defaults"],
+                "asks for more time or memory than raid.limits allows: every job that names no limit would be refused".into()),
+            (d.cpus > l.cpus, &["raid", "defaults", "cpus"], "is more than raid.limits.cpus allows".into()),
+        ];
+        checks
+            .into_iter()
+            .find(|(broken, _, _)| *broken)
+            .map(|(_, path, why)| (path, why))
+    }
+}
+
+/// The fewest processes a job may be limited to (a shell and a compiler need a few; 0 is "no limit" to Docker).
+pub const MIN_PIDS: u32 = 16;
+/// The fewest open files a job may be limited to.
+pub const MIN_NOFILE: u32 = 64;
+/// The least of each size limit (log, upload, `/build`): 0 would refuse or drop everything.
+pub const MIN_OUTPUT: u64 = 1 << 10;
+
 impl Config {
     /// The Redis URL of the queue (its own, or the events one).
     pub fn queue_redis_url(&self) -> &str {

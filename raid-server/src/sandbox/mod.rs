@@ -56,6 +56,23 @@ pub struct SandboxSpec {
 }
 
 impl SandboxSpec {
+    /// The limit that would reach Docker as a zero ("no limit"), if any: the last guard after the policy's floors.
+    pub fn unbounded(&self) -> Option<&'static str> {
+        let body = self.container_body();
+        let host = body.host_config.as_ref()?;
+        if host.memory.unwrap_or(0) <= 0 || host.memory_swap.unwrap_or(0) <= 0 {
+            Some("memory")
+        } else if host.nano_cpus.unwrap_or(0) <= 0 {
+            Some("CPU")
+        } else if host.pids_limit.unwrap_or(0) <= 0 {
+            Some("process")
+        } else if self.tmp_bytes == 0 {
+            Some("/tmp size")
+        } else {
+            None
+        }
+    }
+
     /// The container body Docker is asked for.
     pub fn container_body(&self) -> ContainerCreateBody {
         let bind = |source: &PathBuf, target: &str, read_only: bool| Mount {
@@ -146,6 +163,9 @@ pub enum Stream {
 impl Sandbox {
     /// Creates and starts the container. A container that fails to start is removed before the error returns.
     pub async fn start(docker: &Docker, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
+        if let Some(limit) = spec.unbounded() {
+            return Err(SandboxError::Unbounded(limit));
+        }
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
@@ -418,6 +438,20 @@ mod tests {
         );
         assert_eq!(body.user.as_deref(), Some("1000:1000"));
         assert_eq!(body.working_dir.as_deref(), Some("/build"));
+    }
+
+    #[test]
+    fn a_zero_limit_never_reaches_docker() {
+        assert_eq!(spec().unbounded(), None);
+        let mut s = spec();
+        s.memory_bytes = 0;
+        assert_eq!(s.unbounded(), Some("memory"));
+        let mut s = spec();
+        s.cpus = 0.000_000_000_1;
+        assert_eq!(s.unbounded(), Some("CPU"));
+        let mut s = spec();
+        s.pids = 0;
+        assert_eq!(s.unbounded(), Some("process"));
     }
 
     #[test]
