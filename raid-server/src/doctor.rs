@@ -9,13 +9,15 @@ use rai_common::Config;
 use rai_common::account::Registry;
 use rai_common::config::QueueBackend;
 
-use crate::gpu::GpuPool;
+use crate::gpu::{GpuInventory, GpuPool};
 use crate::sandbox::{Sandbox, SandboxSpec};
 
 /// One line of the report.
 pub struct Check {
     pub name: &'static str,
     pub ok: bool,
+    /// Passes, but the admin should look: printed as `warn`.
+    pub warning: bool,
     pub detail: String,
 }
 
@@ -23,7 +25,15 @@ fn pass(name: &'static str, detail: impl Into<String>) -> Check {
     Check {
         name,
         ok: true,
+        warning: false,
         detail: detail.into(),
+    }
+}
+
+fn warn(name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        warning: true,
+        ..pass(name, detail)
     }
 }
 
@@ -31,6 +41,7 @@ fn fail(name: &'static str, detail: impl Into<String>) -> Check {
     Check {
         name,
         ok: false,
+        warning: false,
         detail: detail.into(),
     }
 }
@@ -56,12 +67,17 @@ pub async fn run(config: &Config) -> Vec<Check> {
             "cannot reach the Docker engine; is it running, and may raid use its socket?",
         )),
     }
-    if let (Some(d), Some(runtime)) = (&docker, &config.raid.runtime) {
-        let known = d
-            .info()
-            .await
-            .ok()
-            .and_then(|i| i.runtimes)
+    let info = match &docker {
+        Some(d) => d.info().await.ok(),
+        None => None,
+    };
+    if let Some(default) = info.as_ref().and_then(|i| i.default_runtime.as_deref()) {
+        out.push(default_runtime_check(default));
+    }
+    if let (Some(_), Some(runtime)) = (&docker, &config.raid.runtime) {
+        let known = info
+            .as_ref()
+            .and_then(|i| i.runtimes.as_ref())
             .map(|r| r.contains_key(runtime))
             .unwrap_or(false);
         out.push(if known {
@@ -74,14 +90,7 @@ pub async fn run(config: &Config) -> Vec<Check> {
         });
     }
     let gpus = GpuPool::detect(config.raid.gpus.as_ref());
-    out.push(pass(
-        "gpus",
-        if gpus.count() == 0 {
-            "none (jobs asking for GPUs are refused)".to_string()
-        } else {
-            format!("{} GPU(s)", gpus.count())
-        },
-    ));
+    out.push(gpu_check(config.raid.gpus.as_ref(), GpuInventory::probe()));
     if let Some(d) = &docker {
         out.push(container_check(d, config, &gpus).await);
     }
@@ -126,6 +135,64 @@ pub async fn run(config: &Config) -> Vec<Check> {
     out
 }
 
+/// A host whose Docker runs every container with the nvidia runtime gives GPUs to containers that asked for none
+/// (the image's `NVIDIA_VISIBLE_DEVICES` decides); raid pins every job with `NVIDIA_VISIBLE_DEVICES`, but anything
+/// else on the host is exposed.
+pub fn default_runtime_check(default: &str) -> Check {
+    if default.contains("nvidia") {
+        warn(
+            "runtime",
+            format!(
+                "Docker's default runtime is \"{default}\": every container on this host may see every GPU. raid pins \
+                 its jobs (NVIDIA_VISIBLE_DEVICES), but set \"default-runtime\": \"runc\" in /etc/docker/daemon.json \
+                 unless something else needs it (docs/admin.md)"
+            ),
+        )
+    } else {
+        pass("runtime", format!("default {default}"))
+    }
+}
+
+/// The GPUs jobs get: those configured, or what `nvidia-smi -L` lists (MIG instances one by one), with any GPU in
+/// error named.
+pub fn gpu_check(configured: Option<&Vec<String>>, probed: Result<GpuInventory, String>) -> Check {
+    if let Some(ids) = configured {
+        return pass(
+            "gpus",
+            format!("{} configured in raid.gpus: {}", ids.len(), ids.join(", ")),
+        );
+    }
+    match probed {
+        Err(why) => pass(
+            "gpus",
+            format!("none (jobs asking for GPUs are refused): {why}"),
+        ),
+        Ok(inventory) => {
+            let listed: Vec<String> = inventory
+                .devices
+                .iter()
+                .map(|d| format!("{} {}", d.id, d.name))
+                .collect();
+            let summary = if listed.is_empty() {
+                "none (jobs asking for GPUs are refused)".to_string()
+            } else {
+                format!("{}: {}", listed.len(), listed.join("; "))
+            };
+            if inventory.unusable.is_empty() {
+                pass("gpus", summary)
+            } else {
+                warn(
+                    "gpus",
+                    format!(
+                        "{summary}; left out, in error: {}",
+                        inventory.unusable.join("; ")
+                    ),
+                )
+            }
+        }
+    }
+}
+
 /// Which gateways this worker trusts: without one, every job is refused.
 fn gateway_check(config: &Config) -> Check {
     match crate::setup::trusted_gateways(config) {
@@ -152,13 +219,7 @@ async fn container_check(docker: &Docker, config: &Config, gpus: &GpuPool) -> Ch
     let allowed: Vec<String> = images
         .iter()
         .flat_map(|i| i.repo_tags.iter().cloned())
-        .filter(|tag| {
-            config.raid.images.iter().any(|p| {
-                globset::Glob::new(p)
-                    .map(|g| g.compile_matcher().is_match(tag))
-                    .unwrap_or(false)
-            })
-        })
+        .filter(|tag| crate::policy::image_allowed(&config.raid.images, tag).unwrap_or(false))
         .collect();
     let Some(image) = allowed.first() else {
         return fail(
@@ -317,15 +378,60 @@ pub fn print(checks: &[Check]) -> bool {
         println!(
             "{:<10} {:<6} {}",
             c.name,
-            if c.ok { "pass" } else { "FAIL" },
+            match (c.ok, c.warning) {
+                (false, _) => "FAIL",
+                (true, true) => "warn",
+                (true, false) => "pass",
+            },
             c.detail
         );
     }
     let failed = checks.iter().filter(|c| !c.ok).count();
-    if failed == 0 {
+    let warned = checks.iter().filter(|c| c.warning).count();
+    if failed == 0 && warned > 0 {
+        println!(
+            "all {} checks passed, {warned} with a warning",
+            checks.len()
+        );
+    } else if failed == 0 {
         println!("all {} checks passed", checks.len());
     } else {
         println!("{failed} of {} checks failed", checks.len());
     }
     failed == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_nvidia_runtime_is_warned_about() {
+        let c = default_runtime_check("nvidia");
+        assert!(c.ok && c.warning, "{}", c.detail);
+        assert!(c.detail.contains("default-runtime"), "{}", c.detail);
+        let c = default_runtime_check("runc");
+        assert!(c.ok && !c.warning);
+    }
+
+    #[test]
+    fn the_gpu_probe_names_devices_and_gpus_in_error() {
+        let text = "GPU 0: NVIDIA GeForce RTX 3090 (UUID: GPU-1)\nUnable to determine the device handle for GPU 0000:3B:00.0: GPU is lost.\n";
+        let c = gpu_check(None, Ok(GpuInventory::parse(text)));
+        assert!(c.ok && c.warning);
+        assert!(
+            c.detail
+                .starts_with("1: 0 NVIDIA GeForce RTX 3090; left out, in error: Unable"),
+            "{}",
+            c.detail
+        );
+        let c = gpu_check(None, Err("cannot run nvidia-smi: not found".into()));
+        assert!(
+            c.ok && !c.warning && c.detail.contains("none"),
+            "{}",
+            c.detail
+        );
+        let c = gpu_check(Some(&vec!["0".into()]), Err(String::new()));
+        assert_eq!(c.detail, "1 configured in raid.gpus: 0");
+    }
 }

@@ -1,8 +1,10 @@
 //! This worker's GPUs: which it has, and which job holds which.
 //!
 //! Each job gets exactly the GPUs it asked for, by device id, for itself: a job waits for enough free GPUs rather
-//! than share one. The GPUs come from `raid.gpus`, or from `nvidia-smi` when that is not set; a machine without
-//! either has none, and jobs asking for GPUs are refused at once.
+//! than share one. The GPUs come from `raid.gpus`, or from `nvidia-smi -L` when that is not set; a machine without
+//! either has none, and jobs asking for GPUs are refused at once. A GPU split into MIG instances is given out one
+//! instance at a time (by its `MIG-` UUID), never whole; a GPU `nvidia-smi` reports in error is left out and named
+//! by `raid doctor`.
 
 use std::sync::{Arc, Mutex};
 
@@ -50,20 +52,7 @@ impl GpuPool {
         if let Some(ids) = configured {
             return GpuPool::new(ids.clone());
         }
-        let listed = std::process::Command::new("nvidia-smi")
-            .args(["--query-gpu=index", "--format=csv,noheader"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .map(|l| l.trim().to_string())
-                    .filter(|l| !l.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        GpuPool::new(listed)
+        GpuPool::new(GpuInventory::probe().map_or_else(|_| Vec::new(), |i| i.ids()))
     }
 
     pub fn count(&self) -> u32 {
@@ -89,6 +78,118 @@ impl GpuPool {
             }
             notified.await;
         }
+    }
+}
+
+/// One device a job can be given: a whole GPU, or one MIG instance of a split GPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuDevice {
+    /// What Docker's device request and `NVIDIA_VISIBLE_DEVICES` name it by: the index of a whole GPU, the
+    /// `MIG-` UUID of an instance.
+    pub id: String,
+    /// The model (`NVIDIA H100 80GB HBM3`), with the MIG profile for an instance (`... MIG 3g.20gb`).
+    pub name: String,
+}
+
+/// What `nvidia-smi -L` says this machine has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GpuInventory {
+    pub devices: Vec<GpuDevice>,
+    /// GPUs the driver reports in error, in its words; never given to a job.
+    pub unusable: Vec<String>,
+}
+
+impl GpuInventory {
+    /// Runs `nvidia-smi -L`; `Err` says why there is no answer (no driver, no tool).
+    pub fn probe() -> Result<GpuInventory, String> {
+        let out = std::process::Command::new("nvidia-smi")
+            .arg("-L")
+            .output()
+            .map_err(|e| format!("cannot run nvidia-smi: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let inventory = GpuInventory::parse(&text);
+        if !out.status.success() && inventory.devices.is_empty() {
+            return Err(format!(
+                "nvidia-smi failed ({}): {}",
+                out.status,
+                text.trim()
+            ));
+        }
+        Ok(inventory)
+    }
+
+    /// Reads `nvidia-smi -L`'s output (see `tests/data/nvidia-smi/`).
+    pub fn parse(text: &str) -> GpuInventory {
+        let mut inventory = GpuInventory::default();
+        // The last whole GPU seen, taken back when MIG instances follow it: a split GPU is never given whole.
+        let mut last_gpu: Option<(usize, String)> = None;
+        for line in text.lines() {
+            let trimmed = line.trim();
+            if let Some(rest) = trimmed.strip_prefix("GPU ")
+                && let Some((index, name)) = rest.split_once(": ")
+                && index.chars().all(|c| c.is_ascii_digit())
+            {
+                let name = name
+                    .split(" (UUID:")
+                    .next()
+                    .unwrap_or(name)
+                    .trim()
+                    .to_string();
+                last_gpu = Some((inventory.devices.len(), name.clone()));
+                inventory.devices.push(GpuDevice {
+                    id: index.to_string(),
+                    name,
+                });
+            } else if let Some(rest) = trimmed.strip_prefix("MIG ")
+                && let Some(uuid) = between(rest, "(UUID: ", ")")
+            {
+                let profile = rest.split_whitespace().next().unwrap_or("");
+                let parent = match last_gpu.take() {
+                    Some((at, name)) => {
+                        if inventory
+                            .devices
+                            .get(at)
+                            .is_some_and(|d| !d.id.starts_with("MIG-"))
+                        {
+                            inventory.devices.remove(at);
+                        }
+                        // Later instances of the same GPU: nothing more to take back.
+                        last_gpu = Some((usize::MAX, name.clone()));
+                        name
+                    }
+                    None => String::from("GPU"),
+                };
+                inventory.devices.push(GpuDevice {
+                    id: uuid.to_string(),
+                    name: format!("{parent} MIG {profile}"),
+                });
+            } else if !trimmed.is_empty() {
+                inventory.unusable.push(trimmed.to_string());
+            }
+        }
+        inventory
+    }
+
+    /// The ids jobs are given.
+    pub fn ids(&self) -> Vec<String> {
+        self.devices.iter().map(|d| d.id.clone()).collect()
+    }
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let to = text[from..].find(end)? + from;
+    Some(&text[from..to])
+}
+
+/// The `NVIDIA_VISIBLE_DEVICES` a job's container gets: its own devices, or `void` for a job with none, so neither an
+/// image's `NVIDIA_VISIBLE_DEVICES=all` nor a host whose default runtime is nvidia can show it another job's GPU.
+pub fn visible_devices(ids: &[String]) -> String {
+    if ids.is_empty() {
+        "void".to_string()
+    } else {
+        ids.join(",")
     }
 }
 
@@ -118,5 +219,50 @@ mod tests {
             vec!["0".to_string(), "1".to_string()]
         );
         assert_eq!(pool.acquire(0).await.ids.len(), 0);
+    }
+
+    fn recorded(name: &str) -> GpuInventory {
+        let path = format!(
+            "{}/tests/data/nvidia-smi/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        GpuInventory::parse(&std::fs::read_to_string(path).unwrap())
+    }
+
+    #[test]
+    fn recorded_nvidia_smi_outputs_read() {
+        let h100 = recorded("h100x4.txt");
+        assert_eq!(h100.ids(), ["0", "1", "2", "3"]);
+        assert_eq!(h100.devices[0].name, "NVIDIA H100 80GB HBM3");
+        assert!(h100.unusable.is_empty());
+
+        let mixed = recorded("mixed-v100-t4.txt");
+        assert_eq!(
+            mixed
+                .devices
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>(),
+            ["Tesla V100-SXM2-16GB", "Tesla T4"]
+        );
+
+        let mig = recorded("a100-mig.txt");
+        assert_eq!(
+            mig.ids(),
+            [
+                "MIG-0b2a7c4e-5d2a-5b8e-9f1c-3a6e1d2b4c5f",
+                "MIG-7e1d3c5b-9a2f-5c4e-8b6d-0f1e2d3c4b5a",
+                "MIG-2c4e6a8b-0d1f-5e3a-9c7b-6a5f4e3d2c1b",
+                "1",
+            ],
+            "the split GPU 0 is given out by instance, never whole"
+        );
+        assert_eq!(mig.devices[0].name, "NVIDIA A100-SXM4-40GB MIG 3g.20gb");
+
+        let lost = recorded("gpu-lost.txt");
+        assert_eq!(lost.ids(), ["0", "2"], "the GPU in error is left out");
+        assert_eq!(lost.unusable.len(), 1);
+        assert!(lost.unusable[0].contains("GPU is lost"));
+        assert_eq!(GpuInventory::parse(""), GpuInventory::default());
     }
 }

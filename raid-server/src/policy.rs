@@ -44,18 +44,13 @@ pub fn admit(spec: &BuildSpec, raid: &RaidConfig) -> Result<(), String> {
     check(spec, raid, None).map(|_| ())
 }
 
-fn check(
-    spec: &BuildSpec,
-    raid: &RaidConfig,
-    worker_gpus: Option<u32>,
-) -> Result<JobLimits, String> {
-    // The spec in a signed job is JSON that anyone with a key can write by hand: the build file's rules run again
-    // here, so a "memory": "0" (Docker: no limit) never reaches a container.
-    spec.validate()?;
+/// Whether `image` matches one of the allow-list's `patterns` (`*` stops at `/`, `**` crosses it); `Err` names a
+/// broken pattern.
+pub fn image_allowed(patterns: &[String], image: &str) -> Result<bool, String> {
     let mut globs = GlobSetBuilder::new();
-    for pattern in &raid.images {
-        // `*` stops at `/` (`nvidia/cuda:*` must not allow `nvidia/cuda:x/../../evil`-like names or other
-        // repositories); `**` crosses it, for an admin who means a whole registry.
+    for pattern in patterns {
+        // `*` stops at `/` (`nvidia/*` must not allow `nvidia/cuda/evil`, another repository); `**` crosses it,
+        // for an admin who means a whole registry or namespace.
         let glob = GlobBuilder::new(pattern)
             .literal_separator(true)
             .build()
@@ -65,7 +60,18 @@ fn check(
     let globs = globs
         .build()
         .map_err(|e| format!("the worker's image allow-list is broken: {e}"))?;
-    if !globs.is_match(&spec.rai.image) {
+    Ok(globs.is_match(image))
+}
+
+fn check(
+    spec: &BuildSpec,
+    raid: &RaidConfig,
+    worker_gpus: Option<u32>,
+) -> Result<JobLimits, String> {
+    // The spec in a signed job is JSON that anyone with a key can write by hand: the build file's rules run again
+    // here, so a "memory": "0" (Docker: no limit) never reaches a container.
+    spec.validate()?;
+    if !image_allowed(&raid.images, &spec.rai.image)? {
         return Err(format!(
             "image \"{}\" is not allowed on this worker (allowed: {})",
             spec.rai.image,

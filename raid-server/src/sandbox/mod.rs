@@ -123,11 +123,19 @@ impl SandboxSpec {
             auto_remove: Some(false),
             ..Default::default()
         };
+        // Always set, last (Docker keeps the last of a repeated name): the job's own GPUs or `void`, whatever the
+        // image or the host's default runtime would expose.
+        let mut env = self.env.clone();
+        env.retain(|e| !e.starts_with("NVIDIA_VISIBLE_DEVICES="));
+        env.push(format!(
+            "NVIDIA_VISIBLE_DEVICES={}",
+            crate::gpu::visible_devices(&self.gpus)
+        ));
         ContainerCreateBody {
             image: Some(self.image.clone()),
             user: Some(self.user.clone()),
             working_dir: Some("/build".into()),
-            env: Some(self.env.clone()),
+            env: Some(env),
             // Keep the container alive, deaf to SIGTERM, so a cancel's SIGTERM goes to the job's processes only.
             cmd: Some(vec![
                 self.shell.clone(),
@@ -472,5 +480,53 @@ mod tests {
             ]])
         );
         assert_eq!(host.runtime.as_deref(), Some("runsc"));
+    }
+
+    fn visible(body: &ContainerCreateBody) -> Vec<String> {
+        body.env
+            .iter()
+            .flatten()
+            .filter_map(|e| e.strip_prefix("NVIDIA_VISIBLE_DEVICES="))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_job_container_is_pinned_to_its_own_gpus_or_none() {
+        use crate::gpu::{GpuInventory, GpuPool};
+        for (file, want) in [
+            ("h100x4.txt", vec!["0", "1"]),
+            ("mixed-v100-t4.txt", vec!["0", "1"]),
+            (
+                "a100-mig.txt",
+                vec![
+                    "MIG-0b2a7c4e-5d2a-5b8e-9f1c-3a6e1d2b4c5f",
+                    "MIG-7e1d3c5b-9a2f-5c4e-8b6d-0f1e2d3c4b5a",
+                ],
+            ),
+            ("gpu-lost.txt", vec!["0", "2"]),
+        ] {
+            let path = format!(
+                "{}/tests/data/nvidia-smi/{file}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let inventory = GpuInventory::parse(&std::fs::read_to_string(path).unwrap());
+            let pool = GpuPool::new(inventory.ids());
+            let lease = pool.acquire(2).await;
+            let mut s = spec();
+            s.gpus = lease.ids.clone();
+            // An image or a build environment that asks for every GPU is overruled.
+            s.env.push("NVIDIA_VISIBLE_DEVICES=all".into());
+            let body = s.container_body();
+            assert_eq!(visible(&body), [want.join(",")], "{file}");
+            let req = &body.host_config.unwrap().device_requests.unwrap()[0];
+            assert_eq!(req.device_ids.as_ref().unwrap(), &want, "{file}");
+            // The job with no GPU on the same machine sees none, even under a default nvidia runtime.
+            let mut none = spec();
+            none.env.push("NVIDIA_VISIBLE_DEVICES=all".into());
+            let body = none.container_body();
+            assert_eq!(visible(&body), ["void"], "{file}");
+            assert!(body.host_config.unwrap().device_requests.is_none());
+        }
     }
 }
