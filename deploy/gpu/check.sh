@@ -42,8 +42,8 @@ first=$(nvidia-smi -L | sed -n 's/.*(UUID: \(MIG-[^)]*\)).*/\1/p' | head -n 1)
 echo "NVIDIA_VISIBLE_DEVICES=$first (in a container); CUDA_VISIBLE_DEVICES=$first here, without Docker"
 
 echo "== examples/vector-add"
-nvcc -O2 -o "$work/vadd" examples/vector-add/vadd.cu && CUDA_VISIBLE_DEVICES=$first "$work/vadd" 1048576 1048576
+nvcc -O2 -o "$work/vadd" examples/vector-add/vadd.cu && CUDA_VISIBLE_DEVICES=$first "$work/vadd" 1048576
 echo "exit $?"
 echo "== with CUDA_VISIBLE_DEVICES=void (a job with no GPU): the program must find no device"
-CUDA_VISIBLE_DEVICES=void "$work/vadd" 1048576 1048576
+CUDA_VISIBLE_DEVICES=void "$work/vadd" 1048576
 echo "exit $? (non-zero expected)"
