@@ -150,6 +150,21 @@ pub enum ArchiveError {
     TooManyEntries { cap: u64, entry: String },
     #[error("the archive is corrupt or not tar + zstd: {0}")]
     Corrupt(String),
+    /// A GNU long name or link, or a PAX extended header, claims more than the cap; refused before it is read
+    /// (the tar crate would read it whole into memory).
+    #[error("the archive's {what} claims {}, more than the {} allowed", crate::units::Bytes(*.size).human(), crate::units::Bytes(*.cap).human())]
+    HeaderTooLarge {
+        what: &'static str,
+        size: u64,
+        cap: u64,
+    },
+    /// Everything the archive decompresses to (headers, padding and skipped entries too) is over the cap.
+    #[error("the archive decompresses to more than {}, headers and skipped entries included", crate::units::Bytes(*.cap).human())]
+    StreamTooLarge { cap: u64 },
+    #[error(
+        "the archive holds a GNU sparse file (\"{entry}\"); archives may hold only files, directories and links"
+    )]
+    Sparse { entry: String },
     #[error("compression failed: {0}")]
     Compress(std::io::Error),
 }

@@ -42,6 +42,8 @@ pub enum JobError {
     Fetch(#[source] StoreError),
     #[error("the upload is larger than the {} the signed job says; submit again", Bytes(*.signed).human())]
     UploadLongerThanSigned { signed: u64 },
+    #[error("fetching and unpacking the upload took longer than this worker's {} (raid.fetch_timeout); submit again, and tell your course staff if it keeps happening", rai_common::units::Span(*.0))]
+    FetchTimedOut(std::time::Duration),
     #[error("the upload is not a safe archive: {0}")]
     Unpack(#[source] ArchiveError),
     #[error("the upload does not match the signed job (size or SHA-256 differ); submit again")]
@@ -72,7 +74,10 @@ impl JobError {
             | JobError::UploadLongerThanSigned { .. }
             | JobError::Unpack(_)
             | JobError::UploadMismatch => JobStatus::Rejected,
-            JobError::JobDir(_) | JobError::Sandbox(_) | JobError::Task { .. } => JobStatus::Error,
+            JobError::JobDir(_)
+            | JobError::Sandbox(_)
+            | JobError::Task { .. }
+            | JobError::FetchTimedOut(_) => JobStatus::Error,
             // Never recorded: the job goes back to the queue (see `hands_back`).
             JobError::Events(_) => JobStatus::Requeued,
         }

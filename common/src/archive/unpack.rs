@@ -5,6 +5,11 @@
 //! files, directories and links are allowed; setuid, setgid and sticky bits are dropped; and the total bytes and
 //! entries are capped as they are written, so a zstd bomb stops at the cap instead of filling the disk. The first
 //! violation aborts with an error naming the entry; the caller removes the half-written directory.
+//!
+//! Below the tar reader sits a [`TarGuard`] that follows the tar stream's own framing: it counts every byte
+//! decompressed (headers, padding and the data of entries never written count too) and refuses a GNU long name or
+//! PAX header that claims more than [`MAX_HEADER_BODY`] before the tar crate, which reads those whole into memory,
+//! asks for its body.
 
 use std::collections::HashSet;
 use std::fs::OpenOptions;
@@ -40,6 +45,172 @@ pub struct UnpackSummary {
 }
 
 const CHUNK: usize = 1 << 20;
+
+/// The most a GNU long name or link, or a PAX extended header, may hold. Real ones are a path (4 KiB at most on
+/// Linux) or a few attributes.
+pub const MAX_HEADER_BODY: u64 = 64 << 10;
+
+/// What an archive may decompress to beyond its file content: a header and padding per entry, and long names.
+fn framing_allowance(limits: &UnpackLimits) -> u64 {
+    limits
+        .max_entries
+        .saturating_mul(2 * 512)
+        .saturating_add(16 << 20)
+}
+
+/// Where the guard is in the tar stream.
+enum Frame {
+    /// Reading a 512-byte header block (`have` bytes of it so far).
+    Header { have: usize },
+    /// In an entry's data and padding; `meta` when the data is a long name or PAX header (collected to read PAX's
+    /// `size`).
+    Body { left: u64, meta: Option<u8> },
+}
+
+/// Follows a tar stream's framing as the tar crate reads it, counting and capping (see the module's overview).
+/// The first refusal is kept in `refused` for [`unpack`] to report, since the tar crate's error would hide it.
+struct TarGuard<R> {
+    inner: R,
+    read: u64,
+    max: u64,
+    frame: Frame,
+    header: [u8; 512],
+    /// The body of the PAX header being read, and the size it gives the next entry.
+    pax: Vec<u8>,
+    pax_size: Option<u64>,
+    refused: std::sync::Arc<std::sync::Mutex<Option<ArchiveError>>>,
+}
+
+/// A tar size field: octal text, or GNU's base-256 when its first byte's high bit is set.
+fn tar_size(field: &[u8]) -> Option<u64> {
+    if field[0] & 0x80 != 0 {
+        let mut n: u64 = u64::from(field[0] & 0x7f);
+        for b in &field[1..] {
+            n = n.checked_mul(256)?.checked_add(u64::from(*b))?;
+        }
+        return Some(n);
+    }
+    let text = std::str::from_utf8(field).ok()?;
+    let text = text.trim_matches(|c: char| c == '\0' || c == ' ');
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(text, 8).ok()
+}
+
+/// The `size` a PAX header body gives the next entry, read as the tar crate reads it (its first `size` record; none
+/// once a record is malformed), so the guard and the tar reader never disagree on where an entry ends.
+fn pax_size(body: &[u8]) -> Option<u64> {
+    for record in tar::PaxExtensions::new(body) {
+        let record = record.ok()?;
+        if record.key() == Ok("size") {
+            return record.value().ok()?.parse().ok();
+        }
+    }
+    None
+}
+
+impl<R: Read> TarGuard<R> {
+    fn refuse(&self, e: ArchiveError) -> io::Error {
+        let message = e.to_string();
+        *self.refused.lock().expect("never poisoned") = Some(e);
+        io::Error::new(io::ErrorKind::InvalidData, message)
+    }
+
+    /// Moves the framing over `bytes`, which were just read.
+    fn follow(&mut self, mut bytes: &[u8]) -> Result<(), ArchiveError> {
+        while !bytes.is_empty() {
+            match &mut self.frame {
+                Frame::Header { have } => {
+                    let n = (512 - *have).min(bytes.len());
+                    self.header[*have..*have + n].copy_from_slice(&bytes[..n]);
+                    *have += n;
+                    bytes = &bytes[n..];
+                    if *have == 512 {
+                        self.frame = self.on_header()?;
+                    }
+                }
+                Frame::Body { left, meta } => {
+                    let n = (*left).min(bytes.len() as u64) as usize;
+                    if *meta == Some(b'x') {
+                        let room = (MAX_HEADER_BODY as usize).saturating_sub(self.pax.len());
+                        self.pax.extend_from_slice(&bytes[..n.min(room)]);
+                    }
+                    *left -= n as u64;
+                    bytes = &bytes[n..];
+                    if *left == 0 {
+                        if *meta == Some(b'x') {
+                            self.pax_size = pax_size(&self.pax);
+                            self.pax.clear();
+                        }
+                        self.frame = Frame::Header { have: 0 };
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a complete header block: what follows it, or why the archive is refused.
+    fn on_header(&mut self) -> Result<Frame, ArchiveError> {
+        let h = &self.header;
+        if h.iter().all(|b| *b == 0) {
+            // The end-of-archive blocks (or padding): another header may follow.
+            return Ok(Frame::Header { have: 0 });
+        }
+        let kind = h[156];
+        let size = tar_size(&h[124..136])
+            .ok_or_else(|| ArchiveError::Corrupt("a tar header has an unreadable size".into()))?;
+        let meta = match kind {
+            b'L' => Some("GNU long name"),
+            b'K' => Some("GNU long link name"),
+            b'x' => Some("PAX extended header"),
+            b'g' => Some("PAX global header"),
+            _ => None,
+        };
+        let size = match meta {
+            Some(what) if size > MAX_HEADER_BODY => {
+                return Err(ArchiveError::HeaderTooLarge {
+                    what,
+                    size,
+                    cap: MAX_HEADER_BODY,
+                });
+            }
+            Some(_) => size,
+            // A PAX header's size applies to the next real entry only.
+            None => self.pax_size.take().unwrap_or(size),
+        };
+        if kind == b'S' {
+            let name = String::from_utf8_lossy(&h[..100]);
+            return Err(ArchiveError::Sparse {
+                entry: name.trim_end_matches('\0').to_string(),
+            });
+        }
+        let left = size.div_ceil(512).saturating_mul(512);
+        Ok(if left == 0 {
+            Frame::Header { have: 0 }
+        } else {
+            Frame::Body {
+                left,
+                meta: meta.map(|_| kind),
+            }
+        })
+    }
+}
+
+impl<R: Read> Read for TarGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.max {
+            return Err(self.refuse(ArchiveError::StreamTooLarge { cap: self.max }));
+        }
+        if let Err(e) = self.follow(&buf[..n]) {
+            return Err(self.refuse(e));
+        }
+        Ok(n)
+    }
+}
 
 /// A reader over chunks that another thread decompresses.
 struct ChunkReader {
@@ -366,11 +537,23 @@ pub fn unpack<R: Read + Send>(
                 }
             }
         });
-        let reader = ChunkReader {
-            rx,
-            current: Vec::new(),
-            pos: 0,
+        let refused = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let reader = TarGuard {
+            inner: ChunkReader {
+                rx,
+                current: Vec::new(),
+                pos: 0,
+            },
+            read: 0,
+            max: limits.max_bytes.saturating_add(framing_allowance(&limits)),
+            frame: Frame::Header { have: 0 },
+            header: [0; 512],
+            pax: Vec::new(),
+            pax_size: None,
+            refused: refused.clone(),
         };
+        // The guard's own refusal says more than the tar crate's wrapping of it.
+        let guarded = |e: ArchiveError| refused.lock().expect("never poisoned").take().unwrap_or(e);
         let mut archive = tar::Archive::new(reader);
         let mut unpacker = Unpacker {
             dest,
@@ -381,10 +564,10 @@ pub fn unpack<R: Read + Send>(
         };
         let entries = archive
             .entries()
-            .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+            .map_err(|e| guarded(ArchiveError::Corrupt(e.to_string())))?;
         for entry in entries {
-            let entry = entry.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-            unpacker.entry(entry)?;
+            let entry = entry.map_err(|e| guarded(ArchiveError::Corrupt(e.to_string())))?;
+            unpacker.entry(entry).map_err(guarded)?;
         }
         Ok(unpacker.summary)
     })

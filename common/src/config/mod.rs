@@ -131,6 +131,7 @@ pub struct RaidConfig {
     pub shutdown_grace: Span,
     pub cancel_grace: Span,
     pub max_job_age: Span,
+    pub fetch_timeout: Span,
     pub metrics_address: Option<String>,
     pub limits: RaidLimits,
     pub defaults: JobDefaults,

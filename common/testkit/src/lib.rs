@@ -23,7 +23,7 @@ pub mod report;
 pub mod services;
 pub mod stack;
 
-pub use archives::raw_tar_header;
+pub use archives::{header_bomb, raw_tar_header};
 pub use env::{aws_config, aws_endpoint, image, redis_server, redis_url, required, unique};
 pub use report::{Figure, report};
 pub use services::{PrivateMoto, PrivateRedis};

@@ -1,7 +1,7 @@
 //! Packing and unpacking, including archives built by hand to attack the unpacker. Whatever an archive says,
 //! nothing may be written outside the target directory.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use rai_common::archive::{PackOptions, UnpackLimits, pack, unpack};
@@ -406,4 +406,103 @@ fn garbage_is_reported_as_corrupt() {
         b"this is not zstd at all",
         "the archive is corrupt or not tar + zstd",
     );
+}
+
+/// The peak resident memory of this test process, in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_long_name_claiming_8_gib_is_refused_before_it_is_read() {
+    let bomb = rai_testkit::header_bomb(tar::EntryType::GNULongName, 8 << 30, 64 << 20);
+    assert!(bomb.len() < 150 << 10, "{} bytes", bomb.len());
+    let before = peak_rss_kib();
+    let (result, sandbox) = attack(&bomb, UnpackLimits::default());
+    let e = result.expect_err("refused").to_string();
+    assert_eq!(
+        e,
+        "the archive's GNU long name claims 8.0 GiB, more than the 64.0 KiB allowed"
+    );
+    let grew = peak_rss_kib().saturating_sub(before);
+    assert!(grew < 50 << 10, "peak RSS grew by {grew} KiB");
+    std::fs::remove_dir_all(sandbox).unwrap();
+    // The same for a long link name and a PAX header: each is read whole by the tar crate.
+    for (kind, what) in [
+        (tar::EntryType::GNULongLink, "GNU long link name"),
+        (tar::EntryType::XHeader, "PAX extended header"),
+        (tar::EntryType::XGlobalHeader, "PAX global header"),
+    ] {
+        rejected(
+            &rai_testkit::header_bomb(kind, 1 << 30, 1 << 20),
+            &format!("the archive's {what} claims 1.0 GiB"),
+        );
+    }
+}
+
+#[test]
+fn data_the_unpacker_never_writes_still_counts() {
+    // A directory entry carrying 64 MiB of data: the tar crate decompresses it to skip it; it must count.
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(
+        &raw_tar_header(b"d", tar::EntryType::Directory, 64 << 20, 0o755, None),
+        std::io::repeat(0).take(64 << 20),
+    )
+    .unwrap();
+    let archive = zstd::encode_all(b.into_inner().unwrap().as_slice(), 3).unwrap();
+    let limits = UnpackLimits {
+        max_bytes: 1 << 20,
+        max_entries: 8,
+    };
+    let (result, sandbox) = attack(&archive, limits);
+    let e = result.expect_err("refused").to_string();
+    assert!(
+        e.starts_with("the archive decompresses to more than"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(sandbox).unwrap();
+}
+
+#[test]
+fn a_pax_size_is_followed_like_the_tar_reader_does() {
+    // A PAX header giving the next file its size (as GNU tar writes for files over 8 GiB): unpacked exactly.
+    let mut b = tar::Builder::new(Vec::new());
+    let pax = b"13 size=2000\n";
+    b.append(
+        &raw_tar_header(
+            b"pax",
+            tar::EntryType::XHeader,
+            pax.len() as u64,
+            0o644,
+            None,
+        ),
+        &pax[..],
+    )
+    .unwrap();
+    let mut h = raw_tar_header(b"big", tar::EntryType::Regular, 0, 0o644, None);
+    h.set_cksum();
+    b.append(&h, &[][..]).unwrap();
+    let mut raw = b.into_inner().unwrap();
+    // The file's 2000 bytes and padding, after its header that says 0, then the end blocks.
+    raw.truncate(raw.len() - 1024);
+    raw.extend(std::iter::repeat_n(b'z', 2000));
+    raw.extend(std::iter::repeat_n(0u8, 2048 - 2000));
+    raw.extend(raw_tar_header(b"after", tar::EntryType::Regular, 1, 0o644, None).as_bytes());
+    raw.extend(b"a".iter().chain(std::iter::repeat_n(&0u8, 511)));
+    raw.extend([0u8; 1024]);
+    let archive = zstd::encode_all(raw.as_slice(), 3).unwrap();
+    let (result, sandbox) = attack(&archive, UnpackLimits::default());
+    let summary = result.unwrap();
+    assert_eq!(summary.files, 2);
+    assert_eq!(
+        std::fs::read(sandbox.join("target/big")).unwrap(),
+        vec![b'z'; 2000]
+    );
+    assert_eq!(std::fs::read(sandbox.join("target/after")).unwrap(), b"a");
+    std::fs::remove_dir_all(sandbox).unwrap();
 }

@@ -8,6 +8,8 @@
 
 use std::path::Path;
 
+use std::future::Future;
+
 use rai_backends::store::ObjectReader;
 use rai_common::JobRequest;
 use rai_common::archive::UnpackLimits;
@@ -32,6 +34,7 @@ pub(super) async fn fetch(
             key: request.input.key.clone(),
         });
     }
+    let timeout = ctx.config.raid.fetch_timeout.as_duration();
     let cap = ctx.config.raid.limits.upload_bytes.0;
     if request.input.size > cap {
         return Err(JobError::UploadTooLarge {
@@ -39,10 +42,9 @@ pub(super) async fn fetch(
             cap,
         });
     }
-    let reader = ctx
-        .store
-        .get(&request.input.key)
+    let reader = tokio::time::timeout(timeout, ctx.store.get(&request.input.key))
         .await
+        .map_err(|_| JobError::FetchTimedOut(timeout))?
         .map_err(JobError::Fetch)?;
     let (hash_tx, hash_rx) = tokio::sync::oneshot::channel();
     let hashing = HashingReader {
@@ -51,6 +53,8 @@ pub(super) async fn fetch(
         size: 0,
         limit: request.input.size,
         done: Some(hash_tx),
+        // The unpacker runs on a blocking thread that a timeout cannot stop: its reads fail past the deadline.
+        deadline: Box::pin(tokio::time::sleep(timeout)),
     };
     let mut bridge = tokio_util::io::SyncIoBridge::new(hashing);
     let dest = src.to_path_buf();
@@ -59,6 +63,7 @@ pub(super) async fn fetch(
         max_bytes: cap.saturating_mul(4),
         max_entries: MAX_ENTRIES,
     };
+    let started = std::time::Instant::now();
     let unpacked = tokio::task::spawn_blocking(move || {
         let result = rai_common::archive::unpack(&mut bridge, &dest, limits);
         // Read to the end so the hash covers every byte even if tar stopped early.
@@ -70,6 +75,9 @@ pub(super) async fn fetch(
         what: "unpacker",
         source,
     })?;
+    if started.elapsed() >= timeout {
+        return Err(JobError::FetchTimedOut(timeout));
+    }
     // The hash is sent at the end of the object; no hash means the read stopped past the signed size.
     let (size, hash) = hash_rx
         .await
@@ -104,6 +112,7 @@ struct HashingReader {
     size: u64,
     limit: u64,
     done: Option<tokio::sync::oneshot::Sender<(u64, String)>>,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 impl tokio::io::AsyncRead for HashingReader {
@@ -114,6 +123,13 @@ impl tokio::io::AsyncRead for HashingReader {
     ) -> std::task::Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let this = &mut *self;
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            this.done = None;
+            return std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "fetching the upload took too long",
+            )));
+        }
         let poll = this.inner.as_mut().poll_read(cx, buf);
         if let std::task::Poll::Ready(Ok(())) = &poll {
             let new = &buf.filled()[before..];
