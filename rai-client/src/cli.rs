@@ -80,9 +80,13 @@ pub enum Command {
     /// Download a job's /build folder.
     Download {
         id: String,
-        /// Where to unpack it (default: ./build-<id>).
+        /// Where to unpack it (default: ./build-<id>); it must be new or empty.
         #[arg(short = 'o', long)]
         output: Option<std::path::PathBuf>,
+        /// Unpack into a folder that is not empty: what is there stays as it is (nothing is replaced, deleted or
+        /// re-moded); entries whose paths are taken are left out and listed.
+        #[arg(long)]
+        force: bool,
     },
     /// Check a build file and say what it asks for.
     Validate {

@@ -21,8 +21,14 @@ pub enum Followed {
     Lost(String),
 }
 
+/// One of rai's own lines, on a line of its own, with nothing a student wrote able to move the cursor.
 fn system(line: &str) {
-    eprintln!("✱ {}", terminal::for_terminal(line));
+    let start = if terminal::stderr_is_terminal() {
+        terminal::start_own_line()
+    } else {
+        ""
+    };
+    eprintln!("{start}✱ {}", terminal::visible(line));
 }
 
 fn print(event: &Event, job: &JobId, json: bool) {
@@ -35,9 +41,9 @@ fn print(event: &Event, job: &JobId, json: bool) {
     match &event.body {
         EventBody::Stdout { data } => {
             let data = if terminal::stdout_is_terminal() {
-                terminal::for_terminal(data)
+                terminal::job_output(data).into()
             } else {
-                data.into()
+                std::borrow::Cow::Borrowed(data.as_str())
             };
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(data.as_bytes());
@@ -45,9 +51,9 @@ fn print(event: &Event, job: &JobId, json: bool) {
         }
         EventBody::Stderr { data } => {
             let data = if terminal::stderr_is_terminal() {
-                terminal::for_terminal(data)
+                terminal::job_output(data).into()
             } else {
-                data.into()
+                std::borrow::Cow::Borrowed(data.as_str())
             };
             let mut err = std::io::stderr().lock();
             let _ = err.write_all(data.as_bytes());
@@ -55,7 +61,15 @@ fn print(event: &Event, job: &JobId, json: bool) {
         }
         // The worker's lines quote the build file's commands and the job's own words.
         EventBody::System { data } => {
-            eprintln!("{}", terminal::for_terminal(data.trim_end()))
+            let start = if terminal::stderr_is_terminal() {
+                terminal::start_own_line()
+            } else {
+                ""
+            };
+            eprint!("{start}");
+            for line in data.trim_end().lines() {
+                eprintln!("{}", terminal::visible(line));
+            }
         }
         EventBody::Status {
             status: JobStatus::Running,

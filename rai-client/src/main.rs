@@ -38,7 +38,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Status { json, id }) => commands::status::run(g, &id, json).await,
         Some(Command::Cancel { id }) => commands::cancel::run(g, &id).await,
         Some(Command::History { n, json }) => commands::history::run(g, n, json).await,
-        Some(Command::Download { id, output }) => commands::download::run(g, &id, output).await,
+        Some(Command::Download { id, output, force }) => {
+            commands::download::run(g, &id, output, force).await
+        }
     }
 }
 

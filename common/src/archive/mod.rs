@@ -9,13 +9,15 @@
 //! Both sides run on two threads, because tar and zstd each keep a core busy: packing feeds zstd's multithreaded
 //! encoder, and unpacking decompresses on one thread while the other writes files.
 
+mod links;
 mod pack;
 mod unpack;
 
+pub use links::resolves_inside;
 pub use pack::{
     PackOptions, PackProgress, PackSummary, ScannedEntry, SkippedEntry, pack, pack_scanned, scan,
 };
-pub use unpack::{UnpackLimits, UnpackSummary, unpack};
+pub use unpack::{Existing, UnpackLimits, UnpackSummary, unpack, unpack_into};
 
 /// The compression level both sides use (zstd's default: fast, and most of the gain).
 pub const ZSTD_LEVEL: i32 = 3;

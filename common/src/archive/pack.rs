@@ -169,6 +169,13 @@ pub fn scan(
                 });
                 continue;
             }
+            if !super::links::resolves_inside(root, &rel) {
+                skipped.push(SkippedEntry {
+                    path: rel,
+                    reason: "symbolic link leading outside the directory through other links",
+                });
+                continue;
+            }
             Kind::Symlink(target)
         } else {
             skipped.push(SkippedEntry {
@@ -265,6 +272,19 @@ fn mtime_of(meta: &std::fs::Metadata) -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Opens a file the scan saw as a regular file, refusing to follow a link put in its place since (on the worker,
+/// `/build` is packed only after its container is gone, but nothing is taken on trust).
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    options.open(path)
+}
+
 /// Packs `root` as tar + zstd into `out`, calling `progress` as it goes. Returns what was packed.
 pub fn pack<W: Write>(
     root: &Path,
@@ -335,7 +355,7 @@ pub fn pack_scanned<W: Write>(
                 summary.links += 1;
             }
             Kind::File(size) => {
-                let file = File::open(&full).map_err(|err| ArchiveError::io(&full, err))?;
+                let file = open_no_follow(&full).map_err(|err| ArchiveError::io(&full, err))?;
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(*size);
                 let reader = Exact {

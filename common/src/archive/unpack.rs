@@ -36,12 +36,35 @@ impl Default for UnpackLimits {
 }
 
 /// What an unpack wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UnpackSummary {
     pub files: u64,
     pub dirs: u64,
     pub links: u64,
     pub bytes: u64,
+    /// Entries not written because something was already at their path ([`Existing::Keep`]).
+    pub kept_existing: Vec<PathBuf>,
+    /// Links written and then removed because they lead outside the target (see [`super::resolves_inside`]).
+    pub links_dropped: Vec<PathBuf>,
+}
+
+/// What an unpack does with what is already in its target directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// The target is the unpack's own (the worker's fresh job directory): an entry replaces an earlier one at the
+    /// same path, as tar does.
+    Replace,
+    /// The target is someone's folder (`rai download --force`): nothing there is deleted, replaced, written
+    /// through or re-moded; an entry whose path is taken is left out and listed in
+    /// [`UnpackSummary::kept_existing`], and so is every entry under it.
+    Keep,
+}
+
+/// What to do with one entry after its parents were checked.
+enum Parents {
+    Ready,
+    /// Something already there is in the way ([`Existing::Keep`]): leave the entry out.
+    Taken,
 }
 
 const CHUNK: usize = 1 << 20;
@@ -261,6 +284,11 @@ fn safe_relative(path: &Path) -> Result<PathBuf, &'static str> {
 struct Unpacker<'a> {
     dest: &'a Path,
     limits: UnpackLimits,
+    existing: Existing,
+    /// Links this unpack made, checked once every entry is written.
+    links_made: Vec<PathBuf>,
+    /// Directories this unpack made (the others are someone's, under [`Existing::Keep`]).
+    dirs_made: HashSet<PathBuf>,
     summary: UnpackSummary,
     /// Directories this unpack made or checked: known not to be links.
     safe_dirs: HashSet<PathBuf>,
@@ -276,7 +304,7 @@ impl Unpacker<'_> {
     }
 
     /// Makes sure every directory above `rel` exists and is a real directory, not a link.
-    fn prepare_parents(&mut self, rel: &Path) -> Result<(), ArchiveError> {
+    fn prepare_parents(&mut self, rel: &Path) -> Result<Parents, ArchiveError> {
         let mut at = PathBuf::new();
         let parents: Vec<_> = rel
             .parent()
@@ -289,6 +317,10 @@ impl Unpacker<'_> {
             }
             let full = self.dest.join(&at);
             match std::fs::symlink_metadata(&full) {
+                // Someone else's link or file in the way: never written through, never replaced.
+                Ok(m) if !m.is_dir() && self.existing == Existing::Keep && !self.made(&at) => {
+                    return Ok(Parents::Taken);
+                }
                 Ok(m) if m.file_type().is_symlink() => {
                     return Err(Self::reject(
                         rel,
@@ -307,12 +339,31 @@ impl Unpacker<'_> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     std::fs::create_dir(&full).map_err(|e| ArchiveError::io(&full, e))?;
+                    self.dirs_made.insert(at.clone());
                 }
                 Err(e) => return Err(ArchiveError::io(&full, e)),
             }
             self.safe_dirs.insert(at.clone());
         }
-        Ok(())
+        Ok(Parents::Ready)
+    }
+
+    /// Whether this unpack wrote what is at `rel` (a link of its own may be in the way of a later entry, which is
+    /// then refused, not left out).
+    fn made(&self, rel: &Path) -> bool {
+        self.links_made.iter().any(|l| l == rel)
+    }
+
+    /// Whether an entry at `full` is left out because something not of this unpack is there ([`Existing::Keep`]).
+    fn taken(&mut self, rel: &Path, full: &Path) -> bool {
+        if self.existing == Existing::Keep
+            && !self.made(rel)
+            && std::fs::symlink_metadata(full).is_ok()
+        {
+            self.summary.kept_existing.push(rel.to_path_buf());
+            return true;
+        }
+        false
     }
 
     /// Removes whatever is at `full` (never following a link) so a new entry cannot write through it.
@@ -349,23 +400,40 @@ impl Unpacker<'_> {
                 Err(Self::reject(&raw, "has an empty name"))
             };
         }
-        self.prepare_parents(&rel)?;
+        if let Parents::Taken = self.prepare_parents(&rel)? {
+            self.summary.kept_existing.push(rel);
+            return Ok(());
+        }
         let full = self.dest.join(&rel);
         let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
         match kind {
             tar::EntryType::Directory => {
                 match std::fs::symlink_metadata(&full) {
+                    // Someone's folder: used as it is, its mode untouched.
+                    Ok(m)
+                        if m.is_dir()
+                            && self.existing == Existing::Keep
+                            && !self.dirs_made.contains(&rel) =>
+                    {
+                        self.safe_dirs.insert(rel);
+                        return Ok(());
+                    }
                     Ok(m) if m.is_dir() => {}
+                    Ok(_) if self.taken(&rel, &full) => return Ok(()),
                     Ok(_) => Self::clear(&full).and_then(|_| {
                         std::fs::create_dir(&full).map_err(|e| ArchiveError::io(&full, e))
                     })?,
                     Err(_) => std::fs::create_dir(&full).map_err(|e| ArchiveError::io(&full, e))?,
                 }
+                self.dirs_made.insert(rel.clone());
                 set_mode(&full, mode | 0o700)?;
                 self.safe_dirs.insert(rel);
                 self.summary.dirs += 1;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if self.taken(&rel, &full) {
+                    return Ok(());
+                }
                 Self::clear(&full)?;
                 let mut file = OpenOptions::new()
                     .write(true)
@@ -415,8 +483,12 @@ impl Unpacker<'_> {
                         ),
                     ));
                 }
+                if self.taken(&rel, &full) {
+                    return Ok(());
+                }
                 Self::clear(&full)?;
                 make_symlink(&target, &full)?;
+                self.links_made.push(rel);
                 self.summary.links += 1;
             }
             tar::EntryType::Link => {
@@ -428,7 +500,10 @@ impl Unpacker<'_> {
                 let target_rel = safe_relative(&target).map_err(|why| {
                     Self::reject(&raw, format!("is a hard link whose target {why}"))
                 })?;
-                self.prepare_parents(&target_rel)?;
+                if let Parents::Taken = self.prepare_parents(&target_rel)? {
+                    self.summary.kept_existing.push(rel);
+                    return Ok(());
+                }
                 let target_full = self.dest.join(&target_rel);
                 match std::fs::symlink_metadata(&target_full) {
                     Ok(m) if m.is_file() => {}
@@ -441,6 +516,9 @@ impl Unpacker<'_> {
                             ),
                         ));
                     }
+                }
+                if self.taken(&rel, &full) {
+                    return Ok(());
                 }
                 Self::clear(&full)?;
                 std::fs::hard_link(&target_full, &full).map_err(|e| ArchiveError::io(&full, e))?;
@@ -496,11 +574,50 @@ fn make_symlink(target: &Path, at: &Path) -> Result<(), ArchiveError> {
     std::os::windows::fs::symlink_file(target, at).map_err(|e| ArchiveError::io(at, e))
 }
 
-/// Unpacks a tar + zstd stream into `dest` (created if missing), within `limits`.
+impl Unpacker<'_> {
+    /// Once every entry is written: removes each link of this unpack that leads outside `dest` through other
+    /// links (a later entry could have changed where an earlier link leads, so this runs last).
+    fn drop_escaping_links(&mut self) {
+        // Removing one link can only make another that went through it dangle; loop until none escapes.
+        loop {
+            let escaping: Vec<PathBuf> = self
+                .links_made
+                .iter()
+                .filter(|rel| !super::links::resolves_inside(self.dest, rel))
+                .cloned()
+                .collect();
+            if escaping.is_empty() {
+                return;
+            }
+            for rel in escaping {
+                let full = self.dest.join(&rel);
+                if std::fs::symlink_metadata(&full).is_ok_and(|m| m.file_type().is_symlink()) {
+                    let _ = std::fs::remove_file(&full);
+                }
+                self.links_made.retain(|l| *l != rel);
+                self.summary.links -= 1;
+                self.summary.links_dropped.push(rel);
+            }
+        }
+    }
+}
+
+/// Unpacks a tar + zstd stream into `dest` (created if missing), within `limits`, replacing what is there
+/// ([`Existing::Replace`]: `dest` is the caller's own, fresh directory).
 pub fn unpack<R: Read + Send>(
     input: R,
     dest: &Path,
     limits: UnpackLimits,
+) -> Result<UnpackSummary, ArchiveError> {
+    unpack_into(input, dest, limits, Existing::Replace)
+}
+
+/// [`unpack`], saying what happens to what is already in `dest`.
+pub fn unpack_into<R: Read + Send>(
+    input: R,
+    dest: &Path,
+    limits: UnpackLimits,
+    existing: Existing,
 ) -> Result<UnpackSummary, ArchiveError> {
     std::fs::create_dir_all(dest).map_err(|e| ArchiveError::io(dest, e))?;
     let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
@@ -558,6 +675,9 @@ pub fn unpack<R: Read + Send>(
         let mut unpacker = Unpacker {
             dest,
             limits,
+            existing,
+            links_made: Vec::new(),
+            dirs_made: HashSet::new(),
             summary: UnpackSummary::default(),
             safe_dirs: HashSet::new(),
             buf: vec![0u8; 256 * 1024],
@@ -569,6 +689,7 @@ pub fn unpack<R: Read + Send>(
             let entry = entry.map_err(|e| guarded(ArchiveError::Corrupt(e.to_string())))?;
             unpacker.entry(entry).map_err(guarded)?;
         }
+        unpacker.drop_escaping_links();
         Ok(unpacker.summary)
     })
 }

@@ -506,3 +506,146 @@ fn a_pax_size_is_followed_like_the_tar_reader_does() {
     assert_eq!(std::fs::read(sandbox.join("target/after")).unwrap(), b"a");
     std::fs::remove_dir_all(sandbox).unwrap();
 }
+
+/// The chain of issue 14 under `root`: each link's text stays inside; `f` and `g` lead out.
+#[cfg(unix)]
+fn escaping_chain(root: &Path) {
+    use std::os::unix::fs::symlink;
+    std::fs::create_dir_all(root.join("d/x")).unwrap();
+    symlink("..", root.join("d/x/up")).unwrap();
+    symlink("d/x/up/..", root.join("e")).unwrap();
+    symlink("e/..", root.join("f")).unwrap();
+    symlink("f/etc", root.join("g")).unwrap();
+    write(&root.join("d/x/file"), "inside");
+}
+
+#[cfg(unix)]
+#[test]
+fn links_leading_out_through_other_links_are_never_packed_nor_left_unpacked() {
+    use rai_common::archive::resolves_inside;
+    // Packing (the worker's /build, a student's project): f and g are left out, the rest kept.
+    let src = tempfile::tempdir().unwrap();
+    escaping_chain(src.path());
+    let mut bytes = Vec::new();
+    let summary = pack(src.path(), &mut bytes, &PackOptions::default(), |_| {}).unwrap();
+    let mut skipped: Vec<String> = summary
+        .skipped
+        .iter()
+        .map(|s| format!("{}: {}", s.path.display(), s.reason))
+        .collect();
+    skipped.sort();
+    assert_eq!(
+        skipped,
+        [
+            "f: symbolic link leading outside the directory through other links",
+            "g: symbolic link leading outside the directory through other links",
+        ]
+    );
+    let (result, sandbox) = attack(&bytes, UnpackLimits::default());
+    let got = result.unwrap();
+    assert_eq!(got.links, 2, "d/x/up and e");
+    let target = sandbox.join("target");
+    assert!(resolves_inside(&target, Path::new("e")));
+    assert_eq!(
+        std::fs::read_to_string(target.join("e/d/x/file")).unwrap(),
+        "inside"
+    );
+    std::fs::remove_dir_all(&sandbox).unwrap();
+
+    // Unpacking an archive made by hand with the whole chain: f and g are removed once everything is written.
+    let archive = hostile(&[
+        Raw::Dir(b"d"),
+        Raw::Dir(b"d/x"),
+        Raw::Symlink(b"d/x/up", b".."),
+        Raw::Symlink(b"e", b"d/x/up/.."),
+        Raw::Symlink(b"f", b"e/.."),
+        Raw::Symlink(b"g", b"f/etc"),
+    ]);
+    let (result, sandbox) = attack(&archive, UnpackLimits::default());
+    let got = result.unwrap();
+    let mut dropped: Vec<String> = got
+        .links_dropped
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    dropped.sort();
+    assert_eq!(dropped, ["f", "g"]);
+    let target = sandbox.join("target");
+    assert!(!target.join("f").exists() && target.join("f").symlink_metadata().is_err());
+    assert!(target.join("g").symlink_metadata().is_err());
+    assert!(target.join("e").symlink_metadata().is_ok());
+    std::fs::remove_dir_all(&sandbox).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn unpacking_beside_someones_files_replaces_deletes_and_remodes_nothing() {
+    use rai_common::archive::{Existing, unpack_into};
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    // What the archive holds.
+    let src = tempfile::tempdir().unwrap();
+    write(&src.path().join("notes.txt"), "from the job");
+    write(&src.path().join("out/result"), "from the job");
+    write(&src.path().join("lib/a.so"), "from the job");
+    write(&src.path().join("new.txt"), "from the job");
+    std::fs::set_permissions(
+        src.path().join("out"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    pack(src.path(), &mut bytes, &PackOptions::default(), |_| {}).unwrap();
+    // The student's folder: a file, a folder with its own mode, and a link to somewhere else of theirs.
+    let home = tempfile::tempdir().unwrap();
+    let elsewhere = home.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let dest = home.path().join("dest");
+    write(&dest.join("notes.txt"), "mine");
+    std::fs::create_dir(dest.join("out")).unwrap();
+    std::fs::set_permissions(dest.join("out"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    symlink(&elsewhere, dest.join("lib")).unwrap();
+    let got = unpack_into(
+        bytes.as_slice(),
+        &dest,
+        UnpackLimits::default(),
+        Existing::Keep,
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dest.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(
+        std::fs::metadata(dest.join("out"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755,
+        "an existing folder keeps its mode"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("out/result")).unwrap(),
+        "from the job"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("new.txt")).unwrap(),
+        "from the job"
+    );
+    assert!(
+        std::fs::read_link(dest.join("lib")).is_ok(),
+        "the link is still theirs"
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing written through it"
+    );
+    let mut kept: Vec<String> = got
+        .kept_existing
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["lib", "lib/a.so", "notes.txt"]);
+}

@@ -35,6 +35,12 @@ pub async fn run(global: &GlobalArgs, n: usize, json: bool) -> anyhow::Result<u8
                 record.image,
             )
         };
+        // The image (and, for staff, other students' fields) were written by students.
+        let line = if !json && crate::terminal::stdout_is_terminal() {
+            crate::terminal::visible(&line).into_owned()
+        } else {
+            line
+        };
         if !print_line(&line)? {
             // The reader went away (`rai history | head -1`): stop quietly.
             return Ok(exit::OK);

@@ -28,7 +28,7 @@ pub async fn run(global: &GlobalArgs, id: &str, json: bool) -> anyhow::Result<u8
     println!("job:      {job}");
     println!("status:   {status}");
     if let Some(w) = &state.worker {
-        println!("worker:   {w}");
+        println!("worker:   {}", field(w));
     }
     if let Some(s) = state.started_at {
         match state.finished_at {
@@ -43,7 +43,17 @@ pub async fn run(global: &GlobalArgs, id: &str, json: bool) -> anyhow::Result<u8
         println!("exit:     {c}");
     }
     if let Some(r) = state.reason.as_deref().filter(|r| !r.is_empty()) {
-        println!("reason:   {r}");
+        println!("reason:   {}", field(r));
     }
     Ok(exit::OK)
+}
+
+/// A field that may quote a student (a reason names the failing command) with every control made visible; to a
+/// pipe as it is.
+fn field(text: &str) -> std::borrow::Cow<'_, str> {
+    if crate::terminal::stdout_is_terminal() {
+        crate::terminal::visible(text)
+    } else {
+        text.into()
+    }
 }

@@ -55,6 +55,34 @@ async fn hello_job(kind: Kind) {
         std::fs::read_to_string(dest.join("result.txt")).unwrap(),
         "42\n"
     );
+    // Into a folder that is not empty: refused without --force; with it, nothing there is replaced.
+    std::fs::write(dest.join("result.txt"), "edited").unwrap();
+    let out = s
+        .rai(0, &["download", &id, "-o", dest.to_str().unwrap()])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("is not empty; rai download writes only into a new or empty folder"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = s
+        .rai(
+            0,
+            &["download", &id, "-o", dest.to_str().unwrap(), "--force"],
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Left out 1 entries whose paths were already taken"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("result.txt")).unwrap(),
+        "edited"
+    );
     let out = s.rai(0, &["history"]).await;
     assert!(text(&out.stdout).contains(&id), "{}", text(&out.stdout));
     // `rai history | head -1`: a reader that goes away ends rai quietly, without a panic.
