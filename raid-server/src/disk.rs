@@ -6,6 +6,12 @@
 //! output limit (bytes on disk, so sparse files count as what they cost) or holds more entries than can be kept.
 //! Between two looks a job can overshoot by what it writes in that time; the walk stops as soon as it has seen
 //! too much, so a folder of a million files costs one bounded walk, not a full one.
+//!
+//! The walk never builds a full path: each directory is opened relative to its parent's descriptor (`openat`, never
+//! following a link) and each entry measured relative to its directory (`fstatat`). A path-based walk could not
+//! read a tree deeper than `PATH_MAX` (a job makes one with relative `mkdir` and `cd`), and what it could not read
+//! it could not count: the disk filled below it. A tree deeper than [`MAX_DEPTH`] (one open descriptor per level)
+//! is itself over the quota.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,6 +23,8 @@ pub struct Usage {
     pub bytes: u64,
     /// Files, directories and links.
     pub entries: u64,
+    /// The deepest folder seen, in levels below `/build`.
+    pub depth: u64,
 }
 
 /// The most a job's `/build` may hold.
@@ -26,25 +34,82 @@ pub struct BuildQuota {
     pub max_entries: u64,
 }
 
+/// The deepest a `/build` tree may nest: the walk holds one open directory per level.
+pub const MAX_DEPTH: u64 = 1024;
+
 impl BuildQuota {
     /// Measures `dir`, stopping early once a limit is passed.
+    #[cfg(unix)]
+    pub fn measure(&self, dir: &Path) -> Usage {
+        use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+        let mut usage = Usage {
+            bytes: 0,
+            entries: 0,
+            depth: 0,
+        };
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let Some(root) = rustix::fs::open(dir, flags, Mode::empty())
+            .ok()
+            .and_then(|fd| Dir::new(fd).ok())
+        else {
+            return usage;
+        };
+        // The directories on the way down, each read from where it was left.
+        let mut path = vec![root];
+        while let Some(current) = path.last_mut() {
+            let Some(entry) = current.read() else {
+                path.pop();
+                continue;
+            };
+            let Ok(entry) = entry else {
+                path.pop();
+                continue;
+            };
+            let name = entry.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
+            let Ok(parent) = current.fd() else {
+                path.pop();
+                continue;
+            };
+            // A link is counted as itself, never followed out of /build.
+            let Ok(stat) = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) else {
+                continue;
+            };
+            usage.entries += 1;
+            usage.bytes += (stat.st_blocks as u64) * 512;
+            let child = (FileType::from_raw_mode(stat.st_mode) == FileType::Directory)
+                .then(|| rustix::fs::openat(parent, name, flags, Mode::empty()).ok())
+                .flatten()
+                .and_then(|fd| Dir::new(fd).ok());
+            if let Some(child) = child {
+                path.push(child);
+                usage.depth = usage.depth.max(path.len() as u64 - 1);
+            }
+            if self.exceeded(usage).is_some() {
+                return usage;
+            }
+        }
+        usage
+    }
+
+    /// Measures `dir` (by path, where there is no `openat`), stopping early once a limit is passed.
+    #[cfg(not(unix))]
     pub fn measure(&self, dir: &Path) -> Usage {
         let mut usage = Usage {
             bytes: 0,
             entries: 0,
+            depth: 0,
         };
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                // symlink_metadata: a link is counted as itself, never followed out of /build.
+            for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
                 let Ok(meta) = entry.path().symlink_metadata() else {
                     continue;
                 };
                 usage.entries += 1;
-                usage.bytes += allocated(&meta);
+                usage.bytes += meta.len();
                 if meta.is_dir() {
                     stack.push(entry.path());
                 }
@@ -58,7 +123,11 @@ impl BuildQuota {
 
     /// Why `usage` is over the quota, in words for the student, if it is.
     pub fn exceeded(&self, usage: Usage) -> Option<String> {
-        if usage.bytes > self.max_bytes {
+        if usage.depth >= MAX_DEPTH {
+            Some(format!(
+                "/build nests folders {MAX_DEPTH} deep or more, deeper than this worker measures; nest fewer"
+            ))
+        } else if usage.bytes > self.max_bytes {
             Some(format!(
                 "/build grew past this worker's limit of {}; write less there (it is what `rai download` keeps)",
                 rai_common::units::Bytes(self.max_bytes).human()
@@ -72,17 +141,6 @@ impl BuildQuota {
             None
         }
     }
-}
-
-#[cfg(unix)]
-fn allocated(meta: &std::fs::Metadata) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    meta.blocks() * 512
-}
-
-#[cfg(not(unix))]
-fn allocated(meta: &std::fs::Metadata) -> u64 {
-    meta.len()
 }
 
 /// When to look next: every second, or less often when a look is slow, so the walk never takes more than about a
@@ -171,6 +229,66 @@ mod tests {
                 .unwrap()
                 .contains("/build grew past")
         );
+    }
+
+    /// Makes `levels` nested folders of 200-character names under `root` relative to each other (the full path is
+    /// far past PATH_MAX) and writes `bytes` at the bottom; returns the bottom's descriptor.
+    #[cfg(unix)]
+    fn deep_tree(root: &Path, levels: usize, bytes: usize) {
+        use rustix::fs::{Mode, OFlags};
+        let name = "n".repeat(200);
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let mut at = rustix::fs::open(root, flags, Mode::empty()).unwrap();
+        for _ in 0..levels {
+            rustix::fs::mkdirat(&at, name.as_str(), Mode::from_raw_mode(0o755)).unwrap();
+            at = rustix::fs::openat(&at, name.as_str(), flags, Mode::empty()).unwrap();
+        }
+        let file = rustix::fs::openat(
+            &at,
+            "fill",
+            OFlags::WRONLY | OFlags::CREATE | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .unwrap();
+        let mut file = std::fs::File::from(file);
+        std::io::Write::write_all(&mut file, &vec![7u8; bytes]).unwrap();
+        file.sync_all().unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_tree_deeper_than_path_max_is_measured() {
+        let dir = tempfile::tempdir().unwrap();
+        // 40 levels of 200 characters: about 8 KiB of path, twice PATH_MAX.
+        deep_tree(dir.path(), 40, 3 << 20);
+        let quota = BuildQuota {
+            max_bytes: 1 << 20,
+            max_entries: 1000,
+        };
+        let usage = quota.measure(dir.path());
+        assert!(usage.bytes > 3 << 20, "{usage:?}");
+        assert_eq!(usage.depth, 40);
+        assert!(
+            quota
+                .exceeded(usage)
+                .unwrap()
+                .contains("grew past this worker's limit of 1.0 MiB")
+        );
+        // std's remove_dir_all works relative to descriptors too: the tree goes away whole.
+        std::fs::remove_dir_all(dir.path()).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_tree_deeper_than_the_walk_goes_is_over_the_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        deep_tree(dir.path(), MAX_DEPTH as usize + 1, 0);
+        let quota = BuildQuota {
+            max_bytes: 1 << 30,
+            max_entries: 1 << 20,
+        };
+        let reason = quota.exceeded(quota.measure(dir.path())).unwrap();
+        assert!(reason.contains("1024 deep"), "{reason}");
     }
 
     #[cfg(unix)]

@@ -9,7 +9,7 @@
 //! returns one row per case: the short sizes run in the ordinary tests, the full ones in
 //! `cargo bench --bench hostile`.
 //!
-//! One long file on purpose: it is the catalogue, 39 cases each with its input, its expected outcome and its check,
+//! One long file on purpose: it is the catalogue, 47 cases each with its input, its expected outcome and its check,
 //! read as one list.
 
 use std::path::Path;
@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 use rai_backends::events::{EventBus, FollowOptions};
 use rai_backends::store::{FsStore, ObjectStore};
 use rai_common::account::{Profile, generate_signing_key};
+use rai_common::build_spec::LimitsRequest;
 use rai_common::event::{Event, EventBody};
 use rai_common::job::{JobRequest, SignedJob};
 use rai_common::objects::upload_key;
+use rai_common::units::Bytes;
 use rai_common::{BuildSpec, JobId};
 
 use crate::jobs::build_file;
@@ -685,6 +687,30 @@ pub async fn run(scale: Scale) -> Report {
             }),
             "exceeds this worker's maximum",
         ),
+        (
+            "memory \"0\" (Docker: no limit), signed",
+            "rejected: too little memory",
+            0,
+            Box::new(|r| {
+                r.build.resources.limits = Some(LimitsRequest {
+                    memory: Some(Bytes(0)),
+                    ..LimitsRequest::default()
+                })
+            }),
+            "resources.limits.memory: 0 is too little memory",
+        ),
+        (
+            "cpus 1e-10 (Docker: no limit), signed",
+            "rejected: too little CPU",
+            0,
+            Box::new(|r| {
+                r.build.resources.limits = Some(LimitsRequest {
+                    cpus: Some(1e-10),
+                    ..LimitsRequest::default()
+                })
+            }),
+            "resources.limits.cpus: 0.0000000001 CPUs is too little",
+        ),
     ];
     cat.case(
         "message",
@@ -825,6 +851,34 @@ pub async fn run(scale: Scale) -> Report {
         },
     )
     .await;
+    cat.case(
+        "upload",
+        "GNU long name claiming 8 GiB",
+        "rejected before it is read; raid's peak RSS +<50 MiB",
+        async |c| {
+            let bytes = crate::header_bomb(tar::EntryType::GNULongName, 8 << 30, 64 << 20);
+            let size = bytes.len();
+            let before = c.stack.worker_peak_rss_kib().into_iter().max().unwrap_or(0);
+            let e = c.queued(0, bytes, no_tweak, as_is).await;
+            let grew = c
+                .stack
+                .worker_peak_rss_kib()
+                .into_iter()
+                .max()
+                .unwrap_or(0)
+                .saturating_sub(before);
+            (
+                format!(
+                    "{} KiB archive; peak RSS +{:.1} MiB; {}",
+                    size >> 10,
+                    grew as f64 / 1024.0,
+                    e.line()
+                ),
+                refused(&e, "GNU long name claims 8.0 GiB") && grew < 50 << 10,
+            )
+        },
+    )
+    .await;
     cat.case("upload", "not an archive", "rejected: corrupt", async |c| {
         let garbage = b"MZ\x90\x00 definitely not tar+zstd".to_vec();
         let e = c.queued(0, garbage, no_tweak, as_is).await;
@@ -918,6 +972,21 @@ pub async fn run(scale: Scale) -> Report {
     .await;
     cat.case(
         "build",
+        "image allow-list: * crossing /",
+        "rejected: rai-test/* does not allow rai-test/a/b",
+        async |c| {
+            let text = build_file(&["echo hi"], "time: 10s")
+                .replace(&crate::image(), "rai-test/nested/evil:latest");
+            let s = c.submit(&text, &[]).await;
+            (
+                s.line(),
+                s.code != Some(0) && s.stderr.contains("is not allowed on this worker"),
+            )
+        },
+    )
+    .await;
+    cat.case(
+        "build",
         "image not allowed",
         "rejected by the worker",
         async |c| {
@@ -1001,6 +1070,99 @@ pub async fn run(scale: Scale) -> Report {
                 s.line(),
                 s.stderr
                     .contains("/build grew past this worker's limit of 64.0 MiB"),
+            )
+        },
+    )
+    .await;
+    cat.case(
+        "job",
+        "/build deeper than PATH_MAX, 3x the limit at the bottom",
+        "failed: /build over 64 MiB; host disk as before",
+        async |c| {
+            let name = "n".repeat(200);
+            let command = format!(
+                "i=0; while [ $i -lt 40 ]; do mkdir {name} && cd -P {name} || exit 9; i=$((i+1)); done; \
+                 head -c 201326592 /dev/zero > fill; sleep 20"
+            );
+            let before = free_mib(c.stack.dir.path());
+            let s = c.submit(&build_file(&[&command], "time: 60s"), &[]).await;
+            // The job directory goes once the job ends; give the worker a moment.
+            let mut after = free_mib(c.stack.dir.path());
+            for _ in 0..50 {
+                if c.stack.job_dirs_left().is_empty() {
+                    after = free_mib(c.stack.dir.path());
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let lost = before - after;
+            (
+                format!("{}; host disk {lost:+.0} MiB after", s.line()),
+                s.stderr.contains("/build grew past this worker's limit of 64.0 MiB") && lost < 32.0,
+            )
+        },
+    )
+    .await;
+    cat.case(
+        "job",
+        "links in /build leading out through other links",
+        "f and g not kept; rai download leaves no link out",
+        async |c| {
+            let command = "mkdir -p /build/d/x; ln -s .. /build/d/x/up; ln -s d/x/up/.. /build/e; \
+                           ln -s e/.. /build/f; ln -s f/etc /build/g";
+            let s = c.submit(&build_file(&[command], "time: 20s"), &[]).await;
+            let job = job_id(&s.stderr);
+            let home = c.stack.home(0);
+            let dest = home.join(format!("links-{job}"));
+            let out = c
+                .stack
+                .rai(0, &["download", &job, "-o", dest.to_str().unwrap()])
+                .await;
+            let mut kept: Vec<String> = std::fs::read_dir(&dest)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            kept.sort();
+            let escaping: Vec<&String> = kept
+                .iter()
+                .filter(|k| !rai_common::archive::resolves_inside(&dest, Path::new(k.as_str())))
+                .collect();
+            (
+                format!(
+                    "{}; download exit {:?}, kept {kept:?}, leading out: {escaping:?}",
+                    s.line(),
+                    out.status.code()
+                ),
+                s.code == Some(0)
+                    && out.status.success()
+                    && kept == ["d", "e"]
+                    && escaping.is_empty(),
+            )
+        },
+    )
+    .await;
+    cat.case(
+        "job",
+        "a reason that writes over rai's lines",
+        "shown visibly by rai status",
+        async |c| {
+            let command = "exit 3 # \r✱ Job succeeded.\u{8}\u{8} \u{202E}evil";
+            let s = c.submit(&build_file(&[command], "time: 20s"), &[]).await;
+            let job = job_id(&s.stderr);
+            let tty = c.on_a_terminal(&["status", &job]).await;
+            let reason = tty
+                .lines()
+                .find(|l| l.starts_with("reason:"))
+                .unwrap_or("")
+                .to_string();
+            (
+                format!("rai status shows {reason:?}"),
+                s.code == Some(3)
+                    && reason.contains("^M✱ Job succeeded.^H^H ⟨U+202E⟩evil")
+                    && !tty.contains('\u{202E}')
+                    && !tty.contains('\u{8}'),
             )
         },
     )

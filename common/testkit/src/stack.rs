@@ -368,6 +368,15 @@ impl Stack {
 
     /// The resident memory (KiB) of each running worker.
     pub fn worker_rss_kib(&self) -> Vec<u64> {
+        self.worker_status_kib("VmRSS:")
+    }
+
+    /// The peak resident memory (KiB) of each running worker since it started.
+    pub fn worker_peak_rss_kib(&self) -> Vec<u64> {
+        self.worker_status_kib("VmHWM:")
+    }
+
+    fn worker_status_kib(&self, field: &str) -> Vec<u64> {
         self.workers
             .iter()
             .filter_map(|w| w.child.as_ref())
@@ -375,7 +384,7 @@ impl Stack {
             .filter_map(|status| {
                 status
                     .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .find_map(|l| l.strip_prefix(field))
                     .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             })
             .collect()

@@ -65,13 +65,11 @@ impl Commands<'_> {
         pump: &mut OutputPump,
         stop: &CancellationToken,
     ) -> Result<(Outcome, Option<String>), JobError> {
-        let build = watch_build(
-            self.build_dir,
-            BuildQuota {
-                max_bytes: self.limits.output_bytes,
-                max_entries: PackOptions::default().max_files,
-            },
-        );
+        let quota = BuildQuota {
+            max_bytes: self.limits.output_bytes,
+            max_entries: PackOptions::default().max_files,
+        };
+        let build = watch_build(self.build_dir, quota);
         let mut watch = Watch {
             deadline: Instant::now() + self.limits.time,
             build,
@@ -85,7 +83,20 @@ impl Commands<'_> {
                 break;
             }
         }
-        let over_quota = watch.build.over_quota.borrow().clone();
+        let mut over_quota = watch.build.over_quota.borrow().clone();
+        // A last look: a job that wrote past the quota between two looks and ended is over it all the same.
+        if over_quota.is_none() && matches!(outcome, Outcome::Ended(_)) {
+            let dir = self.build_dir.to_path_buf();
+            let usage = tokio::task::spawn_blocking(move || quota.measure(&dir))
+                .await
+                .ok();
+            over_quota = usage.and_then(|u| quota.exceeded(u));
+            if let (Some(reason), Outcome::Ended(ending)) = (&over_quota, &outcome)
+                && ending.status == JobStatus::Succeeded
+            {
+                outcome = Outcome::Ended(Ending::new(JobStatus::Failed, None, reason.clone()));
+            }
+        }
         Ok((outcome, over_quota))
     }
 
