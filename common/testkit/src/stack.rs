@@ -341,6 +341,11 @@ impl Stack {
         self.worker(name).spawn();
     }
 
+    /// Starts the worker named `name` again after [`Stack::kill9`].
+    pub fn restart(&mut self, name: &str) {
+        self.worker(name).spawn();
+    }
+
     /// SIGTERM to the worker named `name` (it drains, handing its jobs back), then started again once it exited.
     pub fn sigterm_and_restart(&mut self, name: &str) {
         let w = self.worker(name);

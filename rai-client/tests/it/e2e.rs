@@ -298,6 +298,98 @@ async fn killed_worker_job_is_rerun_elsewhere(kind: Kind) {
     assert_eq!(stdout, "begin\nbegin\nend\n");
 }
 
+async fn killed_between_end_and_ack_never_runs_twice(kind: Kind) {
+    let mut s = Stack::start(
+        kind,
+        Options {
+            concurrency: 1,
+            lease: "4s",
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut redis = redis::Client::open(s.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // Once the job runs, transactions are refused: the state update and `mark_done` (MULTI/EXEC) fail as on a
+    // Redis hiccup; the end event (a script) and everything else go through.
+    let acl = |rule: &str| {
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg(rule)
+            .clone()
+    };
+    let p = project(&["echo once; sleep 2"], &[]);
+    let submit = s.spawn_rai(
+        0,
+        &[
+            "submit",
+            "--timeout",
+            "60s",
+            "-p",
+            p.path().to_str().unwrap(),
+        ],
+    );
+    let line = submit
+        .wait_stderr("Your job is running on", Duration::from_secs(60))
+        .await;
+    let _: () = acl("-exec").query_async(&mut redis).await.unwrap();
+    let (code, stdout, stderr) = submit.finish().await;
+    assert_eq!(
+        (code, stdout.as_str()),
+        (Some(0), "once\n"),
+        "{line}{stderr}"
+    );
+    let job = job_id(&stderr);
+    // The end event is out; the worker is retrying its done mark, before the ack: kill -9 it there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !s
+        .worker_logs()
+        .contains("cannot mark the job done; retrying")
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", s.worker_logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let worker = s.workers[0].name.clone();
+    s.kill9(&worker);
+    let _: () = acl("+exec").query_async(&mut redis).await.unwrap();
+    s.restart(&worker);
+    // The message comes back after its lease; the worker finds the end already published and drops it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !s
+        .worker_logs()
+        .contains("dropping a message for a job that already finished")
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", s.worker_logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bus = rai_backends::events::EventBus::connect(&s.redis.url(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let events = bus.history(&job.parse().unwrap(), 0, 10_000).await.unwrap();
+    let count = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| serde_json::to_value(&e.body).unwrap()["kind"] == kind)
+            .count()
+    };
+    assert_eq!((count("end"), count("stdout")), (1, 1), "{events:?}");
+    let out = s.rai(0, &["history"]).await;
+    assert_eq!(text(&out.stdout).matches(&job).count(), 1, "one record");
+    let queue = s.queue().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while queue.depth().await.unwrap() != rai_backends::queue::Depth::default() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the message was not acked"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn redis_restart_while_streaming(kind: Kind) {
     let mut s = Stack::start(kind, Options::default()).await;
     let p = project(
@@ -334,6 +426,7 @@ macro_rules! on_both_stacks {
 
 on_both_stacks!(
     hello_job,
+    killed_between_end_and_ack_never_runs_twice,
     failing_job,
     detach_then_follow_from_another_process,
     cancel_from_another_process,

@@ -127,7 +127,7 @@ impl Finished<'_> {
             ..JobState::default()
         };
         let _ = ctx.bus.update_state(&job, &state).await;
-        let _ = ctx.bus.mark_done(&job).await;
+        mark_done(ctx, job).await;
         if let Err(e) = self.queue.ack(self.lease).await {
             tracing::warn!(job = %job, error = %e, "could not ack a finished job (it will be dropped on redelivery)");
         }
@@ -155,6 +155,30 @@ impl Finished<'_> {
         }
     }
 }
+
+/// Marks the job done, retrying through a Redis hiccup. If it still fails the job is acked all the same: its `end`
+/// event is published, and a redelivery finds that event and is dropped (the claim script), so it never runs twice.
+async fn mark_done(ctx: &WorkerContext, job: JobId) {
+    let mut delays = rai_backends::retry::for_up_to(MARK_DONE_RETRY_FOR);
+    loop {
+        match ctx.bus.mark_done(&job).await {
+            Ok(()) => return,
+            Err(e) => match delays.next() {
+                Some(delay) => {
+                    tracing::warn!(job = %job, error = %e, "cannot mark the job done; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                None => {
+                    tracing::error!(job = %job, error = %e, "cannot mark the job done; acking it anyway (its end event is published, so it will not run again)");
+                    return;
+                }
+            },
+        }
+    }
+}
+
+/// How long marking a job done keeps retrying.
+const MARK_DONE_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Gives the job back to the queue for another worker (or this one, later): its claim dropped, its state
 /// `requeued`, its message released.

@@ -36,6 +36,9 @@ use crate::output::OutputPump;
 use crate::policy;
 use crate::sandbox::{JOB_LABEL, Sandbox, SandboxSpec, ensure_image, remove_container};
 
+/// How long a worker holds a message it could not claim before handing it back.
+const CLAIM_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How a job ended.
 #[derive(Debug, Clone)]
 pub(crate) struct Ending {
@@ -126,6 +129,9 @@ pub async fn run(
         }
         Err(e) => {
             tracing::error!(job = %job, error = %e, "cannot claim the job; handing it back");
+            // Not at once: a Redis that refuses every claim would otherwise have this worker lease and release the
+            // same message in a tight loop.
+            tokio::time::sleep(CLAIM_RETRY_AFTER).await;
             let _ = queue.release(&lease).await;
         }
     }

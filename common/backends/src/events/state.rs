@@ -24,10 +24,20 @@ pub enum Claim {
     Busy { holder: String },
 }
 
-/// Claims a job for a worker in one step: finished jobs stay finished; a job another worker holds (its claim has
-/// not expired) stays with it; otherwise the claim moves to this worker.
+/// Claims a job for a worker in one step: finished jobs stay finished (their done mark, or an `end` event last in
+/// their log: a worker killed after publishing the end but before marking it done must not cause a second run; the
+/// mark is set then); a job another worker holds (its claim has not expired) stays with it; otherwise the claim
+/// moves to this worker.
 const CLAIM: &str = r"
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'finished', ''} end
+local last = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)[1]
+if last then
+  local ok, event = pcall(cjson.decode, last[2][2])
+  if ok and type(event) == 'table' and event['kind'] == 'end' then
+    redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
+    return {'finished', ''}
+  end
+end
 local prev = redis.call('GET', KEYS[1])
 if prev and prev ~= ARGV[1] then return {'busy', prev} end
 local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
@@ -49,8 +59,10 @@ impl EventBus {
             .key(keys::claim(job))
             .key(keys::done(job))
             .key(keys::event_seq(job))
+            .key(keys::event_log(job))
             .arg(worker)
             .arg(ttl.as_secs().max(1))
+            .arg(self.retention().as_secs().max(1))
             .invoke_async(&mut self.connection())
             .await
             .map_err(|e| self.error(e))?;

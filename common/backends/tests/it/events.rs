@@ -115,6 +115,43 @@ async fn a_rerun_continues_the_numbering_and_a_stale_worker_is_refused() {
     assert_eq!(collect(&bus, job, 0).await.len(), 4);
 }
 
+#[tokio::test]
+async fn a_job_whose_end_is_published_is_never_claimed_again() {
+    use rai_backends::events::state::Claim;
+    let bus = EventBus::connect(&rai_testkit::redis_url(), RETENTION)
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(30);
+    let job = JobId::new();
+    assert_eq!(bus.claim(&job, "w1", ttl).await.unwrap(), Claim::Fresh);
+    let mut p = bus.publisher(job).await.unwrap();
+    p.publish(&[line(1), line(2)]).await.unwrap();
+    // w1 dies mid-run: after its claim expires (unclaim stands in for the expiry), the job reruns elsewhere.
+    bus.unclaim(&job).await.unwrap();
+    assert!(matches!(
+        bus.claim(&job, "w2", ttl).await.unwrap(),
+        Claim::Rerun { .. }
+    ));
+    // w2 publishes the end and dies before marking the job done or acking its message: the redelivery is dropped.
+    let mut p = bus.publisher(job).await.unwrap();
+    p.send(end(0)).await.unwrap();
+    bus.unclaim(&job).await.unwrap();
+    assert_eq!(bus.claim(&job, "w3", ttl).await.unwrap(), Claim::Finished);
+    assert_eq!(bus.claim(&job, "w3", ttl).await.unwrap(), Claim::Finished);
+    // A job whose log holds the word "end" only in its output is not finished by it.
+    let other = JobId::new();
+    let mut p = bus.publisher(other).await.unwrap();
+    p.send(EventBody::Stdout {
+        data: r#"{"kind":"end"}"#.into(),
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        bus.claim(&other, "w1", ttl).await.unwrap(),
+        Claim::Rerun { .. }
+    ));
+}
+
 async fn publish_lines(bus: EventBus, job: JobId, total: u64, batch: u64) {
     let mut p = bus.publisher(job).await.unwrap();
     let mut i = 0;
