@@ -93,6 +93,9 @@ pub async fn run(config: &Config) -> Vec<Check> {
     out.push(gpu_check(config.raid.gpus.as_ref(), GpuInventory::probe()));
     if let Some(d) = &docker {
         out.push(container_check(d, config, &gpus).await);
+        if config.raid.limits.network {
+            out.push(network_check(d, config).await);
+        }
     }
     match open_queue(
         config,
@@ -193,6 +196,43 @@ pub fn gpu_check(configured: Option<&Vec<String>>, probed: Result<GpuInventory, 
     }
 }
 
+/// Jobs may use the network here: the job network and its firewall rules must be in place.
+async fn network_check(docker: &Docker, config: &Config) -> Check {
+    let network = match crate::sandbox::network::JobNetwork::new(&config.raid.job_network) {
+        Ok(n) => n,
+        Err(e) => return fail("network", e.to_string()),
+    };
+    if docker.inspect_network(&network.name, None).await.is_err() {
+        return fail(
+            "network",
+            format!(
+                "the job network {} does not exist yet; raid makes it at start (it needs CAP_NET_ADMIN for its rules)",
+                network.name
+            ),
+        );
+    }
+    let missing = network.missing_rules();
+    if missing.is_empty() {
+        pass(
+            "network",
+            format!(
+                "jobs on {} ({}) cannot reach this host or {}",
+                network.name,
+                network.bridge,
+                config.raid.job_network.deny.join(", ")
+            ),
+        )
+    } else {
+        fail(
+            "network",
+            format!(
+                "firewall rules missing: iptables {}",
+                missing.join("; iptables ")
+            ),
+        )
+    }
+}
+
 /// Which gateways this worker trusts: without one, every job is refused.
 fn gateway_check(config: &Config) -> Check {
     match crate::setup::trusted_gateways(config) {
@@ -246,7 +286,7 @@ async fn container_check(docker: &Docker, config: &Config, gpus: &GpuPool) -> Ch
         cpus: 1.0,
         pids: 64,
         nofile: 1024,
-        network: false,
+        network: None,
         tmp_bytes: 16 << 20,
         gpus: gpu.clone(),
         runtime: config.raid.runtime.clone(),

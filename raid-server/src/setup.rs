@@ -47,6 +47,11 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
             config.raid.work_dir.display()
         )
     })?;
+    if config.raid.limits.network {
+        // Jobs may use the network here: only behind the job network's rules (sandbox::network).
+        let network = crate::sandbox::network::JobNetwork::new(&config.raid.job_network)?;
+        network.ensure(&docker).await?;
+    }
     let gateway_keys = trusted_gateways(&config)?;
     let gpus = GpuPool::detect(config.raid.gpus.as_ref());
     let name = config

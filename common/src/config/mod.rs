@@ -133,8 +133,18 @@ pub struct RaidConfig {
     pub max_job_age: Span,
     pub fetch_timeout: Span,
     pub metrics_address: Option<String>,
+    pub job_network: JobNetworkConfig,
     pub limits: RaidLimits,
     pub defaults: JobDefaults,
+}
+
+/// The Docker network of jobs allowed the network, and what they may never reach.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobNetworkConfig {
+    pub name: String,
+    pub bridge: String,
+    pub deny: Vec<String>,
 }
 
 /// The most a job may ask for.

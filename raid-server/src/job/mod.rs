@@ -371,7 +371,9 @@ impl JobLife {
             cpus: limits.cpus,
             pids: limits.pids,
             nofile: limits.nofile,
-            network: limits.network,
+            network: limits
+                .network
+                .then(|| self.ctx.config.raid.job_network.name.clone()),
             tmp_bytes: (limits.memory / 4).clamp(16 << 20, 1 << 30),
             gpus,
             runtime: raid.runtime.clone(),

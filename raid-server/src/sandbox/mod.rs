@@ -11,6 +11,7 @@
 //! device requests, and optionally another runtime (gVisor's runsc).
 
 mod image;
+pub mod network;
 
 pub use image::ensure_image;
 
@@ -47,7 +48,8 @@ pub struct SandboxSpec {
     pub cpus: f64,
     pub pids: u32,
     pub nofile: u32,
-    pub network: bool,
+    /// The Docker network of a job allowed one (see [`network`]); `None`: no network at all.
+    pub network: Option<String>,
     pub tmp_bytes: u64,
     pub gpus: Vec<String>,
     pub runtime: Option<String>,
@@ -100,7 +102,7 @@ impl SandboxSpec {
                 format!("rw,nosuid,nodev,size={},mode=1777", self.tmp_bytes),
             )])),
             readonly_rootfs: Some(true),
-            network_mode: Some(if self.network { "bridge" } else { "none" }.into()),
+            network_mode: Some(self.network.clone().unwrap_or_else(|| "none".into())),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
             memory: Some(self.memory_bytes as i64),
@@ -143,7 +145,7 @@ impl SandboxSpec {
                 "trap '' TERM; while :; do sleep 3600; done".into(),
             ]),
             labels: Some(self.labels.clone()),
-            network_disabled: Some(!self.network),
+            network_disabled: Some(self.network.is_none()),
             host_config: Some(host),
             ..Default::default()
         }
@@ -404,7 +406,7 @@ mod tests {
             cpus: 1.5,
             pids: 256,
             nofile: 1024,
-            network: false,
+            network: None,
             tmp_bytes: 64 << 20,
             gpus: vec![],
             runtime: None,

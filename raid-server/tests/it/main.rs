@@ -7,5 +7,6 @@ mod doctor;
 mod gateway;
 mod harness;
 mod jobs;
+mod network;
 mod process;
 mod worker;
