@@ -36,11 +36,8 @@ pub fn resolves_inside(root: &Path, rel: &Path) -> bool {
         match next.components().next() {
             None => {}
             Some(Component::CurDir) => {}
-            Some(Component::ParentDir) => {
-                if at.pop().is_none() {
-                    return false;
-                }
-            }
+            Some(Component::ParentDir) if at.pop().is_none() => return false,
+            Some(Component::ParentDir) => {}
             Some(Component::RootDir | Component::Prefix(_)) => return false,
             Some(Component::Normal(part)) => {
                 let mut here = root.to_path_buf();
