@@ -153,9 +153,28 @@ async fn a_job_whose_end_is_published_is_never_claimed_again() {
 }
 
 async fn publish_lines(bus: EventBus, job: JobId, total: u64, batch: u64) {
+    publish_lines_until(bus, job, total, batch, None).await
+}
+
+/// [`publish_lines`], holding its last batch back until `faults_done` is set: the faults then always land while
+/// events are being published, however fast this machine publishes.
+async fn publish_lines_until(
+    bus: EventBus,
+    job: JobId,
+    total: u64,
+    batch: u64,
+    faults_done: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+) {
     let mut p = bus.publisher(job).await.unwrap();
     let mut i = 0;
     while i < total {
+        if i + batch >= total
+            && let Some(done) = &faults_done
+        {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         let events: Vec<EventBody> = (i..(i + batch).min(total)).map(|n| line(n + 1)).collect();
         i += events.len() as u64;
         p.publish(&events).await.unwrap();
@@ -180,7 +199,14 @@ async fn hundred_thousand_events_survive_five_killed_connections() {
         tokio::spawn(async move { collect(&bus, job, 0).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let publisher = tokio::spawn(publish_lines(bus.clone(), job, 100_000, 50));
+    let kills_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = tokio::spawn(publish_lines_until(
+        bus.clone(),
+        job,
+        100_000,
+        50,
+        Some(kills_done.clone()),
+    ));
     let killer_url = redis.url();
     let killer = tokio::spawn(async move {
         let client = redis::Client::open(killer_url).unwrap();
@@ -209,6 +235,7 @@ async fn hundred_thousand_events_survive_five_killed_connections() {
         !publisher.is_finished(),
         "the kills must come while events are being published"
     );
+    kills_done.store(true, std::sync::atomic::Ordering::SeqCst);
     publisher.await.unwrap();
     assert!(
         killed >= 5,
@@ -231,7 +258,14 @@ async fn hundred_thousand_events_survive_a_redis_restart() {
         tokio::spawn(async move { collect(&bus, job, 0).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let publisher = tokio::spawn(publish_lines(bus.clone(), job, 100_000, 50));
+    let restart_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = tokio::spawn(publish_lines_until(
+        bus.clone(),
+        job,
+        100_000,
+        50,
+        Some(restart_done.clone()),
+    ));
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(
         !publisher.is_finished(),
@@ -243,6 +277,7 @@ async fn hundred_thousand_events_survive_a_redis_restart() {
     })
     .await
     .unwrap();
+    restart_done.store(true, std::sync::atomic::Ordering::SeqCst);
     publisher.await.unwrap();
     let events = tokio::time::timeout(Duration::from_secs(120), follower)
         .await
@@ -366,9 +401,18 @@ async fn a_hundred_followers_on_one_subscription_survive_a_redis_restart() {
     // One subscription for all hundred (the test's own connection is the one normal client counted apart).
     assert_eq!(clients(&redis.url(), "pubsub").await, 1);
     assert_eq!(hub.followed_jobs(), jobs.len());
+    let restart_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let publishers: Vec<_> = jobs
         .iter()
-        .map(|&job| tokio::spawn(publish_lines(bus.clone(), job, 20_000, 10)))
+        .map(|&job| {
+            tokio::spawn(publish_lines_until(
+                bus.clone(),
+                job,
+                20_000,
+                10,
+                Some(restart_done.clone()),
+            ))
+        })
         .collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
@@ -381,6 +425,7 @@ async fn a_hundred_followers_on_one_subscription_survive_a_redis_restart() {
     })
     .await
     .unwrap();
+    restart_done.store(true, std::sync::atomic::Ordering::SeqCst);
     for p in publishers {
         p.await.unwrap();
     }
