@@ -92,6 +92,15 @@ pub struct Profile {
     pub access_key: String,
     /// The private key (Ed25519 seed), base64url.
     pub secret_key: String,
+    /// The 2017 client's Docker Hub credentials (for pushing built images): read and ignored, so old profiles load;
+    /// [`Profile::ignored_keys`] names it for a warning.
+    #[serde(default, skip_serializing, deserialize_with = "present")]
+    pub dockerhub: bool,
+}
+
+/// Reads any value and says it was there.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 fn default_role() -> Role {
@@ -170,6 +179,7 @@ impl Profile {
             role: Role::Student,
             access_key: encode_public_key(&key.verifying_key()),
             secret_key: URL_SAFE_NO_PAD.encode(key.to_bytes()),
+            dockerhub: false,
         }
     }
 
@@ -187,6 +197,15 @@ impl Profile {
         }
         p.signing_key(source)?;
         Ok(p)
+    }
+
+    /// The keys of the 2017 profile this profile holds that rai reads but ignores, for a warning.
+    pub fn ignored_keys(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.dockerhub {
+            keys.push("dockerhub");
+        }
+        keys
     }
 
     /// Reads the profile at `path`, with the "ask your instructor" error when it is missing.
@@ -413,6 +432,22 @@ mod tests {
         assert_eq!(
             Registry::parse(&Registry::default().to_yaml(), "r").unwrap(),
             Registry::default()
+        );
+    }
+
+    #[test]
+    fn a_2017_profile_with_dockerhub_credentials_loads() {
+        let key = generate_signing_key();
+        let mut text = Profile::new(&key, "jdoe").to_yaml();
+        text.push_str("  dockerhub:\n    username: jdoe\n    password: ==AES32==c2VjcmV0\n");
+        let p = Profile::parse(&text, "p").unwrap();
+        assert_eq!(p.ignored_keys(), ["dockerhub"]);
+        assert!(!p.to_yaml().contains("dockerhub"), "never written back");
+        assert!(
+            Profile::parse(&Profile::new(&key, "jdoe").to_yaml(), "p")
+                .unwrap()
+                .ignored_keys()
+                .is_empty()
         );
     }
 }

@@ -13,6 +13,18 @@ use crate::yaml::{self, Limits, Node, YamlError};
 /// The conventional file name.
 pub const BUILD_FILE_NAME: &str = "rai_build.yml";
 
+/// The names a build file may have, in the order they are looked for: the conventional one, its `.yaml` spelling,
+/// and the 2016 name.
+pub const BUILD_FILE_NAMES: [&str; 3] = [BUILD_FILE_NAME, "rai_build.yaml", "rai-build.yml"];
+
+/// The build file of a project directory: the first of [`BUILD_FILE_NAMES`] there, if any.
+pub fn find_build_file(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    BUILD_FILE_NAMES
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
+}
+
 /// Versions of the build file format this build understands.
 pub const SUPPORTED_VERSIONS: &[&str] = &["0.1", "0.2", "0.3"];
 
@@ -389,6 +401,27 @@ mod tests {
         assert_eq!(
             spec.resources.gpu.as_ref().unwrap().architecture.as_deref(),
             Some("pascal")
+        );
+    }
+
+    #[test]
+    fn other_build_file_names_are_found_after_the_conventional_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(find_build_file(dir.path()), None);
+        std::fs::write(dir.path().join("rai-build.yml"), TEMPLATE).unwrap();
+        assert_eq!(
+            find_build_file(dir.path()),
+            Some(dir.path().join("rai-build.yml"))
+        );
+        std::fs::write(dir.path().join("rai_build.yaml"), TEMPLATE).unwrap();
+        assert_eq!(
+            find_build_file(dir.path()),
+            Some(dir.path().join("rai_build.yaml"))
+        );
+        std::fs::write(dir.path().join(BUILD_FILE_NAME), TEMPLATE).unwrap();
+        assert_eq!(
+            find_build_file(dir.path()),
+            Some(dir.path().join(BUILD_FILE_NAME))
         );
     }
 

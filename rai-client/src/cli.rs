@@ -30,6 +30,9 @@ pub struct GlobalArgs {
     /// The app secret for encrypted configuration values (normally built in).
     #[arg(short = 's', long = "secret", global = true, hide = true)]
     pub secret: Option<String>,
+    /// The queue to submit to (the 2017 client's `-q`; `rai submit --queue` is the same).
+    #[arg(short = 'q', long = "queue", global = true, value_name = "QUEUE")]
+    pub queue: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -41,9 +44,6 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 pub enum Command {
     /// Pack the project, upload it, queue the job and show its output as it runs (`rai -p DIR` does the same).
     Submit {
-        /// The queue to submit to (default: the build file's rai.queue, else the config's).
-        #[arg(long)]
-        queue: Option<String>,
         /// Queue the job and return at once.
         #[arg(long)]
         detach: bool,

@@ -32,9 +32,17 @@ pub fn profile_path(global: &GlobalArgs, config: Option<&Config>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".rai_profile"))
 }
 
-/// Reads the profile.
+/// Reads the profile, with a note for each 2017 key it holds that rai ignores.
 pub fn load_profile(global: &GlobalArgs, config: Option<&Config>) -> anyhow::Result<Profile> {
-    Ok(Profile::load(&profile_path(global, config))?)
+    let path = profile_path(global, config);
+    let profile = Profile::load(&path)?;
+    for key in profile.ignored_keys() {
+        eprintln!(
+            "rai: note: {}: `{key}` is a key of the 2017 client; rai ignores it (it never pushes images)",
+            path.display()
+        );
+    }
+    Ok(profile)
 }
 
 /// The build file of a project directory, read and checked.

@@ -16,7 +16,6 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Version) => commands::version::run(),
         Some(Command::Completions { shell }) => commands::completions::run(shell),
         Some(Command::Submit {
-            queue,
             detach,
             json,
             timeout,
@@ -24,7 +23,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             commands::submit::run(
                 g,
                 SubmitArgs {
-                    queue,
+                    queue: None,
                     detach,
                     json,
                     timeout,

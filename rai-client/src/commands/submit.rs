@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use rai_common::account::{Profile, SigningKey};
 use rai_common::archive::{PackOptions, PackProgress, PackSummary, ScannedEntry, SkippedEntry};
-use rai_common::build_spec::BUILD_FILE_NAME;
+use rai_common::build_spec::{BUILD_FILE_NAME, find_build_file};
 use rai_common::job::{InputObject, JobId, JobRequest};
 use rai_common::objects::upload_key;
 use rai_common::{BuildSpec, Config};
@@ -136,13 +136,21 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
 /// project fails here, naming its largest files, with nothing uploaded.
 async fn check(global: &GlobalArgs, args: &SubmitArgs) -> anyhow::Result<Option<Checked>> {
     let dir = global.path.clone().unwrap_or_else(|| ".".into());
-    let build_path = dir.join(BUILD_FILE_NAME);
-    if !build_path.exists() {
+    let Some(build_path) = find_build_file(&dir) else {
         eprintln!(
             "rai: no {BUILD_FILE_NAME} in {}; create one with `rai init` (see docs/build-file.md)",
             dir.display()
         );
         return Ok(None);
+    };
+    if build_path.file_name() != Some(std::ffi::OsStr::new(BUILD_FILE_NAME)) {
+        say(
+            args.json,
+            &format!(
+                "Using {} (there is no {BUILD_FILE_NAME}; rename it to silence this note).",
+                build_path.display()
+            ),
+        );
     }
     let spec = match context::load_build_spec(&build_path) {
         Ok(s) => s,
@@ -162,6 +170,7 @@ async fn check(global: &GlobalArgs, args: &SubmitArgs) -> anyhow::Result<Option<
     let queue_name = args
         .queue
         .clone()
+        .or_else(|| global.queue.clone())
         .or_else(|| spec.rai.queue.clone())
         .unwrap_or_else(|| config.queue.name.clone());
     let opts = PackOptions {

@@ -2,18 +2,15 @@
 
 use std::path::PathBuf;
 
-use rai_common::build_spec::BUILD_FILE_NAME;
+use rai_common::build_spec::{BUILD_FILE_NAME, find_build_file};
 
 use crate::cli::GlobalArgs;
 use crate::exit;
 
 pub fn run(global: &GlobalArgs, file: Option<PathBuf>) -> anyhow::Result<u8> {
     let path = file.unwrap_or_else(|| {
-        global
-            .path
-            .clone()
-            .unwrap_or_else(|| ".".into())
-            .join(BUILD_FILE_NAME)
+        let dir = global.path.clone().unwrap_or_else(|| ".".into());
+        find_build_file(&dir).unwrap_or_else(|| dir.join(BUILD_FILE_NAME))
     });
     let spec = match crate::context::load_build_spec(&path) {
         Ok(spec) => spec,

@@ -117,3 +117,39 @@ fn completions_are_valid_scripts_that_know_every_command() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("possible values: bash"));
 }
+
+#[test]
+fn old_build_file_names_and_profile_names_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rai-build.yml"),
+        "rai:\n  version: 0.1\n  image: webgpu/rai:root\ncommands:\n  build: [make]\n",
+    )
+    .unwrap();
+    // `-p` after the subcommand, as `rai version -p .` was written.
+    let o = rai(
+        dir.path(),
+        home.path(),
+        &["validate", "-p", dir.path().to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("rai-build.yml is valid"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // A profile under the 2017 client's second name, with its Docker Hub key: found, the key noted and ignored.
+    let key = rai_common::account::generate_signing_key();
+    let mut profile = rai_common::account::Profile::new(&key, "jdoe").to_yaml();
+    profile.push_str("  dockerhub:\n    username: jdoe\n    password: x\n");
+    std::fs::write(home.path().join(".rai_env"), profile).unwrap();
+    let o = rai(dir.path(), home.path(), &["whoami"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("jdoe"));
+    assert!(
+        err.contains(".rai_env: `dockerhub` is a key of the 2017 client; rai ignores it"),
+        "{err}"
+    );
+}

@@ -152,12 +152,8 @@ async fn a_job_whose_end_is_published_is_never_claimed_again() {
     ));
 }
 
-async fn publish_lines(bus: EventBus, job: JobId, total: u64, batch: u64) {
-    publish_lines_until(bus, job, total, batch, None).await
-}
-
-/// [`publish_lines`], holding its last batch back until `faults_done` is set: the faults then always land while
-/// events are being published, however fast this machine publishes.
+/// Publishes `total` numbered lines in batches, then the end, holding the last batch back until `faults_done` is
+/// set: the faults then always land while events are being published, however fast this machine publishes.
 async fn publish_lines_until(
     bus: EventBus,
     job: JobId,
