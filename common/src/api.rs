@@ -98,6 +98,9 @@ pub struct Accepted {
     pub queue: String,
     /// The gateway's clock: the time deadlines and records trust.
     pub accepted_at: DateTime<Utc>,
+    /// Something the student should know about the queued job (no worker serves its queue right now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The answer to `GET /v1/whoami`.

@@ -318,12 +318,31 @@ enum Frame {
     },
 }
 
+/// What [`parse_with`] does with a key repeated in one mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duplicates {
+    /// An error: configs, profiles and registries, where a repeated key is always a mistake.
+    Refuse,
+    /// The later value wins and the earlier one is dropped, with a warning: how the original RAI (Go's yaml.v2)
+    /// read build files, which old projects rely on.
+    LaterWins,
+}
+
+/// A document read by [`parse_with`]: its tree, and the keys that were repeated (each a warning at the later key).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Parsed {
+    pub root: Option<Node>,
+    pub repeated: Vec<YamlError>,
+}
+
 struct Builder {
     limits: Limits,
     stack: Vec<Frame>,
     root: Option<Node>,
     anchors: std::collections::HashMap<usize, (Node, usize)>,
     nodes: usize,
+    duplicates: Duplicates,
+    repeated: Vec<YamlError>,
 }
 
 fn is_null(text: &str) -> bool {
@@ -345,16 +364,21 @@ impl Builder {
     }
 
     fn push(&mut self, node: Node) -> Result<(), YamlError> {
-        match self.stack.last_mut() {
+        let duplicates = self.duplicates;
+        let repeated = match self.stack.last_mut() {
             None => {
                 self.root = Some(node);
-                Ok(())
+                return Ok(());
             }
             Some(Frame::Seq { items, .. }) => {
                 items.push(node);
-                Ok(())
+                return Ok(());
             }
             Some(Frame::Map { entries, key, .. }) => match key.take() {
+                Some(k) => {
+                    entries.push((k, node));
+                    return Ok(());
+                }
                 None => {
                     if !matches!(node.value, Value::Scalar { .. } | Value::Null) {
                         let mut e = YamlError::new(format!(
@@ -364,26 +388,60 @@ impl Builder {
                         e.mark = Some(node.mark);
                         return Err(e);
                     }
-                    let text = node.scalar_text().unwrap_or("");
-                    if entries
+                    let text = node.scalar_text().unwrap_or("").to_string();
+                    let earlier = entries
                         .iter()
-                        .any(|(k, _)| k.scalar_text().unwrap_or("") == text)
-                    {
-                        let mut e = YamlError::new(format!(
-                            "key \"{text}\" appears twice in the same mapping"
-                        ));
-                        e.mark = Some(node.mark);
-                        return Err(e);
-                    }
-                    *key = Some(node);
-                    Ok(())
-                }
-                Some(k) => {
-                    entries.push((k, node));
-                    Ok(())
+                        .position(|(k, _)| k.scalar_text().unwrap_or("") == text);
+                    let repeated = match (earlier, duplicates) {
+                        (None, _) => None,
+                        (Some(_), Duplicates::Refuse) => {
+                            let mut e = YamlError::new(format!(
+                                "key \"{text}\" appears twice in the same mapping"
+                            ));
+                            e.mark = Some(node.mark);
+                            return Err(e);
+                        }
+                        // The earlier entry goes, so the mapping holds the later value where the later key stands.
+                        (Some(i), Duplicates::LaterWins) => Some((text, entries.remove(i).0.mark)),
+                    };
+                    *key = Some(node.clone());
+                    repeated
                 }
             },
+        };
+        if let Some((text, first)) = repeated {
+            let mut e = YamlError::new(format!(
+                "key \"{text}\" appears twice in the same mapping (first at line {}); the later value is \
+                 used, as the original rai did",
+                first.line
+            ));
+            e.mark = Some(node.mark);
+            e.path = self.key_path(&text);
+            self.repeated.push(e);
         }
+        Ok(())
+    }
+
+    /// The dotted path of `key` in the mapping being built, for warnings (`resources.gpu.count`).
+    fn key_path(&self, key: &str) -> String {
+        let mut path = String::new();
+        let parents = self.stack.len().saturating_sub(1);
+        for frame in &self.stack[..parents] {
+            match frame {
+                Frame::Seq { items, .. } => path.push_str(&format!("[{}]", items.len())),
+                Frame::Map { key, .. } => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key.as_ref().and_then(Node::scalar_text).unwrap_or("?"));
+                }
+            }
+        }
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(key);
+        path
     }
 
     fn remember(&mut self, anchor: usize, node: &Node, size: usize) {
@@ -509,8 +567,13 @@ impl Builder {
     }
 }
 
-/// Parses one YAML document into a [`Node`] tree; `Ok(None)` for an empty document.
+/// Parses one YAML document into a [`Node`] tree; `Ok(None)` for an empty document. A repeated key is an error.
 pub fn parse(text: &str, limits: &Limits) -> Result<Option<Node>, YamlError> {
+    parse_with(text, limits, Duplicates::Refuse).map(|p| p.root)
+}
+
+/// Parses one YAML document, doing with repeated keys what `duplicates` says.
+pub fn parse_with(text: &str, limits: &Limits, duplicates: Duplicates) -> Result<Parsed, YamlError> {
     if text.len() > limits.max_bytes {
         // Callers read at most one byte past the limit, so the length is not the file's size.
         return Err(YamlError::new(format!(
@@ -525,6 +588,8 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Option<Node>, YamlError> {
         root: None,
         anchors: Default::default(),
         nodes: 0,
+        duplicates,
+        repeated: Vec::new(),
     };
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| {
@@ -541,13 +606,25 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Option<Node>, YamlError> {
         };
         builder.event(event, mark)?;
     }
-    Ok(builder.root)
+    Ok(Parsed {
+        root: builder.root,
+        repeated: builder.repeated,
+    })
 }
 
 /// Parses bytes: text must be UTF-8.
 pub fn parse_bytes(bytes: &[u8], limits: &Limits) -> Result<Option<Node>, YamlError> {
+    parse_bytes_with(bytes, limits, Duplicates::Refuse).map(|p| p.root)
+}
+
+/// [`parse_with`] over bytes, which must be UTF-8 text.
+pub fn parse_bytes_with(
+    bytes: &[u8],
+    limits: &Limits,
+    duplicates: Duplicates,
+) -> Result<Parsed, YamlError> {
     if bytes.len() > limits.max_bytes {
-        return parse(&" ".repeat(limits.max_bytes + 1), limits);
+        return parse_with(&" ".repeat(limits.max_bytes + 1), limits, duplicates);
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let good = &bytes[..e.valid_up_to()];
@@ -561,7 +638,7 @@ pub fn parse_bytes(bytes: &[u8], limits: &Limits) -> Result<Option<Node>, YamlEr
         err.mark = Some(Mark { line, col });
         err
     })?;
-    parse(text, limits)
+    parse_with(text, limits, duplicates)
 }
 
 /// Reads a `T` from YAML text, naming `source` in errors.

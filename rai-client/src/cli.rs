@@ -33,6 +33,42 @@ pub struct GlobalArgs {
     /// The queue to submit to (the 2017 client's `-q`; `rai submit --queue` is the same).
     #[arg(short = 'q', long = "queue", global = true, value_name = "QUEUE")]
     pub queue: Option<String>,
+    /// Colour in job output (on by default; `-c=false` turns it off, as in the 2017 client; so does NO_COLOR).
+    #[arg(
+        short = 'c',
+        long = "color",
+        global = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub color: Option<bool>,
+    /// Say more about what rai does (its log at info level, on stderr).
+    #[arg(short = 'v', long = "verbose", global = true)]
+    pub verbose: bool,
+    /// Say everything rai does (its log at debug level, on stderr), for a bug report.
+    #[arg(short = 'd', long = "debug", global = true)]
+    pub debug: bool,
+}
+
+impl GlobalArgs {
+    /// Whether job output keeps its colours: `-c=BOOL` if given, else off when NO_COLOR is set.
+    pub fn color(&self) -> bool {
+        self.color
+            .unwrap_or_else(|| std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
+    }
+
+    /// The log level `-v` / `-d` ask for, if any.
+    pub fn log_level(&self) -> Option<&'static str> {
+        if self.debug {
+            Some("debug")
+        } else if self.verbose {
+            Some("info")
+        } else {
+            None
+        }
+    }
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -92,6 +128,9 @@ pub enum Command {
     Validate {
         /// The build file (default: rai_build.yml in the project directory).
         file: Option<PathBuf>,
+        /// Treat warnings (unknown, repeated or ignored keys) as errors.
+        #[arg(long)]
+        strict: bool,
     },
     /// Write a commented rai_build.yml into the project directory.
     Init {

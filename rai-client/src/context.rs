@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rai_common::build_spec::BuildWarning;
 use rai_common::account::{Profile, SigningKey};
 use rai_common::config::ConfigSources;
 use rai_common::{BuildSpec, Config, paths};
@@ -45,9 +46,12 @@ pub fn load_profile(global: &GlobalArgs, config: Option<&Config>) -> anyhow::Res
     Ok(profile)
 }
 
-/// The build file of a project directory, read and checked.
-pub fn load_build_spec(path: &Path) -> Result<BuildSpec, rai_common::errors::BuildSpecError> {
-    BuildSpec::load(path)
+/// The build file of a project directory, read and checked, with what its reading warned about (unknown, repeated
+/// or ignored keys: the original rai read them silently; rai says so).
+pub fn load_build_spec(
+    path: &Path,
+) -> Result<(BuildSpec, Vec<BuildWarning>), rai_common::errors::BuildSpecError> {
+    BuildSpec::load_with_warnings(path)
 }
 
 /// The configuration, the profile, and a client signed in with the profile's key.

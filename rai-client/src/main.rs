@@ -10,7 +10,7 @@ use rai_client::{commands, exit};
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.global;
     match cli.command {
-        Some(Command::Validate { file }) => commands::validate::run(g, file),
+        Some(Command::Validate { file, strict }) => commands::validate::run(g, file, strict),
         Some(Command::Init { force }) => commands::init::run(g, force),
         Some(Command::Whoami) => commands::whoami::run(g),
         Some(Command::Version) => commands::version::run(),
@@ -45,6 +45,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    rai_client::terminal::set_color(cli.global.color());
+    if let Some(level) = cli.global.log_level() {
+        // -v / -d, as in the 2017 client: rai's own log on stderr.
+        tracing_subscriber::fmt()
+            .with_env_filter(format!("rai_client={level},rai_common={level}"))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -16,7 +16,16 @@
 
 use std::borrow::Cow;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
+
+/// Whether colour and style sequences of job output reach the terminal (`-c=false` or `NO_COLOR` turn it off).
+static COLOR: AtomicBool = AtomicBool::new(true);
+
+/// Turns colour in job output on or off for the rest of the run.
+pub fn set_color(on: bool) {
+    COLOR.store(on, Ordering::Relaxed);
+}
 
 /// Whether stdout and stderr are terminals (asked once).
 pub fn stdout_is_terminal() -> bool {
@@ -125,7 +134,9 @@ pub fn for_terminal(text: &str) -> Cow<'_, str> {
         let width = c.len_utf8();
         if c == '\x1b' {
             if let Some(len) = sgr_len(rest) {
-                out.push_str(&rest[..len]);
+                if COLOR.load(Ordering::Relaxed) {
+                    out.push_str(&rest[..len]);
+                }
                 rest = &rest[len..];
                 continue;
             }

@@ -59,6 +59,9 @@ pub enum JobError {
         #[source]
         source: tokio::task::JoinError,
     },
+    /// `commands.build_image` could not give the job its image.
+    #[error("{0}")]
+    ImageBuild(#[source] crate::sandbox::built_image::ImageBuildError),
     #[error("{0}")]
     Events(#[from] EventError),
 }
@@ -78,6 +81,17 @@ impl JobError {
             | JobError::Sandbox(_)
             | JobError::Task { .. }
             | JobError::FetchTimedOut(_) => JobStatus::Error,
+            JobError::ImageBuild(e) => {
+                use crate::sandbox::built_image::ImageBuildError as E;
+                match e {
+                    E::NoDockerfile(_) | E::Dockerfile(_) | E::BaseNotAllowed { .. } => {
+                        JobStatus::Rejected
+                    }
+                    E::Failed(_) | E::TooLarge { .. } => JobStatus::Failed,
+                    E::TimedOut(_) => JobStatus::TimedOut,
+                    E::Context(_) | E::Engine(_) => JobStatus::Error,
+                }
+            }
             // Never recorded: the job goes back to the queue (see `hands_back`).
             JobError::Events(_) => JobStatus::Requeued,
         }

@@ -71,7 +71,25 @@ fn check(
     // The spec in a signed job is JSON that anyone with a key can write by hand: the build file's rules run again
     // here, so a "memory": "0" (Docker: no limit) never reaches a container.
     spec.validate()?;
-    if !image_allowed(&raid.images, &spec.rai.image)? {
+    if raid.strict_build_files && !spec.warnings.is_empty() {
+        return Err(format!(
+            "this course reads build files strictly (raid.strict_build_files), and reading yours warned: {}; \
+             fix them (`rai validate --strict` lists them) and submit again",
+            spec.warnings.join("; ")
+        ));
+    }
+    if spec.commands.build_image.is_some() {
+        if !raid.build_images.allowed {
+            return Err(
+                "commands.build_image is not allowed on this queue (the policy raid.build_images.allowed is off): \
+                 this course's workers do not build images; remove commands.build_image and name a ready image \
+                 in rai.image instead (allowed images: "
+                    .to_string()
+                    + &raid.images.join(", ")
+                    + ")",
+            );
+        }
+    } else if !image_allowed(&raid.images, &spec.rai.image)? {
         return Err(format!(
             "image \"{}\" is not allowed on this worker (allowed: {})",
             spec.rai.image,
@@ -177,7 +195,7 @@ mod tests {
         assert_eq!(e, "time limit 2h exceeds this worker's maximum of 1h");
         let e = resolve(&spec("resources:\n  limits: { memory: 64g }\n"), &raid, 0).unwrap_err();
         assert_eq!(e, "memory limit 64g exceeds this worker's maximum of 8g");
-        let e = resolve(&spec("resources:\n  network: true\n"), &raid, 0).unwrap_err();
+        let e = resolve(&spec("resources:\n  limits: { network: true }\n"), &raid, 0).unwrap_err();
         assert!(e.contains("network access"), "{e}");
         let e = resolve(&spec("resources:\n  gpu: { count: 2 }\n"), &raid, 1).unwrap_err();
         assert_eq!(e, "the job asks for 2 GPUs; this worker has 1");
@@ -278,5 +296,39 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn a_strict_policy_refuses_what_a_lenient_one_runs_with_warnings() {
+        let mut raid = Config::defaults().raid;
+        let warned = spec("resources:\n  cache: true\n");
+        assert_eq!(warned.warnings.len(), 1);
+        assert!(resolve(&warned, &raid, 0).is_ok());
+        raid.strict_build_files = true;
+        let e = resolve(&warned, &raid, 0).unwrap_err();
+        assert!(
+            e.starts_with("this course reads build files strictly (raid.strict_build_files)")
+                && e.contains("resources.cache: has no effect here"),
+            "{e}"
+        );
+        assert!(resolve(&spec(""), &raid, 0).is_ok());
+    }
+
+    #[test]
+    fn build_image_needs_the_policy_and_names_what_to_do() {
+        let mut raid = Config::defaults().raid;
+        let built = BuildSpec::parse(
+            "rai:\n  version: 0.2\ncommands:\n  build_image:\n    image_name: course/lab\n  build: [make]\n",
+            "rai_build.yml",
+        )
+        .unwrap();
+        let e = admit(&built, &raid).unwrap_err();
+        assert!(
+            e.contains("raid.build_images.allowed") && e.contains("rai.image"),
+            "{e}"
+        );
+        raid.build_images.allowed = true;
+        // The allow-list applies to the Dockerfile's base images, checked when the worker builds.
+        assert!(admit(&built, &raid).is_ok());
     }
 }

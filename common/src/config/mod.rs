@@ -134,6 +134,10 @@ pub struct RaidConfig {
     pub fetch_timeout: Span,
     pub metrics_address: Option<String>,
     pub job_network: JobNetworkConfig,
+    /// Refuse build files whose reading warned (unknown or repeated keys, keys with no effect) instead of running
+    /// them as the original rai would.
+    pub strict_build_files: bool,
+    pub build_images: BuildImagesConfig,
     pub limits: RaidLimits,
     pub defaults: JobDefaults,
 }
@@ -145,6 +149,23 @@ pub struct JobNetworkConfig {
     pub name: String,
     pub bridge: String,
     pub deny: Vec<String>,
+}
+
+/// `commands.build_image`: whether and how this worker builds a job's image from its Dockerfile.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildImagesConfig {
+    pub allowed: bool,
+    /// The longest one build may take.
+    pub time: Span,
+    /// The largest image a build may make.
+    pub max_size: Bytes,
+    /// Whether `RUN` steps may use the network (off: only base images already allowed and present are used).
+    pub network: bool,
+    /// Built images unused for longer than this are removed.
+    pub keep: Span,
+    /// The most disk built images may take together; the oldest go first.
+    pub max_total: Bytes,
 }
 
 /// The most a job may ask for.

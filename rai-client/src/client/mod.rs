@@ -277,6 +277,7 @@ impl Client {
                         job: id,
                         queue,
                         accepted_at,
+                        note: None,
                     }),
                     _ => Err(e),
                 }

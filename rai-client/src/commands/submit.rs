@@ -42,6 +42,8 @@ struct Checked {
     profile: Profile,
     key: SigningKey,
     queue_name: String,
+    /// The queue came from resources.cpu.architecture, not from the student.
+    queue_inferred: bool,
     project: Project,
 }
 
@@ -69,6 +71,7 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
         profile,
         key,
         queue_name,
+        queue_inferred,
         project,
     }) = check(global, &args).await?
     else {
@@ -102,9 +105,21 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
     };
     let accepted = match client.submit(&request.sign(&key)).await {
         Ok(accepted) => accepted,
-        Err(e) => return Ok(refused("the job was not queued", &e)),
+        Err(e) => {
+            let code = refused("the job was not queued", &e);
+            if queue_inferred && e.to_string().contains("no queue") {
+                eprintln!(
+                    "rai: the queue {queue_name} was inferred from resources.cpu.architecture, as the 2017 client \
+                     did; name one of the course's queues with -q QUEUE (or rai.queue in the build file)"
+                );
+            }
+            return Ok(code);
+        }
     };
     say(args.json, "Your job request has been posted to the queue.");
+    if let Some(note) = &accepted.note {
+        say(args.json, note);
+    }
     if args.json {
         println!(
             "{}",
@@ -153,7 +168,12 @@ async fn check(global: &GlobalArgs, args: &SubmitArgs) -> anyhow::Result<Option<
         );
     }
     let spec = match context::load_build_spec(&build_path) {
-        Ok(s) => s,
+        Ok((spec, warnings)) => {
+            for w in &warnings {
+                eprintln!("rai: warning: {w}");
+            }
+            spec
+        }
         Err(e) => {
             eprintln!("{e}");
             return Ok(None);
@@ -167,12 +187,31 @@ async fn check(global: &GlobalArgs, args: &SubmitArgs) -> anyhow::Result<Option<
             .display()
             .to_string(),
     )?;
-    let queue_name = args
+    let named = args
         .queue
         .clone()
         .or_else(|| global.queue.clone())
-        .or_else(|| spec.rai.queue.clone())
+        .or_else(|| spec.rai.queue.clone());
+    // As the 2017-2018 clients did: with no queue named, resources.cpu.architecture picks `rai_<architecture>`.
+    let inferred = spec
+        .resources
+        .cpu
+        .as_ref()
+        .and_then(|c| c.architecture)
+        .map(|a| format!("rai_{}", a.name()));
+    let queue_inferred = named.is_none() && inferred.is_some();
+    let queue_name = named
+        .or(inferred)
         .unwrap_or_else(|| config.queue.name.clone());
+    if queue_inferred {
+        say(
+            args.json,
+            &format!(
+                "Using the queue {queue_name}, from resources.cpu.architecture (as the 2017 client did); \
+                 name another with -q QUEUE or rai.queue."
+            ),
+        );
+    }
     let opts = PackOptions {
         max_bytes: config.client.max_upload.0,
         max_files: config.client.max_files,
@@ -198,6 +237,7 @@ async fn check(global: &GlobalArgs, args: &SubmitArgs) -> anyhow::Result<Option<
         profile,
         key,
         queue_name,
+        queue_inferred,
         project: Project { dir, scanned, opts },
     }))
 }

@@ -143,13 +143,39 @@ pub async fn submit(
         return Err(ApiError::unavailable("queue the job", e));
     }
     tracing::info!(job = %job, user = %caller.user, queue = %request.queue, "job accepted");
+    let note = unserved_note(&gateway, &request.queue).await;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
             job,
             queue: request.queue,
             accepted_at: now,
+            note,
         }),
+    ))
+}
+
+/// A note for the student when no live worker serves `queue`: the job is queued, and waits until one does. `None`
+/// when one does, or when the heartbeats cannot be read (the job is queued either way).
+async fn unserved_note(gateway: &Gateway, queue: &str) -> Option<String> {
+    let workers = gateway.bus.workers().await.ok()?;
+    if workers.iter().any(|w| w.queues.iter().any(|q| q == queue)) {
+        return None;
+    }
+    let mut served: Vec<&str> = workers
+        .iter()
+        .flat_map(|w| w.queues.iter().map(String::as_str))
+        .collect();
+    served.sort();
+    served.dedup();
+    Some(format!(
+        "No worker serves the queue {queue} right now; the job waits until one starts ({}). Ask your course \
+         staff, or cancel it and name another queue with -q.",
+        if served.is_empty() {
+            "no worker is running".to_string()
+        } else {
+            format!("queues served now: {}", served.join(", "))
+        }
     ))
 }
 

@@ -312,9 +312,27 @@ impl JobLife {
         let (src, build) = (self.dir.join("src"), self.dir.join("build"));
         fetch::fetch(&ctx, request, &src).await?;
         fetch::make_build_dir(&build)?;
-        ensure_image(&ctx.docker, &request.build.rai.image, pump).await?;
+        let image = match &request.build.commands.build_image {
+            Some(wanted) => {
+                crate::sandbox::built_image::build_job_image(
+                    &ctx.docker,
+                    &ctx.config.raid.build_images,
+                    &ctx.config.raid.images,
+                    wanted,
+                    &src,
+                    &self.dir,
+                    limits.memory,
+                    pump,
+                )
+                .await?
+            }
+            None => {
+                ensure_image(&ctx.docker, &request.build.rai.image, pump).await?;
+                request.build.rai.image.clone()
+            }
+        };
         let gpus = ctx.gpus.acquire(limits.gpus).await;
-        let spec = self.sandbox_spec(&limits, &src, &build, gpus.ids.clone());
+        let spec = self.sandbox_spec(&limits, image, &src, &build, gpus.ids.clone());
         let sandbox = Sandbox::start(&ctx.docker, &spec).await?;
         self.milestones.container_started = Some(Instant::now());
         let commands = run::Commands {
@@ -355,6 +373,7 @@ impl JobLife {
     fn sandbox_spec(
         &self,
         limits: &policy::JobLimits,
+        image: String,
         src: &Path,
         build: &Path,
         gpus: Vec<String>,
@@ -362,7 +381,7 @@ impl JobLife {
         let (raid, job) = (&self.ctx.config.raid, self.request.id);
         SandboxSpec {
             name: self.container.clone(),
-            image: self.request.build.rai.image.clone(),
+            image,
             src_dir: src.to_path_buf(),
             build_dir: build.to_path_buf(),
             user: raid.user.clone(),

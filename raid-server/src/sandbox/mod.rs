@@ -10,6 +10,7 @@
 //! equal to memory), CPU, pids and open-file limits, an init process so signals behave, GPUs by device id through
 //! device requests, and optionally another runtime (gVisor's runsc).
 
+pub mod built_image;
 mod image;
 pub mod network;
 

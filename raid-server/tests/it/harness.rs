@@ -68,6 +68,31 @@ impl Harness {
         job
     }
 
+    /// Packs, uploads, signs and queues a project directory as it is (its own build file), after `tweak` changed
+    /// the request.
+    pub async fn submit_dir(
+        &self,
+        dir: &std::path::Path,
+        tweak: impl FnOnce(&mut rai_common::job::JobRequest),
+    ) -> JobId {
+        let build = std::fs::read_to_string(dir.join("rai_build.yml")).unwrap();
+        let (wire, job) = rai_testkit::jobs::sign_upload(
+            self.ctx.store.as_ref(),
+            &self.config.queue.name,
+            &self.user,
+            &self.key,
+            &build,
+            rai_testkit::jobs::pack_dir(dir),
+            tweak,
+        )
+        .await;
+        self.ctx.queues[0]
+            .send(&rai_testkit::jobs::attest(&wire))
+            .await
+            .unwrap();
+        job
+    }
+
     /// Uploads a project and returns the signed message (not yet queued) and its job id.
     pub async fn prepare(
         &self,

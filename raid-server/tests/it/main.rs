@@ -8,5 +8,6 @@ mod gateway;
 mod harness;
 mod jobs;
 mod network;
+mod old_projects;
 mod process;
 mod worker;

@@ -1,14 +1,20 @@
 //! The build file, `rai_build.yml`: what image a job runs in, what it may use, and which commands it runs.
 //!
-//! The shape is the 2017 one, so old projects run unchanged (including `resources.network`, the old spelling of
-//! `resources.limits.network`); the reading is strict, because a typo that silently drops a limit or a command costs a
-//! student a queue slot and an evening. Every error names the file, line and column, and says what was expected.
-//! A worker re-checks the spec against its own policy; this module only checks that the file means something.
+//! The shape is the original RAI's (2016 to 2022), so old projects run unchanged. The reading is lenient where the
+//! original was (unknown keys, repeated keys, keys that did nothing: [`lenient`] drops them) and says so: each
+//! becomes a [`BuildWarning`] with file, line and column, which `rai validate --strict` (or a course's policy)
+//! turns into errors. What cannot mean anything (a wrong type, no image, no commands, broken YAML) is an error
+//! that names the file, line and column and says what was expected. A worker re-checks the spec against its own
+//! policy; this module only checks that the file means something.
 
 use serde::{Deserialize, Serialize};
 
 use crate::units::{Bytes, Span};
-use crate::yaml::{self, Limits, Node, YamlError};
+use crate::yaml::{self, Duplicates, Limits, Node, YamlError};
+
+mod lenient;
+
+pub use lenient::BuildWarning;
 
 /// The conventional file name.
 pub const BUILD_FILE_NAME: &str = "rai_build.yml";
@@ -24,9 +30,6 @@ pub fn find_build_file(dir: &std::path::Path) -> Option<std::path::PathBuf> {
         .map(|name| dir.join(name))
         .find(|p| p.is_file())
 }
-
-/// Versions of the build file format this build understands.
-pub const SUPPORTED_VERSIONS: &[&str] = &["0.1", "0.2", "0.3"];
 
 /// The least memory a job may ask for: Docker refuses to start a container with less than 6 MiB, and reads 0 as
 /// "no limit" (never allowed).
@@ -71,6 +74,10 @@ pub struct BuildSpec {
     #[serde(default, skip_serializing_if = "Resources::is_empty")]
     pub resources: Resources,
     pub commands: Commands,
+    /// What the reading of the file warned about (each located, `rai_build.yml:3:5: ...`), carried with the job so
+    /// a course whose policy reads build files strictly can refuse it (`raid.strict_build_files`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The `rai:` section.
@@ -79,6 +86,8 @@ pub struct BuildSpec {
 pub struct RaiSection {
     #[serde(default = "default_version")]
     pub version: String,
+    /// The image the commands run in; may be left out when `commands.build_image` builds one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image: String,
     /// The queue to submit to; `--queue` on the command line wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,9 +108,6 @@ pub struct Resources {
     pub gpu: Option<GpuRequest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsRequest>,
-    /// The 2017 spelling of `limits.network`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<bool>,
 }
 
 impl Resources {
@@ -117,6 +123,17 @@ pub enum Architecture {
     Amd64,
     Arm64,
     Ppc64le,
+}
+
+impl Architecture {
+    /// The name a build file writes (`amd64`), as in the queue names `rai_amd64` of the 2017 client.
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Amd64 => "amd64",
+            Architecture::Arm64 => "arm64",
+            Architecture::Ppc64le => "ppc64le",
+        }
+    }
 }
 
 /// `resources.cpu`.
@@ -157,6 +174,32 @@ pub struct LimitsRequest {
 #[serde(deny_unknown_fields)]
 pub struct Commands {
     pub build: Vec<String>,
+    /// An image to build from a Dockerfile in the project before the commands run in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_image: Option<BuildImage>,
+}
+
+/// `commands.build_image`: the original's way to run in an image of the student's own making.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildImage {
+    /// The name the image is tagged with on the worker (default: one made from the build context's hash). Names
+    /// starting with `rai` are refused, as the original refused them: they are the service's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_name: Option<String>,
+    /// The Dockerfile's path inside the project (default `Dockerfile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    /// Build without the build cache, and without reusing an image already built from the same context.
+    #[serde(default)]
+    pub no_cache: bool,
+}
+
+impl BuildImage {
+    /// The Dockerfile's path inside the project.
+    pub fn dockerfile(&self) -> &str {
+        self.dockerfile.as_deref().unwrap_or("Dockerfile")
+    }
 }
 
 /// A build file that cannot be used, with where and why.
@@ -177,10 +220,17 @@ impl BuildSpec {
         Self::parse_bytes(text.as_bytes(), file)
     }
 
-    /// Reads and checks a build file's bytes (which must be UTF-8).
+    /// Reads and checks a build file's bytes (which must be UTF-8); the warnings are kept in [`BuildSpec::warnings`].
     pub fn parse_bytes(bytes: &[u8], file: &str) -> Result<BuildSpec, BuildSpecError> {
+        Self::read(bytes, file).map(|(spec, _)| spec)
+    }
+
+    /// Reads and checks a build file's bytes, returning the spec and what its reading warned about, in file order.
+    pub fn read(bytes: &[u8], file: &str) -> Result<(BuildSpec, Vec<BuildWarning>), BuildSpecError> {
         let fail = |e: YamlError| BuildSpecError(e.in_source(file));
-        let Some(root) = yaml::parse_bytes(bytes, &BUILD_FILE_LIMITS).map_err(fail)? else {
+        let parsed = yaml::parse_bytes_with(bytes, &BUILD_FILE_LIMITS, Duplicates::LaterWins)
+            .map_err(fail)?;
+        let Some(mut root) = parsed.root else {
             return Err(fail(YamlError {
                 source_name: String::new(),
                 mark: None,
@@ -190,9 +240,39 @@ impl BuildSpec {
                     .into(),
             }));
         };
-        let spec: BuildSpec = yaml::from_node(&root).map_err(fail)?;
-        spec.check(&root).map_err(fail)?;
-        Ok(spec)
+        let mut warnings: Vec<BuildWarning> =
+            parsed.repeated.into_iter().map(BuildWarning).collect();
+        warnings.extend(lenient::clean(&mut root));
+        let hint = |e: YamlError| with_misspelling_hint(e, &warnings);
+        let mut spec: BuildSpec = yaml::from_node(&root).map_err(hint).map_err(fail)?;
+        spec.check(&root).map_err(hint).map_err(fail)?;
+        if !lenient::version_known(&spec.rai.version) {
+            let node = root.at_path(&["rai", "version"]).unwrap_or(&root);
+            warnings.push(BuildWarning(YamlError::at(
+                node,
+                "rai.version",
+                format!(
+                    "\"{}\" is not a version the original rai wrote (0.x or 0.x.y); rai reads it \
+                     like any other",
+                    spec.rai.version
+                ),
+            )));
+        }
+        if spec.commands.build_image.is_some() && !spec.rai.image.trim().is_empty() {
+            let node = root.at_path(&["rai", "image"]).unwrap_or(&root);
+            warnings.push(BuildWarning(YamlError::at(
+                node,
+                "rai.image",
+                "is not used: commands.build_image builds the image the commands run in (as the original did)",
+            )));
+        }
+        warnings.sort_by_key(|w| w.0.mark.map(|m| (m.line, m.col)));
+        let warnings: Vec<BuildWarning> = warnings
+            .into_iter()
+            .map(|w| BuildWarning(w.0.in_source(file)))
+            .collect();
+        spec.warnings = warnings.iter().map(ToString::to_string).collect();
+        Ok((spec, warnings))
     }
 
     /// Reads a build file from disk.
@@ -209,31 +289,39 @@ impl BuildSpec {
         Self::parse_bytes(&bytes, &name)
     }
 
+    /// Reads a build file from disk, with its warnings.
+    pub fn load_with_warnings(
+        path: &std::path::Path,
+    ) -> Result<(BuildSpec, Vec<BuildWarning>), BuildSpecError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| {
+            BuildSpecError(YamlError {
+                source_name: name.clone(),
+                mark: None,
+                path: String::new(),
+                message: format!("cannot read the build file: {e}"),
+            })
+        })?;
+        Self::read(&bytes, &name)
+    }
+
     // Long (about 100 lines) on purpose: one block per rule of the build file, in the order docs/build-file.md
     // lists them, each pointing at its own node.
     /// The checks a type cannot express, each naming the key concerned. The worker runs them again on the spec
     /// a signed job carries: a request made by hand (JSON, not YAML) must not skip them.
     fn rule_broken(&self) -> Result<(), Violation> {
-        if !SUPPORTED_VERSIONS.contains(&self.rai.version.as_str()) {
-            return Err(Violation::new(
-                &["rai", "version"],
-                "rai.version",
-                format!(
-                    "unsupported version \"{}\"; this rai reads versions {}",
-                    self.rai.version,
-                    SUPPORTED_VERSIONS.join(", ")
-                ),
-            ));
-        }
         let image = self.rai.image.trim();
-        if image.is_empty() {
+        if let Some(build) = &self.commands.build_image {
+            build_image_broken(build)?;
+        } else if image.is_empty() {
             return Err(Violation::new(
-                &["rai", "image"],
+                &["rai"],
                 "rai.image",
-                "the image is empty; name a Docker image such as nvidia/cuda:12.4.1-devel-ubuntu22.04",
+                "no image: name a Docker image such as nvidia/cuda:12.4.1-devel-ubuntu22.04, or build one from \
+                 a Dockerfile in the project with commands.build_image",
             ));
         }
-        if image.starts_with('-') || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if !image.is_empty() && (image.starts_with('-') || image.chars().any(|c| c.is_whitespace() || c.is_control())) {
             return Err(Violation::new(
                 &["rai", "image"],
                 "rai.image",
@@ -270,17 +358,6 @@ impl BuildSpec {
             });
         }
         let limits = self.resources.limits.clone().unwrap_or_default();
-        if let (Some(a), Some(b)) = (self.resources.network, limits.network)
-            && a != b
-        {
-            return Err(Violation::new(
-                &["resources", "limits", "network"],
-                "resources.limits.network",
-                format!(
-                    "contradicts resources.network ({a} vs {b}); keep one of the two spellings"
-                ),
-            ));
-        }
         if let Some(t) = limits.time
             && t.0.is_zero()
         {
@@ -340,7 +417,6 @@ impl BuildSpec {
             .limits
             .as_ref()
             .and_then(|l| l.network)
-            .or(self.resources.network)
             .unwrap_or(false)
     }
 
@@ -353,6 +429,75 @@ impl BuildSpec {
     pub fn limits(&self) -> LimitsRequest {
         self.resources.limits.clone().unwrap_or_default()
     }
+}
+
+/// `commands.build_image`'s rules: a name Docker can tag that is not the service's own, a Dockerfile inside the
+/// project.
+fn build_image_broken(build: &BuildImage) -> Result<(), Violation> {
+    if let Some(name) = &build.image_name {
+        let ok_chars = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.:/".contains(c))
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        if !ok_chars {
+            return Err(Violation::new(
+                &["commands", "build_image", "image_name"],
+                "commands.build_image.image_name",
+                format!(
+                    "\"{name}\" is not an image name Docker can tag (lower-case letters, digits, - _ . : /)"
+                ),
+            ));
+        }
+        if name.starts_with("rai") {
+            return Err(Violation::new(
+                &["commands", "build_image", "image_name"],
+                "commands.build_image.image_name",
+                format!(
+                    "\"{name}\" starts with \"rai\"; those names belong to the service (the original refused them \
+                     too); choose another name"
+                ),
+            ));
+        }
+    }
+    let dockerfile = build.dockerfile();
+    let path = std::path::Path::new(dockerfile);
+    if dockerfile.is_empty()
+        || path.is_absolute()
+        || path
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+    {
+        return Err(Violation::new(
+            &["commands", "build_image", "dockerfile"],
+            "commands.build_image.dockerfile",
+            format!(
+                "\"{dockerfile}\" is not a path inside the project; write it relative to the project folder, \
+                 such as Dockerfile or docker/Dockerfile"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A "missing key" error made more useful when the missing key was misspelt: the warning that dropped the
+/// misspelling is named.
+fn with_misspelling_hint(mut e: YamlError, warnings: &[BuildWarning]) -> YamlError {
+    let missing = e
+        .message
+        .strip_prefix("missing key \"")
+        .and_then(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .or_else(|| e.message.starts_with("no image").then(|| "image".to_string()));
+    if let Some(missing) = missing {
+        let guess = format!("(did you mean \"{missing}\"?)");
+        if let Some(w) = warnings.iter().find(|w| w.0.message.contains(&guess)) {
+            let at = w.0.mark.map(|m| format!(" at line {}", m.line)).unwrap_or_default();
+            let key = w.0.path.rsplit('.').next().unwrap_or(&w.0.path);
+            e.message = format!("{}; \"{key}\"{at} looks like a misspelling of it", e.message);
+        }
+    }
+    e
 }
 
 /// A commented build file for `rai init`.
@@ -396,8 +541,17 @@ mod tests {
     #[test]
     fn the_2017_shape_reads() {
         let text = "rai:\n  version: 0.2\n  image: webgpu/rai:root\nresources:\n  cpu:\n    architecture: amd64\n  gpu:\n    architecture: pascal\n    count: 1\n  network: false\ncommands:\n  build:\n    - echo \"Building project\"\n    - cmake /src\n    - make\n";
-        let spec = BuildSpec::parse(text, BUILD_FILE_NAME).unwrap();
-        assert_eq!(spec.resources.network, Some(false));
+        let (spec, warnings) = BuildSpec::read(text.as_bytes(), BUILD_FILE_NAME).unwrap();
+        assert!(!spec.wants_network());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0]
+                .to_string()
+                .starts_with("rai_build.yml:10:3: resources.network: has no effect here"),
+            "{}",
+            warnings[0]
+        );
+        assert_eq!(spec.warnings, vec![warnings[0].to_string()]);
         assert_eq!(
             spec.resources.gpu.as_ref().unwrap().architecture.as_deref(),
             Some("pascal")
