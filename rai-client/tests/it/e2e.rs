@@ -503,10 +503,12 @@ async fn an_invalid_build_file_is_reported_before_anything_is_uploaded() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains(
-            "rai_build.yml:4:3: commands: unknown key \"biuld\" (did you mean \"build\"?)"
-        )
+        err.contains(
+            "rai_build.yml:4:3: commands: missing key \"build\"; \"biuld\" at line 4 looks like a misspelling of it"
+        ),
+        "{err}"
     );
 }
 
@@ -583,4 +585,49 @@ impl Followed {
         }
         e
     }
+}
+
+/// The 2017-2018 client picked `rai_<cpu.architecture>` when no queue was named; rai does too, says so, and
+/// says what to do when the course has no such queue. `-q` on any side of the command names the course's queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_is_inferred_from_the_architecture_as_in_2017() {
+    let s = Stack::start(Kind::Local, Options::default()).await;
+    let p = project(&["echo ran on the named queue"], &[]);
+    let build = std::fs::read_to_string(p.path().join("rai_build.yml"))
+        .unwrap()
+        .replace("resources:\n", "resources:\n  cpu:\n    architecture: amd64\n");
+    std::fs::write(p.path().join("rai_build.yml"), build).unwrap();
+    let stderr = refused_before_running(&s, 0, p.path()).await;
+    assert!(
+        stderr.contains("✱ Using the queue rai_amd64, from resources.cpu.architecture")
+            && stderr.contains("there is no queue \"rai_amd64\" here")
+            && stderr.contains("the queue rai_amd64 was inferred from resources.cpu.architecture"),
+        "{stderr}"
+    );
+    let out = s
+        .rai(0, &["-p", p.path().to_str().unwrap(), "-q", &s.queue])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "ran on the named queue\n");
+}
+
+/// `commands.build_image` where the course's policy does not allow it: refused by the gateway before anything is
+/// queued, naming the policy and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_image_is_refused_before_it_is_queued_where_not_allowed() {
+    let s = Stack::start(Kind::Local, Options::default()).await;
+    let p = project(&["echo never"], &[("Dockerfile", "FROM rai-test/busybox:latest\n")]);
+    std::fs::write(
+        p.path().join("rai_build.yml"),
+        "rai:\n  version: 0.2\ncommands:\n  build_image:\n    image_name: course/lab\n  build:\n    - echo never\n",
+    )
+    .unwrap();
+    let stderr = refused_before_running(&s, 0, p.path()).await;
+    assert!(
+        stderr.contains("✱ Job rejected")
+            && stderr.contains("raid.build_images.allowed")
+            && stderr.contains("name a ready image in rai.image"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("posted to the queue"), "{stderr}");
 }

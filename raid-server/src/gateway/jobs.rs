@@ -159,6 +159,11 @@ pub async fn submit(
 /// when one does, or when the heartbeats cannot be read (the job is queued either way).
 async fn unserved_note(gateway: &Gateway, queue: &str) -> Option<String> {
     let workers = gateway.bus.workers().await.ok()?;
+    note_for(&workers, queue)
+}
+
+/// [`unserved_note`] over the live workers' heartbeats.
+fn note_for(workers: &[rai_common::state::WorkerInfo], queue: &str) -> Option<String> {
     if workers.iter().any(|w| w.queues.iter().any(|q| q == queue)) {
         return None;
     }
@@ -274,4 +279,34 @@ pub async fn ready(State(gateway): State<Arc<Gateway>>) -> Result<&'static str, 
         .await
         .map_err(|e| ApiError::unavailable("reach Redis", e))?;
     Ok("ready\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rai_common::state::WorkerInfo;
+
+    fn worker(queues: &[&str]) -> WorkerInfo {
+        WorkerInfo {
+            name: "gpu1".into(),
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+            slots: 1,
+            running: vec![],
+            gpus: 1,
+            version: "0".into(),
+            started_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_queue_no_worker_serves_gets_a_note() {
+        assert_eq!(note_for(&[worker(&["rai", "rai_amd64"])], "rai_amd64"), None);
+        let note = note_for(&[worker(&["rai"]), worker(&["rai", "exclusive"])], "rai_amd64").unwrap();
+        assert!(
+            note.starts_with("No worker serves the queue rai_amd64 right now")
+                && note.contains("queues served now: exclusive, rai"),
+            "{note}"
+        );
+        assert!(note_for(&[], "rai").unwrap().contains("no worker is running"));
+    }
 }

@@ -314,17 +314,13 @@ impl JobLife {
         fetch::make_build_dir(&build)?;
         let image = match &request.build.commands.build_image {
             Some(wanted) => {
-                crate::sandbox::built_image::build_job_image(
-                    &ctx.docker,
-                    &ctx.config.raid.build_images,
-                    &ctx.config.raid.images,
-                    wanted,
-                    &src,
-                    &self.dir,
-                    limits.memory,
-                    pump,
-                )
-                .await?
+                let builder = crate::sandbox::built_image::ImageBuilder {
+                    docker: &ctx.docker,
+                    policy: &ctx.config.raid.build_images,
+                    allowed_images: &ctx.config.raid.images,
+                    memory: limits.memory,
+                };
+                builder.build(wanted, &src, &self.dir, pump).await?
             }
             None => {
                 ensure_image(&ctx.docker, &request.build.rai.image, pump).await?;

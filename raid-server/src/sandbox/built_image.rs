@@ -159,18 +159,41 @@ pub fn pack_context(dir: &Path, out: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hashing.hash.finalize()))
 }
 
-/// Builds (or reuses) the image a job's `commands.build_image` describes, from the project unpacked at `src`;
-/// returns its tag.
-pub async fn build_job_image(
-    docker: &Docker,
-    policy: &BuildImagesConfig,
-    allowed_images: &[String],
+/// What a build may use: the worker's engine, its build policy and image allow-list, and the job's memory.
+pub struct ImageBuilder<'a> {
+    pub docker: &'a Docker,
+    pub policy: &'a BuildImagesConfig,
+    pub allowed_images: &'a [String],
+    pub memory: u64,
+}
+
+impl ImageBuilder<'_> {
+    /// Builds (or reuses) the image a job's `commands.build_image` describes, from the project unpacked at `src`
+    /// (the context is packed into `scratch`); returns its tag.
+    pub async fn build(
+        &self,
+        build: &BuildImage,
+        src: &Path,
+        scratch: &Path,
+        pump: &mut OutputPump,
+    ) -> Result<String, JobError> {
+        build_job_image(self, build, src, scratch, pump).await
+    }
+}
+
+async fn build_job_image(
+    builder: &ImageBuilder<'_>,
     build: &BuildImage,
     src: &Path,
     scratch: &Path,
-    memory: u64,
     pump: &mut OutputPump,
 ) -> Result<String, JobError> {
+    let ImageBuilder {
+        docker,
+        policy,
+        allowed_images,
+        memory,
+    } = *builder;
     let fail = |e: ImageBuildError| JobError::ImageBuild(e);
     let dockerfile_path = src.join(build.dockerfile());
     let dockerfile = match std::fs::symlink_metadata(&dockerfile_path) {
