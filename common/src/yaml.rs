@@ -573,7 +573,11 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Option<Node>, YamlError> {
 }
 
 /// Parses one YAML document, doing with repeated keys what `duplicates` says.
-pub fn parse_with(text: &str, limits: &Limits, duplicates: Duplicates) -> Result<Parsed, YamlError> {
+pub fn parse_with(
+    text: &str,
+    limits: &Limits,
+    duplicates: Duplicates,
+) -> Result<Parsed, YamlError> {
     if text.len() > limits.max_bytes {
         // Callers read at most one byte past the limit, so the length is not the file's size.
         return Err(YamlError::new(format!(

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rai_common::build_spec::BuildWarning;
 use rai_common::account::{Profile, SigningKey};
+use rai_common::build_spec::BuildWarning;
 use rai_common::config::ConfigSources;
 use rai_common::{BuildSpec, Config, paths};
 use rai_crypto::AppSecret;

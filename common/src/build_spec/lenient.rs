@@ -67,10 +67,7 @@ const fn no_effect(name: &'static str, why: &'static str) -> Key {
 /// Every key the original RAI knew (its Go `BuildSpecification`, the 2016 `version: 0.1` format) and the ones
 /// rai added, in the order docs/build-file.md lists them.
 const SCHEMA: &[Key] = &[
-    section(
-        "rai",
-        &[used("version"), used("image"), used("queue")],
-    ),
+    section("rai", &[used("version"), used("image"), used("queue")]),
     section(
         "resources",
         &[
@@ -317,7 +314,9 @@ mod tests {
         );
         assert!(w[1].starts_with("line 5:3: resources.cache: has no effect here"));
         assert!(w[2].starts_with("line 7:5: resources.gpu.memory: has no effect here"));
-        assert!(w[3].starts_with("line 8:1: extra: unknown key \"extra\", ignored (a build file has"));
+        assert!(
+            w[3].starts_with("line 8:1: extra: unknown key \"extra\", ignored (a build file has")
+        );
     }
 
     #[test]
@@ -325,13 +324,15 @@ mod tests {
         let (root, w) = cleaned("resources:\n  gpus: 2\n");
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(
-            root.at_path(&["resources", "gpu", "count"]).and_then(Node::scalar_text),
+            root.at_path(&["resources", "gpu", "count"])
+                .and_then(Node::scalar_text),
             Some("2")
         );
         let (root, w) = cleaned("resources:\n  gpus: 2\n  gpu: {count: 1}\n");
         assert_eq!(w.len(), 1);
         assert_eq!(
-            root.at_path(&["resources", "gpu", "count"]).and_then(Node::scalar_text),
+            root.at_path(&["resources", "gpu", "count"])
+                .and_then(Node::scalar_text),
             Some("1")
         );
     }

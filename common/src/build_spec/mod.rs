@@ -226,7 +226,10 @@ impl BuildSpec {
     }
 
     /// Reads and checks a build file's bytes, returning the spec and what its reading warned about, in file order.
-    pub fn read(bytes: &[u8], file: &str) -> Result<(BuildSpec, Vec<BuildWarning>), BuildSpecError> {
+    pub fn read(
+        bytes: &[u8],
+        file: &str,
+    ) -> Result<(BuildSpec, Vec<BuildWarning>), BuildSpecError> {
         let fail = |e: YamlError| BuildSpecError(e.in_source(file));
         let parsed = yaml::parse_bytes_with(bytes, &BUILD_FILE_LIMITS, Duplicates::LaterWins)
             .map_err(fail)?;
@@ -321,7 +324,10 @@ impl BuildSpec {
                  a Dockerfile in the project with commands.build_image",
             ));
         }
-        if !image.is_empty() && (image.starts_with('-') || image.chars().any(|c| c.is_whitespace() || c.is_control())) {
+        if !image.is_empty()
+            && (image.starts_with('-')
+                || image.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
             return Err(Violation::new(
                 &["rai", "image"],
                 "rai.image",
@@ -439,7 +445,10 @@ fn build_image_broken(build: &BuildImage) -> Result<(), Violation> {
             && name
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.:/".contains(c))
-            && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric());
         if !ok_chars {
             return Err(Violation::new(
                 &["commands", "build_image", "image_name"],
@@ -464,9 +473,12 @@ fn build_image_broken(build: &BuildImage) -> Result<(), Violation> {
     let path = std::path::Path::new(dockerfile);
     if dockerfile.is_empty()
         || path.is_absolute()
-        || path
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+        || path.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
     {
         return Err(Violation::new(
             &["commands", "build_image", "dockerfile"],
@@ -488,13 +500,23 @@ fn with_misspelling_hint(mut e: YamlError, warnings: &[BuildWarning]) -> YamlErr
         .strip_prefix("missing key \"")
         .and_then(|rest| rest.split('"').next())
         .map(str::to_string)
-        .or_else(|| e.message.starts_with("no image").then(|| "image".to_string()));
+        .or_else(|| {
+            e.message
+                .starts_with("no image")
+                .then(|| "image".to_string())
+        });
     if let Some(missing) = missing {
         let guess = format!("(did you mean \"{missing}\"?)");
         if let Some(w) = warnings.iter().find(|w| w.0.message.contains(&guess)) {
-            let at = w.0.mark.map(|m| format!(" at line {}", m.line)).unwrap_or_default();
+            let at =
+                w.0.mark
+                    .map(|m| format!(" at line {}", m.line))
+                    .unwrap_or_default();
             let key = w.0.path.rsplit('.').next().unwrap_or(&w.0.path);
-            e.message = format!("{}; \"{key}\"{at} looks like a misspelling of it", e.message);
+            e.message = format!(
+                "{}; \"{key}\"{at} looks like a misspelling of it",
+                e.message
+            );
         }
     }
     e

@@ -285,7 +285,11 @@ fn listing(dir: &Path) -> Vec<String> {
 
 /// What a directory tree takes on disk, in MiB (`du`); 0 when it is gone.
 fn used_mib(path: &Path) -> f64 {
-    let Ok(out) = std::process::Command::new("du").arg("-sk").arg(path).output() else {
+    let Ok(out) = std::process::Command::new("du")
+        .arg("-sk")
+        .arg(path)
+        .output()
+    else {
         return 0.0;
     };
     String::from_utf8_lossy(&out.stdout)

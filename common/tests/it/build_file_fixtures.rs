@@ -167,22 +167,27 @@ fn huge_and_binary_files_are_refused() {
     );
 }
 
-
 /// What the original RAI ignored or read loosely: each file is read, and each surprise is a warning at its key.
 #[test]
 fn what_the_original_ignored_is_a_warning_at_its_key() {
     let cases: &[(&str, &[&str])] = &[
         (
             "01-future-version.yml",
-            &["rai_build.yml:2:12: rai.version: \"9.9\" is not a version the original rai wrote (0.x or 0.x.y)"],
+            &[
+                "rai_build.yml:2:12: rai.version: \"9.9\" is not a version the original rai wrote (0.x or 0.x.y)",
+            ],
         ),
         (
             "02-repeated-key.yml",
-            &["rai_build.yml:4:3: rai.image: key \"image\" appears twice in the same mapping (first at line 3); the later value is used"],
+            &[
+                "rai_build.yml:4:3: rai.image: key \"image\" appears twice in the same mapping (first at line 3); the later value is used",
+            ],
         ),
         (
             "03-old-network-key.yml",
-            &["rai_build.yml:5:3: resources.network: has no effect here and is ignored: the original rai ignored resources.network too: the network is off unless resources.limits.network is true"],
+            &[
+                "rai_build.yml:5:3: resources.network: has no effect here and is ignored: the original rai ignored resources.network too: the network is off unless resources.limits.network is true",
+            ],
         ),
         (
             "04-empty-command.yml",
@@ -190,7 +195,9 @@ fn what_the_original_ignored_is_a_warning_at_its_key() {
         ),
         (
             "05-misspelt-limit.yml",
-            &["rai_build.yml:6:5: resources.limits.memroy: unknown key \"memroy\", ignored (did you mean \"memory\"?)"],
+            &[
+                "rai_build.yml:6:5: resources.limits.memroy: unknown key \"memroy\", ignored (did you mean \"memory\"?)",
+            ],
         ),
         (
             "06-original-keys-with-no-effect.yml",
@@ -210,21 +217,32 @@ fn what_the_original_ignored_is_a_warning_at_its_key() {
         ),
     ];
     for (name, expected) in cases {
-        let path = format!("{}/tests/fixtures/warned/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/fixtures/warned/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let bytes = std::fs::read(&path).unwrap();
         let (spec, warnings) = BuildSpec::read(&bytes, "rai_build.yml")
             .unwrap_or_else(|e| panic!("{name} should be read with warnings, got {e}"));
         let got: Vec<String> = warnings.iter().map(ToString::to_string).collect();
         assert_eq!(got.len(), expected.len(), "{name}: {got:#?}");
         for (g, e) in got.iter().zip(expected.iter()) {
-            assert!(g.starts_with(e), "{name}:\n  expected: {e}\n  got:      {g}");
+            assert!(
+                g.starts_with(e),
+                "{name}:\n  expected: {e}\n  got:      {g}"
+            );
         }
         assert_eq!(spec.warnings, got, "{name}: the spec carries its warnings");
     }
     // What the warnings describe is what rai does.
     let read = |name: &str| {
-        let path = format!("{}/tests/fixtures/warned/{name}", env!("CARGO_MANIFEST_DIR"));
-        BuildSpec::read(&std::fs::read(path).unwrap(), "rai_build.yml").unwrap().0
+        let path = format!(
+            "{}/tests/fixtures/warned/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        BuildSpec::read(&std::fs::read(path).unwrap(), "rai_build.yml")
+            .unwrap()
+            .0
     };
     assert_eq!(read("02-repeated-key.yml").rai.image, "ubuntu");
     let old_network = read("03-old-network-key.yml");

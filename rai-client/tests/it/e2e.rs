@@ -595,7 +595,10 @@ async fn the_queue_is_inferred_from_the_architecture_as_in_2017() {
     let p = project(&["echo ran on the named queue"], &[]);
     let build = std::fs::read_to_string(p.path().join("rai_build.yml"))
         .unwrap()
-        .replace("resources:\n", "resources:\n  cpu:\n    architecture: amd64\n");
+        .replace(
+            "resources:\n",
+            "resources:\n  cpu:\n    architecture: amd64\n",
+        );
     std::fs::write(p.path().join("rai_build.yml"), build).unwrap();
     let stderr = refused_before_running(&s, 0, p.path()).await;
     assert!(
@@ -616,7 +619,10 @@ async fn the_queue_is_inferred_from_the_architecture_as_in_2017() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn build_image_is_refused_before_it_is_queued_where_not_allowed() {
     let s = Stack::start(Kind::Local, Options::default()).await;
-    let p = project(&["echo never"], &[("Dockerfile", "FROM rai-test/busybox:latest\n")]);
+    let p = project(
+        &["echo never"],
+        &[("Dockerfile", "FROM rai-test/busybox:latest\n")],
+    );
     std::fs::write(
         p.path().join("rai_build.yml"),
         "rai:\n  version: 0.2\ncommands:\n  build_image:\n    image_name: course/lab\n  build:\n    - echo never\n",

@@ -53,15 +53,33 @@ fn init_then_validate_then_break_it() {
         "rai:\n  version: 0.2.20\n  image: x\nresources:\n  cache: false\n  cpu:\n    architecture: amd64\ncommands:\n  build: [make]\n",
     )
     .unwrap();
-    let o = rai(dir.path(), dir.path(), &["-p", dir.path().to_str().unwrap(), "validate"]);
-    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let o = rai(
+        dir.path(),
+        dir.path(),
+        &["-p", dir.path().to_str().unwrap(), "validate"],
+    );
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
     assert!(o.status.success(), "{err}");
-    assert!(out.contains("is valid, with 1 warning") && out.contains("queue:    rai_amd64 (from resources.cpu.architecture)"), "{out}");
-    assert!(err.contains("warning: ") && err.contains("rai_build.yml:5:3: resources.cache: has no effect here"), "{err}");
+    assert!(
+        out.contains("is valid, with 1 warning")
+            && out.contains("queue:    rai_amd64 (from resources.cpu.architecture)"),
+        "{out}"
+    );
+    assert!(
+        err.contains("warning: ")
+            && err.contains("rai_build.yml:5:3: resources.cache: has no effect here"),
+        "{err}"
+    );
     let o = rai(dir.path(), dir.path(), &["validate", "--strict"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("error: ") && err.contains("is not valid with --strict: 1 warning"), "{err}");
+    assert!(
+        err.contains("error: ") && err.contains("is not valid with --strict: 1 warning"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -76,7 +94,11 @@ fn the_2017_global_flags_are_accepted_anywhere() {
         &["version", "-d"],
     ] {
         let o = rai(dir.path(), dir.path(), args);
-        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     // `-c false` is not the 2017 form either: the value must be attached.
     let o = rai(dir.path(), dir.path(), &["-c", "false", "version"]);

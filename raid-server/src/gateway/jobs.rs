@@ -300,13 +300,24 @@ mod tests {
 
     #[test]
     fn a_queue_no_worker_serves_gets_a_note() {
-        assert_eq!(note_for(&[worker(&["rai", "rai_amd64"])], "rai_amd64"), None);
-        let note = note_for(&[worker(&["rai"]), worker(&["rai", "exclusive"])], "rai_amd64").unwrap();
+        assert_eq!(
+            note_for(&[worker(&["rai", "rai_amd64"])], "rai_amd64"),
+            None
+        );
+        let note = note_for(
+            &[worker(&["rai"]), worker(&["rai", "exclusive"])],
+            "rai_amd64",
+        )
+        .unwrap();
         assert!(
             note.starts_with("No worker serves the queue rai_amd64 right now")
                 && note.contains("queues served now: exclusive, rai"),
             "{note}"
         );
-        assert!(note_for(&[], "rai").unwrap().contains("no worker is running"));
+        assert!(
+            note_for(&[], "rai")
+                .unwrap()
+                .contains("no worker is running")
+        );
     }
 }

@@ -26,8 +26,8 @@ use sha2::{Digest, Sha256};
 
 use crate::errors::JobError;
 use crate::output::OutputPump;
-use crate::sandbox::Stream;
 use crate::policy::image_allowed;
+use crate::sandbox::Stream;
 use crate::sandbox::ensure_image;
 
 /// The label every built image carries, so pruning finds only what builds made.
@@ -39,11 +39,15 @@ const BUILT_REPOSITORY: &str = "rai-built/context";
 /// Why an image could not be built, in words for the student.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageBuildError {
-    #[error("commands.build_image: the Dockerfile \"{0}\" is not in your project; add it, or name it with commands.build_image.dockerfile")]
+    #[error(
+        "commands.build_image: the Dockerfile \"{0}\" is not in your project; add it, or name it with commands.build_image.dockerfile"
+    )]
     NoDockerfile(String),
     #[error("commands.build_image: {0}")]
     Dockerfile(String),
-    #[error("commands.build_image: the base image \"{image}\" is not allowed on this worker (allowed: {allowed})")]
+    #[error(
+        "commands.build_image: the base image \"{image}\" is not allowed on this worker (allowed: {allowed})"
+    )]
     BaseNotAllowed { image: String, allowed: String },
     #[error("the image build failed: {0}")]
     Failed(String),
@@ -68,10 +72,7 @@ pub fn base_images(dockerfile: &str) -> Result<Vec<String>, String> {
     for (n, line) in joined.lines().enumerate() {
         let line = line.trim();
         let mut words = line.split_whitespace();
-        if !words
-            .next()
-            .is_some_and(|w| w.eq_ignore_ascii_case("FROM"))
-        {
+        if !words.next().is_some_and(|w| w.eq_ignore_ascii_case("FROM")) {
             continue;
         }
         froms += 1;
@@ -199,7 +200,11 @@ async fn build_job_image(
     let dockerfile = match std::fs::symlink_metadata(&dockerfile_path) {
         Ok(m) if m.is_file() => std::fs::read_to_string(&dockerfile_path)
             .map_err(|e| fail(ImageBuildError::Dockerfile(format!("cannot read it: {e}"))))?,
-        _ => return Err(fail(ImageBuildError::NoDockerfile(build.dockerfile().into()))),
+        _ => {
+            return Err(fail(ImageBuildError::NoDockerfile(
+                build.dockerfile().into(),
+            )));
+        }
     };
     let bases = base_images(&dockerfile).map_err(|e| fail(ImageBuildError::Dockerfile(e)))?;
     for base in &bases {
@@ -237,7 +242,11 @@ async fn build_job_image(
         "Building {shown} from {} (at most {}, {})",
         build.dockerfile(),
         rai_common::units::Span(policy.time.as_duration()),
-        if policy.network { "network allowed" } else { "no network" }
+        if policy.network {
+            "network allowed"
+        } else {
+            "no network"
+        }
     ))
     .await?;
     let labels = HashMap::from([
@@ -320,7 +329,9 @@ async fn remove_image(docker: &Docker, tag: &str) {
 /// Removes built images older than `keep`, then the oldest until the rest fit in `max_total`; `current` stays.
 pub async fn prune(docker: &Docker, policy: &BuildImagesConfig, current: &str) {
     let filters = HashMap::from([("label".to_string(), vec![BUILT_LABEL.to_string()])]);
-    let options = ListImagesOptionsBuilder::default().filters(&filters).build();
+    let options = ListImagesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
     let Ok(mut images) = docker.list_images(Some(options)).await else {
         return;
     };
@@ -353,7 +364,11 @@ mod tests {
             base_images(df).unwrap(),
             vec!["nvidia/cuda:12".to_string(), "course/run:1".to_string()]
         );
-        assert!(base_images("ARG B\nFROM $B\n").unwrap_err().contains("build argument"));
+        assert!(
+            base_images("ARG B\nFROM $B\n")
+                .unwrap_err()
+                .contains("build argument")
+        );
         assert!(base_images("RUN true\n").unwrap_err().contains("no FROM"));
         assert!(base_images("FROM scratch\n").unwrap().is_empty());
     }
@@ -369,14 +384,21 @@ mod tests {
         // Times change, content does not: the same hash.
         std::thread::sleep(Duration::from_millis(20));
         std::fs::write(a.path().join("src/main.cu"), "int main(){}\n").unwrap();
-        assert_eq!(first, pack_context(a.path(), &out.path().join("2.tar")).unwrap());
+        assert_eq!(
+            first,
+            pack_context(a.path(), &out.path().join("2.tar")).unwrap()
+        );
         std::fs::write(a.path().join("src/main.cu"), "int main(){return 1;}\n").unwrap();
-        assert_ne!(first, pack_context(a.path(), &out.path().join("3.tar")).unwrap());
-        let names: Vec<String> = tar::Archive::new(std::fs::File::open(out.path().join("1.tar")).unwrap())
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
+        assert_ne!(
+            first,
+            pack_context(a.path(), &out.path().join("3.tar")).unwrap()
+        );
+        let names: Vec<String> =
+            tar::Archive::new(std::fs::File::open(out.path().join("1.tar")).unwrap())
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect();
         assert_eq!(names, ["Dockerfile", "src", "src/main.cu"]);
     }
 }

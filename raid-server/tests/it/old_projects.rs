@@ -40,7 +40,10 @@ fn bash_image() -> String {
 async fn course_build_files_run_as_written() {
     let image = bash_image();
     let h = Harness::start(|c| c.raid.concurrency = Some(2)).await;
-    let fixtures = format!("{}/../common/tests/fixtures/courses", env!("CARGO_MANIFEST_DIR"));
+    let fixtures = format!(
+        "{}/../common/tests/fixtures/courses",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let mut names: Vec<String> = std::fs::read_dir(&fixtures)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -69,7 +72,11 @@ async fn course_build_files_run_as_written() {
     let mut failures = Vec::new();
     for (name, job) in jobs {
         let expect: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(format!("{fixtures}/{}", name.replace(".yml", ".expect.json"))).unwrap(),
+            &std::fs::read(format!(
+                "{fixtures}/{}",
+                name.replace(".yml", ".expect.json")
+            ))
+            .unwrap(),
         )
         .unwrap();
         let events = h.events(job, LIMIT).await;
@@ -86,7 +93,10 @@ async fn course_build_files_run_as_written() {
         let commands: Vec<String> = serde_json::from_value(expect["commands"].clone()).unwrap();
         let system = text(&events, "system");
         for command in &commands {
-            assert!(system.contains(&format!("✱ Running {command}")), "{name}: {system}");
+            assert!(
+                system.contains(&format!("✱ Running {command}")),
+                "{name}: {system}"
+            );
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
@@ -104,7 +114,11 @@ fn dockerfile_project(marker: &str) -> tempfile::TempDir {
         ),
     )
     .unwrap();
-    std::fs::write(project.path().join("tool.sh"), "#!/bin/sh\necho tool says $1\n").unwrap();
+    std::fs::write(
+        project.path().join("tool.sh"),
+        "#!/bin/sh\necho tool says $1\n",
+    )
+    .unwrap();
     std::fs::write(
         project.path().join("rai_build.yml"),
         "rai:\n  version: 0.2\ncommands:\n  build_image:\n    image_name: course/lab1\n    dockerfile: Dockerfile\n  build:\n    - tool hello\n    - cat /etc/marker\n",
@@ -124,26 +138,44 @@ async fn build_image_builds_from_the_dockerfile_then_reuses_it() {
     let events = h.events(first, LIMIT).await;
     let (stdout, system) = (text(&events, "stdout"), text(&events, "system"));
     assert_eq!(end(&events).0, "succeeded", "{system}\n{stdout}");
-    assert!(system.contains("✱ Building course/lab1 from Dockerfile"), "{system}");
-    assert!(stdout.starts_with("Step 1/5 : FROM"), "the build's output is the job's: {stdout}");
-    assert!(stdout.ends_with(&format!("tool says hello\n{marker}\n")), "{stdout}");
+    assert!(
+        system.contains("✱ Building course/lab1 from Dockerfile"),
+        "{system}"
+    );
+    assert!(
+        stdout.starts_with("Step 1/5 : FROM"),
+        "the build's output is the job's: {stdout}"
+    );
+    assert!(
+        stdout.ends_with(&format!("tool says hello\n{marker}\n")),
+        "{stdout}"
+    );
 
     // The same files again: the image built a moment ago is used, not built again.
     let second = h.submit_dir(project.path(), |_| {}).await;
     let events = h.events(second, LIMIT).await;
     let (stdout, system) = (text(&events, "stdout"), text(&events, "system"));
     assert_eq!(end(&events).0, "succeeded", "{system}");
-    assert!(system.contains("built earlier on this worker from the same files"), "{system}");
+    assert!(
+        system.contains("built earlier on this worker from the same files"),
+        "{system}"
+    );
     assert_eq!(stdout, format!("tool says hello\n{marker}\n"));
 
     // A base image off the allow-list is refused before anything is built.
-    std::fs::write(project.path().join("Dockerfile"), "FROM evil/miner:latest\nRUN true\n").unwrap();
+    std::fs::write(
+        project.path().join("Dockerfile"),
+        "FROM evil/miner:latest\nRUN true\n",
+    )
+    .unwrap();
     let refused = h.submit_dir(project.path(), |_| {}).await;
     let events = h.events(refused, LIMIT).await;
     let (status, _, reason) = end(&events);
     assert_eq!(status, "rejected");
     assert!(
-        reason.unwrap_or_default().contains("the base image \"evil/miner:latest\" is not allowed"),
+        reason
+            .unwrap_or_default()
+            .contains("the base image \"evil/miner:latest\" is not allowed"),
         "{events:?}"
     );
 
@@ -157,7 +189,12 @@ async fn build_image_builds_from_the_dockerfile_then_reuses_it() {
     let events = h.events(failed, LIMIT).await;
     let (status, _, reason) = end(&events);
     assert_eq!(status, "failed", "{events:?}");
-    assert!(reason.unwrap_or_default().starts_with("the image build failed"), "{events:?}");
+    assert!(
+        reason
+            .unwrap_or_default()
+            .starts_with("the image build failed"),
+        "{events:?}"
+    );
     h.drain_and_stop().await;
 }
 
