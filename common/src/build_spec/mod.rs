@@ -183,8 +183,8 @@ pub struct Commands {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildImage {
-    /// The name the image is tagged with on the worker (default: one made from the build context's hash). Names
-    /// starting with `rai` are refused, as the original refused them: they are the service's own.
+    /// The name the student gives the image: shown and kept as a label (the worker tags images by their content,
+    /// never by a name a student chose). Names starting with `rai` are refused, as the original refused them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_name: Option<String>,
     /// The Dockerfile's path inside the project (default `Dockerfile`).
@@ -280,16 +280,7 @@ impl BuildSpec {
 
     /// Reads a build file from disk.
     pub fn load(path: &std::path::Path) -> Result<BuildSpec, BuildSpecError> {
-        let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| {
-            BuildSpecError(YamlError {
-                source_name: name.clone(),
-                mark: None,
-                path: String::new(),
-                message: format!("cannot read the build file: {e}"),
-            })
-        })?;
-        Self::parse_bytes(&bytes, &name)
+        Self::load_with_warnings(path).map(|(spec, _)| spec)
     }
 
     /// Reads a build file from disk, with its warnings.
@@ -424,6 +415,12 @@ impl BuildSpec {
             .as_ref()
             .and_then(|l| l.network)
             .unwrap_or(false)
+    }
+
+    /// The queue the 2017-2018 clients chose when none was named: `rai_<resources.cpu.architecture>`.
+    pub fn inferred_queue(&self) -> Option<String> {
+        let arch = self.resources.cpu.as_ref()?.architecture?;
+        Some(format!("rai_{}", arch.name()))
     }
 
     /// How many GPUs the job asks for (default: none).

@@ -193,12 +193,7 @@ async fn check(global: &GlobalArgs, args: &SubmitArgs) -> anyhow::Result<Option<
         .or_else(|| global.queue.clone())
         .or_else(|| spec.rai.queue.clone());
     // As the 2017-2018 clients did: with no queue named, resources.cpu.architecture picks `rai_<architecture>`.
-    let inferred = spec
-        .resources
-        .cpu
-        .as_ref()
-        .and_then(|c| c.architecture)
-        .map(|a| format!("rai_{}", a.name()));
+    let inferred = spec.inferred_queue();
     let queue_inferred = named.is_none() && inferred.is_some();
     let queue_name = named
         .or(inferred)

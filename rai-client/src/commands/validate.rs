@@ -72,11 +72,8 @@ pub fn run(global: &GlobalArgs, file: Option<PathBuf>, strict: bool) -> anyhow::
         }
     );
     let inferred = spec
-        .resources
-        .cpu
-        .as_ref()
-        .and_then(|c| c.architecture)
-        .map(|a| format!("rai_{} (from resources.cpu.architecture)", a.name()));
+        .inferred_queue()
+        .map(|q| format!("{q} (from resources.cpu.architecture)"));
     if let Some(q) = global.queue.as_ref().or(spec.rai.queue.as_ref()) {
         println!("  queue:    {q}");
     } else if let Some(q) = inferred {
