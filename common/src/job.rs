@@ -109,6 +109,10 @@ pub struct JobRequest {
     pub client_version: String,
     pub build: BuildSpec,
     pub input: InputObject,
+    /// The assignment this job is submitted for (`rai submit --submit NAME`); the gateway judges it against the
+    /// course file and says so in its acceptance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<String>,
 }
 
 impl JobRequest {
@@ -268,7 +272,7 @@ const ATTESTATION_DOMAIN: &[u8] = b"rai-accepted-v1\0";
 
 /// What a gateway states about a job it accepted. Only gateways hold an attestation key, so only a gateway can put
 /// work on a queue; `accepted_at` is the server's clock, the only time deadlines and records trust.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Acceptance {
     pub job: JobId,
@@ -280,6 +284,21 @@ pub struct Acceptance {
     pub payload_sha256: String,
     /// The accepting gateway's public key (base64), so workers know which key to check.
     pub gateway: String,
+    /// A graded submission: what the gateway decided about it from the course file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graded: Option<Graded>,
+}
+
+/// The gateway's judgement of a graded submission, which the worker trusts as it trusts the acceptance: the
+/// assignment, whether it came late (the gateway's clock), and the instructor's build that runs instead of the
+/// student's. The assignment's queue, when it has one, is the acceptance's queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Graded {
+    pub assignment: String,
+    pub late: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildSpec>,
 }
 
 /// The message on the queue: the student's signed job, the gateway's acceptance, and the gateway's signature over
@@ -323,6 +342,20 @@ impl AttestedJob {
         accepted_at: DateTime<Utc>,
         gateway_key: &SigningKey,
     ) -> AttestedJob {
+        Self::attest_graded(job, id, user, queue, accepted_at, None, gateway_key)
+    }
+
+    /// [`AttestedJob::attest`] of a graded submission: the gateway's judgement travels in the acceptance, and
+    /// `queue` may be the assignment's rather than the one the student named.
+    pub fn attest_graded(
+        job: SignedJob,
+        id: JobId,
+        user: &str,
+        queue: &str,
+        accepted_at: DateTime<Utc>,
+        graded: Option<Graded>,
+        gateway_key: &SigningKey,
+    ) -> AttestedJob {
         let acceptance = Acceptance {
             job: id,
             user: user.to_string(),
@@ -330,6 +363,7 @@ impl AttestedJob {
             accepted_at,
             payload_sha256: payload_sha256(&job),
             gateway: crate::account::encode_public_key(&gateway_key.verifying_key()),
+            graded,
         };
         let acceptance =
             serde_json::to_string(&acceptance).expect("an acceptance always serializes");
@@ -413,7 +447,9 @@ impl AttestedJob {
         if acceptance.payload_sha256 != payload_sha256(&env.job)
             || acceptance.job != request.id
             || acceptance.user != request.user
-            || acceptance.queue != request.queue
+            // A graded submission goes to its assignment's queue, which the gateway chose.
+            || (acceptance.queue != request.queue && acceptance.graded.is_none())
+            || acceptance.graded.as_ref().map(|g| Some(&g.assignment)) .is_some_and(|a| a != request.assignment.as_ref())
         {
             return Err(VerifyError::BadAttestation(
                 "the attestation is for another job, user or queue".into(),
@@ -448,6 +484,7 @@ mod tests {
                 size: 10,
                 sha256: "00".repeat(32),
             },
+            assignment: None,
         }
     }
 

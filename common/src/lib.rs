@@ -7,7 +7,8 @@
 //! event bus that carry these values are in `rai-backends`.
 //!
 //! # Layout
-//! - [`build_spec`]: `rai_build.yml`, read strictly, with errors at line and column.
+//! - [`build_spec`]: `rai_build.yml`, read as the original read it, with errors and warnings at line and column.
+//! - [`course`]: `course.yml`, a term's assignments and deadlines on the server's clock.
 //! - [`config`]: the layered configuration (defaults, files, environment, flags) with encrypted values.
 //! - [`account`]: the student's profile (private key) and the account registry (public keys, roles, revocation).
 //! - [`job`]: job ids, the signed job message, the gateway's attestation of it, and their verification.
@@ -27,6 +28,7 @@ pub mod api;
 pub mod archive;
 pub mod build_spec;
 pub mod config;
+pub mod course;
 pub mod errors;
 pub mod event;
 pub mod httpsig;

@@ -31,6 +31,24 @@ pub struct JobRecord {
     pub output_key: Option<String>,
     /// Whether the job's output passed the log cap and was cut.
     pub output_truncated: bool,
+    /// The assignment a graded submission was for, as the gateway judged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<String>,
+    /// A graded submission accepted after its due time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
+    /// Each command that ran, in order, timed by the worker (the job cannot forge it): rankings read these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<CommandTime>,
+}
+
+/// One command of a job as the worker saw it run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandTime {
+    /// Its exit code; `None` when it was stopped (time limit, cancel).
+    pub exit_code: Option<i64>,
+    /// Wall time from its start to its end, in seconds, on the worker's monotonic clock.
+    pub seconds: f64,
 }
 
 #[cfg(test)]

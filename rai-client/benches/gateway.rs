@@ -80,6 +80,7 @@ async fn submit(
             size: upload.2,
             sha256: upload.3.clone(),
         },
+        assignment: None,
     };
     let signed = request.sign(key);
     let started = Instant::now();

@@ -54,6 +54,7 @@ fn signed_job(profile: &Profile) -> Vec<u8> {
             size: 1,
             sha256: "00".repeat(32),
         },
+        assignment: None,
     }
     .sign(&profile.signing_key("profile").unwrap())
     .to_bytes()

@@ -133,6 +133,7 @@ pub async fn sign_upload(
             size: put.size,
             sha256: put.sha256,
         },
+        assignment: None,
     };
     tweak(&mut request);
     let wire = String::from_utf8(request.sign(key).to_bytes()).unwrap();

@@ -24,6 +24,8 @@ use crate::{exit, follow};
 #[derive(Debug, Clone, Default)]
 pub struct SubmitArgs {
     pub queue: Option<String>,
+    /// The assignment this is a graded submission for (`--submit NAME`).
+    pub assignment: Option<String>,
     pub detach: bool,
     pub json: bool,
     pub timeout: Option<Duration>,
@@ -102,6 +104,7 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
             size: uploaded.size,
             sha256: uploaded.sha256,
         },
+        assignment: args.assignment.clone(),
     };
     let accepted = match client.submit(&request.sign(&key)).await {
         Ok(accepted) => accepted,

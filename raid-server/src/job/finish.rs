@@ -83,6 +83,8 @@ pub(super) struct Finished<'a> {
     pub lease: &'a Lease,
     pub request: &'a JobRequest,
     pub accepted_at: DateTime<Utc>,
+    pub graded: Option<&'a rai_common::job::Graded>,
+    pub timings: &'a [rai_common::record::CommandTime],
     pub ending: Ending,
     pub output_key: Option<String>,
     pub output_truncated: bool,
@@ -152,6 +154,9 @@ impl Finished<'_> {
             finished_at: Utc::now(),
             output_key: self.output_key.clone(),
             output_truncated: self.output_truncated,
+            assignment: self.graded.map(|g| g.assignment.clone()),
+            late: self.graded.is_some_and(|g| g.late),
+            commands: self.timings.to_vec(),
         }
     }
 }

@@ -25,7 +25,8 @@ use rai_backends::events::state::Claim;
 use rai_backends::queue::{JobQueue, Lease};
 use rai_common::errors::VerifyError;
 use rai_common::event::{EventBody, JobStatus};
-use rai_common::job::{AttestedJob, Freshness, JobRequest, SignedJob};
+use rai_common::job::{AttestedJob, Freshness, Graded, JobRequest, SignedJob};
+use rai_common::record::CommandTime;
 use rai_common::state::JobState;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -89,11 +90,15 @@ pub async fn run(
     hand_back: CancellationToken,
 ) {
     let leased = Instant::now();
-    let Some((request, accepted_at)) = verify(&ctx, &lease).await else {
+    let Some((mut request, accepted_at, graded)) = verify(&ctx, &lease).await else {
         let _ = queue.ack(&lease).await;
         return;
     };
     let job = request.id;
+    // A graded submission runs the instructor's build, when the course names one (the gateway's acceptance says).
+    if let Some(build) = graded.as_ref().and_then(|g| g.build.clone()) {
+        request.build = build;
+    }
     match ctx
         .bus
         .claim(&job, &ctx.name, lease::claim_ttl(queue.as_ref()))
@@ -124,6 +129,8 @@ pub async fn run(
                 lease,
                 request,
                 accepted_at,
+                graded,
+                timings: Vec::new(),
             };
             life.run(hand_back).instrument(span).await;
         }
@@ -139,7 +146,10 @@ pub async fn run(
 
 /// The request in a message and when the gateway accepted it, or `None` (logged, and told to the job's channel when
 /// a trusted gateway attested the id) when it is refused.
-async fn verify(ctx: &WorkerContext, lease: &Lease) -> Option<(JobRequest, DateTime<Utc>)> {
+async fn verify(
+    ctx: &WorkerContext,
+    lease: &Lease,
+) -> Option<(JobRequest, DateTime<Utc>, Option<Graded>)> {
     let freshness = Freshness {
         max_age: ctx.config.raid.max_job_age.as_duration(),
         ..Freshness::default()
@@ -148,11 +158,15 @@ async fn verify(ctx: &WorkerContext, lease: &Lease) -> Option<(JobRequest, DateT
     let verified = {
         let registry = ctx.registry.read().await;
         match AttestedJob::verify(bytes, &registry, &ctx.gateway_keys, Utc::now(), freshness) {
-            Ok(accepted) => Ok((accepted.request, accepted.acceptance.accepted_at)),
+            Ok(accepted) => Ok((
+                accepted.request,
+                accepted.acceptance.accepted_at,
+                accepted.acceptance.graded,
+            )),
             // A message straight from a 2025 client (v1, no gateway): run only where the admin still allows it.
             Err(VerifyError::NotAttested) if ctx.config.raid.accept_unattested => {
                 SignedJob::verify(bytes, &registry, Utc::now(), freshness)
-                    .map(|r| (r.clone(), r.created_at))
+                    .map(|r| (r.clone(), r.created_at, None))
             }
             Err(e) => Err(e),
         }
@@ -203,6 +217,10 @@ struct JobLife {
     request: JobRequest,
     /// When the gateway accepted the job (the server's clock).
     accepted_at: DateTime<Utc>,
+    /// The gateway's judgement of a graded submission.
+    graded: Option<Graded>,
+    /// Each command that ran, timed here.
+    timings: Vec<CommandTime>,
     rerun: bool,
     /// The job directory: `src/` (the upload) and `build/` (mounted as `/build`).
     dir: PathBuf,
@@ -259,6 +277,8 @@ impl JobLife {
             lease: &self.lease,
             request: &self.request,
             accepted_at: self.accepted_at,
+            graded: self.graded.as_ref(),
+            timings: &self.timings,
             ending,
             output_key,
             output_truncated: truncated,
@@ -338,7 +358,7 @@ impl JobLife {
             sandbox: &sandbox,
             build_dir: &build,
         };
-        let ran = commands.run(pump, stop).await;
+        let ran = commands.run(pump, stop, &mut self.timings).await;
         self.milestones.commands_done = Some(Instant::now());
         sandbox.remove().await;
         drop(gpus);

@@ -21,6 +21,7 @@ use crate::disk::{BuildQuota, BuildWatch, watch_build};
 use crate::errors::JobError;
 use crate::output::OutputPump;
 use crate::policy::{JobLimits, bytes_text, span_text};
+use rai_common::record::CommandTime;
 use crate::sandbox::Sandbox;
 
 /// How often a running command checks for a cancel request.
@@ -64,6 +65,7 @@ impl Commands<'_> {
         &self,
         pump: &mut OutputPump,
         stop: &CancellationToken,
+        timings: &mut Vec<CommandTime>,
     ) -> Result<(Outcome, Option<String>), JobError> {
         let quota = BuildQuota {
             max_bytes: self.limits.output_bytes,
@@ -77,7 +79,12 @@ impl Commands<'_> {
         let mut outcome = Outcome::Ended(Ending::succeeded());
         for command in &self.request.build.commands.build {
             pump.system(&format!("Running {command}")).await?;
+            let started = Instant::now();
             let end = self.run_one(command, pump, stop, &mut watch).await?;
+            timings.push(CommandTime {
+                exit_code: end.exit_code,
+                seconds: started.elapsed().as_secs_f64(),
+            });
             if let Some(next) = self.judge(command, end).await {
                 outcome = next;
                 break;

@@ -233,6 +233,7 @@ async fn upload_as(
             size: bytes.len() as u64,
             sha256,
         },
+        assignment: None,
     })
 }
 

@@ -202,6 +202,7 @@ async fn one_raid_process_with_an_embedded_gateway_takes_a_job_from_rai_to_its_e
             size: bytes.len() as u64,
             sha256,
         },
+        assignment: None,
     };
     client.submit(&request.sign(&key)).await.unwrap();
     let mut events = client.follow(job, 0);

@@ -1,0 +1,398 @@
+//! The course file, `course.yml`: a term's assignments, their deadlines on the server's clock, and what a graded
+//! submission must be.
+//!
+//! The gateway names it (`gateway.course`) and rereads it when it changes. It is read strictly (unlike a student's
+//! build file): a typo in a deadline must stop the instructor, not silently move the deadline. Times are written in
+//! the course's own time zone, as a syllabus says them (`due: 2026-12-10 23:59` in `America/Chicago`), and compared
+//! as instants, so daylight saving time is the time zone database's business, not the instructor's.
+//!
+//! ```yaml
+//! course: ECE 408 Fall 2026
+//! time_zone: America/Chicago
+//! assignments:
+//!   m1:
+//!     title: Milestone 1
+//!     due: 2026-12-10 23:59
+//!     late_until: 2026-12-12 23:59   # accepted and marked late until then; without it, late is refused
+//!     build_file: m1_build.yml       # the instructor's, run instead of the student's (relative to this file)
+//!     required_files: [report.pdf]
+//!     queue: rai_amd64_ece408
+//!     counts: latest_on_time         # or latest
+//!     ranking: { command: 3, better: lower }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::build_spec::BuildSpec;
+use crate::yaml::{self, Limits, YamlError};
+
+/// A course file that cannot be used, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CourseError(pub YamlError);
+
+/// The file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CourseText {
+    #[serde(default)]
+    course: Option<String>,
+    time_zone: String,
+    #[serde(default)]
+    assignments: BTreeMap<String, AssignmentText>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignmentText {
+    #[serde(default)]
+    title: Option<String>,
+    due: String,
+    #[serde(default)]
+    time_zone: Option<String>,
+    #[serde(default)]
+    late_until: Option<String>,
+    #[serde(default)]
+    build_file: Option<PathBuf>,
+    #[serde(default)]
+    required_files: Vec<String>,
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    counts: Counts,
+    #[serde(default)]
+    ranking: Option<Ranking>,
+}
+
+/// Which of a team's submissions is graded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Counts {
+    /// The latest one accepted on time (a late one counts only when there is none on time).
+    #[default]
+    LatestOnTime,
+    /// The latest one, late or not.
+    Latest,
+}
+
+/// How an assignment ranks teams: by the worker-measured wall time of one command of the graded build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ranking {
+    /// Which command (from 1) of the build that runs.
+    pub command: usize,
+    #[serde(default)]
+    pub better: Better,
+}
+
+/// Whether a lower or a higher time ranks first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    #[default]
+    Lower,
+    Higher,
+}
+
+/// One assignment, its times resolved to instants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub name: String,
+    pub title: Option<String>,
+    pub due: DateTime<Utc>,
+    pub late_until: Option<DateTime<Utc>>,
+    /// The time zone the times were written in, to say them back the same way.
+    pub time_zone: Tz,
+    /// The instructor's build, run instead of the student's.
+    pub build: Option<BuildSpec>,
+    pub required_files: Vec<String>,
+    pub queue: Option<String>,
+    pub counts: Counts,
+    pub ranking: Option<Ranking>,
+}
+
+/// Whether a submission made now is on time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeliness {
+    OnTime,
+    /// After the due time, before `late_until`: accepted and marked late.
+    Late,
+}
+
+impl Assignment {
+    /// A time as the course wrote it: `2026-12-10 23:59 CST`.
+    pub fn local(&self, at: DateTime<Utc>) -> String {
+        at.with_timezone(&self.time_zone)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    }
+
+    /// Judges a submission accepted `at` (the gateway's clock): on time, late, or refused with the reason.
+    pub fn judge(&self, at: DateTime<Utc>) -> Result<Timeliness, String> {
+        if at <= self.due {
+            return Ok(Timeliness::OnTime);
+        }
+        match self.late_until {
+            Some(until) if at <= until => Ok(Timeliness::Late),
+            Some(until) => Err(format!(
+                "{} was due {}; late submissions closed {} (it is {} now)",
+                self.name,
+                self.local(self.due),
+                self.local(until),
+                self.local(at)
+            )),
+            None => Err(format!(
+                "{} was due {} and this course does not accept late submissions (it is {} now)",
+                self.name,
+                self.local(self.due),
+                self.local(at)
+            )),
+        }
+    }
+}
+
+/// A course: its assignments by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Course {
+    pub name: Option<String>,
+    pub assignments: BTreeMap<String, Assignment>,
+}
+
+fn located(node: &yaml::Node, path: &str, message: String) -> YamlError {
+    YamlError::at(node, path, message)
+}
+
+fn parse_zone(text: &str) -> Result<Tz, String> {
+    text.parse::<Tz>().map_err(|_| {
+        format!("\"{text}\" is not a time zone; write one like America/Chicago, Europe/Paris or UTC")
+    })
+}
+
+fn parse_local(text: &str, zone: Tz) -> Result<DateTime<Utc>, String> {
+    let formats = ["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"];
+    let naive = formats
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text.trim(), f).ok())
+        .ok_or_else(|| {
+            format!("\"{text}\" is not a time; write it like 2026-12-10 23:59 (in the course's time zone)")
+        })?;
+    match zone.from_local_datetime(&naive) {
+        chrono::LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
+        // The hour repeated when clocks go back: the later one, so no one loses the hour.
+        chrono::LocalResult::Ambiguous(_, later) => Ok(later.with_timezone(&Utc)),
+        chrono::LocalResult::None => Err(format!(
+            "{text} does not exist in {zone} (the clocks skip it); choose another time"
+        )),
+    }
+}
+
+impl Course {
+    /// Reads a course file; build files it names are read relative to it.
+    pub fn load(path: &Path) -> Result<Course, CourseError> {
+        let name = path.display().to_string();
+        let fail = |e: YamlError| CourseError(e.in_source(&name));
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            fail(YamlError::at(
+                &yaml::Node::plain(""),
+                "",
+                format!("cannot read the course file: {e}"),
+            ))
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &name, base)
+    }
+
+    /// Reads a course file's text; `base` is where its build files are.
+    pub fn parse(text: &str, source: &str, base: &Path) -> Result<Course, CourseError> {
+        let fail = |e: YamlError| CourseError(e.in_source(source));
+        let root = yaml::parse(text, &Limits::SMALL)
+            .map_err(fail)?
+            .unwrap_or(yaml::Node::plain(""));
+        let file: CourseText = yaml::from_node(&root).map_err(fail)?;
+        let zone_node = root.get("time_zone").unwrap_or(&root);
+        let zone = parse_zone(&file.time_zone)
+            .map_err(|m| fail(located(zone_node, "time_zone", m)))?;
+        let mut assignments = BTreeMap::new();
+        for (name, a) in file.assignments {
+            let node = root.at_path(&["assignments", &name]).unwrap_or(&root);
+            let at = |key: &str| node.get(key).unwrap_or(node);
+            let path = |key: &str| format!("assignments.{name}.{key}");
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(fail(located(
+                    node,
+                    &format!("assignments.{name}"),
+                    "an assignment's name is letters, digits, - _ . (students type it: --submit NAME)".into(),
+                )));
+            }
+            let zone = match &a.time_zone {
+                Some(z) => parse_zone(z).map_err(|m| fail(located(at("time_zone"), &path("time_zone"), m)))?,
+                None => zone,
+            };
+            let due = parse_local(&a.due, zone).map_err(|m| fail(located(at("due"), &path("due"), m)))?;
+            let late_until = match &a.late_until {
+                Some(t) => {
+                    let until = parse_local(t, zone)
+                        .map_err(|m| fail(located(at("late_until"), &path("late_until"), m)))?;
+                    if until < due {
+                        return Err(fail(located(
+                            at("late_until"),
+                            &path("late_until"),
+                            format!("{t} is before the due time {}", a.due),
+                        )));
+                    }
+                    Some(until)
+                }
+                None => None,
+            };
+            let build = match &a.build_file {
+                Some(file) => {
+                    let full = base.join(file);
+                    let spec = BuildSpec::load(&full).map_err(|e| {
+                        fail(located(at("build_file"), &path("build_file"), e.to_string()))
+                    })?;
+                    Some(spec)
+                }
+                None => None,
+            };
+            for f in &a.required_files {
+                let p = Path::new(f);
+                if f.is_empty()
+                    || p.is_absolute()
+                    || p.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+                {
+                    return Err(fail(located(
+                        at("required_files"),
+                        &path("required_files"),
+                        format!("\"{f}\" is not a path inside a project (write it like report.pdf or docs/report.pdf)"),
+                    )));
+                }
+            }
+            if let Some(r) = a.ranking {
+                let commands = build.as_ref().map(|b| b.commands.build.len());
+                if r.command == 0 || commands.is_some_and(|n| r.command > n) {
+                    return Err(fail(located(
+                        at("ranking"),
+                        &path("ranking.command"),
+                        match commands {
+                            Some(n) => format!("command {} is not one of the build file's {n} commands (counted from 1)", r.command),
+                            None => "commands are counted from 1".to_string(),
+                        },
+                    )));
+                }
+            }
+            assignments.insert(
+                name.clone(),
+                Assignment {
+                    name,
+                    title: a.title,
+                    due,
+                    late_until,
+                    time_zone: zone,
+                    build,
+                    required_files: a.required_files,
+                    queue: a.queue,
+                    counts: a.counts,
+                    ranking: a.ranking,
+                },
+            );
+        }
+        Ok(Course {
+            name: file.course,
+            assignments,
+        })
+    }
+
+    /// The assignment `name`, or the refusal that lists the course's assignments.
+    pub fn assignment(&self, name: &str) -> Result<&Assignment, String> {
+        self.assignments.get(name).ok_or_else(|| {
+            let names: Vec<&str> = self.assignments.keys().map(String::as_str).collect();
+            if names.is_empty() {
+                "this course has no assignments to submit to".to_string()
+            } else {
+                format!(
+                    "there is no assignment \"{name}\" in this course; its assignments are: {}",
+                    names.join(", ")
+                )
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COURSE: &str = "course: ECE 408\ntime_zone: America/Chicago\nassignments:\n  m1:\n    due: 2026-12-10 23:59\n    late_until: 2026-12-12 23:59\n    required_files: [report.pdf]\n  m2:\n    due: 2026-03-08 02:30\n";
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn due_times_are_instants_in_the_courses_zone() {
+        let err = Course::parse(COURSE, "course.yml", Path::new(".")).unwrap_err();
+        // 02:30 on 8 March 2026 does not exist in Chicago (clocks jump from 2:00 to 3:00).
+        assert_eq!(
+            err.to_string(),
+            "course.yml:9:10: assignments.m2.due: 2026-03-08 02:30 does not exist in America/Chicago (the clocks skip it); choose another time"
+        );
+        let course = Course::parse(&COURSE.replace("02:30", "03:30"), "course.yml", Path::new(".")).unwrap();
+        let m1 = course.assignment("m1").unwrap();
+        // 23:59 CST is 05:59 UTC the next day.
+        assert_eq!(m1.due, utc("2026-12-11T05:59:00Z"));
+        assert_eq!(m1.local(m1.due), "2026-12-10 23:59 CST");
+        assert_eq!(m1.judge(utc("2026-12-11T05:59:00Z")), Ok(Timeliness::OnTime));
+        assert_eq!(m1.judge(utc("2026-12-11T06:00:00Z")), Ok(Timeliness::Late));
+        let e = m1.judge(utc("2026-12-13T06:00:00Z")).unwrap_err();
+        assert_eq!(
+            e,
+            "m1 was due 2026-12-10 23:59 CST; late submissions closed 2026-12-12 23:59 CST (it is 2026-12-13 00:00 CST now)"
+        );
+        let m2 = course.assignment("m2").unwrap();
+        assert!(m2.judge(m2.due + chrono::Duration::seconds(1)).unwrap_err().contains("does not accept late"));
+        assert!(course.assignment("m9").unwrap_err().contains("its assignments are: m1, m2"));
+    }
+
+    #[test]
+    fn mistakes_are_located_errors() {
+        let cases = [
+            (COURSE.replace("America/Chicago", "America/Chicgo"), "course.yml:2:12: time_zone: \"America/Chicgo\" is not a time zone"),
+            (COURSE.replace("2026-12-10 23:59", "next friday"), "course.yml:5:10: assignments.m1.due: \"next friday\" is not a time"),
+            (COURSE.replace("late_until: 2026-12-12", "late_until: 2026-12-01"), "assignments.m1.late_until: 2026-12-01 23:59 is before the due time"),
+            (COURSE.replace("required_files: [report.pdf]", "required_files: [../x]"), "assignments.m1.required_files: \"../x\" is not a path inside a project"),
+            (COURSE.replace("    due: 2026-03", "    deu: 2026-03"), "unknown key \"deu\" (did you mean \"due\"?)"),
+        ];
+        for (text, expected) in cases {
+            let e = Course::parse(&text, "course.yml", Path::new(".")).unwrap_err().to_string();
+            assert!(e.contains(expected), "expected {expected}\n     got {e}");
+        }
+    }
+
+    #[test]
+    fn the_instructor_build_file_is_read_and_the_ranked_command_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("m1_build.yml"),
+            "rai:\n  image: x\ncommands:\n  build: [make, ./run]\n",
+        )
+        .unwrap();
+        let text = "time_zone: UTC\nassignments:\n  m1:\n    due: 2026-12-10 23:59\n    build_file: m1_build.yml\n    ranking: { command: 2 }\n";
+        let course = Course::parse(text, "course.yml", dir.path()).unwrap();
+        let m1 = course.assignment("m1").unwrap();
+        assert_eq!(m1.build.as_ref().unwrap().commands.build, ["make", "./run"]);
+        assert_eq!(m1.ranking, Some(Ranking { command: 2, better: Better::Lower }));
+        let e = Course::parse(&text.replace("command: 2", "command: 3"), "course.yml", dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("command 3 is not one of the build file's 2 commands"), "{e}");
+        let e = Course::parse(&text.replace("m1_build", "missing"), "course.yml", dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("assignments.m1.build_file: ") && e.contains("cannot read the build file"), "{e}");
+    }
+}
