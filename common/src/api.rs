@@ -125,6 +125,84 @@ pub struct HistoryQuery {
     pub limit: Option<usize>,
 }
 
+/// `/v1/submissions`: graded submissions.
+pub const SUBMISSIONS: &str = "/v1/submissions";
+
+/// `/v1/rankings/{assignment}`: an assignment's leaderboard.
+pub fn ranking_path(assignment: &str) -> String {
+    format!("/v1/rankings/{assignment}")
+}
+
+/// A graded submission as the gateway recorded it when it accepted it (`submissions/<assignment>/<team>/<job>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmissionRecord {
+    pub job: JobId,
+    pub assignment: String,
+    pub team: String,
+    pub user: String,
+    /// The gateway's clock.
+    pub accepted_at: DateTime<Utc>,
+    pub late: bool,
+}
+
+/// A submission with how its job ended, as `rai submitted` and the staff's CSV show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    #[serde(flatten)]
+    pub record: SubmissionRecord,
+    /// `None` while the job has not ended.
+    pub status: Option<crate::event::JobStatus>,
+    /// The ranked command's worker-measured wall time, when the job succeeded and the assignment ranks.
+    pub ranked_seconds: Option<f64>,
+    /// Whether this is the submission that is graded (the course file's `counts`).
+    pub counts: bool,
+}
+
+/// The query of `GET /v1/submissions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionsQuery {
+    pub assignment: Option<String>,
+    /// Staff only: one team's (default: every team's). A student always gets their own team's.
+    pub team: Option<String>,
+}
+
+/// The answer to `GET /v1/submissions`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submissions {
+    pub submissions: Vec<Submission>,
+}
+
+/// One row of a leaderboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankRow {
+    /// Equal times share a rank (1, 1, 3).
+    pub rank: usize,
+    /// The team's name for staff and for the team itself; an anonymous name (`team-7f3a`) for other students.
+    pub team: String,
+    /// Whether this row is the asking student's team.
+    pub yours: bool,
+    pub seconds: f64,
+    pub job: JobId,
+}
+
+/// The answer to `GET /v1/rankings/{assignment}?n=N`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Leaderboard {
+    pub assignment: String,
+    /// Which command is timed (from 1), and whether lower is better.
+    pub command: usize,
+    pub lower_is_better: bool,
+    pub rows: Vec<RankRow>,
+    /// Teams with submissions but no successful on-time run to rank.
+    pub unranked: usize,
+}
+
+/// The query of `GET /v1/rankings/{assignment}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RankingQuery {
+    pub n: Option<usize>,
+}
+
 /// Every refusal's body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -169,12 +169,19 @@ fn located(node: &yaml::Node, path: &str, message: String) -> YamlError {
 
 fn parse_zone(text: &str) -> Result<Tz, String> {
     text.parse::<Tz>().map_err(|_| {
-        format!("\"{text}\" is not a time zone; write one like America/Chicago, Europe/Paris or UTC")
+        format!(
+            "\"{text}\" is not a time zone; write one like America/Chicago, Europe/Paris or UTC"
+        )
     })
 }
 
 fn parse_local(text: &str, zone: Tz) -> Result<DateTime<Utc>, String> {
-    let formats = ["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"];
+    let formats = [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+    ];
     let naive = formats
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(text.trim(), f).ok())
@@ -215,14 +222,18 @@ impl Course {
             .unwrap_or(yaml::Node::plain(""));
         let file: CourseText = yaml::from_node(&root).map_err(fail)?;
         let zone_node = root.get("time_zone").unwrap_or(&root);
-        let zone = parse_zone(&file.time_zone)
-            .map_err(|m| fail(located(zone_node, "time_zone", m)))?;
+        let zone =
+            parse_zone(&file.time_zone).map_err(|m| fail(located(zone_node, "time_zone", m)))?;
         let mut assignments = BTreeMap::new();
         for (name, a) in file.assignments {
             let node = root.at_path(&["assignments", &name]).unwrap_or(&root);
             let at = |key: &str| node.get(key).unwrap_or(node);
             let path = |key: &str| format!("assignments.{name}.{key}");
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
                 return Err(fail(located(
                     node,
                     &format!("assignments.{name}"),
@@ -230,10 +241,12 @@ impl Course {
                 )));
             }
             let zone = match &a.time_zone {
-                Some(z) => parse_zone(z).map_err(|m| fail(located(at("time_zone"), &path("time_zone"), m)))?,
+                Some(z) => parse_zone(z)
+                    .map_err(|m| fail(located(at("time_zone"), &path("time_zone"), m)))?,
                 None => zone,
             };
-            let due = parse_local(&a.due, zone).map_err(|m| fail(located(at("due"), &path("due"), m)))?;
+            let due =
+                parse_local(&a.due, zone).map_err(|m| fail(located(at("due"), &path("due"), m)))?;
             let late_until = match &a.late_until {
                 Some(t) => {
                     let until = parse_local(t, zone)
@@ -253,7 +266,11 @@ impl Course {
                 Some(file) => {
                     let full = base.join(file);
                     let spec = BuildSpec::load(&full).map_err(|e| {
-                        fail(located(at("build_file"), &path("build_file"), e.to_string()))
+                        fail(located(
+                            at("build_file"),
+                            &path("build_file"),
+                            e.to_string(),
+                        ))
                     })?;
                     Some(spec)
                 }
@@ -263,12 +280,15 @@ impl Course {
                 let p = Path::new(f);
                 if f.is_empty()
                     || p.is_absolute()
-                    || p.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+                    || p.components()
+                        .any(|c| !matches!(c, std::path::Component::Normal(_)))
                 {
                     return Err(fail(located(
                         at("required_files"),
                         &path("required_files"),
-                        format!("\"{f}\" is not a path inside a project (write it like report.pdf or docs/report.pdf)"),
+                        format!(
+                            "\"{f}\" is not a path inside a project (write it like report.pdf or docs/report.pdf)"
+                        ),
                     )));
                 }
             }
@@ -279,7 +299,10 @@ impl Course {
                         at("ranking"),
                         &path("ranking.command"),
                         match commands {
-                            Some(n) => format!("command {} is not one of the build file's {n} commands (counted from 1)", r.command),
+                            Some(n) => format!(
+                                "command {} is not one of the build file's {n} commands (counted from 1)",
+                                r.command
+                            ),
                             None => "commands are counted from 1".to_string(),
                         },
                     )));
@@ -330,7 +353,9 @@ mod tests {
     const COURSE: &str = "course: ECE 408\ntime_zone: America/Chicago\nassignments:\n  m1:\n    due: 2026-12-10 23:59\n    late_until: 2026-12-12 23:59\n    required_files: [report.pdf]\n  m2:\n    due: 2026-03-08 02:30\n";
 
     fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -341,12 +366,20 @@ mod tests {
             err.to_string(),
             "course.yml:9:10: assignments.m2.due: 2026-03-08 02:30 does not exist in America/Chicago (the clocks skip it); choose another time"
         );
-        let course = Course::parse(&COURSE.replace("02:30", "03:30"), "course.yml", Path::new(".")).unwrap();
+        let course = Course::parse(
+            &COURSE.replace("02:30", "03:30"),
+            "course.yml",
+            Path::new("."),
+        )
+        .unwrap();
         let m1 = course.assignment("m1").unwrap();
         // 23:59 CST is 05:59 UTC the next day.
         assert_eq!(m1.due, utc("2026-12-11T05:59:00Z"));
         assert_eq!(m1.local(m1.due), "2026-12-10 23:59 CST");
-        assert_eq!(m1.judge(utc("2026-12-11T05:59:00Z")), Ok(Timeliness::OnTime));
+        assert_eq!(
+            m1.judge(utc("2026-12-11T05:59:00Z")),
+            Ok(Timeliness::OnTime)
+        );
         assert_eq!(m1.judge(utc("2026-12-11T06:00:00Z")), Ok(Timeliness::Late));
         let e = m1.judge(utc("2026-12-13T06:00:00Z")).unwrap_err();
         assert_eq!(
@@ -354,21 +387,47 @@ mod tests {
             "m1 was due 2026-12-10 23:59 CST; late submissions closed 2026-12-12 23:59 CST (it is 2026-12-13 00:00 CST now)"
         );
         let m2 = course.assignment("m2").unwrap();
-        assert!(m2.judge(m2.due + chrono::Duration::seconds(1)).unwrap_err().contains("does not accept late"));
-        assert!(course.assignment("m9").unwrap_err().contains("its assignments are: m1, m2"));
+        assert!(
+            m2.judge(m2.due + chrono::Duration::seconds(1))
+                .unwrap_err()
+                .contains("does not accept late")
+        );
+        assert!(
+            course
+                .assignment("m9")
+                .unwrap_err()
+                .contains("its assignments are: m1, m2")
+        );
     }
 
     #[test]
     fn mistakes_are_located_errors() {
         let cases = [
-            (COURSE.replace("America/Chicago", "America/Chicgo"), "course.yml:2:12: time_zone: \"America/Chicgo\" is not a time zone"),
-            (COURSE.replace("2026-12-10 23:59", "next friday"), "course.yml:5:10: assignments.m1.due: \"next friday\" is not a time"),
-            (COURSE.replace("late_until: 2026-12-12", "late_until: 2026-12-01"), "assignments.m1.late_until: 2026-12-01 23:59 is before the due time"),
-            (COURSE.replace("required_files: [report.pdf]", "required_files: [../x]"), "assignments.m1.required_files: \"../x\" is not a path inside a project"),
-            (COURSE.replace("    due: 2026-03", "    deu: 2026-03"), "unknown key \"deu\" (did you mean \"due\"?)"),
+            (
+                COURSE.replace("America/Chicago", "America/Chicgo"),
+                "course.yml:2:12: time_zone: \"America/Chicgo\" is not a time zone",
+            ),
+            (
+                COURSE.replace("2026-12-10 23:59", "next friday"),
+                "course.yml:5:10: assignments.m1.due: \"next friday\" is not a time",
+            ),
+            (
+                COURSE.replace("late_until: 2026-12-12", "late_until: 2026-12-01"),
+                "assignments.m1.late_until: 2026-12-01 23:59 is before the due time",
+            ),
+            (
+                COURSE.replace("required_files: [report.pdf]", "required_files: [../x]"),
+                "assignments.m1.required_files: \"../x\" is not a path inside a project",
+            ),
+            (
+                COURSE.replace("    due: 2026-03", "    deu: 2026-03"),
+                "unknown key \"deu\" (did you mean \"due\"?)",
+            ),
         ];
         for (text, expected) in cases {
-            let e = Course::parse(&text, "course.yml", Path::new(".")).unwrap_err().to_string();
+            let e = Course::parse(&text, "course.yml", Path::new("."))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(expected), "expected {expected}\n     got {e}");
         }
     }
@@ -385,14 +444,34 @@ mod tests {
         let course = Course::parse(text, "course.yml", dir.path()).unwrap();
         let m1 = course.assignment("m1").unwrap();
         assert_eq!(m1.build.as_ref().unwrap().commands.build, ["make", "./run"]);
-        assert_eq!(m1.ranking, Some(Ranking { command: 2, better: Better::Lower }));
-        let e = Course::parse(&text.replace("command: 2", "command: 3"), "course.yml", dir.path())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("command 3 is not one of the build file's 2 commands"), "{e}");
-        let e = Course::parse(&text.replace("m1_build", "missing"), "course.yml", dir.path())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("assignments.m1.build_file: ") && e.contains("cannot read the build file"), "{e}");
+        assert_eq!(
+            m1.ranking,
+            Some(Ranking {
+                command: 2,
+                better: Better::Lower
+            })
+        );
+        let e = Course::parse(
+            &text.replace("command: 2", "command: 3"),
+            "course.yml",
+            dir.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("command 3 is not one of the build file's 2 commands"),
+            "{e}"
+        );
+        let e = Course::parse(
+            &text.replace("m1_build", "missing"),
+            "course.yml",
+            dir.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("assignments.m1.build_file: ") && e.contains("cannot read the build file"),
+            "{e}"
+        );
     }
 }

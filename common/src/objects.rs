@@ -1,4 +1,5 @@
-//! Where a job's objects live in the object store: its upload, its `/build` output and its record.
+//! Where a job's objects live in the object store: its upload, its `/build` output, its record, and (for a graded
+//! submission) the submission's record under its assignment and team.
 //!
 //! Every key starts with the owner's name, so a store policy (an S3 prefix condition) can give each user their own
 //! objects only; the worker refuses a job whose upload key is not the one these functions give for its signer.
@@ -18,4 +19,18 @@ pub fn output_key(user: &str, job: &JobId) -> String {
 /// The store key of a job's record.
 pub fn record_key(user: &str, job: &JobId) -> String {
     format!("records/{user}/{job}.json")
+}
+
+/// The store key of a graded submission's record: under the assignment and the team (a student without a team is a
+/// team of one, under their own name).
+pub fn submission_key(assignment: &str, team: &str, job: &JobId) -> String {
+    format!("{}{job}.json", submissions_prefix(assignment, Some(team)))
+}
+
+/// The prefix of an assignment's submissions, or of one team's.
+pub fn submissions_prefix(assignment: &str, team: Option<&str>) -> String {
+    match team {
+        Some(team) => format!("submissions/{assignment}/{team}/"),
+        None => format!("submissions/{assignment}/"),
+    }
 }

@@ -50,6 +50,14 @@ pub struct GlobalArgs {
     /// Say everything rai does (its log at debug level, on stderr), for a bug report.
     #[arg(short = 'd', long = "debug", global = true)]
     pub debug: bool,
+    /// Submit for grading, for this assignment (the 2017 class client's `--submit=m1`); `--assignment` too.
+    #[arg(
+        long = "submit",
+        visible_alias = "assignment",
+        global = true,
+        value_name = "ASSIGNMENT"
+    )]
+    pub assignment: Option<String>,
 }
 
 impl GlobalArgs {
@@ -137,6 +145,23 @@ pub enum Command {
         /// Replace an existing rai_build.yml.
         #[arg(long)]
         force: bool,
+    },
+    /// List your team's graded submissions (of one assignment, or all), and which one counts.
+    Submitted {
+        /// The assignment (default: every one).
+        assignment: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an assignment's leaderboard: your team by name, the others anonymized.
+    Ranking {
+        assignment: String,
+        /// How many rows.
+        #[arg(short = 'n', long = "num-results", default_value_t = 10)]
+        n: usize,
+        #[arg(long)]
+        json: bool,
     },
     /// Show who your profile says you are.
     Whoami,

@@ -24,6 +24,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 g,
                 SubmitArgs {
                     queue: None,
+                    assignment: g.assignment.clone(),
                     detach,
                     json,
                     timeout,
@@ -32,7 +33,21 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             .await
         }
         // The 2017 form: `rai -p DIR` submits.
-        None => commands::submit::run(g, SubmitArgs::default()).await,
+        None => {
+            let args = SubmitArgs {
+                assignment: g.assignment.clone(),
+                ..SubmitArgs::default()
+            };
+            commands::submit::run(g, args).await
+        }
+        Some(Command::Submitted { assignment, json }) => {
+            commands::submitted::run(g, assignment.as_deref(), json).await
+        }
+        Some(Command::Ranking {
+            assignment,
+            n,
+            json,
+        }) => commands::ranking::run(g, &assignment, n, json).await,
         Some(Command::Logs { follow, json, id }) => commands::logs::run(g, &id, follow, json).await,
         Some(Command::Status { json, id }) => commands::status::run(g, &id, json).await,
         Some(Command::Cancel { id }) => commands::cancel::run(g, &id).await,

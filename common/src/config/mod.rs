@@ -111,6 +111,8 @@ pub struct GatewayConfig {
     pub link_lifetime: Span,
     pub max_body: Bytes,
     pub submits_per_minute: u32,
+    /// The course file (assignments and deadlines, docs/instructor.md); `None`: no graded submissions.
+    pub course: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -315,6 +315,39 @@ impl Client {
         Ok(history.records)
     }
 
+    /// Graded submissions: the caller's team's (staff: `team`'s, or every team's), newest first.
+    pub async fn submissions(
+        &self,
+        assignment: Option<&str>,
+        team: Option<&str>,
+    ) -> Result<Vec<api::Submission>, ClientError> {
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let mut query = Vec::new();
+        if let Some(a) = assignment {
+            query.push(format!("assignment={}", enc(a)));
+        }
+        if let Some(t) = team {
+            query.push(format!("team={}", enc(t)));
+        }
+        let mut path = api::SUBMISSIONS.to_string();
+        if !query.is_empty() {
+            path = format!("{path}?{}", query.join("&"));
+        }
+        let list: api::Submissions = self.call(Method::GET, &path, None).await?;
+        Ok(list.submissions)
+    }
+
+    /// An assignment's leaderboard, its top `n` (and the caller's team wherever it is).
+    pub async fn ranking(
+        &self,
+        assignment: &str,
+        n: usize,
+    ) -> Result<api::Leaderboard, ClientError> {
+        let name = url::form_urlencoded::byte_serialize(assignment.as_bytes()).collect::<String>();
+        let path = format!("{}?n={n}", api::ranking_path(&name));
+        self.call(Method::GET, &path, None).await
+    }
+
     /// A job's stored `/build` (a zstd tar), as a byte stream.
     pub async fn download(
         &self,

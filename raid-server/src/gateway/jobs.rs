@@ -8,7 +8,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use chrono::Utc;
 use rai_common::api::{Accepted, History, HistoryQuery, WhoAmI};
 use rai_common::event::JobStatus;
 use rai_common::job::{AttestedJob, SignedJob};
@@ -74,7 +73,16 @@ pub async fn submit(
             "the job's upload has not arrived (whole); upload it, then submit",
         ));
     }
-    let Some(queue) = gateway.queues.get(&request.queue) else {
+    let now = gateway.clock.now();
+    // A graded submission is judged against the course file: its deadline, its files, its queue and its build.
+    let judged = match &request.assignment {
+        Some(name) => Some(super::submissions::judge(&gateway, &request, name, now).await?),
+        None => None,
+    };
+    let queue_name = judged
+        .as_ref()
+        .map_or_else(|| request.queue.clone(), |j| j.queue.clone());
+    let Some(queue) = gateway.queues.get(&queue_name) else {
         let mut names: Vec<&str> = gateway.queues.keys().map(String::as_str).collect();
         names.sort();
         return Err(ApiError::bad_request(format!(
@@ -83,8 +91,10 @@ pub async fn submit(
             names.join(", ")
         )));
     };
-    crate::policy::admit(&request.build, &gateway.config.raid).map_err(ApiError::bad_request)?;
-    let now = Utc::now();
+    if judged.is_none() {
+        crate::policy::admit(&request.build, &gateway.config.raid)
+            .map_err(ApiError::bad_request)?;
+    }
     let per_minute = gateway.config.gateway.submits_per_minute;
     if !caller.is_staff() && per_minute > 0 {
         let count = gateway
@@ -112,18 +122,20 @@ pub async fn submit(
             "job {job} was already submitted; a job id is accepted once"
         )));
     }
-    let attested = AttestedJob::attest(
+    let graded = judged.as_ref().map(|j| j.graded.clone());
+    let attested = AttestedJob::attest_graded(
         signed,
         job,
         &caller.user,
-        &request.queue,
+        &queue_name,
         now,
+        graded.clone(),
         &gateway.attestation_key,
     );
     let state = JobState {
         status: Some(JobStatus::Queued),
         user: Some(caller.user.clone()),
-        queue: Some(request.queue.clone()),
+        queue: Some(queue_name.clone()),
         submitted_at: Some(now),
         ..JobState::default()
     };
@@ -142,13 +154,35 @@ pub async fn submit(
         let _ = gateway.bus.unmark_accepted(&job).await;
         return Err(ApiError::unavailable("queue the job", e));
     }
-    tracing::info!(job = %job, user = %caller.user, queue = %request.queue, "job accepted");
-    let note = unserved_note(&gateway, &request.queue).await;
+    if let Some(graded) = &graded {
+        // Queued already: a failure here is logged, and the job record still names the assignment.
+        if let Err(e) = super::submissions::record(&gateway, &caller, job, graded, now).await {
+            tracing::error!(job = %job, error = %e.message, "cannot record the submission");
+        }
+    }
+    tracing::info!(job = %job, user = %caller.user, queue = %queue_name, assignment = ?request.assignment, "job accepted");
+    let mut note = unserved_note(&gateway, &queue_name).await;
+    if let Some(g) = &graded {
+        let judged = format!(
+            "Submitted for {}{}{}.",
+            g.assignment,
+            if g.late { ", marked late" } else { ", on time" },
+            if g.build.is_some() {
+                "; the course's own build file runs it"
+            } else {
+                ""
+            }
+        );
+        note = Some(match note {
+            Some(n) => format!("{judged} {n}"),
+            None => judged,
+        });
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
             job,
-            queue: request.queue,
+            queue: queue_name,
             accepted_at: now,
             note,
         }),
@@ -284,6 +318,7 @@ pub async fn ready(State(gateway): State<Arc<Gateway>>) -> Result<&'static str, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
     use rai_common::state::WorkerInfo;
 
     fn worker(queues: &[&str]) -> WorkerInfo {

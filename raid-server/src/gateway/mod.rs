@@ -17,9 +17,10 @@ mod auth;
 mod error;
 mod events;
 mod jobs;
-mod registry;
 mod serve;
+mod submissions;
 mod uploads;
+mod watched;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,9 +54,35 @@ pub struct Gateway {
     /// The queues students may submit to (`gateway.queues`).
     pub queues: HashMap<String, Arc<dyn JobQueue>>,
     /// The account registry, reread when its file changes: a revocation holds from the next request.
-    pub registry: registry::RegistryFile,
+    pub registry: watched::RegistryFile,
     /// Signs every job this gateway queues.
     pub attestation_key: SigningKey,
+    /// The course file, reread when it changes; `None` when the config names none.
+    pub course: Option<watched::CourseFile>,
+    /// The time deadlines are judged by: the system's, moved in tests only.
+    pub clock: Clock,
+}
+
+/// The gateway's clock: the system's, plus an offset that only tests set (to move a deadline past without moving
+/// the machine's time).
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Clock {
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+            + chrono::Duration::milliseconds(
+                self.offset_ms.load(std::sync::atomic::Ordering::Relaxed),
+            )
+    }
+
+    /// Moves this gateway's clock by `by` from the system's.
+    pub fn set_offset(&self, by: chrono::Duration) {
+        self.offset_ms
+            .store(by.num_milliseconds(), std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Gateway {
@@ -81,7 +108,11 @@ impl Gateway {
             config.events.retention.as_duration(),
         )
         .await?;
-        let registry = registry::RegistryFile::load(&config.raid.registry)?;
+        let registry = watched::RegistryFile::load(&config.raid.registry)?;
+        let course = match &config.gateway.course {
+            Some(path) => Some(watched::CourseFile::load(path)?),
+            None => None,
+        };
         let hub = EventHub::start(bus.clone());
         Ok(Gateway {
             config,
@@ -91,6 +122,8 @@ impl Gateway {
             queues,
             registry,
             attestation_key,
+            course,
+            clock: Clock::default(),
         })
     }
 
@@ -119,6 +152,8 @@ impl Gateway {
             .route("/v1/jobs/{job}/events", get(events::follow))
             .route("/v1/jobs/{job}/artifact", get(artifact::download))
             .route(api::WHOAMI, get(jobs::whoami))
+            .route(api::SUBMISSIONS, get(submissions::list))
+            .route("/v1/rankings/{assignment}", get(submissions::leaderboard))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(jobs::ready))
             .layer(axum::extract::DefaultBodyLimit::max(small))

@@ -21,8 +21,8 @@ use crate::disk::{BuildQuota, BuildWatch, watch_build};
 use crate::errors::JobError;
 use crate::output::OutputPump;
 use crate::policy::{JobLimits, bytes_text, span_text};
-use rai_common::record::CommandTime;
 use crate::sandbox::Sandbox;
+use rai_common::record::CommandTime;
 
 /// How often a running command checks for a cancel request.
 const CANCEL_POLL: Duration = Duration::from_millis(500);

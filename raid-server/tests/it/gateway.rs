@@ -26,9 +26,11 @@ use crate::harness::Harness;
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// A course: a worker and a gateway in this process; alice and bob in team a, carol in team c, tom a TA.
-struct Course {
-    h: Harness,
-    url: String,
+pub(crate) struct Course {
+    pub(crate) h: Harness,
+    /// The gateway itself, to move its clock.
+    pub(crate) gateway: Arc<raid::gateway::Gateway>,
+    pub(crate) url: String,
     registry: PathBuf,
     accounts: Vec<Account>,
     keys: HashMap<String, SigningKey>,
@@ -49,6 +51,12 @@ impl Course {
     }
 
     async fn start_with(tls: bool) -> Course {
+        Course::start_term(tls, None).await
+    }
+
+    /// A course whose gateway reads `course` (a course file's text; its build files are written beside it first by
+    /// `files`).
+    pub(crate) async fn start_term(tls: bool, course: Option<(&str, &[(&str, &str)])>) -> Course {
         let mut dirs = Vec::new();
         let config = rai_testkit::jobs::worker_config(&mut dirs);
         let mut keys = HashMap::new();
@@ -86,6 +94,14 @@ impl Course {
         gateway_config.gateway.listen = Some("127.0.0.1:0".into());
         gateway_config.gateway.attestation_key = Some(key_file);
         gateway_config.gateway.queues = vec![config.queue.name.clone()];
+        if let Some((text, files)) = course {
+            for (name, body) in files {
+                std::fs::write(dir.join(name), body).unwrap();
+            }
+            let path = dir.join("course.yml");
+            std::fs::write(&path, text).unwrap();
+            gateway_config.gateway.course = Some(path);
+        }
         let ca = tls.then(|| {
             let (cert, key, ca) = certificates(&dir);
             gateway_config.gateway.tls_cert = Some(cert);
@@ -96,11 +112,13 @@ impl Course {
         let gateway = raid::gateway::Gateway::connect(gateway_config)
             .await
             .unwrap();
-        let listening = raid::gateway::serve(Arc::new(gateway), std::future::pending())
+        let gateway = Arc::new(gateway);
+        let listening = raid::gateway::serve(gateway.clone(), std::future::pending())
             .await
             .unwrap();
         Course {
             h,
+            gateway,
             url: listening.url,
             registry,
             accounts,
@@ -116,7 +134,7 @@ impl Course {
         c
     }
 
-    fn client(&self, user: &str) -> Client {
+    pub(crate) fn client(&self, user: &str) -> Client {
         Client::new(&self.client_config(), user, self.keys[user].clone()).unwrap()
     }
 
@@ -135,14 +153,40 @@ impl Course {
 
     /// Uploads a project running `commands` as `user` through the gateway; returns the job id and its request.
     async fn upload(&self, user: &str, commands: &[&str]) -> Result<JobRequest, ClientError> {
+        self.upload_files(user, commands, &[]).await
+    }
+
+    /// [`Course::upload`], with more files in the project.
+    pub(crate) async fn upload_files(
+        &self,
+        user: &str,
+        commands: &[&str],
+        files: &[(&str, &str)],
+    ) -> Result<JobRequest, ClientError> {
         upload_as(
             &self.client(user),
             user,
             &self.h.config.queue.name,
             commands,
             JobId::new(),
+            files,
         )
         .await
+    }
+
+    /// Uploads and submits `user`'s project (with `files`) for `assignment`.
+    pub(crate) async fn submit_for(
+        &self,
+        user: &str,
+        assignment: &str,
+        commands: &[&str],
+        files: &[(&str, &str)],
+    ) -> Result<Accepted, ClientError> {
+        let mut request = self.upload_files(user, commands, files).await?;
+        request.assignment = Some(assignment.to_string());
+        self.client(user)
+            .submit(&request.sign(&self.keys[user]))
+            .await
     }
 
     /// Uploads and submits a job of `user` (the request changed by `tweak` before it is signed).
@@ -205,10 +249,14 @@ async fn upload_as(
     queue: &str,
     commands: &[&str],
     job: JobId,
+    files: &[(&str, &str)],
 ) -> Result<JobRequest, ClientError> {
     let dir = tempfile::tempdir().unwrap();
     let build = build_file(commands, "time: 60s");
     std::fs::write(dir.path().join("rai_build.yml"), &build).unwrap();
+    for (name, body) in files {
+        std::fs::write(dir.path().join(name), body).unwrap();
+    }
     let bytes = pack_dir(dir.path());
     let file = dir.path().join("upload.tar.zst");
     std::fs::write(&file, &bytes).unwrap();
@@ -259,7 +307,11 @@ fn certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
     paths
 }
 
-fn refused(result: Result<impl std::fmt::Debug, ClientError>, status: StatusCode, text: &str) {
+pub(crate) fn refused(
+    result: Result<impl std::fmt::Debug, ClientError>,
+    status: StatusCode,
+    text: &str,
+) {
     match result {
         Err(ClientError::Refused { status: s, message }) => {
             assert_eq!(s, status, "{message}");
@@ -458,7 +510,15 @@ async fn a_job_id_belongs_to_its_first_owner_and_is_accepted_once() {
     let id = victim.id;
     // carol takes alice's pending id for an upload of her own: refused.
     refused(
-        upload_as(&c.client("carol"), "carol", &queue, &["echo yours"], id).await,
+        upload_as(
+            &c.client("carol"),
+            "carol",
+            &queue,
+            &["echo yours"],
+            id,
+            &[],
+        )
+        .await,
         StatusCode::CONFLICT,
         "already in use",
     );

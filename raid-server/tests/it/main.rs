@@ -10,4 +10,5 @@ mod jobs;
 mod network;
 mod old_projects;
 mod process;
+mod term;
 mod worker;

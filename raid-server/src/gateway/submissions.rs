@@ -1,0 +1,418 @@
+//! Graded submissions: `rai submit --submit NAME` judged against the course file, the team's submissions, and an
+//! assignment's leaderboard.
+//!
+//! The original class client wrote its own submission records and ranking times (to Mongo), so a student could forge
+//! either. Here the gateway judges a submission with its own clock and records it under the assignment and team
+//! (`submissions/<assignment>/<team>/<job>.json`) when it queues it; the worker writes how the job ended, with each
+//! command timed by the worker, into the job's record. Listings and leaderboards join the two.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use rai_common::api::{
+    Leaderboard, RankRow, RankingQuery, Submission, SubmissionRecord, Submissions, SubmissionsQuery,
+};
+use rai_common::course::{Assignment, Better, Counts, Timeliness};
+use rai_common::event::JobStatus;
+use rai_common::job::{Graded, JobId, JobRequest};
+use rai_common::objects::{record_key, submission_key, submissions_prefix};
+use rai_common::record::JobRecord;
+use sha2::Digest;
+
+use super::auth::Caller;
+use super::{ApiError, Gateway};
+
+/// A graded submission the gateway accepts: the queue it goes to and the judgement the worker receives.
+pub(super) struct Judged {
+    pub queue: String,
+    pub graded: Graded,
+}
+
+/// A team's name in the store: a student without a team is a team of one.
+fn team_of(caller: &Caller) -> String {
+    if caller.team.is_empty() {
+        caller.user.clone()
+    } else {
+        caller.team.clone()
+    }
+}
+
+/// The course's assignment `name`, or why there is none.
+fn assignment(gateway: &Gateway, name: &str) -> Result<Assignment, ApiError> {
+    let course = gateway.course.as_ref().ok_or_else(|| {
+        ApiError::bad_request(
+            "this course takes no graded submissions (the gateway has no course file); submit without --submit",
+        )
+    })?;
+    course
+        .current()
+        .assignment(name)
+        .cloned()
+        .map_err(ApiError::bad_request)
+}
+
+/// Judges a graded submission accepted `now`: the assignment exists, it is on time or may still be late, its queue
+/// is served here, the project holds the files the assignment requires, and the build that will run passes the
+/// policy.
+pub(super) async fn judge(
+    gateway: &Gateway,
+    request: &JobRequest,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<Judged, ApiError> {
+    let a = assignment(gateway, name)?;
+    let late = match a.judge(now) {
+        Ok(Timeliness::OnTime) => false,
+        Ok(Timeliness::Late) => true,
+        Err(why) => return Err(ApiError::new(StatusCode::FORBIDDEN, why)),
+    };
+    let queue = a.queue.clone().unwrap_or_else(|| request.queue.clone());
+    if !gateway.queues.contains_key(&queue) {
+        return Err(ApiError::bad_request(format!(
+            "the course file sends {name} to the queue \"{queue}\", which this gateway does not serve; tell your \
+             course staff"
+        )));
+    }
+    let missing = missing_files(gateway, &request.input.key, &a.required_files).await?;
+    if !missing.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "{name} needs {} in your project folder; missing: {}. Add {} and submit again",
+            a.required_files.join(", "),
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" }
+        )));
+    }
+    let build = a.build.clone().unwrap_or_else(|| request.build.clone());
+    crate::policy::admit(&build, &gateway.config.raid).map_err(ApiError::bad_request)?;
+    Ok(Judged {
+        queue,
+        graded: Graded {
+            assignment: a.name.clone(),
+            late,
+            build: a.build.clone(),
+        },
+    })
+}
+
+/// Which of `required` are not regular files in the upload at `key`. The upload is unpacked into a scratch folder
+/// by the same guarded unpacker the worker uses (a hostile archive is refused, not trusted for its file list).
+async fn missing_files(
+    gateway: &Gateway,
+    key: &str,
+    required: &[String],
+) -> Result<Vec<String>, ApiError> {
+    if required.is_empty() {
+        return Ok(Vec::new());
+    }
+    let reader = gateway
+        .store
+        .get(key)
+        .await
+        .map_err(|e| ApiError::unavailable("read the upload", e))?;
+    let required = required.to_vec();
+    let max_bytes = gateway.config.raid.limits.upload_bytes.0.saturating_mul(4);
+    tokio::task::spawn_blocking(move || {
+        let scratch =
+            tempfile::tempdir().map_err(|e| ApiError::unavailable("make a scratch folder", e))?;
+        let input = tokio_util::io::SyncIoBridge::new(reader);
+        let limits = rai_common::archive::UnpackLimits {
+            max_bytes,
+            ..Default::default()
+        };
+        rai_common::archive::unpack(input, scratch.path(), limits)
+            .map_err(|e| ApiError::bad_request(format!("the upload is not a safe archive: {e}")))?;
+        Ok(required
+            .into_iter()
+            .filter(|f| {
+                !std::fs::symlink_metadata(scratch.path().join(f)).is_ok_and(|m| m.is_file())
+            })
+            .collect())
+    })
+    .await
+    .map_err(|e| ApiError::unavailable("check the upload's files", e))?
+}
+
+/// Records an accepted graded submission under its assignment and team.
+pub(super) async fn record(
+    gateway: &Gateway,
+    caller: &Caller,
+    job: JobId,
+    graded: &Graded,
+    accepted_at: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let team = team_of(caller);
+    let record = SubmissionRecord {
+        job,
+        assignment: graded.assignment.clone(),
+        team: team.clone(),
+        user: caller.user.clone(),
+        accepted_at,
+        late: graded.late,
+    };
+    let bytes = serde_json::to_vec(&record).expect("a submission record serializes");
+    gateway
+        .store
+        .put_bytes(&submission_key(&graded.assignment, &team, &job), bytes)
+        .await
+        .map_err(|e| ApiError::unavailable("record the submission", e))?;
+    Ok(())
+}
+
+/// Every submission under `prefix`, each with its job's record when the job has ended.
+async fn load(
+    gateway: &Gateway,
+    prefix: &str,
+) -> Result<Vec<(SubmissionRecord, Option<JobRecord>)>, ApiError> {
+    let objects = gateway
+        .store
+        .list(prefix)
+        .await
+        .map_err(|e| ApiError::unavailable("list the submissions", e))?;
+    let mut out = Vec::with_capacity(objects.len());
+    for object in objects {
+        let bytes = gateway
+            .store
+            .get_bytes(&object.key)
+            .await
+            .map_err(|e| ApiError::unavailable("read a submission", e))?;
+        let Ok(sub) = serde_json::from_slice::<SubmissionRecord>(&bytes) else {
+            tracing::warn!(key = %object.key, "skipping an unreadable submission record");
+            continue;
+        };
+        let record = match gateway.store.head(&record_key(&sub.user, &sub.job)).await {
+            Ok(Some(_)) => gateway
+                .store
+                .get_bytes(&record_key(&sub.user, &sub.job))
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice::<JobRecord>(&b).ok()),
+            _ => None,
+        };
+        out.push((sub, record));
+    }
+    Ok(out)
+}
+
+/// The worker-measured time of the ranked command of a job that succeeded.
+fn ranked_seconds(a: &Assignment, record: Option<&JobRecord>) -> Option<f64> {
+    let ranking = a.ranking?;
+    let record = record.filter(|r| r.status == JobStatus::Succeeded)?;
+    let timed = record.commands.get(ranking.command - 1)?;
+    (timed.exit_code == Some(0)).then_some(timed.seconds)
+}
+
+/// Marks, per team, the submission that is graded: the latest on time (or, with none on time, the latest late
+/// one), or the latest of all when the course counts late ones alike.
+fn mark_counted(a: &Assignment, subs: &mut [Submission]) {
+    let mut best: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, s) in subs.iter().enumerate() {
+        let better = |other: &Submission| match a.counts {
+            Counts::Latest => s.record.accepted_at > other.record.accepted_at,
+            Counts::LatestOnTime => {
+                (!s.record.late, s.record.accepted_at)
+                    > (!other.record.late, other.record.accepted_at)
+            }
+        };
+        match best.get(&s.record.team) {
+            Some(&j) if !better(&subs[j]) => {}
+            _ => {
+                best.insert(s.record.team.clone(), i);
+            }
+        }
+    }
+    for i in best.into_values() {
+        subs[i].counts = true;
+    }
+}
+
+/// `GET /v1/submissions?assignment=A[&team=T]`: a student's own team's submissions; staff may name a team or list
+/// every team's (newest first).
+pub async fn list(
+    State(gateway): State<Arc<Gateway>>,
+    caller: Caller,
+    Query(query): Query<SubmissionsQuery>,
+) -> Result<Json<Submissions>, ApiError> {
+    let team = match (&query.team, caller.is_staff()) {
+        (Some(t), true) => Some(t.clone()),
+        (None, true) => None,
+        (Some(t), false) if *t != team_of(&caller) => {
+            return Err(ApiError::forbidden(format!(
+                "you may list your own team's submissions, not team \"{t}\"'s"
+            )));
+        }
+        (_, false) => Some(team_of(&caller)),
+    };
+    let course = gateway
+        .course
+        .as_ref()
+        .map(|c| c.current())
+        .ok_or_else(|| {
+            ApiError::bad_request("this course takes no graded submissions (no course file)")
+        })?;
+    let names: Vec<String> = match &query.assignment {
+        Some(name) => vec![
+            course
+                .assignment(name)
+                .map_err(ApiError::bad_request)?
+                .name
+                .clone(),
+        ],
+        None => course.assignments.keys().cloned().collect(),
+    };
+    let mut all = Vec::new();
+    for name in names {
+        let a = &course.assignments[&name];
+        let prefix = submissions_prefix(&name, team.as_deref());
+        let mut subs: Vec<Submission> = load(&gateway, &prefix)
+            .await?
+            .into_iter()
+            .map(|(record, job)| Submission {
+                status: job.as_ref().map(|j| j.status),
+                ranked_seconds: ranked_seconds(a, job.as_ref()),
+                record,
+                counts: false,
+            })
+            .collect();
+        mark_counted(a, &mut subs);
+        all.extend(subs);
+    }
+    all.sort_by_key(|s| std::cmp::Reverse(s.record.accepted_at));
+    Ok(Json(Submissions { submissions: all }))
+}
+
+/// A team's name as other students see it on a leaderboard: stable for the assignment, unguessable without the
+/// gateway's key.
+fn anonymous(gateway: &Gateway, assignment: &str, team: &str) -> String {
+    let mut h = sha2::Sha256::new();
+    h.update(gateway.attestation_key.to_bytes());
+    h.update(assignment.as_bytes());
+    h.update([0]);
+    h.update(team.as_bytes());
+    format!("team-{}", &hex::encode(h.finalize())[..6])
+}
+
+/// Ranks `times` (team, seconds, job): best first; equal times share a rank (1, 1, 3); ties in order by team.
+fn rank(mut times: Vec<(String, f64, JobId)>, better: Better) -> Vec<(usize, String, f64, JobId)> {
+    times.sort_by(|a, b| {
+        let order = a.1.total_cmp(&b.1);
+        let order = if better == Better::Higher {
+            order.reverse()
+        } else {
+            order
+        };
+        order.then_with(|| a.0.cmp(&b.0))
+    });
+    let mut out: Vec<(usize, String, f64, JobId)> = Vec::with_capacity(times.len());
+    for (i, (team, secs, job)) in times.into_iter().enumerate() {
+        let rank = match out.last() {
+            Some(prev) if prev.2 == secs => prev.0,
+            _ => i + 1,
+        };
+        out.push((rank, team, secs, job));
+    }
+    out
+}
+
+/// `GET /v1/rankings/{assignment}?n=N`: each team's best worker-measured time of the ranked command among its
+/// successful on-time submissions. Students see their own team by name and the others anonymized; staff see names.
+pub async fn leaderboard(
+    State(gateway): State<Arc<Gateway>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(query): Query<RankingQuery>,
+) -> Result<Json<Leaderboard>, ApiError> {
+    let a = assignment(&gateway, &name)?;
+    let Some(ranking) = a.ranking else {
+        return Err(ApiError::bad_request(format!(
+            "{name} is not ranked (its course file entry has no ranking)"
+        )));
+    };
+    let subs = load(&gateway, &submissions_prefix(&name, None)).await?;
+    let mut teams: BTreeMap<String, Option<(f64, JobId)>> = BTreeMap::new();
+    for (sub, record) in &subs {
+        let entry = teams.entry(sub.team.clone()).or_insert(None);
+        if sub.late {
+            continue;
+        }
+        if let Some(secs) = ranked_seconds(&a, record.as_ref()) {
+            let improves = match entry {
+                None => true,
+                Some((best, _)) => match ranking.better {
+                    Better::Lower => secs < *best,
+                    Better::Higher => secs > *best,
+                },
+            };
+            if improves {
+                *entry = Some((secs, sub.job));
+            }
+        }
+    }
+    let unranked = teams.values().filter(|t| t.is_none()).count();
+    let times: Vec<(String, f64, JobId)> = teams
+        .into_iter()
+        .filter_map(|(team, best)| best.map(|(s, j)| (team, s, j)))
+        .collect();
+    let own = team_of(&caller);
+    let n = query.n.unwrap_or(10).max(1);
+    let rows: Vec<RankRow> = rank(times, ranking.better)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (_, team, _, _))| *i < n || *team == own)
+        .map(|(_, (rank, team, seconds, job))| RankRow {
+            rank,
+            yours: team == own,
+            team: if caller.is_staff() || team == own {
+                team
+            } else {
+                anonymous(&gateway, &name, &team)
+            },
+            seconds,
+            job,
+        })
+        .collect();
+    Ok(Json(Leaderboard {
+        assignment: name,
+        command: ranking.command,
+        lower_is_better: ranking.better == Better::Lower,
+        rows,
+        unranked,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_times_share_a_rank_and_higher_may_be_better() {
+        let job = JobId::new();
+        let times = vec![
+            ("c".to_string(), 2.0, job),
+            ("a".to_string(), 1.0, job),
+            ("b".to_string(), 1.0, job),
+            ("d".to_string(), 3.0, job),
+        ];
+        let ranked: Vec<(usize, String)> = rank(times.clone(), Better::Lower)
+            .into_iter()
+            .map(|r| (r.0, r.1))
+            .collect();
+        assert_eq!(
+            ranked,
+            [
+                (1, "a".into()),
+                (1, "b".into()),
+                (3, "c".into()),
+                (4, "d".into())
+            ]
+        );
+        let ranked: Vec<(usize, String)> = rank(times, Better::Higher)
+            .into_iter()
+            .map(|r| (r.0, r.1))
+            .collect();
+        assert_eq!(ranked[0], (1, "d".into()));
+    }
+}

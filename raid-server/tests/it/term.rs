@@ -1,0 +1,242 @@
+//! A course's term through the gateway: graded submissions judged by the gateway's clock (moved here, not the
+//! system's), required files, the instructor's build file, the team's submissions and the leaderboard.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rai_testkit::jobs::{end, text};
+use reqwest::StatusCode;
+
+use crate::gateway::{Course, refused};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn at(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submissions_around_a_due_time_are_on_time_late_or_refused() {
+    let now = Utc::now();
+    let course = format!(
+        "course: test\ntime_zone: UTC\nassignments:\n  m1:\n    due: {}\n    late_until: {}\n  m2:\n    due: {}\n",
+        at(now + chrono::Duration::minutes(2)),
+        at(now + chrono::Duration::minutes(4)),
+        at(now + chrono::Duration::minutes(2)),
+    );
+    let c = Course::start_term(false, Some((&course, &[]))).await;
+
+    let on_time = c
+        .submit_for("alice", "m1", &["echo first"], &[])
+        .await
+        .unwrap();
+    assert!(
+        on_time
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("Submitted for m1, on time")
+    );
+    refused(
+        c.submit_for("alice", "m9", &["echo x"], &[]).await,
+        StatusCode::BAD_REQUEST,
+        "there is no assignment \"m9\" in this course; its assignments are: m1, m2",
+    );
+
+    // Three minutes later by the gateway's clock: m1 takes it late, m2 refuses it, naming the due time. (The
+    // workers' clocks are not moved: an acceptance more than five minutes ahead of them would be refused.)
+    c.gateway.clock.set_offset(chrono::Duration::minutes(3));
+    let late = c
+        .submit_for("bob", "m1", &["echo second"], &[])
+        .await
+        .unwrap();
+    assert!(
+        late.note
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("Submitted for m1, marked late")
+    );
+    assert!(late.accepted_at > on_time.accepted_at + chrono::Duration::seconds(179));
+    let due = (now + chrono::Duration::minutes(2))
+        .format("%Y-%m-%d %H:%M")
+        .to_string();
+    refused(
+        c.submit_for("alice", "m2", &["echo x"], &[]).await,
+        StatusCode::FORBIDDEN,
+        &format!("m2 was due {due} UTC and this course does not accept late submissions"),
+    );
+    // Four and a half minutes later: m1's late window has closed too.
+    c.gateway.clock.set_offset(chrono::Duration::seconds(270));
+    refused(
+        c.submit_for("alice", "m1", &["echo x"], &[]).await,
+        StatusCode::FORBIDDEN,
+        "late submissions closed",
+    );
+
+    for job in [on_time.job, late.job] {
+        assert_eq!(end(&c.h.events(job, LIMIT).await).0, "succeeded");
+    }
+    // alice and bob are team a: either sees both, the on-time one counting; carol (team c) sees none of them.
+    let subs = c.client("bob").submissions(Some("m1"), None).await.unwrap();
+    assert_eq!(subs.len(), 2, "{subs:?}");
+    assert_eq!(
+        (subs[0].record.job, subs[0].record.late, subs[0].counts),
+        (late.job, true, false)
+    );
+    assert_eq!(
+        (subs[1].record.job, subs[1].record.late, subs[1].counts),
+        (on_time.job, false, true)
+    );
+    assert_eq!(subs[1].record.user, "alice");
+    assert_eq!(
+        subs[1].status,
+        Some(rai_common::event::JobStatus::Succeeded)
+    );
+    assert!(
+        c.client("carol")
+            .submissions(None, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    refused(
+        c.client("carol").submissions(None, Some("a")).await,
+        StatusCode::FORBIDDEN,
+        "your own team's submissions",
+    );
+    // Staff see every team's.
+    assert_eq!(
+        c.client("tom")
+            .submissions(Some("m1"), None)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // The job record says what it was for.
+    let records = c.client("alice").history(None, 5).await.unwrap();
+    let record = records
+        .iter()
+        .find(|r| r.id == on_time.job.to_string())
+        .unwrap();
+    assert_eq!(
+        (record.assignment.as_deref(), record.late),
+        (Some("m1"), false)
+    );
+    c.h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_files_and_the_instructors_build_file() {
+    let graded = format!(
+        "rai:\n  image: {}\ncommands:\n  build:\n    - echo the course build runs\n    - cat /src/report.pdf\n",
+        rai_testkit::image()
+    );
+    let course = format!(
+        "time_zone: America/Chicago\nassignments:\n  final:\n    due: {}\n    required_files: [report.pdf]\n    build_file: final_build.yml\n",
+        (Utc::now() + chrono::Duration::days(2)).format("%Y-%m-%d %H:%M")
+    );
+    let c = Course::start_term(false, Some((&course, &[("final_build.yml", &graded)]))).await;
+    refused(
+        c.submit_for("alice", "final", &["echo the student build"], &[])
+            .await,
+        StatusCode::BAD_REQUEST,
+        "final needs report.pdf in your project folder; missing: report.pdf. Add it and submit again",
+    );
+    let accepted = c
+        .submit_for(
+            "alice",
+            "final",
+            &["echo the student build"],
+            &[("report.pdf", "%PDF-1.4 report\n")],
+        )
+        .await
+        .unwrap();
+    assert!(
+        accepted
+            .note
+            .unwrap_or_default()
+            .contains("the course's own build file runs it")
+    );
+    let events = c.h.events(accepted.job, LIMIT).await;
+    assert_eq!(end(&events).0, "succeeded");
+    assert_eq!(
+        text(&events, "stdout"),
+        "the course build runs\n%PDF-1.4 report\n"
+    );
+    // Every command was timed by the worker into the record.
+    let records = c.client("alice").history(None, 5).await.unwrap();
+    let record = records
+        .iter()
+        .find(|r| r.id == accepted.job.to_string())
+        .unwrap();
+    assert_eq!(record.commands.len(), 2);
+    assert!(
+        record
+            .commands
+            .iter()
+            .all(|t| t.exit_code == Some(0) && t.seconds > 0.0)
+    );
+    c.h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leaderboard_ranks_by_worker_time_and_hides_other_teams_from_students() {
+    let graded = format!(
+        "rai:\n  image: {}\ncommands:\n  build:\n    - echo setup\n    - sh /src/work.sh\n",
+        rai_testkit::image()
+    );
+    let course = format!(
+        "time_zone: UTC\nassignments:\n  m4:\n    due: {}\n    build_file: m4_build.yml\n    ranking: {{ command: 2, better: lower }}\n",
+        at(Utc::now() + chrono::Duration::hours(1))
+    );
+    let c = Course::start_term(false, Some((&course, &[("m4_build.yml", &graded)]))).await;
+    // Team a takes a second, team c is quick, tom's run fails (unranked).
+    let slow = c
+        .submit_for("alice", "m4", &["x"], &[("work.sh", "sleep 1\n")])
+        .await
+        .unwrap();
+    let quick = c
+        .submit_for("carol", "m4", &["x"], &[("work.sh", "true\n")])
+        .await
+        .unwrap();
+    let failed = c
+        .submit_for("tom", "m4", &["x"], &[("work.sh", "exit 3\n")])
+        .await
+        .unwrap();
+    for job in [slow.job, quick.job, failed.job] {
+        c.h.events(job, LIMIT).await;
+    }
+    let board = c.client("alice").ranking("m4", 10).await.unwrap();
+    assert_eq!(
+        (board.command, board.lower_is_better, board.unranked),
+        (2, true, 1)
+    );
+    assert_eq!(board.rows.len(), 2);
+    assert_eq!((board.rows[0].rank, board.rows[0].yours), (1, false));
+    assert!(
+        board.rows[0].team.starts_with("team-"),
+        "carol's team is anonymous to alice: {:?}",
+        board.rows[0]
+    );
+    assert_eq!(
+        (
+            board.rows[1].rank,
+            board.rows[1].team.as_str(),
+            board.rows[1].yours
+        ),
+        (2, "a", true)
+    );
+    assert!(board.rows[1].seconds >= 1.0 && board.rows[0].seconds < board.rows[1].seconds);
+    // Staff see names; the anonymous name is stable.
+    let staff = c.client("tom").ranking("m4", 10).await.unwrap();
+    assert_eq!(staff.rows[0].team, "c");
+    let again = c.client("alice").ranking("m4", 1).await.unwrap();
+    assert_eq!(again.rows[0].team, board.rows[0].team);
+    assert_eq!(
+        again.rows.len(),
+        2,
+        "a student's own row is shown even past -n"
+    );
+    c.h.drain_and_stop().await;
+}
