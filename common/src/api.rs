@@ -122,6 +122,11 @@ pub struct History {
 pub struct HistoryQuery {
     /// Whose jobs; the signer's own when absent.
     pub user: Option<String>,
+    /// Staff (and the team's own members): every member's jobs of a team.
+    pub team: Option<String>,
+    /// Staff: everyone's jobs.
+    #[serde(default)]
+    pub all: bool,
     pub limit: Option<usize>,
 }
 

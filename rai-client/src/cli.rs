@@ -114,12 +114,31 @@ pub enum Command {
     },
     /// Ask the worker to stop a job.
     Cancel { id: String },
-    /// List your jobs, newest first.
+    /// List your jobs, newest first (staff: anyone's, a team's, or everyone's).
     History {
         #[arg(short = 'n', default_value_t = 20)]
         n: usize,
         #[arg(long)]
         json: bool,
+        /// Another user's jobs (a teammate's; staff: anyone's).
+        #[arg(long, conflicts_with_all = ["team", "all"])]
+        user: Option<String>,
+        /// A team's jobs (your own team's; staff: any team's).
+        #[arg(long, conflicts_with = "all")]
+        team: Option<String>,
+        /// Everyone's jobs (staff).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Staff: an assignment's graded submissions, one row per team (the one that counts), for grading.
+    Submissions {
+        assignment: String,
+        /// Comma-separated values with a header row, for a spreadsheet.
+        #[arg(long)]
+        csv: bool,
+        /// Every submission, not only the one that counts.
+        #[arg(long)]
+        every: bool,
     },
     /// Download a job's /build folder.
     Download {

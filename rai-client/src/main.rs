@@ -51,7 +51,27 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Logs { follow, json, id }) => commands::logs::run(g, &id, follow, json).await,
         Some(Command::Status { json, id }) => commands::status::run(g, &id, json).await,
         Some(Command::Cancel { id }) => commands::cancel::run(g, &id).await,
-        Some(Command::History { n, json }) => commands::history::run(g, n, json).await,
+        Some(Command::History {
+            n,
+            json,
+            user,
+            team,
+            all,
+        }) => {
+            use rai_client::client::Whose;
+            let whose = match (&user, &team, all) {
+                (_, _, true) => Whose::All,
+                (Some(u), _, _) => Whose::User(u),
+                (_, Some(t), _) => Whose::Team(t),
+                _ => Whose::Me,
+            };
+            commands::history::run(g, whose, n, json).await
+        }
+        Some(Command::Submissions {
+            assignment,
+            csv,
+            every,
+        }) => commands::submissions::run(g, &assignment, csv, every).await,
         Some(Command::Download { id, output, force }) => {
             commands::download::run(g, &id, output, force).await
         }

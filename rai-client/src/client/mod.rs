@@ -31,6 +31,15 @@ use serde::de::DeserializeOwned;
 pub use error::ClientError;
 pub use events::JobEvents;
 
+/// Whose jobs a history lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose<'a> {
+    Me,
+    User(&'a str),
+    Team(&'a str),
+    All,
+}
+
 /// How long to wait for a gateway to accept a connection before trying the next.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -304,12 +313,23 @@ impl Client {
         user: Option<&str>,
         limit: usize,
     ) -> Result<Vec<JobRecord>, ClientError> {
+        self.history_of(user.map_or(Whose::Me, Whose::User), limit)
+            .await
+    }
+
+    /// Finished jobs of `whose`, newest first (another user's, a team's or everyone's: staff, or the team's own).
+    pub async fn history_of(
+        &self,
+        whose: Whose<'_>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, ClientError> {
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let mut path = format!("{}?limit={limit}", api::JOBS);
-        if let Some(user) = user {
-            path.push_str("&user=");
-            path.push_str(
-                &url::form_urlencoded::byte_serialize(user.as_bytes()).collect::<String>(),
-            );
+        match whose {
+            Whose::Me => {}
+            Whose::User(u) => path.push_str(&format!("&user={}", enc(u))),
+            Whose::Team(t) => path.push_str(&format!("&team={}", enc(t))),
+            Whose::All => path.push_str("&all=true"),
         }
         let history: History = self.call(Method::GET, &path, None).await?;
         Ok(history.records)

@@ -1,17 +1,32 @@
-//! `rai history [-n N]`: the user's jobs, newest first, from the stored job records.
+//! `rai history [-n N] [--user U | --team T | --all]`: finished jobs, newest first, from the stored job records.
 
 use crate::cli::GlobalArgs;
+use crate::client::Whose;
 use crate::context;
 use crate::exit;
 
-pub async fn run(global: &GlobalArgs, n: usize, json: bool) -> anyhow::Result<u8> {
+pub async fn run(
+    global: &GlobalArgs,
+    whose: Whose<'_>,
+    n: usize,
+    json: bool,
+) -> anyhow::Result<u8> {
     let session = context::session(global)?;
     // Newest first, from the gateway.
-    let records = session.client.history(None, n).await?;
+    let records = session.client.history_of(whose, n).await?;
+    let others = whose != Whose::Me;
     if !json {
         let header = format!(
-            "{:<27} {:<10} {:>5}  {:<25} IMAGE",
-            "JOB", "STATUS", "EXIT", "FINISHED"
+            "{:<27} {}{:<10} {:>5}  {:<25} IMAGE",
+            "JOB",
+            if others {
+                format!("{:<12} ", "USER")
+            } else {
+                String::new()
+            },
+            "STATUS",
+            "EXIT",
+            "FINISHED"
         );
         if !print_line(&header)? {
             return Ok(exit::OK);
@@ -22,8 +37,13 @@ pub async fn run(global: &GlobalArgs, n: usize, json: bool) -> anyhow::Result<u8
             serde_json::to_string(&record)?
         } else {
             format!(
-                "{:<27} {:<10} {:>5}  {:<25} {}",
+                "{:<27} {}{:<10} {:>5}  {:<25} {}",
                 record.id,
+                if others {
+                    format!("{:<12} ", record.user)
+                } else {
+                    String::new()
+                },
                 record.status.as_str(),
                 record
                     .exit_code

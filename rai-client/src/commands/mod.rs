@@ -8,6 +8,7 @@ pub mod init;
 pub mod logs;
 pub mod ranking;
 pub mod status;
+pub mod submissions;
 pub mod submit;
 pub mod submitted;
 pub mod validate;

@@ -255,30 +255,64 @@ pub async fn cancel(
 /// The most records one history request returns.
 const HISTORY_MAX: usize = 500;
 
-/// `GET /v1/jobs?user=U&limit=N`: a user's finished jobs, newest first. A student sees their own and their
-/// teammates'; staff see anyone's.
+/// `GET /v1/jobs?user=U | team=T | all=true &limit=N`: finished jobs, newest first. A student sees their own,
+/// a teammate's and their own team's; staff see anyone's, any team's, or everyone's.
 pub async fn history(
     State(gateway): State<Arc<Gateway>>,
     caller: Caller,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<History>, ApiError> {
-    let user = query.user.unwrap_or_else(|| caller.user.clone());
-    if !super::access::allowed(&gateway, &caller, &user, Access::Read) {
-        return Err(ApiError::forbidden(format!(
-            "you may list your own and your team's jobs, not user \"{user}\"'s"
-        )));
-    }
-    if user.contains('/') || user.contains("..") {
-        return Err(ApiError::bad_request("not a username"));
-    }
     let limit = query.limit.unwrap_or(20).min(HISTORY_MAX);
-    let mut objects = gateway
-        .store
-        .list(&format!("records/{user}/"))
-        .await
-        .map_err(|e| ApiError::unavailable("list the records", e))?;
-    // Job ids sort by time, so the newest records have the last keys.
-    objects.reverse();
+    let name_ok = |n: &str| !n.is_empty() && !n.contains('/') && !n.contains("..");
+    // Whose records to read: one user's folder, or every folder (sorted by job id across users).
+    let users: Option<Vec<String>> = if query.all {
+        if !caller.is_staff() {
+            return Err(ApiError::forbidden(
+                "only course staff may list everyone's jobs",
+            ));
+        }
+        None
+    } else if let Some(team) = &query.team {
+        if !caller.is_staff() && *team != caller.team {
+            return Err(ApiError::forbidden(format!(
+                "you may list your own team's jobs, not team \"{team}\"'s"
+            )));
+        }
+        let members: Vec<String> = gateway
+            .registry
+            .current()
+            .users
+            .iter()
+            .filter(|a| a.team == *team)
+            .map(|a| a.username.clone())
+            .collect();
+        Some(members)
+    } else {
+        let user = query.user.clone().unwrap_or_else(|| caller.user.clone());
+        if !super::access::allowed(&gateway, &caller, &user, Access::Read) {
+            return Err(ApiError::forbidden(format!(
+                "you may list your own and your team's jobs, not user \"{user}\"'s"
+            )));
+        }
+        if !name_ok(&user) {
+            return Err(ApiError::bad_request("not a username"));
+        }
+        Some(vec![user])
+    };
+    let mut objects = Vec::new();
+    match users {
+        None => objects = list_records(&gateway, "records/").await?,
+        Some(users) => {
+            for user in users.iter().filter(|u| name_ok(u)) {
+                objects.extend(list_records(&gateway, &format!("records/{user}/")).await?);
+            }
+        }
+    }
+    // Job ids sort by time: newest first across users by the key's file name.
+    objects.sort_by(|a, b| {
+        let id = |k: &str| k.rsplit('/').next().unwrap_or_default().to_string();
+        id(&b.key).cmp(&id(&a.key))
+    });
     let mut records = Vec::new();
     for object in objects.into_iter().take(limit) {
         let bytes = gateway
@@ -294,6 +328,17 @@ pub async fn history(
         }
     }
     Ok(Json(History { records }))
+}
+
+async fn list_records(
+    gateway: &Gateway,
+    prefix: &str,
+) -> Result<Vec<rai_backends::store::ObjectInfo>, ApiError> {
+    gateway
+        .store
+        .list(prefix)
+        .await
+        .map_err(|e| ApiError::unavailable("list the records", e))
 }
 
 /// `GET /v1/whoami`.

@@ -113,6 +113,38 @@ async fn submissions_around_a_due_time_are_on_time_late_or_refused() {
             .len(),
         2
     );
+    // Staff histories: a team's, everyone's; a student may not list everyone's.
+    use rai_client::client::Whose;
+    let team_a = c
+        .client("tom")
+        .history_of(Whose::Team("a"), 10)
+        .await
+        .unwrap();
+    assert_eq!(team_a.len(), 2);
+    assert!(team_a.iter().all(|r| r.user == "alice" || r.user == "bob"));
+    assert_eq!(
+        team_a[0].id,
+        late.job.to_string(),
+        "newest first across users"
+    );
+    assert_eq!(
+        c.client("tom")
+            .history_of(Whose::All, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    refused(
+        c.client("carol").history_of(Whose::All, 10).await,
+        StatusCode::FORBIDDEN,
+        "only course staff",
+    );
+    refused(
+        c.client("carol").history_of(Whose::Team("a"), 10).await,
+        StatusCode::FORBIDDEN,
+        "your own team's jobs",
+    );
     // The job record says what it was for.
     let records = c.client("alice").history(None, 5).await.unwrap();
     let record = records

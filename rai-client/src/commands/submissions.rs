@@ -1,0 +1,133 @@
+//! `rai submissions NAME [--csv] [--every]` (staff): an assignment's graded submissions, one row per team (the one
+//! that counts), for grading.
+
+use rai_common::api::Submission;
+
+use crate::cli::GlobalArgs;
+use crate::context;
+use crate::exit;
+use crate::terminal::visible;
+
+/// The CSV's columns, in order (docs/instructor.md describes each).
+pub const CSV_COLUMNS: [&str; 8] = [
+    "team",
+    "user",
+    "job",
+    "accepted_at",
+    "late",
+    "status",
+    "ranked_seconds",
+    "counts",
+];
+
+/// One CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180); a leading `=`, `+`, `-` or `@`
+/// is prefixed with `'` so a spreadsheet never runs a team name as a formula.
+fn field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+/// A submission as a CSV row of [`CSV_COLUMNS`].
+pub fn csv_row(s: &Submission) -> String {
+    let r = &s.record;
+    [
+        field(&r.team),
+        field(&r.user),
+        r.job.to_string(),
+        r.accepted_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        r.late.to_string(),
+        s.status.map_or("queued", |st| st.as_str()).to_string(),
+        s.ranked_seconds
+            .map(|t| format!("{t:.3}"))
+            .unwrap_or_default(),
+        s.counts.to_string(),
+    ]
+    .join(",")
+}
+
+pub async fn run(
+    global: &GlobalArgs,
+    assignment: &str,
+    csv: bool,
+    every: bool,
+) -> anyhow::Result<u8> {
+    let session = context::session(global)?;
+    let mut rows = session.client.submissions(Some(assignment), None).await?;
+    if !every {
+        rows.retain(|s| s.counts);
+    }
+    rows.sort_by(|a, b| a.record.team.cmp(&b.record.team));
+    if csv {
+        println!("{}", CSV_COLUMNS.join(","));
+        for s in &rows {
+            println!("{}", csv_row(s));
+        }
+        return Ok(exit::OK);
+    }
+    println!(
+        "{:<16} {:<12} {:<27} {:<21} {:<8} {:<10} {:>9}",
+        "TEAM", "USER", "JOB", "ACCEPTED (UTC)", "", "STATUS", "RANKED"
+    );
+    for s in &rows {
+        let r = &s.record;
+        let line = format!(
+            "{:<16} {:<12} {:<27} {:<21} {:<8} {:<10} {:>9}",
+            r.team,
+            r.user,
+            r.job,
+            r.accepted_at.format("%Y-%m-%d %H:%M:%S"),
+            if r.late { "late" } else { "on time" },
+            s.status.map_or("queued", |st| st.as_str()),
+            s.ranked_seconds
+                .map(|t| format!("{t:.3}s"))
+                .unwrap_or_else(|| "-".into()),
+        );
+        println!("{}", visible(&line));
+    }
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rai_common::api::SubmissionRecord;
+    use rai_common::event::JobStatus;
+    use rai_common::job::JobId;
+
+    #[test]
+    fn rows_have_the_columns_and_hostile_names_stay_text() {
+        let job = JobId::new();
+        let s = Submission {
+            record: SubmissionRecord {
+                job,
+                assignment: "m1".into(),
+                team: "=HYPERLINK(\"x\"),evil".into(),
+                user: "alice".into(),
+                accepted_at: chrono::DateTime::parse_from_rfc3339("2026-12-10T05:59:00Z")
+                    .unwrap()
+                    .with_timezone(&chrono::Utc),
+                late: true,
+            },
+            status: Some(JobStatus::Succeeded),
+            ranked_seconds: Some(1.23456),
+            counts: true,
+        };
+        let row = csv_row(&s);
+        assert_eq!(
+            row,
+            format!(
+                "\"'=HYPERLINK(\"\"x\"\"),evil\",alice,{job},2026-12-10T05:59:00Z,true,succeeded,1.235,true"
+            )
+        );
+        assert_eq!(CSV_COLUMNS.len(), 8);
+    }
+}
