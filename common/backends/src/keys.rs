@@ -81,6 +81,21 @@ pub fn nonce(user: &str, nonce: &str) -> String {
     format!("rai:nonce:{user}:{nonce}")
 }
 
+/// Set while `user` must wait before submitting again (the course's `min_interval`).
+pub fn next_submit(user: &str) -> String {
+    format!("rai:rate:{user}:next")
+}
+
+/// The jobs `user` has waiting or running (the course's caps).
+pub fn active_jobs(user: &str) -> String {
+    format!("rai:rate:{user}:jobs")
+}
+
+/// The GPU-seconds `user`'s finished jobs used in a window (`d2026-12-03`, `w2026-49`).
+pub fn gpu_seconds(user: &str, window: &str) -> String {
+    format!("rai:rate:{user}:gpu:{window}")
+}
+
 /// A user's submissions in the current minute (the gateway's rate limit).
 pub fn submit_count(user: &str, minute: i64) -> String {
     format!("rai:rate:{user}:{minute}")

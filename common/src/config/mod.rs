@@ -113,6 +113,32 @@ pub struct GatewayConfig {
     pub submits_per_minute: u32,
     /// The course file (assignments and deadlines, docs/instructor.md); `None`: no graded submissions.
     pub course: Option<PathBuf>,
+    pub quotas: Quotas,
+}
+
+/// Per-user quotas the gateway enforces (docs/instructor.md); a zero turns one off.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quotas {
+    /// Jobs of one user waiting to start.
+    pub max_queued: u32,
+    /// Jobs of one user waiting or running.
+    pub max_active: u32,
+    /// The least time between two submissions of one user.
+    pub min_interval: Span,
+    /// GPU time (seconds times GPUs) one user's jobs may use per `gpu_time_window`.
+    pub gpu_time: Span,
+    pub gpu_time_window: GpuTimeWindow,
+    /// Whether course staff are exempt.
+    pub staff_exempt: bool,
+}
+
+/// The window a GPU-time budget is counted over (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuTimeWindow {
+    Day,
+    Week,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

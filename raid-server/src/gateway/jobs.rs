@@ -112,6 +112,7 @@ pub async fn submit(
             ));
         }
     }
+    super::quotas::check(&gateway, &caller, now).await?;
     let first = gateway
         .bus
         .mark_accepted(&job, super::uploads::binding_ttl(&gateway))
@@ -153,6 +154,9 @@ pub async fn submit(
         // Not queued: the id may be submitted again.
         let _ = gateway.bus.unmark_accepted(&job).await;
         return Err(ApiError::unavailable("queue the job", e));
+    }
+    if let Err(e) = gateway.bus.add_active(&caller.user, &job).await {
+        tracing::warn!(job = %job, error = %e, "cannot count the job against the user's caps");
     }
     if let Some(graded) = &graded {
         // Queued already: a failure here is logged, and the job record still names the assignment.

@@ -17,6 +17,7 @@ mod auth;
 mod error;
 mod events;
 mod jobs;
+mod quotas;
 mod serve;
 mod submissions;
 mod uploads;

@@ -131,6 +131,7 @@ pub async fn run(
                 accepted_at,
                 graded,
                 timings: Vec::new(),
+                gpus: 0,
             };
             life.run(hand_back).instrument(span).await;
         }
@@ -221,6 +222,8 @@ struct JobLife {
     graded: Option<Graded>,
     /// Each command that ran, timed here.
     timings: Vec<CommandTime>,
+    /// The GPUs the job held (for the user's GPU-time budget).
+    gpus: u32,
     rerun: bool,
     /// The job directory: `src/` (the upload) and `build/` (mounted as `/build`).
     dir: PathBuf,
@@ -285,6 +288,18 @@ impl JobLife {
             started_at,
         };
         if finished.complete(pump.into_publisher()).await {
+            // The user's GPU time, for the course's budget: the commands' wall time on the GPUs they held.
+            let gpu_seconds =
+                self.timings.iter().map(|t| t.seconds).sum::<f64>() * f64::from(self.gpus);
+            if gpu_seconds > 0.0
+                && let Err(e) = self
+                    .ctx
+                    .bus
+                    .add_gpu_seconds(&self.request.user, Utc::now(), gpu_seconds)
+                    .await
+            {
+                tracing::warn!(job = %job, error = %e, "cannot count the job's GPU time");
+            }
             let m = &self.milestones;
             let ms =
                 |from: Instant, to: Option<Instant>| to.map(|t| (t - from).as_secs_f64() * 1e3);
@@ -348,6 +363,7 @@ impl JobLife {
             }
         };
         let gpus = ctx.gpus.acquire(limits.gpus).await;
+        self.gpus = limits.gpus;
         let spec = self.sandbox_spec(&limits, image, &src, &build, gpus.ids.clone());
         let sandbox = Sandbox::start(&ctx.docker, &spec).await?;
         self.milestones.container_started = Some(Instant::now());

@@ -51,12 +51,16 @@ impl Course {
     }
 
     async fn start_with(tls: bool) -> Course {
-        Course::start_term(tls, None).await
+        Course::start_term(tls, None, |_| {}).await
     }
 
     /// A course whose gateway reads `course` (a course file's text; its build files are written beside it first by
     /// `files`).
-    pub(crate) async fn start_term(tls: bool, course: Option<(&str, &[(&str, &str)])>) -> Course {
+    pub(crate) async fn start_term(
+        tls: bool,
+        course: Option<(&str, &[(&str, &str)])>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Course {
         let mut dirs = Vec::new();
         let config = rai_testkit::jobs::worker_config(&mut dirs);
         let mut keys = HashMap::new();
@@ -102,6 +106,7 @@ impl Course {
             std::fs::write(&path, text).unwrap();
             gateway_config.gateway.course = Some(path);
         }
+        tweak(&mut gateway_config);
         let ca = tls.then(|| {
             let (cert, key, ca) = certificates(&dir);
             gateway_config.gateway.tls_cert = Some(cert);
@@ -190,7 +195,7 @@ impl Course {
     }
 
     /// Uploads and submits a job of `user` (the request changed by `tweak` before it is signed).
-    async fn submit(
+    pub(crate) async fn submit(
         &self,
         user: &str,
         commands: &[&str],

@@ -24,7 +24,7 @@ async fn submissions_around_a_due_time_are_on_time_late_or_refused() {
         at(now + chrono::Duration::minutes(4)),
         at(now + chrono::Duration::minutes(2)),
     );
-    let c = Course::start_term(false, Some((&course, &[]))).await;
+    let c = Course::start_term(false, Some((&course, &[])), |_| {}).await;
 
     let on_time = c
         .submit_for("alice", "m1", &["echo first"], &[])
@@ -168,7 +168,12 @@ async fn required_files_and_the_instructors_build_file() {
         "time_zone: America/Chicago\nassignments:\n  final:\n    due: {}\n    required_files: [report.pdf]\n    build_file: final_build.yml\n",
         (Utc::now() + chrono::Duration::days(2)).format("%Y-%m-%d %H:%M")
     );
-    let c = Course::start_term(false, Some((&course, &[("final_build.yml", &graded)]))).await;
+    let c = Course::start_term(
+        false,
+        Some((&course, &[("final_build.yml", &graded)])),
+        |_| {},
+    )
+    .await;
     refused(
         c.submit_for("alice", "final", &["echo the student build"], &[])
             .await,
@@ -222,7 +227,7 @@ async fn the_leaderboard_ranks_by_worker_time_and_hides_other_teams_from_student
         "time_zone: UTC\nassignments:\n  m4:\n    due: {}\n    build_file: m4_build.yml\n    ranking: {{ command: 2, better: lower }}\n",
         at(Utc::now() + chrono::Duration::hours(1))
     );
-    let c = Course::start_term(false, Some((&course, &[("m4_build.yml", &graded)]))).await;
+    let c = Course::start_term(false, Some((&course, &[("m4_build.yml", &graded)])), |_| {}).await;
     // Team a takes a second, team c is quick, tom's run fails (unranked).
     let slow = c
         .submit_for("alice", "m4", &["x"], &[("work.sh", "sleep 1\n")])
@@ -269,6 +274,63 @@ async fn the_leaderboard_ranks_by_worker_time_and_hides_other_teams_from_student
         again.rows.len(),
         2,
         "a student's own row is shown even past -n"
+    );
+    c.h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caps_intervals_and_gpu_budgets_refuse_then_admit() {
+    let c = Course::start_term(false, None, |g| {
+        // The test's worker has two slots: two running jobs fill it.
+        g.gateway.quotas.max_queued = 1;
+        g.gateway.quotas.min_interval = "2s".parse().unwrap();
+        g.gateway.quotas.gpu_time = "1h".parse().unwrap();
+    })
+    .await;
+    // Two slots: bob's job and alice's first run for a while; alice's second waits.
+    let bobs = c.submit("bob", &["sleep 8"], |_| {}).await.unwrap();
+    let first = c.submit("alice", &["sleep 8"], |_| {}).await.unwrap();
+    let too_soon = c.submit("alice", &["echo too soon"], |_| {}).await;
+    refused(
+        too_soon,
+        StatusCode::TOO_MANY_REQUESTS,
+        "this course allows one submission every 2s; submit again in",
+    );
+    rai_testkit::jobs::wait_running(&c.h.ctx.bus, first.job).await;
+    rai_testkit::jobs::wait_running(&c.h.ctx.bus, bobs.job).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let second = c.submit("alice", &["echo second"], |_| {}).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    refused(
+        c.submit("alice", &["echo third"], |_| {}).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "you have 1 jobs waiting to start, the most this course allows; submit again when one starts",
+    );
+    // Staff are exempt; another student has caps of their own.
+    c.submit("tom", &["echo staff"], |_| {}).await.unwrap();
+    c.submit("carol", &["echo carol"], |_| {}).await.unwrap();
+    // Once the first ends and the second starts, alice may submit again.
+    assert_eq!(end(&c.h.events(first.job, LIMIT).await).0, "succeeded");
+    assert_eq!(end(&c.h.events(second.job, LIMIT).await).0, "succeeded");
+    c.submit("alice", &["echo third"], |_| {}).await.unwrap();
+
+    // A GPU-time budget spent (as the worker counts a GPU job's time when it ends) refuses until the day is over.
+    let now = Utc::now();
+    c.h.ctx
+        .bus
+        .add_gpu_seconds("carol", now, 3_700.0)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let tomorrow = (now + chrono::Duration::days(1))
+        .format("%Y-%m-%d 00:00 UTC")
+        .to_string();
+    refused(
+        c.submit("carol", &["echo gpu"], |_| {}).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!(
+            "your jobs have used 1h01m of GPU time this day, the 1h this course allows; it starts again at {tomorrow}"
+        ),
     );
     c.h.drain_and_stop().await;
 }

@@ -18,6 +18,7 @@
 mod bus;
 mod hub;
 mod ownership;
+pub mod quota;
 pub mod state;
 
 pub use bus::{EventBus, EventStream, FollowOptions, JobPublisher};
