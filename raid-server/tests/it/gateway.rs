@@ -38,7 +38,7 @@ pub(crate) struct Course {
     ca: Option<PathBuf>,
 }
 
-const PEOPLE: &[(&str, &str, Role)] = &[
+pub(crate) const PEOPLE: &[(&str, &str, Role)] = &[
     ("alice", "a", Role::Student),
     ("bob", "a", Role::Student),
     ("carol", "c", Role::Student),
@@ -51,7 +51,7 @@ impl Course {
     }
 
     async fn start_with(tls: bool) -> Course {
-        Course::start_term(tls, None, |_| {}).await
+        Course::start_term(tls, None, PEOPLE, |_| {}).await
     }
 
     /// A course whose gateway reads `course` (a course file's text; its build files are written beside it first by
@@ -59,13 +59,14 @@ impl Course {
     pub(crate) async fn start_term(
         tls: bool,
         course: Option<(&str, &[(&str, &str)])>,
+        people: &[(&str, &str, Role)],
         tweak: impl FnOnce(&mut Config),
     ) -> Course {
         let mut dirs = Vec::new();
         let config = rai_testkit::jobs::worker_config(&mut dirs);
         let mut keys = HashMap::new();
         let mut accounts = Vec::new();
-        for (name, team, role) in PEOPLE {
+        for (name, team, role) in people {
             let key = generate_signing_key();
             accounts.push(Account {
                 username: name.to_string(),
@@ -113,7 +114,9 @@ impl Course {
             gateway_config.gateway.tls_key = Some(key);
             ca
         });
-        let h = Harness::start_with(config, keys["alice"].clone(), dirs).await;
+        // The harness's own student is the first person.
+        let first = people.first().expect("a course has people").0;
+        let h = Harness::start_with(config, keys[first].clone(), dirs).await;
         let gateway = raid::gateway::Gateway::connect(gateway_config)
             .await
             .unwrap();

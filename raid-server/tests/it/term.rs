@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rai_testkit::jobs::{end, text};
 use reqwest::StatusCode;
 
-use crate::gateway::{Course, refused};
+use crate::gateway::{Course, PEOPLE, refused};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -24,7 +24,7 @@ async fn submissions_around_a_due_time_are_on_time_late_or_refused() {
         at(now + chrono::Duration::minutes(4)),
         at(now + chrono::Duration::minutes(2)),
     );
-    let c = Course::start_term(false, Some((&course, &[])), |_| {}).await;
+    let c = Course::start_term(false, Some((&course, &[])), PEOPLE, |_| {}).await;
 
     let on_time = c
         .submit_for("alice", "m1", &["echo first"], &[])
@@ -171,6 +171,7 @@ async fn required_files_and_the_instructors_build_file() {
     let c = Course::start_term(
         false,
         Some((&course, &[("final_build.yml", &graded)])),
+        PEOPLE,
         |_| {},
     )
     .await;
@@ -227,7 +228,13 @@ async fn the_leaderboard_ranks_by_worker_time_and_hides_other_teams_from_student
         "time_zone: UTC\nassignments:\n  m4:\n    due: {}\n    build_file: m4_build.yml\n    ranking: {{ command: 2, better: lower }}\n",
         at(Utc::now() + chrono::Duration::hours(1))
     );
-    let c = Course::start_term(false, Some((&course, &[("m4_build.yml", &graded)])), |_| {}).await;
+    let c = Course::start_term(
+        false,
+        Some((&course, &[("m4_build.yml", &graded)])),
+        PEOPLE,
+        |_| {},
+    )
+    .await;
     // Team a takes a second, team c is quick, tom's run fails (unranked).
     let slow = c
         .submit_for("alice", "m4", &["x"], &[("work.sh", "sleep 1\n")])
@@ -280,7 +287,17 @@ async fn the_leaderboard_ranks_by_worker_time_and_hides_other_teams_from_student
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caps_intervals_and_gpu_budgets_refuse_then_admit() {
-    let c = Course::start_term(false, None, |g| {
+    // People of this test's own: the quotas' facts are per user, in the Redis every test shares.
+    let run = rai_common::job::JobId::new().to_string().to_lowercase();
+    let name = |n: &str| format!("{n}{}", &run[run.len() - 8..]);
+    let (alice, bob, carol, tom) = (name("alice"), name("bob"), name("carol"), name("tom"));
+    let people = [
+        (alice.as_str(), "a", rai_common::account::Role::Student),
+        (bob.as_str(), "a", rai_common::account::Role::Student),
+        (carol.as_str(), "c", rai_common::account::Role::Student),
+        (tom.as_str(), "", rai_common::account::Role::Ta),
+    ];
+    let c = Course::start_term(false, None, &people, |g| {
         // The test's worker has two slots: two running jobs fill it.
         g.gateway.quotas.max_queued = 1;
         g.gateway.quotas.min_interval = "2s".parse().unwrap();
@@ -288,9 +305,9 @@ async fn caps_intervals_and_gpu_budgets_refuse_then_admit() {
     })
     .await;
     // Two slots: bob's job and alice's first run for a while; alice's second waits.
-    let bobs = c.submit("bob", &["sleep 8"], |_| {}).await.unwrap();
-    let first = c.submit("alice", &["sleep 8"], |_| {}).await.unwrap();
-    let too_soon = c.submit("alice", &["echo too soon"], |_| {}).await;
+    let bobs = c.submit(&bob, &["sleep 8"], |_| {}).await.unwrap();
+    let first = c.submit(&alice, &["sleep 8"], |_| {}).await.unwrap();
+    let too_soon = c.submit(&alice, &["echo too soon"], |_| {}).await;
     refused(
         too_soon,
         StatusCode::TOO_MANY_REQUESTS,
@@ -299,26 +316,26 @@ async fn caps_intervals_and_gpu_budgets_refuse_then_admit() {
     rai_testkit::jobs::wait_running(&c.h.ctx.bus, first.job).await;
     rai_testkit::jobs::wait_running(&c.h.ctx.bus, bobs.job).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let second = c.submit("alice", &["echo second"], |_| {}).await.unwrap();
+    let second = c.submit(&alice, &["echo second"], |_| {}).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     refused(
-        c.submit("alice", &["echo third"], |_| {}).await,
+        c.submit(&alice, &["echo third"], |_| {}).await,
         StatusCode::TOO_MANY_REQUESTS,
         "you have 1 jobs waiting to start, the most this course allows; submit again when one starts",
     );
     // Staff are exempt; another student has caps of their own.
-    c.submit("tom", &["echo staff"], |_| {}).await.unwrap();
-    c.submit("carol", &["echo carol"], |_| {}).await.unwrap();
+    c.submit(&tom, &["echo staff"], |_| {}).await.unwrap();
+    c.submit(&carol, &["echo carol"], |_| {}).await.unwrap();
     // Once the first ends and the second starts, alice may submit again.
     assert_eq!(end(&c.h.events(first.job, LIMIT).await).0, "succeeded");
     assert_eq!(end(&c.h.events(second.job, LIMIT).await).0, "succeeded");
-    c.submit("alice", &["echo third"], |_| {}).await.unwrap();
+    c.submit(&alice, &["echo third"], |_| {}).await.unwrap();
 
     // A GPU-time budget spent (as the worker counts a GPU job's time when it ends) refuses until the day is over.
     let now = Utc::now();
     c.h.ctx
         .bus
-        .add_gpu_seconds("carol", now, 3_700.0)
+        .add_gpu_seconds(&carol, now, 3_700.0)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -326,7 +343,7 @@ async fn caps_intervals_and_gpu_budgets_refuse_then_admit() {
         .format("%Y-%m-%d 00:00 UTC")
         .to_string();
     refused(
-        c.submit("carol", &["echo gpu"], |_| {}).await,
+        c.submit(&carol, &["echo gpu"], |_| {}).await,
         StatusCode::TOO_MANY_REQUESTS,
         &format!(
             "your jobs have used 1h01m of GPU time this day, the 1h this course allows; it starts again at {tomorrow}"
