@@ -147,7 +147,11 @@ pub async fn submit(
             .update_state(&job, &state)
             .await
             .map_err(|e| e.to_string())?;
-        queue.send(&wire).await.map_err(|e| e.to_string())
+        // One group per user: the queue serves users in turn (docs/instructor.md, "Fair share").
+        queue
+            .send_in_group(&wire, &caller.user)
+            .await
+            .map_err(|e| e.to_string())
     }
     .await;
     if let Err(e) = queued {

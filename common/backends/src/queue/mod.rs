@@ -11,7 +11,12 @@
 //! - a lease that simply runs out (the worker died) makes the message visible again;
 //! - a message delivered more than `max_deliveries` times goes to the dead-letter place instead of being retried
 //!   forever;
-//! - [`JobQueue::depth`] tells how many messages wait and how many are leased.
+//! - [`JobQueue::depth`] tells how many messages wait and how many are leased;
+//! - messages sent in a *group* ([`JobQueue::send_in_group`], one group per user) are served one at a time per
+//!   group, groups in turn: while a group's message is waiting or leased, the group's next one is held back, and it
+//!   joins the queue behind every other group's when the first is acked or dead-lettered. A student with one job
+//!   therefore waits behind at most one job of each other student. SQS FIFO does this with message groups; the
+//!   Redis queue with a holding list per group (see [`RedisQueue`]).
 //!
 //! Each handle has one lease duration (the config's `queue.lease`); a lease lasts that long from its receipt or
 //! its last extension.
@@ -37,6 +42,8 @@ pub struct Lease {
     pub deliveries: u32,
     /// The backend's handle for this delivery (SQS receipt handle, Redis stream entry id).
     pub(crate) receipt: String,
+    /// The group it was sent in, if any (Redis: whose held messages its ack lets in).
+    pub(crate) group: Option<String>,
 }
 
 /// A message that was given up on.
@@ -61,6 +68,11 @@ pub trait JobQueue: Send + Sync {
 
     /// Adds a message; returns its id.
     async fn send(&self, body: &str) -> Result<String, QueueError>;
+
+    /// Adds a message in `group` (a user): served after the group's earlier messages are done, in turn with the
+    /// other groups (the module's fairness contract). Returns its id, or `held` while it waits behind the group's
+    /// earlier message (Redis).
+    async fn send_in_group(&self, body: &str, group: &str) -> Result<String, QueueError>;
 
     /// Leases up to `max` messages, waiting up to `wait` for the first.
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Lease>, QueueError>;

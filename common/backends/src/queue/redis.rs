@@ -7,6 +7,14 @@
 //! counted per message in a hash (`rai:queue:<name>:deliveries`), and a message over the limit moves to the
 //! dead-letter stream `rai:queue:<name>:dead`.
 //!
+//! Fairness (the module's group contract): a message sent in a group (a user) enters the stream only when no other
+//! message of its group is there (waiting or leased); otherwise it waits in the group's holding list
+//! (`rai:queue:<name>:held:<group>`), and a marker (`rai:queue:<name>:in:<group>`) says the group has one in the
+//! stream. Acking or dead-lettering a group's entry moves the group's next held message to the end of the stream in
+//! the same script, or clears the marker: so the stream holds at most one message per group, and groups are served
+//! in turn, as SQS FIFO serves message groups. Every step is one Lua script, so no message is lost between the list
+//! and the stream.
+//!
 //! The Redis must persist (`appendonly yes`): a restart may then delay jobs, never lose them.
 
 use std::time::{Duration, Instant};
@@ -35,24 +43,51 @@ redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
 return 1
 ";
 
-/// Gives a held entry back as a new entry (waking blocked readers), keeping the message id.
+/// Adds a message in a group: to the stream when the group has none there, else to the group's holding list.
+/// KEYS: stream, holding list, marker, held count. ARGV: body, group.
+const SEND_IN_GROUP: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('INCR', KEYS[4])
+  return 'held'
+end
+redis.call('SET', KEYS[3], '1')
+return redis.call('XADD', KEYS[1], '*', 'body', ARGV[1], 'group', ARGV[2])
+";
+
+/// Gives a held entry back as a new entry (waking blocked readers), keeping the message id (and its group).
 const RELEASE: &str = r"
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
-redis.call('XADD', KEYS[1], '*', 'body', ARGV[4], 'msg', ARGV[5])
+if ARGV[6] ~= '' then
+  redis.call('XADD', KEYS[1], '*', 'body', ARGV[4], 'msg', ARGV[5], 'group', ARGV[6])
+else
+  redis.call('XADD', KEYS[1], '*', 'body', ARGV[4], 'msg', ARGV[5])
+end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 return 1
 ";
 
-/// Acks an entry, or moves it to the dead-letter stream when ARGV[3] is not empty.
+/// Acks an entry, or moves it to the dead-letter stream when ARGV[3] is not empty; for an entry of a group
+/// (ARGV[6]), lets the group's next held message into the stream, or clears the group's marker.
+/// KEYS: stream, deliveries, dead letters, holding list, marker, held count.
 const FINISH: &str = r"
 if ARGV[3] ~= '' then
   redis.call('XADD', KEYS[3], '*', 'body', ARGV[4], 'msg', ARGV[2], 'deliveries', ARGV[3])
 end
+local removed = redis.call('XDEL', KEYS[1], ARGV[5])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[5])
-redis.call('XDEL', KEYS[1], ARGV[5])
 redis.call('HDEL', KEYS[2], ARGV[2])
+if ARGV[6] ~= '' and removed == 1 then
+  local next = redis.call('LPOP', KEYS[4])
+  if next then
+    redis.call('DECR', KEYS[6])
+    redis.call('XADD', KEYS[1], '*', 'body', next, 'group', ARGV[6])
+  else
+    redis.call('DEL', KEYS[5])
+  end
+end
 return 1
 ";
 
@@ -75,6 +110,7 @@ struct Entry {
     id: String,
     body: Option<String>,
     msg: Option<String>,
+    group: Option<String>,
 }
 
 impl Entry {
@@ -83,6 +119,7 @@ impl Entry {
             id: id.id.clone(),
             body: id.get("body"),
             msg: id.get("msg"),
+            group: id.get("group"),
         }
     }
 }
@@ -180,7 +217,8 @@ impl RedisQueue {
                 .map_err(|e| self.backend(e))?;
             if n > self.max_deliveries {
                 tracing::warn!(queue = %self.name, message = %id, deliveries = n - 1, "moving a message to the dead letters");
-                self.finish(&e.id, &id, &body, Some(n - 1)).await?;
+                self.finish(&e.id, &id, &body, Some(n - 1), e.group.as_deref())
+                    .await?;
                 continue;
             }
             out.push(Lease {
@@ -188,6 +226,7 @@ impl RedisQueue {
                 body,
                 deliveries: n,
                 receipt: e.id,
+                group: e.group,
             });
         }
         Ok(out)
@@ -199,20 +238,39 @@ impl RedisQueue {
         msg: &str,
         body: &str,
         dead_after: Option<u32>,
+        group: Option<&str>,
     ) -> Result<(), QueueError> {
+        let (held, marker) = self.group_keys(group.unwrap_or(""));
         let _: i64 = Script::new(FINISH)
             .key(&self.stream)
             .key(&self.deliveries_key)
             .key(&self.dead_key)
+            .key(held)
+            .key(marker)
+            .key(self.held_count_key())
             .arg(GROUP)
             .arg(msg)
             .arg(dead_after.map(|n| n.to_string()).unwrap_or_default())
             .arg(body)
             .arg(entry_id)
+            .arg(group.unwrap_or(""))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| self.backend(e))?;
         Ok(())
+    }
+
+    /// A group's holding list and marker.
+    fn group_keys(&self, group: &str) -> (String, String) {
+        (
+            format!("{}:held:{group}", self.stream),
+            format!("{}:in:{group}", self.stream),
+        )
+    }
+
+    /// How many messages wait in holding lists (for [`JobQueue::depth`]).
+    fn held_count_key(&self) -> String {
+        format!("{}:held-count", self.stream)
     }
 
     /// Runs a script that acts on a lease only while this consumer still holds it (ARGV: group, consumer, entry,
@@ -316,6 +374,28 @@ impl JobQueue for RedisQueue {
         Ok(id)
     }
 
+    async fn send_in_group(&self, body: &str, group: &str) -> Result<String, QueueError> {
+        check_size(body)?;
+        let (held, marker) = self.group_keys(group);
+        let script = Script::new(SEND_IN_GROUP);
+        let count = self.held_count_key();
+        // As `send`: a retry after a lost reply may add it twice; the worker's job claim runs it once.
+        let id: String = retry_transient(|| {
+            let mut conn = self.conn.clone();
+            let mut call = script.prepare_invoke();
+            call.key(&self.stream)
+                .key(&held)
+                .key(&marker)
+                .key(&count)
+                .arg(body)
+                .arg(group);
+            async move { call.invoke_async(&mut conn).await }
+        })
+        .await
+        .map_err(|e| self.backend(e))?;
+        Ok(id)
+    }
+
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Lease>, QueueError> {
         let max = max.max(1);
         let deadline = Instant::now() + wait;
@@ -339,12 +419,19 @@ impl JobQueue for RedisQueue {
     }
 
     async fn ack(&self, lease: &Lease) -> Result<(), QueueError> {
-        self.finish(&lease.receipt, &lease.id, &lease.body, None)
-            .await
+        self.finish(
+            &lease.receipt,
+            &lease.id,
+            &lease.body,
+            None,
+            lease.group.as_deref(),
+        )
+        .await
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
-        self.if_held(RELEASE, lease, &[&lease.body, &lease.id])
+        let group = lease.group.as_deref().unwrap_or("");
+        self.if_held(RELEASE, lease, &[&lease.body, &lease.id, group])
             .await
     }
 
@@ -367,8 +454,13 @@ impl JobQueue for RedisQueue {
             Err(e) if e.code() == Some("NOGROUP") => 0,
             Err(e) => return Err(self.backend(e)),
         };
+        let held: Option<u64> = redis::cmd("GET")
+            .arg(self.held_count_key())
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.backend(e))?;
         Ok(Depth {
-            waiting: total.saturating_sub(leased),
+            waiting: total.saturating_sub(leased) + held.unwrap_or(0),
             leased,
         })
     }

@@ -68,6 +68,36 @@ fn lease_secs(lease: Duration) -> i32 {
 }
 
 impl SqsQueue {
+    /// Leases the next message, long-polling up to `wait` (whole seconds).
+    async fn receive_one(&self, wait: Duration) -> Result<Option<Lease>, QueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            // One attempt id per call: the SDK's retries of this call reuse it and get the same messages.
+            .receive_request_attempt_id(rai_common::JobId::new().to_string())
+            .max_number_of_messages(1)
+            // Whole seconds only: round a partial second up rather than spin with short polls.
+            .wait_time_seconds(wait.as_millis().div_ceil(1000).min(20) as i32)
+            .visibility_timeout(lease_secs(self.lease))
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| self.backend(e))?;
+        Ok(out.messages().first().map(|m| Lease {
+            id: m.message_id().unwrap_or_default().to_string(),
+            body: m.body().unwrap_or_default().to_string(),
+            deliveries: m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
+            receipt: m.receipt_handle().unwrap_or_default().to_string(),
+            // SQS holds a group's next message back by itself.
+            group: None,
+        }))
+    }
+
     /// Creates (or finds) the FIFO queue of the logical queue `name` and its dead-letter queue (see
     /// [`sqs_queue_name`]), with a redrive policy after `max_deliveries` receives. Idempotent: running it again with
     /// the same settings changes nothing. The queue's own visibility timeout is left at SQS's default: every receive
@@ -232,14 +262,29 @@ impl JobQueue for SqsQueue {
     }
 
     async fn send(&self, body: &str) -> Result<String, QueueError> {
+        // Each message its own group: nothing orders it behind another.
+        self.send_in_group(body, &dedup_id(body)).await
+    }
+
+    async fn send_in_group(&self, body: &str, group: &str) -> Result<String, QueueError> {
         check_size(body)?;
         let id = dedup_id(body);
+        // SQS limits a group id to 128 characters of a small alphabet: a long or odd user name is hashed.
+        let ok = group.len() <= 128
+            && group
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        let group = if ok {
+            group.to_string()
+        } else {
+            dedup_id(group)
+        };
         let out = self
             .client
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
-            .message_group_id(&id)
+            .message_group_id(&group)
             .message_deduplication_id(&id)
             .send()
             .await
@@ -248,41 +293,24 @@ impl JobQueue for SqsQueue {
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Lease>, QueueError> {
+        // One message per call: a FIFO receive of several may return more than one of a group (a user), which
+        // would run one user's jobs side by side. With one per call, the next call skips every group that has a
+        // message out, so a batch holds at most one per user. Only the first call waits.
         let deadline = Instant::now() + wait;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let out = self
-                .client
-                .receive_message()
-                .queue_url(&self.url)
-                // One attempt id per call: the SDK's retries of this call reuse it and get the same messages.
-                .receive_request_attempt_id(rai_common::JobId::new().to_string())
-                .max_number_of_messages(max.clamp(1, 10) as i32)
-                // Whole seconds only: round a partial second up rather than spin with short polls.
-                .wait_time_seconds(remaining.as_millis().div_ceil(1000).min(20) as i32)
-                .visibility_timeout(lease_secs(self.lease))
-                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-                .send()
-                .await
-                .map_err(|e| self.backend(e))?;
-            let leases: Vec<Lease> = out
-                .messages()
-                .iter()
-                .map(|m| Lease {
-                    id: m.message_id().unwrap_or_default().to_string(),
-                    body: m.body().unwrap_or_default().to_string(),
-                    deliveries: m
-                        .attributes()
-                        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(1),
-                    receipt: m.receipt_handle().unwrap_or_default().to_string(),
-                })
-                .collect();
-            if !leases.is_empty() || Instant::now() >= deadline {
-                return Ok(leases);
+        let mut leases = Vec::new();
+        while leases.len() < max.max(1) {
+            let remaining = if leases.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            match self.receive_one(remaining).await? {
+                Some(lease) => leases.push(lease),
+                None if leases.is_empty() && Instant::now() < deadline => continue,
+                None => break,
             }
         }
+        Ok(leases)
     }
 
     async fn extend(&self, lease: &Lease) -> Result<(), QueueError> {

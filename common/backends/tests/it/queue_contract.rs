@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 const LEASE: Duration = Duration::from_secs(2);
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Backend {
     Redis,
     Sqs,
@@ -275,6 +275,68 @@ async fn depth_counts_waiting_and_leased_messages(b: Backend) {
     );
 }
 
+/// One group per user: a group's next message waits while its first is waiting or leased; other groups' messages
+/// are served meanwhile; acking (or releasing and acking) the first lets the next in, behind the others.
+async fn groups_are_served_in_turn_one_message_each(b: Backend) {
+    let name = queue_name();
+    let (c1, c2) = (open(b, &name, 5).await, open(b, &name, 5).await);
+    for body in ["a1", "a2", "a3"] {
+        c1.send_in_group(body, "alice").await.unwrap();
+    }
+    c1.send_in_group("b1", "bob").await.unwrap();
+    let wait = Duration::from_secs(3);
+    let a1 = c1.receive(1, wait).await.unwrap();
+    assert_eq!(
+        a1.iter().map(|l| l.body.as_str()).collect::<Vec<_>>(),
+        ["a1"],
+        "{b:?}"
+    );
+    // alice's next waits behind a1 although it was sent before bob's.
+    let b1 = c2.receive(10, wait).await.unwrap();
+    assert_eq!(
+        b1.iter().map(|l| l.body.as_str()).collect::<Vec<_>>(),
+        ["b1"],
+        "{b:?}"
+    );
+    assert!(
+        c2.receive(10, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "{b:?}: a2 came while a1 was out"
+    );
+    // A released message keeps its place as its group's one.
+    c1.release(&a1[0]).await.unwrap();
+    let a1 = c1.receive(10, wait).await.unwrap();
+    assert_eq!(
+        a1.iter().map(|l| l.body.as_str()).collect::<Vec<_>>(),
+        ["a1"],
+        "{b:?}"
+    );
+    c1.ack(&a1[0]).await.unwrap();
+    let a2 = c2.receive(10, wait).await.unwrap();
+    assert_eq!(
+        a2.iter().map(|l| l.body.as_str()).collect::<Vec<_>>(),
+        ["a2"],
+        "{b:?}"
+    );
+    c2.ack(&a2[0]).await.unwrap();
+    c2.ack(&b1[0]).await.unwrap();
+    let a3 = c1.receive(10, wait).await.unwrap();
+    assert_eq!(
+        a3.iter().map(|l| l.body.as_str()).collect::<Vec<_>>(),
+        ["a3"],
+        "{b:?}"
+    );
+    c1.ack(&a3[0]).await.unwrap();
+    if b == Backend::Redis {
+        assert_eq!(
+            c1.depth().await.unwrap(),
+            rai_backends::queue::Depth::default()
+        );
+    }
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod redis_queue {
@@ -297,6 +359,7 @@ contract!(
     thousand_messages_are_each_acked_exactly_once,
     oversized_message_is_refused_before_sending,
     depth_counts_waiting_and_leased_messages,
+    groups_are_served_in_turn_one_message_each,
 );
 
 #[tokio::test]
