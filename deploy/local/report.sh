@@ -48,6 +48,7 @@ part client cargo bench --locked -p rai-client --bench client
 part gateway cargo bench --locked -p rai-client --bench gateway
 part hostile cargo bench --locked -p rai-client --bench hostile
 part chaos cargo bench --locked -p rai-client --bench chaos -- "${1:-1000}"
+part rush cargo bench --locked -p rai-client --bench rush
 
 {
   printf 'figure\tvalue\treference\tratio\ttarget\tmet\n'

@@ -113,6 +113,9 @@ pub struct GatewayConfig {
     pub submits_per_minute: u32,
     /// The course file (assignments and deadlines, docs/instructor.md); `None`: no graded submissions.
     pub course: Option<PathBuf>,
+    /// Queue each user's jobs in a group of their own, served in turn (docs/instructor.md, "Fair share"); off:
+    /// first come, first served.
+    pub fair_share: bool,
     pub quotas: Quotas,
 }
 

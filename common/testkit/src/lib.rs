@@ -10,7 +10,7 @@
 //! - [`services`]: a Redis and a moto of a test's own (to restart or pause).
 //! - [`stack`]: a whole rai system: a private Redis, `raid` processes, students with homes, the `rai` binary.
 //! - [`jobs`]: signed jobs made and followed straight through the backends, and what their events say.
-//! - [`chaos`]: the chaos and load run; [`hostile`]: the hostile-input catalogue.
+//! - [`chaos`]: the chaos and load run; [`hostile`]: the hostile-input catalogue; [`rush`]: the deadline rush.
 //! - [`report`]: the one-table report every benchmark adds its figures to.
 //! - [`archives`]: hostile tar headers.
 
@@ -20,6 +20,7 @@ pub mod env;
 pub mod hostile;
 pub mod jobs;
 pub mod report;
+pub mod rush;
 pub mod services;
 pub mod stack;
 

@@ -594,7 +594,8 @@ fn spawn_raid(args: &[&str], config: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
-pub(crate) fn rai_command(home: &Path, args: &[&str]) -> Command {
+/// A `rai` command as `home`'s student runs it.
+pub fn rai_command(home: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(crate::binary("rai"));
     cmd.args(args)
         .env("HOME", home)

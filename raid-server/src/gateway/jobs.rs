@@ -148,10 +148,12 @@ pub async fn submit(
             .await
             .map_err(|e| e.to_string())?;
         // One group per user: the queue serves users in turn (docs/instructor.md, "Fair share").
-        queue
-            .send_in_group(&wire, &caller.user)
-            .await
-            .map_err(|e| e.to_string())
+        if gateway.config.gateway.fair_share {
+            queue.send_in_group(&wire, &caller.user).await
+        } else {
+            queue.send(&wire).await
+        }
+        .map_err(|e| e.to_string())
     }
     .await;
     if let Err(e) = queued {

@@ -1,0 +1,296 @@
+//! The deadline rush (issue 16): many students submit many quick jobs at once through the gateway, each with the
+//! real `rai` client; then every job's state is read back from Redis and the queue's fairness is measured.
+//!
+//! A job's *wait* is what other students cost it: from the moment it could run (accepted by the gateway, and its
+//! owner's previous job ended: a student's own jobs always run one after another under fair share) to its start.
+//! Per student: the mean of their jobs' waits; fairness: Jain's index of those means across students (1 = everyone
+//! waited alike). Head-of-line: for each student with a single job, the most jobs of any one other student that
+//! started between that job's acceptance and its start.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rai_backends::events::EventBus;
+use rai_common::JobId;
+
+use crate::stack::{Kind, Options, Stack, job_id, project, rai_command};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub kind: Kind,
+    pub workers: usize,
+    pub students: usize,
+    pub jobs: usize,
+    /// The most jobs one student submits (each submits 1 to this many).
+    pub most_per_student: usize,
+    /// `rai` processes submitting at once.
+    pub parallel: usize,
+    pub fair_share: bool,
+    /// How long the whole run may take.
+    pub limit: Duration,
+}
+
+/// What came of it.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub submitted: usize,
+    pub accepted: usize,
+    /// Refusals by reason.
+    pub refused: BTreeMap<String, usize>,
+    /// Accepted jobs that did not end (or ended other than succeeded) within the limit.
+    pub lost: Vec<String>,
+    pub submit_time: Duration,
+    pub elapsed: Duration,
+    /// Per-student mean waits, in seconds.
+    pub student_waits: Vec<f64>,
+    pub per_job_waits: Vec<f64>,
+    pub jain: f64,
+    /// The most jobs of one other student that started while a one-job student's job waited.
+    pub worst_head_of_line: usize,
+}
+
+/// How many jobs each student submits: 1 to `most`, skewed toward few (as in a real rush), summing to `jobs`.
+pub fn job_counts(students: usize, jobs: usize, most: usize) -> Vec<usize> {
+    assert!(students <= jobs && jobs <= students * most);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut counts: Vec<usize> = (0..students)
+        .map(|_| {
+            // The square of a uniform number: many students with a few jobs, some with many.
+            let u = (next() % 10_000) as f64 / 10_000.0;
+            1 + ((most - 1) as f64 * u * u) as usize
+        })
+        .collect();
+    let mut total: usize = counts.iter().sum();
+    let mut i = 0;
+    while total != jobs {
+        let c = &mut counts[i % students];
+        if total < jobs && *c < most {
+            *c += 1;
+            total += 1;
+        } else if total > jobs && *c > 1 {
+            *c -= 1;
+            total -= 1;
+        }
+        i += 7;
+    }
+    counts
+}
+
+/// Jain's fairness index of `xs`: (Σx)² / (n·Σx²); 1 when all are equal.
+pub fn jain(xs: &[f64]) -> f64 {
+    let sum: f64 = xs.iter().sum();
+    let squares: f64 = xs.iter().map(|x| x * x).sum();
+    if squares == 0.0 {
+        return 1.0;
+    }
+    sum * sum / (xs.len() as f64 * squares)
+}
+
+/// A percentile of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+struct Submitted {
+    student: usize,
+    job: String,
+}
+
+/// Runs the rush.
+pub async fn run(plan: Plan) -> Report {
+    let extra: &'static str = if plan.fair_share {
+        "  fair_share: true\n"
+    } else {
+        "  fair_share: false\n"
+    };
+    let stack = Stack::start(
+        plan.kind,
+        Options {
+            workers: plan.workers,
+            users: plan.students,
+            concurrency: 2,
+            gateway_extra: extra,
+            ..Options::default()
+        },
+    )
+    .await;
+    let counts = job_counts(plan.students, plan.jobs, plan.most_per_student);
+    let started = Instant::now();
+    // The students in a shuffled order, each submitting their jobs one after another (`rai submit --detach`),
+    // `parallel` students at a time.
+    let homes: Vec<PathBuf> = stack.homes.iter().map(|h| h.path().to_path_buf()).collect();
+    let project = Arc::new(project(&["echo ok"], &[]));
+    let queue = Arc::new(std::sync::Mutex::new({
+        let mut order: Vec<usize> = (0..plan.students).collect();
+        let mut seed: u64 = 42;
+        for i in (1..order.len()).rev() {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            order.swap(i, (seed >> 33) as usize % (i + 1));
+        }
+        order
+    }));
+    let results = Arc::new(std::sync::Mutex::new((
+        Vec::<Submitted>::new(),
+        BTreeMap::<String, usize>::new(),
+    )));
+    let mut tasks = Vec::new();
+    for _ in 0..plan.parallel {
+        let (queue, results, homes, counts, project) = (
+            queue.clone(),
+            results.clone(),
+            homes.clone(),
+            counts.clone(),
+            project.clone(),
+        );
+        tasks.push(tokio::task::spawn_blocking(move || {
+            loop {
+                let Some(student) = queue.lock().unwrap().pop() else {
+                    return;
+                };
+                for _ in 0..counts[student] {
+                    let out = rai_command(
+                        &homes[student],
+                        &["submit", "--detach", "-p", project.path().to_str().unwrap()],
+                    )
+                    .output()
+                    .unwrap();
+                    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+                    let mut r = results.lock().unwrap();
+                    if out.status.success() {
+                        r.0.push(Submitted {
+                            student,
+                            job: job_id(&stderr),
+                        });
+                    } else {
+                        let reason = stderr
+                            .lines()
+                            .find(|l| l.contains("rejected") || l.starts_with("rai:"))
+                            .unwrap_or("no reason given")
+                            .to_string();
+                        *r.1.entry(reason).or_default() += 1;
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let submit_time = started.elapsed();
+    let (submitted, refused) = std::mem::take(&mut *results.lock().unwrap());
+    let bus = EventBus::connect(&stack.redis.url(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    // Wait for every accepted job to end.
+    let mut states = HashMap::new();
+    let deadline = started + plan.limit;
+    loop {
+        for s in &submitted {
+            if states.contains_key(&s.job) {
+                continue;
+            }
+            let Ok(id) = s.job.parse::<JobId>() else {
+                continue;
+            };
+            if let Ok(Some(state)) = bus.state(&id).await
+                && state.status.is_some_and(|st| st.is_final())
+            {
+                states.insert(s.job.clone(), state);
+            }
+        }
+        if states.len() == submitted.len() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut report = Report {
+        submitted: counts.iter().sum(),
+        accepted: submitted.len(),
+        refused,
+        submit_time,
+        elapsed: started.elapsed(),
+        ..Report::default()
+    };
+    type Times = (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>);
+    let mut by_student: BTreeMap<usize, Vec<(String, Times)>> = BTreeMap::new();
+    for s in &submitted {
+        let state = states.get(&s.job);
+        let times = state.and_then(|st| Some((st.submitted_at?, st.started_at?, st.finished_at?)));
+        match (state.and_then(|st| st.status), times) {
+            (Some(rai_common::event::JobStatus::Succeeded), Some(t)) => by_student
+                .entry(s.student)
+                .or_default()
+                .push((s.job.clone(), t)),
+            (status, _) => report.lost.push(format!("{} ({status:?})", s.job)),
+        }
+    }
+    let secs = |d: chrono::Duration| d.num_milliseconds().max(0) as f64 / 1000.0;
+    let mut starts: Vec<(usize, DateTime<Utc>)> = Vec::new();
+    for (student, jobs) in &mut by_student {
+        jobs.sort_by_key(|(_, t)| t.0);
+        let mut previous_end: Option<DateTime<Utc>> = None;
+        let mut waits = Vec::new();
+        for (_, (accepted, start, end)) in jobs.iter() {
+            let ready = previous_end.map_or(*accepted, |p| p.max(*accepted));
+            waits.push(secs(*start - ready));
+            previous_end = Some(*end);
+            starts.push((*student, *start));
+        }
+        report.per_job_waits.extend(&waits);
+        report
+            .student_waits
+            .push(waits.iter().sum::<f64>() / waits.len() as f64);
+    }
+    report.jain = jain(&report.student_waits);
+    for (student, jobs) in &by_student {
+        if counts[*student] != 1 || jobs.len() != 1 {
+            continue;
+        }
+        let (accepted, start, _) = jobs[0].1;
+        let mut ahead: HashMap<usize, usize> = HashMap::new();
+        for (other, t) in &starts {
+            if other != student && *t > accepted && *t < start {
+                *ahead.entry(*other).or_default() += 1;
+            }
+        }
+        report.worst_head_of_line = report
+            .worst_head_of_line
+            .max(ahead.values().copied().max().unwrap_or(0));
+    }
+    report.per_job_waits.sort_by(f64::total_cmp);
+    report.student_waits.sort_by(f64::total_cmp);
+    drop(stack);
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_sum_and_stay_in_range() {
+        let c = job_counts(300, 1500, 20);
+        assert_eq!(c.iter().sum::<usize>(), 1500);
+        assert!(c.iter().all(|&n| (1..=20).contains(&n)));
+        assert!(
+            c.iter().filter(|&&n| n == 1).count() > 10,
+            "some students have one job"
+        );
+        assert!((jain(&[1.0, 1.0, 1.0]) - 1.0).abs() < 1e-9);
+        assert!((jain(&[1.0, 0.0]) - 0.5).abs() < 1e-9);
+    }
+}
