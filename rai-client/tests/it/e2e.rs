@@ -637,3 +637,50 @@ async fn build_image_is_refused_before_it_is_queued_where_not_allowed() {
     );
     assert!(!stderr.contains("posted to the queue"), "{stderr}");
 }
+
+/// The 2017 class client's `--submit`, through the real binary: judged by the gateway (a missing required file is
+/// named), listed by `rai submitted`, ranked by `rai ranking`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graded_submission_from_the_command_line() {
+    let course = tempfile::tempdir().unwrap();
+    let file = course.path().join("course.yml");
+    let due = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%d %H:%M:%S");
+    std::fs::write(
+        &file,
+        format!(
+            "time_zone: UTC\nassignments:\n  m1:\n    due: {due}\n    required_files: [report.pdf]\n    ranking: {{ command: 1 }}\n"
+        ),
+    )
+    .unwrap();
+    let extra: &'static str =
+        Box::leak(format!("  course: {}\n", file.display()).into_boxed_str());
+    let s = Stack::start(
+        Kind::Local,
+        Options {
+            gateway_extra: extra,
+            ..Options::default()
+        },
+    )
+    .await;
+    let p = project(&["echo graded"], &[]);
+    let dir = p.path().to_str().unwrap();
+    let out = s.rai(0, &["-p", dir, "--submit=m1"]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("m1 needs report.pdf in your project folder; missing: report.pdf"), "{stderr}");
+    std::fs::write(p.path().join("report.pdf"), "%PDF-1.4\n").unwrap();
+    let out = s.rai(0, &["-p", dir, "--submit=m1"]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("✱ Submitted for m1, on time."), "{stderr}");
+    assert_eq!(text(&out.stdout), "graded\n");
+    let out = s.rai(0, &["submitted", "m1"]).await;
+    let listed = text(&out.stdout);
+    assert!(
+        listed.contains("on time") && listed.contains("succeeded") && listed.contains("← counts"),
+        "{listed}"
+    );
+    let out = s.rai(0, &["ranking", "m1"]).await;
+    let board = text(&out.stdout);
+    assert!(board.contains("-->") && board.contains("team"), "{board}");
+}
