@@ -54,6 +54,35 @@ pub fn csv_row(s: &Submission) -> String {
     .join(",")
 }
 
+/// The header of [`row`]'s table.
+pub fn header() -> String {
+    format!(
+        "{:<10} {:<16} {:<12} {:<27} {:<21} {:<8} {:<10} {:>9}",
+        "FOR", "TEAM", "USER", "JOB", "ACCEPTED (UTC)", "", "STATUS", "RANKED"
+    )
+}
+
+/// A submission as a line of the table `rai submitted` and `rai submissions` print (fields students wrote made
+/// visible), marked when it is the one that counts.
+pub fn row(s: &Submission) -> String {
+    let r = &s.record;
+    let line = format!(
+        "{:<10} {:<16} {:<12} {:<27} {:<21} {:<8} {:<10} {:>9}{}",
+        r.assignment,
+        r.team,
+        r.user,
+        r.job,
+        r.accepted_at.format("%Y-%m-%d %H:%M:%S"),
+        if r.late { "late" } else { "on time" },
+        s.status.map_or("queued", |st| st.as_str()),
+        s.ranked_seconds
+            .map(|t| format!("{t:.3}s"))
+            .unwrap_or_else(|| "-".into()),
+        if s.counts { "  ← counts" } else { "" },
+    );
+    visible(&line).into_owned()
+}
+
 pub async fn run(
     global: &GlobalArgs,
     assignment: &str,
@@ -73,25 +102,9 @@ pub async fn run(
         }
         return Ok(exit::OK);
     }
-    println!(
-        "{:<16} {:<12} {:<27} {:<21} {:<8} {:<10} {:>9}",
-        "TEAM", "USER", "JOB", "ACCEPTED (UTC)", "", "STATUS", "RANKED"
-    );
+    println!("{}", header());
     for s in &rows {
-        let r = &s.record;
-        let line = format!(
-            "{:<16} {:<12} {:<27} {:<21} {:<8} {:<10} {:>9}",
-            r.team,
-            r.user,
-            r.job,
-            r.accepted_at.format("%Y-%m-%d %H:%M:%S"),
-            if r.late { "late" } else { "on time" },
-            s.status.map_or("queued", |st| st.as_str()),
-            s.ranked_seconds
-                .map(|t| format!("{t:.3}s"))
-                .unwrap_or_else(|| "-".into()),
-        );
-        println!("{}", visible(&line));
+        println!("{}", row(s));
     }
     Ok(exit::OK)
 }

@@ -22,26 +22,9 @@ pub async fn run(global: &GlobalArgs, assignment: Option<&str>, json: bool) -> a
         );
         return Ok(exit::OK);
     }
-    println!(
-        "{:<10} {:<27} {:<21} {:<8} {:<10} {:>9}  BY",
-        "FOR", "JOB", "ACCEPTED (UTC)", "", "STATUS", "RANKED"
-    );
-    for s in submissions {
-        let r = &s.record;
-        let line = format!(
-            "{:<10} {:<27} {:<21} {:<8} {:<10} {:>9}  {}{}",
-            r.assignment,
-            r.job,
-            r.accepted_at.format("%Y-%m-%d %H:%M:%S"),
-            if r.late { "late" } else { "on time" },
-            s.status.map_or("queued", |st| st.as_str()),
-            s.ranked_seconds
-                .map(|t| format!("{t:.3}s"))
-                .unwrap_or_else(|| "-".into()),
-            r.user,
-            if s.counts { "  ← counts" } else { "" },
-        );
-        println!("{}", visible(&line));
+    println!("{}", super::submissions::header());
+    for s in &submissions {
+        println!("{}", super::submissions::row(s));
     }
     Ok(exit::OK)
 }

@@ -652,8 +652,7 @@ async fn a_graded_submission_from_the_command_line() {
         ),
     )
     .unwrap();
-    let extra: &'static str =
-        Box::leak(format!("  course: {}\n", file.display()).into_boxed_str());
+    let extra: &'static str = Box::leak(format!("  course: {}\n", file.display()).into_boxed_str());
     let s = Stack::start(
         Kind::Local,
         Options {
@@ -667,7 +666,10 @@ async fn a_graded_submission_from_the_command_line() {
     let out = s.rai(0, &["-p", dir, "--submit=m1"]).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{stderr}");
-    assert!(stderr.contains("m1 needs report.pdf in your project folder; missing: report.pdf"), "{stderr}");
+    assert!(
+        stderr.contains("m1 needs report.pdf in your project folder; missing: report.pdf"),
+        "{stderr}"
+    );
     std::fs::write(p.path().join("report.pdf"), "%PDF-1.4\n").unwrap();
     let out = s.rai(0, &["-p", dir, "--submit=m1"]).await;
     let stderr = text(&out.stderr);

@@ -148,10 +148,20 @@ async fn submissions_around_a_due_time_are_on_time_late_or_refused() {
     // The course file is reread when it changes: a new assignment is open at once.
     let path = c.gateway.config.gateway.course.clone().unwrap();
     let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(&format!("  m3:\n    due: {}\n", at(Utc::now() + chrono::Duration::days(1))));
+    text.push_str(&format!(
+        "  m3:\n    due: {}\n",
+        at(Utc::now() + chrono::Duration::days(1))
+    ));
     std::fs::write(&path, text).unwrap();
-    let m3 = c.submit_for("carol", "m3", &["echo m3"], &[]).await.unwrap();
-    assert!(m3.note.unwrap_or_default().starts_with("Submitted for m3, on time"));
+    let m3 = c
+        .submit_for("carol", "m3", &["echo m3"], &[])
+        .await
+        .unwrap();
+    assert!(
+        m3.note
+            .unwrap_or_default()
+            .starts_with("Submitted for m3, on time")
+    );
     // The job record says what it was for.
     let records = c.client("alice").history(None, 5).await.unwrap();
     let record = records
