@@ -1,8 +1,9 @@
 //! The deadline rush (issue 16):
 //!
-//!     cargo bench -p rai-client --bench rush [-- STUDENTS JOBS]   (stack up, release binaries built)
+//!     cargo bench -p rai-client --bench rush [-- STUDENTS JOBS WINDOW_SECS]   (stack up, release binaries built)
 //!
-//! 300 students submit 1,500 quick jobs (1 to 20 each) through the gateway with the real `rai` client, on 3
+//! 300 students arriving within 10 minutes submit 1,500 quick jobs (1 to 20 each, one after another) through the
+//! gateway with the real `rai` client, on 3
 //! workers of 2 slots (the local stack: Redis Streams queue, fs store). Run twice: with fair share (one queue group
 //! per user, the default) and, as the reference measured in the same run, first come first served. Figures: every
 //! job accepted or refused with its reason and none lost; per-student queue wait p50/p99; Jain's fairness index of
@@ -48,6 +49,7 @@ async fn main() {
         .filter_map(|a| a.parse::<usize>().ok());
     let students = args.next().unwrap_or(300);
     let jobs = args.next().unwrap_or(1500);
+    let window = Duration::from_secs(args.next().unwrap_or(600) as u64);
     let plan = |fair_share| Plan {
         kind: Kind::Local,
         workers: 3,
@@ -55,6 +57,7 @@ async fn main() {
         jobs,
         most_per_student: 20,
         parallel: 12,
+        window,
         fair_share,
         limit: Duration::from_secs(900),
     };
@@ -63,7 +66,10 @@ async fn main() {
     let fifo = run(plan(false)).await;
     print("deadline rush, first come first served (reference)", &fifo);
 
-    let name = format!("deadline rush: {students} students, {jobs} jobs, 3 workers");
+    let name = format!(
+        "deadline rush: {students} students, {jobs} jobs in {} s, 3 workers",
+        window.as_secs()
+    );
     let complete =
         fair.lost.is_empty() && fair.accepted + fair.refused.values().sum::<usize>() == jobs;
     rai_testkit::report(rai_testkit::Figure {

@@ -29,6 +29,9 @@ pub struct Plan {
     pub most_per_student: usize,
     /// `rai` processes submitting at once.
     pub parallel: usize,
+    /// The window the students arrive in: each starts at a random moment of it and submits their jobs one after
+    /// another.
+    pub window: Duration,
     pub fair_share: bool,
     /// How long the whole run may take.
     pub limit: Duration,
@@ -130,18 +133,23 @@ pub async fn run(plan: Plan) -> Report {
     .await;
     let counts = job_counts(plan.students, plan.jobs, plan.most_per_student);
     let started = Instant::now();
-    // The students in a shuffled order, each submitting their jobs one after another (`rai submit --detach`),
-    // `parallel` students at a time.
+    // Each student arrives at a random moment of the window and submits their jobs one after another
+    // (`rai submit --detach`); `parallel` submitting at a time.
     let homes: Vec<PathBuf> = stack.homes.iter().map(|h| h.path().to_path_buf()).collect();
     let project = Arc::new(project(&["echo ok"], &[]));
     let queue = Arc::new(std::sync::Mutex::new({
-        let mut order: Vec<usize> = (0..plan.students).collect();
         let mut seed: u64 = 42;
-        for i in (1..order.len()).rev() {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            order.swap(i, (seed >> 33) as usize % (i + 1));
-        }
-        order
+        let mut arrivals: Vec<(Duration, usize)> = (0..plan.students)
+            .map(|s| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let frac = (seed >> 11) as f64 / (1u64 << 53) as f64;
+                (plan.window.mul_f64(frac), s)
+            })
+            .collect();
+        // Latest last: workers pop from the end, so reverse.
+        arrivals.sort();
+        arrivals.reverse();
+        arrivals
     }));
     let results = Arc::new(std::sync::Mutex::new((
         Vec::<Submitted>::new(),
@@ -158,9 +166,12 @@ pub async fn run(plan: Plan) -> Report {
         );
         tasks.push(tokio::task::spawn_blocking(move || {
             loop {
-                let Some(student) = queue.lock().unwrap().pop() else {
+                let Some((at, student)) = queue.lock().unwrap().pop() else {
                     return;
                 };
+                if let Some(wait) = at.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
                 for _ in 0..counts[student] {
                     let out = rai_command(
                         &homes[student],
