@@ -52,6 +52,10 @@ pub struct Report {
     pub student_waits: Vec<f64>,
     pub per_job_waits: Vec<f64>,
     pub jain: f64,
+    /// Jain's index of the students' mean waits per competing student: each wait divided by how many other
+    /// students had a job in the system when it became ready (at least 1). It discounts what the arrival time
+    /// alone explains (a quiet queue, a full one) and keeps what the scheduler decides.
+    pub jain_per_competitor: f64,
     /// The most jobs of one other student that started while a one-job student's job waited.
     pub worst_head_of_line: usize,
 }
@@ -251,13 +255,28 @@ pub async fn run(plan: Plan) -> Report {
     }
     let secs = |d: chrono::Duration| d.num_milliseconds().max(0) as f64 / 1000.0;
     let mut starts: Vec<(usize, DateTime<Utc>)> = Vec::new();
+    // Who is in the system when: (student, accepted, finished) of every job.
+    let spans: Vec<(usize, DateTime<Utc>, DateTime<Utc>)> = by_student
+        .iter()
+        .flat_map(|(s, jobs)| jobs.iter().map(move |(_, t)| (*s, t.0, t.2)))
+        .collect();
+    let mut per_competitor = Vec::new();
     for (student, jobs) in &mut by_student {
         jobs.sort_by_key(|(_, t)| t.0);
         let mut previous_end: Option<DateTime<Utc>> = None;
         let mut waits = Vec::new();
+        let mut normalized = Vec::new();
         for (_, (accepted, start, end)) in jobs.iter() {
             let ready = previous_end.map_or(*accepted, |p| p.max(*accepted));
             waits.push(secs(*start - ready));
+            let mut others: Vec<usize> = spans
+                .iter()
+                .filter(|(s, a, f)| s != student && *a <= ready && *f > ready)
+                .map(|(s, _, _)| *s)
+                .collect();
+            others.sort_unstable();
+            others.dedup();
+            normalized.push(secs(*start - ready) / others.len().max(1) as f64);
             previous_end = Some(*end);
             starts.push((*student, *start));
         }
@@ -265,8 +284,10 @@ pub async fn run(plan: Plan) -> Report {
         report
             .student_waits
             .push(waits.iter().sum::<f64>() / waits.len() as f64);
+        per_competitor.push(normalized.iter().sum::<f64>() / normalized.len() as f64);
     }
     report.jain = jain(&report.student_waits);
+    report.jain_per_competitor = jain(&per_competitor);
     for (student, jobs) in &by_student {
         if counts[*student] != 1 || jobs.len() != 1 {
             continue;
