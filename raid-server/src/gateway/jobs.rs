@@ -112,7 +112,6 @@ pub async fn submit(
             ));
         }
     }
-    super::quotas::check(&gateway, &caller, now).await?;
     let first = gateway
         .bus
         .mark_accepted(&job, super::uploads::binding_ttl(&gateway))
@@ -122,6 +121,12 @@ pub async fn submit(
         return Err(ApiError::conflict(format!(
             "job {job} was already submitted; a job id is accepted once"
         )));
+    }
+    // After the once-only mark: a client's retry of a submission whose answer was lost gets the conflict above
+    // (which it reads as accepted), not a quota refusal of its own job.
+    if let Err(refusal) = super::quotas::check(&gateway, &caller, now).await {
+        let _ = gateway.bus.unmark_accepted(&job).await;
+        return Err(refusal);
     }
     let graded = judged.as_ref().map(|j| j.graded.clone());
     let attested = AttestedJob::attest_graded(

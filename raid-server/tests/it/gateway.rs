@@ -33,7 +33,7 @@ pub(crate) struct Course {
     pub(crate) url: String,
     registry: PathBuf,
     accounts: Vec<Account>,
-    keys: HashMap<String, SigningKey>,
+    pub(crate) keys: HashMap<String, SigningKey>,
     /// Where the gateway's TLS files and the CA live, when it serves TLS.
     ca: Option<PathBuf>,
 }

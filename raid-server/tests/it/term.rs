@@ -323,7 +323,15 @@ async fn caps_intervals_and_gpu_budgets_refuse_then_admit() {
     .await;
     // Two slots: bob's job and alice's first run for a while; alice's second waits.
     let bobs = c.submit(&bob, &["sleep 8"], |_| {}).await.unwrap();
-    let first = c.submit(&alice, &["sleep 8"], |_| {}).await.unwrap();
+    let request = c.upload_files(&alice, &["sleep 8"], &[]).await.unwrap();
+    let signed = request.sign(&c.keys[&alice]);
+    let first = c.client(&alice).submit(&signed).await.unwrap();
+    // The same submission again (a retry after a lost answer) is the same job, not a second one over the interval.
+    let again = c.client(&alice).submit(&signed).await.unwrap();
+    assert_eq!(
+        (again.job, again.accepted_at),
+        (first.job, first.accepted_at)
+    );
     let too_soon = c.submit(&alice, &["echo too soon"], |_| {}).await;
     refused(
         too_soon,
