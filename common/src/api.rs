@@ -133,6 +133,26 @@ pub struct HistoryQuery {
 /// `/v1/submissions`: graded submissions.
 pub const SUBMISSIONS: &str = "/v1/submissions";
 
+/// `/v1/workers`: the workers' heartbeats (staff).
+pub const WORKERS: &str = "/v1/workers";
+
+/// The answer of `GET /v1/workers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workers {
+    /// The gateway's clock when it read the heartbeats: `alive` was judged at this time.
+    pub now: DateTime<Utc>,
+    pub workers: Vec<WorkerView>,
+}
+
+/// One worker as staff see it: its heartbeat, and whether that is recent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerView {
+    #[serde(flatten)]
+    pub info: crate::state::WorkerInfo,
+    /// False when the worker stopped heartbeating (crashed, hung, or cut off from Redis).
+    pub alive: bool,
+}
+
 /// `/v1/rankings/{assignment}`: an assignment's leaderboard.
 pub fn ranking_path(assignment: &str) -> String {
     format!("/v1/rankings/{assignment}")

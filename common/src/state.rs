@@ -92,6 +92,25 @@ pub struct WorkerInfo {
     pub gpus: u32,
     pub version: String,
     pub started_at: DateTime<Utc>,
+    /// The ids of the jobs it runs now.
+    #[serde(default)]
+    pub jobs: Vec<String>,
+    /// When this heartbeat was written (the worker's clock).
+    #[serde(default)]
+    pub beat_at: Option<DateTime<Utc>>,
+}
+
+impl WorkerInfo {
+    /// How often a worker writes its heartbeat.
+    pub const BEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+    /// A heartbeat older than this means the worker stopped (crashed, hung, or lost Redis): three beats missed.
+    pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(15);
+
+    /// Whether the worker's last heartbeat is recent at `now`.
+    pub fn is_alive(&self, now: DateTime<Utc>) -> bool {
+        self.beat_at
+            .is_some_and(|t| (now - t).to_std().unwrap_or_default() <= WorkerInfo::STALE_AFTER)
+    }
 }
 
 #[cfg(test)]

@@ -182,6 +182,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Staff: each worker, its queues, slots, GPUs, running jobs and last heartbeat.
+    Workers {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show who your profile says you are.
     Whoami,
     /// Print rai's version.

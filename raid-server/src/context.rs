@@ -31,6 +31,8 @@ pub struct WorkerContext {
     pub gpus: GpuPool,
     /// Jobs this worker finished (any status), for its log line at exit.
     pub completed: AtomicU64,
+    /// The ids of the jobs running here now, for the heartbeat (`rai workers`).
+    pub running_jobs: std::sync::Mutex<Vec<String>>,
 }
 
 impl WorkerContext {

@@ -31,6 +31,9 @@ impl Drop for GpuLease {
             .free
             .lock()
             .expect("the GPU pool lock is never poisoned");
+        crate::metrics::metrics()
+            .gpus_busy
+            .dec_by(self.ids.len() as i64);
         free.append(&mut self.ids);
         free.sort();
         drop(free);
@@ -70,6 +73,7 @@ impl GpuPool {
                     .expect("the GPU pool lock is never poisoned");
                 if free.len() >= n as usize {
                     let ids: Vec<String> = free.drain(..n as usize).collect();
+                    crate::metrics::metrics().gpus_busy.inc_by(i64::from(n));
                     return GpuLease {
                         ids,
                         pool: self.clone(),

@@ -18,6 +18,7 @@
 //!   and watchdog.
 //! - [`doctor`]: `raid doctor`, every dependency checked.
 //! - [`errors`]: the worker's error types.
+//! - [`metrics`]: `/metrics` for Prometheus, one set per process.
 //! - [`gateway`]: the authenticated HTTP API students talk to (`raid gateway`, or embedded with `gateway.listen`).
 
 pub mod context;
@@ -27,6 +28,7 @@ pub mod errors;
 pub mod gateway;
 pub mod gpu;
 pub mod job;
+pub mod metrics;
 pub mod notify;
 pub mod output;
 pub mod policy;

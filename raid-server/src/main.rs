@@ -114,6 +114,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None => None,
     };
     let ctx = raid::setup::context(config).await?;
+    if let Some(address) = &ctx.config.raid.metrics_address {
+        let stop = shutdown.clone();
+        raid::metrics::serve_worker(
+            address,
+            ctx.queues.clone(),
+            async move { stop.draining().await },
+        )
+        .await?;
+    }
     let slots = raid::setup::slots(&ctx);
     raid::notify::ready();
     raid::worker::serve(Arc::new(ctx), slots, shutdown).await;

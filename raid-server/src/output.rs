@@ -183,6 +183,9 @@ impl OutputPump {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.pending);
+        let metrics = crate::metrics::metrics();
+        metrics.events.inc_by(batch.len() as u64);
+        metrics.output_bytes.inc_by(self.pending_bytes as u64);
         self.pending_bytes = 0;
         self.pending_since = None;
         self.publisher.publish(&batch).await?;

@@ -76,6 +76,7 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
         registry: Arc::new(RwLock::new(registry)),
         gpus,
         completed: Default::default(),
+        running_jobs: Default::default(),
     })
 }
 

@@ -16,12 +16,17 @@ use crate::shutdown::Shutdown;
 
 /// How long one receive waits for a job before the loop looks at shutdown again.
 const RECEIVE_WAIT: Duration = Duration::from_secs(5);
+/// How long a heartbeat is kept after it was written.
+const HEARTBEAT_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 /// Runs the worker until shutdown completes: leases while there are free slots, then drains (see [`Shutdown`]).
 pub async fn serve(ctx: Arc<WorkerContext>, slots: usize, shutdown: Shutdown) {
     remove_leftovers(&ctx).await;
     let permits = Arc::new(Semaphore::new(slots));
     let running: Running = Arc::default();
+    let metrics = crate::metrics::metrics();
+    metrics.slots.set(slots as i64);
+    metrics.gpus.set(i64::from(ctx.gpus.count()));
     let heart = tokio::spawn(heartbeat(ctx.clone(), slots as u32, running.clone()));
     let reloader = tokio::spawn(reload_registry(ctx.clone(), shutdown.clone()));
     let names: Vec<&str> = ctx.queues.iter().map(|q| q.name()).collect();
@@ -51,6 +56,10 @@ pub async fn serve(ctx: Arc<WorkerContext>, slots: usize, shutdown: Shutdown) {
     shutdown.wait_for_jobs(grace).await;
     heart.abort();
     reloader.abort();
+    // A worker that stopped cleanly is gone, not silent: `rai workers` shows only those that stopped beating.
+    if let Err(e) = ctx.bus.forget_worker(&ctx.name).await {
+        tracing::warn!(error = %e, "cannot remove this worker's heartbeat");
+    }
     tracing::info!(
         completed = ctx.completed.load(std::sync::atomic::Ordering::Relaxed),
         "stopped"
@@ -87,6 +96,7 @@ impl LeaseLoop {
                     leases.into_iter().next()
                 }
                 Err(e) => {
+                    crate::metrics::metrics().backend_error(&e);
                     tracing::error!(queue = %self.queue.name(), error = %e, "cannot receive jobs; retrying");
                     tokio::time::sleep(delays.next().unwrap_or(rai_backends::retry::LONGEST)).await;
                     continue;
@@ -100,7 +110,9 @@ impl LeaseLoop {
             self.shutdown.spawn_job(move |hand_back| async move {
                 let id = lease.id.clone();
                 running.lock().expect("never poisoned").push(id.clone());
+                crate::metrics::metrics().slots_busy.inc();
                 job::run(ctx, queue, lease, hand_back).await;
+                crate::metrics::metrics().slots_busy.dec();
                 running.lock().expect("never poisoned").retain(|r| *r != id);
                 drop(permit);
             });
@@ -119,12 +131,16 @@ async fn heartbeat(ctx: Arc<WorkerContext>, slots: u32, running: Running) {
             gpus: ctx.gpus.count(),
             version: rai_common::VERSION.to_string(),
             started_at: started,
+            jobs: ctx.running_jobs.lock().expect("never poisoned").clone(),
+            beat_at: Some(Utc::now()),
         };
-        if let Err(e) = ctx.bus.heartbeat(&info, Duration::from_secs(15)).await {
+        // Kept a day after the last beat, so that a worker that stopped beating is seen as such.
+        if let Err(e) = ctx.bus.heartbeat(&info, HEARTBEAT_KEPT).await {
+            crate::metrics::metrics().backend_error(&e);
             tracing::warn!(error = %e, "cannot write the heartbeat");
         }
         crate::notify::watchdog();
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(WorkerInfo::BEAT_EVERY).await;
     }
 }
 

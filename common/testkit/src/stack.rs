@@ -34,6 +34,8 @@ pub struct Options {
     pub lease: &'static str,
     /// Students whose accounts are revoked in the registry.
     pub revoked: &'static [usize],
+    /// Users who are course staff (instructors) rather than students.
+    pub staff: &'static [usize],
     /// Extra lines for the `raid:` section of each worker's config (indented by two spaces).
     pub raid_extra: &'static str,
     /// Extra lines for the `client:` section of the students' config (indented by two spaces).
@@ -54,6 +56,7 @@ impl Default for Options {
             concurrency: 2,
             lease: "60s",
             revoked: &[],
+            staff: &[],
             raid_extra: "",
             client_extra: "",
             private_moto: false,
@@ -156,7 +159,11 @@ impl Stack {
                 username: name,
                 email: String::new(),
                 team: "team".into(),
-                role: Role::Student,
+                role: if options.staff.contains(&i) {
+                    Role::Instructor
+                } else {
+                    Role::Student
+                },
                 public_key: encode_public_key(&key.verifying_key()),
                 created: chrono::Utc::now(),
                 revoked: options.revoked.contains(&i).then(chrono::Utc::now),

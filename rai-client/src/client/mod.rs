@@ -357,6 +357,11 @@ impl Client {
         Ok(list.submissions)
     }
 
+    /// Every worker's last heartbeat (staff).
+    pub async fn workers(&self) -> Result<api::Workers, ClientError> {
+        self.call(Method::GET, api::WORKERS, None).await
+    }
+
     /// An assignment's leaderboard, its top `n` (and the caller's team wherever it is).
     pub async fn ranking(
         &self,

@@ -14,3 +14,4 @@ pub mod submitted;
 pub mod validate;
 pub mod version;
 pub mod whoami;
+pub mod workers;

@@ -7,3 +7,4 @@ mod e2e;
 mod errors;
 mod hostile;
 mod offline_commands;
+mod operability;

@@ -23,6 +23,7 @@ impl ApiError {
     }
 
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        crate::metrics::metrics().auth_failures.inc();
         ApiError::new(StatusCode::UNAUTHORIZED, message)
     }
 
@@ -47,7 +48,8 @@ impl ApiError {
     }
 
     /// A backend (Redis, the queue, the store) failed: logged with its cause, told as "try again".
-    pub fn unavailable(what: &str, error: impl std::fmt::Display) -> ApiError {
+    pub fn unavailable<E: std::fmt::Display>(what: &str, error: E) -> ApiError {
+        crate::metrics::metrics().backend_error(&error);
         tracing::error!(%error, "{what}");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -103,6 +103,10 @@ pub async fn submit(
             .await
             .map_err(|e| ApiError::unavailable("count submissions", e))?;
         if count > u64::from(per_minute) {
+            crate::metrics::metrics()
+                .refusals
+                .get_or_create(&crate::metrics::RefusalLabels { reason: "rate" })
+                .inc();
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
@@ -207,7 +211,9 @@ pub async fn submit(
 /// A note for the student when no live worker serves `queue`: the job is queued, and waits until one does. `None`
 /// when one does, or when the heartbeats cannot be read (the job is queued either way).
 async fn unserved_note(gateway: &Gateway, queue: &str) -> Option<String> {
-    let workers = gateway.bus.workers().await.ok()?;
+    let mut workers = gateway.bus.workers().await.ok()?;
+    let now = chrono::Utc::now();
+    workers.retain(|w| w.is_alive(now));
     note_for(&workers, queue)
 }
 
@@ -390,6 +396,8 @@ mod tests {
             gpus: 1,
             version: "0".into(),
             started_at: Utc::now(),
+            jobs: vec![],
+            beat_at: Some(Utc::now()),
         }
     }
 

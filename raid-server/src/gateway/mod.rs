@@ -22,6 +22,7 @@ mod serve;
 mod submissions;
 mod uploads;
 mod watched;
+mod workers;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,6 +63,13 @@ pub struct Gateway {
     pub course: Option<watched::CourseFile>,
     /// The time deadlines are judged by: the system's, moved in tests only.
     pub clock: Clock,
+}
+
+/// `GET /metrics`: this process's metrics, with the depth of the queues students submit to.
+async fn metrics(
+    axum::extract::State(gateway): axum::extract::State<Arc<Gateway>>,
+) -> axum::response::Response {
+    crate::metrics::answer(gateway.queues.values().cloned().collect()).await
 }
 
 /// The gateway's clock: the system's, plus an offset that only tests set (to move a deadline past without moving
@@ -155,6 +163,8 @@ impl Gateway {
             .route(api::WHOAMI, get(jobs::whoami))
             .route(api::SUBMISSIONS, get(submissions::list))
             .route("/v1/rankings/{assignment}", get(submissions::leaderboard))
+            .route(api::WORKERS, get(workers::list))
+            .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(jobs::ready))
             .layer(axum::extract::DefaultBodyLimit::max(small))

@@ -14,6 +14,10 @@ use super::auth::Caller;
 use super::{ApiError, Gateway};
 
 fn too_many(message: String) -> ApiError {
+    crate::metrics::metrics()
+        .refusals
+        .get_or_create(&crate::metrics::RefusalLabels { reason: "quota" })
+        .inc();
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
 }
 

@@ -176,6 +176,7 @@ pub async fn stream(
             put.size, put.sha256
         )));
     }
+    crate::metrics::metrics().upload_bytes.inc_by(size);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -210,5 +211,6 @@ pub async fn complete(
             "the upload is not the {size} bytes declared; submit again"
         )));
     }
+    crate::metrics::metrics().upload_bytes.inc_by(size);
     Ok(StatusCode::NO_CONTENT)
 }

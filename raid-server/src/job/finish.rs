@@ -102,6 +102,7 @@ impl Finished<'_> {
             .put_bytes(&record_key(&request.user, &job), json)
             .await;
         if let Err(e) = stored {
+            crate::metrics::metrics().backend_error(&e);
             tracing::error!(job = %job, error = %e, "cannot store the job record; handing the job back");
             hand_back(ctx, self.queue, self.lease, job).await;
             return false;
@@ -134,6 +135,13 @@ impl Finished<'_> {
             tracing::warn!(job = %job, error = %e, "could not ack a finished job (it will be dropped on redelivery)");
         }
         ctx.completed.fetch_add(1, Ordering::Relaxed);
+        let waited = (self.started_at - self.accepted_at)
+            .to_std()
+            .unwrap_or_default();
+        let ran = (record.finished_at - self.started_at)
+            .to_std()
+            .unwrap_or_default();
+        crate::metrics::metrics().job_finished(&request.queue, status.as_str(), waited, ran);
         true
     }
 

@@ -91,6 +91,13 @@ pub async fn run(
 ) {
     let leased = Instant::now();
     let Some((mut request, accepted_at, graded)) = verify(&ctx, &lease).await else {
+        crate::metrics::metrics()
+            .jobs
+            .get_or_create(&crate::metrics::OutcomeLabels {
+                queue: queue.name().to_string(),
+                outcome: JobStatus::Rejected.as_str().to_string(),
+            })
+            .inc();
         let _ = queue.ack(&lease).await;
         return;
     };
@@ -133,7 +140,17 @@ pub async fn run(
                 timings: Vec::new(),
                 gpus: 0,
             };
+            let ctx = life.ctx.clone();
+            let id = job.to_string();
+            ctx.running_jobs
+                .lock()
+                .expect("never poisoned")
+                .push(id.clone());
             life.run(hand_back).instrument(span).await;
+            ctx.running_jobs
+                .lock()
+                .expect("never poisoned")
+                .retain(|j| *j != id);
         }
         Err(e) => {
             tracing::error!(job = %job, error = %e, "cannot claim the job; handing it back");

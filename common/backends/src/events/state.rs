@@ -157,7 +157,17 @@ impl EventBus {
             .map_err(|e| self.error(e))
     }
 
-    /// The workers whose heartbeat has not expired.
+    /// Removes a worker's heartbeat (it stopped cleanly).
+    pub async fn forget_worker(&self, name: &str) -> Result<(), EventError> {
+        redis::cmd("DEL")
+            .arg(keys::worker(name))
+            .query_async::<()>(&mut self.connection())
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// Every worker whose last heartbeat is still kept (a day; [`WorkerInfo::is_alive`] tells a live one from one
+    /// that stopped beating).
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>, EventError> {
         let mut conn = self.connection();
         let mut names: Vec<String> = Vec::new();

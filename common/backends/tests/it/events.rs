@@ -330,6 +330,8 @@ async fn state_cancel_and_heartbeats() {
         gpus: 0,
         version: rai_common::VERSION.into(),
         started_at: chrono::Utc::now(),
+        jobs: vec![],
+        beat_at: Some(chrono::Utc::now()),
     };
     bus.heartbeat(&info, Duration::from_millis(500))
         .await

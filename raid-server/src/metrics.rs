@@ -1,0 +1,343 @@
+//! What this process tells Prometheus: `GET /metrics` in the Prometheus text format, on the gateway's own address
+//! and, for a worker, on `raid.metrics_address`.
+//!
+//! One set of metrics lives for the whole process (a gateway embedded in a worker reports both sides on either
+//! address), so the code that counts an event (an upload, an output batch, a refusal) only names the metric. Figures
+//! that are facts of the moment rather than counts (queue depth) are read when scraped; slots and GPUs in use move
+//! as jobs take and free them. No label holds a user, team or job: a course's names stay out of the monitoring
+//! system, and the number of series stays fixed however many students there are.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use rai_backends::queue::JobQueue;
+
+/// How long a scrape waits for one queue's depth before it reports the others without it.
+const DEPTH_WITHIN: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DepthLabels {
+    pub queue: String,
+    /// `waiting` (visible) or `leased` (a worker holds it).
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub queue: String,
+    /// The job's final status: succeeded, failed, timed_out, canceled, error, refused.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    /// redis, store, queue, or other.
+    pub backend: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// rate (submits per minute), quota (a course quota), auth (a request that did not authenticate).
+    pub reason: &'static str,
+}
+
+type HistogramFamily = Family<QueueLabels, Histogram, fn() -> Histogram>;
+
+/// Every metric this process reports.
+pub struct Metrics {
+    registry: Registry,
+    pub queue_depth: Family<DepthLabels, Gauge>,
+    pub jobs: Family<OutcomeLabels, Counter>,
+    pub wait_seconds: HistogramFamily,
+    pub run_seconds: HistogramFamily,
+    pub slots: Gauge,
+    pub slots_busy: Gauge,
+    pub gpus: Gauge,
+    pub gpus_busy: Gauge,
+    pub upload_bytes: Counter,
+    pub output_bytes: Counter,
+    pub events: Counter,
+    pub auth_failures: Counter,
+    pub refusals: Family<RefusalLabels, Counter>,
+    pub backend_errors: Family<BackendLabels, Counter>,
+}
+
+fn wait_histogram() -> Histogram {
+    // 50 ms to about 14 hours: a quiet queue's first job to a deadline night's last.
+    Histogram::new(exponential_buckets(0.05, 2.0, 21))
+}
+
+fn run_histogram() -> Histogram {
+    // 250 ms to about 2.3 hours.
+    Histogram::new(exponential_buckets(0.25, 2.0, 16))
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("rai");
+        let queue_depth = Family::<DepthLabels, Gauge>::default();
+        registry.register(
+            "queue_jobs",
+            "Jobs in a queue: waiting for a worker, or leased to one",
+            queue_depth.clone(),
+        );
+        let jobs = Family::<OutcomeLabels, Counter>::default();
+        registry.register("jobs", "Jobs finished, by queue and outcome", jobs.clone());
+        let wait_seconds: HistogramFamily = Family::new_with_constructor(wait_histogram);
+        registry.register(
+            "job_wait_seconds",
+            "Time from the gateway's acceptance to the job's start on a worker",
+            wait_seconds.clone(),
+        );
+        let run_seconds: HistogramFamily = Family::new_with_constructor(run_histogram);
+        registry.register(
+            "job_run_seconds",
+            "Time from a job's start to its end on a worker",
+            run_seconds.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let slots = gauge(&mut registry, "slots", "Job slots of this worker");
+        let slots_busy = gauge(&mut registry, "slots_busy", "Job slots running a job now");
+        let gpus = gauge(
+            &mut registry,
+            "gpus",
+            "GPUs (or MIG instances) of this worker",
+        );
+        let gpus_busy = gauge(&mut registry, "gpus_busy", "GPUs held by a running job now");
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let upload_bytes = counter(&mut registry, "upload_bytes", "Bytes of projects uploaded");
+        let output_bytes = counter(
+            &mut registry,
+            "output_bytes",
+            "Bytes of job output (stdout and stderr) published",
+        );
+        let events = counter(&mut registry, "events", "Job events published");
+        let auth_failures = counter(
+            &mut registry,
+            "auth_failures",
+            "Requests refused because they did not authenticate (401)",
+        );
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "refusals",
+            "Submissions refused by a rate limit or a course quota (429)",
+            refusals.clone(),
+        );
+        let backend_errors = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "backend_errors",
+            "Failed calls to Redis, the object store or the queue",
+            backend_errors.clone(),
+        );
+        Metrics {
+            registry,
+            queue_depth,
+            jobs,
+            wait_seconds,
+            run_seconds,
+            slots,
+            slots_busy,
+            gpus,
+            gpus_busy,
+            upload_bytes,
+            output_bytes,
+            events,
+            auth_failures,
+            refusals,
+            backend_errors,
+        }
+    }
+
+    /// Counts one failed call to a backend, named by its error's type.
+    pub fn backend_error<E>(&self, _error: &E) {
+        self.backend_errors
+            .get_or_create(&BackendLabels {
+                backend: backend_of::<E>(),
+            })
+            .inc();
+    }
+
+    /// Counts a finished job with its wait and run times.
+    pub fn job_finished(&self, queue: &str, outcome: &str, wait: Duration, run: Duration) {
+        let q = QueueLabels {
+            queue: queue.to_string(),
+        };
+        self.jobs
+            .get_or_create(&OutcomeLabels {
+                queue: queue.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.wait_seconds
+            .get_or_create(&q)
+            .observe(wait.as_secs_f64());
+        self.run_seconds
+            .get_or_create(&q)
+            .observe(run.as_secs_f64());
+    }
+
+    /// The text Prometheus scrapes, after reading the depth of `queues`.
+    pub async fn render(&self, queues: &[Arc<dyn JobQueue>]) -> String {
+        let depths = futures::future::join_all(
+            queues
+                .iter()
+                .map(|q| tokio::time::timeout(DEPTH_WITHIN, q.depth())),
+        )
+        .await;
+        for (queue, depth) in queues.iter().zip(depths) {
+            match depth {
+                Ok(Ok(d)) => {
+                    for (state, n) in [("waiting", d.waiting), ("leased", d.leased)] {
+                        self.queue_depth
+                            .get_or_create(&DepthLabels {
+                                queue: queue.name().to_string(),
+                                state,
+                            })
+                            .set(n as i64);
+                    }
+                }
+                Ok(Err(e)) => {
+                    self.backend_error(&e);
+                    tracing::warn!(queue = %queue.name(), error = %e, "cannot read the queue's depth for /metrics");
+                }
+                Err(_) => {
+                    self.backend_errors
+                        .get_or_create(&BackendLabels { backend: "queue" })
+                        .inc();
+                    tracing::warn!(queue = %queue.name(), "the queue's depth did not come within 2 s");
+                }
+            }
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Which backend an error type comes from.
+fn backend_of<E>() -> &'static str {
+    let name = std::any::type_name::<E>();
+    if name.contains("EventError") || name.contains("redis::") {
+        "redis"
+    } else if name.contains("StoreError") {
+        "store"
+    } else if name.contains("QueueError") {
+        "queue"
+    } else {
+        "other"
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// This process's metrics.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+/// The content type of the Prometheus text format.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `GET /metrics` over `queues`.
+pub async fn answer(queues: Vec<Arc<dyn JobQueue>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let text = metrics().render(&queues).await;
+    ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
+}
+
+/// Serves `/metrics` (and `/healthz`) for a worker on `address` until `stop` completes.
+pub async fn serve_worker(
+    address: &str,
+    queues: Vec<Arc<dyn JobQueue>>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<std::net::SocketAddr> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on raid.metrics_address {address}"))?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || answer(queues.clone())),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "the metrics endpoint stopped");
+        }
+    });
+    tracing::info!("metrics on http://{addr}/metrics");
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_counted_by_their_backend() {
+        assert_eq!(backend_of::<rai_backends::errors::EventError>(), "redis");
+        assert_eq!(backend_of::<rai_backends::errors::StoreError>(), "store");
+        assert_eq!(backend_of::<rai_backends::errors::QueueError>(), "queue");
+        assert_eq!(backend_of::<std::io::Error>(), "other");
+    }
+
+    #[tokio::test]
+    async fn the_text_holds_every_family_with_its_help_and_counts() {
+        let m = Metrics::new();
+        m.job_finished(
+            "rai_amd64",
+            "succeeded",
+            Duration::from_millis(300),
+            Duration::from_secs(2),
+        );
+        m.refusals
+            .get_or_create(&RefusalLabels { reason: "quota" })
+            .inc();
+        m.upload_bytes.inc_by(1234);
+        let text = m.render(&[]).await;
+        assert!(text.contains("# HELP rai_jobs Jobs finished"), "{text}");
+        assert!(
+            text.contains(r#"rai_jobs_total{queue="rai_amd64",outcome="succeeded"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"rai_job_wait_seconds_bucket{le="0.4",queue="rai_amd64"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"rai_job_wait_seconds_bucket{le="0.2",queue="rai_amd64"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"rai_refusals_total{reason="quota"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("rai_upload_bytes_total 1234"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
