@@ -340,4 +340,51 @@ mod tests {
         assert!(text.contains("rai_upload_bytes_total 1234"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
+
+    /// Every `rai_*` series the shipped Grafana dashboard and alert rules query is one this process exports.
+    #[tokio::test]
+    async fn the_dashboard_and_alerts_query_only_exported_series() {
+        let m = Metrics::new();
+        m.job_finished("q", "succeeded", Duration::ZERO, Duration::ZERO);
+        for reason in ["rate"] {
+            m.refusals.get_or_create(&RefusalLabels { reason }).inc();
+        }
+        m.backend_errors
+            .get_or_create(&BackendLabels { backend: "redis" })
+            .inc();
+        m.queue_depth
+            .get_or_create(&DepthLabels {
+                queue: "q".into(),
+                state: "waiting",
+            })
+            .set(0);
+        let text = m.render(&[]).await;
+        let exported: std::collections::HashSet<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .collect();
+        let shipped = [
+            include_str!("../../deploy/prometheus/grafana-dashboard.json"),
+            include_str!("../../deploy/prometheus/rai-alerts.yml"),
+        ];
+        let mut named = 0;
+        for file in shipped {
+            for (i, _) in file.match_indices("rai_") {
+                let name: String = file[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if name == "rai_" || name.starts_with("rai_overview") {
+                    continue;
+                }
+                named += 1;
+                assert!(
+                    exported.contains(name.as_str()),
+                    "{name} is not exported:\n{text}"
+                );
+            }
+        }
+        assert!(named >= 15, "only {named} series named");
+    }
 }
