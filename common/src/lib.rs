@@ -12,6 +12,7 @@
 //! - [`config`]: the layered configuration (defaults, files, environment, flags) with encrypted values.
 //! - [`account`]: the student's profile (private key) and the account registry (public keys, roles, revocation).
 //! - [`job`]: job ids, the signed job message, the gateway's attestation of it, and their verification.
+//! - [`login_link`]: the staff dashboard's one-time login link, signed with the staff member's key.
 //! - [`api`]: the gateway API's paths and bodies; [`httpsig`]: the request signatures it checks (RFC 9421).
 //! - [`objects`]: the store keys of a job's upload, output and record.
 //! - [`event`]: a job's events as they travel (`seq`, `ts`, `kind`).
@@ -33,6 +34,7 @@ pub mod errors;
 pub mod event;
 pub mod httpsig;
 pub mod job;
+pub mod login_link;
 pub mod objects;
 pub mod paths;
 pub mod record;

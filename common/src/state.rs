@@ -18,6 +18,10 @@ use crate::event::JobStatus;
 pub struct JobState {
     pub status: Option<JobStatus>,
     pub user: Option<String>,
+    /// The user's team when the job was accepted.
+    pub team: Option<String>,
+    /// The assignment of a graded submission.
+    pub assignment: Option<String>,
     pub queue: Option<String>,
     pub worker: Option<String>,
     pub submitted_at: Option<DateTime<Utc>>,
@@ -42,6 +46,8 @@ impl JobState {
         [
             ("status", self.status.map(|s| s.as_str().to_string())),
             ("user", self.user.clone()),
+            ("team", self.team.clone()),
+            ("assignment", self.assignment.clone()),
             ("queue", self.queue.clone()),
             ("worker", self.worker.clone()),
             ("submitted_at", time(&self.submitted_at)),
@@ -70,6 +76,8 @@ impl JobState {
         Some(JobState {
             status: text("status").and_then(|s| s.parse().ok()),
             user: text("user"),
+            team: text("team"),
+            assignment: text("assignment"),
             queue: text("queue"),
             worker: text("worker"),
             submitted_at: time("submitted_at"),

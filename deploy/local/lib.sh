@@ -116,12 +116,52 @@ stop_moto() {
   rm -f "$dir/moto.pid" "$dir/port"
 }
 
-# export_test_env REDIS_PORT MOTO_PORT: hands the services' addresses to the tests and benches.
+# --- Chromium and its WebDriver (the staff dashboard's browser tests) ----------------------------------------------
+ensure_chromium_installed() {
+  { command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || apt_install chromium chromium-driver
+  command -v chromedriver >/dev/null || die "chromedriver is not installed (Debian's chromium-driver)"
+}
+
+webdriver_up() { python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$1/status', timeout=1)"; }
+
+# start_chromedriver: starts chromedriver on a free loopback port; prints its port.
+start_chromedriver() {
+  local dir="$RAI_STACK_DIR/chromedriver" port
+  mkdir -p "$dir"
+  if [ -f "$dir/port" ] && webdriver_up "$(cat "$dir/port")" 2>/dev/null; then
+    cat "$dir/port"; return
+  fi
+  port=$(free_port)
+  nohup chromedriver --port="$port" >"$dir/chromedriver.log" 2>&1 &
+  echo $! >"$dir/chromedriver.pid"
+  wait_for 30 "chromedriver on 127.0.0.1:$port" webdriver_up "$port" || die "chromedriver did not start (see $dir/chromedriver.log)"
+  echo "$port" >"$dir/port"
+  echo "$port"
+}
+
+stop_chromedriver() {
+  local dir="$RAI_STACK_DIR/chromedriver"
+  [ -f "$dir/chromedriver.pid" ] && kill "$(cat "$dir/chromedriver.pid")" 2>/dev/null || true
+  rm -f "$dir/chromedriver.pid" "$dir/port"
+}
+
+# --- aiosmtpd (a real SMTP server for rai-keygen mail's tests) ---------------------------------------------------
+# Each test starts its own on a free port (deploy/local/smtp_sink.py), with the Python of moto's virtualenv.
+ensure_aiosmtpd_installed() {
+  local venv="$RAI_CACHE_DIR/moto-venv"
+  "$venv/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1 && return
+  log "pip install aiosmtpd (once, into $venv)"
+  "$venv/bin/pip" install -q aiosmtpd >>"$RAI_STACK_DIR/pip.log" 2>&1 || die "pip install aiosmtpd failed (see $RAI_STACK_DIR/pip.log)"
+}
+
+# export_test_env REDIS_PORT MOTO_PORT WEBDRIVER_PORT: hands the services' addresses to the tests and benches.
 export_test_env() {
   export RAI_TEST_REDIS_URL="redis://127.0.0.1:$1"
   export RAI_TEST_REDIS_SERVER="$(command -v redis-server)"
   export RAI_TEST_MOTO_PYTHON="$RAI_CACHE_DIR/moto-venv/bin/python"
   export RAI_TEST_AWS_ENDPOINT="http://127.0.0.1:$2"
+  [ -z "${3:-}" ] || export RAI_TEST_WEBDRIVER="http://127.0.0.1:$3"
+  export RAI_TEST_SMTP_PYTHON="$RAI_CACHE_DIR/moto-venv/bin/python"
   export RAI_TEST_IMAGE
   export RAI_TEST_STACK=1
   # The tests talk to moto with dummy credentials; never to AWS.

@@ -4,9 +4,10 @@
 #
 #   deploy/local/test.sh [extra cargo test arguments]
 #
-# It provides: a private redis-server, moto's server (S3, SQS, STS), a Docker engine, and the local test image
-# rai-test/busybox. Their addresses reach the tests as RAI_TEST_REDIS_URL, RAI_TEST_REDIS_SERVER,
-# RAI_TEST_AWS_ENDPOINT, RAI_TEST_MOTO_PYTHON, RAI_TEST_IMAGE. A piece that cannot be set up fails the run; nothing is skipped.
+# It provides: a private redis-server, moto's server (S3, SQS, STS), chromium's WebDriver (chromedriver), aiosmtpd
+# (each mail test starts its own), a Docker engine, and the local test image rai-test/busybox. Their addresses reach
+# the tests as RAI_TEST_REDIS_URL, RAI_TEST_REDIS_SERVER, RAI_TEST_AWS_ENDPOINT, RAI_TEST_MOTO_PYTHON,
+# RAI_TEST_WEBDRIVER, RAI_TEST_SMTP_PYTHON, RAI_TEST_IMAGE. A piece that cannot be set up fails the run; nothing is skipped.
 
 source "$(dirname "$0")/lib.sh"
 cd "$RAI_REPO_ROOT"
@@ -14,6 +15,7 @@ cd "$RAI_REPO_ROOT"
 cleanup() {
   stop_redis test-redis
   stop_moto
+  stop_chromedriver
   stop_docker_if_started
 }
 trap cleanup EXIT
@@ -21,13 +23,16 @@ trap cleanup EXIT
 command -v cargo >/dev/null || die "cargo is not installed (install Rust 1.95 or newer with rustup)"
 ensure_redis_installed
 ensure_moto_installed
+ensure_aiosmtpd_installed
+ensure_chromium_installed
 ensure_docker
 ensure_test_image
 
 redis_port=$(start_redis test-redis)
 moto_port=$(start_moto)
+webdriver_port=$(start_chromedriver)
 
-export_test_env "$redis_port" "$moto_port"
+export_test_env "$redis_port" "$moto_port" "$webdriver_port"
 
 log "redis $RAI_TEST_REDIS_URL, moto $RAI_TEST_AWS_ENDPOINT, image $RAI_TEST_IMAGE"
 cargo test --workspace --locked "$@"

@@ -182,6 +182,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Staff: open the staff dashboard in your browser with a one-time link signed by your key.
+    Dashboard {
+        /// Print the link instead of opening it.
+        #[arg(long)]
+        print: bool,
+    },
     /// Staff: each worker, its queues, slots, GPUs, running jobs and last heartbeat.
     Workers {
         #[arg(long)]

@@ -43,6 +43,24 @@ pub fn cancel(job: &JobId) -> String {
     format!("rai:job:{job}:cancel")
 }
 
+/// Every job the gateways accepted, newest last (scored by acceptance time in ms), for the staff dashboard.
+pub const JOB_INDEX: &str = "rai:index:jobs";
+
+/// The jobs of one user, one team or one assignment (`by` is `user`, `team` or `assignment`).
+pub fn job_index_by(by: &str, name: &str) -> String {
+    format!("rai:index:{by}:{name}")
+}
+
+/// A staff dashboard session (its value: the user and the session's CSRF token).
+pub fn ui_session(token: &str) -> String {
+    format!("rai:ui:session:{token}")
+}
+
+/// A dashboard login link's nonce, once it was used.
+pub fn ui_link(nonce: &str) -> String {
+    format!("rai:ui:link:{nonce}")
+}
+
 /// A worker's heartbeat.
 pub fn worker(name: &str) -> String {
     format!("rai:worker:{name}")

@@ -49,3 +49,13 @@ pub fn redis_server() -> String {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", rai_common::JobId::new())
 }
+
+/// `http://127.0.0.1:PORT` of chromedriver (the dashboard's browser tests).
+pub fn webdriver() -> String {
+    required("RAI_TEST_WEBDRIVER")
+}
+
+/// A Python with aiosmtpd, for tests that start an SMTP server of their own.
+pub fn smtp_python() -> String {
+    required("RAI_TEST_SMTP_PYTHON")
+}

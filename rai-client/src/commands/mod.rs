@@ -2,6 +2,7 @@
 
 pub mod cancel;
 pub mod completions;
+pub mod dashboard;
 pub mod download;
 pub mod history;
 pub mod init;

@@ -20,9 +20,9 @@ use super::{ApiError, Gateway};
 #[derive(Debug, Default, Deserialize)]
 pub struct After {
     /// Events after this `seq` (the same as `Last-Event-ID`, for clients that cannot set headers).
-    after: Option<u64>,
+    pub after: Option<u64>,
     /// `false`: only the events stored so far, then the stream ends (`rai logs` without `-f`).
-    live: Option<bool>,
+    pub live: Option<bool>,
 }
 
 /// The most events one history-only stream sends.

@@ -145,6 +145,8 @@ pub async fn submit(
     let state = JobState {
         status: Some(JobStatus::Queued),
         user: Some(caller.user.clone()),
+        team: Some(caller.team.clone()).filter(|t| !t.is_empty()),
+        assignment: graded.as_ref().map(|g| g.assignment.clone()),
         queue: Some(queue_name.clone()),
         submitted_at: Some(now),
         ..JobState::default()
@@ -169,6 +171,14 @@ pub async fn submit(
         // Not queued: the id may be submitted again.
         let _ = gateway.bus.unmark_accepted(&job).await;
         return Err(ApiError::unavailable("queue the job", e));
+    }
+    let assignment = graded.as_ref().map(|g| g.assignment.as_str());
+    if let Err(e) = gateway
+        .bus
+        .index_job(&job, now, &caller.user, &caller.team, assignment)
+        .await
+    {
+        tracing::warn!(job = %job, error = %e, "cannot add the job to the dashboard's index");
     }
     if let Err(e) = gateway.bus.add_active(&caller.user, &job).await {
         tracing::warn!(job = %job, error = %e, "cannot count the job against the user's caps");

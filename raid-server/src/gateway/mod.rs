@@ -5,7 +5,8 @@
 //! shared credentials: it binds a new job id to its owner and takes its upload ([`uploads`]), verifies, attests and
 //! queues the signed job with the server's clock ([`jobs`]), streams a job's events as Server-Sent Events
 //! ([`events`]), and hands out a job's `/build` ([`artifact`]). Every read, write and cancel goes through
-//! [`access`], which says who may touch which job. Workers run only jobs a trusted gateway attested.
+//! [`access`], which says who may touch which job. Workers run only jobs a trusted gateway attested. Staff also get
+//! a dashboard at `/ui` ([`ui`]) and everyone's metrics at `/metrics`.
 //!
 //! The gateway runs as `raid gateway`, or inside a worker process when the worker's config sets `gateway.listen`
 //! (the embedded default for one machine). It serves TLS when given a certificate and key, and plain HTTP only on a
@@ -20,6 +21,7 @@ mod jobs;
 mod quotas;
 mod serve;
 mod submissions;
+mod ui;
 mod uploads;
 mod watched;
 mod workers;
@@ -164,6 +166,7 @@ impl Gateway {
             .route(api::SUBMISSIONS, get(submissions::list))
             .route("/v1/rankings/{assignment}", get(submissions::leaderboard))
             .route(api::WORKERS, get(workers::list))
+            .merge(ui::routes())
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(jobs::ready))

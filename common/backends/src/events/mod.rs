@@ -13,10 +13,11 @@
 //! out, with the same every-event-once guarantee.
 //!
 //! Job state (the `rai:job:<id>` hash), job claims, cancel requests and worker heartbeats live beside the events, in
-//! [`state`]. The event types themselves are the protocol's (`rai_common::event`).
+//! [`state`]; the index of jobs and the dashboard's sessions in [`index`]. The event types themselves are the protocol's (`rai_common::event`).
 
 mod bus;
 mod hub;
+pub mod index;
 mod ownership;
 pub mod quota;
 pub mod state;

@@ -442,3 +442,88 @@ async fn a_hundred_followers_on_one_subscription_survive_a_redis_restart() {
     assert_eq!(hub.followed_jobs(), 0);
     drop(restarted);
 }
+
+/// The dashboard's index: newest first, pages that continue where the last stopped, filters by team, assignment
+/// and status, and jobs whose state expired left out.
+#[tokio::test]
+async fn the_job_index_pages_and_filters() {
+    use rai_backends::events::index::JobFilter;
+    use rai_common::state::JobState;
+    let redis = PrivateRedis::start();
+    let bus = EventBus::connect(&redis.url(), RETENTION).await.unwrap();
+    let t0 = chrono::Utc::now();
+    let mut jobs = Vec::new();
+    for i in 0..7 {
+        let job = JobId::new();
+        let team = if i % 2 == 0 { "even" } else { "odd" };
+        let status = if i == 3 {
+            JobStatus::Failed
+        } else {
+            JobStatus::Succeeded
+        };
+        let assignment = (i >= 5).then_some("m1");
+        let state = JobState {
+            status: Some(status),
+            user: Some(format!("u{i}")),
+            team: Some(team.into()),
+            assignment: assignment.map(str::to_string),
+            ..JobState::default()
+        };
+        if i != 4 {
+            // Job 4's state has expired: listed nowhere.
+            bus.update_state(&job, &state).await.unwrap();
+        }
+        bus.index_job(
+            &job,
+            t0 + chrono::Duration::seconds(i),
+            &format!("u{i}"),
+            team,
+            assignment,
+        )
+        .await
+        .unwrap();
+        jobs.push(job);
+    }
+    let ids = |page: &rai_backends::events::index::JobPage| {
+        page.jobs.iter().map(|(j, _)| *j).collect::<Vec<_>>()
+    };
+    let all = JobFilter::default();
+    let first = bus.list_jobs(&all, 0, 3).await.unwrap();
+    assert_eq!(ids(&first), [jobs[6], jobs[5], jobs[3]]);
+    let second = bus.list_jobs(&all, first.next.unwrap(), 3).await.unwrap();
+    assert_eq!(ids(&second), [jobs[2], jobs[1], jobs[0]]);
+    let rest = bus.list_jobs(&all, second.next.unwrap(), 3).await.unwrap();
+    assert!(rest.jobs.is_empty() && rest.next.is_none());
+
+    let even_succeeded = JobFilter {
+        team: Some("even".into()),
+        status: Some(JobStatus::Succeeded),
+        ..JobFilter::default()
+    };
+    assert_eq!(
+        ids(&bus.list_jobs(&even_succeeded, 0, 10).await.unwrap()),
+        [jobs[6], jobs[2], jobs[0]]
+    );
+    let failed = JobFilter {
+        status: Some(JobStatus::Failed),
+        ..JobFilter::default()
+    };
+    assert_eq!(
+        ids(&bus.list_jobs(&failed, 0, 10).await.unwrap()),
+        [jobs[3]]
+    );
+    let m1_odd = JobFilter {
+        assignment: Some("m1".into()),
+        team: Some("odd".into()),
+        ..JobFilter::default()
+    };
+    assert_eq!(
+        ids(&bus.list_jobs(&m1_odd, 0, 10).await.unwrap()),
+        [jobs[5]]
+    );
+    let user = JobFilter {
+        user: Some("u1".into()),
+        ..JobFilter::default()
+    };
+    assert_eq!(ids(&bus.list_jobs(&user, 0, 10).await.unwrap()), [jobs[1]]);
+}

@@ -151,6 +151,36 @@ async fn gateway_user_does_a_gateways_work_and_nothing_more() {
     assert_eq!(second[0].body, "second");
     worker_q.ack(&second[0]).await.unwrap();
 
+    // The dashboard's job index and sessions.
+    client_bus
+        .update_state(
+            &other,
+            &rai_common::state::JobState {
+                team: Some("team1".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    client_bus
+        .index_job(&other, chrono::Utc::now(), "jdoe", "team1", Some("m1"))
+        .await
+        .unwrap();
+    let filter = rai_backends::events::index::JobFilter {
+        team: Some("team1".into()),
+        status: Some(JobStatus::Queued),
+        ..Default::default()
+    };
+    let page = client_bus.list_jobs(&filter, 0, 10).await.unwrap();
+    assert_eq!(page.jobs.len(), 1);
+    let (token, csrf) = client_bus.open_session("ta1", ttl).await.unwrap();
+    assert_eq!(
+        client_bus.session(&token).await.unwrap(),
+        Some(("ta1".to_string(), csrf))
+    );
+    assert!(client_bus.use_link_once("nonce-1", ttl).await.unwrap());
+    assert!(!client_bus.use_link_once("nonce-1", ttl).await.unwrap());
+
     // And nothing else.
     let mut c = raw(&client_url).await;
     let channel = format!("rai:job:{job}:events");

@@ -1,0 +1,275 @@
+//! The staff dashboard in a real browser: chromium, driven over WebDriver (chromedriver from deploy/local). A TA
+//! logs in with `rai dashboard`'s one-time link, watches a running job's lines arrive, cancels it from the page and
+//! sees it end, watches the queue depth move, and finds a graded submission on its assignment's page; a student's
+//! link, a reused link and a form without the session's CSRF token are refused.
+//!
+//! With `RAI_SCREENSHOTS=DIR` the test saves a screenshot of each page there (docs/dashboard/ holds the ones
+//! docs/admin.md shows).
+
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use rai_testkit::stack::{Kind, Options, Stack, job_id, project, text};
+
+async fn browser() -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,900"]
+        }),
+    );
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&rai_testkit::env::webdriver())
+        .await
+        .expect("chromedriver answers (deploy/local/stack.sh up starts it)")
+}
+
+async fn screenshot(b: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("RAI_SCREENSHOTS") {
+        let png = b.screenshot().await.unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+async fn body(b: &Client) -> String {
+    b.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Waits until the text of `css` satisfies `ok`.
+async fn wait_text(b: &Client, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(e) = b.find(Locator::Css(css)).await
+            && let Ok(t) = e.text().await
+            && ok(&t)
+        {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: never seen; the page says:\n{}",
+            body(b).await
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Loads `url` until the text of `css` satisfies `ok` (for pages that do not update themselves).
+async fn wait_page(
+    b: &Client,
+    url: &str,
+    css: &str,
+    what: &str,
+    ok: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        b.goto(url).await.unwrap();
+        if let Ok(e) = b.find(Locator::Css(css)).await
+            && let Ok(t) = e.text().await
+            && ok(&t)
+        {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: never seen; the page says:\n{}",
+            body(b).await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn link(s: &Stack, user: usize) -> String {
+    let out = s.rai(user, &["dashboard", "--print"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staff_watch_cancel_and_grade_in_a_real_browser() {
+    let course = tempfile::tempdir().unwrap();
+    let file = course.path().join("course.yml");
+    let due = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%d %H:%M:%S");
+    std::fs::write(
+        &file,
+        format!(
+            "time_zone: UTC\nassignments:\n  m1:\n    due: {due}\n    ranking: {{ command: 1 }}\n"
+        ),
+    )
+    .unwrap();
+    let extra: &'static str = Box::leak(format!("  course: {}\n", file.display()).into_boxed_str());
+    let s = Stack::start(
+        Kind::Local,
+        Options {
+            users: 2,
+            staff: &[1],
+            concurrency: 1,
+            gateway_extra: extra,
+            ..Options::default()
+        },
+    )
+    .await;
+    let b = browser().await;
+
+    // A student cannot get a link from rai, and one signed with a student's key by hand is refused.
+    let out = s.rai(0, &["dashboard", "--print"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("for course staff"),
+        "{}",
+        text(&out.stderr)
+    );
+    let profile = rai_common::account::Profile::load(&s.home(0).join(".rai_profile")).unwrap();
+    let key = profile.signing_key("student0").unwrap();
+    let forged =
+        rai_client::commands::dashboard::link(&key, "student0", &s.gateways[0].url).unwrap();
+    b.goto(&forged).await.unwrap();
+    assert!(
+        body(&b).await.contains("For course staff only"),
+        "{}",
+        body(&b).await
+    );
+    b.goto(&format!("{}/ui", s.gateways[0].url)).await.unwrap();
+    assert!(
+        body(&b).await.contains("Not logged in"),
+        "{}",
+        body(&b).await
+    );
+
+    // The TA logs in; the link works once.
+    let login = link(&s, 1).await;
+    b.goto(&login).await.unwrap();
+    wait_text(&b, "h1", "the overview", |t| t == "Overview").await;
+    let worker = &s.workers[0].name;
+    wait_text(&b, "#workers", "the worker", |t| {
+        t.contains(worker.as_str()) && t.contains("up")
+    })
+    .await;
+    let cookies = b.get_all_cookies().await.unwrap();
+    let session = cookies
+        .iter()
+        .find(|c| c.name() == "rai_ui")
+        .expect("a session cookie");
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(
+        session.same_site().map(|s| s.to_string()).as_deref(),
+        Some("Strict")
+    );
+    screenshot(&b, "overview").await;
+
+    // A long job runs (the only slot), a quick one waits behind it: the overview's depth shows it.
+    let long = project(
+        &["for i in $(seq 1 120); do echo line $i; sleep 0.5; done"],
+        &[],
+    );
+    let out = s
+        .rai(
+            0,
+            &["submit", "--detach", "-p", long.path().to_str().unwrap()],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let running = job_id(&text(&out.stderr));
+    let quick = project(&["echo graded"], &[]);
+    let out = s
+        .rai(
+            0,
+            &[
+                "submit",
+                "--detach",
+                "--submit=m1",
+                "-p",
+                quick.path().to_str().unwrap(),
+            ],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let waiting = job_id(&text(&out.stderr));
+    let q = format!("#queues tr[data-queue=\"{}\"] .waiting", s.queue);
+    wait_text(&b, &q, "one job waiting", |t| t == "1").await;
+
+    // Its lines arrive live on the job's page; cancel from the page ends it.
+    b.goto(&format!("{}/ui/jobs/{running}", s.gateways[0].url))
+        .await
+        .unwrap();
+    wait_text(&b, "#log", "live lines", |t| t.contains("line 3")).await;
+    screenshot(&b, "job").await;
+    b.find(Locator::Css("#cancel button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&b, "#ended", "the end of the cancelled job", |t| {
+        t.contains("cancelled")
+    })
+    .await;
+    wait_text(&b, "#status", "the status", |t| t == "cancelled").await;
+
+    // The waiting job runs once the slot is free: the depth goes back to 0.
+    b.goto(&format!("{}/ui", s.gateways[0].url)).await.unwrap();
+    wait_text(&b, &q, "no job waiting", |t| t == "0").await;
+
+    // The job list, filtered; the assignment's page with the graded submission.
+    let url = |path: &str| format!("{}{path}", s.gateways[0].url);
+    let listed = wait_page(
+        &b,
+        &url("/ui/jobs?status=cancelled"),
+        "#jobs",
+        "the cancelled job",
+        |t| t.contains(&running),
+    )
+    .await;
+    assert!(!listed.contains(&waiting), "{listed}");
+    wait_page(&b, &url("/ui/jobs"), "#jobs", "both jobs", |t| {
+        t.contains(&running) && t.contains(&waiting)
+    })
+    .await;
+    screenshot(&b, "jobs").await;
+    wait_page(
+        &b,
+        &url("/ui/assignments/m1"),
+        "#submissions",
+        "the submission",
+        |t| t.contains(&waiting) && t.contains("succeeded"),
+    )
+    .await;
+    wait_text(&b, "#leaderboard", "the ranked team", |t| {
+        t.contains("team")
+    })
+    .await;
+    screenshot(&b, "assignment").await;
+
+    // A form without the session's CSRF token is refused, even with the session cookie.
+    let cookie = format!("rai_ui={}", session.value());
+    let forged_cancel = reqwest::Client::new()
+        .post(format!("{}/ui/jobs/{waiting}/cancel", s.gateways[0].url))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged_cancel.status(), 403);
+
+    // The link was spent.
+    b.delete_all_cookies().await.unwrap();
+    b.goto(&login).await.unwrap();
+    assert!(
+        body(&b).await.contains("used already"),
+        "{}",
+        body(&b).await
+    );
+    b.close().await.unwrap();
+}

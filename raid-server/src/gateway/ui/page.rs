@@ -1,0 +1,116 @@
+//! Rendering: the dashboard's templates (minijinja, HTML auto-escaped, compiled into the binary), its one stylesheet
+//! and script, served by the gateway itself (no CDN: the dashboard works on a course network cut off from the
+//! internet, and no third party sees staff pages).
+
+use std::sync::LazyLock;
+
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::{Environment, Value, context};
+
+use super::session::StaffSession;
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, text) in [
+        ("base.html", include_str!("templates/base.html")),
+        ("message.html", include_str!("templates/message.html")),
+        ("overview.html", include_str!("templates/overview.html")),
+        ("jobs.html", include_str!("templates/jobs.html")),
+        ("job.html", include_str!("templates/job.html")),
+        ("assignment.html", include_str!("templates/assignment.html")),
+    ] {
+        env.add_template(name, text)
+            .unwrap_or_else(|e| panic!("the template {name} does not compile: {e}"));
+    }
+    env
+});
+
+/// A page about to be rendered: its title and who is looking.
+pub struct Page {
+    title: String,
+    user: Option<String>,
+    csrf: Option<String>,
+}
+
+impl Page {
+    pub fn new(title: &str, session: Option<&StaffSession>) -> Page {
+        Page {
+            title: title.to_string(),
+            user: session.map(|s| s.caller.user.clone()),
+            csrf: session.map(|s| s.csrf.clone()),
+        }
+    }
+
+    /// The page, as HTML.
+    pub fn render(&self, template: &str, values: Value) -> Html<String> {
+        let ctx = context! {
+            title => self.title,
+            user => self.user,
+            csrf => self.csrf,
+            ..values
+        };
+        let html = TEMPLATES
+            .get_template(template)
+            .and_then(|t| t.render(ctx))
+            .unwrap_or_else(|e| {
+                tracing::error!(template, error = %e, "a dashboard template failed");
+                format!("<!doctype html><title>Error</title><p>This page could not be drawn ({template}).</p>")
+            });
+        Html(html)
+    }
+}
+
+/// A page that says what went wrong and what to do, with its status.
+pub fn error_page(status: StatusCode, title: &str, text: &str) -> Response {
+    let page = Page::new(title, None).render("message.html", context! { text => text });
+    (status, page).into_response()
+}
+
+/// `GET /ui/static/app.css`.
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("static/app.css"),
+    )
+        .into_response()
+}
+
+/// `GET /ui/static/app.js`.
+pub async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("static/app.js"),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_compiles_and_escapes_what_students_wrote() {
+        let html = Page::new("t", None)
+            .render(
+                "message.html",
+                context! { text => "<script>alert(1)</script>" },
+            )
+            .0;
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+            "{html}"
+        );
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("/ui/static/app.css"));
+        for name in ["overview.html", "jobs.html", "job.html", "assignment.html"] {
+            assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
+        }
+    }
+}
