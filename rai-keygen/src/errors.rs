@@ -38,6 +38,8 @@ pub enum KeygenError {
     #[error("{path}: {} bad row(s); nothing was written (fix them, or pass --skip-invalid to import the rest):\n{}",
         .rows.len(), .rows.iter().map(|r| format!("  {r}")).collect::<Vec<_>>().join("\n"))]
     BadRows { path: String, rows: Vec<RowError> },
+    #[error("{0}")]
+    Mail(String),
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,

@@ -8,10 +8,12 @@
 //! - [`store`]: the registry file on disk: locked, written atomically, the previous version kept as a backup.
 //! - [`issue`]: making one account (validation of username, email and role; the key pair; the profile).
 //! - [`roster`]: bulk import of a roster CSV, all-or-nothing unless told to skip bad rows.
+//! - [`mail`]: each student's profile mailed to them over SMTP, from a template the instructor can change.
 //! - [`errors`]: what can go wrong, with line numbers for roster rows.
 
 pub mod errors;
 pub mod issue;
+pub mod mail;
 pub mod roster;
 pub mod store;
 

@@ -27,8 +27,31 @@ struct Cli {
         default_value = "rai_registry.yml"
     )]
     registry: PathBuf,
+    /// A configuration file (for `mail`: the `mail:` section) layered over /etc/rai/config.yml and ~/.rai_config.yml.
+    #[arg(short = 'c', long = "config", global = true)]
+    config: Option<PathBuf>,
+    /// The app secret that decrypts encrypted configuration values (mail.password).
+    #[arg(
+        short = 's',
+        long = "secret",
+        env = "RAI_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    secret: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How `mail`, and `import --mail`, send.
+#[derive(clap::Args, Clone, Default)]
+struct MailArgs {
+    /// The letter's template (default: mail.template, or the built-in letter).
+    #[arg(long)]
+    template: Option<PathBuf>,
+    /// Compose every letter and report it; connect to no server, send nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Subcommand)]
@@ -69,6 +92,21 @@ enum Command {
         /// Import the good rows even when some rows are bad.
         #[arg(long)]
         skip_invalid: bool,
+        /// Mail each new or rotated account its profile (the `mail:` section of the config).
+        #[arg(long)]
+        mail: bool,
+        #[command(flatten)]
+        mail_args: MailArgs,
+    },
+    /// Email students their profiles as an attachment over SMTP (the config's `mail:` section), one report line each.
+    Mail {
+        /// Who (default: every active user of the registry).
+        users: Vec<String>,
+        /// Where the profiles are, one <username>.rai_profile each (as `import` writes them).
+        #[arg(long, default_value = "profiles")]
+        profiles: PathBuf,
+        #[command(flatten)]
+        mail_args: MailArgs,
     },
     /// Revoke a user: gateways refuse its next request; workers refuse its queued jobs.
     Revoke { username: String },
@@ -82,6 +120,63 @@ enum Command {
         #[arg(short = 'o', long)]
         out: PathBuf,
     },
+}
+
+/// `mail`: composes and sends (or, dry, only composes) each letter; prints one line per user; fails if any failed.
+fn mail(
+    config: &Option<PathBuf>,
+    secret: Option<&str>,
+    registry: &rai_common::account::Registry,
+    users: &[String],
+    profiles: &std::path::Path,
+    args: &MailArgs,
+) -> Result<()> {
+    use rai_keygen::mail::{Mailer, Outcome, Template, mail_profiles};
+    let secret = rai_crypto::AppSecret::resolve(
+        secret,
+        |k| std::env::var(k).ok(),
+        rai_common::paths::home_dir().as_deref(),
+    )?;
+    let config = rai_common::Config::load(&rai_common::config::ConfigSources::standard(
+        config.clone(),
+        secret,
+    ))?;
+    let settings = &config.mail;
+    let template = Template::load(args.template.as_deref().or(settings.template.as_deref()))?;
+    let mailer = if args.dry_run {
+        None
+    } else {
+        Some(Mailer::new(settings)?)
+    };
+    let report = mail_profiles(
+        registry,
+        users,
+        profiles,
+        &template,
+        settings,
+        config.client.gateway.as_deref(),
+        mailer.as_ref(),
+    );
+    for line in &report {
+        println!("{line}");
+    }
+    let failed = report
+        .iter()
+        .filter(|m| matches!(m.outcome, Outcome::Failed(_)))
+        .count();
+    let done = report.len() - failed;
+    println!(
+        "{done} {}, {failed} not sent",
+        if args.dry_run {
+            "composed (dry run: nothing sent)"
+        } else {
+            "sent"
+        }
+    );
+    if failed > 0 {
+        anyhow::bail!("{failed} letter(s) were not sent; see the lines marked NOT SENT");
+    }
+    Ok(())
 }
 
 // Long (about 120 lines) on purpose: one arm per subcommand, each a few lines over the library.
@@ -122,11 +217,28 @@ fn run(cli: Cli) -> Result<()> {
                 cli.registry.display()
             );
         }
+        Command::Mail {
+            users,
+            profiles,
+            mail_args,
+        } => {
+            let reg = store.read()?;
+            mail(
+                &cli.config,
+                cli.secret.as_deref(),
+                &reg,
+                &users,
+                &profiles,
+                &mail_args,
+            )?;
+        }
         Command::Import {
             roster,
             out_dir,
             rotate,
             skip_invalid,
+            mail: send,
+            mail_args,
         } => {
             let report = import_roster(
                 &roster,
@@ -149,6 +261,25 @@ fn run(cli: Cli) -> Result<()> {
                 out_dir.display(),
                 cli.registry.display()
             );
+            if send {
+                let who: Vec<String> = report
+                    .created
+                    .iter()
+                    .chain(&report.rotated)
+                    .cloned()
+                    .collect();
+                if !who.is_empty() {
+                    let reg = store.read()?;
+                    mail(
+                        &cli.config,
+                        cli.secret.as_deref(),
+                        &reg,
+                        &who,
+                        &out_dir,
+                        &mail_args,
+                    )?;
+                }
+            }
         }
         Command::Revoke { username } => {
             let mut locked = store.lock()?;

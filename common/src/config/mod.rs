@@ -31,8 +31,37 @@ pub struct Config {
     pub store: StoreConfig,
     pub aws: AwsConfig,
     pub client: ClientConfig,
+    pub mail: MailConfig,
     pub gateway: GatewayConfig,
     pub raid: RaidConfig,
+}
+
+/// How `rai-keygen mail` reaches the course's SMTP server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    pub server: Option<String>,
+    pub port: u16,
+    pub security: MailSecurity,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    pub template: Option<PathBuf>,
+    pub course: Option<String>,
+}
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailSecurity {
+    /// Plain text upgraded with STARTTLS (port 587); refused if the server does not offer it.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// Plain text: only to a server on a loopback address.
+    None,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -269,7 +269,10 @@ mod tests {
         assert!(session.form_is_ours(&h, "c0ffee"));
         assert!(!session.form_is_ours(&h, "c0ffef"));
         assert!(!session.form_is_ours(&h, ""));
-        h.insert(header::ORIGIN, "https://gw.example.edu:8443".parse().unwrap());
+        h.insert(
+            header::ORIGIN,
+            "https://gw.example.edu:8443".parse().unwrap(),
+        );
         assert!(session.form_is_ours(&h, "c0ffee"));
         h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
         assert!(!session.form_is_ours(&h, "c0ffee"));
