@@ -49,6 +49,7 @@ part gateway cargo bench --locked -p rai-client --bench gateway
 part hostile cargo bench --locked -p rai-client --bench hostile
 part chaos cargo bench --locked -p rai-client --bench chaos -- "${1:-1000}"
 part rush cargo bench --locked -p rai-client --bench rush
+part operability cargo bench --locked -p rai-client --bench operability
 
 {
   printf 'figure\tvalue\treference\tratio\ttarget\tmet\n'
