@@ -66,6 +66,24 @@ impl Default for Options {
     }
 }
 
+/// A course file whose assignments are given as YAML under `assignments:` (each `due` written as `{due}`, an hour
+/// from now), in a folder that lives as long as the returned value; and the `gateway:` line that names it.
+pub fn course_file(assignments: &str) -> (tempfile::TempDir, &'static str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("course.yml");
+    let due = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%d %H:%M:%S");
+    std::fs::write(
+        &file,
+        format!(
+            "time_zone: UTC\nassignments:\n{}",
+            assignments.replace("{due}", &due.to_string())
+        ),
+    )
+    .unwrap();
+    let line: &'static str = Box::leak(format!("  course: {}\n", file.display()).into_boxed_str());
+    (dir, line)
+}
+
 /// One `raid gateway` process, on a port it keeps across restarts.
 pub struct Gateway {
     pub url: String,

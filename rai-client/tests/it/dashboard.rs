@@ -45,10 +45,20 @@ async fn body(b: &Client) -> String {
         .unwrap()
 }
 
-/// Waits until the text of `css` satisfies `ok`.
-async fn wait_text(b: &Client, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+/// Waits until the text of `css` satisfies `ok`; loads `reload` again before each look when given (for pages that
+/// do not update themselves).
+async fn wait_for(
+    b: &Client,
+    reload: Option<&str>,
+    css: &str,
+    what: &str,
+    ok: impl Fn(&str) -> bool,
+) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        if let Some(url) = reload {
+            b.goto(url).await.unwrap();
+        }
         if let Ok(e) = b.find(Locator::Css(css)).await
             && let Ok(t) = e.text().await
             && ok(&t)
@@ -64,7 +74,10 @@ async fn wait_text(b: &Client, css: &str, what: &str, ok: impl Fn(&str) -> bool)
     }
 }
 
-/// Loads `url` until the text of `css` satisfies `ok` (for pages that do not update themselves).
+async fn wait_text(b: &Client, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    wait_for(b, None, css, what, ok).await
+}
+
 async fn wait_page(
     b: &Client,
     url: &str,
@@ -72,22 +85,7 @@ async fn wait_page(
     what: &str,
     ok: impl Fn(&str) -> bool,
 ) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        b.goto(url).await.unwrap();
-        if let Ok(e) = b.find(Locator::Css(css)).await
-            && let Ok(t) = e.text().await
-            && ok(&t)
-        {
-            return t;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: never seen; the page says:\n{}",
-            body(b).await
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_for(b, Some(url), css, what, ok).await
 }
 
 async fn link(s: &Stack, user: usize) -> String {
@@ -98,17 +96,8 @@ async fn link(s: &Stack, user: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn staff_watch_cancel_and_grade_in_a_real_browser() {
-    let course = tempfile::tempdir().unwrap();
-    let file = course.path().join("course.yml");
-    let due = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%d %H:%M:%S");
-    std::fs::write(
-        &file,
-        format!(
-            "time_zone: UTC\nassignments:\n  m1:\n    due: {due}\n    ranking: {{ command: 1 }}\n"
-        ),
-    )
-    .unwrap();
-    let extra: &'static str = Box::leak(format!("  course: {}\n", file.display()).into_boxed_str());
+    let (_course, extra) =
+        rai_testkit::stack::course_file("  m1:\n    due: {due}\n    ranking: { command: 1 }\n");
     let s = Stack::start(
         Kind::Local,
         Options {

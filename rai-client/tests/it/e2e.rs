@@ -642,17 +642,9 @@ async fn build_image_is_refused_before_it_is_queued_where_not_allowed() {
 /// named), listed by `rai submitted`, ranked by `rai ranking`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graded_submission_from_the_command_line() {
-    let course = tempfile::tempdir().unwrap();
-    let file = course.path().join("course.yml");
-    let due = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%d %H:%M:%S");
-    std::fs::write(
-        &file,
-        format!(
-            "time_zone: UTC\nassignments:\n  m1:\n    due: {due}\n    required_files: [report.pdf]\n    ranking: {{ command: 1 }}\n"
-        ),
-    )
-    .unwrap();
-    let extra: &'static str = Box::leak(format!("  course: {}\n", file.display()).into_boxed_str());
+    let (_course, extra) = rai_testkit::stack::course_file(
+        "  m1:\n    due: {due}\n    required_files: [report.pdf]\n    ranking: { command: 1 }\n",
+    );
     let s = Stack::start(
         Kind::Local,
         Options {

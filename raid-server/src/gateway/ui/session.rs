@@ -142,6 +142,17 @@ pub fn foreign_form() -> Response {
     )
 }
 
+/// The page when Redis, which keeps the sessions, cannot be reached.
+fn no_session(e: &rai_backends::errors::EventError) -> Response {
+    crate::metrics::metrics().backend_error(e);
+    tracing::error!(error = %e, "cannot open a dashboard session");
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Redis is unreachable",
+        "The dashboard cannot open a session right now; try again in a minute.",
+    )
+}
+
 /// `GET /ui/login?user&exp&nonce&sig`: trades a one-time link for a session cookie.
 pub async fn login(
     State(gateway): State<Arc<Gateway>>,
@@ -191,25 +202,11 @@ pub async fn login(
                 "this login link was used already; run `rai dashboard` again".into(),
             );
         }
-        Err(e) => {
-            crate::metrics::metrics().backend_error(&e);
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Redis is unreachable",
-                "The dashboard cannot open a session right now; try again in a minute.",
-            );
-        }
+        Err(e) => return no_session(&e),
     }
     let (token, _) = match gateway.bus.open_session(&account.username, LIFETIME).await {
         Ok(s) => s,
-        Err(e) => {
-            crate::metrics::metrics().backend_error(&e);
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Redis is unreachable",
-                "The dashboard cannot open a session right now; try again in a minute.",
-            );
-        }
+        Err(e) => return no_session(&e),
     };
     tracing::info!(user = %account.username, "opened a dashboard session");
     let secure = if gateway.config.gateway.tls_cert.is_some() {
