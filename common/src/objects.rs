@@ -16,6 +16,11 @@ pub fn output_key(user: &str, job: &JobId) -> String {
     format!("outputs/{user}/{job}.tar.zst")
 }
 
+/// A finished job's complete event log: one event per line (JSON), zstd-compressed.
+pub fn log_key(user: &str, job: &JobId) -> String {
+    format!("logs/{user}/{job}.jsonl.zst")
+}
+
 /// The store key of a job's record.
 pub fn record_key(user: &str, job: &JobId) -> String {
     format!("records/{user}/{job}.json")

@@ -69,6 +69,8 @@ pub enum MailSecurity {
 pub struct EventsConfig {
     pub redis_url: String,
     pub retention: Span,
+    /// How long Redis keeps a finished job's events once its log is in the store.
+    pub live_retention: Span,
 }
 
 /// Where jobs wait.

@@ -46,6 +46,8 @@ pub struct Options {
     pub gateways: usize,
     /// Extra lines for the `gateway:` section of each gateway's config (indented by two spaces).
     pub gateway_extra: &'static str,
+    /// Extra lines for the `events:` section of every server's config (indented by two spaces).
+    pub events_extra: &'static str,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             private_moto: false,
             gateways: 1,
             gateway_extra: "",
+            events_extra: "",
         }
     }
 }
@@ -118,6 +121,7 @@ pub struct Stack {
     raid_extra: &'static str,
     client_extra: &'static str,
     gateway_extra: &'static str,
+    events_extra: &'static str,
 }
 
 fn aws_lines(endpoint: &str) -> String {
@@ -209,6 +213,7 @@ impl Stack {
             raid_extra: options.raid_extra,
             client_extra: options.client_extra,
             gateway_extra: options.gateway_extra,
+            events_extra: options.events_extra,
         };
         std::fs::write(
             stack.dir.path().join("gateway.key"),
@@ -229,7 +234,11 @@ impl Stack {
 
     /// The backends part of a config file, shared by students and workers.
     fn backends(&self) -> String {
-        let events = format!("events:\n  redis_url: {}\n", self.redis.url());
+        let events = format!(
+            "events:\n  redis_url: {}\n{}",
+            self.redis.url(),
+            self.events_extra
+        );
         match self.kind {
             Kind::Local => format!(
                 "{events}queue:\n  backend: redis\n  name: {}\n  lease: {}\nstore:\n  backend: fs\n  path: {}\n",

@@ -678,3 +678,92 @@ async fn a_graded_submission_from_the_command_line() {
     let board = text(&out.stdout);
     assert!(board.contains("-->") && board.contains("team"), "{board}");
 }
+
+/// A finished job's log moves to the store; once Redis lets it go, `rai logs` and a follower resuming from a
+/// `seq` (Last-Event-ID) get the same events from the stored copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_jobs_log_is_served_from_the_store_once_redis_lets_it_go() {
+    let s = Stack::start(
+        Kind::Local,
+        Options {
+            events_extra: "  live_retention: 1s\n",
+            ..Options::default()
+        },
+    )
+    .await;
+    let p = project(&["echo one", "echo two", "echo three"], &[]);
+    let out = s.rai(0, &["-p", p.path().to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "one\ntwo\nthree\n");
+    let id = job_id(&text(&out.stderr));
+    let stored = s
+        .dir
+        .path()
+        .join(format!("store/logs/student0/{id}.jsonl.zst"));
+    // The worker stores the log after the end event the client stopped at, before it acks the job.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !stored.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no stored log at {}:\n{}",
+            stored.display(),
+            s.worker_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Redis lets the log go a second after it was stored.
+    let mut redis = redis::Client::open(s.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let live: u64 = redis::cmd("EXISTS")
+            .arg(format!("rai:job:{id}:seq"))
+            .arg(format!("rai:job:{id}:log"))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if live == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "Redis kept the log");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let out = s.rai(0, &["logs", &id]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "one\ntwo\nthree\n");
+
+    // A follower that had seen up to the event carrying "one" resumes after it, from the store.
+    let profile = rai_common::account::Profile::load(&s.home(0).join(".rai_profile")).unwrap();
+    let client = rai_client::client::Client::new(
+        &rai_common::config::ClientConfig {
+            gateway: Some(s.gateways[0].url.clone()),
+            ..rai_common::Config::defaults().client
+        },
+        "student0",
+        profile.signing_key("student0").unwrap(),
+    )
+    .unwrap();
+    let job: rai_common::JobId = id.parse().unwrap();
+    let all = client.events_so_far(&job).await.unwrap();
+    assert!(all.last().unwrap().is_end());
+    let one = all
+        .iter()
+        .find(|e| matches!(&e.body, rai_common::event::EventBody::Stdout { data } if data.contains("one")))
+        .unwrap()
+        .seq;
+    let mut follow = client.follow(job, one);
+    let mut resumed = Vec::new();
+    while let Some(e) = follow.next().await {
+        resumed.push(e.unwrap());
+    }
+    assert_eq!(resumed.first().unwrap().seq, one + 1);
+    assert_eq!(
+        resumed,
+        all[all.iter().position(|e| e.seq == one).unwrap() + 1..]
+    );
+}

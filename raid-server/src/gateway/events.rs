@@ -1,7 +1,8 @@
 //! Step 3 as a student sees it: `GET /v1/jobs/{job}/events`, the job's events as Server-Sent Events, each with its
 //! `seq` as the SSE `id`. A client that lost its connection reconnects (to this gateway or another) with
 //! `Last-Event-ID` and gets every event after it, exactly once, in order, then the live ones; the stream ends after
-//! the `end` event. Comments keep an idle connection open through proxies.
+//! the `end` event. Comments keep an idle connection open through proxies. Once a finished job's log has left Redis
+//! (`events.live_retention` after it was stored), its events come from the stored copy, numbered the same.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +38,7 @@ pub async fn follow(
     Query(query): Query<After>,
 ) -> Result<Response, ApiError> {
     let job = job_id(&job)?;
-    authorize(&gateway, &caller, &job, Access::Read).await?;
+    let owner = authorize(&gateway, &caller, &job, Access::Read).await?;
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -47,6 +48,21 @@ pub async fn follow(
         let data = serde_json::to_string(event).expect("an event always serializes");
         Ok::<_, std::convert::Infallible>(SseEvent::default().id(event.seq.to_string()).data(data))
     };
+    // A finished job whose log Redis no longer holds: the stored copy, with the same numbering.
+    if !gateway.bus.log_is_live(&job).await.unwrap_or(true) {
+        let stored = rai_backends::events::archive::read_archived(
+            gateway.store.as_ref(),
+            &owner,
+            &job,
+            after,
+        )
+        .await
+        .map_err(|e| ApiError::unavailable("read the job's stored log", e))?;
+        if let Some(events) = stored {
+            let items: Vec<_> = events.iter().map(sse).collect();
+            return Ok(Sse::new(futures::stream::iter(items)).into_response());
+        }
+    }
     if query.live == Some(false) {
         let history = gateway
             .bus

@@ -130,6 +130,7 @@ impl Finished<'_> {
             ..JobState::default()
         };
         let _ = ctx.bus.update_state(&job, &state).await;
+        archive_log(ctx, &request.user, job).await;
         mark_done(ctx, job).await;
         if let Err(e) = self.queue.ack(self.lease).await {
             tracing::warn!(job = %job, error = %e, "could not ack a finished job (it will be dropped on redelivery)");
@@ -183,6 +184,44 @@ async fn mark_done(ctx: &WorkerContext, job: JobId) {
                 }
                 None => {
                     tracing::error!(job = %job, error = %e, "cannot mark the job done; acking it anyway (its end event is published, so it will not run again)");
+                    return;
+                }
+            },
+        }
+    }
+}
+
+/// Stores the job's complete event log beside its record, so Redis keeps it only `events.live_retention` more;
+/// retried through a hiccup. A log that cannot be stored stays in Redis for the full retention (logged): the job
+/// still completes, and nothing is lost.
+async fn archive_log(ctx: &WorkerContext, user: &str, job: JobId) {
+    let keep = ctx.config.events.live_retention.as_duration();
+    let mut delays = rai_backends::retry::for_up_to(MARK_DONE_RETRY_FOR);
+    loop {
+        match rai_backends::events::archive::archive_log(
+            &ctx.bus,
+            ctx.store.as_ref(),
+            user,
+            &job,
+            keep,
+        )
+        .await
+        {
+            Ok(events) => {
+                tracing::debug!(job = %job, events, "stored the job's log");
+                return;
+            }
+            Err(e) => match delays.next() {
+                Some(delay) => {
+                    tracing::warn!(job = %job, error = %e, "cannot store the job's log; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                None => {
+                    crate::metrics::metrics()
+                        .backend_errors
+                        .get_or_create(&crate::metrics::BackendLabels { backend: "store" })
+                        .inc();
+                    tracing::error!(job = %job, error = %e, "cannot store the job's log; Redis keeps it for events.retention");
                     return;
                 }
             },

@@ -13,8 +13,10 @@
 //! out, with the same every-event-once guarantee.
 //!
 //! Job state (the `rai:job:<id>` hash), job claims, cancel requests and worker heartbeats live beside the events, in
-//! [`state`]; the index of jobs and the dashboard's sessions in [`index`]. The event types themselves are the protocol's (`rai_common::event`).
+//! [`state`]; the index of jobs and the dashboard's sessions in [`index`]. A finished job's log moves to the object
+//! store ([`archive`]), and Redis keeps it only an hour more. The event types themselves are the protocol's (`rai_common::event`).
 
+pub mod archive;
 mod bus;
 mod hub;
 pub mod index;
