@@ -115,6 +115,7 @@ pub async fn run(config: &Config) -> Vec<Check> {
         Err(e) => out.push(fail("store", e.to_string())),
     }
     out.push(redis_check(config).await);
+    out.push(redis_memory_check(config).await);
     match Registry::load(&config.raid.registry) {
         _ if !config.raid.registry.exists() => out.push(fail(
             "registry",
@@ -327,6 +328,60 @@ async fn container_check(docker: &Docker, config: &Config, gpus: &GpuPool) -> Ch
     result
 }
 
+/// Redis's memory: used, against `maxmemory`, and the largest job logs in it.
+async fn redis_memory_check(config: &Config) -> Check {
+    let report = match EventBus::connect(&config.events.redis_url, Duration::from_secs(60)).await {
+        Ok(bus) => bus.memory_report(3).await,
+        Err(e) => return fail("redis mem", e.to_string()),
+    };
+    match report {
+        Ok(r) => memory_verdict(&r),
+        Err(e) => fail("redis mem", e.to_string()),
+    }
+}
+
+/// How a memory report reads: a warning at 80% of `maxmemory`, or with none set.
+pub fn memory_verdict(r: &rai_backends::events::archive::MemoryReport) -> Check {
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let largest: Vec<String> = r
+        .largest_logs
+        .iter()
+        .map(|(job, b)| format!("{job} {:.1} MiB", mib(*b)))
+        .collect();
+    let logs = if largest.is_empty() {
+        format!("{} job logs live", r.live_logs)
+    } else {
+        format!(
+            "{} job logs live, largest {}",
+            r.live_logs,
+            largest.join(", ")
+        )
+    };
+    if r.max_bytes == 0 {
+        return warn(
+            "redis mem",
+            format!(
+                "{:.1} MiB used, no maxmemory set (set one: docs/admin.md, \"Sizing Redis\"); {logs}",
+                mib(r.used_bytes)
+            ),
+        );
+    }
+    let used = format!(
+        "{:.1} MiB of {:.1} MiB maxmemory ({:.0}%); {logs}",
+        mib(r.used_bytes),
+        mib(r.max_bytes),
+        r.used_bytes as f64 * 100.0 / r.max_bytes as f64
+    );
+    if r.used_bytes * 10 >= r.max_bytes * 8 {
+        warn(
+            "redis mem",
+            format!("{used}: near the limit; see docs/admin.md, \"Sizing Redis\""),
+        )
+    } else {
+        pass("redis mem", used)
+    }
+}
+
 async fn redis_check(config: &Config) -> Check {
     let bus = match EventBus::connect(&config.events.redis_url, Duration::from_secs(60)).await {
         Ok(b) => b,
@@ -444,6 +499,30 @@ pub fn print(checks: &[Check]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_memory_is_judged_against_maxmemory() {
+        use rai_backends::events::archive::MemoryReport;
+        let mib = 1 << 20;
+        let r = MemoryReport {
+            used_bytes: 10 * mib,
+            max_bytes: 100 * mib,
+            live_logs: 3,
+            largest_logs: vec![("01JOB".into(), 2 * mib)],
+        };
+        let c = memory_verdict(&r);
+        assert!(c.ok && !c.warning, "{}", c.detail);
+        assert!(c.detail.contains(
+            "10.0 MiB of 100.0 MiB maxmemory (10%); 3 job logs live, largest 01JOB 2.0 MiB"
+        ));
+        let near = memory_verdict(&MemoryReport {
+            used_bytes: 85 * mib,
+            ..r.clone()
+        });
+        assert!(near.ok && near.warning, "{}", near.detail);
+        let unbounded = memory_verdict(&MemoryReport { max_bytes: 0, ..r });
+        assert!(unbounded.warning && unbounded.detail.contains("no maxmemory set"));
+    }
 
     #[test]
     fn a_default_nvidia_runtime_is_warned_about() {

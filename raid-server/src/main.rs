@@ -116,11 +116,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = raid::setup::context(config).await?;
     if let Some(address) = &ctx.config.raid.metrics_address {
         let stop = shutdown.clone();
-        raid::metrics::serve_worker(
-            address,
-            ctx.queues.clone(),
-            async move { stop.draining().await },
-        )
+        raid::metrics::serve_worker(address, ctx.queues.clone(), ctx.bus.clone(), async move {
+            stop.draining().await
+        })
         .await?;
     }
     let slots = raid::setup::slots(&ctx);

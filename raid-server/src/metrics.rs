@@ -16,6 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use rai_backends::events::EventBus;
 use rai_backends::queue::JobQueue;
 
 /// How long a scrape waits for one queue's depth before it reports the others without it.
@@ -71,6 +72,9 @@ pub struct Metrics {
     pub auth_failures: Counter,
     pub refusals: Family<RefusalLabels, Counter>,
     pub backend_errors: Family<BackendLabels, Counter>,
+    pub redis_memory: Gauge,
+    pub redis_live_logs: Gauge,
+    pub redis_largest_log: Gauge,
 }
 
 fn wait_histogram() -> Histogram {
@@ -148,8 +152,26 @@ impl Metrics {
             "Failed calls to Redis, the object store or the queue",
             backend_errors.clone(),
         );
+        let redis_memory = gauge(
+            &mut registry,
+            "redis_memory_bytes",
+            "Memory Redis uses (INFO memory used_memory), read when scraped",
+        );
+        let redis_live_logs = gauge(
+            &mut registry,
+            "redis_live_logs",
+            "Job event logs still in Redis (running jobs, and finished ones within events.live_retention)",
+        );
+        let redis_largest_log = gauge(
+            &mut registry,
+            "redis_largest_log_bytes",
+            "The largest job event log in Redis (MEMORY USAGE)",
+        );
         Metrics {
             registry,
+            redis_memory,
+            redis_live_logs,
+            redis_largest_log,
             queue_depth,
             jobs,
             wait_seconds,
@@ -195,8 +217,28 @@ impl Metrics {
             .observe(run.as_secs_f64());
     }
 
-    /// The text Prometheus scrapes, after reading the depth of `queues`.
-    pub async fn render(&self, queues: &[Arc<dyn JobQueue>]) -> String {
+    /// Reads Redis's memory use and its largest job log into the gauges.
+    async fn read_redis(&self, bus: &EventBus) {
+        match tokio::time::timeout(DEPTH_WITHIN, bus.memory_report(1)).await {
+            Ok(Ok(r)) => {
+                self.redis_memory.set(r.used_bytes as i64);
+                self.redis_live_logs.set(r.live_logs as i64);
+                self.redis_largest_log
+                    .set(r.largest_logs.first().map_or(0, |l| l.1) as i64);
+            }
+            Ok(Err(e)) => {
+                self.backend_error(&e);
+                tracing::warn!(error = %e, "cannot read Redis's memory use for /metrics");
+            }
+            Err(_) => tracing::warn!("Redis's memory use did not come within 2 s"),
+        }
+    }
+
+    /// The text Prometheus scrapes, after reading the depth of `queues` and, given a bus, Redis's memory use.
+    pub async fn render(&self, queues: &[Arc<dyn JobQueue>], bus: Option<&EventBus>) -> String {
+        if let Some(bus) = bus {
+            self.read_redis(bus).await;
+        }
         let depths = futures::future::join_all(
             queues
                 .iter()
@@ -259,9 +301,12 @@ pub fn metrics() -> &'static Metrics {
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// `GET /metrics` over `queues`.
-pub async fn answer(queues: Vec<Arc<dyn JobQueue>>) -> axum::response::Response {
+pub async fn answer(
+    queues: Vec<Arc<dyn JobQueue>>,
+    bus: Option<EventBus>,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let text = metrics().render(&queues).await;
+    let text = metrics().render(&queues, bus.as_ref()).await;
     ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
 }
 
@@ -269,6 +314,7 @@ pub async fn answer(queues: Vec<Arc<dyn JobQueue>>) -> axum::response::Response 
 pub async fn serve_worker(
     address: &str,
     queues: Vec<Arc<dyn JobQueue>>,
+    bus: EventBus,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<std::net::SocketAddr> {
     use anyhow::Context;
@@ -279,7 +325,7 @@ pub async fn serve_worker(
     let app = axum::Router::new()
         .route(
             "/metrics",
-            axum::routing::get(move || answer(queues.clone())),
+            axum::routing::get(move || answer(queues.clone(), Some(bus.clone()))),
         )
         .route("/healthz", axum::routing::get(|| async { "ok\n" }));
     tokio::spawn(async move {
@@ -319,7 +365,7 @@ mod tests {
             .get_or_create(&RefusalLabels { reason: "quota" })
             .inc();
         m.upload_bytes.inc_by(1234);
-        let text = m.render(&[]).await;
+        let text = m.render(&[], None).await;
         assert!(text.contains("# HELP rai_jobs Jobs finished"), "{text}");
         assert!(
             text.contains(r#"rai_jobs_total{queue="rai_amd64",outcome="succeeded"} 1"#),
@@ -358,7 +404,7 @@ mod tests {
                 state: "waiting",
             })
             .set(0);
-        let text = m.render(&[]).await;
+        let text = m.render(&[], None).await;
         let exported: std::collections::HashSet<&str> = text
             .lines()
             .filter(|l| !l.starts_with('#'))

@@ -55,6 +55,11 @@ async fn metrics_and_workers_show_what_ran_and_who_stopped() {
     );
     let waiting = format!("rai_queue_jobs{{queue=\"{}\",state=\"waiting\"}}", s.queue);
     assert_eq!(sample(&gateway, &waiting), 0.0, "{gateway}");
+    assert!(
+        sample(&gateway, "rai_redis_memory_bytes") > 0.0,
+        "{gateway}"
+    );
+    assert!(sample(&gateway, "rai_redis_live_logs") >= 1.0, "{gateway}");
     let before = sample(&gateway, "rai_auth_failures_total");
     let unsigned = reqwest::get(format!("{}/v1/jobs", s.gateways[0].url))
         .await

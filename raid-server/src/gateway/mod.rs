@@ -71,7 +71,11 @@ pub struct Gateway {
 async fn metrics(
     axum::extract::State(gateway): axum::extract::State<Arc<Gateway>>,
 ) -> axum::response::Response {
-    crate::metrics::answer(gateway.queues.values().cloned().collect()).await
+    crate::metrics::answer(
+        gateway.queues.values().cloned().collect(),
+        Some(gateway.bus.clone()),
+    )
+    .await
 }
 
 /// The gateway's clock: the system's, plus an offset that only tests set (to move a deadline past without moving

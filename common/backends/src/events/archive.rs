@@ -119,3 +119,81 @@ impl EventBus {
             .map_err(|e| self.error(e))
     }
 }
+
+/// How much memory Redis uses, and the job logs that take the most of it (`raid doctor`, `/metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryReport {
+    /// `used_memory` of `INFO memory`.
+    pub used_bytes: u64,
+    /// `maxmemory`; 0 when none is set.
+    pub max_bytes: u64,
+    /// Job logs still in Redis.
+    pub live_logs: u64,
+    /// The largest of them, largest first: job and bytes (`MEMORY USAGE`).
+    pub largest_logs: Vec<(String, u64)>,
+}
+
+/// The most job logs one report measures.
+const MOST_LOGS_MEASURED: usize = 20_000;
+
+impl EventBus {
+    /// Redis's memory use and the `top` largest job logs in it.
+    pub async fn memory_report(&self, top: usize) -> Result<MemoryReport, EventError> {
+        let mut conn = self.connection();
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error(e))?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let mut report = MemoryReport {
+            used_bytes: field("used_memory"),
+            max_bytes: field("maxmemory"),
+            ..MemoryReport::default()
+        };
+        let mut cursor: u64 = 0;
+        let mut sizes = Vec::new();
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("rai:job:*:log")
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.error(e))?;
+            if !batch.is_empty() && sizes.len() < MOST_LOGS_MEASURED {
+                let mut pipe = redis::pipe();
+                for key in &batch {
+                    pipe.cmd("MEMORY").arg("USAGE").arg(key);
+                }
+                let bytes: Vec<Option<u64>> = pipe
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                for (key, b) in batch.iter().zip(bytes) {
+                    let job = key
+                        .trim_start_matches("rai:job:")
+                        .trim_end_matches(":log")
+                        .to_string();
+                    sizes.push((job, b.unwrap_or(0)));
+                }
+            }
+            report.live_logs += batch.len() as u64;
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        sizes.sort_by(|a, b| b.1.cmp(&a.1));
+        sizes.truncate(top);
+        report.largest_logs = sizes;
+        Ok(report)
+    }
+}

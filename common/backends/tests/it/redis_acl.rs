@@ -181,6 +181,10 @@ async fn gateway_user_does_a_gateways_work_and_nothing_more() {
     assert!(client_bus.use_link_once("nonce-1", ttl).await.unwrap());
     assert!(!client_bus.use_link_once("nonce-1", ttl).await.unwrap());
 
+    // Redis's memory and its job logs, for /metrics.
+    let memory = client_bus.memory_report(3).await.unwrap();
+    assert!(memory.used_bytes > 0 && memory.live_logs >= 1, "{memory:?}");
+
     // And nothing else.
     let mut c = raw(&client_url).await;
     let channel = format!("rai:job:{job}:events");
