@@ -191,7 +191,7 @@ impl EventBus {
             }
             cursor = next;
         }
-        sizes.sort_by(|a, b| b.1.cmp(&a.1));
+        sizes.sort_by_key(|s| std::cmp::Reverse(s.1));
         sizes.truncate(top);
         report.largest_logs = sizes;
         Ok(report)
