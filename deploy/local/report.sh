@@ -50,6 +50,7 @@ part hostile cargo bench --locked -p rai-client --bench hostile
 part chaos cargo bench --locked -p rai-client --bench chaos -- "${1:-1000}"
 part rush cargo bench --locked -p rai-client --bench rush
 part operability cargo bench --locked -p rai-client --bench operability
+part logs cargo bench --locked -p rai-client --bench logs
 
 {
   printf 'figure\tvalue\treference\tratio\ttarget\tmet\n'
