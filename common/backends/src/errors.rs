@@ -115,3 +115,18 @@ pub enum StoreError {
         source: std::io::Error,
     },
 }
+
+/// A finished job's log could not be stored, or its stored copy read back.
+#[derive(Debug, Error)]
+pub enum ArchiveError {
+    #[error("cannot read the job's events from Redis: {0}")]
+    Events(#[from] EventError),
+    #[error("cannot store or read the job's log: {0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "the job's log has no end event yet (last seq {last}); only a finished job's log is archived"
+    )]
+    NotFinished { last: u64 },
+    #[error("the stored log {key} is damaged: {reason}")]
+    Damaged { key: String, reason: String },
+}

@@ -16,24 +16,9 @@ use rai_common::job::JobId;
 use rai_common::objects::log_key;
 
 use super::EventBus;
-use crate::errors::{EventError, StoreError};
+use crate::errors::{ArchiveError, EventError, StoreError};
 use crate::keys;
 use crate::store::ObjectStore;
-
-/// Why a log could not be archived or read back.
-#[derive(Debug, thiserror::Error)]
-pub enum ArchiveError {
-    #[error("cannot read the job's events from Redis: {0}")]
-    Events(#[from] EventError),
-    #[error("cannot store or read the job's log: {0}")]
-    Store(#[from] StoreError),
-    #[error(
-        "the job's log has no end event yet (last seq {last}); only a finished job's log is archived"
-    )]
-    NotFinished { last: u64 },
-    #[error("the stored log {key} is damaged: {reason}")]
-    Damaged { key: String, reason: String },
-}
 
 /// The most events one archived log holds (the worker's output cap keeps a job far below this).
 const MOST_EVENTS: usize = 2_000_000;
