@@ -244,7 +244,7 @@ async fn staff_watch_cancel_and_grade_in_a_real_browser() {
     let cookie = format!("rai_ui={}", session.value());
     let forged_cancel = reqwest::Client::new()
         .post(format!("{}/ui/jobs/{waiting}/cancel", s.gateways[0].url))
-        .header("cookie", cookie)
+        .header("cookie", &cookie)
         .header("content-type", "application/x-www-form-urlencoded")
         .body("csrf=guess")
         .send()
@@ -260,5 +260,43 @@ async fn staff_watch_cancel_and_grade_in_a_real_browser() {
         "{}",
         body(&b).await
     );
+    // Every page and action asks who is there: without the cookie each is refused; with it, once the account is no
+    // longer staff (the registry changed), each is refused too.
+    let routes = [
+        ("GET", "/ui".to_string()),
+        ("GET", "/ui/queues".to_string()),
+        ("GET", "/ui/jobs".to_string()),
+        ("GET", format!("/ui/jobs/{running}")),
+        ("GET", format!("/ui/jobs/{running}/events")),
+        ("GET", "/ui/assignments/m1".to_string()),
+        ("POST", format!("/ui/jobs/{waiting}/cancel")),
+        ("POST", "/ui/logout".to_string()),
+    ];
+    let http = reqwest::Client::new();
+    let ask = |method: &str, path: &str, cookie: Option<&str>| {
+        let mut r = http.request(method.parse().unwrap(), url(path));
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        r.header("content-type", "application/x-www-form-urlencoded")
+            .body("csrf=")
+            .send()
+    };
+    for (method, path) in &routes {
+        let status = ask(method, path, None).await.unwrap().status();
+        assert_eq!(status, 401, "{method} {path} without a session");
+    }
+    let registry_file = s.dir.path().join("registry.yml");
+    let mut registry = rai_common::account::Registry::load(&registry_file).unwrap();
+    registry.get_mut("student1").unwrap().role = rai_common::account::Role::Student;
+    std::fs::write(&registry_file, registry.to_yaml()).unwrap();
+    for (method, path) in &routes {
+        let status = ask(method, path, Some(&cookie)).await.unwrap().status();
+        assert_eq!(
+            status, 403,
+            "{method} {path} by a session whose user is a student now"
+        );
+    }
+
     b.close().await.unwrap();
 }
