@@ -95,7 +95,7 @@ pub struct WorkerInfo {
     pub name: String,
     pub queues: Vec<String>,
     pub slots: u32,
-    /// The queue message ids of the jobs it runs now.
+    /// The queue message ids of the jobs it holds now: running, finishing, or ready and waiting for a slot.
     pub running: Vec<String>,
     pub gpus: u32,
     pub version: String,

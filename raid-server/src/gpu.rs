@@ -14,8 +14,15 @@ use tokio::sync::Notify;
 #[derive(Clone)]
 pub struct GpuPool {
     all: Arc<Vec<String>>,
-    free: Arc<Mutex<Vec<String>>>,
+    state: Arc<Mutex<PoolState>>,
     released: Arc<Notify>,
+}
+
+/// Which GPUs are free, and which are held, oldest lease first (a prepared job guesses it gets the oldest's).
+#[derive(Default)]
+struct PoolState {
+    free: Vec<String>,
+    held: Vec<Vec<String>>,
 }
 
 /// GPUs held by one job; they return to the pool when this is dropped.
@@ -26,17 +33,16 @@ pub struct GpuLease {
 
 impl Drop for GpuLease {
     fn drop(&mut self) {
-        let mut free = self
-            .pool
-            .free
-            .lock()
-            .expect("the GPU pool lock is never poisoned");
+        let mut state = self.pool.lock();
         crate::metrics::metrics()
             .gpus_busy
             .dec_by(self.ids.len() as i64);
-        free.append(&mut self.ids);
-        free.sort();
-        drop(free);
+        if let Some(i) = state.held.iter().position(|h| *h == self.ids) {
+            state.held.remove(i);
+        }
+        state.free.append(&mut self.ids);
+        state.free.sort();
+        drop(state);
         self.pool.released.notify_waiters();
     }
 }
@@ -44,7 +50,10 @@ impl Drop for GpuLease {
 impl GpuPool {
     pub fn new(ids: Vec<String>) -> GpuPool {
         GpuPool {
-            free: Arc::new(Mutex::new(ids.clone())),
+            state: Arc::new(Mutex::new(PoolState {
+                free: ids.clone(),
+                held: Vec::new(),
+            })),
             all: Arc::new(ids),
             released: Arc::new(Notify::new()),
         }
@@ -62,26 +71,65 @@ impl GpuPool {
         self.all.len() as u32
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state
+            .lock()
+            .expect("the GPU pool lock is never poisoned")
+    }
+
     /// Takes `n` GPUs, waiting until that many are free. `n` must not exceed [`GpuPool::count`].
     pub async fn acquire(&self, n: u32) -> GpuLease {
+        self.acquire_preferring(n, &[]).await
+    }
+
+    /// Takes `n` GPUs, waiting until that many are free; `preferred` ones first when they are all free (a prepared
+    /// job's container was made with them).
+    pub async fn acquire_preferring(&self, n: u32, preferred: &[String]) -> GpuLease {
         loop {
             let notified = self.released.notified();
-            {
-                let mut free = self
-                    .free
-                    .lock()
-                    .expect("the GPU pool lock is never poisoned");
-                if free.len() >= n as usize {
-                    let ids: Vec<String> = free.drain(..n as usize).collect();
-                    crate::metrics::metrics().gpus_busy.inc_by(i64::from(n));
-                    return GpuLease {
-                        ids,
-                        pool: self.clone(),
-                    };
-                }
+            if let Some(lease) = self.take(n, preferred) {
+                return lease;
             }
             notified.await;
         }
+    }
+
+    /// Takes `n` GPUs if that many are free now.
+    pub fn try_acquire(&self, n: u32) -> Option<GpuLease> {
+        self.take(n, &[])
+    }
+
+    fn take(&self, n: u32, preferred: &[String]) -> Option<GpuLease> {
+        let mut state = self.lock();
+        let n = n as usize;
+        if state.free.len() < n {
+            return None;
+        }
+        let ids: Vec<String> =
+            if preferred.len() == n && preferred.iter().all(|p| state.free.contains(p)) {
+                state.free.retain(|f| !preferred.contains(f));
+                preferred.to_vec()
+            } else {
+                state.free.drain(..n).collect()
+            };
+        state.held.push(ids.clone());
+        crate::metrics::metrics().gpus_busy.inc_by(n as i64);
+        Some(GpuLease {
+            ids,
+            pool: self.clone(),
+        })
+    }
+
+    /// The `n` GPUs a job that must wait for them will most likely get: the free ones, then those of the oldest
+    /// leases (with one slot, exactly the running job's). A guess: [`GpuPool::acquire_preferring`] decides.
+    pub fn likely_next(&self, n: u32) -> Vec<String> {
+        let state = self.lock();
+        let mut ids = state.free.clone();
+        for held in &state.held {
+            ids.extend(held.iter().cloned());
+        }
+        ids.truncate(n as usize);
+        ids
     }
 }
 
@@ -223,6 +271,27 @@ mod tests {
             vec!["0".to_string(), "1".to_string()]
         );
         assert_eq!(pool.acquire(0).await.ids.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_prepared_job_guesses_the_gpus_the_oldest_job_frees_and_gets_them() {
+        let pool = GpuPool::new(vec!["0".into(), "1".into(), "2".into()]);
+        let first = pool.acquire(1).await;
+        let second = pool.acquire(1).await;
+        assert_eq!(pool.likely_next(1), ["2"], "a free GPU first");
+        let third = pool.try_acquire(1).expect("one was free");
+        assert!(pool.try_acquire(1).is_none(), "none free now");
+        assert_eq!(pool.likely_next(1), first.ids, "then the oldest job's");
+        assert_eq!(pool.likely_next(2), ["0", "1"]);
+        let guess = pool.likely_next(1);
+        drop(second);
+        drop(first);
+        // Both 0 and 1 are free: the guess decides which the prepared job gets.
+        let got = pool.acquire_preferring(1, &guess).await;
+        assert_eq!(got.ids, guess);
+        // A guess that is not free is ignored rather than waited for.
+        let other = pool.acquire_preferring(1, &third.ids).await;
+        assert_eq!(other.ids, ["1"]);
     }
 
     fn recorded(name: &str) -> GpuInventory {

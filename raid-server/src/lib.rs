@@ -4,10 +4,11 @@
 //! sandboxed container on this machine's GPUs, streaming the output as job events and storing `/build`.
 //!
 //! # Layout
-//! - [`worker`]: the loop: slots, leasing, heartbeats, registry reloads, draining.
+//! - [`worker`]: the loop: leasing, heartbeats, registry reloads, draining.
+//! - [`slots`]: the slots jobs run in, and the one job each may have ready while its current job runs.
 //! - [`job`]: one job's life as a pipeline, a file per step: verify and claim (`job/mod.rs`), keep the lease
-//!   (`job/lease.rs`), fetch and unpack (`job/fetch.rs`), run the commands (`job/run.rs`), store, record and ack
-//!   (`job/finish.rs`).
+//!   (`job/lease.rs`), fetch and unpack (`job/fetch.rs`), get ready and wait for a slot (`job/ready.rs`), run the
+//!   commands (`job/run.rs`), store, record and ack (`job/finish.rs`).
 //! - [`context`]: what every job on this worker shares; [`setup`]: it, built from the configuration.
 //! - [`policy`]: a build file's requests against this worker's limits and image allow-list.
 //! - [`gpu`]: this worker's GPUs and which job holds which.
@@ -35,4 +36,5 @@ pub mod policy;
 pub mod sandbox;
 pub mod setup;
 pub mod shutdown;
+pub mod slots;
 pub mod worker;

@@ -64,6 +64,7 @@ pub struct Metrics {
     pub run_seconds: HistogramFamily,
     pub slots: Gauge,
     pub slots_busy: Gauge,
+    pub prepared_jobs: Gauge,
     pub gpus: Gauge,
     pub gpus_busy: Gauge,
     pub upload_bytes: Counter,
@@ -117,6 +118,11 @@ impl Metrics {
         };
         let slots = gauge(&mut registry, "slots", "Job slots of this worker");
         let slots_busy = gauge(&mut registry, "slots_busy", "Job slots running a job now");
+        let prepared_jobs = gauge(
+            &mut registry,
+            "prepared_jobs",
+            "Jobs leased and ready, waiting for a slot of this worker",
+        );
         let gpus = gauge(
             &mut registry,
             "gpus",
@@ -178,6 +184,7 @@ impl Metrics {
             run_seconds,
             slots,
             slots_busy,
+            prepared_jobs,
             gpus,
             gpus_busy,
             upload_bytes,

@@ -48,6 +48,11 @@ impl Shutdown {
         self.drain.cancelled().await
     }
 
+    /// A token cancelled when draining begins: a job leased ahead of its slot goes back to the queue then.
+    pub fn drain_token(&self) -> CancellationToken {
+        self.drain.child_token()
+    }
+
     /// Runs a job as a tracked task. The job gets its own token, cancelled when the worker hands jobs back.
     pub fn spawn_job<F, Fut>(&self, job: F)
     where

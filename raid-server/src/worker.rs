@@ -1,5 +1,6 @@
-//! The worker loop: lease jobs while there are free slots, run each in its own task, keep a heartbeat, reload the
-//! registry, and drain on shutdown.
+//! The worker loop: lease jobs while there is room (a free slot, or a place to get a job ready while the slot's
+//! job runs: [`crate::slots`]), run each in its own task, keep a heartbeat, reload the registry, and drain on
+//! shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,11 +9,11 @@ use chrono::Utc;
 use rai_backends::queue::JobQueue;
 use rai_common::account::Registry;
 use rai_common::state::WorkerInfo;
-use tokio::sync::Semaphore;
 
 use crate::context::WorkerContext;
 use crate::job;
 use crate::shutdown::Shutdown;
+use crate::slots::Slots;
 
 /// How long one receive waits for a job before the loop looks at shutdown again.
 const RECEIVE_WAIT: Duration = Duration::from_secs(5);
@@ -22,7 +23,8 @@ const HEARTBEAT_KEPT: Duration = Duration::from_secs(24 * 3600);
 /// Runs the worker until shutdown completes: leases while there are free slots, then drains (see [`Shutdown`]).
 pub async fn serve(ctx: Arc<WorkerContext>, slots: usize, shutdown: Shutdown) {
     remove_leftovers(&ctx).await;
-    let permits = Arc::new(Semaphore::new(slots));
+    let raid = &ctx.config.raid;
+    let room = Slots::new(slots, raid.prepare_next, raid.prepared_wait.as_duration());
     let running: Running = Arc::default();
     let metrics = crate::metrics::metrics();
     metrics.slots.set(slots as i64);
@@ -30,7 +32,14 @@ pub async fn serve(ctx: Arc<WorkerContext>, slots: usize, shutdown: Shutdown) {
     let heart = tokio::spawn(heartbeat(ctx.clone(), slots as u32, running.clone()));
     let reloader = tokio::spawn(reload_registry(ctx.clone(), shutdown.clone()));
     let names: Vec<&str> = ctx.queues.iter().map(|q| q.name()).collect();
-    tracing::info!(worker = %ctx.name, slots, queues = ?names, gpus = ctx.gpus.count(), "serving");
+    tracing::info!(
+        worker = %ctx.name,
+        slots,
+        prepare_next = raid.prepare_next,
+        queues = ?names,
+        gpus = ctx.gpus.count(),
+        "serving"
+    );
     // One lease loop per queue; all share the slots.
     let loops: Vec<_> = ctx
         .queues
@@ -39,7 +48,7 @@ pub async fn serve(ctx: Arc<WorkerContext>, slots: usize, shutdown: Shutdown) {
             let leasing = LeaseLoop {
                 ctx: ctx.clone(),
                 queue: queue.clone(),
-                permits: permits.clone(),
+                room: room.clone(),
                 shutdown: shutdown.clone(),
                 running: running.clone(),
             };
@@ -66,14 +75,15 @@ pub async fn serve(ctx: Arc<WorkerContext>, slots: usize, shutdown: Shutdown) {
     );
 }
 
-/// The queue message ids of the jobs running now, for the heartbeat.
+/// The queue message ids of the jobs this worker holds now (running, finishing, or ready for a slot), for the
+/// heartbeat.
 type Running = Arc<std::sync::Mutex<Vec<String>>>;
 
-/// Leases jobs from one queue whenever a slot is free, until shutdown begins.
+/// Leases jobs from one queue whenever there is room, until shutdown begins.
 struct LeaseLoop {
     ctx: Arc<WorkerContext>,
     queue: Arc<dyn JobQueue>,
-    permits: Arc<Semaphore>,
+    room: Slots,
     shutdown: Shutdown,
     running: Running,
 }
@@ -82,8 +92,8 @@ impl LeaseLoop {
     async fn run(self) {
         let mut delays = rai_backends::retry::forever();
         while !self.shutdown.is_draining() {
-            let permit = tokio::select! {
-                p = self.permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            let ticket = tokio::select! {
+                t = self.room.ticket() => t,
                 _ = self.shutdown.draining() => return,
             };
             let leases = tokio::select! {
@@ -107,14 +117,13 @@ impl LeaseLoop {
             };
             let (ctx, queue, running) =
                 (self.ctx.clone(), self.queue.clone(), self.running.clone());
+            let drain = self.shutdown.drain_token();
             self.shutdown.spawn_job(move |hand_back| async move {
                 let id = lease.id.clone();
                 running.lock().expect("never poisoned").push(id.clone());
-                crate::metrics::metrics().slots_busy.inc();
-                job::run(ctx, queue, lease, hand_back).await;
-                crate::metrics::metrics().slots_busy.dec();
+                let tokens = job::JobTokens { hand_back, drain };
+                job::run(ctx, queue, lease, ticket, tokens).await;
                 running.lock().expect("never poisoned").retain(|r| *r != id);
-                drop(permit);
             });
         }
     }

@@ -194,6 +194,10 @@ pub struct RaidConfig {
     pub cancel_grace: Span,
     pub max_job_age: Span,
     pub fetch_timeout: Span,
+    /// Whether a job is leased and made ready while the slot it will run on is still busy.
+    pub prepare_next: bool,
+    /// The longest a prepared job waits for its slot before it goes back to the queue.
+    pub prepared_wait: Span,
     pub metrics_address: Option<String>,
     pub job_network: JobNetworkConfig,
     /// Refuse build files whose reading warned (unknown or repeated keys, keys with no effect) instead of running

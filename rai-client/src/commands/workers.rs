@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use rai_common::api::{WorkerView, Workers};
+use rai_common::state::WorkerInfo;
 
 use crate::cli::GlobalArgs;
 use crate::context;
@@ -36,6 +37,16 @@ fn ago(then: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// Slots running a job: the job ids a worker lists; a worker older than the job list (no `beat_at`) counted the
+/// messages it held, which now also holds jobs ready for a slot.
+fn busy(info: &WorkerInfo) -> usize {
+    if info.beat_at.is_some() {
+        info.jobs.len()
+    } else {
+        info.running.len()
+    }
+}
+
 fn line(w: &WorkerView, now: DateTime<Utc>) -> String {
     let info = &w.info;
     format!(
@@ -43,7 +54,7 @@ fn line(w: &WorkerView, now: DateTime<Utc>) -> String {
         visible(&info.name),
         if w.alive { "up" } else { "STOPPED" },
         visible(&info.queues.join(",")),
-        format!("{}/{}", info.jobs.len().max(info.running.len()), info.slots),
+        format!("{}/{}", busy(info), info.slots),
         info.gpus,
         ago(info.beat_at, now),
         if info.jobs.is_empty() {

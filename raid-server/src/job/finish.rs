@@ -104,7 +104,7 @@ impl Finished<'_> {
         if let Err(e) = stored {
             crate::metrics::metrics().backend_error(&e);
             tracing::error!(job = %job, error = %e, "cannot store the job record; handing the job back");
-            hand_back(ctx, self.queue, self.lease, job).await;
+            hand_back(ctx, self.queue, self.lease, job, true).await;
             return false;
         }
         let Ending {
@@ -239,12 +239,19 @@ pub(super) async fn hand_back(
     queue: &dyn JobQueue,
     lease: &Lease,
     job: JobId,
+    started: bool,
 ) {
-    tracing::info!(job = %job, "handing the job back to the queue");
+    tracing::info!(job = %job, started, "handing the job back to the queue");
     let _ = ctx.bus.unclaim(&job).await;
+    // A job handed back before its commands began (it waited for its slot) is simply queued again.
+    let status = if started {
+        JobStatus::Requeued
+    } else {
+        JobStatus::Queued
+    };
     let _ = ctx
         .bus
-        .update_state(&job, &JobState::with_status(JobStatus::Requeued))
+        .update_state(&job, &JobState::with_status(status))
         .await;
     let _ = queue.release(lease).await;
 }

@@ -4,7 +4,9 @@
 //! 1. here: the message verified against the account registry, the job id claimed;
 //! 2. [`lease`]: the lease and the claim kept alive while the job runs;
 //! 3. [`fetch`]: the upload checked against the signed job and unpacked into the job directory;
-//! 4. [`run`]: the image, the container and the command loop (output, time limit, OOM, `/build` quota, cancel);
+//! 4. [`ready`]: the image and the container made ready, then the wait for a slot (while another job may still run
+//!    in it, [`crate::slots`]); [`run`]: the command loop (output, time limit, OOM, `/build` quota, cancel), after
+//!    which the slot is given back at once;
 //! 5. [`finish`]: `/build` stored, the record, the `end` event, the ack; or the job handed back.
 //!
 //! A step that cannot go on returns a [`JobError`], which says how the job ends (refused, or in error) or that it
@@ -14,9 +16,10 @@
 mod fetch;
 mod finish;
 mod lease;
+mod ready;
 mod run;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,6 +39,8 @@ use crate::errors::JobError;
 use crate::output::OutputPump;
 use crate::policy;
 use crate::sandbox::{JOB_LABEL, Sandbox, SandboxSpec, ensure_image, remove_container};
+use crate::slots::{Slot, Ticket};
+use ready::{Ready, Waited};
 
 /// How long a worker holds a message it could not claim before handing it back.
 const CLAIM_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
@@ -74,6 +79,12 @@ enum Outcome {
     HandBack,
 }
 
+/// What stops a job from outside: the worker handing it back, and the worker's draining.
+pub struct JobTokens {
+    pub hand_back: CancellationToken,
+    pub drain: CancellationToken,
+}
+
 /// When a job passed its milestones on this worker, logged with its end (the overhead benchmark reads them).
 struct Milestones {
     leased: Instant,
@@ -81,13 +92,16 @@ struct Milestones {
     commands_done: Option<Instant>,
 }
 
-/// Runs one leased message to its end. `hand_back` is cancelled when the worker must give the job back (draining
-/// past the grace period). Never panics on bad input; every path acks or releases the message.
+/// Runs one leased message to its end, its commands in the slot `ticket` holds or waits for. `hand_back` is
+/// cancelled when the worker must give the job back (draining past the grace period), `drain` when draining begins
+/// (a job still waiting for its slot goes back then). Never panics on bad input; every path acks or releases the
+/// message.
 pub async fn run(
     ctx: Arc<WorkerContext>,
     queue: Arc<dyn JobQueue>,
     lease: Lease,
-    hand_back: CancellationToken,
+    ticket: Ticket,
+    tokens: JobTokens,
 ) {
     let leased = Instant::now();
     let Some((mut request, accepted_at, graded)) = verify(&ctx, &lease).await else {
@@ -139,18 +153,12 @@ pub async fn run(
                 graded,
                 timings: Vec::new(),
                 gpus: 0,
+                ticket: Some(ticket),
+                parked: None,
+                started: false,
+                drain: tokens.drain,
             };
-            let ctx = life.ctx.clone();
-            let id = job.to_string();
-            ctx.running_jobs
-                .lock()
-                .expect("never poisoned")
-                .push(id.clone());
-            life.run(hand_back).instrument(span).await;
-            ctx.running_jobs
-                .lock()
-                .expect("never poisoned")
-                .retain(|j| *j != id);
+            life.run(tokens.hand_back).instrument(span).await;
         }
         Err(e) => {
             tracing::error!(job = %job, error = %e, "cannot claim the job; handing it back");
@@ -241,6 +249,13 @@ struct JobLife {
     timings: Vec<CommandTime>,
     /// The GPUs the job held (for the user's GPU-time budget).
     gpus: u32,
+    /// The slot the job holds or waits for, until it has one.
+    ticket: Option<Ticket>,
+    /// A place kept after the job waited too long for its slot and went back (see [`Waited::TooLong`]).
+    parked: Option<Ticket>,
+    /// Whether its commands began (a job handed back before is queued again, not requeued).
+    started: bool,
+    drain: CancellationToken,
     rerun: bool,
     /// The job directory: `src/` (the upload) and `build/` (mounted as `/build`).
     dir: PathBuf,
@@ -266,7 +281,7 @@ impl JobLife {
             Err(e) => {
                 tracing::error!(job = %job, error = %e, "cannot publish the job's events");
                 drop(keeper);
-                finish::hand_back(&self.ctx, self.queue.as_ref(), &self.lease, job).await;
+                finish::hand_back(&self.ctx, self.queue.as_ref(), &self.lease, job, false).await;
                 return;
             }
         };
@@ -287,7 +302,15 @@ impl JobLife {
         let truncated = pump.truncated();
         let flushed = pump.finish().await.is_ok();
         let Some((ending, output_key)) = ended.filter(|_| flushed) else {
-            finish::hand_back(&self.ctx, self.queue.as_ref(), &self.lease, job).await;
+            let queue = self.queue.as_ref();
+            finish::hand_back(&self.ctx, queue, &self.lease, job, self.started).await;
+            if let Some(place) = self.parked.take() {
+                // Not straight back here: another worker may take the job; this place waits for a slot to free.
+                tokio::select! {
+                    _ = place.slot() => {}
+                    _ = self.drain.cancelled() => {}
+                }
+            }
             return;
         };
         let (status, exit_code) = (ending.status, ending.exit_code);
@@ -332,35 +355,45 @@ impl JobLife {
         }
     }
 
-    /// Steps 3 and 4, and the first part of 5: from the `running` event to `/build` stored. Returns how the job
+    /// Steps 3 and 4, and the first part of 5: from the upload fetched to `/build` stored. Returns how the job
     /// ended and where its `/build` was kept.
     async fn live(
         &mut self,
         pump: &mut OutputPump,
         stop: &CancellationToken,
     ) -> Result<(Outcome, Option<String>), JobError> {
-        let (ctx, request) = (self.ctx.clone(), &self.request);
+        let ready = self.prepare(pump).await?;
+        let ticket = self.ticket.take().expect("a job waits for its slot once");
+        let job = self.request.id;
+        let slot = match ready::wait_for_slot(&self.ctx, job, ticket, stop, &self.drain).await {
+            Waited::Slot(slot) => slot,
+            Waited::HandBack(why) => {
+                tracing::info!(job = %job, why, "a prepared job goes back to the queue");
+                return Ok((Outcome::HandBack, None));
+            }
+            Waited::TooLong(place) => {
+                self.parked = Some(place);
+                return Ok((Outcome::HandBack, None));
+            }
+            Waited::Cancelled(by) => {
+                pump.system(&format!("Cancelled by {by} before it started"))
+                    .await?;
+                let ending = Ending::new(JobStatus::Cancelled, None, format!("cancelled by {by}"));
+                return Ok((Outcome::Ended(ending), None));
+            }
+        };
+        self.execute(pump, stop, ready, slot).await
+    }
+
+    /// Step 4, first half: everything before the first command, done while the slot may still be busy.
+    async fn prepare(&mut self, pump: &mut OutputPump) -> Result<Ready, JobError> {
+        let ctx = self.ctx.clone();
         if self.rerun {
             self.announce_rerun(pump).await?;
         }
+        let request = &self.request;
         let limits = policy::resolve(&request.build, &ctx.config.raid, ctx.gpus.count())
             .map_err(JobError::Policy)?;
-        pump.event(EventBody::Status {
-            status: JobStatus::Running,
-            worker: Some(ctx.name.clone()),
-            detail: None,
-        })
-        .await?;
-        let running = JobState {
-            status: Some(JobStatus::Running),
-            worker: Some(ctx.name.clone()),
-            user: Some(request.user.clone()),
-            queue: Some(request.queue.clone()),
-            started_at: Some(Utc::now()),
-            ..JobState::default()
-        };
-        let _ = ctx.bus.update_state(&request.id, &running).await;
-
         let (src, build) = (self.dir.join("src"), self.dir.join("build"));
         fetch::fetch(&ctx, request, &src).await?;
         fetch::make_build_dir(&build)?;
@@ -379,28 +412,99 @@ impl JobLife {
                 request.build.rai.image.clone()
             }
         };
-        let gpus = ctx.gpus.acquire(limits.gpus).await;
-        self.gpus = limits.gpus;
-        let spec = self.sandbox_spec(&limits, image, &src, &build, gpus.ids.clone());
+        let gpus = ctx.gpus.try_acquire(limits.gpus);
+        let made_for = match &gpus {
+            Some(lease) => lease.ids.clone(),
+            None => ctx.gpus.likely_next(limits.gpus),
+        };
+        let spec = self.sandbox_spec(&limits, image.clone(), made_for.clone());
         let sandbox = Sandbox::start(&ctx.docker, &spec).await?;
+        Ok(Ready {
+            limits,
+            image,
+            sandbox,
+            made_for,
+            gpus,
+        })
+    }
+
+    /// Step 4, second half: the commands, in the job's slot; the slot is given back as soon as they are over and
+    /// the container is dead, before `/build` is stored.
+    async fn execute(
+        &mut self,
+        pump: &mut OutputPump,
+        stop: &CancellationToken,
+        ready: Ready,
+        slot: Slot,
+    ) -> Result<(Outcome, Option<String>), JobError> {
+        let ctx = self.ctx.clone();
+        self.started = true;
+        let _listed = Listed::new(&ctx, self.request.id);
+        pump.event(EventBody::Status {
+            status: JobStatus::Running,
+            worker: Some(ctx.name.clone()),
+            detail: None,
+        })
+        .await?;
+        let running = JobState {
+            status: Some(JobStatus::Running),
+            worker: Some(ctx.name.clone()),
+            user: Some(self.request.user.clone()),
+            queue: Some(self.request.queue.clone()),
+            started_at: Some(Utc::now()),
+            ..JobState::default()
+        };
+        let _ = ctx.bus.update_state(&self.request.id, &running).await;
+        let Ready {
+            limits,
+            image,
+            sandbox,
+            made_for,
+            gpus,
+        } = ready;
+        let gpus = match gpus {
+            Some(lease) => lease,
+            None => ctx.gpus.acquire_preferring(limits.gpus, &made_for).await,
+        };
+        self.gpus = limits.gpus;
+        let sandbox = if gpus.ids == made_for {
+            sandbox
+        } else {
+            // The guess was wrong (another slot's job freed its GPUs first): the container is made again.
+            sandbox.remove().await;
+            let spec = self.sandbox_spec(&limits, image, gpus.ids.clone());
+            Sandbox::start(&ctx.docker, &spec).await?
+        };
         self.milestones.container_started = Some(Instant::now());
+        let build = self.dir.join("build");
         let commands = run::Commands {
             ctx: &ctx,
-            request,
+            request: &self.request,
             limits: &limits,
             sandbox: &sandbox,
             build_dir: &build,
         };
         let ran = commands.run(pump, stop, &mut self.timings).await;
         self.milestones.commands_done = Some(Instant::now());
-        sandbox.remove().await;
+        // No process of this job outlives its slot; the next job's first command may start now.
+        sandbox.kill().await;
         drop(gpus);
+        drop(slot);
+        drop(_listed);
+        sandbox.remove().await;
         let (outcome, over_quota) = ran?;
         if matches!(outcome, Outcome::HandBack) {
             return Ok((outcome, None));
         }
-        let kept = finish::keep_build(&ctx, request, &build, limits.output_bytes, over_quota, pump)
-            .await?;
+        let kept = finish::keep_build(
+            &ctx,
+            &self.request,
+            &build,
+            limits.output_bytes,
+            over_quota,
+            pump,
+        )
+        .await?;
         Ok((outcome, kept))
     }
 
@@ -423,16 +527,14 @@ impl JobLife {
         &self,
         limits: &policy::JobLimits,
         image: String,
-        src: &Path,
-        build: &Path,
         gpus: Vec<String>,
     ) -> SandboxSpec {
         let (raid, job) = (&self.ctx.config.raid, self.request.id);
         SandboxSpec {
             name: self.container.clone(),
             image,
-            src_dir: src.to_path_buf(),
-            build_dir: build.to_path_buf(),
+            src_dir: self.dir.join("src"),
+            build_dir: self.dir.join("build"),
             user: raid.user.clone(),
             shell: raid.shell.clone(),
             memory_bytes: limits.memory,
@@ -469,5 +571,32 @@ impl JobLife {
         {
             tracing::warn!(job = %self.request.id, error = %e, "could not remove the job directory");
         }
+    }
+}
+
+/// Lists a job among those this worker runs (its heartbeat's `jobs`) while its commands run.
+struct Listed<'a> {
+    ctx: &'a WorkerContext,
+    id: String,
+}
+
+impl<'a> Listed<'a> {
+    fn new(ctx: &'a WorkerContext, job: rai_common::JobId) -> Listed<'a> {
+        let id = job.to_string();
+        ctx.running_jobs
+            .lock()
+            .expect("never poisoned")
+            .push(id.clone());
+        Listed { ctx, id }
+    }
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.ctx
+            .running_jobs
+            .lock()
+            .expect("never poisoned")
+            .retain(|j| *j != self.id);
     }
 }
