@@ -70,6 +70,11 @@ impl Slots {
         }
     }
 
+    /// Whether a slot is free now (a job leased now would not wait for one).
+    pub fn has_free_slot(&self) -> bool {
+        self.run.available_permits() > 0
+    }
+
     /// Waits for room to lease one more job.
     pub async fn ticket(&self) -> Ticket {
         match &self.places {

@@ -17,6 +17,10 @@ use crate::slots::Slots;
 
 /// How long one receive waits for a job before the loop looks at shutdown again.
 const RECEIVE_WAIT: Duration = Duration::from_secs(5);
+/// How often a worker whose slots are all busy looks for a job to get ready. It never waits in the queue for one:
+/// a job that arrives goes to a worker that has a free slot and is waiting, and only one that sits in the queue
+/// (every worker busy) is leased ahead.
+const AHEAD_POLL: Duration = Duration::from_millis(250);
 /// How long a heartbeat is kept after it was written.
 const HEARTBEAT_KEPT: Duration = Duration::from_secs(24 * 3600);
 
@@ -96,8 +100,10 @@ impl LeaseLoop {
                 t = self.room.ticket() => t,
                 _ = self.shutdown.draining() => return,
             };
+            let ahead = ticket.is_ahead() && !self.room.has_free_slot();
+            let wait = if ahead { Duration::ZERO } else { RECEIVE_WAIT };
             let leases = tokio::select! {
-                r = self.queue.receive(1, RECEIVE_WAIT) => r,
+                r = self.queue.receive(1, wait) => r,
                 _ = self.shutdown.draining() => return,
             };
             let lease = match leases {
@@ -113,6 +119,13 @@ impl LeaseLoop {
                 }
             };
             let Some(lease) = lease else {
+                if ahead {
+                    drop(ticket);
+                    tokio::select! {
+                        _ = tokio::time::sleep(AHEAD_POLL) => {}
+                        _ = self.shutdown.draining() => return,
+                    }
+                }
                 continue;
             };
             let (ctx, queue, running) =

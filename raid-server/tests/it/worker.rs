@@ -110,21 +110,25 @@ async fn bad_messages_are_refused_each_with_its_reason_and_the_worker_keeps_serv
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_slots_twenty_jobs_never_more_than_four_containers() {
+async fn four_slots_twenty_jobs_never_more_than_four_running_and_four_ready() {
     let h = Harness::start(|c| c.raid.concurrency = Some(4)).await;
     let worker = h.ctx.name.clone();
-    let most = Arc::new(AtomicUsize::new(0));
+    let (most_containers, most_listed) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let watcher = {
-        let (most, worker) = (most.clone(), worker.clone());
+        let (most_containers, most_listed) = (most_containers.clone(), most_listed.clone());
+        let (ctx, worker) = (h.ctx.clone(), worker.clone());
         tokio::spawn(async move {
             loop {
+                let listed = ctx.running_jobs.lock().unwrap().len();
+                most_listed.fetch_max(listed, Ordering::Relaxed);
                 let n = tokio::task::spawn_blocking({
                     let w = worker.clone();
                     move || containers_of(&format!("rai.worker={w}"))
                 })
                 .await
                 .unwrap();
-                most.fetch_max(n, Ordering::Relaxed);
+                most_containers.fetch_max(n, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
@@ -132,20 +136,47 @@ async fn four_slots_twenty_jobs_never_more_than_four_containers() {
     let mut jobs = Vec::new();
     for i in 0..20 {
         jobs.push(
-            h.submit(&[&format!("echo job {i}; sleep 1")], "time: 30s", &[])
-                .await,
+            h.submit(
+                &[&format!("echo job {i}; sleep 1; echo done {i}")],
+                "time: 30s",
+                &[],
+            )
+            .await,
         );
     }
+    // Each job's commands ran from its first output to its last: never more than four at once.
+    let mut spans = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
         let events = h.events(*job, Duration::from_secs(180)).await;
-        assert_eq!(text(&events, "stdout"), format!("job {i}\n"));
+        assert_eq!(text(&events, "stdout"), format!("job {i}\ndone {i}\n"));
         assert_eq!(end(&events).0, "succeeded");
+        let out: Vec<_> = events
+            .iter()
+            .filter(|e| matches!(e.body, EventBody::Stdout { .. }))
+            .map(|e| e.ts)
+            .collect();
+        spans.push((out[0], *out.last().unwrap()));
     }
     watcher.abort();
-    let most = most.load(Ordering::Relaxed);
+    let at_once = spans
+        .iter()
+        .map(|(from, _)| spans.iter().filter(|(a, b)| a <= from && from < b).count())
+        .max()
+        .unwrap();
     assert!(
-        (1..=4).contains(&most),
-        "{most} containers at once with 4 slots"
+        (1..=4).contains(&at_once),
+        "{at_once} jobs ran at once with 4 slots"
+    );
+    let listed = most_listed.load(Ordering::Relaxed);
+    assert!(
+        (1..=4).contains(&listed),
+        "{listed} jobs listed running with 4 slots"
+    );
+    // Four running, four ready (their containers started idle), and four whose containers are being removed.
+    let containers = most_containers.load(Ordering::Relaxed);
+    assert!(
+        (1..=12).contains(&containers),
+        "{containers} containers at once with 4 slots"
     );
     h.drain_and_stop().await;
 }
