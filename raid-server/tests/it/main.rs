@@ -9,6 +9,7 @@ mod harness;
 mod jobs;
 mod network;
 mod old_projects;
+mod prepared;
 mod process;
 mod term;
 mod worker;
