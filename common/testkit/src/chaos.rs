@@ -95,10 +95,33 @@ impl JobKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fault {
     KillWorker,
+    /// kill -9 of a worker holding a job made ready for a busy slot (one with more containers than slots), when
+    /// one does within 2 s; else of the next worker (counted as `KillWorker`).
+    KillWorkerWhileReady,
     KillGateway,
     RestartRedis,
     PauseMoto,
     DrainWorker,
+}
+
+/// Slots of each chaos worker.
+const SLOTS: usize = 2;
+
+/// A worker with a job made ready while its slots are busy (more job containers than slots), waiting up to 2 s
+/// for one.
+fn worker_holding_a_ready_job(stack: &Stack) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if let Some(w) = stack
+            .workers
+            .iter()
+            .find(|w| crate::jobs::containers_of(&format!("rai.worker={}", w.name)) > SLOTS)
+        {
+            return Some(w.name.clone());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
 }
 
 /// How big a run is.
@@ -316,7 +339,7 @@ pub async fn run(plan: Plan) -> Report {
         Options {
             workers: plan.workers,
             users: plan.clients,
-            concurrency: 2,
+            concurrency: SLOTS,
             lease: "6s",
             private_moto: true,
             gateways: 2,
@@ -350,6 +373,7 @@ pub async fn run(plan: Plan) -> Report {
                 Fault::KillGateway,
                 Fault::RestartRedis,
                 Fault::DrainWorker,
+                Fault::KillWorkerWhileReady,
             ],
             Kind::Aws => vec![
                 Fault::KillWorker,
@@ -357,6 +381,7 @@ pub async fn run(plan: Plan) -> Report {
                 Fault::RestartRedis,
                 Fault::PauseMoto,
                 Fault::DrainWorker,
+                Fault::KillWorkerWhileReady,
             ],
         };
         let (every, max) = (plan.fault_every, plan.max_faults);
@@ -374,8 +399,16 @@ pub async fn run(plan: Plan) -> Report {
                 }
                 let fault = plan_faults[i % plan_faults.len()];
                 let worker = stack.workers[i % stack.workers.len()].name.clone();
+                let mut happened = fault;
                 match fault {
                     Fault::KillWorker => stack.kill9_and_restart(&worker),
+                    Fault::KillWorkerWhileReady => match worker_holding_a_ready_job(&stack) {
+                        Some(ready) => stack.kill9_and_restart(&ready),
+                        None => {
+                            happened = Fault::KillWorker;
+                            stack.kill9_and_restart(&worker);
+                        }
+                    },
                     Fault::KillGateway => {
                         let g = i % stack.gateways.len();
                         stack.kill9_gateway_and_restart(g);
@@ -394,7 +427,7 @@ pub async fn run(plan: Plan) -> Report {
                     }
                     Fault::DrainWorker => stack.sigterm_and_restart(&worker),
                 }
-                *faults.entry(format!("{fault:?}")).or_default() += 1;
+                *faults.entry(format!("{happened:?}")).or_default() += 1;
                 i += 1;
                 next = Instant::now() + every;
             }

@@ -90,6 +90,9 @@ struct Milestones {
     leased: Instant,
     container_started: Option<Instant>,
     commands_done: Option<Instant>,
+    /// When the commands began and ended, by the clock (the back-to-back benchmark compares jobs with them).
+    commands_began_at: Option<DateTime<Utc>>,
+    commands_done_at: Option<DateTime<Utc>>,
 }
 
 /// Runs one leased message to its end, its commands in the slot `ticket` holds or waits for. `hand_back` is
@@ -144,6 +147,8 @@ pub async fn run(
                     leased,
                     container_started: None,
                     commands_done: None,
+                    commands_began_at: None,
+                    commands_done_at: None,
                 },
                 ctx,
                 queue,
@@ -343,6 +348,7 @@ impl JobLife {
             let m = &self.milestones;
             let ms =
                 |from: Instant, to: Option<Instant>| to.map(|t| (t - from).as_secs_f64() * 1e3);
+            let unix_s = |at: Option<DateTime<Utc>>| at.map(|t| t.timestamp_micros() as f64 / 1e6);
             tracing::info!(
                 job = %job,
                 status = %status,
@@ -350,6 +356,8 @@ impl JobLife {
                 lease_to_container_ms = ms(m.leased, m.container_started),
                 commands_to_ack_ms = m.commands_done.map(|d| d.elapsed().as_secs_f64() * 1e3),
                 lease_to_ack_ms = m.leased.elapsed().as_secs_f64() * 1e3,
+                commands_began_s = unix_s(m.commands_began_at),
+                commands_done_s = unix_s(m.commands_done_at),
                 "job finished"
             );
         }
@@ -484,8 +492,10 @@ impl JobLife {
             sandbox: &sandbox,
             build_dir: &build,
         };
+        self.milestones.commands_began_at = Some(Utc::now());
         let ran = commands.run(pump, stop, &mut self.timings).await;
         self.milestones.commands_done = Some(Instant::now());
+        self.milestones.commands_done_at = Some(Utc::now());
         // No process of this job outlives its slot; the next job's first command may start now.
         sandbox.kill().await;
         drop(gpus);
