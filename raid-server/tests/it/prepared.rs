@@ -113,14 +113,17 @@ async fn a_prepared_job_goes_back_to_the_queue_at_once_on_sigterm() {
     let ready_events = second.events(ready, LIMIT).await;
     assert_eq!(text(&ready_events, "stdout"), "ready\n");
     assert_eq!(end(&ready_events).0, "succeeded");
-    assert_eq!(ran_on(&ready_events), [second.ctx.name.clone()]);
+    assert_eq!(
+        ran_on(&ready_events),
+        std::slice::from_ref(&second.ctx.name)
+    );
     assert!(
         !requeued(&ready_events),
         "a job handed back before it began runs as a first run: {ready_events:#?}"
     );
     let long_events = first.events(long, LIMIT).await;
     assert_eq!(text(&long_events, "stdout"), "long\nlong done\n");
-    assert_eq!(ran_on(&long_events), [first.ctx.name.clone()]);
+    assert_eq!(ran_on(&long_events), std::slice::from_ref(&first.ctx.name));
     assert!(
         ready_events.last().unwrap().ts < long_events.last().unwrap().ts,
         "the ready job ended before the long one: it did not wait for the first worker's grace"
@@ -157,7 +160,7 @@ async fn a_prepared_jobs_lease_outlives_a_long_running_job() {
     assert_eq!(end(&ready_events).0, "succeeded");
     assert_eq!(
         ran_on(&ready_events),
-        [first.ctx.name.clone()],
+        std::slice::from_ref(&first.ctx.name),
         "the ready job kept its lease and ran where it was made ready, once"
     );
     assert!(!requeued(&ready_events), "{ready_events:#?}");
