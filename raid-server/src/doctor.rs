@@ -293,6 +293,7 @@ async fn container_check(docker: &Docker, config: &Config, gpus: &GpuPool) -> Ch
         runtime: config.raid.runtime.clone(),
         env: vec![],
         labels: Default::default(),
+        gate_dir: None,
     };
     let result = match Sandbox::start(docker, &spec).await {
         Ok(sandbox) => {

@@ -3,7 +3,8 @@
 //! Output arrives in arbitrary chunks on two streams. Lines are kept whole and in order (a stdout line and a
 //! stderr line never merge); consecutive lines of one stream travel in one event, and events go out in batches,
 //! when 64 KiB are waiting or the oldest has waited 25 ms, so a chatty job costs a few Redis round trips a second
-//! instead of one per line. A line without a newline is sent once it is 16 KiB long or has waited 200 ms (a prompt,
+//! instead of one per line. Output after a quiet spell (no batch sent for 25 ms, such as a command's first line)
+//! goes out at once: batching only ever delays lines that follow others closely. A line without a newline is sent once it is 16 KiB long or has waited 200 ms (a prompt,
 //! a progress bar). Past the log cap, output is dropped with one notice and the job goes on; memory stays bounded
 //! because nothing is ever held beyond one batch.
 
@@ -30,6 +31,8 @@ pub struct OutputPump {
     pending: Vec<EventBody>,
     pending_bytes: usize,
     pending_since: Option<Instant>,
+    /// When the last batch went out.
+    flushed_at: Option<Instant>,
     partial: [(Vec<u8>, Option<Instant>); 2],
 }
 
@@ -50,6 +53,7 @@ impl OutputPump {
             pending: Vec::new(),
             pending_bytes: 0,
             pending_since: None,
+            flushed_at: None,
             partial: [(Vec::new(), None), (Vec::new(), None)],
         }
     }
@@ -90,7 +94,8 @@ impl OutputPump {
                 }
             }
         }
-        if self.pending_bytes >= BATCH_BYTES {
+        let quiet = self.flushed_at.is_none_or(|t| t.elapsed() >= BATCH_AGE);
+        if self.pending_bytes >= BATCH_BYTES || (quiet && !self.pending.is_empty()) {
             self.flush().await?;
         }
         Ok(())
@@ -188,6 +193,7 @@ impl OutputPump {
         metrics.output_bytes.inc_by(self.pending_bytes as u64);
         self.pending_bytes = 0;
         self.pending_since = None;
+        self.flushed_at = Some(Instant::now());
         self.publisher.publish(&batch).await?;
         Ok(())
     }

@@ -2,14 +2,15 @@
 //!
 //! Everything a job needs before its first command is done here, while (with `raid.prepare_next`) another job may
 //! still hold the slot it will run on ([`crate::slots`]): the upload fetched and unpacked (by the caller), the image
-//! present, the GPUs chosen and the container started idle: its keep-alive only, no command of the job runs before
-//! the job has its slot. Then the job waits for the slot, its lease kept alive all the while by the keeper, and goes
+//! present, the GPUs chosen, the container started idle, and the first command's process started and held at a
+//! gate (a FIFO it reads before it becomes the command): no command of the job runs before the job has its slot. Then the job waits for the slot, its lease kept alive all the while by the keeper, and goes
 //! back to the queue at once when the worker drains or loses the lease, or when it has waited `raid.prepared_wait`
 //! (the running job is long; another worker may be free). A cancel request ends it where it waits.
 //!
-//! The container is started, not only created: starting one costs 150-200 ms on Docker's default runtime (more on
-//! others), longer than the whole gap between two jobs that preparing aims at. An idle container runs nothing but
-//! its keep-alive, so it uses no GPU and next to no memory.
+//! The container is started, not only created, and the first command's process too: starting a container costs
+//! 150-250 ms on Docker's default runtime and a `docker exec` 40-50 ms, each longer than the whole gap between two
+//! jobs that preparing aims at. Until its gate opens the container runs nothing but its keep-alive and a shell
+//! blocked on a read, so it uses no GPU and next to no memory.
 //!
 //! GPUs are fixed when a container is made. A job whose GPUs are free when it gets ready takes them then. One that
 //! must wait for them guesses those it will get (the oldest running job's: with one slot, exactly the job it
@@ -24,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::context::WorkerContext;
 use crate::gpu::GpuLease;
 use crate::policy::JobLimits;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{GatedCommand, Sandbox};
 use crate::slots::{Slot, Ticket};
 
 /// How often a job waiting for its slot checks for a cancel request.
@@ -36,6 +37,8 @@ pub(super) struct Ready {
     pub image: String,
     /// The started, idle container, made for the GPUs in `made_for`.
     pub sandbox: Sandbox,
+    /// The first command, started and held at its gate (`None` if it could not be started ahead).
+    pub first: Option<GatedCommand>,
     pub made_for: Vec<String>,
     /// The GPUs, when they were free at preparation and taken then.
     pub gpus: Option<GpuLease>,

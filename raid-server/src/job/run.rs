@@ -21,7 +21,7 @@ use crate::disk::{BuildQuota, BuildWatch, watch_build};
 use crate::errors::JobError;
 use crate::output::OutputPump;
 use crate::policy::{JobLimits, bytes_text, span_text};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{GatedCommand, Sandbox};
 use rai_common::record::CommandTime;
 
 /// How often a running command checks for a cancel request.
@@ -61,11 +61,13 @@ struct Watch {
 impl Commands<'_> {
     /// Runs every command until one fails or the job is stopped; `stop` is cancelled when the worker hands the job
     /// back. Returns how the job ended and, when `/build` went over its quota, why.
+    /// `first`, when given, is the first command already started and held at its gate (see `super::ready`).
     pub async fn run(
         &self,
         pump: &mut OutputPump,
         stop: &CancellationToken,
         timings: &mut Vec<CommandTime>,
+        mut first: Option<GatedCommand>,
     ) -> Result<(Outcome, Option<String>), JobError> {
         let quota = BuildQuota {
             max_bytes: self.limits.output_bytes,
@@ -80,7 +82,9 @@ impl Commands<'_> {
         for command in &self.request.build.commands.build {
             pump.system(&format!("Running {command}")).await?;
             let started = Instant::now();
-            let end = self.run_one(command, pump, stop, &mut watch).await?;
+            let end = self
+                .run_one(command, first.take(), pump, stop, &mut watch)
+                .await?;
             timings.push(CommandTime {
                 exit_code: end.exit_code,
                 seconds: started.elapsed().as_secs_f64(),
@@ -111,6 +115,7 @@ impl Commands<'_> {
     async fn run_one(
         &self,
         command: &str,
+        gated: Option<GatedCommand>,
         pump: &mut OutputPump,
         stop: &CancellationToken,
         watch: &mut Watch,
@@ -118,7 +123,12 @@ impl Commands<'_> {
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         let exec = {
             let (sandbox, command) = (self.sandbox.clone(), command.to_string());
-            tokio::spawn(async move { sandbox.run(&command, tx).await })
+            tokio::spawn(async move {
+                match gated {
+                    Some(gated) => gated.run(tx).await,
+                    None => sandbox.run(&command, tx).await,
+                }
+            })
         };
         let cancel_grace = self.ctx.config.raid.cancel_grace.as_duration();
         let mut flush = tokio::time::interval(FLUSH_EVERY);

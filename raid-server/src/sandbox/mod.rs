@@ -56,7 +56,15 @@ pub struct SandboxSpec {
     pub runtime: Option<String>,
     pub env: Vec<String>,
     pub labels: HashMap<String, String>,
+    /// A host folder holding the gate FIFO of a command started ahead ([`Sandbox::start_gated`]), mounted
+    /// read-only at [`GATE_DIR`]; `None`: no command is started ahead.
+    pub gate_dir: Option<PathBuf>,
 }
+
+/// Where the gate folder is mounted in the container.
+pub const GATE_DIR: &str = "/.rai-gate";
+/// The gate FIFO's name in the gate folder.
+pub const GATE_FIFO: &str = "go";
 
 impl SandboxSpec {
     /// The limit that would reach Docker as a zero ("no limit"), if any: the last guard after the policy's floors.
@@ -94,10 +102,16 @@ impl SandboxSpec {
             }]
         });
         let host = HostConfig {
-            mounts: Some(vec![
-                bind(&self.src_dir, "/src", true),
-                bind(&self.build_dir, "/build", false),
-            ]),
+            mounts: Some(
+                [
+                    Some(bind(&self.src_dir, "/src", true)),
+                    Some(bind(&self.build_dir, "/build", false)),
+                    self.gate_dir.as_ref().map(|g| bind(g, GATE_DIR, true)),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+            ),
             tmpfs: Some(HashMap::from([(
                 "/tmp".to_string(),
                 format!("rw,nosuid,nodev,size={},mode=1777", self.tmp_bytes),
@@ -171,6 +185,102 @@ pub enum Stream {
     Stderr,
 }
 
+/// A started `docker exec` process, its output not yet read.
+struct Exec {
+    docker: Docker,
+    id: String,
+    output: Option<
+        std::pin::Pin<
+            Box<
+                dyn futures::Stream<
+                        Item = Result<bollard::container::LogOutput, bollard::errors::Error>,
+                    > + Send,
+            >,
+        >,
+    >,
+}
+
+impl Exec {
+    /// Sends the output to `tx` until the process ends; returns its exit code.
+    async fn pump(
+        self,
+        tx: tokio::sync::mpsc::Sender<(Stream, bytes::Bytes)>,
+    ) -> Result<Option<i64>, SandboxError> {
+        if let Some(mut output) = self.output {
+            while let Some(chunk) = output.next().await {
+                match chunk {
+                    Ok(bollard::container::LogOutput::StdOut { message })
+                    | Ok(bollard::container::LogOutput::Console { message }) => {
+                        let _ = tx.send((Stream::Stdout, message)).await;
+                    }
+                    Ok(bollard::container::LogOutput::StdErr { message }) => {
+                        let _ = tx.send((Stream::Stderr, message)).await;
+                    }
+                    Ok(_) => {}
+                    // The stream ends with an error when the container is killed under it.
+                    Err(_) => break,
+                }
+            }
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&self.id)
+            .await
+            .map_err(SandboxError::Exec)?;
+        Ok(inspect.exit_code)
+    }
+}
+
+/// A command started ahead and held at its gate ([`Sandbox::start_gated`]).
+pub struct GatedCommand {
+    exec: Exec,
+    /// The gate FIFO, on the host.
+    gate: PathBuf,
+}
+
+impl GatedCommand {
+    /// Opens the gate and runs the command as [`Sandbox::run`] does.
+    pub async fn run(
+        self,
+        tx: tokio::sync::mpsc::Sender<(Stream, bytes::Bytes)>,
+    ) -> Result<Option<i64>, SandboxError> {
+        // Read and write, so opening never blocks; held open until the command ends, so the line written stays in
+        // the pipe even if the process has not opened its end yet.
+        let gate = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.gate)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, b"go\n")?;
+                Ok(f)
+            })
+            .map_err(SandboxError::Gate)?;
+        let ran = self.exec.pump(tx).await;
+        drop(gate);
+        ran
+    }
+}
+
+/// Makes the gate FIFO `gate_dir/go` (readable by the job's user).
+pub fn make_gate(gate_dir: &std::path::Path) -> std::io::Result<PathBuf> {
+    use rustix::fs::{CWD, FileType, Mode};
+    std::fs::create_dir_all(gate_dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(gate_dir, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let fifo = gate_dir.join(GATE_FIFO);
+    rustix::fs::mknodat(CWD, &fifo, FileType::Fifo, Mode::from_raw_mode(0o644), 0)?;
+    // The mode is masked by the umask at creation.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o644))?;
+    }
+    Ok(fifo)
+}
+
 impl Sandbox {
     /// Creates and starts the container. A container that fails to start is removed before the error returns.
     pub async fn start(docker: &Docker, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
@@ -206,6 +316,36 @@ impl Sandbox {
         command: &str,
         tx: tokio::sync::mpsc::Sender<(Stream, bytes::Bytes)>,
     ) -> Result<Option<i64>, SandboxError> {
+        let cmd = vec![self.shell.clone(), "-c".into(), command.to_string()];
+        self.exec(cmd).await?.pump(tx).await
+    }
+
+    /// Starts `command` now, held at a gate until [`GatedCommand::run`] opens it: the `docker exec` (tens of
+    /// milliseconds: runc starting a process in the container) is paid while the job waits for its slot, not after.
+    /// The process waits reading the gate FIFO (the container's spec must carry `gate_dir`), then becomes the
+    /// command, exactly as [`Sandbox::run`] would run it.
+    pub async fn start_gated(
+        &self,
+        command: &str,
+        gate: PathBuf,
+    ) -> Result<GatedCommand, SandboxError> {
+        // `sh -c SCRIPT SHELL COMMAND`: $0 is the shell, $1 the command; a closed gate runs nothing.
+        let script =
+            format!("read -r _ < {GATE_DIR}/{GATE_FIFO} || exit 125; exec \"$0\" -c \"$1\"");
+        let cmd = vec![
+            self.shell.clone(),
+            "-c".into(),
+            script,
+            self.shell.clone(),
+            command.to_string(),
+        ];
+        Ok(GatedCommand {
+            exec: self.exec(cmd).await?,
+            gate,
+        })
+    }
+
+    async fn exec(&self, cmd: Vec<String>) -> Result<Exec, SandboxError> {
         let exec = self
             .docker
             .create_exec(
@@ -214,7 +354,7 @@ impl Sandbox {
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     tty: Some(false),
-                    cmd: Some(vec![self.shell.clone(), "-c".into(), command.to_string()]),
+                    cmd: Some(cmd),
                     user: Some(self.user.clone()),
                     working_dir: Some("/build".into()),
                     ..Default::default()
@@ -222,36 +362,20 @@ impl Sandbox {
             )
             .await
             .map_err(SandboxError::Exec)?;
-        match self
+        let output = match self
             .docker
             .start_exec(&exec.id, None)
             .await
             .map_err(SandboxError::Exec)?
         {
-            StartExecResults::Attached { mut output, .. } => {
-                while let Some(chunk) = output.next().await {
-                    match chunk {
-                        Ok(bollard::container::LogOutput::StdOut { message })
-                        | Ok(bollard::container::LogOutput::Console { message }) => {
-                            let _ = tx.send((Stream::Stdout, message)).await;
-                        }
-                        Ok(bollard::container::LogOutput::StdErr { message }) => {
-                            let _ = tx.send((Stream::Stderr, message)).await;
-                        }
-                        Ok(_) => {}
-                        // The stream ends with an error when the container is killed under it.
-                        Err(_) => break,
-                    }
-                }
-            }
-            StartExecResults::Detached => {}
-        }
-        let inspect = self
-            .docker
-            .inspect_exec(&exec.id)
-            .await
-            .map_err(SandboxError::Exec)?;
-        Ok(inspect.exit_code)
+            StartExecResults::Attached { output, .. } => Some(output),
+            StartExecResults::Detached => None,
+        };
+        Ok(Exec {
+            docker: self.docker.clone(),
+            id: exec.id,
+            output,
+        })
     }
 
     /// Whether the kernel's OOM killer struck in this container. Docker marks `OOMKilled` only when the
@@ -413,6 +537,7 @@ mod tests {
             runtime: None,
             env: vec!["RAI=1".into()],
             labels: HashMap::new(),
+            gate_dir: None,
         }
     }
 
