@@ -185,19 +185,19 @@ pub enum Stream {
     Stderr,
 }
 
+/// The output stream of an attached `docker exec`.
+type ExecOutput = std::pin::Pin<
+    Box<
+        dyn futures::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>>
+            + Send,
+    >,
+>;
+
 /// A started `docker exec` process, its output not yet read.
 struct Exec {
     docker: Docker,
     id: String,
-    output: Option<
-        std::pin::Pin<
-            Box<
-                dyn futures::Stream<
-                        Item = Result<bollard::container::LogOutput, bollard::errors::Error>,
-                    > + Send,
-            >,
-        >,
-    >,
+    output: Option<ExecOutput>,
 }
 
 impl Exec {

@@ -21,6 +21,46 @@ fn one_slot(lease_secs: u64, grace_secs: u64) -> (rai_common::Config, Vec<tempfi
     (config, dirs)
 }
 
+/// A worker of one slot (`lease_secs`, `grace_secs`) running a long job (`sleep_secs`) with a second job made ready
+/// behind it; and what a second worker on the same queue needs.
+struct LongThenReady {
+    first: Harness,
+    long: JobId,
+    ready: JobId,
+    config: rai_common::Config,
+    key: ed25519_dalek::SigningKey,
+    dirs: Vec<tempfile::TempDir>,
+}
+
+async fn long_then_ready(lease_secs: u64, grace_secs: u64, sleep_secs: u32) -> LongThenReady {
+    let (config, dirs) = one_slot(lease_secs, grace_secs);
+    let key = generate_signing_key();
+    rai_testkit::jobs::write_registry(&config, &[("jdoe", &key, false)]);
+    let first = Harness::start_with(config.clone(), key.clone(), Vec::new()).await;
+    let command = format!("echo long; sleep {sleep_secs}; echo long done");
+    let long = first.submit(&[&command], "time: 60s", &[]).await;
+    rai_testkit::jobs::wait_running(&first.ctx.bus, long).await;
+    let ready = first.submit(&["echo ready"], "time: 60s", &[]).await;
+    wait_ready(&first, ready).await;
+    LongThenReady {
+        first,
+        long,
+        ready,
+        config,
+        key,
+        dirs,
+    }
+}
+
+impl LongThenReady {
+    /// A second worker on the same queue.
+    async fn second_worker(&mut self) -> Harness {
+        let mut config = self.config.clone();
+        config.raid.name = Some(rai_testkit::unique("w2"));
+        Harness::start_with(config, self.key.clone(), std::mem::take(&mut self.dirs)).await
+    }
+}
+
 /// Waits until `job` is ready on a worker: its container made, its commands not begun.
 async fn wait_ready(h: &Harness, job: JobId) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -76,26 +116,18 @@ fn requeued(events: &[Event]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prepared_job_goes_back_to_the_queue_at_once_on_sigterm() {
     // A long grace: the running job may finish; the ready one must not wait for it.
-    let (config, dirs) = one_slot(6, 60);
-    let key = generate_signing_key();
-    rai_testkit::jobs::write_registry(&config, &[("jdoe", &key, false)]);
-    let first = Harness::start_with(config.clone(), key.clone(), Vec::new()).await;
-    let long = first
-        .submit(&["echo long; sleep 6; echo long done"], "time: 60s", &[])
-        .await;
-    rai_testkit::jobs::wait_running(&first.ctx.bus, long).await;
-    let ready = first.submit(&["echo ready"], "time: 60s", &[]).await;
-    wait_ready(&first, ready).await;
+    let mut setup = long_then_ready(6, 60, 6).await;
+    let (long, ready) = (setup.long, setup.ready);
 
     // SIGTERM: the worker drains. The ready job goes back now, its container removed, queued again.
-    first.shutdown.drain();
+    setup.first.shutdown.drain();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let label = format!("rai.job={ready}");
         let left = tokio::task::spawn_blocking(move || containers_of(&label))
             .await
             .unwrap();
-        let state = first.ctx.bus.state(&ready).await.unwrap();
+        let state = setup.first.ctx.bus.state(&ready).await.unwrap();
         if left == 0 && state.and_then(|s| s.status) == Some(JobStatus::Queued) {
             break;
         }
@@ -107,9 +139,7 @@ async fn a_prepared_job_goes_back_to_the_queue_at_once_on_sigterm() {
     }
 
     // Another worker runs it while the first still finishes its long job.
-    let mut second_config = config.clone();
-    second_config.raid.name = Some(rai_testkit::unique("w2"));
-    let second = Harness::start_with(second_config, key, dirs).await;
+    let second = setup.second_worker().await;
     let ready_events = second.events(ready, LIMIT).await;
     assert_eq!(text(&ready_events, "stdout"), "ready\n");
     assert_eq!(end(&ready_events).0, "succeeded");
@@ -121,14 +151,17 @@ async fn a_prepared_job_goes_back_to_the_queue_at_once_on_sigterm() {
         !requeued(&ready_events),
         "a job handed back before it began runs as a first run: {ready_events:#?}"
     );
-    let long_events = first.events(long, LIMIT).await;
+    let long_events = setup.first.events(long, LIMIT).await;
     assert_eq!(text(&long_events, "stdout"), "long\nlong done\n");
-    assert_eq!(ran_on(&long_events), std::slice::from_ref(&first.ctx.name));
+    assert_eq!(
+        ran_on(&long_events),
+        std::slice::from_ref(&setup.first.ctx.name)
+    );
     assert!(
         ready_events.last().unwrap().ts < long_events.last().unwrap().ts,
         "the ready job ended before the long one: it did not wait for the first worker's grace"
     );
-    tokio::time::timeout(Duration::from_secs(60), first.serving)
+    tokio::time::timeout(Duration::from_secs(60), setup.first.serving)
         .await
         .expect("the first worker stopped once its long job ended")
         .unwrap();
@@ -138,20 +171,11 @@ async fn a_prepared_job_goes_back_to_the_queue_at_once_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prepared_jobs_lease_outlives_a_long_running_job() {
     // A 2 s lease; the running job takes four times that.
-    let (config, dirs) = one_slot(2, 30);
-    let key = generate_signing_key();
-    rai_testkit::jobs::write_registry(&config, &[("jdoe", &key, false)]);
-    let first = Harness::start_with(config.clone(), key.clone(), Vec::new()).await;
-    let long = first
-        .submit(&["echo long; sleep 8; echo long done"], "time: 60s", &[])
-        .await;
-    rai_testkit::jobs::wait_running(&first.ctx.bus, long).await;
-    let ready = first.submit(&["echo ready"], "time: 60s", &[]).await;
-    wait_ready(&first, ready).await;
+    let mut setup = long_then_ready(2, 30, 8).await;
+    let (long, ready) = (setup.long, setup.ready);
     // An idle worker on the same queue: a lapsed lease would let it take the ready job.
-    let mut second_config = config.clone();
-    second_config.raid.name = Some(rai_testkit::unique("w2"));
-    let second = Harness::start_with(second_config, key, dirs).await;
+    let second = setup.second_worker().await;
+    let first = setup.first;
 
     let long_events = first.events(long, LIMIT).await;
     let ready_events = first.events(ready, LIMIT).await;
