@@ -90,7 +90,8 @@ struct Milestones {
     leased: Instant,
     container_started: Option<Instant>,
     commands_done: Option<Instant>,
-    /// When the commands began and ended, by the clock (the back-to-back benchmark compares jobs with them).
+    /// When the job began in its slot (its record's `started_at`) and its commands ended, by the clock (the
+    /// back-to-back benchmark compares jobs with them).
     commands_began_at: Option<DateTime<Utc>>,
     commands_done_at: Option<DateTime<Utc>>,
 }
@@ -280,7 +281,7 @@ impl JobLife {
             job,
             stop.clone(),
         );
-        let started_at = Utc::now();
+        let leased_at = Utc::now();
         let publisher = match self.ctx.bus.publisher(job).await {
             Ok(p) => p,
             Err(e) => {
@@ -330,7 +331,8 @@ impl JobLife {
             ending,
             output_key,
             output_truncated: truncated,
-            started_at,
+            // When its commands began (a job that ended before, such as a refused upload: when it was leased).
+            started_at: self.milestones.commands_began_at.unwrap_or(leased_at),
         };
         if finished.complete(pump.into_publisher()).await {
             // The user's GPU time, for the course's budget: the commands' wall time on the GPUs they held.
@@ -467,12 +469,14 @@ impl JobLife {
             detail: None,
         })
         .await?;
+        let began = Utc::now();
+        self.milestones.commands_began_at = Some(began);
         let running = JobState {
             status: Some(JobStatus::Running),
             worker: Some(ctx.name.clone()),
             user: Some(self.request.user.clone()),
             queue: Some(self.request.queue.clone()),
-            started_at: Some(Utc::now()),
+            started_at: Some(began),
             ..JobState::default()
         };
         let _ = ctx.bus.update_state(&self.request.id, &running).await;
@@ -508,7 +512,6 @@ impl JobLife {
             sandbox: &sandbox,
             build_dir: &build,
         };
-        self.milestones.commands_began_at = Some(Utc::now());
         let ran = commands.run(pump, stop, &mut self.timings, first).await;
         self.milestones.commands_done = Some(Instant::now());
         self.milestones.commands_done_at = Some(Utc::now());
