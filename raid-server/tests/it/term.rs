@@ -332,13 +332,14 @@ async fn caps_intervals_and_gpu_budgets_refuse_then_admit() {
         (again.job, again.accepted_at),
         (first.job, first.accepted_at)
     );
+    // Once her first job runs (so that the waiting-jobs cap is not what refuses her), within the interval.
+    rai_testkit::jobs::wait_running(&c.h.ctx.bus, first.job).await;
     let too_soon = c.submit(&alice, &["echo too soon"], |_| {}).await;
     refused(
         too_soon,
         StatusCode::TOO_MANY_REQUESTS,
         "this course allows one submission every 2s; submit again in",
     );
-    rai_testkit::jobs::wait_running(&c.h.ctx.bus, first.job).await;
     rai_testkit::jobs::wait_running(&c.h.ctx.bus, bobs.job).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let second = c.submit(&alice, &["echo second"], |_| {}).await.unwrap();
