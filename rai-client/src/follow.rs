@@ -130,6 +130,10 @@ pub async fn follow(
 ) -> Followed {
     let mut stream = client.follow(job, after);
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    // One listener for the whole follow: a listener made anew each turn misses a Ctrl-C that lands between two
+    // turns (while an event is printed), and the student's Ctrl-C is then ignored.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         let next = async {
             match deadline {
@@ -138,6 +142,9 @@ pub async fn follow(
             }
         };
         tokio::select! {
+            // Polled first, so its listener exists from the first turn on.
+            biased;
+            _ = &mut ctrl_c => return Followed::Detached,
             got = next => match got {
                 None => return Followed::WaitTimeout,
                 Some(None) => return Followed::Lost("the event stream ended without the job's end".into()),
@@ -149,7 +156,6 @@ pub async fn follow(
                     }
                 }
             },
-            _ = tokio::signal::ctrl_c() => return Followed::Detached,
         }
     }
 }
