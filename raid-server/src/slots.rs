@@ -12,7 +12,6 @@
 //! commands are over and its container is dead, before `/build` is stored: finishing a job never holds a GPU.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -22,8 +21,6 @@ pub struct Slots {
     run: Arc<Semaphore>,
     /// Places for jobs leased ahead of their slot; `None` with preparation off.
     places: Option<Arc<Semaphore>>,
-    /// The longest a prepared job waits for its slot.
-    pub max_wait: Duration,
 }
 
 /// What a lease loop holds for the job it leases: its slot already, or a place to get ready in.
@@ -62,11 +59,10 @@ impl Drop for Slot {
 }
 
 impl Slots {
-    pub fn new(slots: usize, prepare_next: bool, max_wait: Duration) -> Slots {
+    pub fn new(slots: usize, prepare_next: bool) -> Slots {
         Slots {
             run: Arc::new(Semaphore::new(slots)),
             places: prepare_next.then(|| Arc::new(Semaphore::new(slots))),
-            max_wait,
         }
     }
 
@@ -121,10 +117,11 @@ impl Ticket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn one_job_runs_and_one_more_gets_ready_per_slot() {
-        let slots = Slots::new(1, true, Duration::from_secs(60));
+        let slots = Slots::new(1, true);
         let first = slots.ticket().await;
         let running = first.slot().await;
         // The next job may be leased while the first runs ...
@@ -156,7 +153,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_preparation_a_job_is_leased_only_with_its_slot() {
-        let slots = Slots::new(1, false, Duration::from_secs(60));
+        let slots = Slots::new(1, false);
         let first = slots.ticket().await;
         assert!(!first.is_ahead());
         assert!(

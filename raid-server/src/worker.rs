@@ -28,7 +28,7 @@ const HEARTBEAT_KEPT: Duration = Duration::from_secs(24 * 3600);
 pub async fn serve(ctx: Arc<WorkerContext>, slots: usize, shutdown: Shutdown) {
     remove_leftovers(&ctx).await;
     let raid = &ctx.config.raid;
-    let room = Slots::new(slots, raid.prepare_next, raid.prepared_wait.as_duration());
+    let room = Slots::new(slots, raid.prepare_next);
     let running: Running = Arc::default();
     let metrics = crate::metrics::metrics();
     metrics.slots.set(slots as i64);
