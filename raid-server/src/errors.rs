@@ -99,6 +99,25 @@ impl JobError {
         }
     }
 
+    /// What the job's owner reads as the reason it ended: the error, and for a fault of the worker (not of the job)
+    /// what to do about it, since resubmitting is all a student can do.
+    pub fn reason(&self, worker: &str) -> String {
+        match self {
+            JobError::JobDir(_) | JobError::Sandbox(_) | JobError::Task { .. } => format!(
+                "{self}; this is a fault of worker {worker}, not of your job: submit again, and tell your course \
+                 staff if it keeps happening"
+            ),
+            JobError::ImageBuild(crate::sandbox::built_image::ImageBuildError::Context(_))
+            | JobError::ImageBuild(crate::sandbox::built_image::ImageBuildError::Engine(_)) => {
+                format!(
+                    "{self}; the image could not be built on worker {worker} for a reason outside your Dockerfile: \
+                 submit again, and tell your course staff if it keeps happening"
+                )
+            }
+            _ => self.to_string(),
+        }
+    }
+
     /// Whether the job goes back to the queue instead of ending here: its events cannot be published, so neither
     /// can its end.
     pub fn hands_back(&self) -> bool {

@@ -77,6 +77,7 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
         gpus,
         completed: Default::default(),
         running_jobs: Default::default(),
+        held_jobs: Default::default(),
     })
 }
 

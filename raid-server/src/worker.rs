@@ -21,6 +21,8 @@ const RECEIVE_WAIT: Duration = Duration::from_secs(5);
 /// a job that arrives goes to a worker that has a free slot and is waiting, and only one that sits in the queue
 /// (every worker busy) is leased ahead.
 const AHEAD_POLL: Duration = Duration::from_millis(250);
+/// How often this worker looks for job containers of its own that no job holds.
+const STRAY_SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// How long a heartbeat is kept after it was written.
 const HEARTBEAT_KEPT: Duration = Duration::from_secs(24 * 3600);
 
@@ -35,6 +37,7 @@ pub async fn serve(ctx: Arc<WorkerContext>, slots: usize, shutdown: Shutdown) {
     metrics.gpus.set(i64::from(ctx.gpus.count()));
     let heart = tokio::spawn(heartbeat(ctx.clone(), slots as u32, running.clone()));
     let reloader = tokio::spawn(reload_registry(ctx.clone(), shutdown.clone()));
+    let sweeper = tokio::spawn(sweep_strays(ctx.clone()));
     let names: Vec<&str> = ctx.queues.iter().map(|q| q.name()).collect();
     tracing::info!(
         worker = %ctx.name,
@@ -69,6 +72,7 @@ pub async fn serve(ctx: Arc<WorkerContext>, slots: usize, shutdown: Shutdown) {
     shutdown.wait_for_jobs(grace).await;
     heart.abort();
     reloader.abort();
+    sweeper.abort();
     // A worker that stopped cleanly is gone, not silent: `rai workers` shows only those that stopped beating.
     if let Err(e) = ctx.bus.forget_worker(&ctx.name).await {
         tracing::warn!(error = %e, "cannot remove this worker's heartbeat");
@@ -189,6 +193,18 @@ async fn reload_registry(ctx: Arc<WorkerContext>, shutdown: Shutdown) {
                 tracing::error!(error = %e, "cannot reload the account registry; keeping the previous one")
             }
         }
+    }
+}
+
+/// Now and then removes this worker's job containers that no job of its holds. The start's clean-up misses one
+/// kind: a container Docker was still making for a run of this worker that was killed, which appears after the
+/// clean-up. Left alone it would idle forever (its job runs again elsewhere).
+async fn sweep_strays(ctx: Arc<WorkerContext>) {
+    let label = format!("rai.worker={}", ctx.name);
+    loop {
+        tokio::time::sleep(STRAY_SWEEP_EVERY).await;
+        let held = |job: &str| ctx.held_jobs.lock().expect("never poisoned").contains(job);
+        crate::sandbox::remove_strays(&ctx.docker, &label, held).await;
     }
 }
 

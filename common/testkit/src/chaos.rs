@@ -270,8 +270,10 @@ fn run_job(home: PathBuf, user: usize, kind: JobKind, n: usize) -> JobResult {
                 segments.push(String::new());
             }
             EventBody::End {
-                status, exit_code, ..
-            } => end = Some((*status, *exit_code)),
+                status,
+                exit_code,
+                reason,
+            } => end = Some((*status, *exit_code, reason.clone())),
             _ => {}
         }
     }
@@ -281,7 +283,7 @@ fn run_job(home: PathBuf, user: usize, kind: JobKind, n: usize) -> JobResult {
         result.problems.push(format!("never queued: {stderr}"));
         return result;
     }
-    let Some((status, exit_code)) = end else {
+    let Some((status, exit_code, reason)) = end else {
         result
             .problems
             .push(format!("no end event (rai exited {code:?}): {stderr}"));
@@ -290,8 +292,14 @@ fn run_job(home: PathBuf, user: usize, kind: JobKind, n: usize) -> JobResult {
     result.status = Some(status);
     if status != end_status || (end_code.is_some() && exit_code != end_code) {
         result.problems.push(format!(
-            "ended {status:?} with {exit_code:?}, expected {end_status:?} with {end_code:?}"
+            "ended {status:?} with {exit_code:?}, expected {end_status:?} with {end_code:?}; reason: {reason:?}"
         ));
+    }
+    // Whatever else was wrong: a student must never read an error without why.
+    if status == JobStatus::Error && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        result
+            .problems
+            .push("ended in error with no reason for its student".to_string());
     }
     let want_code = i32::from(rai_client::exit::for_end(status, exit_code));
     if code != Some(want_code) {

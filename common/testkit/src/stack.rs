@@ -369,6 +369,15 @@ impl Stack {
         self.homes.len() - 1
     }
 
+    /// Sends a signal (`STOP`, `CONT`, ...) to the worker named `name`, if it runs.
+    pub fn signal_worker(&mut self, name: &str, signal: &str) {
+        if let Some(child) = &self.worker(name).child {
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status();
+        }
+    }
+
     /// kill -9 of the worker named `name`, then the same worker started again (it clears its own leftovers).
     pub fn kill9_and_restart(&mut self, name: &str) {
         self.kill9(name);

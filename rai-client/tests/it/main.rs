@@ -7,5 +7,6 @@ mod dashboard;
 mod e2e;
 mod errors;
 mod hostile;
+mod kill_points;
 mod offline_commands;
 mod operability;

@@ -120,6 +120,15 @@ pub async fn run(
         return;
     };
     let job = request.id;
+    // Held from before the claim until the job's container and directory are gone, so the stray sweep never takes
+    // this job's container for a dead run's.
+    let Some(held) = Held::new(ctx.clone(), job) else {
+        // A second delivery of a job this worker already runs (its lease lapsed while Redis or the queue was away,
+        // and this worker's own read took it back). The claim bears this worker's name, so it would read as a rerun
+        // and stop the running one: leave the delivery to the running job, whose lease keeper renews it.
+        tracing::info!(job = %job, "the job is already running on this worker; leaving this delivery");
+        return;
+    };
     // A graded submission runs the instructor's build, when the course names one (the gateway's acceptance says).
     if let Some(build) = graded.as_ref().and_then(|g| g.build.clone()) {
         request.build = build;
@@ -161,6 +170,7 @@ pub async fn run(
                 gpus: 0,
                 ticket: Some(ticket),
                 parked: None,
+                held: Some(held),
                 started: false,
                 drain: tokens.drain,
             };
@@ -259,6 +269,8 @@ struct JobLife {
     ticket: Option<Ticket>,
     /// A place kept after the job waited too long for its slot and went back (see [`Waited::TooLong`]).
     parked: Option<Ticket>,
+    /// The job counted among those this worker holds, until its container and directory are gone.
+    held: Option<Held>,
     /// Whether its commands began (a job handed back before is queued again, not requeued).
     started: bool,
     drain: CancellationToken,
@@ -303,13 +315,18 @@ impl JobLife {
                 tracing::warn!(job = %job, error = %e, "cannot publish the job's events");
                 None
             }
-            Err(e) => Some((Ending::new(e.status(), None, e.to_string()), None)),
+            Err(e) => {
+                let reason = e.reason(&self.ctx.name);
+                Some((Ending::new(e.status(), None, reason), None))
+            }
         };
         let truncated = pump.truncated();
         let flushed = pump.finish().await.is_ok();
         let Some((ending, output_key)) = ended.filter(|_| flushed) else {
             let queue = self.queue.as_ref();
             finish::hand_back(&self.ctx, queue, &self.lease, job, self.started).await;
+            // Handed back, nothing of it left here: if this worker leases it again it is a new run, not a duplicate.
+            drop(self.held.take());
             if let Some(place) = self.parked.take() {
                 // Not straight back here: another worker may take the job; this place waits for a slot to free.
                 tokio::select! {
@@ -634,5 +651,34 @@ impl Drop for Listed<'_> {
             .lock()
             .expect("never poisoned")
             .retain(|j| *j != self.id);
+    }
+}
+
+/// Counts a job among those this worker holds ([`WorkerContext::held_jobs`]) while it lives.
+struct Held {
+    ctx: Arc<WorkerContext>,
+    id: String,
+}
+
+impl Held {
+    /// `None` when this worker already holds the job.
+    fn new(ctx: Arc<WorkerContext>, job: rai_common::JobId) -> Option<Held> {
+        let id = job.to_string();
+        let new = ctx
+            .held_jobs
+            .lock()
+            .expect("never poisoned")
+            .insert(id.clone());
+        new.then_some(Held { ctx, id })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.ctx
+            .held_jobs
+            .lock()
+            .expect("never poisoned")
+            .remove(&self.id);
     }
 }

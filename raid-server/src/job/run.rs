@@ -215,7 +215,16 @@ impl Commands<'_> {
                     Some(c),
                     format!("command failed with exit code {c}: {command}"),
                 ),
-                None => Ending::new(JobStatus::Error, None, "the command's exit code is unknown"),
+                None => Ending::new(
+                    JobStatus::Error,
+                    None,
+                    format!(
+                        "the job's container stopped from outside while `{command}` ran, so its exit code is \
+                         unknown (worker {}'s Docker engine restarted or removed it); your job is not at fault: \
+                         submit again, and tell your course staff if it keeps happening",
+                        self.ctx.name
+                    ),
+                ),
             }
         };
         Some(Outcome::Ended(ending))

@@ -290,10 +290,25 @@ impl Sandbox {
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
-        let created = docker
-            .create_container(Some(options), spec.container_body())
+        let created = match docker
+            .create_container(Some(options.clone()), spec.container_body())
             .await
-            .map_err(SandboxError::Create)?;
+        {
+            // The name is the job's own and the caller holds the job's claim, so a container already bearing it
+            // is an earlier run's: one whose worker was killed while Docker was still making it, after that
+            // worker's successor had cleared its leftovers. It holds nothing of this run; it goes.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => {
+                tracing::warn!(container = %spec.name, "removing a container an earlier run of this job left behind");
+                remove_container(docker, &spec.name).await;
+                docker
+                    .create_container(Some(options), spec.container_body())
+                    .await
+            }
+            other => other,
+        }
+        .map_err(SandboxError::Create)?;
         let sandbox = Sandbox {
             docker: docker.clone(),
             name: spec.name.clone(),
@@ -493,6 +508,34 @@ pub async fn remove_labelled(docker: &Docker, label: &str) -> usize {
     let mut removed = 0;
     for id in list.into_iter().filter_map(|c| c.id) {
         tracing::warn!(container = %id, %label, "removing a job container of an earlier run");
+        remove_container(docker, &id).await;
+        removed += 1;
+    }
+    removed
+}
+
+/// Removes the containers labelled `label` whose job (their [`JOB_LABEL`]) `held` says is no longer held, by id (a
+/// new container of the same job, made since the listing, stays). Returns how many went.
+pub async fn remove_strays(docker: &Docker, label: &str, held: impl Fn(&str) -> bool) -> usize {
+    use bollard::query_parameters::ListContainersOptionsBuilder;
+    let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let Ok(list) = docker.list_containers(Some(options)).await else {
+        return 0;
+    };
+    let mut removed = 0;
+    for c in list {
+        let job = c.labels.as_ref().and_then(|l| l.get(JOB_LABEL)).cloned();
+        let (Some(id), Some(job)) = (c.id, job) else {
+            continue;
+        };
+        if held(&job) {
+            continue;
+        }
+        tracing::warn!(container = %id, job = %job, "removing a job container no job of this worker holds");
         remove_container(docker, &id).await;
         removed += 1;
     }

@@ -327,3 +327,46 @@ async fn a_job_cannot_run_another_students_upload() {
     assert!(!text(&events, "stdout").contains("answers"));
     h.drain_and_stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stray_sweep_removes_a_workers_containers_that_no_job_holds_and_only_those() {
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    let worker = rai_testkit::unique("sweep");
+    let (held, stray) = (rai_testkit::unique("held"), rai_testkit::unique("stray"));
+    for job in [&held, &stray] {
+        let made = std::process::Command::new("docker")
+            .args([
+                "create",
+                "--name",
+                &format!("rai-job-{job}"),
+                "--label",
+                &format!("rai.job={job}"),
+                "--label",
+                &format!("rai.worker={worker}"),
+                &rai_testkit::image(),
+                "sleep",
+                "600",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    let label = format!("rai.worker={worker}");
+    let removed = raid::sandbox::remove_strays(&docker, &label, |job| job == held).await;
+    assert_eq!(removed, 1);
+    assert_eq!(
+        containers_of(&format!("rai.job={stray}")),
+        0,
+        "the stray is still there"
+    );
+    assert_eq!(
+        containers_of(&format!("rai.job={held}")),
+        1,
+        "the held job's container was removed"
+    );
+    raid::sandbox::remove_container(&docker, &format!("rai-job-{held}")).await;
+}

@@ -9,6 +9,8 @@
 //! full retention: nothing is lost, Redis merely holds it longer.
 
 use std::io::Write;
+
+use futures::SinkExt;
 use std::time::Duration;
 
 use rai_common::event::Event;
@@ -20,11 +22,13 @@ use crate::errors::{ArchiveError, EventError, StoreError};
 use crate::keys;
 use crate::store::ObjectStore;
 
-/// The most events one archived log holds (the worker's output cap keeps a job far below this).
-const MOST_EVENTS: usize = 2_000_000;
+/// Events read from Redis and compressed at a time. An event holds at most one output batch (64 KiB and a line), so a
+/// page is a few MiB at most, whatever the log's size: archiving a log at the 16 MiB output cap must not cost the
+/// worker several copies of it at once (issue 25 measured 158 MiB peak from that).
+const PAGE_EVENTS: usize = 32;
 
 /// Copies `job`'s complete log to the store, then lets Redis keep it only `keep_live` longer. Returns how many
-/// events were archived.
+/// events were archived. The log streams from Redis through zstd into the store a page at a time.
 pub async fn archive_log(
     bus: &EventBus,
     store: &dyn ObjectStore,
@@ -32,24 +36,66 @@ pub async fn archive_log(
     job: &JobId,
     keep_live: Duration,
 ) -> Result<usize, ArchiveError> {
-    let events = bus.history(job, 0, MOST_EVENTS).await?;
-    if !events.last().is_some_and(Event::is_end) {
+    let last = bus.history_last(job).await?;
+    if !last.as_ref().is_some_and(Event::is_end) {
         return Err(ArchiveError::NotFinished {
-            last: events.last().map_or(0, |e| e.seq),
+            last: last.map_or(0, |e| e.seq),
         });
     }
-    let mut lines = Vec::with_capacity(events.len() * 64);
-    for e in &events {
-        serde_json::to_writer(&mut lines, e).expect("an event always serializes");
-        lines.push(b'\n');
-    }
-    let mut z =
-        zstd::Encoder::new(Vec::with_capacity(lines.len() / 4), 3).expect("zstd accepts level 3");
-    z.write_all(&lines).expect("writing to memory cannot fail");
-    let packed = z.finish().expect("writing to memory cannot fail");
-    store.put_bytes(&log_key(user, job), packed).await?;
+    // Compressed pages travel to the store through a small channel; an error sent down it fails the upload, so a
+    // log cut short is never stored as if whole.
+    let (mut tx, rx) = futures::channel::mpsc::channel::<std::io::Result<bytes::Bytes>>(2);
+    let produce = async move {
+        let result = compress_pages(bus, job, &mut tx).await;
+        if let Err(e) = &result {
+            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+        }
+        result
+    };
+    let reader = tokio_util::io::StreamReader::new(rx);
+    let key = log_key(user, job);
+    let (produced, put) = tokio::join!(produce, store.put(&key, Box::pin(reader)));
+    // Redis's error first (it also failed the upload); then the store's, which stops the pages (`None`).
+    let events = produced?;
+    put?;
+    let events = events.expect("the store read the whole log, since it stored it");
     bus.keep_log_for(job, keep_live).await?;
-    Ok(events.len())
+    Ok(events)
+}
+
+/// Reads `job`'s log page by page and sends it zstd-compressed, one JSON event per line; returns how many events, or
+/// `None` when the store stopped reading (its upload failed, and says why).
+async fn compress_pages(
+    bus: &EventBus,
+    job: &JobId,
+    tx: &mut futures::channel::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+) -> Result<Option<usize>, ArchiveError> {
+    let mut z = zstd::Encoder::new(Vec::new(), 3).expect("zstd accepts level 3");
+    let (mut after, mut count, mut ended) = (0u64, 0usize, false);
+    loop {
+        let page = bus.history(job, after, PAGE_EVENTS).await?;
+        let Some(last) = page.last() else { break };
+        (after, ended) = (last.seq, last.is_end());
+        count += page.len();
+        for e in &page {
+            serde_json::to_writer(&mut z, e).expect("an event always serializes");
+            z.write_all(b"\n").expect("writing to memory cannot fail");
+        }
+        let out = std::mem::take(z.get_mut());
+        if !out.is_empty() {
+            if tx.send(Ok(out.into())).await.is_err() {
+                return Ok(None);
+            }
+        }
+        if page.len() < PAGE_EVENTS || ended {
+            break;
+        }
+    }
+    if !ended {
+        return Err(ArchiveError::NotFinished { last: after });
+    }
+    let out = z.finish().expect("writing to memory cannot fail");
+    Ok(tx.send(Ok(out.into())).await.ok().map(|_| count))
 }
 
 /// The stored log of `job` from the event after `after`, or `None` when none is stored.

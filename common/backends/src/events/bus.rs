@@ -39,8 +39,9 @@ static PUBLISH_SCRIPT: std::sync::LazyLock<Script> =
 
 /// The most events a job's history keeps (the worker's log cap bounds a job's output well below this).
 const LOG_MAX_EVENTS: u64 = 1_000_000;
-/// How many history events one read fetches.
-const REPLAY_PAGE: usize = 2_000;
+/// How many history events one read fetches: up to 128 output batches of 64 KiB, 8 MiB (2,000 could be 128 MiB for
+/// a job at the log cap).
+const REPLAY_PAGE: usize = 128;
 
 /// How long a publish keeps retrying through a dropped connection or a restarting Redis before the job is handed
 /// back: long enough for a Redis restart with its data loaded.
@@ -148,9 +149,27 @@ impl EventBus {
             .map_err(|e| self.error(e))
     }
 
+    /// The job's last event, if it has any.
+    pub async fn history_last(&self, job: &JobId) -> Result<Option<Event>, EventError> {
+        let reply: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(keys::event_log(job))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(reply
+            .ids
+            .first()
+            .and_then(|entry| entry.get::<Vec<u8>>("e"))
+            .and_then(|json| serde_json::from_slice::<Event>(&json).ok()))
+    }
+
     /// Follows a job from the event after `after_seq` (0: from the start) until its `end` event.
     pub fn follow(&self, job: JobId, after_seq: u64, opts: FollowOptions) -> EventStream {
-        let (tx, rx) = mpsc::channel(1024);
+        let (tx, rx) = mpsc::channel(64);
         let bus = self.clone();
         let task = tokio::spawn(async move { bus.follow_task(job, after_seq, opts, tx).await });
         EventStream { rx, task }

@@ -23,8 +23,10 @@ use super::EventBus;
 use super::bus::{EventStream, FollowOptions, Replayed, replay};
 use crate::errors::EventError;
 
-/// Live messages a follower may fall behind by before it re-reads the history instead.
-const FOLLOWER_BUFFER: usize = 1024;
+/// Live messages a follower may fall behind by before it re-reads the history instead. An event holds up to one
+/// 64 KiB output batch, so this bounds what a slow follower keeps in the gateway to a few MiB (1,024 let one reader
+/// of a job at the log cap hold 64 MiB).
+const FOLLOWER_BUFFER: usize = 64;
 
 /// What the subscription tells a job's followers.
 #[derive(Debug, Clone)]

@@ -166,6 +166,16 @@ pub fn check_key(key: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Reads up to `max` bytes from `body`, allocating as they come: a small object costs its size, not a whole part (a
+/// zeroed 8 MiB buffer per put becomes resident once the allocator serves it from its heap, and a worker puts a
+/// record, a log and an output per job).
+pub(crate) async fn read_up_to(body: &mut ObjectReader, max: usize) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    body.take(max as u64).read_to_end(&mut buf).await?;
+    Ok(buf)
+}
+
 /// Reads from `body` until `buf` is full or the stream ends; returns how much was read.
 pub(crate) async fn fill(body: &mut ObjectReader, buf: &mut [u8]) -> std::io::Result<usize> {
     use tokio::io::AsyncReadExt;

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
-use super::{ObjectInfo, ObjectReader, ObjectStore, PutResult, check_key, fill};
+use super::{ObjectInfo, ObjectReader, ObjectStore, PutResult, check_key, read_up_to};
 use crate::aws::{AwsFailure, error_code};
 use crate::errors::StoreError;
 
@@ -124,10 +124,7 @@ impl S3Store {
                     if last {
                         return Ok(Vec::new());
                     }
-                    let mut next = vec![0u8; PART];
-                    let n = fill(body, &mut next).await?;
-                    next.truncate(n);
-                    Ok::<_, std::io::Error>(next)
+                    read_up_to(body, PART).await
                 };
                 let (sent, next) = tokio::join!(send, read_next);
                 let sent = sent.map_err(|e| self.classify(key, e))?;
@@ -211,14 +208,13 @@ impl ObjectStore for S3Store {
 
     async fn put(&self, key: &str, mut body: ObjectReader) -> Result<PutResult, StoreError> {
         check_key(key)?;
-        let mut first = vec![0u8; PART];
-        let n = fill(&mut body, &mut first)
+        let first = read_up_to(&mut body, PART)
             .await
             .map_err(|source| StoreError::Io {
                 key: key.to_string(),
                 source,
             })?;
-        first.truncate(n);
+        let n = first.len();
         let mut hasher = Sha256::new();
         let size = if n < PART {
             hasher.update(&first);
