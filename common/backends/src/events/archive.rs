@@ -82,10 +82,8 @@ async fn compress_pages(
             z.write_all(b"\n").expect("writing to memory cannot fail");
         }
         let out = std::mem::take(z.get_mut());
-        if !out.is_empty() {
-            if tx.send(Ok(out.into())).await.is_err() {
-                return Ok(None);
-            }
+        if !out.is_empty() && tx.send(Ok(out.into())).await.is_err() {
+            return Ok(None);
         }
         if page.len() < PAGE_EVENTS || ended {
             break;
