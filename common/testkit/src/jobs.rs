@@ -219,6 +219,31 @@ pub fn end(events: &[Event]) -> (String, Option<i64>, Option<String>) {
     }
 }
 
+/// Makes an idle container as a run of `job` on `worker` leaves it (its name and labels), as if a killed worker's
+/// create had finished after it died.
+pub fn leftover_container(job: &str, worker: &str) {
+    let made = std::process::Command::new("docker")
+        .args([
+            "create",
+            "--name",
+            &format!("rai-job-{job}"),
+            "--label",
+            &format!("rai.job={job}"),
+            "--label",
+            &format!("rai.worker={worker}"),
+            &crate::image(),
+            "sleep",
+            "600",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+}
+
 /// How many containers with `label` are still present.
 pub fn containers_of(label: &str) -> usize {
     let out = std::process::Command::new("docker")

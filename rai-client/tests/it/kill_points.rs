@@ -199,15 +199,12 @@ impl Bench {
         self.s.kill9(&b);
     }
 
-    /// Waits until job `job` (or, with `None`, any job) holds a claim, checking every millisecond; returns its id.
-    async fn wait_claim(&mut self, job: Option<&str>) -> String {
+    /// Waits until a job holds a claim, checking every millisecond; returns its id.
+    async fn wait_claim(&mut self) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let claimed = self.claimed().await;
-            if let Some(found) = claimed
-                .into_iter()
-                .find(|c| job.is_none_or(|j| j == c.as_str()))
-            {
+            if let Some(found) = claimed.into_iter().next() {
                 return found;
             }
             assert!(
@@ -279,7 +276,7 @@ async fn kill_9_at_each_point_of_a_jobs_life_loses_nothing() {
         &["echo claimed a", "echo claimed b"],
         &[("data.bin", &data)],
     );
-    let job = b.wait_claim(None).await;
+    let job = b.wait_claim().await;
     b.stop_a();
     assert_eq!(
         containers_of_job(&job),
@@ -402,7 +399,7 @@ async fn kill_9_at_each_point_of_a_jobs_life_loses_nothing() {
     // A container of the killed run, made after its successor cleared its leftovers: the job's next run (a first
     // run: it had published nothing) finds the job's container name taken.
     let (running, _dir) = b.submit(0, &["echo stray a", "echo stray b"], &[("data.bin", &data)]);
-    let job = b.wait_claim(None).await;
+    let job = b.wait_claim().await;
     b.stop_a();
     assert_eq!(b.events(&job).await, 0, "stray: the job had begun");
     let (a, other) = (b.a.clone(), b.b.clone());
@@ -416,26 +413,7 @@ async fn kill_9_at_each_point_of_a_jobs_life_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let made = std::process::Command::new("docker")
-        .args([
-            "create",
-            "--name",
-            &format!("rai-job-{job}"),
-            "--label",
-            &format!("rai.job={job}"),
-            "--label",
-            &format!("rai.worker={a}"),
-            &rai_testkit::image(),
-            "sleep",
-            "600",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    rai_testkit::jobs::leftover_container(&job, &a);
     b.s.restart(&other);
     let ended = running.finish().await;
     assert!(

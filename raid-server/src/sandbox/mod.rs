@@ -494,19 +494,28 @@ fn cgroup_oom_kills(id: &str) -> Option<u64> {
     })
 }
 
-/// Removes every container carrying `label` (`key=value`), running or not; returns how many it removed.
-pub async fn remove_labelled(docker: &Docker, label: &str) -> usize {
+/// Every container carrying `label` (`key=value`), running or not; none when the engine cannot list them.
+async fn labelled(docker: &Docker, label: &str) -> Vec<bollard::models::ContainerSummary> {
     use bollard::query_parameters::ListContainersOptionsBuilder;
     let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
     let options = ListContainersOptionsBuilder::default()
         .all(true)
         .filters(&filters)
         .build();
-    let Ok(list) = docker.list_containers(Some(options)).await else {
-        return 0;
-    };
+    docker
+        .list_containers(Some(options))
+        .await
+        .unwrap_or_default()
+}
+
+/// Removes every container carrying `label` (`key=value`), running or not; returns how many it removed.
+pub async fn remove_labelled(docker: &Docker, label: &str) -> usize {
     let mut removed = 0;
-    for id in list.into_iter().filter_map(|c| c.id) {
+    for id in labelled(docker, label)
+        .await
+        .into_iter()
+        .filter_map(|c| c.id)
+    {
         tracing::warn!(container = %id, %label, "removing a job container of an earlier run");
         remove_container(docker, &id).await;
         removed += 1;
@@ -517,17 +526,8 @@ pub async fn remove_labelled(docker: &Docker, label: &str) -> usize {
 /// Removes the containers labelled `label` whose job (their [`JOB_LABEL`]) `held` says is no longer held, by id (a
 /// new container of the same job, made since the listing, stays). Returns how many went.
 pub async fn remove_strays(docker: &Docker, label: &str, held: impl Fn(&str) -> bool) -> usize {
-    use bollard::query_parameters::ListContainersOptionsBuilder;
-    let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
-    let options = ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
-        .build();
-    let Ok(list) = docker.list_containers(Some(options)).await else {
-        return 0;
-    };
     let mut removed = 0;
-    for c in list {
+    for c in labelled(docker, label).await {
         let job = c.labels.as_ref().and_then(|l| l.get(JOB_LABEL)).cloned();
         let (Some(id), Some(job)) = (c.id, job) else {
             continue;

@@ -334,26 +334,7 @@ async fn the_stray_sweep_removes_a_workers_containers_that_no_job_holds_and_only
     let worker = rai_testkit::unique("sweep");
     let (held, stray) = (rai_testkit::unique("held"), rai_testkit::unique("stray"));
     for job in [&held, &stray] {
-        let made = std::process::Command::new("docker")
-            .args([
-                "create",
-                "--name",
-                &format!("rai-job-{job}"),
-                "--label",
-                &format!("rai.job={job}"),
-                "--label",
-                &format!("rai.worker={worker}"),
-                &rai_testkit::image(),
-                "sleep",
-                "600",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
+        rai_testkit::jobs::leftover_container(job, &worker);
     }
     let label = format!("rai.worker={worker}");
     let removed = raid::sandbox::remove_strays(&docker, &label, |job| job == held).await;

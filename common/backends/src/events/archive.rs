@@ -36,14 +36,8 @@ pub async fn archive_log(
     job: &JobId,
     keep_live: Duration,
 ) -> Result<usize, ArchiveError> {
-    let last = bus.history_last(job).await?;
-    if !last.as_ref().is_some_and(Event::is_end) {
-        return Err(ArchiveError::NotFinished {
-            last: last.map_or(0, |e| e.seq),
-        });
-    }
-    // Compressed pages travel to the store through a small channel; an error sent down it fails the upload, so a
-    // log cut short is never stored as if whole.
+    // Compressed pages travel to the store through a small channel; an error sent down it (Redis failed, or the log
+    // has no end yet) fails the upload, so a log cut short is never stored as if whole.
     let (mut tx, rx) = futures::channel::mpsc::channel::<std::io::Result<bytes::Bytes>>(2);
     let produce = async move {
         let result = compress_pages(bus, job, &mut tx).await;

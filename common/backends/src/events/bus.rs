@@ -149,24 +149,6 @@ impl EventBus {
             .map_err(|e| self.error(e))
     }
 
-    /// The job's last event, if it has any.
-    pub async fn history_last(&self, job: &JobId) -> Result<Option<Event>, EventError> {
-        let reply: StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(keys::event_log(job))
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(reply
-            .ids
-            .first()
-            .and_then(|entry| entry.get::<Vec<u8>>("e"))
-            .and_then(|json| serde_json::from_slice::<Event>(&json).ok()))
-    }
-
     /// Follows a job from the event after `after_seq` (0: from the start) until its `end` event.
     pub fn follow(&self, job: JobId, after_seq: u64, opts: FollowOptions) -> EventStream {
         let (tx, rx) = mpsc::channel(64);
