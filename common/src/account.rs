@@ -18,9 +18,12 @@ use crate::errors::AccountError;
 use crate::yaml::{self, Limits, quote};
 
 /// What a user may do. Only students' jobs are bound by per-user quotas (later); all roles may submit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    #[default]
     Student,
     Ta,
     Instructor,

@@ -207,7 +207,10 @@ pub struct RankRow {
     /// Whether this row is the asking student's team.
     pub yours: bool,
     pub seconds: f64,
-    pub job: JobId,
+    /// The ranked job: for staff and for the team's own row only (another team's job id would name who they are
+    /// and let a student ask for their records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobId>,
 }
 
 /// The answer to `GET /v1/rankings/{assignment}?n=N`.

@@ -17,7 +17,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use ulid::Ulid;
 
-use crate::account::Registry;
+use crate::account::{Registry, Role};
 use crate::build_spec::BuildSpec;
 use crate::errors::{JobIdError, VerifyError};
 
@@ -278,6 +278,13 @@ pub struct Acceptance {
     pub job: JobId,
     /// The authenticated user the job is bound to.
     pub user: String,
+    /// The user's team and role in the registry when the gateway accepted the job: records and usage count the job
+    /// under these, never under what the student's request (their profile) says. Empty: no team, a team of one.
+    /// Absent in messages from gateways before issue 26, read as no team.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub team: String,
+    #[serde(default)]
+    pub role: Role,
     pub queue: String,
     pub accepted_at: DateTime<Utc>,
     /// Hex SHA-256 of the student's signed payload: the acceptance is for those bytes alone.
@@ -332,17 +339,26 @@ pub fn payload_sha256(job: &SignedJob) -> String {
     hex::encode(sha2::Sha256::digest(job.payload.as_bytes()))
 }
 
+/// Who a gateway accepted a job from, as its registry says: the user it authenticated, and their team and role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub user: String,
+    /// Empty: no team (a team of one).
+    pub team: String,
+    pub role: Role,
+}
+
 impl AttestedJob {
-    /// A gateway's attestation of `job` (already verified) for `user` on `queue` at `accepted_at`.
+    /// A gateway's attestation of `job` (already verified) for `owner` on `queue` at `accepted_at`.
     pub fn attest(
         job: SignedJob,
         id: JobId,
-        user: &str,
+        owner: &Owner,
         queue: &str,
         accepted_at: DateTime<Utc>,
         gateway_key: &SigningKey,
     ) -> AttestedJob {
-        Self::attest_graded(job, id, user, queue, accepted_at, None, gateway_key)
+        Self::attest_graded(job, id, owner, queue, accepted_at, None, gateway_key)
     }
 
     /// [`AttestedJob::attest`] of a graded submission: the gateway's judgement travels in the acceptance, and
@@ -350,7 +366,7 @@ impl AttestedJob {
     pub fn attest_graded(
         job: SignedJob,
         id: JobId,
-        user: &str,
+        owner: &Owner,
         queue: &str,
         accepted_at: DateTime<Utc>,
         graded: Option<Graded>,
@@ -358,7 +374,9 @@ impl AttestedJob {
     ) -> AttestedJob {
         let acceptance = Acceptance {
             job: id,
-            user: user.to_string(),
+            user: owner.user.clone(),
+            team: owner.team.clone(),
+            role: owner.role,
             queue: queue.to_string(),
             accepted_at,
             payload_sha256: payload_sha256(&job),
@@ -587,6 +605,51 @@ mod tests {
         ));
     }
 
+    fn owner(user: &str) -> Owner {
+        Owner {
+            user: user.into(),
+            team: String::new(),
+            role: Role::Student,
+        }
+    }
+
+    #[test]
+    fn the_team_and_role_are_the_gateways_not_the_requests() {
+        let key = generate_signing_key();
+        let gateway = generate_signing_key();
+        let reg = registry_with("alice", &key);
+        let now = Utc::now();
+        // Alice's profile says she is in team "staff"; the registry (the gateway's word) says "t2".
+        let mut req = request("alice", now);
+        req.team = "staff".into();
+        let by_registry = Owner {
+            user: "alice".into(),
+            team: "t2".into(),
+            role: Role::Student,
+        };
+        let attested =
+            AttestedJob::attest(req.sign(&key), req.id, &by_registry, "rai", now, &gateway);
+        let ok = AttestedJob::verify(
+            &attested.to_bytes(),
+            &reg,
+            &[gateway.verifying_key()],
+            now,
+            Freshness::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (ok.acceptance.team.as_str(), ok.acceptance.role),
+            ("t2", Role::Student)
+        );
+        // An acceptance from a gateway before the team was stamped reads as no team, not the request's.
+        let old: Acceptance = serde_json::from_str(&format!(
+            r#"{{"job":"{}","user":"alice","queue":"rai","accepted_at":"2026-01-01T00:00:00Z","payload_sha256":"x","gateway":"g"}}"#,
+            req.id
+        ))
+        .unwrap();
+        assert_eq!((old.team.as_str(), old.role), ("", Role::Student));
+    }
+
     #[test]
     fn attested_jobs_verify_and_forgeries_are_refused() {
         let key = generate_signing_key();
@@ -597,7 +660,14 @@ mod tests {
         // A created_at a day and a half old: the gateway's accepted_at is what counts.
         let req = request("alice", now - chrono::Duration::hours(36));
         let signed = req.sign(&key);
-        let attested = AttestedJob::attest(signed.clone(), req.id, "alice", "rai", now, &gateway);
+        let attested = AttestedJob::attest(
+            signed.clone(),
+            req.id,
+            &owner("alice"),
+            "rai",
+            now,
+            &gateway,
+        );
         let wire = attested.to_bytes();
         let ok = AttestedJob::verify(&wire, &reg, &trusted, now, Freshness::default()).unwrap();
         assert_eq!(ok.request, req);
@@ -615,7 +685,7 @@ mod tests {
         let rogue = AttestedJob::attest(
             signed.clone(),
             req.id,
-            "alice",
+            &owner("alice"),
             "rai",
             now,
             &generate_signing_key(),
@@ -643,7 +713,8 @@ mod tests {
             Err(VerifyError::BadAttestation(_))
         ));
         // An acceptance for another user than the one who signed.
-        let wrong_user = AttestedJob::attest(signed.clone(), req.id, "bob", "rai", now, &gateway);
+        let wrong_user =
+            AttestedJob::attest(signed.clone(), req.id, &owner("bob"), "rai", now, &gateway);
         assert!(matches!(
             verify(&wrong_user.to_bytes()),
             Err(VerifyError::BadAttestation(_))
@@ -652,7 +723,7 @@ mod tests {
         let old = AttestedJob::attest(
             signed,
             req.id,
-            "alice",
+            &owner("alice"),
             "rai",
             now - chrono::Duration::hours(48),
             &gateway,

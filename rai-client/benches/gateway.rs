@@ -162,6 +162,9 @@ async fn main() {
         Options {
             users: STUDENTS,
             concurrency: 4,
+            // Plain HTTP: these figures compare with the earlier issues' plain ones (the HTTPS rows are
+            // issue 26's).
+            plain_gateway: true,
             ..Options::default()
         },
     )
@@ -199,6 +202,9 @@ async fn main() {
             users: 1,
             concurrency: JOBS + 1,
             raid_extra: "  limits:\n    cpus: 1\n",
+            // Plain HTTP: these figures compare with the earlier issues' plain ones (the HTTPS rows are
+            // issue 26's).
+            plain_gateway: true,
             ..Options::default()
         },
     )

@@ -85,6 +85,9 @@ async fn main() {
             workers: 0,
             users: 2,
             staff: &[1],
+            // Plain HTTP: these figures compare with the earlier issues' plain ones (the HTTPS rows are
+            // issue 26's).
+            plain_gateway: true,
             ..Options::default()
         },
     )

@@ -33,10 +33,10 @@ pub struct WorkerContext {
     pub completed: AtomicU64,
     /// The ids of the jobs running here now, for the heartbeat (`rai workers`).
     pub running_jobs: std::sync::Mutex<Vec<String>>,
-    /// The ids of the jobs this worker holds, from just before it claims one to when its container and directory
-    /// are gone: a container of this worker's whose job is not among them is a stray (see
-    /// [`crate::worker`]'s sweep).
-    pub held_jobs: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The ids of the jobs this worker holds, each with the id of the queue message it came in, from just before it
+    /// claims one to when its container and directory are gone: a container of this worker's whose job is not among
+    /// them is a stray (see [`crate::worker`]'s sweep).
+    pub held_jobs: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl WorkerContext {

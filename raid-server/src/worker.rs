@@ -203,7 +203,12 @@ async fn sweep_strays(ctx: Arc<WorkerContext>) {
     let label = format!("rai.worker={}", ctx.name);
     loop {
         tokio::time::sleep(STRAY_SWEEP_EVERY).await;
-        let held = |job: &str| ctx.held_jobs.lock().expect("never poisoned").contains(job);
+        let held = |job: &str| {
+            ctx.held_jobs
+                .lock()
+                .expect("never poisoned")
+                .contains_key(job)
+        };
         crate::sandbox::remove_strays(&ctx.docker, &label, held).await;
     }
 }

@@ -9,7 +9,7 @@
 //! returns one row per case: the short sizes run in the ordinary tests, the full ones in
 //! `cargo bench --bench hostile`.
 //!
-//! One long file on purpose: it is the catalogue, 47 cases each with its input, its expected outcome and its check,
+//! One long file on purpose: it is the catalogue, 48 cases each with its input, its expected outcome and its check,
 //! read as one list.
 
 use std::path::Path;
@@ -496,9 +496,15 @@ impl Catalogue {
     {
         let started = Instant::now();
         let (observed, ok) = body(&*self).await;
-        self.peak_rss = self
-            .peak_rss
-            .max(self.stack.worker_rss_kib().into_iter().max().unwrap_or(0));
+        // The kernel's high-water mark, not the RSS after the case: a spike in the middle is what a worker's
+        // memory limit meets. A worker restarted after dying starts its own mark.
+        self.peak_rss = self.peak_rss.max(
+            self.stack
+                .worker_peak_rss_kib()
+                .into_iter()
+                .max()
+                .unwrap_or(0),
+        );
         let mut ok = ok;
         let mut observed = observed;
         if !self.stack.worker_alive(0) {
@@ -1243,6 +1249,54 @@ pub async fn run(scale: Scale) -> Report {
                     s.line()
                 ),
                 s.code == Some(0) && whole && all_x,
+            )
+        },
+    )
+    .await;
+    cat.case(
+        "job",
+        "a huge line, then /build 60 deep past its limit",
+        "capped line, then failed: /build over 64 MiB; worker peak RSS <= 128 MiB",
+        async |c| {
+            // Seen on a course's worker (issue 25): the two back to back took raid to 158 MiB.
+            let n = scale.long_line;
+            let line = c
+                .submit(
+                    &build_file(
+                        &[&format!("head -c {n} /dev/zero | tr '\\0' y")],
+                        "time: 60s",
+                    ),
+                    &[],
+                )
+                .await;
+            let name = "d".repeat(200);
+            let deep = c
+                .submit(
+                    &build_file(
+                        &[&format!(
+                            "i=0; while [ $i -lt 60 ]; do mkdir {name} && cd -P {name} || exit 9; i=$((i+1)); \
+                             done; head -c 201326592 /dev/zero > fill; sleep 20"
+                        )],
+                        "time: 60s",
+                    ),
+                    &[],
+                )
+                .await;
+            let peak = c.stack.worker_peak_rss_kib().into_iter().max().unwrap_or(0);
+            (
+                format!(
+                    "{} bytes shown, {}; {}; worker peak RSS {:.1} MiB",
+                    line.stdout.len(),
+                    line.line(),
+                    deep.line(),
+                    peak as f64 / 1024.0
+                ),
+                line.code == Some(0)
+                    && line.stdout.len() as u64 <= n.min(32 << 20)
+                    && deep
+                        .stderr
+                        .contains("/build grew past this worker's limit of 64.0 MiB")
+                    && peak <= 128 << 10,
             )
         },
     )

@@ -23,6 +23,7 @@ pub mod report;
 pub mod rush;
 pub mod services;
 pub mod stack;
+pub mod tls;
 
 pub use archives::{header_bomb, raw_tar_header};
 pub use env::{aws_config, aws_endpoint, image, redis_server, redis_url, required, unique};

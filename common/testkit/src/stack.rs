@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::tls::{Issued, TestCa};
 use crate::{PrivateMoto, PrivateRedis};
 use rai_common::account::{
     Account, Profile, Registry, Role, encode_public_key, generate_signing_key,
@@ -36,6 +37,8 @@ pub struct Options {
     pub revoked: &'static [usize],
     /// Users who are course staff (instructors) rather than students.
     pub staff: &'static [usize],
+    /// Each user's team in the registry and their profile ("" for none); users past the list are in "team".
+    pub teams: &'static [&'static str],
     /// Extra lines for the `raid:` section of each worker's config (indented by two spaces).
     pub raid_extra: &'static str,
     /// Extra lines for the `client:` section of the students' config (indented by two spaces).
@@ -48,6 +51,8 @@ pub struct Options {
     pub gateway_extra: &'static str,
     /// Extra lines for the `events:` section of every server's config (indented by two spaces).
     pub events_extra: &'static str,
+    /// Gateways serve plain HTTP on loopback instead of HTTPS: only where plain HTTP is itself what is tested.
+    pub plain_gateway: bool,
 }
 
 impl Default for Options {
@@ -59,12 +64,14 @@ impl Default for Options {
             lease: "60s",
             revoked: &[],
             staff: &[],
+            teams: &[],
             raid_extra: "",
             client_extra: "",
             private_moto: false,
             gateways: 1,
             gateway_extra: "",
             events_extra: "",
+            plain_gateway: false,
         }
     }
 }
@@ -116,6 +123,10 @@ pub struct Stack {
     pub gateways: Vec<Gateway>,
     /// Store, registry, worker configs, job directories, logs.
     pub dir: tempfile::TempDir,
+    /// The course's CA: it signed the gateways' certificate, and `rai` trusts it (`client.ca_file`).
+    pub ca: TestCa,
+    /// The gateways' certificate (for 127.0.0.1 and localhost), `None` when they serve plain HTTP.
+    gateway_tls: Option<Issued>,
     concurrency: usize,
     lease: &'static str,
     raid_extra: &'static str,
@@ -174,13 +185,14 @@ impl Stack {
             let name = format!("student{i}");
             let key = generate_signing_key();
             let home = tempfile::tempdir().unwrap();
+            let team = options.teams.get(i).copied().unwrap_or("team");
             let mut profile = Profile::new(&key, &name);
-            profile.team.name = "team".into();
+            profile.team.name = team.into();
             std::fs::write(home.path().join(".rai_profile"), profile.to_yaml()).unwrap();
             users.push(Account {
                 username: name,
                 email: String::new(),
-                team: "team".into(),
+                team: team.into(),
                 role: if options.staff.contains(&i) {
                     Role::Instructor
                 } else {
@@ -197,7 +209,12 @@ impl Stack {
             Registry { users }.to_yaml(),
         )
         .unwrap();
+        let ca = TestCa::new(dir.path());
+        let gateway_tls = (!options.plain_gateway)
+            .then(|| ca.issue(dir.path(), "gateway", &["127.0.0.1", "localhost"]));
         let mut stack = Stack {
+            ca,
+            gateway_tls,
             kind,
             redis,
             moto,
@@ -260,9 +277,10 @@ impl Stack {
     fn client_config(&self) -> String {
         let fallbacks: Vec<&str> = self.gateways[1..].iter().map(|g| g.url.as_str()).collect();
         format!(
-            "client:\n  gateway: {}\n  fallback_gateways: [{}]\n{}queue:\n  name: {}\n",
+            "client:\n  gateway: {}\n  fallback_gateways: [{}]\n  ca_file: {}\n{}queue:\n  name: {}\n",
             self.gateways[0].url,
             fallbacks.join(", "),
+            self.ca.cert.display(),
             self.client_extra,
             self.queue
         )
@@ -277,11 +295,18 @@ impl Stack {
             .unwrap()
             .port();
         let config = self.dir.path().join(format!("gateway-{i}.yml"));
+        let tls = self.gateway_tls.as_ref().map_or_else(String::new, |t| {
+            format!(
+                "  tls_cert: {}\n  tls_key: {}\n",
+                t.cert.display(),
+                t.key.display()
+            )
+        });
         std::fs::write(
             &config,
             format!(
                 // The gateway applies the course's policy (raid.images, raid.limits) as the workers do.
-                "{}gateway:\n  listen: 127.0.0.1:{port}\n  attestation_key: {}\n  queues: [{}]\n{}raid:\n  registry: {}\n  images: [\"rai-test/*\"]\n{}",
+                "{}gateway:\n  listen: 127.0.0.1:{port}\n{tls}  attestation_key: {}\n  queues: [{}]\n{}raid:\n  registry: {}\n  images: [\"rai-test/*\"]\n{}",
                 self.backends(),
                 self.dir.path().join("gateway.key").display(),
                 self.queue,
@@ -291,8 +316,13 @@ impl Stack {
             ),
         )
         .unwrap();
+        let scheme = if self.gateway_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let mut gateway = Gateway {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             config,
             log: self.dir.path().join(format!("gateway-{i}.log")),
             child: None,
@@ -300,6 +330,24 @@ impl Stack {
         gateway.spawn();
         self.gateways.push(gateway);
         i
+    }
+
+    /// Student `user`'s client library, configured as their `rai` is (every gateway, the course's CA).
+    pub fn client(&self, user: usize) -> rai_client::Client {
+        let profile = Profile::load(&self.home(user).join(".rai_profile")).unwrap();
+        let key = profile.signing_key("profile").unwrap();
+        let config = rai_common::config::ClientConfig {
+            gateway: Some(self.gateways[0].url.clone()),
+            fallback_gateways: self.gateways[1..].iter().map(|g| g.url.clone()).collect(),
+            ca_file: Some(self.ca.cert.clone()),
+            ..rai_common::Config::defaults().client
+        };
+        rai_client::Client::new(&config, &profile.username, key).unwrap()
+    }
+
+    /// An HTTP client that trusts the course's CA, for tests that speak to a gateway without `rai`.
+    pub fn http(&self) -> reqwest::Client {
+        self.ca.http()
     }
 
     /// The process id of gateway `i`, while it runs.

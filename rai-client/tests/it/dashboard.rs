@@ -11,15 +11,26 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use rai_testkit::stack::{Kind, Options, Stack, job_id, project, text};
 
-async fn browser() -> Client {
+/// Chromium over WebDriver. The gateway serves HTTPS with the course's test CA, which the browser is told to accept
+/// (a course's staff install its CA, or the gateway has a public certificate); browsers speak HTTP/2 over TLS
+/// unless `http1` turns it off.
+async fn browser(http1: bool) -> Client {
     let mut caps = serde_json::Map::new();
+    let mut args = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+    ];
+    if http1 {
+        args.push("--disable-http2");
+    }
     caps.insert(
         "goog:chromeOptions".into(),
-        serde_json::json!({
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,900"]
-        }),
+        serde_json::json!({ "args": args }),
     );
+    caps.insert("acceptInsecureCerts".into(), serde_json::json!(true));
     ClientBuilder::rustls()
         .unwrap()
         .capabilities(caps)
@@ -88,6 +99,19 @@ async fn wait_page(
     wait_for(b, Some(url), css, what, ok).await
 }
 
+/// The protocol the browser used for the page it shows ("h2", "http/1.1").
+async fn protocol(b: &Client) -> String {
+    b.execute(
+        "return performance.getEntriesByType('navigation')[0].nextHopProtocol",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
 async fn link(s: &Stack, user: usize) -> String {
     let out = s.rai(user, &["dashboard", "--print"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -109,7 +133,8 @@ async fn staff_watch_cancel_and_grade_in_a_real_browser() {
         },
     )
     .await;
-    let b = browser().await;
+    assert!(s.gateways[0].url.starts_with("https://"));
+    let b = browser(false).await;
 
     // A student cannot get a link from rai, and one signed with a student's key by hand is refused.
     let out = s.rai(0, &["dashboard", "--print"]).await;
@@ -140,6 +165,11 @@ async fn staff_watch_cancel_and_grade_in_a_real_browser() {
     let login = link(&s, 1).await;
     b.goto(&login).await.unwrap();
     wait_text(&b, "h1", "the overview", |t| t == "Overview").await;
+    assert_eq!(
+        protocol(&b).await,
+        "h2",
+        "the browser speaks HTTP/2 over TLS"
+    );
     let worker = &s.workers[0].name;
     wait_text(&b, "#workers", "the worker", |t| {
         t.contains(worker.as_str()) && t.contains("up")
@@ -242,7 +272,8 @@ async fn staff_watch_cancel_and_grade_in_a_real_browser() {
 
     // A form without the session's CSRF token is refused, even with the session cookie.
     let cookie = format!("rai_ui={}", session.value());
-    let forged_cancel = reqwest::Client::new()
+    let forged_cancel = s
+        .http()
         .post(format!("{}/ui/jobs/{waiting}/cancel", s.gateways[0].url))
         .header("cookie", &cookie)
         .header("content-type", "application/x-www-form-urlencoded")
@@ -272,7 +303,7 @@ async fn staff_watch_cancel_and_grade_in_a_real_browser() {
         ("POST", format!("/ui/jobs/{waiting}/cancel")),
         ("POST", "/ui/logout".to_string()),
     ];
-    let http = reqwest::Client::new();
+    let http = s.http();
     let ask = |method: &str, path: &str, cookie: Option<&str>| {
         let mut r = http.request(method.parse().unwrap(), url(path));
         if let Some(c) = cookie {
@@ -298,5 +329,49 @@ async fn staff_watch_cancel_and_grade_in_a_real_browser() {
         );
     }
 
+    b.close().await.unwrap();
+}
+
+/// The same login, live log and cancel with a browser that speaks HTTP/1.1 (older proxies, `--disable-http2`): the
+/// host the link is signed for comes from the `Host` header there, from `:authority` under HTTP/2.
+#[tokio::test(flavor = "multi_thread")]
+async fn staff_log_in_watch_and_cancel_over_http1() {
+    let s = Stack::start(
+        Kind::Local,
+        Options {
+            users: 2,
+            staff: &[1],
+            concurrency: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    let b = browser(true).await;
+    b.goto(&link(&s, 1).await).await.unwrap();
+    wait_text(&b, "h1", "the overview", |t| t == "Overview").await;
+    assert_eq!(protocol(&b).await, "http/1.1");
+    let long = project(
+        &["for i in $(seq 1 120); do echo line $i; sleep 0.5; done"],
+        &[],
+    );
+    let out = s
+        .rai(
+            0,
+            &["submit", "--detach", "-p", long.path().to_str().unwrap()],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let running = job_id(&text(&out.stderr));
+    b.goto(&format!("{}/ui/jobs/{running}", s.gateways[0].url))
+        .await
+        .unwrap();
+    wait_text(&b, "#log", "live lines", |t| t.contains("line 3")).await;
+    b.find(Locator::Css("#cancel button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&b, "#status", "the status", |t| t == "cancelled").await;
     b.close().await.unwrap();
 }

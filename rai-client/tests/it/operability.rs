@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use rai_testkit::stack::{Kind, Options, Stack, project, text};
 
-async fn scrape(url: &str) -> String {
-    let response = reqwest::get(url).await.unwrap();
+async fn scrape(http: &reqwest::Client, url: &str) -> String {
+    let response = http.get(url).send().await.unwrap();
     assert_eq!(response.status(), 200, "{url}");
     let kind = response.headers()["content-type"]
         .to_str()
@@ -48,7 +48,7 @@ async fn metrics_and_workers_show_what_ran_and_who_stopped() {
     let out = s.rai(0, &["-p", p.path().to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
-    let gateway = scrape(&format!("{}/metrics", s.gateways[0].url)).await;
+    let gateway = scrape(&s.http(), &format!("{}/metrics", s.gateways[0].url)).await;
     assert!(
         sample(&gateway, "rai_upload_bytes_total") > 0.0,
         "{gateway}"
@@ -61,14 +61,21 @@ async fn metrics_and_workers_show_what_ran_and_who_stopped() {
     );
     assert!(sample(&gateway, "rai_redis_live_logs") >= 1.0, "{gateway}");
     let before = sample(&gateway, "rai_auth_failures_total");
-    let unsigned = reqwest::get(format!("{}/v1/jobs", s.gateways[0].url))
+    let unsigned = s
+        .http()
+        .get(format!("{}/v1/jobs", s.gateways[0].url))
+        .send()
         .await
         .unwrap();
     assert_eq!(unsigned.status(), 401);
-    let gateway = scrape(&format!("{}/metrics", s.gateways[0].url)).await;
+    let gateway = scrape(&s.http(), &format!("{}/metrics", s.gateways[0].url)).await;
     assert_eq!(sample(&gateway, "rai_auth_failures_total"), before + 1.0);
 
-    let worker = scrape(&format!("http://127.0.0.1:{port}/metrics")).await;
+    let worker = scrape(
+        &reqwest::Client::new(),
+        &format!("http://127.0.0.1:{port}/metrics"),
+    )
+    .await;
     let q = &s.queue;
     assert_eq!(
         sample(

@@ -76,6 +76,21 @@ impl FromRequestParts<Arc<Gateway>> for Caller {
     }
 }
 
+/// The longest `Signature-Input` or `Signature` header read: `rai`'s are under 300 bytes.
+const MAX_SIGNATURE_HEADER: usize = 2048;
+
+/// The longest nonce kept: `rai` sends 22 characters (16 random bytes). Every nonce is stored in Redis for twice
+/// the clock skew, so an unbounded one would let a student fill Redis with a few large requests (issue 26).
+const MAX_NONCE: usize = 64;
+
+/// A nonce `rai` could have made: base64url, 16 to [`MAX_NONCE`] characters.
+fn nonce_ok(nonce: &str) -> bool {
+    (16..=MAX_NONCE).contains(&nonce.len())
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 async fn authenticate(parts: &Parts, gateway: &Gateway) -> Result<Account, ApiError> {
     let (Some(input), Some(signature)) = (
         header(&parts.headers, "signature-input"),
@@ -85,6 +100,11 @@ async fn authenticate(parts: &Parts, gateway: &Gateway) -> Result<Account, ApiEr
             "the request is not signed; use `rai` 2.0 or newer, with your profile in ~/.rai_profile",
         ));
     };
+    if input.len() > MAX_SIGNATURE_HEADER || signature.len() > MAX_SIGNATURE_HEADER {
+        return Err(ApiError::unauthorized(format!(
+            "the request's signature headers are longer than {MAX_SIGNATURE_HEADER} bytes; sign it with `rai`"
+        )));
+    }
     let received = ReceivedSignature::parse(input, signature, httpsig::LABEL).map_err(|e| {
         ApiError::unauthorized(format!("the request's signature is unreadable: {e}"))
     })?;
@@ -101,6 +121,11 @@ async fn authenticate(parts: &Parts, gateway: &Gateway) -> Result<Account, ApiEr
             "the request's signature lacks created, nonce or keyid; upgrade rai",
         ));
     };
+    if !nonce_ok(nonce) {
+        return Err(ApiError::unauthorized(format!(
+            "the request's nonce is not 16 to {MAX_NONCE} base64url characters; sign it with `rai`"
+        )));
+    }
     let skew = gateway.config.gateway.clock_skew.as_duration().as_secs() as i64;
     let now = chrono::Utc::now().timestamp();
     if created < now - skew {

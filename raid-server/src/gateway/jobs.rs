@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use rai_common::api::{Accepted, History, HistoryQuery, WhoAmI};
 use rai_common::event::JobStatus;
-use rai_common::job::{AttestedJob, SignedJob};
+use rai_common::job::{AttestedJob, Owner, SignedJob};
 use rai_common::objects::upload_key;
 use rai_common::record::JobRecord;
 use rai_common::state::JobState;
@@ -136,7 +136,11 @@ pub async fn submit(
     let attested = AttestedJob::attest_graded(
         signed,
         job,
-        &caller.user,
+        &Owner {
+            user: caller.user.clone(),
+            team: caller.team.clone(),
+            role: caller.role,
+        },
         &queue_name,
         now,
         graded.clone(),
@@ -303,21 +307,34 @@ pub async fn history(
             ));
         }
         None
-    } else if let Some(team) = &query.team {
-        if !caller.is_staff() && *team != caller.team {
-            return Err(ApiError::forbidden(format!(
-                "you may list your own team's jobs, not team \"{team}\"'s"
-            )));
+    } else if let Some(team) = query.team.as_deref().map(str::trim) {
+        let members = || -> Vec<String> {
+            let registry = gateway.registry.current();
+            let in_team = registry.users.iter().filter(|a| a.team == team);
+            in_team.map(|a| a.username.clone()).collect()
+        };
+        // A user without a team is a team of one: "no team" names no group of people (a student's `--team ''`
+        // once listed every team-less user's jobs).
+        match (team.is_empty(), caller.is_staff()) {
+            (true, true) => {
+                return Err(ApiError::bad_request(
+                    "name a team (`--team NAME`); list a user without a team with `--user NAME`",
+                ));
+            }
+            (true, false) => Some(vec![caller.user.clone()]),
+            (false, true) => Some(members()),
+            (false, false) if team == caller.team => Some(members()),
+            (false, false) if caller.team.is_empty() => {
+                return Err(ApiError::forbidden(format!(
+                    "you are in no team, so you may list only your own jobs, not team \"{team}\"'s"
+                )));
+            }
+            (false, false) => {
+                return Err(ApiError::forbidden(format!(
+                    "you may list your own team's jobs, not team \"{team}\"'s"
+                )));
+            }
         }
-        let members: Vec<String> = gateway
-            .registry
-            .current()
-            .users
-            .iter()
-            .filter(|a| a.team == *team)
-            .map(|a| a.username.clone())
-            .collect();
-        Some(members)
     } else {
         let user = query.user.clone().unwrap_or_else(|| caller.user.clone());
         if !super::access::allowed(&gateway, &caller, &user, Access::Read) {

@@ -362,16 +362,19 @@ pub async fn leaderboard(
         .into_iter()
         .enumerate()
         .filter(|(i, (_, team, _, _))| *i < n || *team == own)
-        .map(|(_, (rank, team, seconds, job))| RankRow {
-            rank,
-            yours: team == own,
-            team: if caller.is_staff() || team == own {
-                team
-            } else {
-                anonymous(&gateway, &name, &team)
-            },
-            seconds,
-            job,
+        .map(|(_, (rank, team, seconds, job))| {
+            let named = caller.is_staff() || team == own;
+            RankRow {
+                rank,
+                yours: team == own,
+                team: if named {
+                    team
+                } else {
+                    anonymous(&gateway, &name, &team)
+                },
+                seconds,
+                job: named.then_some(job),
+            }
         })
         .collect();
     Ok(Json(Leaderboard {

@@ -122,12 +122,23 @@ pub async fn run(
     let job = request.id;
     // Held from before the claim until the job's container and directory are gone, so the stray sweep never takes
     // this job's container for a dead run's.
-    let Some(held) = Held::new(ctx.clone(), job) else {
-        // A second delivery of a job this worker already runs (its lease lapsed while Redis or the queue was away,
-        // and this worker's own read took it back). The claim bears this worker's name, so it would read as a rerun
-        // and stop the running one: leave the delivery to the running job, whose lease keeper renews it.
-        tracing::info!(job = %job, "the job is already running on this worker; leaving this delivery");
-        return;
+    // Another message for a job this worker holds (a replay, or the same job sent twice) waits for that run to end,
+    // then claims as any delivery does; half the lease is long enough for a run that is finishing.
+    let patience = queue.lease_duration() / 2;
+    let held = match Held::wait_for(ctx.clone(), job, &lease.id, patience).await {
+        Ok(held) => held,
+        Err(HeldAlready::ByThisMessage) => {
+            // A second delivery of the message this worker already runs (its lease lapsed while Redis or the queue
+            // was away, and this worker's own read took it back). The claim bears this worker's name, so it would
+            // read as a rerun and stop the running one: leave the delivery to the running job, which acks it.
+            tracing::info!(job = %job, "the job is already running on this worker; leaving this delivery");
+            return;
+        }
+        Err(HeldAlready::ByAnotherMessage) => {
+            // Still running: this message comes back when its lease ends, and is judged then.
+            tracing::info!(job = %job, message = %lease.id, "another message for a job running here; leaving it for later");
+            return;
+        }
     };
     // A graded submission runs the instructor's build, when the course names one (the gateway's acceptance says).
     if let Some(build) = graded.as_ref().and_then(|g| g.build.clone()) {
@@ -200,15 +211,26 @@ async fn verify(
     let verified = {
         let registry = ctx.registry.read().await;
         match AttestedJob::verify(bytes, &registry, &ctx.gateway_keys, Utc::now(), freshness) {
+            // The team a job counts under is the registry's (stamped by the gateway), never the one the student's
+            // profile put in the request: records, team listings and usage read it from here on.
             Ok(accepted) => Ok((
-                accepted.request,
+                JobRequest {
+                    team: accepted.acceptance.team,
+                    ..accepted.request
+                },
                 accepted.acceptance.accepted_at,
                 accepted.acceptance.graded,
             )),
             // A message straight from a 2025 client (v1, no gateway): run only where the admin still allows it.
             Err(VerifyError::NotAttested) if ctx.config.raid.accept_unattested => {
-                SignedJob::verify(bytes, &registry, Utc::now(), freshness)
-                    .map(|r| (r.clone(), r.created_at, None))
+                SignedJob::verify(bytes, &registry, Utc::now(), freshness).map(|r| {
+                    let team = registry
+                        .get(&r.user)
+                        .map(|a| a.team.clone())
+                        .unwrap_or_default();
+                    let created_at = r.created_at;
+                    (JobRequest { team, ..r }, created_at, None)
+                })
             }
             Err(e) => Err(e),
         }
@@ -660,16 +682,51 @@ struct Held {
     id: String,
 }
 
+/// Why a job could not be held.
+enum HeldAlready {
+    /// By this delivery's own message: a redelivery of what the running job will ack.
+    ByThisMessage,
+    /// By another message for the same job id (a replayed or repeated message).
+    ByAnotherMessage,
+}
+
 impl Held {
-    /// `None` when this worker already holds the job.
-    fn new(ctx: Arc<WorkerContext>, job: rai_common::JobId) -> Option<Held> {
+    /// Holds `job` for the queue message `message`, unless this worker already holds it.
+    fn new(
+        ctx: Arc<WorkerContext>,
+        job: rai_common::JobId,
+        message: &str,
+    ) -> Result<Held, HeldAlready> {
         let id = job.to_string();
-        let new = ctx
-            .held_jobs
-            .lock()
-            .expect("never poisoned")
-            .insert(id.clone());
-        new.then_some(Held { ctx, id })
+        let mut held = ctx.held_jobs.lock().expect("never poisoned");
+        match held.get(&id) {
+            Some(by) if by == message => Err(HeldAlready::ByThisMessage),
+            Some(_) => Err(HeldAlready::ByAnotherMessage),
+            None => {
+                held.insert(id.clone(), message.to_string());
+                drop(held);
+                Ok(Held { ctx, id })
+            }
+        }
+    }
+
+    /// [`Held::new`], waiting up to `patience` for a hold by another message to end (the job's first run
+    /// finishing): then this delivery goes on, and its claim finds the job finished or to be rerun.
+    async fn wait_for(
+        ctx: Arc<WorkerContext>,
+        job: rai_common::JobId,
+        message: &str,
+        patience: std::time::Duration,
+    ) -> Result<Held, HeldAlready> {
+        let deadline = Instant::now() + patience;
+        loop {
+            match Held::new(ctx.clone(), job, message) {
+                Err(HeldAlready::ByAnotherMessage) if Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                held => return held,
+            }
+        }
     }
 }
 

@@ -211,7 +211,8 @@ impl Course {
             .await
     }
 
-    /// A request signed by hand: `user` with `key`, created at `created`, with `nonce`.
+    /// A request signed by hand: `user` with `key`, created at `created`, with `nonce` (padded with `-` to the 16
+    /// characters a gateway asks for at least).
     fn signed(
         &self,
         method: reqwest::Method,
@@ -229,7 +230,7 @@ impl Course {
             components: rai_common::api::signed_components(false),
             created: Some(created),
             keyid: Some(user.into()),
-            nonce: Some(nonce.into()),
+            nonce: Some(format!("{nonce:-<16}")),
             alg: Some(httpsig::ALG_ED25519.into()),
         };
         let parts = RequestParts {
@@ -393,6 +394,43 @@ async fn each_authentication_failure_is_refused_with_its_own_reason() {
                 "n6",
             ),
             "does not cover",
+        ),
+        // Nonces are kept in Redis for twice the clock skew: large ones would fill it.
+        (
+            "a 100 KB nonce",
+            c.signed(
+                get.clone(),
+                "/v1/whoami",
+                "alice",
+                &alice,
+                now,
+                &"n".repeat(100_000),
+            ),
+            "longer than 2048 bytes",
+        ),
+        (
+            "a 65-character nonce",
+            c.signed(
+                get.clone(),
+                "/v1/whoami",
+                "alice",
+                &alice,
+                now,
+                &"n".repeat(65),
+            ),
+            "nonce is not 16 to 64 base64url characters",
+        ),
+        (
+            "a nonce of other characters",
+            c.signed(
+                get.clone(),
+                "/v1/whoami",
+                "alice",
+                &alice,
+                now,
+                "{}{}{}{}{}{}{}{}{}",
+            ),
+            "nonce is not 16 to 64 base64url characters",
         ),
     ];
     for (what, request, reason) in cases {
@@ -645,7 +683,11 @@ async fn the_worker_runs_only_what_a_trusted_gateway_attested() {
     let rogue = AttestedJob::attest(
         rogue_job.sign(&c.keys["alice"]),
         rogue_job.id,
-        "alice",
+        &rai_common::job::Owner {
+            user: "alice".into(),
+            team: String::new(),
+            role: rai_common::account::Role::Student,
+        },
         &rogue_job.queue,
         Utc::now(),
         &generate_signing_key(),

@@ -289,9 +289,15 @@ async fn the_leaderboard_ranks_by_worker_time_and_hides_other_teams_from_student
         (2, "a", true)
     );
     assert!(board.rows[1].seconds >= 1.0 && board.rows[0].seconds < board.rows[1].seconds);
-    // Staff see names; the anonymous name is stable.
+    // Another team's job id would name them: only the team's own row carries one.
+    assert_eq!(
+        (board.rows[0].job, board.rows[1].job),
+        (None, Some(slow.job))
+    );
+    // Staff see names and jobs; the anonymous name is stable.
     let staff = c.client("tom").ranking("m4", 10).await.unwrap();
     assert_eq!(staff.rows[0].team, "c");
+    assert_eq!(staff.rows[0].job, Some(quick.job));
     let again = c.client("alice").ranking("m4", 1).await.unwrap();
     assert_eq!(again.rows[0].team, board.rows[0].team);
     assert_eq!(

@@ -264,10 +264,11 @@ pub async fn cancel(
     State(gateway): State<Arc<Gateway>>,
     session: StaffSession,
     Path(id): Path<String>,
+    host: super::session::RequestHost,
     headers: HeaderMap,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
-    if !session.form_is_ours(&headers, &form.csrf) {
+    if !session.form_is_ours(&host, &headers, &form.csrf) {
         return super::session::foreign_form();
     }
     match jobs::cancel(State(gateway), Path(id.clone()), session.caller).await {

@@ -45,13 +45,37 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// The host the browser addressed (`name:port`), which a login link is signed for.
-fn host(headers: &HeaderMap) -> String {
-    headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
+/// The host the browser addressed (`name:port`), which a login link is signed for and a form's `Origin` must name.
+///
+/// HTTP/2 carries it as the `:authority` pseudo-header, which hyper puts in the request's URI, and no `Host`
+/// header; HTTP/1.1 carries a `Host` header and a URI with only a path. Reading the URI first, then `Host`, gives
+/// the same answer under both (issue 26: over HTTPS, where browsers speak HTTP/2, every login was refused).
+pub struct RequestHost(pub String);
+
+impl RequestHost {
+    fn of(parts: &Parts) -> RequestHost {
+        let host = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        RequestHost(host)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestHost {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<RequestHost, Self::Rejection> {
+        Ok(RequestHost::of(parts))
+    }
 }
 
 impl FromRequestParts<Arc<Gateway>> for StaffSession {
@@ -117,8 +141,8 @@ fn students_refused() -> Response {
 impl StaffSession {
     /// Whether a state-changing request carries this session's CSRF token in its form and, when the browser says
     /// where it comes from, comes from a page of this gateway.
-    pub fn form_is_ours(&self, headers: &HeaderMap, csrf: &str) -> bool {
-        let host = host(headers);
+    pub fn form_is_ours(&self, host: &RequestHost, headers: &HeaderMap, csrf: &str) -> bool {
+        let host = host.0.as_str();
         let origin_ok = headers
             .get(header::ORIGIN)
             .and_then(|o| o.to_str().ok())
@@ -156,7 +180,7 @@ fn no_session(e: &rai_backends::errors::EventError) -> Response {
 /// `GET /ui/login?user&exp&nonce&sig`: trades a one-time link for a session cookie.
 pub async fn login(
     State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
+    RequestHost(host): RequestHost,
     Query(link): Query<LoginLink>,
 ) -> Response {
     let refuse = |status: StatusCode, why: String| {
@@ -183,7 +207,7 @@ pub async fn login(
         Ok(k) => k,
         Err(e) => return refuse(StatusCode::UNAUTHORIZED, e.to_string()),
     };
-    if let Err(e) = link.verify(&key, &host(&headers), chrono::Utc::now()) {
+    if let Err(e) = link.verify(&key, &host, chrono::Utc::now()) {
         return refuse(StatusCode::UNAUTHORIZED, e.to_string());
     }
     if matches!(account.role, rai_common::account::Role::Student) {
@@ -231,10 +255,11 @@ pub struct CsrfForm {
 pub async fn logout(
     State(gateway): State<Arc<Gateway>>,
     session: StaffSession,
+    host: RequestHost,
     headers: HeaderMap,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
-    if !session.form_is_ours(&headers, &form.csrf) {
+    if !session.form_is_ours(&host, &headers, &form.csrf) {
         return foreign_form();
     }
     let _ = gateway.bus.close_session(&session.token).await;
@@ -261,18 +286,32 @@ mod tests {
             token: "t".into(),
             csrf: "c0ffee".into(),
         };
+        let host = RequestHost("gw.example.edu:8443".into());
         let mut h = HeaderMap::new();
-        h.insert(header::HOST, "gw.example.edu:8443".parse().unwrap());
-        assert!(session.form_is_ours(&h, "c0ffee"));
-        assert!(!session.form_is_ours(&h, "c0ffef"));
-        assert!(!session.form_is_ours(&h, ""));
+        assert!(session.form_is_ours(&host, &h, "c0ffee"));
+        assert!(!session.form_is_ours(&host, &h, "c0ffef"));
+        assert!(!session.form_is_ours(&host, &h, ""));
         h.insert(
             header::ORIGIN,
             "https://gw.example.edu:8443".parse().unwrap(),
         );
-        assert!(session.form_is_ours(&h, "c0ffee"));
+        assert!(session.form_is_ours(&host, &h, "c0ffee"));
         h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
-        assert!(!session.form_is_ours(&h, "c0ffee"));
+        assert!(!session.form_is_ours(&host, &h, "c0ffee"));
+    }
+
+    #[test]
+    fn the_host_is_read_from_the_authority_under_http2_and_from_host_under_http1() {
+        let h2 = axum::http::Request::get("https://gw.example.edu:8443/ui/login")
+            .version(axum::http::Version::HTTP_2)
+            .body(())
+            .unwrap();
+        assert_eq!(RequestHost::of(&h2.into_parts().0).0, "gw.example.edu:8443");
+        let h1 = axum::http::Request::get("/ui/login")
+            .header(header::HOST, "gw.example.edu:8443")
+            .body(())
+            .unwrap();
+        assert_eq!(RequestHost::of(&h1.into_parts().0).0, "gw.example.edu:8443");
     }
 
     #[test]
