@@ -104,9 +104,10 @@ pub fn next_submit(user: &str) -> String {
     format!("rai:rate:{user}:next")
 }
 
-/// The jobs `user` has waiting or running (the course's caps).
-pub fn active_jobs(user: &str) -> String {
-    format!("rai:rate:{user}:jobs")
+/// The jobs admitted for `user` that may still be waiting or running (the course's caps): a sorted set, scored by
+/// when each was admitted (ms).
+pub fn admitted_jobs(user: &str) -> String {
+    format!("rai:rate:{user}:admitted")
 }
 
 /// The GPU-seconds `user`'s finished jobs used in a window (`d2026-12-03`, `w2026-49`).

@@ -74,27 +74,6 @@ pub async fn submit(
         ));
     }
     let now = gateway.clock.now();
-    // A graded submission is judged against the course file: its deadline, its files, its queue and its build.
-    let judged = match &request.assignment {
-        Some(name) => Some(super::submissions::judge(&gateway, &request, name, now).await?),
-        None => None,
-    };
-    let queue_name = judged
-        .as_ref()
-        .map_or_else(|| request.queue.clone(), |j| j.queue.clone());
-    let Some(queue) = gateway.queues.get(&queue_name) else {
-        let mut names: Vec<&str> = gateway.queues.keys().map(String::as_str).collect();
-        names.sort();
-        return Err(ApiError::bad_request(format!(
-            "there is no queue \"{}\" here; the course's queues are: {}",
-            request.queue,
-            names.join(", ")
-        )));
-    };
-    if judged.is_none() {
-        crate::policy::admit(&request.build, &gateway.config.raid)
-            .map_err(ApiError::bad_request)?;
-    }
     let per_minute = gateway.config.gateway.submits_per_minute;
     if !caller.is_staff() && per_minute > 0 {
         let count = gateway
@@ -126,9 +105,44 @@ pub async fn submit(
             "job {job} was already submitted; a job id is accepted once"
         )));
     }
+    // The expensive checks come after the cheap ones and the once-only mark: a graded submission's judgement may
+    // unpack its upload, and the same signed job posted again and again (fresh request signatures) once unpacked
+    // it every time (issue 26). A refusal from here on takes the mark back, so the job may be submitted again.
+    let judged_and_queued = async {
+        // A graded submission is judged against the course file: its deadline, its files, its queue and its build.
+        let judged = match &request.assignment {
+            Some(name) => Some(super::submissions::judge(&gateway, &request, name, now).await?),
+            None => None,
+        };
+        let queue_name = judged
+            .as_ref()
+            .map_or_else(|| request.queue.clone(), |j| j.queue.clone());
+        let Some(queue) = gateway.queues.get(&queue_name) else {
+            let mut names: Vec<&str> = gateway.queues.keys().map(String::as_str).collect();
+            names.sort();
+            return Err(ApiError::bad_request(format!(
+                "there is no queue \"{}\" here; the course's queues are: {}",
+                request.queue,
+                names.join(", ")
+            )));
+        };
+        if judged.is_none() {
+            crate::policy::admit(&request.build, &gateway.config.raid)
+                .map_err(ApiError::bad_request)?;
+        }
+        Ok::<_, ApiError>((judged, queue_name, queue))
+    }
+    .await;
+    let (judged, queue_name, queue) = match judged_and_queued {
+        Ok(j) => j,
+        Err(refusal) => {
+            let _ = gateway.bus.unmark_accepted(&job).await;
+            return Err(refusal);
+        }
+    };
     // After the once-only mark: a client's retry of a submission whose answer was lost gets the conflict above
     // (which it reads as accepted), not a quota refusal of its own job.
-    if let Err(refusal) = super::quotas::check(&gateway, &caller, now).await {
+    if let Err(refusal) = super::quotas::check(&gateway, &caller, &job, now).await {
         let _ = gateway.bus.unmark_accepted(&job).await;
         return Err(refusal);
     }
@@ -172,7 +186,8 @@ pub async fn submit(
     }
     .await;
     if let Err(e) = queued {
-        // Not queued: the id may be submitted again.
+        // Not queued: the id may be submitted again, and counts against no cap.
+        super::quotas::withdrawn(&gateway, &caller, &job).await;
         let _ = gateway.bus.unmark_accepted(&job).await;
         return Err(ApiError::unavailable("queue the job", e));
     }
@@ -183,9 +198,6 @@ pub async fn submit(
         .await
     {
         tracing::warn!(job = %job, error = %e, "cannot add the job to the dashboard's index");
-    }
-    if let Err(e) = gateway.bus.add_active(&caller.user, &job).await {
-        tracing::warn!(job = %job, error = %e, "cannot count the job against the user's caps");
     }
     if let Some(graded) = &graded {
         // Queued already: a failure here is logged, and the job record still names the assignment.
@@ -356,7 +368,8 @@ pub async fn history(
             }
         }
     }
-    // Job ids sort by time: newest first across users by the key's file name.
+    // Job ids sort by time (the gateway refuses ids far from its clock): newest first across users by the key's
+    // file name picks the page; the page itself is ordered by the server's `accepted_at`.
     objects.sort_by(|a, b| {
         let id = |k: &str| k.rsplit('/').next().unwrap_or_default().to_string();
         id(&b.key).cmp(&id(&a.key))
@@ -375,6 +388,11 @@ pub async fn history(
             }
         }
     }
+    records.sort_by(|a, b| {
+        b.accepted_at
+            .cmp(&a.accepted_at)
+            .then_with(|| b.id.cmp(&a.id))
+    });
     Ok(Json(History { records }))
 }
 

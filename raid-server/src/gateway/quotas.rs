@@ -1,13 +1,13 @@
-//! The course's per-user quotas (`gateway.quotas`), checked before a job is accepted: jobs waiting, jobs waiting or
-//! running, the interval between submissions, and GPU time per day or week. Each refusal is a 429 that says when the
+//! The course's per-user quotas (`gateway.quotas`), checked before a job is accepted: GPU time per day or week, jobs
+//! waiting, jobs waiting or running (counted and admitted in one step), and the interval between submissions. Each refusal is a 429 that says when the
 //! student may submit again. Staff are exempt unless the config says otherwise. The facts come from Redis
 //! (`rai_backends::events::quota`); the client has no say in any of them.
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use rai_backends::events::quota::Window;
+use rai_backends::events::quota::{Admission, Window};
 use rai_common::config::GpuTimeWindow;
-use rai_common::event::JobStatus;
+use rai_common::job::JobId;
 use rai_common::units::Span;
 
 use super::auth::Caller;
@@ -31,10 +31,12 @@ fn human(d: chrono::Duration) -> String {
     }
 }
 
-/// Checks `caller`'s quotas at `now`; on success the submission interval has started.
+/// Checks `caller`'s quotas at `now` for `job`. On success the job is counted against the caps and the
+/// submission interval has started; a job that is then not queued must be [`withdrawn`].
 pub(super) async fn check(
     gateway: &Gateway,
     caller: &Caller,
+    job: &JobId,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let q = &gateway.config.gateway.quotas;
@@ -43,30 +45,6 @@ pub(super) async fn check(
     }
     let bus = &gateway.bus;
     let unavailable = |e| ApiError::unavailable("check your quotas", e);
-    if q.max_queued > 0 || q.max_active > 0 {
-        let active = bus.active_jobs(&caller.user).await.map_err(unavailable)?;
-        let waiting = active
-            .iter()
-            .filter(|(_, s)| {
-                matches!(
-                    s,
-                    JobStatus::Queued | JobStatus::Requeued | JobStatus::Uploading
-                )
-            })
-            .count() as u32;
-        if q.max_queued > 0 && waiting >= q.max_queued {
-            return Err(too_many(format!(
-                "you have {waiting} jobs waiting to start, the most this course allows; submit again when one \
-                 starts (`rai history` and `rai status ID` show them)"
-            )));
-        }
-        let total = active.len() as u32;
-        if q.max_active > 0 && total >= q.max_active {
-            return Err(too_many(format!(
-                "you have {total} jobs waiting or running, the most this course allows; submit again when one ends"
-            )));
-        }
-    }
     if !q.gpu_time.0.is_zero() {
         let window = match q.gpu_time_window {
             GpuTimeWindow::Day => Window::Day,
@@ -90,13 +68,36 @@ pub(super) async fn check(
             )));
         }
     }
-    if !q.min_interval.0.is_zero()
-        && let Some(wait) = bus
-            .start_submit_interval(&caller.user, q.min_interval.0)
-            .await
-            .map_err(unavailable)?
+    // Counted and admitted in one step: parallel submissions each see the ones admitted before them.
+    match bus
+        .admit(&caller.user, job, q.max_queued, q.max_active, now)
+        .await
+        .map_err(unavailable)?
     {
-        let wait = chrono::Duration::from_std(wait).unwrap_or_default();
+        Admission::Admitted => {}
+        Admission::TooManyWaiting(waiting) => {
+            return Err(too_many(format!(
+                "you have {waiting} jobs waiting to start, the most this course allows; submit again when one \
+                 starts (`rai history` and `rai status ID` show them)"
+            )));
+        }
+        Admission::TooManyActive(total) => {
+            return Err(too_many(format!(
+                "you have {total} jobs waiting or running, the most this course allows; submit again when one ends"
+            )));
+        }
+    }
+    if !q.min_interval.0.is_zero() {
+        let wait = bus
+            .start_submit_interval(&caller.user, q.min_interval.0)
+            .await;
+        let wait = match wait {
+            Ok(None) => return Ok(()),
+            Ok(Some(wait)) => Ok(wait),
+            Err(e) => Err(unavailable(e)),
+        };
+        withdrawn(gateway, caller, job).await;
+        let wait = chrono::Duration::from_std(wait?).unwrap_or_default();
         return Err(too_many(format!(
             "this course allows one submission every {}; submit again in {} (at {})",
             Span(q.min_interval.0),
@@ -105,6 +106,14 @@ pub(super) async fn check(
         )));
     }
     Ok(())
+}
+
+/// Takes back `job`'s admission by [`check`] when it was not queued after all.
+pub(super) async fn withdrawn(gateway: &Gateway, caller: &Caller, job: &JobId) {
+    if let Err(e) = gateway.bus.withdraw(&caller.user, job).await {
+        // It stops counting on its own a minute after its admission (it has no state).
+        tracing::warn!(job = %job, error = %e, "cannot take back a job's admission");
+    }
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ pub async fn create(
         return Err(ApiError::bad_request("sha256 must be 64 hex digits"));
     }
     let job = request.job;
+    id_in_time(&gateway, &job)?;
     let binding = gateway
         .bus
         .bind_owner(&job, &caller.user, binding_ttl(&gateway))
@@ -87,6 +88,33 @@ pub async fn create(
             path: api::upload_path(&job),
         }))
     }
+}
+
+/// How far in the past a new job id's time may be: `rai` makes the id just before it packs and declares the upload.
+const ID_MAX_AGE: chrono::Duration = chrono::Duration::hours(1);
+
+/// Refuses a job id whose time (a ULID's first 48 bits) is far from the gateway's clock. Ids order job listings
+/// before their records are read, and the student chooses theirs: one from the future would pin a row at the top
+/// of staff listings for as long as its record lives (issue 26).
+fn id_in_time(gateway: &Gateway, job: &JobId) -> Result<(), ApiError> {
+    let now = gateway.clock.now();
+    let skew = chrono::Duration::from_std(gateway.config.gateway.clock_skew.as_duration())
+        .unwrap_or_default();
+    let made = job.created();
+    if made > now + skew || made < now - ID_MAX_AGE {
+        return Err(ApiError::bad_request(format!(
+            "job id {job} was made at {}, not within {} of the gateway's clock ({}); check your computer's clock, \
+             then submit again (rai makes a new id each time)",
+            made.format("%Y-%m-%d %H:%M:%S UTC"),
+            if made > now {
+                "the allowed clock skew"
+            } else {
+                "an hour"
+            },
+            now.format("%Y-%m-%d %H:%M:%S UTC")
+        )));
+    }
+    Ok(())
 }
 
 async fn refuse_if_accepted(gateway: &Gateway, job: &JobId) -> Result<(), ApiError> {

@@ -549,6 +549,24 @@ async fn students_reach_only_their_own_jobs_teammates_read_and_staff_cancel() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_id_far_from_the_gateways_clock_is_refused() {
+    // Ids order staff listings; one from the year 10889 would stay on top (issue 26).
+    let c = Course::start().await;
+    let queue = c.h.config.queue.name.clone();
+    let now = JobId::new().to_string();
+    let future: JobId = format!("7zzzzzzzzz{}", &now[10..]).parse().unwrap();
+    let past: JobId = format!("0000000001{}", &now[10..]).parse().unwrap();
+    for id in [future, past] {
+        refused(
+            upload_as(&c.client("alice"), "alice", &queue, &["echo x"], id, &[]).await,
+            StatusCode::BAD_REQUEST,
+            "check your computer's clock",
+        );
+    }
+    c.upload("alice", &["echo now"]).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_id_belongs_to_its_first_owner_and_is_accepted_once() {
     let c = Course::start().await;
     let queue = c.h.config.queue.name.clone();

@@ -383,3 +383,34 @@ async fn caps_intervals_and_gpu_budgets_refuse_then_admit() {
     );
     c.h.drain_and_stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_submissions_cannot_all_pass_the_caps() {
+    // Found by trying it as a student (issue 26): with both caps at 2, 19 of 20 parallel submissions were accepted,
+    // each having read the count before any was added.
+    let run = rai_common::job::JobId::new().to_string().to_lowercase();
+    let dana = format!("dana{}", &run[run.len() - 8..]);
+    let people = [(dana.as_str(), "", rai_common::account::Role::Student)];
+    let c = Course::start_term(false, None, &people, |g| {
+        g.gateway.quotas.max_queued = 2;
+        g.gateway.quotas.max_active = 2;
+    })
+    .await;
+    let mut signed = Vec::new();
+    for _ in 0..20 {
+        let request = c.upload_files(&dana, &["sleep 5"], &[]).await.unwrap();
+        signed.push(request.sign(&c.keys[&dana]));
+    }
+    let client = c.client(&dana);
+    let answers = futures::future::join_all(signed.iter().map(|s| client.submit(s))).await;
+    let accepted = answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(accepted, 2, "{answers:#?}");
+    for refusal in answers.into_iter().filter(Result::is_err) {
+        refused(
+            refusal,
+            StatusCode::TOO_MANY_REQUESTS,
+            "the most this course allows",
+        );
+    }
+    c.h.drain_and_stop().await;
+}

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
-use rai_common::event::JobStatus;
 use rai_common::job::JobId;
 
 use super::EventBus;
@@ -54,6 +53,53 @@ impl Window {
     }
 }
 
+/// How long an admitted job may go without a state before it no longer counts: an acceptance takes milliseconds.
+pub const ACCEPTING: Duration = Duration::from_secs(60);
+
+/// What [`EventBus::admit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// The user has this many jobs waiting to start, the cap.
+    TooManyWaiting(u32),
+    /// The user has this many jobs waiting or running, the cap.
+    TooManyActive(u32),
+}
+
+/// Counts a user's admitted jobs by their state, drops those that ended, and admits the new one if the caps allow.
+/// KEYS[1]: the user's admitted jobs (a sorted set scored by admission time, ms). ARGV: the job state key prefix,
+/// max_queued, max_active, the job, now (ms), how long a job without state counts (ms), how long to keep the set (s).
+const ADMIT: &str = r"
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local now = tonumber(ARGV[5])
+local waiting, total = 0, 0
+for i = 1, #members, 2 do
+  local job, at = members[i], tonumber(members[i + 1])
+  local status = redis.call('HGET', ARGV[1] .. job, 'status')
+  if not status then
+    if now - at < tonumber(ARGV[6]) then
+      waiting = waiting + 1
+      total = total + 1
+    else
+      redis.call('ZREM', KEYS[1], job)
+    end
+  elseif status == 'queued' or status == 'requeued' or status == 'uploading' then
+    waiting = waiting + 1
+    total = total + 1
+  elseif status == 'running' then
+    total = total + 1
+  else
+    redis.call('ZREM', KEYS[1], job)
+  end
+end
+local max_queued, max_active = tonumber(ARGV[2]), tonumber(ARGV[3])
+if max_queued > 0 and waiting >= max_queued then return {1, waiting, total} end
+if max_active > 0 and total >= max_active then return {2, waiting, total} end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+return {0, waiting, total}
+";
+
 impl EventBus {
     /// Starts `user`'s interval between submissions: `Some(wait)` (and nothing set) when their last submission was
     /// less than `interval` ago.
@@ -83,51 +129,51 @@ impl EventBus {
         Ok(Some(Duration::from_millis(left.max(1) as u64)))
     }
 
-    /// Remembers that `user` has `job` waiting or running.
-    pub async fn add_active(&self, user: &str, job: &JobId) -> Result<(), EventError> {
-        let key = keys::active_jobs(user);
-        redis::pipe()
-            .cmd("SADD")
-            .arg(&key)
+    /// Admits `job` against `user`'s caps on jobs waiting (`max_queued`) and waiting or running (`max_active`), 0
+    /// meaning no cap: the count and the admission are one step in Redis, so parallel submissions cannot all read
+    /// the same count before any is added (issue 26: 19 of 20 got past caps of 2). Ended jobs leave the count on the
+    /// way; a job admitted less than [`ACCEPTING`] ago whose state is not written yet counts as waiting (its
+    /// acceptance is under way), and after that as gone (the gateway died accepting it).
+    pub async fn admit(
+        &self,
+        user: &str,
+        job: &JobId,
+        max_queued: u32,
+        max_active: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, EventError> {
+        let state_prefix = keys::job_state(job);
+        let state_prefix = state_prefix
+            .strip_suffix(&job.to_string())
+            .expect("a job's state key ends with its id");
+        let (verdict, waiting, total): (u8, u32, u32) = redis::Script::new(ADMIT)
+            .key(keys::admitted_jobs(user))
+            .arg(state_prefix)
+            .arg(max_queued)
+            .arg(max_active)
             .arg(job.to_string())
-            .ignore()
-            .cmd("EXPIRE")
-            .arg(&key)
+            .arg(now.timestamp_millis())
+            .arg(ACCEPTING.as_millis() as u64)
             .arg(KEEP.as_secs())
-            .ignore()
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(match verdict {
+            0 => Admission::Admitted,
+            1 => Admission::TooManyWaiting(waiting),
+            _ => Admission::TooManyActive(total),
+        })
+    }
+
+    /// Takes back an admission whose job was not accepted after all (a later check refused it, or it could not be
+    /// queued).
+    pub async fn withdraw(&self, user: &str, job: &JobId) -> Result<(), EventError> {
+        redis::cmd("ZREM")
+            .arg(keys::admitted_jobs(user))
+            .arg(job.to_string())
             .query_async::<()>(&mut self.connection())
             .await
             .map_err(|e| self.error(e))
-    }
-
-    /// `user`'s jobs that have not ended, each with its status (`Queued`, `Requeued`, `Running`); ended and
-    /// forgotten ones are dropped from the set on the way.
-    pub async fn active_jobs(&self, user: &str) -> Result<Vec<(JobId, JobStatus)>, EventError> {
-        let key = keys::active_jobs(user);
-        let members: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(&key)
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| self.error(e))?;
-        let mut active = Vec::new();
-        for member in members {
-            let Ok(job) = member.parse::<JobId>() else {
-                continue;
-            };
-            let status = self.state(&job).await?.and_then(|s| s.status);
-            match status {
-                Some(s) if !s.is_final() => active.push((job, s)),
-                _ => {
-                    redis::cmd("SREM")
-                        .arg(&key)
-                        .arg(&member)
-                        .query_async::<()>(&mut self.connection())
-                        .await
-                        .map_err(|e| self.error(e))?;
-                }
-            }
-        }
-        Ok(active)
     }
 
     /// Adds a finished job's GPU time (GPU-seconds: seconds times GPUs) to `user`'s day and week of `at`.
