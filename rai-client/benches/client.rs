@@ -177,6 +177,7 @@ async fn main() {
             concurrency: 1,
             raid_extra: "  limits:\n    log_bytes: 64m\n    upload_bytes: 2g\n",
             client_extra: "  max_upload: 2g\n",
+            plain_gateway: std::env::var("RAI_BENCH_PLAIN").is_ok(),
             ..Options::default()
         },
     )

@@ -73,7 +73,11 @@ pub async fn serve(
                     )
                 })?;
             let handle = axum_server::Handle::new();
+            // TCP_NODELAY: rustls may write a response's head and body as separate records, and with Nagle on the
+            // second would wait for the client's delayed ACK (up to 40 ms on Linux). Event streams want each line
+            // sent when it is written.
             let server = axum_server::from_tcp_rustls(listener, tls)?
+                .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
                 .handle(handle.clone())
                 .serve(app.into_make_service());
             let task = tokio::spawn(async move {
