@@ -14,6 +14,9 @@
 //! 4. the client's peak RSS while submitting a 1 GiB directory (target <= 64 MiB), beside `tar` + `zstd` packing
 //!    the same directory; on the local stack (streamed through the gateway) and again to S3 on moto (parts sent in
 //!    parallel on presigned links).
+//!
+//! The gateway serves HTTPS with the stack's test CA, as a course's does; `RAI_BENCH_PLAIN=1` runs the first three
+//! over plain HTTP instead, to tell what TLS costs.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};

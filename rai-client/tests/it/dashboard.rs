@@ -112,6 +112,22 @@ async fn protocol(b: &Client) -> String {
     .to_string()
 }
 
+/// Student 0 submits a job printing a line every half second for a minute; returns its id.
+async fn submit_long(s: &Stack) -> String {
+    let long = project(
+        &["for i in $(seq 1 120); do echo line $i; sleep 0.5; done"],
+        &[],
+    );
+    let out = s
+        .rai(
+            0,
+            &["submit", "--detach", "-p", long.path().to_str().unwrap()],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    job_id(&text(&out.stderr))
+}
+
 async fn link(s: &Stack, user: usize) -> String {
     let out = s.rai(user, &["dashboard", "--print"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -188,18 +204,7 @@ async fn staff_watch_cancel_and_grade_in_a_real_browser() {
     screenshot(&b, "overview").await;
 
     // A long job runs (the only slot), a quick one waits behind it: the overview's depth shows it.
-    let long = project(
-        &["for i in $(seq 1 120); do echo line $i; sleep 0.5; done"],
-        &[],
-    );
-    let out = s
-        .rai(
-            0,
-            &["submit", "--detach", "-p", long.path().to_str().unwrap()],
-        )
-        .await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let running = job_id(&text(&out.stderr));
+    let running = submit_long(&s).await;
     let quick = project(&["echo graded"], &[]);
     let out = s
         .rai(
@@ -350,18 +355,7 @@ async fn staff_log_in_watch_and_cancel_over_http1() {
     b.goto(&link(&s, 1).await).await.unwrap();
     wait_text(&b, "h1", "the overview", |t| t == "Overview").await;
     assert_eq!(protocol(&b).await, "http/1.1");
-    let long = project(
-        &["for i in $(seq 1 120); do echo line $i; sleep 0.5; done"],
-        &[],
-    );
-    let out = s
-        .rai(
-            0,
-            &["submit", "--detach", "-p", long.path().to_str().unwrap()],
-        )
-        .await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let running = job_id(&text(&out.stderr));
+    let running = submit_long(&s).await;
     b.goto(&format!("{}/ui/jobs/{running}", s.gateways[0].url))
         .await
         .unwrap();
