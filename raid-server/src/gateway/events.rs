@@ -72,6 +72,22 @@ pub async fn follow(
         let items: Vec<_> = history.iter().map(sse).collect();
         return Ok(Sse::new(futures::stream::iter(items)).into_response());
     }
+    // An id whose upload was declared but that was never submitted has no state and never will: following it would
+    // wait forever (issue 26). A submitted job's state is written before its submission is answered.
+    let state = gateway
+        .bus
+        .state(&job)
+        .await
+        .map_err(|e| ApiError::unavailable("look up the job", e))?;
+    if state.is_none() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            format!(
+                "job {job} was never submitted (its upload was started, or its records have expired); submit the \
+                 project again with `rai submit`"
+            ),
+        ));
+    }
     let events = gateway.hub.follow(job, after, FollowOptions::default());
     let stream = futures::stream::unfold(events, move |mut events| async move {
         match events.next().await? {

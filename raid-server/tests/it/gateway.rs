@@ -549,6 +549,18 @@ async fn students_reach_only_their_own_jobs_teammates_read_and_staff_cancel() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_a_job_that_was_never_submitted_ends_at_once() {
+    let c = Course::start().await;
+    let declared = c.upload("alice", &["echo never sent"]).await.unwrap();
+    let mut events = c.client("alice").follow(declared.id, 0);
+    let first = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("the follow ends instead of waiting for a job that will never run")
+        .expect("one answer");
+    refused(first, StatusCode::NOT_FOUND, "was never submitted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_id_far_from_the_gateways_clock_is_refused() {
     // Ids order staff listings; one from the year 10889 would stay on top (issue 26).
     let c = Course::start().await;
