@@ -88,22 +88,21 @@ pub(super) async fn check(
         }
     }
     if !q.min_interval.0.is_zero() {
-        let wait = bus
+        let interval = bus
             .start_submit_interval(&caller.user, q.min_interval.0)
             .await;
-        let wait = match wait {
-            Ok(None) => return Ok(()),
-            Ok(Some(wait)) => Ok(wait),
-            Err(e) => Err(unavailable(e)),
-        };
-        withdrawn(gateway, caller, job).await;
-        let wait = chrono::Duration::from_std(wait?).unwrap_or_default();
-        return Err(too_many(format!(
-            "this course allows one submission every {}; submit again in {} (at {})",
-            Span(q.min_interval.0),
-            human(wait),
-            (now + wait).format("%H:%M:%S UTC")
-        )));
+        if !matches!(interval, Ok(None)) {
+            withdrawn(gateway, caller, job).await;
+        }
+        if let Some(wait) = interval.map_err(unavailable)? {
+            let wait = chrono::Duration::from_std(wait).unwrap_or_default();
+            return Err(too_many(format!(
+                "this course allows one submission every {}; submit again in {} (at {})",
+                Span(q.min_interval.0),
+                human(wait),
+                (now + wait).format("%H:%M:%S UTC")
+            )));
+        }
     }
     Ok(())
 }

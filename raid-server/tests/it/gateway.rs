@@ -352,6 +352,7 @@ async fn each_authentication_failure_is_refused_with_its_own_reason() {
         .build()
         .unwrap();
     let stranger = generate_signing_key();
+    let with_nonce = |nonce: &str| c.signed(get.clone(), "/v1/whoami", "alice", &alice, now, nonce);
     let cases = [
         ("unsigned", unsigned, "not signed"),
         (
@@ -398,38 +399,17 @@ async fn each_authentication_failure_is_refused_with_its_own_reason() {
         // Nonces are kept in Redis for twice the clock skew: large ones would fill it.
         (
             "a 100 KB nonce",
-            c.signed(
-                get.clone(),
-                "/v1/whoami",
-                "alice",
-                &alice,
-                now,
-                &"n".repeat(100_000),
-            ),
+            with_nonce(&"n".repeat(100_000)),
             "longer than 2048 bytes",
         ),
         (
             "a 65-character nonce",
-            c.signed(
-                get.clone(),
-                "/v1/whoami",
-                "alice",
-                &alice,
-                now,
-                &"n".repeat(65),
-            ),
+            with_nonce(&"n".repeat(65)),
             "nonce is not 16 to 64 base64url characters",
         ),
         (
             "a nonce of other characters",
-            c.signed(
-                get.clone(),
-                "/v1/whoami",
-                "alice",
-                &alice,
-                now,
-                "{}{}{}{}{}{}{}{}{}",
-            ),
+            with_nonce("{}{}{}{}{}{}{}{}{}"),
             "nonce is not 16 to 64 base64url characters",
         ),
     ];
