@@ -121,9 +121,9 @@ pub async fn run(
     };
     let job = request.id;
     // Held from before the claim until the job's container and directory are gone, so the stray sweep never takes
-    // this job's container for a dead run's.
-    // Another message for a job this worker holds (a replay, or the same job sent twice) waits for that run to end,
-    // then claims as any delivery does; half the lease is long enough for a run that is finishing.
+    // this job's container for a dead run's. Another message for a job this worker holds (a replay, or the same job
+    // sent twice) waits for that run to end, then claims as any delivery does; half a lease is long enough for a run
+    // that is finishing.
     let patience = queue.lease_duration() / 2;
     let held = match Held::wait_for(ctx.clone(), job, &lease.id, patience).await {
         Ok(held) => held,

@@ -9,10 +9,9 @@
 //! full retention: nothing is lost, Redis merely holds it longer.
 
 use std::io::Write;
-
-use futures::SinkExt;
 use std::time::Duration;
 
+use futures::SinkExt;
 use rai_common::event::Event;
 use rai_common::job::JobId;
 use rai_common::objects::log_key;
