@@ -44,6 +44,8 @@ struct CourseText {
     course: Option<String>,
     time_zone: String,
     #[serde(default)]
+    keep_submissions_until: Option<String>,
+    #[serde(default)]
     assignments: BTreeMap<String, AssignmentText>,
 }
 
@@ -160,6 +162,8 @@ impl Assignment {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Course {
     pub name: Option<String>,
+    /// Until when the store keeps graded submissions' uploads, outputs and logs; `None`: for ever.
+    pub keep_submissions_until: Option<DateTime<Utc>>,
     pub assignments: BTreeMap<String, Assignment>,
 }
 
@@ -224,6 +228,16 @@ impl Course {
         let zone_node = root.get("time_zone").unwrap_or(&root);
         let zone =
             parse_zone(&file.time_zone).map_err(|m| fail(located(zone_node, "time_zone", m)))?;
+        let keep_submissions_until = match &file.keep_submissions_until {
+            Some(t) => Some(parse_local(t, zone).map_err(|m| {
+                fail(located(
+                    root.get("keep_submissions_until").unwrap_or(&root),
+                    "keep_submissions_until",
+                    m,
+                ))
+            })?),
+            None => None,
+        };
         let mut assignments = BTreeMap::new();
         for (name, a) in file.assignments {
             let node = root.at_path(&["assignments", &name]).unwrap_or(&root);
@@ -326,6 +340,7 @@ impl Course {
         }
         Ok(Course {
             name: file.course,
+            keep_submissions_until,
             assignments,
         })
     }

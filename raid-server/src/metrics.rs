@@ -49,8 +49,15 @@ pub struct BackendLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefusalLabels {
-    /// rate (submits per minute), quota (a course quota), auth (a request that did not authenticate).
+    /// rate (submits per minute), quota (a course quota), uploads (an upload cap), per-user (open streams or
+    /// uploads), auth (a request that did not authenticate).
     pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// uploads, outputs, logs, or declared (an upload declared and never submitted).
+    pub kind: &'static str,
 }
 
 type HistogramFamily = Family<QueueLabels, Histogram, fn() -> Histogram>;
@@ -74,6 +81,9 @@ pub struct Metrics {
     pub refusals: Family<RefusalLabels, Counter>,
     pub backend_errors: Family<BackendLabels, Counter>,
     pub redis_memory: Gauge,
+    pub swept_objects: Family<KindLabels, Counter>,
+    pub swept_bytes: Family<KindLabels, Counter>,
+    pub upload_unpacks: Counter,
     pub redis_live_logs: Gauge,
     pub redis_largest_log: Gauge,
 }
@@ -158,6 +168,23 @@ impl Metrics {
             "Failed calls to Redis, the object store or the queue",
             backend_errors.clone(),
         );
+        let swept_objects = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "store_swept_objects",
+            "Objects the store sweep deleted past their retention (store.retention), by kind",
+            swept_objects.clone(),
+        );
+        let swept_bytes = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "store_swept_bytes",
+            "Bytes the store sweep freed, by kind",
+            swept_bytes.clone(),
+        );
+        let upload_unpacks = counter(
+            &mut registry,
+            "gateway_upload_unpacks",
+            "Uploads the gateway unpacked to check an assignment's required files (once per upload)",
+        );
         let redis_memory = gauge(
             &mut registry,
             "redis_memory_bytes",
@@ -175,6 +202,9 @@ impl Metrics {
         );
         Metrics {
             registry,
+            swept_objects,
+            swept_bytes,
+            upload_unpacks,
             redis_memory,
             redis_live_logs,
             redis_largest_log,

@@ -110,6 +110,28 @@ pub fn admitted_jobs(user: &str) -> String {
     format!("rai:rate:{user}:admitted")
 }
 
+/// `user`'s uploads declared and not yet submitted: a sorted set, scored by when each was declared (ms).
+pub fn pending_uploads(user: &str) -> String {
+    format!("rai:rate:{user}:uploads")
+}
+
+/// The bytes of uploads `user` declared on a UTC day (`2026-12-05`).
+pub fn upload_bytes(user: &str, day: &str) -> String {
+    format!("rai:rate:{user}:bytes:{day}")
+}
+
+/// Every upload declared into the store `scope` and not yet submitted (`user job`), scored by when it was declared
+/// (ms): the store sweep deletes those that expire. (`scope` names the store, so courses, or tests, sharing one
+/// Redis never sweep each other's.)
+pub fn pending_uploads_index(scope: &str) -> String {
+    format!("rai:index:uploads:{scope}")
+}
+
+/// Held by the gateway whose turn it is to sweep the store `scope` (one per `store.retention.sweep_every`).
+pub fn sweep_turn(scope: &str) -> String {
+    format!("rai:sweep:{scope}")
+}
+
 /// The GPU-seconds `user`'s finished jobs used in a window (`d2026-12-03`, `w2026-49`).
 pub fn gpu_seconds(user: &str, window: &str) -> String {
     format!("rai:rate:{user}:gpu:{window}")

@@ -105,6 +105,19 @@ pub struct StoreConfig {
     pub backend: StoreBackend,
     pub path: PathBuf,
     pub bucket: Option<String>,
+    pub retention: Retention,
+}
+
+/// How long the store keeps each kind of object (docs/admin.md, "Retention"); zero keeps it for ever. A graded
+/// submission's objects are kept until the course file's `keep_submissions_until`, or for ever when it says nothing.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    pub uploads: Span,
+    pub outputs: Span,
+    pub logs: Span,
+    /// How often a gateway sweeps the store (one gateway of a course at a time).
+    pub sweep_every: Span,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -148,8 +161,29 @@ pub struct GatewayConfig {
     /// first come, first served.
     pub fair_share: bool,
     pub quotas: Quotas,
+    pub uploads: UploadLimits,
+    /// Live event streams (`rai logs -f`, the dashboard) one user may hold open at once.
+    pub max_followers: u32,
+    /// Where the gateway unpacks an upload to check an assignment's `required_files`; ~ means the system's
+    /// temporary directory.
+    pub scratch: Option<PathBuf>,
 }
 
+/// Per-user limits on project uploads (docs/admin.md); a zero turns one off.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadLimits {
+    /// Uploads declared and not yet submitted.
+    pub max_pending: u32,
+    /// Bytes declared per UTC day.
+    pub bytes_per_day: Bytes,
+    /// Upload bodies streaming to the gateway at once (fs store).
+    pub max_streaming: u32,
+    /// An upload body that sends nothing for this long is dropped.
+    pub idle_timeout: Span,
+    /// An upload declared and never submitted is deleted after this.
+    pub expire: Span,
+}
 /// Per-user quotas the gateway enforces (docs/instructor.md); a zero turns one off.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -48,6 +48,10 @@ pub fn worker_config(dirs: &mut Vec<tempfile::TempDir>) -> Config {
     c.raid.concurrency = Some(2);
     c.raid.cancel_grace = rai_common::units::Span::from_secs(2);
     c.raid.shutdown_grace = rai_common::units::Span::from_secs(30);
+    // Tests share user names (alice, jdoe) in one Redis, and some leave uploads unsubmitted on purpose: the upload
+    // caps would carry over from test to test. They have their own test, with names of its own.
+    c.gateway.uploads.max_pending = 0;
+    c.gateway.uploads.bytes_per_day = rai_common::units::Bytes(0);
     dirs.push(store);
     dirs.push(work);
     c

@@ -12,6 +12,8 @@ use rai_common::api::ErrorBody;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds until trying again may succeed, sent as `Retry-After` (a 429's or a 503's).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -19,7 +21,14 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same refusal, saying when to try again.
+    pub fn retry_after(mut self, wait: std::time::Duration) -> ApiError {
+        self.retry_after = Some(wait.as_secs().max(1));
+        self
     }
 
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
@@ -60,12 +69,34 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(ErrorBody {
                 error: self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_that_knows_when_says_it_in_retry_after() {
+        let response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "later")
+            .retry_after(std::time::Duration::from_millis(90_500))
+            .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()["retry-after"], "90");
+        let plain = ApiError::bad_request("no").into_response();
+        assert!(plain.headers().get("retry-after").is_none());
     }
 }

@@ -88,10 +88,12 @@ pub async fn follow(
             ),
         ));
     }
+    // Held as long as the stream: one student cannot hold every connection the gateway has (issue 26).
+    let slot = gateway.followers.take(&caller.user)?;
     let events = gateway.hub.follow(job, after, FollowOptions::default());
-    let stream = futures::stream::unfold(events, move |mut events| async move {
+    let stream = futures::stream::unfold((events, slot), move |(mut events, slot)| async move {
         match events.next().await? {
-            Ok(event) => Some((sse(&event), events)),
+            Ok(event) => Some((sse(&event), (events, slot))),
             Err(e) => {
                 // Redis stayed away: end the stream; the client reconnects with Last-Event-ID.
                 tracing::warn!(job = %job, error = %e, "ending an event stream");

@@ -191,6 +191,14 @@ pub async fn submit(
         let _ = gateway.bus.unmark_accepted(&job).await;
         return Err(ApiError::unavailable("queue the job", e));
     }
+    if let Err(e) = gateway
+        .bus
+        .upload_submitted(&gateway.store_scope, &caller.user, &job)
+        .await
+    {
+        // It stays counted as pending until it expires; the sweep then sees its state and keeps the upload.
+        tracing::warn!(job = %job, error = %e, "cannot take the upload off the pending ones");
+    }
     let assignment = graded.as_ref().map(|g| g.assignment.as_str());
     if let Err(e) = gateway
         .bus

@@ -18,9 +18,11 @@ mod auth;
 mod error;
 mod events;
 mod jobs;
+mod per_user;
 mod quotas;
 mod serve;
 mod submissions;
+mod sweep;
 mod ui;
 mod uploads;
 mod watched;
@@ -41,10 +43,10 @@ use rai_common::account::{SigningKey, load_gateway_key};
 use rai_common::api;
 
 pub use error::ApiError;
+pub use per_user::UserSlots;
 pub use serve::{Listening, serve};
+pub use submissions::UnpackedUploads;
 
-/// How long an upload's body may pause between two pieces before the gateway gives up on it.
-const UPLOAD_STALL: std::time::Duration = std::time::Duration::from_secs(60);
 /// How long any other request may take to be read and answered (an event stream: to start).
 const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -65,6 +67,14 @@ pub struct Gateway {
     pub course: Option<watched::CourseFile>,
     /// The time deadlines are judged by: the system's, moved in tests only.
     pub clock: Clock,
+    /// Each user's live event streams (`gateway.max_followers`).
+    pub followers: per_user::UserSlots,
+    /// Each user's upload bodies streaming now (`gateway.uploads.max_streaming`).
+    pub streaming: per_user::UserSlots,
+    /// The store's name in Redis keys that belong to one store (pending uploads, the sweep's turn).
+    pub store_scope: String,
+    /// What checking an assignment's required files found in each upload, so an upload is unpacked once.
+    pub unpacked: submissions::UnpackedUploads,
 }
 
 /// `GET /metrics`: this process's metrics, with the depth of the queues students submit to.
@@ -100,6 +110,19 @@ impl Clock {
     }
 }
 
+/// A short name for the store `config` names: courses (or tests) sharing one Redis keep their pending uploads and
+/// their sweep's turn apart.
+fn store_scope(config: &rai_common::config::StoreConfig) -> String {
+    use sha2::Digest;
+    let location = match config.backend {
+        rai_common::config::StoreBackend::Fs => format!("fs:{}", config.path.display()),
+        rai_common::config::StoreBackend::S3 => {
+            format!("s3:{}", config.bucket.as_deref().unwrap_or_default())
+        }
+    };
+    hex::encode(&sha2::Sha256::digest(location.as_bytes())[..8])
+}
+
 impl Gateway {
     /// Connects the gateway's backends as its config says.
     pub async fn connect(config: Config) -> anyhow::Result<Gateway> {
@@ -130,13 +153,20 @@ impl Gateway {
         };
         let hub = EventHub::start(bus.clone());
         Ok(Gateway {
-            config,
             hub,
             bus,
             store,
             queues,
             registry,
             attestation_key,
+            followers: per_user::UserSlots::new("live event streams", config.gateway.max_followers),
+            streaming: per_user::UserSlots::new(
+                "uploads streaming",
+                config.gateway.uploads.max_streaming,
+            ),
+            unpacked: submissions::UnpackedUploads::default(),
+            store_scope: store_scope(&config.store),
+            config,
             course,
             clock: Clock::default(),
         })
@@ -157,7 +187,9 @@ impl Gateway {
             )
             .layer(RequestBodyLimitLayer::new(upload_limit))
             // An upload may take long, but may not stall.
-            .layer(RequestBodyTimeoutLayer::new(UPLOAD_STALL));
+            .layer(RequestBodyTimeoutLayer::new(
+                self.config.gateway.uploads.idle_timeout.as_duration(),
+            ));
         let rest = Router::new()
             .route(api::UPLOADS, post(uploads::create))
             .route("/v1/uploads/{job}/complete", post(uploads::complete))

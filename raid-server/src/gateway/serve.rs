@@ -118,6 +118,7 @@ pub async fn serve(
             (format!("http://{addr}"), task)
         }
     };
+    super::sweep::start(&gateway);
     tracing::info!("gateway listening on {url}");
     Ok(Listening { url, addr, task })
 }

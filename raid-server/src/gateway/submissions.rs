@@ -77,7 +77,13 @@ pub(super) async fn judge(
              course staff"
         )));
     }
-    let missing = missing_files(gateway, &request.input.key, &a.required_files).await?;
+    let missing = missing_files(
+        gateway,
+        &request.input.key,
+        &request.input.sha256,
+        &a.required_files,
+    )
+    .await?;
     if !missing.is_empty() {
         return Err(ApiError::bad_request(format!(
             "{name} needs {} in your project folder; missing: {}. Add {} and submit again",
@@ -98,42 +104,167 @@ pub(super) async fn judge(
     })
 }
 
-/// Which of `required` are not regular files in the upload at `key`. The upload is unpacked into a scratch folder
-/// by the same guarded unpacker the worker uses (a hostile archive is refused, not trusted for its file list).
+/// The most uploads the gateway unpacks at once, each into its own scratch folder of at most 4x
+/// `raid.limits.upload_bytes`: the scratch space in use is bounded by both.
+const UNPACKS_AT_ONCE: usize = 2;
+/// The most time unpacking one upload may take; past it the submission is refused and the folder removed.
+const UNPACK_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+/// How many verdicts the gateway remembers (the oldest are forgotten first).
+const VERDICTS_KEPT: usize = 4096;
+
+/// A required-files check's result: the files missing, or why the upload is refused.
+type Verdict = Result<Vec<String>, String>;
+
+/// Verdicts by key, and their keys oldest first.
+type Verdicts = (
+    std::collections::HashMap<String, Verdict>,
+    std::collections::VecDeque<String>,
+);
+
+/// What checking uploads for an assignment's required files found, so an upload is unpacked once, however often
+/// its job is posted (issue 26: the same signed job posted again and again unpacked it every time), and the
+/// unpacking itself, bounded in how many run at once and for how long.
+pub struct UnpackedUploads {
+    /// (upload key, its SHA-256, the files asked for) -> the files missing, or why the upload is refused.
+    verdicts: std::sync::Mutex<Verdicts>,
+    unpacking: tokio::sync::Semaphore,
+    unpacks: std::sync::atomic::AtomicU64,
+}
+
+impl Default for UnpackedUploads {
+    fn default() -> Self {
+        UnpackedUploads {
+            verdicts: Default::default(),
+            unpacking: tokio::sync::Semaphore::new(UNPACKS_AT_ONCE),
+            unpacks: Default::default(),
+        }
+    }
+}
+
+impl UnpackedUploads {
+    /// How many uploads this gateway has unpacked.
+    pub fn unpacks(&self) -> u64 {
+        self.unpacks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn remembered(&self, key: &str) -> Option<Verdict> {
+        let verdicts = self.verdicts.lock().expect("verdicts are never poisoned");
+        verdicts.0.get(key).cloned()
+    }
+
+    fn remember(&self, key: String, verdict: Verdict) {
+        let mut verdicts = self.verdicts.lock().expect("verdicts are never poisoned");
+        let (map, order) = &mut *verdicts;
+        if map.insert(key.clone(), verdict).is_none() {
+            order.push_back(key);
+        }
+        while order.len() > VERDICTS_KEPT {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+    }
+}
+
+/// A reader that fails once its deadline has passed, so an unpack that runs too long stops on its own thread.
+struct Deadline<R> {
+    inner: R,
+    until: std::time::Instant,
+}
+
+impl<R: std::io::Read> std::io::Read for Deadline<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if std::time::Instant::now() > self.until {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "unpacking took too long",
+            ));
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// Which of `required` are not regular files in the upload at `key` (whose SHA-256 is `sha256`). The upload is
+/// unpacked once, into the gateway's scratch folder (`gateway.scratch`), by the same guarded unpacker the worker
+/// uses (a hostile archive is refused, not trusted for its file list), at most [`UNPACKS_AT_ONCE`] at a time and
+/// for [`UNPACK_TIME`]; the verdict is remembered.
 async fn missing_files(
     gateway: &Gateway,
     key: &str,
+    sha256: &str,
     required: &[String],
 ) -> Result<Vec<String>, ApiError> {
     if required.is_empty() {
         return Ok(Vec::new());
     }
+    let memo = format!("{key} {sha256} {}", required.join("\n"));
+    let refused =
+        |why: String| ApiError::bad_request(format!("the upload is not a safe archive: {why}"));
+    if let Some(verdict) = gateway.unpacked.remembered(&memo) {
+        return verdict.map_err(refused);
+    }
+    let _permit = gateway
+        .unpacked
+        .unpacking
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
     let reader = gateway
         .store
         .get(key)
         .await
         .map_err(|e| ApiError::unavailable("read the upload", e))?;
-    let required = required.to_vec();
+    let scratch_root = gateway
+        .config
+        .gateway
+        .scratch
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    let wanted = required.to_vec();
     let max_bytes = gateway.config.raid.limits.upload_bytes.0.saturating_mul(4);
-    tokio::task::spawn_blocking(move || {
-        let scratch =
-            tempfile::tempdir().map_err(|e| ApiError::unavailable("make a scratch folder", e))?;
-        let input = tokio_util::io::SyncIoBridge::new(reader);
+    let until = std::time::Instant::now() + UNPACK_TIME;
+    crate::metrics::metrics().upload_unpacks.inc();
+    gateway
+        .unpacked
+        .unpacks
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let unpacked = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&scratch_root)
+            .map_err(|e| ApiError::unavailable("make a scratch folder", e))?;
+        let scratch = tempfile::Builder::new()
+            .prefix("raid-required-")
+            .tempdir_in(&scratch_root)
+            .map_err(|e| ApiError::unavailable("make a scratch folder", e))?;
+        let input = Deadline {
+            inner: tokio_util::io::SyncIoBridge::new(reader),
+            until,
+        };
         let limits = rai_common::archive::UnpackLimits {
             max_bytes,
             ..Default::default()
         };
-        rai_common::archive::unpack(input, scratch.path(), limits)
-            .map_err(|e| ApiError::bad_request(format!("the upload is not a safe archive: {e}")))?;
-        Ok(required
+        if let Err(e) = rai_common::archive::unpack(input, scratch.path(), limits) {
+            if std::time::Instant::now() > until {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "checking the project's files took more than {}s; leave large data out of the project \
+                         directory (.raiignore) and submit again",
+                        UNPACK_TIME.as_secs()
+                    ),
+                ));
+            }
+            return Ok(Err(e.to_string()));
+        }
+        Ok(Ok(wanted
             .into_iter()
-            .filter(|f| {
-                !std::fs::symlink_metadata(scratch.path().join(f)).is_ok_and(|m| m.is_file())
-            })
-            .collect())
+            .filter(|f| !std::fs::symlink_metadata(scratch.path().join(f)).is_ok_and(|m| m.is_file()))
+            .collect()))
     })
     .await
-    .map_err(|e| ApiError::unavailable("check the upload's files", e))?
+    .map_err(|e| ApiError::unavailable("check the upload's files", e))??;
+    gateway.unpacked.remember(memo, unpacked.clone());
+    unpacked.map_err(refused)
 }
 
 /// Records an accepted graded submission under its assignment and team.

@@ -48,6 +48,7 @@ pub async fn create(
     }
     let job = request.job;
     id_in_time(&gateway, &job)?;
+    admit(&gateway, &caller, &job, request.size).await?;
     let binding = gateway
         .bus
         .bind_owner(&job, &caller.user, binding_ttl(&gateway))
@@ -87,6 +88,67 @@ pub async fn create(
         Ok(Json(UploadPlan::Stream {
             path: api::upload_path(&job),
         }))
+    }
+}
+
+/// Counts the upload against `caller`'s caps on uploads pending and bytes per day (`gateway.uploads`), or refuses
+/// it with a 429 that says when to try again.
+async fn admit(gateway: &Gateway, caller: &Caller, job: &JobId, size: u64) -> Result<(), ApiError> {
+    use rai_backends::events::uploads::UploadAdmission;
+    let limits = &gateway.config.gateway.uploads;
+    let now = gateway.clock.now();
+    let admission = gateway
+        .bus
+        .admit_upload(
+            &gateway.store_scope,
+            &caller.user,
+            job,
+            size,
+            limits.max_pending,
+            limits.bytes_per_day.0,
+            limits.expire.as_duration(),
+            now,
+        )
+        .await
+        .map_err(|e| ApiError::unavailable("take the upload", e))?;
+    let refuse = |message: String, at: chrono::DateTime<chrono::Utc>| {
+        crate::metrics::metrics()
+            .refusals
+            .get_or_create(&crate::metrics::RefusalLabels { reason: "uploads" })
+            .inc();
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
+            .retry_after((at - now).to_std().unwrap_or_default())
+    };
+    match admission {
+        UploadAdmission::Admitted => Ok(()),
+        UploadAdmission::TooManyPending {
+            pending,
+            oldest_expires,
+        } => Err(refuse(
+            format!(
+                "you have {pending} uploads that were started and not submitted, the most one student may; \
+                 submit one of them, or try again after {} when the oldest expires",
+                oldest_expires.format("%H:%M:%S UTC")
+            ),
+            oldest_expires,
+        )),
+        UploadAdmission::TooManyBytes { used } => {
+            let tomorrow = (now.date_naive() + chrono::Days::new(1))
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight exists")
+                .and_utc();
+            Err(refuse(
+                format!(
+                    "you uploaded {} today and this project is {}; the course allows {} a day. Try again after \
+                     {} (leave large data out of the project directory with .raiignore)",
+                    rai_common::units::Bytes(used),
+                    rai_common::units::Bytes(size),
+                    limits.bytes_per_day,
+                    tomorrow.format("%Y-%m-%d %H:%M UTC")
+                ),
+                tomorrow,
+            ))
+        }
     }
 }
 
@@ -169,6 +231,8 @@ pub async fn stream(
 ) -> Result<StatusCode, ApiError> {
     let job = job_id(&job)?;
     let (size, sha256) = declared(&gateway, &caller, &job).await?;
+    // Held until the body is stored or dropped: one student cannot hold every upload buffer (issue 26).
+    let _slot = gateway.streaming.take(&caller.user)?;
     let expected = hex::decode(&sha256)
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())

@@ -7,6 +7,7 @@ mod doctor;
 mod gateway;
 mod harness;
 mod jobs;
+mod limits;
 mod network;
 mod old_projects;
 mod prepared;

@@ -236,6 +236,38 @@ async fn required_files_and_the_instructors_build_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graded_upload_is_unpacked_once_however_often_its_job_is_posted() {
+    let course = format!(
+        "time_zone: UTC\nassignments:\n  final:\n    due: {}\n    required_files: [report.pdf]\n",
+        at(Utc::now() + chrono::Duration::days(1))
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let scratch_dir = scratch.path().to_path_buf();
+    let c = Course::start_term(false, Some((&course, &[])), PEOPLE, move |config| {
+        config.gateway.scratch = Some(scratch_dir);
+    })
+    .await;
+    let mut request = c
+        .upload_files("alice", &["echo x"], &[("notes.txt", "no report\n")])
+        .await
+        .unwrap();
+    request.assignment = Some("final".into());
+    let signed = request.sign(&c.keys["alice"]);
+    // The same signed job, posted again and again with fresh request signatures (issue 26).
+    for _ in 0..5 {
+        refused(
+            c.client("alice").submit(&signed).await,
+            StatusCode::BAD_REQUEST,
+            "final needs report.pdf in your project folder; missing: report.pdf. Add it and submit again",
+        );
+    }
+    assert_eq!(c.gateway.unpacked.unpacks(), 1);
+    // In the gateway's own scratch folder, and nothing left there.
+    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0);
+    c.h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leaderboard_ranks_by_worker_time_and_hides_other_teams_from_students() {
     let graded = format!(
         "rai:\n  image: {}\ncommands:\n  build:\n    - echo setup\n    - sh /src/work.sh\n",

@@ -23,6 +23,7 @@ pub mod index;
 mod ownership;
 pub mod quota;
 pub mod state;
+pub mod uploads;
 
 pub use bus::{EventBus, EventStream, FollowOptions, JobPublisher};
 pub use hub::EventHub;
