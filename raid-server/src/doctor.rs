@@ -93,7 +93,8 @@ pub async fn run(config: &Config) -> Vec<Check> {
     out.push(gpu_check(config.raid.gpus.as_ref(), GpuInventory::probe()));
     if let Some(d) = &docker {
         out.push(container_check(d, config, &gpus).await);
-        if config.raid.limits.network {
+        let builds_online = config.raid.build_images.allowed && config.raid.build_images.network;
+        if config.raid.limits.network || builds_online {
             out.push(network_check(d, config).await);
         }
     }
@@ -197,7 +198,7 @@ pub fn gpu_check(configured: Option<&Vec<String>>, probed: Result<GpuInventory, 
     }
 }
 
-/// Jobs may use the network here: the job network and its firewall rules must be in place.
+/// Jobs (or image builds) may use the network here: the job network and its firewall rules must be in place.
 async fn network_check(docker: &Docker, config: &Config) -> Check {
     let network = match crate::sandbox::network::JobNetwork::new(&config.raid.job_network) {
         Ok(n) => n,

@@ -47,8 +47,9 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
             config.raid.work_dir.display()
         )
     })?;
-    if config.raid.limits.network {
-        // Jobs may use the network here: only behind the job network's rules (sandbox::network).
+    let builds_online = config.raid.build_images.allowed && config.raid.build_images.network;
+    if config.raid.limits.network || builds_online {
+        // Jobs (or image builds) may use the network here: only behind the job network's rules (sandbox::network).
         let network = crate::sandbox::network::JobNetwork::new(&config.raid.job_network)?;
         network.ensure(&docker).await?;
     }

@@ -249,6 +249,8 @@ pub struct JobNetworkConfig {
     pub name: String,
     pub bridge: String,
     pub deny: Vec<String>,
+    /// Addresses inside `deny` that jobs may reach after all (a campus package mirror, a DNS server).
+    pub allow: Vec<String>,
 }
 
 /// `commands.build_image`: whether and how this worker builds a job's image from its Dockerfile.

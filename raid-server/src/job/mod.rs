@@ -454,6 +454,7 @@ impl JobLife {
                     policy: &ctx.config.raid.build_images,
                     allowed_images: &ctx.config.raid.images,
                     memory: limits.memory,
+                    network: &ctx.config.raid.job_network.name,
                 };
                 builder.build(wanted, &src, &self.dir, pump).await?
             }

@@ -166,6 +166,9 @@ pub struct ImageBuilder<'a> {
     pub policy: &'a BuildImagesConfig,
     pub allowed_images: &'a [String],
     pub memory: u64,
+    /// The job network (`raid.job_network.name`) that `RUN` steps use when the policy allows them the network: the
+    /// same firewall as jobs, never Docker's default bridge.
+    pub network: &'a str,
 }
 
 impl ImageBuilder<'_> {
@@ -194,6 +197,7 @@ async fn build_job_image(
         policy,
         allowed_images,
         memory,
+        network,
     } = *builder;
     let fail = |e: ImageBuildError| JobError::ImageBuild(e);
     let dockerfile_path = src.join(build.dockerfile());
@@ -263,7 +267,7 @@ async fn build_job_image(
         .forcerm(true)
         .nocache(build.no_cache)
         .pull("")
-        .networkmode(if policy.network { "bridge" } else { "none" })
+        .networkmode(if policy.network { network } else { "none" })
         .memory(i32::try_from(memory).unwrap_or(i32::MAX))
         .labels(&labels)
         .build();

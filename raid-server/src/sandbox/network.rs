@@ -8,11 +8,19 @@
 //!
 //! - `INPUT -i <bridge> -j DROP`: nothing from a job reaches the host itself, whatever address it uses (the
 //!   bridge's gateway, docker0's, the host's own); Redis or a gateway on the worker is out of reach.
-//! - `DOCKER-USER -i <bridge> -d <cidr> -j DROP` for each `raid.job_network.deny` entry: the metadata service, and
-//!   the course's networks an admin adds (where Redis and the gateways live).
+//! - `DOCKER-USER -i <bridge> -d <cidr> -j DROP` for each `raid.job_network.deny` entry: by default link-local (the
+//!   metadata service), the private ranges (where a course's Redis, gateways and campus services live) and the
+//!   clouds' shared address space;
+//! - before those, `DOCKER-USER -i <bridge> -d <cidr> -j RETURN` for each `raid.job_network.allow` entry: what an
+//!   admin opens inside them (a package mirror), which Docker's own rules then handle as any other traffic.
 //!
-//! The rules are checked (`iptables -C`) before being inserted, so a restart adds nothing twice. A worker that
-//! allows the network but cannot install them refuses to start, rather than run jobs on an open network.
+//! Image builds allowed the network (`raid.build_images.network`) run their `RUN` steps on this network too, so a
+//! Dockerfile reaches no more than a job does (issue 26: they ran on Docker's default bridge).
+//!
+//! The rules are checked (`iptables -C`) before being inserted, so a restart adds nothing twice; when one of the
+//! `DOCKER-USER` rules is missing, all of them are put back in order (an allow must come before the denies). A
+//! worker that allows the network but cannot install them refuses to start, rather than run jobs on an open
+//! network.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -29,7 +37,7 @@ pub enum NetworkError {
     )]
     BridgeName(String),
     #[error(
-        "raid.job_network.deny: {0:?} is not an IPv4 address or CIDR (the job network is IPv4 only, so IPv6 is out of reach already)"
+        "raid.job_network (deny or allow): {0:?} is not an IPv4 address or CIDR (the job network is IPv4 only, so IPv6 is out of reach already)"
     )]
     Cidr(String),
     #[error("cannot make the job network {name}: {source}")]
@@ -63,6 +71,7 @@ pub struct JobNetwork {
     pub name: String,
     pub bridge: String,
     deny: Vec<String>,
+    allow: Vec<String>,
 }
 
 impl JobNetwork {
@@ -77,7 +86,7 @@ impl JobNetwork {
         {
             return Err(NetworkError::BridgeName(bridge.clone()));
         }
-        for cidr in &config.deny {
+        for cidr in config.deny.iter().chain(&config.allow) {
             let (addr, bits) = cidr.split_once('/').unwrap_or((cidr, "32"));
             let ok = addr.parse::<Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32);
             if !ok {
@@ -88,6 +97,7 @@ impl JobNetwork {
             name: config.name.clone(),
             bridge: bridge.clone(),
             deny: config.deny.clone(),
+            allow: config.allow.clone(),
         })
     }
 
@@ -102,6 +112,12 @@ impl JobNetwork {
             chain: "INPUT",
             args: from_jobs(&["-j", "DROP"]),
         }];
+        for cidr in &self.allow {
+            rules.push(Rule {
+                chain: "DOCKER-USER",
+                args: from_jobs(&["-d", cidr, "-j", "RETURN"]),
+            });
+        }
         for cidr in &self.deny {
             rules.push(Rule {
                 chain: "DOCKER-USER",
@@ -155,20 +171,28 @@ impl JobNetwork {
                 }
             }
         }
-        for rule in self.rules() {
-            if iptables(&rule, "-C").is_ok() {
-                continue;
+        let rules = self.rules();
+        let (input, forward): (Vec<Rule>, Vec<Rule>) =
+            rules.into_iter().partition(|r| r.chain == "INPUT");
+        for rule in &input {
+            if iptables(rule, "-C").is_err() {
+                insert_at_top(rule)?;
             }
-            let mut insert = vec!["1".to_string()];
-            insert.extend(rule.args.iter().cloned());
-            let at_top = Rule {
-                chain: rule.chain,
-                args: insert,
-            };
-            iptables(&at_top, "-I").map_err(|why| NetworkError::Firewall {
-                rule: rule.text("-I"),
-                why,
-            })?;
+        }
+        if forward.iter().any(|r| iptables(r, "-C").is_err()) {
+            // Put them all back in order: each goes on top, so the last one inserted (the first rule) is checked
+            // first.
+            for rule in &forward {
+                while iptables(rule, "-C").is_ok() {
+                    iptables(rule, "-D").map_err(|why| NetworkError::Firewall {
+                        rule: rule.text("-D"),
+                        why,
+                    })?;
+                }
+            }
+            for rule in forward.iter().rev() {
+                insert_at_top(rule)?;
+            }
         }
         Ok(())
     }
@@ -181,6 +205,20 @@ impl JobNetwork {
             .map(|r| r.text("-A"))
             .collect()
     }
+}
+
+/// Inserts `rule` as the first of its chain.
+fn insert_at_top(rule: &Rule) -> Result<(), NetworkError> {
+    let mut args = vec!["1".to_string()];
+    args.extend(rule.args.iter().cloned());
+    let at_top = Rule {
+        chain: rule.chain,
+        args,
+    };
+    iptables(&at_top, "-I").map_err(|why| NetworkError::Firewall {
+        rule: rule.text("-I"),
+        why,
+    })
 }
 
 /// Runs `iptables -w VERB CHAIN ARGS...`; `Err` is why it failed.
@@ -208,7 +246,30 @@ mod tests {
             name: "rai-jobs".into(),
             bridge: bridge.into(),
             deny: deny.iter().map(|s| s.to_string()).collect(),
+            allow: Vec::new(),
         }
+    }
+
+    #[test]
+    fn by_default_jobs_are_kept_off_link_local_and_private_ranges_and_an_allow_comes_first() {
+        let mut c = rai_common::Config::defaults().raid.job_network;
+        c.allow = vec!["10.1.2.3".into()];
+        let n = JobNetwork::new(&c).unwrap();
+        let rules: Vec<String> = n.rules().iter().map(|r| r.text("-A")).collect();
+        assert_eq!(
+            rules,
+            [
+                "-A INPUT -i rai-jobs0 -j DROP",
+                "-A DOCKER-USER -i rai-jobs0 -d 10.1.2.3 -j RETURN",
+                "-A DOCKER-USER -i rai-jobs0 -d 169.254.0.0/16 -j DROP",
+                "-A DOCKER-USER -i rai-jobs0 -d 10.0.0.0/8 -j DROP",
+                "-A DOCKER-USER -i rai-jobs0 -d 172.16.0.0/12 -j DROP",
+                "-A DOCKER-USER -i rai-jobs0 -d 192.168.0.0/16 -j DROP",
+                "-A DOCKER-USER -i rai-jobs0 -d 100.64.0.0/10 -j DROP",
+            ]
+        );
+        c.allow = vec!["mirror.example.edu".into()];
+        assert!(JobNetwork::new(&c).is_err());
     }
 
     #[test]

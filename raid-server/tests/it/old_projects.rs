@@ -214,3 +214,52 @@ async fn build_image_is_refused_where_the_policy_does_not_allow_it() {
     assert!(!text(&events, "stdout").contains("Step 1"));
     h.drain_and_stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_build_with_the_network_runs_behind_the_job_networks_firewall() {
+    let h = Harness::start(|c| {
+        c.raid.build_images.allowed = true;
+        c.raid.build_images.network = true;
+    })
+    .await;
+    let network = raid::sandbox::network::JobNetwork::new(&h.config.raid.job_network).unwrap();
+    assert_eq!(network.missing_rules(), Vec::<String>::new());
+    let gateway = h
+        .ctx
+        .docker
+        .inspect_network(&network.name, None)
+        .await
+        .unwrap()
+        .ipam
+        .and_then(|i| i.config)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|c| c.gateway)
+        .expect("the job network has a gateway");
+    let marker = format!("m{}", rai_common::job::JobId::new());
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(
+        project.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN echo {marker} && ip route | head -1 > /etc/route && \\\n  \
+             (wget -q -T 3 -O- http://169.254.169.254/ >/dev/null 2>&1 && echo open || echo closed) > /etc/metadata\n",
+            rai_testkit::image()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        project.path().join("rai_build.yml"),
+        "rai:\n  version: 0.2\ncommands:\n  build_image:\n    dockerfile: Dockerfile\n  build:\n    - cat /etc/route /etc/metadata\n",
+    )
+    .unwrap();
+    let job = h.submit_dir(project.path(), |_| {}).await;
+    let events = h.events(job, LIMIT).await;
+    let (stdout, system) = (text(&events, "stdout"), text(&events, "system"));
+    assert_eq!(end(&events).0, "succeeded", "{system}\n{stdout}");
+    // The RUN step's route goes out through the job network (not docker0), and the metadata service is closed.
+    assert!(
+        stdout.ends_with(&format!("default via {gateway} dev eth0 \nclosed\n")),
+        "{stdout}"
+    );
+    h.drain_and_stop().await;
+}
