@@ -122,8 +122,9 @@ fn vm_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn redis_clients(url: &str) -> u64 {
-    let mut conn = redis::Client::open(url)
+async fn redis_clients(target: &rai_backends::redis_link::RedisTarget) -> u64 {
+    let mut conn = target
+        .client()
         .unwrap()
         .get_multiplexed_async_connection()
         .await
@@ -220,7 +221,7 @@ async fn main() {
     let (mut alone_latency, alone_lines) = follow(client.clone(), alone).await;
     assert_eq!(alone_lines, LINES, "the lone follower lost lines");
     let idle_rss = vm_kib(gateway_pid, "VmRSS:");
-    let idle_clients = redis_clients(&stack.redis.url()).await;
+    let idle_clients = redis_clients(&stack.redis.target()).await;
     let mut jobs = Vec::new();
     for _ in 0..JOBS {
         jobs.push(
@@ -236,11 +237,11 @@ async fn main() {
         }
     }
     let sampler = {
-        let url = stack.redis.url();
+        let target = stack.redis.target();
         tokio::spawn(async move {
             let mut peak = 0;
             for _ in 0..400 {
-                peak = peak.max(redis_clients(&url).await);
+                peak = peak.max(redis_clients(&target).await);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             peak

@@ -105,7 +105,7 @@ async fn main() {
         },
     )
     .await;
-    let bus = EventBus::connect(&s.redis.url(), Duration::from_secs(7 * 86400))
+    let bus = EventBus::connect(s.redis.target(), Duration::from_secs(7 * 86400))
         .await
         .unwrap();
     let store = FsStore::open(s.dir.path().join("store")).unwrap();
@@ -125,7 +125,10 @@ async fn main() {
     let live: Vec<f64> = kept.iter().take(25).map(|j| first_line(&s, j)).collect();
     redis::cmd("FLUSHALL")
         .query_async::<()>(
-            &mut redis::Client::open(s.redis.url())
+            &mut s
+                .redis
+                .target()
+                .client()
                 .unwrap()
                 .get_multiplexed_async_connection()
                 .await

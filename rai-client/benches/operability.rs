@@ -106,7 +106,7 @@ async fn main() {
 
     // The history: 10,000 finished jobs of 300 students in 60 teams.
     let seeded = Instant::now();
-    let bus = EventBus::connect(&s.redis.url(), Duration::from_secs(7 * 86400))
+    let bus = EventBus::connect(s.redis.target(), Duration::from_secs(7 * 86400))
         .await
         .unwrap();
     let store = FsStore::open(s.dir.path().join("store")).unwrap();

@@ -332,7 +332,8 @@ async fn container_check(docker: &Docker, config: &Config, gpus: &GpuPool) -> Ch
 
 /// Redis's memory: used, against `maxmemory`, and the largest job logs in it.
 async fn redis_memory_check(config: &Config) -> Check {
-    let report = match EventBus::connect(&config.events.redis_url, Duration::from_secs(60)).await {
+    let target = rai_backends::redis_link::RedisTarget::events(config);
+    let report = match EventBus::connect(&target, Duration::from_secs(60)).await {
         Ok(bus) => bus.memory_report(3).await,
         Err(e) => return fail("redis mem", e.to_string()),
     };
@@ -385,12 +386,14 @@ pub fn memory_verdict(r: &rai_backends::events::archive::MemoryReport) -> Check 
 }
 
 async fn redis_check(config: &Config) -> Check {
-    let bus = match EventBus::connect(&config.events.redis_url, Duration::from_secs(60)).await {
+    let target = rai_backends::redis_link::RedisTarget::events(config);
+    let bus = match EventBus::connect(&target, Duration::from_secs(60)).await {
         Ok(b) => b,
         Err(e) => return fail("redis", e.to_string()),
     };
-    let Ok(client) = redis::Client::open(config.events.redis_url.as_str()) else {
-        return fail("redis", "the URL is not valid");
+    let client = match target.client() {
+        Ok(c) => c,
+        Err(e) => return fail("redis", e.to_string()),
     };
     let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
         return fail("redis", format!("cannot connect to {}", bus.endpoint()));
@@ -426,15 +429,64 @@ async fn redis_check(config: &Config) -> Check {
             ),
         );
     }
-    pass(
-        "redis",
-        format!(
-            "{} (appendonly {}, maxmemory-policy {})",
-            bus.endpoint(),
-            aof.unwrap_or_else(|| "?".into()),
-            policy.unwrap_or_else(|| "?".into())
-        ),
-    )
+    let how = redis_link_description(config, &target);
+    let text = format!(
+        "{} {how} (appendonly {}, maxmemory-policy {})",
+        bus.endpoint(),
+        aof.unwrap_or_else(|| "?".into()),
+        policy.unwrap_or_else(|| "?".into())
+    );
+    let local = bus
+        .endpoint()
+        .rsplit_once(':')
+        .map(|(host, _)| host.trim_matches(['[', ']']))
+        .is_some_and(|h| {
+            h == "localhost"
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+    if !target.is_tls() && !local {
+        return warn(
+            "redis",
+            format!(
+                "{text}: reached without TLS across the network, so its password and every job's output cross it \
+                 in clear; use rediss:// (docs/admin.md, \"Redis over TLS\")"
+            ),
+        );
+    }
+    if target.user() == "default" {
+        return warn(
+            "redis",
+            format!(
+                "{text}: logged in as Redis's default user; give each part its own ACL user (deploy/redis/users.acl)"
+            ),
+        );
+    }
+    pass("redis", text)
+}
+
+/// How this process reaches Redis, as `raid doctor` says it: `over TLS (CA ca.pem, client certificate) as user
+/// raid`, or `in plain text as user default`.
+fn redis_link_description(
+    config: &Config,
+    target: &rai_backends::redis_link::RedisTarget,
+) -> String {
+    let e = &config.events;
+    let tls = if target.is_tls() {
+        let ca = e.ca_file.as_ref().map_or_else(
+            || "the system's CAs".to_string(),
+            |p| format!("CA {}", p.display()),
+        );
+        let client = if e.client_cert.is_some() {
+            ", client certificate"
+        } else {
+            ""
+        };
+        format!("over TLS ({ca}{client})")
+    } else {
+        "in plain text".to_string()
+    };
+    format!("{tls} as user {}", target.user())
 }
 
 fn disk_check(config: &Config) -> Check {

@@ -28,7 +28,7 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
     }
     let store = open_store(&config, None, true).await?;
     let bus = EventBus::connect(
-        &config.events.redis_url,
+        rai_backends::redis_link::RedisTarget::events(&config),
         config.events.retention.as_duration(),
     )
     .await?;

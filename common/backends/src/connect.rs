@@ -20,7 +20,7 @@ pub async fn open_queue(
     match config.queue.backend {
         QueueBackend::Redis => Ok(Arc::new(
             RedisQueue::connect(
-                config.queue_redis_url(),
+                crate::redis_link::RedisTarget::queue(config),
                 name,
                 lease,
                 config.queue.max_deliveries,

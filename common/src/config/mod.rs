@@ -68,6 +68,11 @@ pub enum MailSecurity {
 #[serde(deny_unknown_fields)]
 pub struct EventsConfig {
     pub redis_url: String,
+    /// The CA certificate (PEM) a `rediss://` Redis's certificate is checked against; `None`: the system's.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and key (PEM) for Redis's mutual TLS (`tls-auth-clients yes`).
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
     pub retention: Span,
     /// How long Redis keeps a finished job's events once its log is in the store.
     pub live_retention: Span,

@@ -324,7 +324,7 @@ impl Catalogue {
             },
         )
         .await;
-        let bus = EventBus::connect(&stack.redis.url(), Duration::from_secs(3600))
+        let bus = EventBus::connect(stack.redis.target(), Duration::from_secs(3600))
             .await
             .unwrap();
         let store = FsStore::open(stack.dir.path().join("store")).unwrap();
@@ -594,7 +594,11 @@ pub async fn run(scale: Scale) -> Report {
                 })
                 .await;
             // The gateway would refuse it; a rogue gateway (or anyone with a gateway key and Redis) could XADD it.
-            let mut redis = redis::Client::open(c.stack.redis.url())
+            let mut redis = c
+                .stack
+                .redis
+                .target()
+                .client()
                 .unwrap()
                 .get_multiplexed_async_connection()
                 .await

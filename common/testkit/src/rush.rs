@@ -207,7 +207,7 @@ pub async fn run(plan: Plan) -> Report {
     }
     let submit_time = started.elapsed();
     let (submitted, refused) = std::mem::take(&mut *results.lock().unwrap());
-    let bus = EventBus::connect(&stack.redis.url(), Duration::from_secs(3600))
+    let bus = EventBus::connect(stack.redis.target(), Duration::from_secs(3600))
         .await
         .unwrap();
     // Wait for every accepted job to end.

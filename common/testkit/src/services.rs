@@ -11,6 +11,15 @@ pub struct PrivateRedis {
     dir: std::path::PathBuf,
     child: Option<std::process::Child>,
     extra: Vec<String>,
+    tls: Option<RedisTls>,
+}
+
+/// What a TLS-only Redis is reached with: the course CA, a client certificate (mutual TLS), and the passwords of
+/// its ACL users.
+struct RedisTls {
+    ca: std::path::PathBuf,
+    client: crate::tls::Issued,
+    passwords: std::collections::HashMap<&'static str, String>,
 }
 
 impl PrivateRedis {
@@ -27,9 +36,127 @@ impl PrivateRedis {
             dir,
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls: None,
         };
         r.spawn();
         r
+    }
+
+    /// Starts one as a course deploys it: TLS only (no plain port), client certificates required (mutual TLS), the
+    /// ACL users of `deploy/redis/users.acl` (the default user off; `raid` and `gateway`), plus an `admin` user
+    /// for the test itself. Its certificates come from `ca`.
+    pub fn start_tls(ca: &crate::tls::TestCa) -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let dir = std::env::temp_dir().join(unique("rai-redis"));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let server = ca.issue(&dir, "redis", &["127.0.0.1", "localhost"]);
+        let client = ca.issue(&dir, "redis-client", &["rai-test-client"]);
+        let password = || unique("pw").replace('-', "");
+        let passwords = std::collections::HashMap::from([
+            ("raid", password()),
+            ("gateway", password()),
+            ("admin", password()),
+        ]);
+        let make_acl = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/redis/make-acl.sh"
+        );
+        let acl = std::process::Command::new(make_acl)
+            .args([&passwords["raid"], &passwords["gateway"]])
+            .output()
+            .expect("deploy/redis/make-acl.sh runs");
+        assert!(
+            acl.status.success(),
+            "{}",
+            String::from_utf8_lossy(&acl.stderr)
+        );
+        let mut users = String::from_utf8(acl.stdout).unwrap();
+        users.push_str(&format!(
+            "user admin on >{} ~* &* +@all\n",
+            passwords["admin"]
+        ));
+        let acl_file = dir.join("users.acl");
+        std::fs::write(&acl_file, users).unwrap();
+        let path = |p: &std::path::Path| p.display().to_string();
+        let extra = vec![
+            "--tls-cert-file".to_string(),
+            path(&server.cert),
+            "--tls-key-file".into(),
+            path(&server.key),
+            "--tls-ca-cert-file".into(),
+            path(&ca.cert),
+            "--tls-auth-clients".into(),
+            "yes".into(),
+            "--aclfile".into(),
+            path(&acl_file),
+        ];
+        let mut r = PrivateRedis {
+            port,
+            dir,
+            child: None,
+            extra,
+            tls: Some(RedisTls {
+                ca: ca.cert.clone(),
+                client,
+                passwords,
+            }),
+        };
+        r.spawn();
+        r
+    }
+
+    /// How `user` (`raid`, `gateway` or `admin`) reaches this Redis: its URL with the password and, over TLS, the
+    /// CA and client certificate. A plain instance has only its default user.
+    pub fn target_for(&self, user: &str) -> rai_backends::redis_link::RedisTarget {
+        match &self.tls {
+            Some(tls) => rai_backends::redis_link::RedisTarget::new(
+                &format!(
+                    "rediss://{user}:{}@127.0.0.1:{}",
+                    tls.passwords[user], self.port
+                ),
+                Some(&tls.ca),
+                Some(&tls.client.cert),
+                Some(&tls.client.key),
+            ),
+            None => rai_backends::redis_link::RedisTarget::from(self.url().as_str()),
+        }
+    }
+
+    /// How the test itself reaches this Redis (as `admin` over TLS).
+    pub fn target(&self) -> rai_backends::redis_link::RedisTarget {
+        self.target_for("admin")
+    }
+
+    /// A config's `events:` lines for `user` (indented for the `events:` section: `redis_url`, and the TLS files).
+    pub fn events_lines(&self, user: &str) -> String {
+        let target = self.target_for(user);
+        match &self.tls {
+            Some(tls) => format!(
+                "  redis_url: {}\n  ca_file: {}\n  client_cert: {}\n  client_key: {}\n",
+                target.url(),
+                tls.ca.display(),
+                tls.client.cert.display(),
+                tls.client.key.display()
+            ),
+            None => format!("  redis_url: {}\n", target.url()),
+        }
+    }
+
+    /// Whether this one speaks only TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The CA certificate, client certificate and client key files of a TLS one.
+    pub fn tls_files(
+        &self,
+    ) -> Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)> {
+        self.tls
+            .as_ref()
+            .map(|t| (t.ca.clone(), t.client.cert.clone(), t.client.key.clone()))
     }
 
     /// Starts one with default settings.
@@ -37,26 +164,33 @@ impl PrivateRedis {
         Self::start_with(&[])
     }
 
+    /// The URL the test itself uses (over TLS: the `admin` user's, which also needs [`PrivateRedis::target`]'s
+    /// certificates).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.tls {
+            Some(tls) => format!(
+                "rediss://admin:{}@127.0.0.1:{}",
+                tls.passwords["admin"], self.port
+            ),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     fn spawn(&mut self) {
+        let port = self.port.to_string();
+        let ports: &[&str] = if self.tls.is_some() {
+            &["--port", "0", "--tls-port", &port]
+        } else {
+            &["--port", &port]
+        };
         let child = std::process::Command::new(redis_server())
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-            ])
+            .args(ports)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
             .arg("--dir")
             .arg(&self.dir)
             .args(&self.extra)
-            .stdout(std::process::Stdio::null())
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
             .spawn()
             .expect("redis-server starts");
         self.child = Some(child);

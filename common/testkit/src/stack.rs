@@ -53,6 +53,9 @@ pub struct Options {
     pub events_extra: &'static str,
     /// Gateways serve plain HTTP on loopback instead of HTTPS: only where plain HTTP is itself what is tested.
     pub plain_gateway: bool,
+    /// Redis speaks plain text with no users instead of TLS with deploy/redis's ACL users: only where plain Redis
+    /// is itself what is measured (a benchmark's reference).
+    pub plain_redis: bool,
 }
 
 impl Default for Options {
@@ -72,6 +75,7 @@ impl Default for Options {
             gateway_extra: "",
             events_extra: "",
             plain_gateway: false,
+            plain_redis: false,
         }
     }
 }
@@ -148,9 +152,16 @@ fn aws_lines(endpoint: &str) -> String {
 
 impl Stack {
     pub async fn start(kind: Kind, options: Options) -> Stack {
-        let redis = PrivateRedis::start();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("store")).unwrap();
+        let ca = TestCa::new(dir.path());
+        // As a course deploys it: TLS only, mutual TLS, deploy/redis's ACL users (raid for workers, gateway for
+        // gateways), the default user off.
+        let redis = if options.plain_redis {
+            PrivateRedis::start()
+        } else {
+            PrivateRedis::start_tls(&ca)
+        };
         let queue = crate::unique("e2e");
         let bucket = queue.clone();
         let moto = (kind == Kind::Aws && options.private_moto).then(PrivateMoto::start);
@@ -209,7 +220,6 @@ impl Stack {
             Registry { users }.to_yaml(),
         )
         .unwrap();
-        let ca = TestCa::new(dir.path());
         let gateway_tls = (!options.plain_gateway)
             .then(|| ca.issue(dir.path(), "gateway", &["127.0.0.1", "localhost"]));
         let mut stack = Stack {
@@ -249,11 +259,11 @@ impl Stack {
         stack
     }
 
-    /// The backends part of a config file, shared by students and workers.
-    fn backends(&self) -> String {
+    /// The backends part of a server's config, for Redis's ACL user `user` (`raid` or `gateway`).
+    fn backends(&self, user: &str) -> String {
         let events = format!(
-            "events:\n  redis_url: {}\n{}",
-            self.redis.url(),
+            "events:\n{}{}",
+            self.redis.events_lines(user),
             self.events_extra
         );
         match self.kind {
@@ -307,7 +317,7 @@ impl Stack {
             format!(
                 // The gateway applies the course's policy (raid.images, raid.limits) as the workers do.
                 "{}gateway:\n  listen: 127.0.0.1:{port}\n{tls}  attestation_key: {}\n  queues: [{}]\n{}raid:\n  registry: {}\n  images: [\"rai-test/*\"]\n{}",
-                self.backends(),
+                self.backends("gateway"),
                 self.dir.path().join("gateway.key").display(),
                 self.queue,
                 self.gateway_extra,
@@ -378,7 +388,7 @@ impl Stack {
             &config,
             format!(
                 "{}raid:\n  name: {name}\n  gateway_keys: [{}]\n  queues: [{}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  concurrency: {}\n  shutdown_grace: 2s\n  cancel_grace: 2s\n  registry: {}\n  work_dir: {}\n{}",
-                self.backends(),
+                self.backends("raid"),
                 crate::jobs::gateway_public_key(),
                 self.queue,
                 self.concurrency,
@@ -510,7 +520,13 @@ impl Stack {
     /// The stack's job queue, opened as a worker opens it.
     pub async fn queue(&self) -> std::sync::Arc<dyn rai_backends::queue::JobQueue> {
         let mut config = rai_common::Config::defaults();
-        config.events.redis_url = self.redis.url();
+        let raid = self.redis.target_for("raid");
+        config.events.redis_url = raid.url().to_string();
+        if let Some((ca, cert, key)) = self.redis.tls_files() {
+            config.events.ca_file = Some(ca);
+            config.events.client_cert = Some(cert);
+            config.events.client_key = Some(key);
+        }
         config.queue.name = self.queue.clone();
         if self.kind == Kind::Aws {
             config.queue.backend = rai_common::config::QueueBackend::Sqs;

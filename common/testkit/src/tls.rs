@@ -24,6 +24,12 @@ impl TestCa {
     pub fn new(dir: &Path) -> TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // A name of its own: OpenSSL (Redis) takes a certificate whose subject is its issuer's for self-signed, and
+        // rcgen gives every certificate the same default name.
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "rai test course CA");
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         let cert = dir.join("course-ca.crt");
         std::fs::write(&cert, issuer.pem()).unwrap();
@@ -34,10 +40,12 @@ impl TestCa {
     pub fn issue(&self, dir: &Path, name: &str, names: &[&str]) -> Issued {
         let key = KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &self.issuer)
-            .unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
         let issued = Issued {
             cert: dir.join(format!("{name}.crt")),
             key: dir.join(format!("{name}.key.pem")),

@@ -308,17 +308,20 @@ async fn killed_between_end_and_ack_never_runs_twice(kind: Kind) {
         },
     )
     .await;
-    let mut redis = redis::Client::open(s.redis.url())
+    let mut redis = s
+        .redis
+        .target()
+        .client()
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    // Once the job runs, transactions are refused: the state update and `mark_done` (MULTI/EXEC) fail as on a
-    // Redis hiccup; the end event (a script) and everything else go through.
+    // Once the job runs, the workers' transactions are refused: the state update and `mark_done` (MULTI/EXEC)
+    // fail as on a Redis hiccup; the end event (a script) and everything else go through.
     let acl = |rule: &str| {
         redis::cmd("ACL")
             .arg("SETUSER")
-            .arg("default")
+            .arg("raid")
             .arg(rule)
             .clone()
     };
@@ -366,7 +369,7 @@ async fn killed_between_end_and_ack_never_runs_twice(kind: Kind) {
         assert!(std::time::Instant::now() < deadline, "{}", s.worker_logs());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let bus = rai_backends::events::EventBus::connect(&s.redis.url(), Duration::from_secs(60))
+    let bus = rai_backends::events::EventBus::connect(s.redis.target(), Duration::from_secs(60))
         .await
         .unwrap();
     let events = bus.history(&job.parse().unwrap(), 0, 10_000).await.unwrap();
@@ -707,7 +710,10 @@ async fn a_finished_jobs_log_is_served_from_the_store_once_redis_lets_it_go() {
     }
 
     // Redis lets the log go a second after it was stored.
-    let mut redis = redis::Client::open(s.redis.url())
+    let mut redis = s
+        .redis
+        .target()
+        .client()
         .unwrap()
         .get_multiplexed_async_connection()
         .await

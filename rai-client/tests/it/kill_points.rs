@@ -45,7 +45,10 @@ impl Bench {
         .await;
         let (a, b) = (s.workers[0].name.clone(), s.workers[1].name.clone());
         s.kill9(&b);
-        let redis = redis::Client::open(s.redis.url())
+        let redis = s
+            .redis
+            .target()
+            .client()
             .unwrap()
             .get_multiplexed_async_connection()
             .await

@@ -32,6 +32,51 @@ async fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("gateway.listen {listen:?} names no address"))
 }
 
+/// How often the gateway looks at its certificate files for a renewed certificate.
+const CERTIFICATE_CHECK: Duration = Duration::from_secs(60);
+
+/// The modification times of the certificate and key files.
+fn modified(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Option<(std::time::SystemTime, std::time::SystemTime)> {
+    let at = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    Some((at(cert)?, at(key)?))
+}
+
+/// Serves a renewed certificate without a restart: when the certificate or key file changes (certbot, a course's
+/// own CA), new connections get the new one; open ones keep theirs. A renewal that does not load is logged, and
+/// the old certificate stays in use.
+fn watch_certificate(
+    tls: axum_server::tls_rustls::RustlsConfig,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+) {
+    tokio::spawn(async move {
+        let mut seen = modified(&cert, &key);
+        loop {
+            tokio::time::sleep(CERTIFICATE_CHECK).await;
+            let now = modified(&cert, &key);
+            if now.is_none() || now == seen {
+                continue;
+            }
+            // Both files may be mid-write: wait a moment, then load the pair.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            match tls.reload_from_pem_file(&cert, &key).await {
+                Ok(()) => {
+                    seen = modified(&cert, &key);
+                    tracing::info!(cert = %cert.display(), "serving the renewed TLS certificate");
+                }
+                Err(e) => tracing::error!(
+                    cert = %cert.display(),
+                    error = %e,
+                    "the renewed TLS certificate does not load; still serving the previous one"
+                ),
+            }
+        }
+    });
+}
+
 /// Binds `gateway.listen` and serves until `stop` completes.
 pub async fn serve(
     gateway: Arc<Gateway>,
@@ -72,6 +117,7 @@ pub async fn serve(
                         key.display()
                     )
                 })?;
+            watch_certificate(tls.clone(), cert.clone(), key.clone());
             let handle = axum_server::Handle::new();
             // TCP_NODELAY: rustls may write a response's head and body as separate records, and with Nagle on the
             // second would wait for the client's delayed ACK (up to 40 ms on Linux). Event streams want each line

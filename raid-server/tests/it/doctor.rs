@@ -13,6 +13,17 @@ fn config_file_trusting(
     with_user: bool,
     gateway_keys: &[String],
 ) -> std::path::PathBuf {
+    let events = format!("  redis_url: {}\n", rai_testkit::redis_url());
+    config_file_with(dir, with_user, gateway_keys, &events)
+}
+
+/// A worker's config file, with `events` as its `events:` section's lines.
+fn config_file_with(
+    dir: &std::path::Path,
+    with_user: bool,
+    gateway_keys: &[String],
+    events: &str,
+) -> std::path::PathBuf {
     let store = dir.join("store");
     std::fs::create_dir_all(&store).unwrap();
     let registry = dir.join("registry.yml");
@@ -34,8 +45,8 @@ fn config_file_trusting(
     std::fs::write(
         &path,
         format!(
-            "events:\n  redis_url: {}\nqueue:\n  name: {}\nstore:\n  path: {}\nraid:\n  gateway_keys: [{}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  registry: {}\n  work_dir: {}\n",
-            rai_testkit::redis_url(),
+            "events:\n{}queue:\n  name: {}\nstore:\n  path: {}\nraid:\n  gateway_keys: [{}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  registry: {}\n  work_dir: {}\n",
+            events,
             rai_testkit::unique("doctor"),
             store.display(),
             gateway_keys.join(", "),
@@ -62,8 +73,24 @@ fn doctor(config: &std::path::Path) -> (i32, String) {
 
 #[test]
 fn a_healthy_worker_passes_every_check() {
+    // As deployed: Redis over TLS only, with a client certificate, as deploy/redis's user raid.
     let dir = tempfile::tempdir().unwrap();
-    let (code, table) = doctor(&config_file(dir.path(), true));
+    let ca = rai_testkit::tls::TestCa::new(dir.path());
+    let redis = rai_testkit::PrivateRedis::start_tls(&ca);
+    let config = config_file_with(
+        dir.path(),
+        true,
+        &[rai_testkit::jobs::gateway_public_key()],
+        &redis.events_lines("raid"),
+    );
+    let (code, table) = doctor(&config);
+    assert!(
+        table.contains(&format!(
+            "over TLS (CA {}, client certificate) as user raid",
+            ca.cert.display()
+        )),
+        "{table}"
+    );
     assert_eq!(code, 0, "{table}");
     for check in [
         "docker",
@@ -84,6 +111,19 @@ fn a_healthy_worker_passes_every_check() {
         );
     }
     assert!(table.contains("appendonly yes"), "{table}");
+}
+
+#[test]
+fn redis_as_its_default_user_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, table) = doctor(&config_file(dir.path(), true));
+    assert!(
+        table.lines().any(|l| l.starts_with("redis")
+            && l.contains("warn")
+            && l.contains("in plain text as user default")
+            && l.contains("give each part its own ACL user")),
+        "{table}"
+    );
 }
 
 #[test]

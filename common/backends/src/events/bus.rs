@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::errors::EventError;
 use crate::keys;
-use crate::redis_link::{endpoint_of, is_transient, manager};
+use crate::redis_link::{RedisTarget, is_transient, manager};
 use rai_common::event::{Event, EventBody, unsequenced_json};
 use rai_common::job::JobId;
 
@@ -50,7 +50,7 @@ const PUBLISH_RETRY_FOR: Duration = Duration::from_secs(30);
 /// The job event bus on one Redis.
 #[derive(Clone)]
 pub struct EventBus {
-    url: String,
+    target: RedisTarget,
     endpoint: String,
     conn: ConnectionManager,
     retention: Duration,
@@ -76,16 +76,20 @@ impl Default for FollowOptions {
 
 impl EventBus {
     /// Connects to the Redis at `url`; histories expire `retention` after a job's last event.
-    pub async fn connect(url: &str, retention: Duration) -> Result<EventBus, EventError> {
-        let endpoint = endpoint_of(url);
-        let conn = manager(url, false)
+    pub async fn connect(
+        target: impl Into<RedisTarget>,
+        retention: Duration,
+    ) -> Result<EventBus, EventError> {
+        let target = target.into();
+        let endpoint = target.endpoint();
+        let conn = manager(&target, false)
             .await
             .map_err(|source| EventError::Unreachable {
                 endpoint: endpoint.clone(),
                 source,
             })?;
         Ok(EventBus {
-            url: url.to_string(),
+            target,
             endpoint,
             conn,
             retention,
@@ -96,9 +100,9 @@ impl EventBus {
         &self.endpoint
     }
 
-    /// The Redis URL (with its credentials: never log it).
-    pub(crate) fn url(&self) -> &str {
-        &self.url
+    /// The Redis this bus talks to.
+    pub fn target(&self) -> &RedisTarget {
+        &self.target
     }
 
     pub(crate) fn connection(&self) -> ConnectionManager {
@@ -171,7 +175,7 @@ impl EventBus {
         loop {
             // Subscribe first, then replay: nothing published in between can fall through the crack.
             let subscribed = async {
-                let client = redis::Client::open(self.url.as_str())?;
+                let client = self.target.client()?;
                 let mut pubsub = client.get_async_pubsub().await?;
                 pubsub.subscribe(&channel).await?;
                 Ok::<_, redis::RedisError>(pubsub)

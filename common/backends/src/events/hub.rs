@@ -67,7 +67,7 @@ impl EventHub {
     /// Starts the shared subscription on `bus`'s Redis.
     pub fn start(bus: EventBus) -> EventHub {
         let followers: Followers = Arc::default();
-        let subscription = tokio::spawn(subscribe(bus.url().to_string(), followers.clone()));
+        let subscription = tokio::spawn(subscribe(bus.target().clone(), followers.clone()));
         EventHub {
             bus,
             followers,
@@ -129,12 +129,12 @@ impl Drop for Registration {
 
 /// The shared subscription: forwards each message to its job's followers, and tells every follower to re-read
 /// the history whenever the subscription is (re)made.
-async fn subscribe(url: String, followers: Followers) {
+async fn subscribe(target: crate::redis_link::RedisTarget, followers: Followers) {
     let pattern = "rai:job:*:events";
     let mut delays = crate::retry::forever();
     loop {
         let subscribed = async {
-            let client = redis::Client::open(url.as_str())?;
+            let client = target.client()?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.psubscribe(pattern).await?;
             Ok::<_, redis::RedisError>(pubsub)

@@ -29,7 +29,7 @@ use tokio::sync::Mutex;
 
 use super::{DeadLetter, Depth, JobQueue, Lease, check_size};
 use crate::errors::QueueError;
-use crate::redis_link::{endpoint_of, manager, retry_transient};
+use crate::redis_link::{RedisTarget, manager, retry_transient};
 
 const GROUP: &str = "raid";
 /// Longest single blocking read: expired leases of others are looked for at least this often.
@@ -127,18 +127,19 @@ impl Entry {
 impl RedisQueue {
     /// Connects to the queue `name` at `url`, creating its stream and consumer group when missing.
     pub async fn connect(
-        url: &str,
+        target: impl Into<RedisTarget>,
         name: &str,
         lease: Duration,
         max_deliveries: u32,
     ) -> Result<Self, QueueError> {
-        let endpoint = endpoint_of(url);
+        let target = target.into();
+        let endpoint = target.endpoint();
         let unreachable = |e: redis::RedisError| QueueError::Unreachable {
             endpoint: endpoint.clone(),
             source: e.into(),
         };
-        let conn = manager(url, false).await.map_err(unreachable)?;
-        let blocking = manager(url, true).await.map_err(unreachable)?;
+        let conn = manager(&target, false).await.map_err(unreachable)?;
+        let blocking = manager(&target, true).await.map_err(unreachable)?;
         let mut random = [0u8; 4];
         getrandom::fill(&mut random)
             .expect("the operating system's random number generator failed");

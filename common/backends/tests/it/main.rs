@@ -6,5 +6,6 @@ mod deploy_aws;
 mod events;
 mod queue_contract;
 mod redis_acl;
+mod redis_tls;
 mod store_contract;
 mod test_stack;
