@@ -116,6 +116,12 @@ stop_moto() {
   rm -f "$dir/moto.pid" "$dir/port"
 }
 
+# --- tcpdump (the hosts-apart test captures what crosses each link) ------------------------------------------------
+ensure_tcpdump_installed() {
+  command -v tcpdump >/dev/null 2>&1 || apt_install tcpdump
+  command -v tcpdump >/dev/null || die "tcpdump is not installed (Debian's tcpdump)"
+}
+
 # --- Chromium and its WebDriver (the staff dashboard's browser tests) ----------------------------------------------
 ensure_chromium_installed() {
   { command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || apt_install chromium chromium-driver

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 
 case "${1:-}" in
   up)
-    ensure_redis_installed; ensure_moto_installed; ensure_aiosmtpd_installed; ensure_chromium_installed
+    ensure_redis_installed; ensure_moto_installed; ensure_aiosmtpd_installed; ensure_chromium_installed; ensure_tcpdump_installed
     ensure_docker; ensure_test_image
     redis_port=$(start_redis test-redis)
     moto_port=$(start_moto)

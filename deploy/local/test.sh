@@ -25,6 +25,7 @@ ensure_redis_installed
 ensure_moto_installed
 ensure_aiosmtpd_installed
 ensure_chromium_installed
+ensure_tcpdump_installed
 ensure_docker
 ensure_test_image
 

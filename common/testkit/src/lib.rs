@@ -18,6 +18,7 @@ pub mod archives;
 pub mod chaos;
 pub mod env;
 pub mod hostile;
+pub mod hosts;
 pub mod jobs;
 pub mod report;
 pub mod rush;

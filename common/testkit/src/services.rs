@@ -12,6 +12,10 @@ pub struct PrivateRedis {
     child: Option<std::process::Child>,
     extra: Vec<String>,
     tls: Option<RedisTls>,
+    /// The address it listens on (127.0.0.1 unless it runs in a host of a [`crate::hosts::Lan`]).
+    bind: String,
+    /// The network namespace it runs in, if any.
+    netns: Option<String>,
 }
 
 /// What a TLS-only Redis is reached with: the course CA, a client certificate (mutual TLS), and the passwords of
@@ -37,6 +41,8 @@ impl PrivateRedis {
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             tls: None,
+            bind: "127.0.0.1".into(),
+            netns: None,
         };
         r.spawn();
         r
@@ -50,9 +56,23 @@ impl PrivateRedis {
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
+        Self::start_tls_at(ca, port, "127.0.0.1", None)
+    }
+
+    /// [`PrivateRedis::start_tls`] on `host` of a [`crate::hosts::Lan`], port 6380, as a Redis machine of a course.
+    pub fn start_tls_on(ca: &crate::tls::TestCa, host: &crate::hosts::Host) -> PrivateRedis {
+        Self::start_tls_at(ca, 6380, &host.addr.to_string(), Some(host.netns.clone()))
+    }
+
+    fn start_tls_at(
+        ca: &crate::tls::TestCa,
+        port: u16,
+        bind: &str,
+        netns: Option<String>,
+    ) -> PrivateRedis {
         let dir = std::env::temp_dir().join(unique("rai-redis"));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let server = ca.issue(&dir, "redis", &["127.0.0.1", "localhost"]);
+        let server = ca.issue(&dir, "redis", &[bind, "localhost"]);
         let client = ca.issue(&dir, "redis-client", &["rai-test-client"]);
         let password = || unique("pw").replace('-', "");
         let passwords = std::collections::HashMap::from([
@@ -103,6 +123,8 @@ impl PrivateRedis {
                 client,
                 passwords,
             }),
+            bind: bind.to_string(),
+            netns,
         };
         r.spawn();
         r
@@ -114,8 +136,8 @@ impl PrivateRedis {
         match &self.tls {
             Some(tls) => rai_backends::redis_link::RedisTarget::new(
                 &format!(
-                    "rediss://{user}:{}@127.0.0.1:{}",
-                    tls.passwords[user], self.port
+                    "rediss://{user}:{}@{}:{}",
+                    tls.passwords[user], self.bind, self.port
                 ),
                 Some(&tls.ca),
                 Some(&tls.client.cert),
@@ -169,8 +191,8 @@ impl PrivateRedis {
     pub fn url(&self) -> String {
         match &self.tls {
             Some(tls) => format!(
-                "rediss://admin:{}@127.0.0.1:{}",
-                tls.passwords["admin"], self.port
+                "rediss://admin:{}@{}:{}",
+                tls.passwords["admin"], self.bind, self.port
             ),
             None => format!("redis://127.0.0.1:{}", self.port),
         }
@@ -183,9 +205,17 @@ impl PrivateRedis {
         } else {
             &["--port", &port]
         };
-        let child = std::process::Command::new(redis_server())
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(redis_server());
+                c
+            }
+            None => std::process::Command::new(redis_server()),
+        };
+        let child = command
             .args(ports)
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .args(["--bind", &self.bind, "--save", "", "--appendonly", "yes"])
             .arg("--dir")
             .arg(&self.dir)
             .args(&self.extra)
@@ -196,7 +226,16 @@ impl PrivateRedis {
         self.child = Some(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            let up = match &self.netns {
+                Some(ns) => std::process::Command::new("ip")
+                    .args(["netns", "exec", ns, "bash", "-c"])
+                    .arg(format!("echo > /dev/tcp/{}/{}", self.bind, self.port))
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success()),
+                None => std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+            };
+            if up {
                 return;
             }
             if let Some(status) = self
@@ -211,7 +250,13 @@ impl PrivateRedis {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        panic!("redis-server on port {} did not come up", self.port);
+        let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+        panic!(
+            "redis-server on {}:{} did not come up; its log ends:\n{}",
+            self.bind,
+            self.port,
+            log.lines().rev().take(8).collect::<Vec<_>>().join("\n")
+        );
     }
 
     /// Stops the server (its data stays) and waits for it to exit.

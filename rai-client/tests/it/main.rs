@@ -7,6 +7,7 @@ mod dashboard;
 mod e2e;
 mod errors;
 mod hostile;
+mod hosts_apart;
 mod identity;
 mod kill_points;
 mod offline_commands;
