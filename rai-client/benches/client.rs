@@ -5,18 +5,20 @@
 //!     deploy/local/bench.sh        (or, with the stack up and release binaries built:
 //!                                   cargo bench -p rai-client --bench client)
 //!
-//! 1. hello end to end: `rai submit` wall time against `docker run --rm` of the same image and command
-//!    (target ratio <= 1.0, the gateway's issue).
+//! 1. hello end to end over a TLS gateway and a TLS Redis (mutual TLS, deploy/redis's ACL users), as a course runs
+//!    it: `rai submit` wall time against `docker run --rm` of the same image and command (target ratio <= 1.0), and
+//!    against the same on a stack with a plain-HTTP gateway and a plain Redis, measured in the same run (target
+//!    <= 1.1: what TLS costs).
 //! 2. enqueue -> first output line on the client, p50 of 20 runs (target <= 0.3 s).
-//! 3. a job printing 2,000,000 lines (`seq 1 2000000`, 14.9 MB): until the client has printed the last line,
+//! 3. a job printing 2,000,000 lines (`seq 1 2000000`, 14.9 MB) through TLS (Redis and the gateway): until the
+//!    client has printed the last line,
 //!    against `docker run --log-driver none` of the same container and command with its output sent to /dev/null
 //!    (target ratio <= 1.3), with every line received (count and SHA-256 against the expected output).
 //! 4. the client's peak RSS while submitting a 1 GiB directory (target <= 64 MiB), beside `tar` + `zstd` packing
 //!    the same directory; on the local stack (streamed through the gateway) and again to S3 on moto (parts sent in
 //!    parallel on presigned links).
 //!
-//! The gateway serves HTTPS with the stack's test CA, as a course's does; `RAI_BENCH_PLAIN=1` runs the first three
-//! over plain HTTP instead, to tell what TLS costs.
+//! The gateway serves HTTPS and Redis speaks only TLS, with the stack's test CA, as a course's do.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
@@ -87,6 +89,36 @@ fn observe(stack: &Stack, args: &[&str]) -> Observed {
         sha256: format!("{:x}", hash.finalize()),
         code: status.code(),
     }
+}
+
+/// `RUNS` hello jobs on `stack` after three to warm up: each one's wall time, and from its enqueue to its first line.
+async fn hello_runs(
+    stack: std::sync::Arc<Stack>,
+    project: &std::path::Path,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let args = vec!["-p".to_string(), project.display().to_string()];
+    let run = || {
+        let (stack, args) = (stack.clone(), args.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                observe(&stack, &args)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(run().await.code, Some(0), "warm-up");
+    }
+    let (mut wall, mut to_first) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let o = run().await;
+        assert_eq!((o.code, o.lines), (Some(0), 1), "hello");
+        wall.push(o.wall);
+        to_first.push(o.first_line.unwrap() - o.posted.unwrap());
+    }
+    (wall, to_first)
 }
 
 fn docker_run(args: &[&str], stdout: Stdio) -> Duration {
@@ -180,7 +212,6 @@ async fn main() {
             concurrency: 1,
             raid_extra: "  limits:\n    log_bytes: 64m\n    upload_bytes: 2g\n",
             client_extra: "  max_upload: 2g\n",
-            plain_gateway: std::env::var("RAI_BENCH_PLAIN").is_ok(),
             ..Options::default()
         },
     )
@@ -198,19 +229,23 @@ async fn main() {
         }
     };
 
-    // 1 and 2: hello.
+    // 1 and 2: hello, over TLS, then on a plain stack (plain HTTP gateway, plain Redis) for reference.
     let hello = project(&["echo hello"], &[]);
-    let hello_args = vec!["-p".to_string(), hello.path().display().to_string()];
-    for _ in 0..3 {
-        assert_eq!(run(hello_args.clone()).await.code, Some(0), "warm-up");
-    }
-    let (mut rai_wall, mut to_first) = (Vec::new(), Vec::new());
-    for _ in 0..RUNS {
-        let o = run(hello_args.clone()).await;
-        assert_eq!((o.code, o.lines), (Some(0), 1), "hello");
-        rai_wall.push(o.wall);
-        to_first.push(o.first_line.unwrap() - o.posted.unwrap());
-    }
+    let (mut rai_wall, mut to_first) = hello_runs(stack.clone(), hello.path()).await;
+    let plain = std::sync::Arc::new(
+        Stack::start(
+            Kind::Local,
+            Options {
+                concurrency: 1,
+                plain_gateway: true,
+                plain_redis: true,
+                ..Options::default()
+            },
+        )
+        .await,
+    );
+    let (mut plain_wall, _) = hello_runs(plain.clone(), hello.path()).await;
+    drop(plain);
     let mut docker_wall: Vec<Duration> = (0..RUNS)
         .map(|_| docker_run(&[&image, "sh", "-c", "echo hello"], Stdio::null()))
         .collect();
@@ -293,12 +328,21 @@ async fn main() {
     );
     let (r50, d50) = (p(&mut rai_wall, 0.5), p(&mut docker_wall, 0.5));
     row(
-        &format!("hello end to end, p50 of {RUNS} (ref: docker run --rm)"),
+        &format!("hello end to end, TLS gateway + TLS Redis, p50 of {RUNS} (ref: docker run --rm)"),
         format!("{:.3} s", s(r50)),
         format!("{:.3} s", s(d50)),
         format!("{:.2}", s(r50) / s(d50)),
         "<= 1.0",
         Some(s(r50) / s(d50) <= 1.0),
+    );
+    let pl50 = p(&mut plain_wall, 0.5);
+    row(
+        "  the same against plain HTTP + plain Redis, p50",
+        format!("{:.3} s", s(r50)),
+        format!("{:.3} s", s(pl50)),
+        format!("{:.2}", s(r50) / s(pl50)),
+        "<= 1.1",
+        Some(s(r50) / s(pl50) <= 1.1),
     );
     row(
         "  p99",
@@ -319,7 +363,7 @@ async fn main() {
     );
     let (q50, e50) = (p(&mut rai_seq, 0.5), p(&mut docker_seq, 0.5));
     row(
-        "2,000,000 lines to the last line, median of 3",
+        "2,000,000 lines through TLS to the last line, median of 3",
         format!("{:.3} s", s(q50)),
         format!("{:.3} s", s(e50)),
         format!("{:.2}", s(q50) / s(e50)),

@@ -11,6 +11,9 @@
 //!    peak RSS <= 256 MiB (beside its RSS before the followers came), the Redis connections the followers added
 //!    (target: the gateway's total stays <= 10), and the latency from the worker's publish (the event's `ts`) to a
 //!    follower receiving it, p99 <= 100 ms, beside one follower alone on one job; every line received.
+//!
+//! Each runs over HTTPS with Redis over TLS (mutual TLS, deploy/redis's ACL users), as a course runs it, and then on
+//! a stack with a plain-HTTP gateway and a plain Redis, whose figures are printed beside (issue 26).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +36,7 @@ fn student(stack: &Stack, i: usize) -> (Client, SigningKey, String) {
     let key = profile.signing_key("profile").unwrap();
     let mut config = rai_common::Config::defaults().client;
     config.gateway = Some(stack.gateways[0].url.clone());
+    config.ca_file = Some(stack.ca.cert.clone());
     let client = Client::new(&config, &profile.username, key.clone()).unwrap();
     (client, key, profile.username)
 }
@@ -155,17 +159,34 @@ async fn follow(client: Client, job: JobId) -> (Vec<f64>, u64) {
     (latencies, lines)
 }
 
-#[tokio::main]
-async fn main() {
-    // 1: the submit burst.
+/// What the submit burst measured.
+struct Burst {
+    submits: Vec<f64>,
+    whoamis: Vec<f64>,
+    took: Duration,
+    accepted: usize,
+}
+
+/// What the thousand followers measured.
+struct Followers {
+    idle_rss: u64,
+    peak_rss: u64,
+    idle_clients: u64,
+    peak_clients: u64,
+    latency: Vec<f64>,
+    alone_latency: Vec<f64>,
+    lines: u64,
+}
+
+/// 300 students submitting within 10 s, over HTTPS and TLS Redis (`tls`), or plain HTTP and plain Redis.
+async fn burst(tls: bool) -> Burst {
     let stack = Stack::start(
         Kind::Local,
         Options {
             users: STUDENTS,
             concurrency: 4,
-            // Plain HTTP: these figures compare with the earlier issues' plain ones (the HTTPS rows are
-            // issue 26's).
-            plain_gateway: true,
+            plain_gateway: !tls,
+            plain_redis: !tls,
             ..Options::default()
         },
     )
@@ -192,20 +213,26 @@ async fn main() {
         submits.push(took.as_secs_f64());
         whoamis.push(whoami.as_secs_f64());
     }
-    let burst = started.elapsed();
-    let accepted = submits.len();
-    drop(stack);
+    Burst {
+        took: started.elapsed(),
+        accepted: submits.len(),
+        submits,
+        whoamis,
+    }
+}
 
-    // 2: a thousand followers.
+/// A thousand followers on one gateway, over HTTPS and TLS Redis (`tls`), or plain HTTP and plain Redis.
+async fn followers(tls: bool) -> Followers {
     let stack = Stack::start(
         Kind::Local,
         Options {
             users: 1,
             concurrency: JOBS + 1,
             raid_extra: "  limits:\n    cpus: 1\n",
-            // Plain HTTP: these figures compare with the earlier issues' plain ones (the HTTPS rows are
-            // issue 26's).
-            plain_gateway: true,
+            // The one student stands for a thousand: no per-student cap on live streams.
+            gateway_extra: "  max_followers: 0\n",
+            plain_gateway: !tls,
+            plain_redis: !tls,
             ..Options::default()
         },
     )
@@ -218,7 +245,7 @@ async fn main() {
     let printing = Arc::new(packed(&[&script]));
     // One follower alone first: the reference latency.
     let (alone, _) = submit(&client, &key, &user, &stack.queue, &printing).await;
-    let (mut alone_latency, alone_lines) = follow(client.clone(), alone).await;
+    let (alone_latency, alone_lines) = follow(client.clone(), alone).await;
     assert_eq!(alone_lines, LINES, "the lone follower lost lines");
     let idle_rss = vm_kib(gateway_pid, "VmRSS:");
     let idle_clients = redis_clients(&stack.redis.target()).await;
@@ -255,59 +282,95 @@ async fn main() {
     }
     let peak_clients = sampler.await.unwrap();
     let peak_rss = vm_kib(gateway_pid, "VmHWM:");
-    let expected_lines = LINES * (JOBS * FOLLOWERS_PER_JOB) as u64;
-    // The gateway's own connections before the followers: its event bus, its hub's subscription, its queue.
-    let gateway_base = 3;
-    let added = peak_clients.saturating_sub(idle_clients);
 
+    Followers {
+        idle_rss,
+        peak_rss,
+        idle_clients,
+        peak_clients,
+        latency,
+        alone_latency,
+        lines,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    // Each over HTTPS and TLS Redis, as a course runs it, then plain for reference.
+    let tls_burst = burst(true).await;
+    let plain_burst = burst(false).await;
+    let tls_followers = followers(true).await;
+    let plain_followers = followers(false).await;
     println!(
         "gateway, local stack (Redis queue, fs store, raid gateway process, Docker {})",
         rai_testkit::image()
     );
     println!("{:<62} {:>12} {:>12}  target", "", "measured", "reference");
-    let (s99, w99) = (p(&mut submits, 0.99), p(&mut whoamis, 0.99));
+    let expected_lines = LINES * (JOBS * FOLLOWERS_PER_JOB) as u64;
+    // The gateway's own connections before the followers: its event bus, its hub's subscription, its queue.
+    let gateway_base = 3;
+    let (label, b, f) = ("over HTTPS + TLS Redis", tls_burst, tls_followers);
+    let (mut pb, mut pf) = (plain_burst, plain_followers);
+    let (mut submits, mut whoamis) = (b.submits, b.whoamis);
     row(
         &format!(
-            "submit burst: {STUDENTS} students in {:.1} s, accepted",
-            burst.as_secs_f64()
+            "submit burst {label}: {STUDENTS} students in {:.1} s, accepted",
+            b.took.as_secs_f64()
         ),
-        format!("{accepted}/{STUDENTS}"),
-        String::new(),
+        format!("{}/{STUDENTS}", b.accepted),
+        format!("{}/{STUDENTS} plain", pb.accepted),
         "all",
-        Some(accepted == STUDENTS),
+        Some(b.accepted == STUDENTS),
     );
+    let (s99, w99) = (p(&mut submits, 0.99), p(&mut whoamis, 0.99));
     row(
         "  submit latency p99 (ref: signed whoami p99)",
-        format!("{:.3} s", s99),
-        format!("{:.3} s", w99),
+        format!("{s99:.3} s"),
+        format!("{w99:.3} s"),
         "<= 1 s",
         Some(s99 <= 1.0),
     );
     row(
-        "  submit latency p50",
+        "  submit latency p99 (ref: the same over plain HTTP + plain Redis)",
+        format!("{s99:.3} s"),
+        format!("{:.3} s", p(&mut pb.submits, 0.99)),
+        "",
+        None,
+    );
+    row(
+        "  submit latency p50 (ref: plain)",
         format!("{:.3} s", p(&mut submits, 0.5)),
-        format!("{:.3} s", p(&mut whoamis, 0.5)),
+        format!("{:.3} s", p(&mut pb.submits, 0.5)),
         "",
         None,
     );
     row(
         &format!(
-            "{} followers: gateway peak RSS (ref: before them)",
+            "{} followers {label}: gateway peak RSS (ref: plain)",
             JOBS * FOLLOWERS_PER_JOB
         ),
-        format!("{:.1} MiB", peak_rss as f64 / 1024.0),
-        format!("{:.1} MiB", idle_rss as f64 / 1024.0),
+        format!("{:.1} MiB", f.peak_rss as f64 / 1024.0),
+        format!("{:.1} MiB", pf.peak_rss as f64 / 1024.0),
         "<= 256 MiB",
-        Some(peak_rss <= 256 * 1024),
+        Some(f.peak_rss <= 256 * 1024),
     );
+    row(
+        "  gateway RSS before the followers (ref: plain)",
+        format!("{:.1} MiB", f.idle_rss as f64 / 1024.0),
+        format!("{:.1} MiB", pf.idle_rss as f64 / 1024.0),
+        "",
+        None,
+    );
+    let added = f.peak_clients.saturating_sub(f.idle_clients);
     row(
         "  Redis connections the followers added (gateway total)",
         format!("{added} ({})", gateway_base + added),
-        format!("{idle_clients} all"),
+        format!("{} all", f.idle_clients),
         "total <= 10",
         Some(gateway_base + added <= 10),
     );
-    let (l99, a99) = (p(&mut latency, 0.99), p(&mut alone_latency, 0.99));
+    let (mut latency, mut alone) = (f.latency, f.alone_latency);
+    let (l99, a99) = (p(&mut latency, 0.99), p(&mut alone, 0.99));
     row(
         "  publish -> follower latency p99 (ref: one follower alone)",
         format!("{l99:.1} ms"),
@@ -316,17 +379,24 @@ async fn main() {
         Some(l99 <= 100.0),
     );
     row(
-        "  publish -> follower latency p50",
-        format!("{:.1} ms", p(&mut latency, 0.5)),
-        format!("{:.1} ms", p(&mut alone_latency, 0.5)),
+        "  publish -> follower latency p99 (ref: plain)",
+        format!("{l99:.1} ms"),
+        format!("{:.1} ms", p(&mut pf.latency, 0.99)),
         "",
         None,
     );
     row(
-        "  lines lost",
-        (expected_lines - lines.min(expected_lines)).to_string(),
-        String::new(),
+        "  publish -> follower latency p50 (ref: plain)",
+        format!("{:.1} ms", p(&mut latency, 0.5)),
+        format!("{:.1} ms", p(&mut pf.latency, 0.5)),
+        "",
+        None,
+    );
+    row(
+        "  lines lost (ref: plain)",
+        (expected_lines - f.lines.min(expected_lines)).to_string(),
+        (expected_lines - pf.lines.min(expected_lines)).to_string(),
         "0",
-        Some(lines == expected_lines),
+        Some(f.lines == expected_lines),
     );
 }
