@@ -91,23 +91,23 @@ fn observe(stack: &Stack, args: &[&str]) -> Observed {
     }
 }
 
+/// [`observe`] on a blocking thread, for the async benchmark.
+async fn observed(stack: std::sync::Arc<Stack>, args: Vec<String>) -> Observed {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        observe(&stack, &args)
+    })
+    .await
+    .unwrap()
+}
+
 /// `RUNS` hello jobs on `stack` after three to warm up: each one's wall time, and from its enqueue to its first line.
 async fn hello_runs(
     stack: std::sync::Arc<Stack>,
     project: &std::path::Path,
 ) -> (Vec<Duration>, Vec<Duration>) {
     let args = vec!["-p".to_string(), project.display().to_string()];
-    let run = || {
-        let (stack, args) = (stack.clone(), args.clone());
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                observe(&stack, &args)
-            })
-            .await
-            .unwrap()
-        }
-    };
+    let run = || observed(stack.clone(), args.clone());
     for _ in 0..3 {
         assert_eq!(run().await.code, Some(0), "warm-up");
     }
@@ -217,17 +217,7 @@ async fn main() {
     )
     .await;
     let stack = std::sync::Arc::new(stack);
-    let run = |args: Vec<String>| {
-        let stack = stack.clone();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                observe(&stack, &args)
-            })
-            .await
-            .unwrap()
-        }
-    };
+    let run = |args: Vec<String>| observed(stack.clone(), args);
 
     // 1 and 2: hello, over TLS, then on a plain stack (plain HTTP gateway, plain Redis) for reference.
     let hello = project(&["echo hello"], &[]);

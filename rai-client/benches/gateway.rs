@@ -260,7 +260,10 @@ async fn followers(tls: bool) -> Followers {
     let mut followers = Vec::new();
     for job in &jobs {
         for _ in 0..FOLLOWERS_PER_JOB {
-            followers.push(tokio::spawn(follow(client.clone(), *job)));
+            // A client (a connection) of its own each, as a thousand `rai logs -f` are: one client would multiplex
+            // them all on one HTTP/2 connection, whose stream limit holds most of them back.
+            let (own, _, _) = student(&stack, 0);
+            followers.push(tokio::spawn(follow(own, *job)));
         }
     }
     let sampler = {

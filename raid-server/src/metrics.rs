@@ -226,6 +226,11 @@ impl Metrics {
         }
     }
 
+    /// Counts one request refused for `reason` (rate, quota, uploads, per-user).
+    pub fn refused(&self, reason: &'static str) {
+        self.refusals.get_or_create(&RefusalLabels { reason }).inc();
+    }
+
     /// Counts one failed call to a backend, named by its error's type.
     pub fn backend_error<E>(&self, _error: &E) {
         self.backend_errors

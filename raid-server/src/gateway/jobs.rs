@@ -82,10 +82,7 @@ pub async fn submit(
             .await
             .map_err(|e| ApiError::unavailable("count submissions", e))?;
         if count > u64::from(per_minute) {
-            crate::metrics::metrics()
-                .refusals
-                .get_or_create(&crate::metrics::RefusalLabels { reason: "rate" })
-                .inc();
+            crate::metrics::metrics().refused("rate");
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(

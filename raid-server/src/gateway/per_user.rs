@@ -44,10 +44,7 @@ impl UserSlots {
         let mut open = self.open.lock().expect("slot counts are never poisoned");
         let n = open.entry(user.to_string()).or_default();
         if self.max > 0 && *n >= self.max {
-            crate::metrics::metrics()
-                .refusals
-                .get_or_create(&crate::metrics::RefusalLabels { reason: "per-user" })
-                .inc();
+            crate::metrics::metrics().refused("per-user");
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(

@@ -14,10 +14,7 @@ use super::auth::Caller;
 use super::{ApiError, Gateway};
 
 fn too_many(message: String) -> ApiError {
-    crate::metrics::metrics()
-        .refusals
-        .get_or_create(&crate::metrics::RefusalLabels { reason: "quota" })
-        .inc();
+    crate::metrics::metrics().refused("quota");
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
 }
 

@@ -112,10 +112,7 @@ async fn admit(gateway: &Gateway, caller: &Caller, job: &JobId, size: u64) -> Re
         .await
         .map_err(|e| ApiError::unavailable("take the upload", e))?;
     let refuse = |message: String, at: chrono::DateTime<chrono::Utc>| {
-        crate::metrics::metrics()
-            .refusals
-            .get_or_create(&crate::metrics::RefusalLabels { reason: "uploads" })
-            .inc();
+        crate::metrics::metrics().refused("uploads");
         ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
             .retry_after((at - now).to_std().unwrap_or_default())
     };
