@@ -154,6 +154,8 @@ pub struct GatewayConfig {
     pub listen: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// How often the certificate files are looked at for a renewal.
+    pub tls_check_every: Span,
     pub attestation_key: Option<PathBuf>,
     pub queues: Vec<String>,
     pub clock_skew: Span,

@@ -32,9 +32,6 @@ async fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("gateway.listen {listen:?} names no address"))
 }
 
-/// How often the gateway looks at its certificate files for a renewed certificate.
-const CERTIFICATE_CHECK: Duration = Duration::from_secs(60);
-
 /// The modification times of the certificate and key files.
 fn modified(
     cert: &std::path::Path,
@@ -51,17 +48,18 @@ fn watch_certificate(
     tls: axum_server::tls_rustls::RustlsConfig,
     cert: std::path::PathBuf,
     key: std::path::PathBuf,
+    every: Duration,
 ) {
     tokio::spawn(async move {
         let mut seen = modified(&cert, &key);
         loop {
-            tokio::time::sleep(CERTIFICATE_CHECK).await;
+            tokio::time::sleep(every).await;
             let now = modified(&cert, &key);
             if now.is_none() || now == seen {
                 continue;
             }
             // Both files may be mid-write: wait a moment, then load the pair.
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
             match tls.reload_from_pem_file(&cert, &key).await {
                 Ok(()) => {
                     seen = modified(&cert, &key);
@@ -117,7 +115,15 @@ pub async fn serve(
                         key.display()
                     )
                 })?;
-            watch_certificate(tls.clone(), cert.clone(), key.clone());
+            watch_certificate(
+                tls.clone(),
+                cert.clone(),
+                key.clone(),
+                config
+                    .tls_check_every
+                    .as_duration()
+                    .max(Duration::from_millis(100)),
+            );
             let handle = axum_server::Handle::new();
             // TCP_NODELAY: rustls may write a response's head and body as separate records, and with Nagle on the
             // second would wait for the client's delayed ACK (up to 40 ms on Linux). Event streams want each line

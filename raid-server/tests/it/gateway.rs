@@ -762,6 +762,63 @@ async fn tls_with_the_courses_own_ca() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_served_without_a_restart() {
+    let c = Course::start_term(true, None, PEOPLE, |config| {
+        config.gateway.tls_check_every = rai_common::units::Span(Duration::from_millis(200));
+    })
+    .await;
+    let client_trusting = |ca: Option<PathBuf>| {
+        let mut config = c.client_config();
+        config.ca_file = ca;
+        // A certificate it does not trust is an unreachable gateway: no minute of retries.
+        config.retry_for = rai_common::units::Span(Duration::from_millis(300));
+        Client::new(&config, "alice", c.keys["alice"].clone()).unwrap()
+    };
+    assert_eq!(
+        client_trusting(c.ca.clone()).whoami().await.unwrap().user,
+        "alice"
+    );
+    // The course renews the gateway's certificate (here from a new CA, so the switch shows): the files are replaced.
+    let renewed = tempfile::tempdir().unwrap();
+    let new_ca = rai_testkit::tls::TestCa::new(renewed.path());
+    let issued = new_ca.issue(renewed.path(), "gateway", &["127.0.0.1", "localhost"]);
+    let (cert, key) = (
+        c.gateway.config.gateway.tls_cert.clone().unwrap(),
+        c.gateway.config.gateway.tls_key.clone().unwrap(),
+    );
+    std::fs::copy(&issued.key, &key).unwrap();
+    std::fs::copy(&issued.cert, &cert).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while client_trusting(Some(new_ca.cert.clone()))
+        .whoami()
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        client_trusting(c.ca.clone()).whoami().await.is_err(),
+        "the old certificate is still served"
+    );
+    // A renewal that does not load leaves the last good one in use.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        client_trusting(Some(new_ca.cert.clone()))
+            .whoami()
+            .await
+            .unwrap()
+            .user,
+        "alice"
+    );
+    c.h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_will_not_serve_plain_http_beyond_loopback() {
     let mut dirs = Vec::new();
     let mut config = rai_testkit::jobs::worker_config(&mut dirs);
