@@ -13,12 +13,19 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// The slots themselves: their permits, and a signal each time one is given back.
+#[derive(Clone)]
+pub struct SlotPool {
+    permits: Arc<Semaphore>,
+    freed: Arc<Notify>,
+}
 
 /// The worker's slots and places.
 #[derive(Clone)]
 pub struct Slots {
-    run: Arc<Semaphore>,
+    run: SlotPool,
     /// Places for jobs leased ahead of their slot; `None` with preparation off.
     places: Option<Arc<Semaphore>>,
 }
@@ -28,47 +35,62 @@ pub enum Ticket {
     Slot(Slot),
     Place {
         place: OwnedSemaphorePermit,
-        run: Arc<Semaphore>,
+        run: SlotPool,
     },
 }
 
 /// One slot, held while a job's commands run; counted busy in `/metrics` while held.
-pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
+pub struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    freed: Arc<Notify>,
+}
 
 impl Slot {
-    fn new(permit: OwnedSemaphorePermit) -> Slot {
-        crate::metrics::metrics().slots_busy.inc();
-        Slot(permit)
-    }
-
     /// Waits for one of `slots` to free.
-    pub async fn acquire(slots: Arc<Semaphore>) -> Slot {
-        Slot::new(
-            slots
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed"),
-        )
+    pub async fn acquire(slots: SlotPool) -> Slot {
+        let permit = slots
+            .permits
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        crate::metrics::metrics().slots_busy.inc();
+        Slot {
+            permit: Some(permit),
+            freed: slots.freed,
+        }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         crate::metrics::metrics().slots_busy.dec();
+        // The permit first, then the signal: whoever wakes finds the slot free.
+        drop(self.permit.take());
+        self.freed.notify_waiters();
     }
 }
 
 impl Slots {
     pub fn new(slots: usize, prepare_next: bool) -> Slots {
         Slots {
-            run: Arc::new(Semaphore::new(slots)),
+            run: SlotPool {
+                permits: Arc::new(Semaphore::new(slots)),
+                freed: Arc::new(Notify::new()),
+            },
             places: prepare_next.then(|| Arc::new(Semaphore::new(slots))),
         }
     }
 
     /// Whether a slot is free now (a job leased now would not wait for one).
     pub fn has_free_slot(&self) -> bool {
-        self.run.available_permits() > 0
+        self.run.permits.available_permits() > 0
+    }
+
+    /// Signalled each time a slot is given back (to every task waiting on it then): a lease loop that polls ahead
+    /// waits on it beside its poll interval, so a job queued just after a slot frees is leased at once, not at the
+    /// next poll (the hello job's ~100 ms between issue 18 and issue 26).
+    pub fn freed(&self) -> Arc<Notify> {
+        self.run.freed.clone()
     }
 
     /// Waits for room to lease one more job.
@@ -106,7 +128,7 @@ impl Ticket {
     }
 
     /// The slots a job leased ahead waits for (its place stays held meanwhile); `None` for a slot already.
-    pub fn slots(&self) -> Option<Arc<Semaphore>> {
+    pub fn slots(&self) -> Option<SlotPool> {
         match self {
             Ticket::Slot(_) => None,
             Ticket::Place { run, .. } => Some(run.clone()),
@@ -118,6 +140,23 @@ impl Ticket {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_slot_given_back_wakes_whoever_listens_from_before() {
+        let slots = Slots::new(1, true);
+        let running = slots.ticket().await.slot().await;
+        assert!(!slots.has_free_slot());
+        // The lease loop's order: listen, check, poll, then wait; the slot frees between the check and the wait.
+        let freed = slots.freed();
+        let woken = freed.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        drop(running);
+        tokio::time::timeout(Duration::from_millis(100), woken)
+            .await
+            .expect("the freed slot wakes the waiting lease loop, not its next poll");
+        assert!(slots.has_free_slot());
+    }
 
     #[tokio::test]
     async fn one_job_runs_and_one_more_gets_ready_per_slot() {

@@ -104,6 +104,11 @@ impl LeaseLoop {
                 t = self.room.ticket() => t,
                 _ = self.shutdown.draining() => return,
             };
+            // Listening for a freed slot from before the check: one freed after it still wakes the wait below.
+            let freed = self.room.freed();
+            let slot_freed = freed.notified();
+            tokio::pin!(slot_freed);
+            slot_freed.as_mut().enable();
             let ahead = ticket.is_ahead() && !self.room.has_free_slot();
             let wait = if ahead { Duration::ZERO } else { RECEIVE_WAIT };
             let leases = tokio::select! {
@@ -127,6 +132,8 @@ impl LeaseLoop {
                     drop(ticket);
                     tokio::select! {
                         _ = tokio::time::sleep(AHEAD_POLL) => {}
+                        // A slot freed: lease for it now, blocking on the queue, not at the next poll.
+                        _ = &mut slot_freed => {}
                         _ = self.shutdown.draining() => return,
                     }
                 }
