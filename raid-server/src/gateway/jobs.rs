@@ -97,7 +97,7 @@ pub async fn submit(
         .mark_accepted(&job, super::uploads::binding_ttl(&gateway))
         .await
         .map_err(|e| ApiError::unavailable("accept the job", e))?;
-    if !first {
+    if !first && !unfinished_acceptance(&gateway, &job, now).await? {
         return Err(ApiError::conflict(format!(
             "job {job} was already submitted; a job id is accepted once"
         )));
@@ -237,6 +237,30 @@ pub async fn submit(
             note,
         }),
     ))
+}
+
+/// Whether `job`'s once-only mark was left by an acceptance that never finished: its gateway died, or Redis went
+/// away between the mark and the queue so the mark could not be taken back. The job has no state (an acceptance
+/// writes it before queueing) and its id is recent; the client's retry then takes the acceptance over. Two
+/// acceptances of one id at once queue it twice at worst, and a worker runs a job id once. Found by the chaos run
+/// with Redis restarts: the retry was told "already submitted" and the job was never queued.
+async fn unfinished_acceptance(
+    gateway: &Gateway,
+    job: &rai_common::job::JobId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, ApiError> {
+    if job.created() < now - super::uploads::ID_MAX_AGE {
+        return Ok(false);
+    }
+    let state = gateway
+        .bus
+        .state(job)
+        .await
+        .map_err(|e| ApiError::unavailable("look up the job", e))?;
+    if state.is_none() {
+        tracing::warn!(job = %job, "taking over an acceptance of this job that never finished");
+    }
+    Ok(state.is_none())
 }
 
 /// A note for the student when no live worker serves `queue`: the job is queued, and waits until one does. `None`

@@ -150,7 +150,7 @@ async fn admit(gateway: &Gateway, caller: &Caller, job: &JobId, size: u64) -> Re
 }
 
 /// How far in the past a new job id's time may be: `rai` makes the id just before it packs and declares the upload.
-const ID_MAX_AGE: chrono::Duration = chrono::Duration::hours(1);
+pub(super) const ID_MAX_AGE: chrono::Duration = chrono::Duration::hours(1);
 
 /// Refuses a job id whose time (a ULID's first 48 bits) is far from the gateway's clock. Ids order job listings
 /// before their records are read, and the student chooses theirs: one from the future would pin a row at the top

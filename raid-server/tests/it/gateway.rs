@@ -762,6 +762,39 @@ async fn tls_with_the_courses_own_ca() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acceptance_that_never_finished_is_taken_over_by_the_retry() {
+    let c = Course::start().await;
+    let request = c.upload("alice", &["echo taken over"]).await.unwrap();
+    // A gateway marked the job accepted, then died (or lost Redis) before writing its state or queueing it.
+    assert!(
+        c.gateway
+            .bus
+            .mark_accepted(&request.id, Duration::from_secs(3600))
+            .await
+            .unwrap()
+    );
+    let accepted = c
+        .client("alice")
+        .submit(&request.sign(&c.keys["alice"]))
+        .await
+        .expect("the retry takes the unfinished acceptance over");
+    let events = c.h.events(accepted.job, LIMIT).await;
+    assert_eq!(rai_testkit::jobs::end(&events).0, "succeeded");
+    assert_eq!(rai_testkit::jobs::text(&events, "stdout"), "taken over\n");
+    // Once it has a state, the id is accepted once: the client's next retry reads its job as accepted, and it does
+    // not run again.
+    let again = c
+        .client("alice")
+        .submit(&request.sign(&c.keys["alice"]))
+        .await
+        .unwrap();
+    assert_eq!(again.job, accepted.job);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(c.h.events(accepted.job, LIMIT).await.len(), events.len());
+    c.h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewed_certificate_is_served_without_a_restart() {
     let c = Course::start_term(true, None, PEOPLE, |config| {
         config.gateway.tls_check_every = rai_common::units::Span(Duration::from_millis(200));
