@@ -174,13 +174,6 @@ pub struct Mailer {
     reply_to: Option<Mailbox>,
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 impl Mailer {
     /// The transport `settings` describe (nothing is sent yet).
     pub fn new(settings: &MailConfig) -> Result<Mailer, KeygenError> {
@@ -223,7 +216,7 @@ impl Mailer {
         let tls = match settings.security {
             MailSecurity::Starttls => Tls::Required(tls()?),
             MailSecurity::Tls => Tls::Wrapper(tls()?),
-            MailSecurity::None if is_loopback(server) => Tls::None,
+            MailSecurity::None if rai_common::config::is_loopback_host(server) => Tls::None,
             MailSecurity::None => {
                 return Err(KeygenError::Mail(format!(
                     "mail.security is none but {server} is not a loopback address: students' keys would cross the \

@@ -436,16 +436,7 @@ async fn redis_check(config: &Config) -> Check {
         aof.unwrap_or_else(|| "?".into()),
         policy.unwrap_or_else(|| "?".into())
     );
-    let local = bus
-        .endpoint()
-        .rsplit_once(':')
-        .map(|(host, _)| host.trim_matches(['[', ']']))
-        .is_some_and(|h| {
-            h == "localhost"
-                || h.parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        });
-    if !target.is_tls() && !local {
+    if !target.is_tls() && !target.is_local() {
         return warn(
             "redis",
             format!(

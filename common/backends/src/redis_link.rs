@@ -101,6 +101,19 @@ impl RedisTarget {
         endpoint_of(&self.url)
     }
 
+    /// Whether Redis is on this machine's loopback (plain text there crosses no network).
+    pub fn is_local(&self) -> bool {
+        redis::IntoConnectionInfo::into_connection_info(self.url.as_str())
+            .ok()
+            .is_some_and(|info| match info.addr() {
+                redis::ConnectionAddr::Tcp(host, _)
+                | redis::ConnectionAddr::TcpTls { host, .. } => {
+                    rai_common::config::is_loopback_host(host)
+                }
+                _ => true,
+            })
+    }
+
     /// Whether connections are TLS (`rediss://`).
     pub fn is_tls(&self) -> bool {
         self.url.starts_with("rediss://")
@@ -232,6 +245,17 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_redis_on_loopback_is_local_and_tls_is_told_by_the_scheme() {
+        let t = |url: &str| super::RedisTarget::from(url);
+        assert!(t("redis://127.0.0.1:6379").is_local());
+        assert!(t("rediss://raid:pw@localhost:6380").is_local());
+        assert!(!t("rediss://raid:pw@10.0.0.5:6380").is_local());
+        assert!(t("rediss://raid:pw@10.0.0.5:6380").is_tls());
+        assert!(!t("redis://redis.course.internal:6379").is_tls());
+        assert_eq!(t("rediss://raid:pw@10.0.0.5:6380").user(), "raid");
+    }
+
     #[test]
     fn endpoints_hide_passwords() {
         assert_eq!(

@@ -78,6 +78,16 @@ pub struct EventsConfig {
     pub live_retention: Span,
 }
 
+/// Whether `host` (a name or an address, as a URL or a config gives it) is this machine's loopback, where plain
+/// text crosses no network: `localhost`, 127.0.0.0/8 or ::1.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Where jobs wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

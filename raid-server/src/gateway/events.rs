@@ -74,11 +74,7 @@ pub async fn follow(
     }
     // An id whose upload was declared but that was never submitted has no state and never will: following it would
     // wait forever (issue 26). A submitted job's state is written before its submission is answered.
-    let state = gateway
-        .bus
-        .state(&job)
-        .await
-        .map_err(|e| ApiError::unavailable("look up the job", e))?;
+    let state = gateway.job_state(&job).await?;
     if state.is_none() {
         return Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,

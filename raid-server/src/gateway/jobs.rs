@@ -252,11 +252,7 @@ async fn unfinished_acceptance(
     if job.created() < now - super::uploads::ID_MAX_AGE {
         return Ok(false);
     }
-    let state = gateway
-        .bus
-        .state(job)
-        .await
-        .map_err(|e| ApiError::unavailable("look up the job", e))?;
+    let state = gateway.job_state(job).await?;
     if state.is_none() {
         tracing::warn!(job = %job, "taking over an acceptance of this job that never finished");
     }

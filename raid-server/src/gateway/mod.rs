@@ -124,6 +124,17 @@ fn store_scope(config: &rai_common::config::StoreConfig) -> String {
 }
 
 impl Gateway {
+    /// `job`'s state (`None`: never accepted, or expired), or a 503 when Redis cannot say.
+    pub(crate) async fn job_state(
+        &self,
+        job: &rai_common::job::JobId,
+    ) -> Result<Option<rai_common::state::JobState>, ApiError> {
+        self.bus
+            .state(job)
+            .await
+            .map_err(|e| ApiError::unavailable("look up the job", e))
+    }
+
     /// Connects the gateway's backends as its config says.
     pub async fn connect(config: Config) -> anyhow::Result<Gateway> {
         let key_path = config.gateway.attestation_key.clone().context(

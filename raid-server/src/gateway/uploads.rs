@@ -177,11 +177,7 @@ fn id_in_time(gateway: &Gateway, job: &JobId) -> Result<(), ApiError> {
 }
 
 async fn refuse_if_accepted(gateway: &Gateway, job: &JobId) -> Result<(), ApiError> {
-    let state = gateway
-        .bus
-        .state(job)
-        .await
-        .map_err(|e| ApiError::unavailable("look up the job", e))?;
+    let state = gateway.job_state(job).await?;
     if state.is_some() {
         return Err(ApiError::conflict(format!(
             "job {job} was already submitted; its upload cannot be replaced"
