@@ -9,6 +9,9 @@
 //!    it: `rai submit` wall time against `docker run --rm` of the same image and command (target ratio <= 1.0), and
 //!    against the same on a stack with a plain-HTTP gateway and a plain Redis, measured in the same run (target
 //!    <= 1.1: what TLS costs).
+//!    The two stacks' runs are taken in turn, and each one's three phases (start -> posted, posted -> first line,
+//!    first line -> exit) printed beside each other, to show where a difference lies. `RAI_BENCH_HELLO_ONLY=1`
+//!    stops after this part.
 //! 2. enqueue -> first output line on the client, p50 of 20 runs (target <= 0.3 s).
 //! 3. a job printing 2,000,000 lines (`seq 1 2000000`, 14.9 MB) through TLS (Redis and the gateway): until the
 //!    client has printed the last line,
@@ -101,24 +104,49 @@ async fn observed(stack: std::sync::Arc<Stack>, args: Vec<String>) -> Observed {
     .unwrap()
 }
 
-/// `RUNS` hello jobs on `stack` after three to warm up: each one's wall time, and from its enqueue to its first line.
-async fn hello_runs(
-    stack: std::sync::Arc<Stack>,
-    project: &std::path::Path,
-) -> (Vec<Duration>, Vec<Duration>) {
-    let args = vec!["-p".to_string(), project.display().to_string()];
-    let run = || observed(stack.clone(), args.clone());
-    for _ in 0..3 {
-        assert_eq!(run().await.code, Some(0), "warm-up");
-    }
-    let (mut wall, mut to_first) = (Vec::new(), Vec::new());
-    for _ in 0..RUNS {
-        let o = run().await;
+/// One stack's hello runs: each one's wall time and its three phases as the student sees them.
+#[derive(Default)]
+struct HelloRuns {
+    wall: Vec<Duration>,
+    /// Start of `rai` to "posted to the queue": profile, key, archive, upload and submit (the client's TLS set-up).
+    to_posted: Vec<Duration>,
+    /// Posted to the first output line: the worker's lease, container and the event through Redis and the gateway.
+    to_first: Vec<Duration>,
+    /// First line to `rai`'s exit: the end of the job, the stream's close and the /build download.
+    to_exit: Vec<Duration>,
+}
+
+impl HelloRuns {
+    fn push(&mut self, o: &Observed) {
         assert_eq!((o.code, o.lines), (Some(0), 1), "hello");
-        wall.push(o.wall);
-        to_first.push(o.first_line.unwrap() - o.posted.unwrap());
+        let (posted, first) = (o.posted.unwrap(), o.first_line.unwrap());
+        self.wall.push(o.wall);
+        self.to_posted.push(posted);
+        self.to_first.push(first - posted);
+        self.to_exit.push(o.wall - first);
     }
-    (wall, to_first)
+}
+
+/// `RUNS` hello jobs on each of `stacks`, after three to warm up, taken in turn (one on each, then the next) so
+/// that a drift of the machine (page cache, CPU clock, Docker's state) weighs on every stack alike.
+async fn hello_runs(stacks: &[std::sync::Arc<Stack>], project: &std::path::Path) -> Vec<HelloRuns> {
+    let args = vec!["-p".to_string(), project.display().to_string()];
+    for stack in stacks {
+        for _ in 0..3 {
+            assert_eq!(
+                observed(stack.clone(), args.clone()).await.code,
+                Some(0),
+                "warm-up"
+            );
+        }
+    }
+    let mut runs: Vec<HelloRuns> = stacks.iter().map(|_| HelloRuns::default()).collect();
+    for _ in 0..RUNS {
+        for (stack, runs) in stacks.iter().zip(&mut runs) {
+            runs.push(&observed(stack.clone(), args.clone()).await);
+        }
+    }
+    runs
 }
 
 fn docker_run(args: &[&str], stdout: Stdio) -> Duration {
@@ -219,9 +247,8 @@ async fn main() {
     let stack = std::sync::Arc::new(stack);
     let run = |args: Vec<String>| observed(stack.clone(), args);
 
-    // 1 and 2: hello, over TLS, then on a plain stack (plain HTTP gateway, plain Redis) for reference.
+    // 1 and 2: hello, over TLS and on a plain stack (plain HTTP gateway, plain Redis) for reference, in turn.
     let hello = project(&["echo hello"], &[]);
-    let (mut rai_wall, mut to_first) = hello_runs(stack.clone(), hello.path()).await;
     let plain = std::sync::Arc::new(
         Stack::start(
             Kind::Local,
@@ -234,11 +261,45 @@ async fn main() {
         )
         .await,
     );
-    let (mut plain_wall, _) = hello_runs(plain.clone(), hello.path()).await;
+    let mut hello_by_stack = hello_runs(&[stack.clone(), plain.clone()], hello.path()).await;
     drop(plain);
+    let mut plain_runs = hello_by_stack.pop().unwrap();
+    let mut tls_runs = hello_by_stack.pop().unwrap();
     let mut docker_wall: Vec<Duration> = (0..RUNS)
         .map(|_| docker_run(&[&image, "sh", "-c", "echo hello"], Stdio::null()))
         .collect();
+    let phases = [
+        ("start -> posted to the queue", 0usize),
+        ("posted -> first line", 1),
+        ("first line -> exit", 2),
+    ];
+    let phase = |runs: &mut HelloRuns, i: usize| -> Duration {
+        let v = match i {
+            0 => &mut runs.to_posted,
+            1 => &mut runs.to_first,
+            _ => &mut runs.to_exit,
+        };
+        p(v, 0.5)
+    };
+    let mut phase_rows = Vec::new();
+    for (name, i) in phases {
+        phase_rows.push((name, phase(&mut tls_runs, i), phase(&mut plain_runs, i)));
+    }
+    if std::env::var_os("RAI_BENCH_HELLO_ONLY").is_some() {
+        println!(
+            "hello, p50 of {RUNS}: TLS {:.3} s, plain {:.3} s, docker run {:.3} s",
+            s(p(&mut tls_runs.wall, 0.5)),
+            s(p(&mut plain_runs.wall, 0.5)),
+            s(p(&mut docker_wall, 0.5))
+        );
+        for (name, t, pl) in &phase_rows {
+            println!("  {name:<30} TLS {:.4} s  plain {:.4} s", s(*t), s(*pl));
+        }
+        return;
+    }
+    let mut rai_wall = std::mem::take(&mut tls_runs.wall);
+    let mut plain_wall = std::mem::take(&mut plain_runs.wall);
+    let mut to_first = std::mem::take(&mut tls_runs.to_first);
 
     // 3: 2,000,000 lines.
     let expected = {
@@ -334,6 +395,16 @@ async fn main() {
         "<= 1.1",
         Some(s(r50) / s(pl50) <= 1.1),
     );
+    for (name, tls, plain) in &phase_rows {
+        row(
+            &format!("    {name}, p50 (ref: plain)"),
+            format!("{:.3} s", s(*tls)),
+            format!("{:.3} s", s(*plain)),
+            format!("{:.2}", s(*tls) / s(*plain)),
+            "",
+            None,
+        );
+    }
     row(
         "  p99",
         format!("{:.3} s", s(p(&mut rai_wall, 0.99))),
