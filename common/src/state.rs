@@ -29,6 +29,37 @@ pub struct JobState {
     pub finished_at: Option<DateTime<Utc>>,
     pub exit_code: Option<i64>,
     pub reason: Option<String>,
+    /// The devices the job's commands ran with (GPU indexes or UUIDs, MIG instances by UUID).
+    pub gpus: Option<Vec<String>>,
+    /// How the job used each of them, sampled while its commands ran.
+    pub gpu_use: Option<Vec<GpuUse>>,
+}
+
+/// How one job used one GPU, from the worker's samples while its commands ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuUse {
+    /// The device, as the job was given it.
+    pub device: String,
+    /// Utilisation (percent of the time a kernel ran), mean and highest of the samples.
+    pub util_mean: f64,
+    pub util_max: f64,
+    /// The most memory in use on the device, MiB.
+    pub memory_peak_mib: u64,
+    /// How many samples these come from (0: none were taken, the figures say nothing).
+    pub samples: u32,
+}
+
+impl GpuUse {
+    /// One line for people: `GPU-8a3f...: 87% mean, 100% max, 1530 MiB peak (12 samples)`.
+    pub fn describe(&self) -> String {
+        if self.samples == 0 {
+            return format!("{}: not sampled", self.device);
+        }
+        format!(
+            "{}: {:.0}% mean, {:.0}% max, {} MiB peak ({} samples)",
+            self.device, self.util_mean, self.util_max, self.memory_peak_mib, self.samples
+        )
+    }
 }
 
 impl JobState {
@@ -55,6 +86,13 @@ impl JobState {
             ("finished_at", time(&self.finished_at)),
             ("exit_code", self.exit_code.map(|c| c.to_string())),
             ("reason", self.reason.clone()),
+            ("gpus", self.gpus.as_ref().map(|g| g.join(","))),
+            (
+                "gpu_use",
+                self.gpu_use
+                    .as_ref()
+                    .and_then(|u| serde_json::to_string(u).ok()),
+            ),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
@@ -85,6 +123,8 @@ impl JobState {
             finished_at: time("finished_at"),
             exit_code: text("exit_code").and_then(|s| s.parse().ok()),
             reason: text("reason"),
+            gpus: text("gpus").map(|g| g.split(',').map(str::to_string).collect()),
+            gpu_use: text("gpu_use").and_then(|u| serde_json::from_str(&u).ok()),
         })
     }
 }

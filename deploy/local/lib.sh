@@ -196,7 +196,11 @@ stop_docker_if_started() {
 
 # The test image: busybox-static imported as a 2 MB image (no registry is reachable, so nothing is pulled).
 ensure_test_image() {
-  if docker image inspect "$RAI_TEST_IMAGE" >/dev/null 2>&1; then return; fi
+  # An image imported before its / was made 0755 (see below) is made again.
+  if docker image inspect "$RAI_TEST_IMAGE" >/dev/null 2>&1 \
+    && docker image inspect -f '{{index .Config.Labels "rai.test-image"}}' "$RAI_TEST_IMAGE" 2>/dev/null | grep -qx 2; then
+    return
+  fi
   local bb
   bb=$(command -v busybox 2>/dev/null || true)
   if [ -z "$bb" ] || ! file_is_static "$bb"; then
@@ -205,6 +209,9 @@ ensure_test_image() {
   fi
   local root
   root=$(mktemp -d)
+  # mktemp -d makes its folder 0700, which the tar's "./" carries into the image's /: a storage driver that copies
+  # it as it is (vfs, the GPU engine's) then denies a job's user every path.
+  chmod 755 "$root"
   mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/build" "$root/src"
   cp "$bb" "$root/bin/busybox"
   for applet in $("$root/bin/busybox" --list); do
@@ -214,7 +221,7 @@ ensure_test_image() {
   printf 'root:x:0:\nrai:x:1000:\nnobody:x:65534:\n' >"$root/etc/group"
   chmod 1777 "$root/tmp"
   log "importing $RAI_TEST_IMAGE from busybox-static"
-  tar -C "$root" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - "$RAI_TEST_IMAGE" >/dev/null
+  tar -C "$root" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' -c 'LABEL rai.test-image=2' - "$RAI_TEST_IMAGE" >/dev/null
   rm -rf "$root"
   docker image inspect "$RAI_TEST_IMAGE" >/dev/null || die "could not import $RAI_TEST_IMAGE"
 }

@@ -74,10 +74,15 @@ fn print(event: &Event, job: &JobId, json: bool) {
         EventBody::Status {
             status: JobStatus::Running,
             worker,
-            ..
+            detail,
         } => system(&format!(
-            "Your job is running on {}.",
-            worker.as_deref().unwrap_or("a worker")
+            "Your job is running on {}{}.",
+            worker.as_deref().unwrap_or("a worker"),
+            // The worker names the job's GPUs ("GPU 0", "GPUs GPU-1a.., GPU-2b..").
+            detail
+                .as_deref()
+                .map(|d| format!(" with {d}"))
+                .unwrap_or_default()
         )),
         EventBody::Status {
             status: JobStatus::Requeued,

@@ -50,7 +50,7 @@ fn fail(name: &'static str, detail: impl Into<String>) -> Check {
 /// Runs every check.
 pub async fn run(config: &Config) -> Vec<Check> {
     let mut out = Vec::new();
-    let docker = match Docker::connect_with_local_defaults() {
+    let docker = match crate::sandbox::connect(config) {
         Ok(d) => d.negotiate_version().await.ok(),
         Err(_) => None,
     };

@@ -245,6 +245,15 @@ pub fn visible_devices(ids: &[String]) -> String {
     }
 }
 
+/// What a job's "running" status says of its GPUs (the client's `✱` line shows it): `None` for a job without.
+pub fn running_on(ids: &[String]) -> Option<String> {
+    match ids {
+        [] => None,
+        [one] => Some(format!("GPU {one}")),
+        many => Some(format!("GPUs {}", many.join(", "))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

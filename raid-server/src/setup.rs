@@ -14,8 +14,8 @@ use crate::gpu::GpuPool;
 
 /// Connects everything a worker needs, with an error that says which part failed.
 pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
-    let docker = bollard::Docker::connect_with_local_defaults()
-        .context("cannot connect to Docker")?
+    let docker = crate::sandbox::connect(&config)
+        .context("cannot connect to Docker (raid.docker)")?
         .negotiate_version()
         .await
         .context("cannot reach the Docker engine; is it running, and may raid use its socket?")?;

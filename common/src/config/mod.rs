@@ -239,6 +239,11 @@ pub struct RaidConfig {
     pub registry: PathBuf,
     pub work_dir: PathBuf,
     pub runtime: Option<String>,
+    /// The Docker engine jobs run on (`unix:///path/docker.sock`, `tcp://host:2375`); `None`: `DOCKER_HOST`, else
+    /// `/var/run/docker.sock`.
+    pub docker: Option<String>,
+    /// How jobs use this worker's GPUs beyond having them: profilers, and the sampling of each GPU's use.
+    pub gpu: GpuConfig,
     pub shell: String,
     pub user: String,
     pub shutdown_grace: Span,
@@ -257,6 +262,32 @@ pub struct RaidConfig {
     pub build_images: BuildImagesConfig,
     pub limits: RaidLimits,
     pub defaults: JobDefaults,
+}
+
+/// How jobs use this worker's GPUs beyond having them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuConfig {
+    /// Whether and how jobs may read the GPU's performance counters (nvprof, nsys, ncu).
+    pub profiling: GpuProfiling,
+    /// How often each GPU's use is sampled while jobs run (`0s`: never); kept per job as its GPU use.
+    pub sample_every: Span,
+    /// The program that samples the GPUs and lists them (`nvidia-smi`, looked up on the PATH).
+    pub nvidia_smi: PathBuf,
+}
+
+/// Whether jobs may read the GPU's performance counters, which NVIDIA's driver keeps to admins by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuProfiling {
+    /// No: a job's profiler fails with ERR_NVGPUCTRPERM, and the job is told so.
+    Off,
+    /// Yes, because the host's driver allows every user (`NVreg_RestrictProfilingToAdminUsers=0`); `raid doctor`
+    /// checks the setting. The recommended way: containers keep every capability dropped.
+    Driver,
+    /// Yes, by giving GPU jobs' containers `CAP_SYS_ADMIN`: for hosts whose driver setting cannot be changed. It
+    /// widens what a job's root-less process may do inside its container.
+    Capability,
 }
 
 /// The Docker network of jobs allowed the network, and what they may never reach.

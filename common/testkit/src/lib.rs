@@ -13,10 +13,12 @@
 //! - [`chaos`]: the chaos and load run; [`hostile`]: the hostile-input catalogue; [`rush`]: the deadline rush.
 //! - [`report`]: the one-table report every benchmark adds its figures to.
 //! - [`archives`]: hostile tar headers.
+//! - [`gpu_engine`]: a private Docker engine that carries GPU requests through a stand-in NVIDIA hook.
 
 pub mod archives;
 pub mod chaos;
 pub mod env;
+pub mod gpu_engine;
 pub mod hostile;
 pub mod hosts;
 pub mod jobs;

@@ -503,23 +503,6 @@ impl JobLife {
         let ctx = self.ctx.clone();
         self.started = true;
         let _listed = Listed::new(&ctx, self.request.id);
-        pump.event(EventBody::Status {
-            status: JobStatus::Running,
-            worker: Some(ctx.name.clone()),
-            detail: None,
-        })
-        .await?;
-        let began = Utc::now();
-        self.milestones.commands_began_at = Some(began);
-        let running = JobState {
-            status: Some(JobStatus::Running),
-            worker: Some(ctx.name.clone()),
-            user: Some(self.request.user.clone()),
-            queue: Some(self.request.queue.clone()),
-            started_at: Some(began),
-            ..JobState::default()
-        };
-        let _ = ctx.bus.update_state(&self.request.id, &running).await;
         let Ready {
             limits,
             image,
@@ -528,6 +511,8 @@ impl JobLife {
             made_for,
             gpus,
         } = ready;
+        // The GPUs first, so that the job's "running" line can name them: a job whose GPUs are still held by
+        // another slot's job (a two-GPU job behind one-GPU ones) waits for them here, its slot held.
         let gpus = match gpus {
             Some(lease) => lease,
             None => ctx.gpus.acquire_preferring(limits.gpus, &made_for).await,
@@ -543,6 +528,24 @@ impl JobLife {
             let spec = self.sandbox_spec(&limits, image, gpus.ids.clone());
             Sandbox::start(&ctx.docker, &spec).await?
         };
+        pump.event(EventBody::Status {
+            status: JobStatus::Running,
+            worker: Some(ctx.name.clone()),
+            detail: crate::gpu::running_on(&gpus.ids),
+        })
+        .await?;
+        let began = Utc::now();
+        self.milestones.commands_began_at = Some(began);
+        let running = JobState {
+            status: Some(JobStatus::Running),
+            worker: Some(ctx.name.clone()),
+            user: Some(self.request.user.clone()),
+            queue: Some(self.request.queue.clone()),
+            started_at: Some(began),
+            gpus: (!gpus.ids.is_empty()).then(|| gpus.ids.clone()),
+            ..JobState::default()
+        };
+        let _ = ctx.bus.update_state(&self.request.id, &running).await;
         self.milestones.container_started = Some(Instant::now());
         let build = self.dir.join("build");
         let commands = run::Commands {

@@ -32,6 +32,14 @@ use futures::StreamExt;
 
 use crate::errors::SandboxError;
 
+/// The Docker engine `raid.docker` names, or the usual one (`DOCKER_HOST`, else `/var/run/docker.sock`).
+pub fn connect(config: &rai_common::Config) -> Result<Docker, bollard::errors::Error> {
+    match &config.raid.docker {
+        Some(host) => Docker::connect_with_host(host),
+        None => Docker::connect_with_local_defaults(),
+    }
+}
+
 /// The label every job container carries, so leftovers of a crashed worker can be found and removed.
 pub const JOB_LABEL: &str = "rai.job";
 

@@ -5,6 +5,7 @@
 mod deploy_files;
 mod doctor;
 mod gateway;
+mod gpus;
 mod harness;
 mod jobs;
 mod limits;

@@ -1,0 +1,251 @@
+//! GPU jobs through a real Docker engine without a GPU (issue 27): a private dockerd whose `nvidia` device driver
+//! runs a stand-in hook ([`rai_testkit::gpu_engine`]), so every device request raid makes goes through the engine,
+//! runc and the OCI hook protocol, and the hook's log says what each container was given.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use crate::harness::Harness;
+use rai_common::event::{EventBody, JobStatus};
+use rai_common::job::JobId;
+use rai_testkit::gpu_engine::{GpuEngine, HookCall};
+use rai_testkit::jobs::{end, text};
+
+/// Four devices as `nvidia-smi -L` names them: three whole GPUs and one MIG instance.
+const DEVICES: [&str; 4] = [
+    "GPU-4f1c2a9e-7d3b-5e8a-9c1f-2b6d4e8a0c31",
+    "GPU-9b2e7c41-0a5d-4f6e-8b3c-7d1e5f9a2c64",
+    "GPU-c3d8e5f2-6b1a-4c7d-9e2f-8a4b6c0d1e97",
+    "MIG-5e7a9c1b-3d2f-5a8e-b4c6-1f0d2e3c4b5a",
+];
+
+/// What one job's command reported: the devices it saw and when it ran (seconds since boot).
+#[derive(Debug)]
+struct Seen {
+    job: JobId,
+    asked: u32,
+    visible: String,
+    smi: Vec<String>,
+    from: f64,
+    to: f64,
+    running_line: String,
+}
+
+/// The command every job runs: what it sees, from inside, and its own start and end on the clock the hook uses.
+/// (The driver's tools go to /usr/bin, as the real hook puts them; the test image's PATH is /bin.)
+fn probe(seconds: u32) -> String {
+    format!(
+        "echo \"visible=$NVIDIA_VISIBLE_DEVICES\"; (PATH=/bin:/usr/bin nvidia-smi -L 2>/dev/null || true) | sed 's/^/smi=/'; \
+         echo \"from=$(cut -d' ' -f1 /proc/uptime)\"; sleep {seconds}; echo \"to=$(cut -d' ' -f1 /proc/uptime)\""
+    )
+}
+
+fn project(image: &str, gpus: u32, seconds: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let gpu = if gpus > 0 {
+        format!("  gpu: {{ count: {gpus} }}\n")
+    } else {
+        String::new()
+    };
+    std::fs::write(
+        dir.path().join("rai_build.yml"),
+        format!(
+            "rai:\n  version: 0.2\n  image: {image}\nresources:\n{gpu}  limits: {{ time: 2m }}\ncommands:\n  build:\n    - {}\n",
+            serde_json::to_string(&probe(seconds)).unwrap()
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn field<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+        .collect()
+}
+
+/// Twelve one-GPU, two two-GPU and three no-GPU jobs at once on a worker with four devices and four slots, jobs
+/// made ready ahead; one image says `NVIDIA_VISIBLE_DEVICES=all`. The first job runs longest, so a job made ready
+/// behind it guesses its GPU and gets another's: that container is made again.
+#[tokio::test(flavor = "multi_thread")]
+async fn gpu_jobs_on_a_real_engine_see_exactly_their_own_devices() {
+    let engine = tokio::task::spawn_blocking(GpuEngine::start).await.unwrap();
+    // An image whose ENV would show every GPU, as CUDA images' do.
+    let all = "rai-test/busybox-gpu-all:latest";
+    let made = engine.docker(&["create", &rai_testkit::image(), "true"]);
+    let made = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    let committed = engine.docker(&[
+        "commit",
+        "--change",
+        "ENV NVIDIA_VISIBLE_DEVICES=all",
+        &made,
+        all,
+    ]);
+    assert!(committed.status.success(), "{committed:?}");
+    let _ = engine.docker(&["rm", &made]);
+
+    let host = engine.host();
+    let h = Harness::start(|c| {
+        c.raid.docker = Some(host);
+        c.raid.gpus = Some(DEVICES.iter().map(|d| d.to_string()).collect());
+        c.raid.concurrency = Some(4);
+        c.raid.prepare_next = true;
+    })
+    .await;
+
+    // (GPUs, seconds, image): the first runs longest; one image says NVIDIA_VISIBLE_DEVICES=all.
+    let image = rai_testkit::image();
+    let mut plan: Vec<(u32, u32, &str)> = vec![(1, 5, &image)];
+    plan.extend((0..10).map(|_| (1, 1, image.as_str())));
+    plan.push((1, 1, all));
+    plan.extend([(2, 1, image.as_str()), (2, 1, image.as_str())]);
+    plan.extend((0..3).map(|_| (0, 1, image.as_str())));
+    let mut jobs = Vec::new();
+    let mut dirs = Vec::new();
+    for (gpus, seconds, image) in &plan {
+        let dir = project(image, *gpus, *seconds);
+        jobs.push((h.submit_dir(dir.path(), |_| {}).await, *gpus, *image == all));
+        dirs.push(dir);
+    }
+
+    let mut seen = Vec::new();
+    for (job, asked, _) in &jobs {
+        let events = h.events(*job, Duration::from_secs(180)).await;
+        let out = text(&events, "stdout");
+        assert_eq!(end(&events).0, "succeeded", "job {job}: {events:#?}");
+        let running_line = events
+            .iter()
+            .find_map(|e| match &e.body {
+                EventBody::Status {
+                    status: JobStatus::Running,
+                    detail,
+                    ..
+                } => Some(detail.clone().unwrap_or_default()),
+                _ => None,
+            })
+            .expect("a running status");
+        seen.push(Seen {
+            job: *job,
+            asked: *asked,
+            visible: field(&out, "visible").concat(),
+            smi: field(&out, "smi").iter().map(|s| s.to_string()).collect(),
+            from: field(&out, "from").concat().parse().unwrap(),
+            to: field(&out, "to").concat().parse().unwrap(),
+            running_line,
+        });
+    }
+    let calls = engine.hook_calls();
+    let by_job: HashMap<String, Vec<&HookCall>> = calls.iter().fold(HashMap::new(), |mut m, c| {
+        m.entry(c.job.clone()).or_default().push(c);
+        m
+    });
+
+    let mut remade = 0;
+    let mut used = BTreeSet::new();
+    for s in &seen {
+        let job = s.job.to_string();
+        if s.asked == 0 {
+            assert_eq!(s.visible, "void", "a job without GPUs sees none: {s:?}");
+            assert!(
+                s.smi.is_empty(),
+                "no driver tools in a no-GPU container: {s:?}"
+            );
+            assert!(
+                !by_job.contains_key(&job),
+                "no device request for a no-GPU job"
+            );
+            assert_eq!(s.running_line, "", "{s:?}");
+            continue;
+        }
+        let ids: Vec<&str> = s.visible.split(',').collect();
+        assert_eq!(
+            ids.len(),
+            s.asked as usize,
+            "exactly the GPUs asked for: {s:?}"
+        );
+        assert!(ids.iter().all(|id| DEVICES.contains(id)), "{s:?}");
+        used.extend(ids.iter().map(|id| id.to_string()));
+        // The device request reached the engine and the hook: the last container made for the job is the one
+        // its commands ran in, and it was given exactly these devices, with compute and utility only.
+        let made = by_job
+            .get(&job)
+            .unwrap_or_else(|| panic!("no hook call for {s:?}"));
+        let last = made.last().unwrap();
+        assert_eq!(last.visible, s.visible, "{s:?} {made:?}");
+        assert_eq!(last.capabilities, "compute,utility");
+        // What the driver's tool in the container lists is what it was given.
+        assert_eq!(s.smi.len(), ids.len(), "{s:?}");
+        for id in &ids {
+            assert!(s.smi.iter().any(|l| l.contains(id)), "{s:?}");
+        }
+        // The student's line names them.
+        for id in &ids {
+            assert!(s.running_line.contains(id), "{s:?}");
+        }
+        if made.len() > 1 {
+            assert!(
+                made[..made.len() - 1]
+                    .iter()
+                    .all(|c| c.visible != s.visible),
+                "remade only for other GPUs: {made:?}"
+            );
+            remade += 1;
+        }
+    }
+    assert_eq!(
+        used.len(),
+        4,
+        "every device, the MIG instance too, was used: {used:?}"
+    );
+    assert!(
+        remade >= 1,
+        "a job made ready behind the long one guessed its GPU and got another's: {calls:#?}"
+    );
+    let all_job = jobs.iter().find(|(_, _, all)| *all).unwrap().0;
+    let all_seen = seen.iter().find(|s| s.job == all_job).unwrap();
+    assert_ne!(
+        all_seen.visible, "all",
+        "the image's ENV does not widen what a job sees"
+    );
+
+    // No device was used by two jobs' commands at once. A container made ready ahead may hold a running job's
+    // devices while its first command waits at the gate: its commands' own times tell the two apart.
+    let mut held_at_gate = 0;
+    for (i, a) in seen.iter().enumerate() {
+        for b in &seen[i + 1..] {
+            let shared = a
+                .visible
+                .split(',')
+                .any(|id| id != "void" && b.visible.split(',').any(|o| o == id));
+            if shared {
+                assert!(
+                    a.to <= b.from || b.to <= a.from,
+                    "jobs {} and {} ran on the same device at once: {a:?} {b:?}",
+                    a.job,
+                    b.job
+                );
+            }
+        }
+        for call in by_job.get(&a.job.to_string()).into_iter().flatten() {
+            let waited = seen.iter().any(|b| {
+                b.job != a.job
+                    && b.from <= call.at
+                    && call.at <= b.to
+                    && call
+                        .visible
+                        .split(',')
+                        .any(|id| b.visible.split(',').any(|o| o == id))
+            });
+            if waited {
+                // Made while another job's commands used the device: only as a ready job, its commands later.
+                assert!(call.at < a.from, "{call:?} {a:?}");
+                held_at_gate += 1;
+            }
+        }
+    }
+    eprintln!(
+        "{} containers through the hook, {remade} remade, {held_at_gate} made ready holding a running job's device",
+        calls.len()
+    );
+    h.drain_and_stop().await;
+}
