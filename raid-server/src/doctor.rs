@@ -92,7 +92,11 @@ pub async fn run(config: &Config) -> Vec<Check> {
     let gpus = GpuPool::detect(config.raid.gpus.as_ref());
     out.push(gpu_check(config.raid.gpus.as_ref(), GpuInventory::probe()));
     if let Some(d) = &docker {
-        out.push(container_check(d, config, &gpus).await);
+        out.push(container_check(d, config, None).await);
+        if gpus.count() > 0 {
+            let gpu = gpus.acquire(1).await.ids[0].clone();
+            out.push(container_check(d, config, Some(gpu)).await);
+        }
         let builds_online = config.raid.build_images.allowed && config.raid.build_images.network;
         if config.raid.limits.network || builds_online {
             out.push(network_check(d, config).await);
@@ -253,7 +257,15 @@ fn gateway_check(config: &Config) -> Check {
 }
 
 // Long (about 80 lines): the probe container's setup, run and teardown in one place.
-async fn container_check(docker: &Docker, config: &Config, gpus: &GpuPool) -> Check {
+/// A sandboxed container of an allowed image runs (`container`); with `gpu`, one given that GPU through Docker's
+/// nvidia device driver sees it and nothing else (`gpu engine`): the driver is there, and the hook gave the
+/// container the driver's tools.
+async fn container_check(docker: &Docker, config: &Config, gpu: Option<String>) -> Check {
+    let name = if gpu.is_some() {
+        "gpu engine"
+    } else {
+        "container"
+    };
     let images = docker
         .list_images(None::<bollard::query_parameters::ListImagesOptions>)
         .await
@@ -265,20 +277,16 @@ async fn container_check(docker: &Docker, config: &Config, gpus: &GpuPool) -> Ch
         .collect();
     let Some(image) = allowed.first() else {
         return fail(
-            "container",
+            name,
             "no allowed image is present on this machine; pull one of raid.images",
         );
     };
-    let dir = std::env::temp_dir().join(format!("raid-doctor-{}", std::process::id()));
+    let tag = if gpu.is_some() { "gpu" } else { "plain" };
+    let dir = std::env::temp_dir().join(format!("raid-doctor-{}-{tag}", std::process::id()));
     let _ = std::fs::create_dir_all(dir.join("src"));
     let _ = std::fs::create_dir_all(dir.join("build"));
-    let gpu = if gpus.count() > 0 {
-        vec![gpus.acquire(1).await.ids[0].clone()]
-    } else {
-        vec![]
-    };
     let spec = SandboxSpec {
-        name: format!("raid-doctor-{}", std::process::id()),
+        name: format!("raid-doctor-{}-{tag}", std::process::id()),
         image: image.clone(),
         src_dir: dir.join("src"),
         build_dir: dir.join("build"),
@@ -290,44 +298,83 @@ async fn container_check(docker: &Docker, config: &Config, gpus: &GpuPool) -> Ch
         nofile: 1024,
         network: None,
         tmp_bytes: 16 << 20,
-        gpus: gpu.clone(),
+        gpus: gpu.iter().cloned().collect(),
         runtime: config.raid.runtime.clone(),
         env: vec![],
         labels: Default::default(),
         gate_dir: None,
     };
+    // The driver's tools are where the NVIDIA hook puts them, whatever the image's PATH.
+    let cmd = if gpu.is_some() {
+        "PATH=\"$PATH:/usr/bin:/usr/local/nvidia/bin\" nvidia-smi -L"
+    } else {
+        "true"
+    };
     let result = match Sandbox::start(docker, &spec).await {
         Ok(sandbox) => {
             let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-            let cmd = if gpu.is_empty() {
-                "true"
-            } else {
-                "nvidia-smi -L"
-            };
             let code = tokio::time::timeout(Duration::from_secs(60), sandbox.run(cmd, tx)).await;
             let mut seen = String::new();
             while let Ok((_, b)) = rx.try_recv() {
                 seen.push_str(&String::from_utf8_lossy(&b));
             }
             sandbox.remove().await;
-            match code {
-                Ok(Ok(Some(0))) if gpu.is_empty() => {
-                    pass("container", format!("a sandboxed {image} runs"))
-                }
-                Ok(Ok(Some(0))) => pass(
-                    "container",
-                    format!("a sandboxed {image} sees {}", seen.trim()),
-                ),
-                other => fail(
-                    "container",
-                    format!("a sandboxed {image} did not run `{cmd}`: {other:?} {seen}"),
-                ),
+            container_verdict(name, image, gpu.as_deref(), code.ok().and_then(Result::ok).flatten(), &seen)
+        }
+        Err(e) => {
+            let text = e.to_string();
+            if gpu.is_some() && text.contains("could not select device driver") {
+                fail(
+                    name,
+                    "Docker has no nvidia device driver, so every GPU job would fail to start: install the NVIDIA \
+                     Container Toolkit (it puts nvidia-container-runtime-hook on dockerd's PATH) and restart \
+                     Docker (docs/admin.md, \"GPUs\")",
+                )
+            } else {
+                fail(name, text)
             }
         }
-        Err(e) => fail("container", e.to_string()),
     };
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// What a doctor container's run says: `code` is its exit code (`None`: it did not finish), `seen` its output.
+pub fn container_verdict(
+    name: &'static str,
+    image: &str,
+    gpu: Option<&str>,
+    code: Option<i64>,
+    seen: &str,
+) -> Check {
+    let listed = seen.trim();
+    match (gpu, code) {
+        (None, Some(0)) => pass(name, format!("a sandboxed {image} runs")),
+        (Some(gpu), Some(0)) if listed.contains(gpu) => pass(
+            name,
+            format!("Docker's nvidia device driver is present: a container given {gpu} sees {listed}"),
+        ),
+        (Some(gpu), Some(0)) => fail(
+            name,
+            format!(
+                "a container given {gpu} lists other devices ({listed}): jobs would not get the GPUs raid gives them"
+            ),
+        ),
+        (Some(gpu), Some(127)) => fail(
+            name,
+            format!(
+                "a container given {gpu} has no nvidia-smi: Docker's nvidia hook did not give it the driver; \
+                 check the NVIDIA Container Toolkit's install (nvidia-ctk) and the host's driver"
+            ),
+        ),
+        (_, code) => fail(
+            name,
+            format!(
+                "a sandboxed {image} did not run: {} {listed}",
+                code.map_or("no exit code".to_string(), |c| format!("exit code {c}"))
+            ),
+        ),
+    }
 }
 
 /// Redis's memory: used, against `maxmemory`, and the largest job logs in it.

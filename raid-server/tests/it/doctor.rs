@@ -158,3 +158,61 @@ fn a_worker_that_trusts_no_gateway_is_told_how_to_trust_one() {
     assert_eq!(code, 1, "{table}");
     assert!(table.contains("rai-keygen gateway-key"), "{table}");
 }
+
+/// The worker's config with `raid.gpus` naming one GPU, on `engine` (`None`: the machine's engine).
+fn gpu_config(dir: &std::path::Path, engine: Option<&str>) -> std::path::PathBuf {
+    let path = config_file(dir, true);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let docker = engine.map_or_else(String::new, |e| format!("\n  docker: {e}"));
+    std::fs::write(
+        &path,
+        text.replace(
+            "  gpus: []",
+            &format!("  gpus: [GPU-4f1c2a9e-7d3b-5e8a-9c1f-2b6d4e8a0c31]{docker}"),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn the_gpu_engine_check_finds_the_nvidia_driver_or_says_how_to_install_it() {
+    let engine = rai_testkit::gpu_engine::GpuEngine::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, table) = doctor(&gpu_config(dir.path(), Some(&engine.host())));
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("gpu engine"))
+        .unwrap_or_else(|| panic!("no gpu engine check:\n{table}"));
+    assert!(line.contains("pass"), "{table}");
+    assert!(
+        line.contains("nvidia device driver is present")
+            && line.contains("GPU-4f1c2a9e-7d3b-5e8a-9c1f-2b6d4e8a0c31"),
+        "{table}"
+    );
+    assert!(
+        engine
+            .hook_calls()
+            .iter()
+            .any(|c| c.visible == "GPU-4f1c2a9e-7d3b-5e8a-9c1f-2b6d4e8a0c31"),
+        "the request went through the hook"
+    );
+
+    // The machine's engine has no nvidia driver: GPU jobs would fail, and the admin is told what to install.
+    let plain = tempfile::tempdir().unwrap();
+    let (code, table) = doctor(&gpu_config(plain.path(), None));
+    assert_ne!(code, 0, "{table}");
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("gpu engine"))
+        .unwrap_or_else(|| panic!("no gpu engine check:\n{table}"));
+    assert!(line.contains("FAIL") || line.contains("fail"), "{table}");
+    assert!(
+        line.contains("every GPU job would fail") && line.contains("NVIDIA Container Toolkit"),
+        "{table}"
+    );
+    // Without GPUs there is nothing to check.
+    let none = tempfile::tempdir().unwrap();
+    let (_, table) = doctor(&config_file(none.path(), true));
+    assert!(!table.contains("gpu engine"), "{table}");
+}
