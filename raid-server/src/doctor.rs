@@ -7,7 +7,7 @@ use rai_backends::connect::{open_queue, open_store};
 use rai_backends::events::EventBus;
 use rai_common::Config;
 use rai_common::account::Registry;
-use rai_common::config::QueueBackend;
+use rai_common::config::{GpuProfiling, QueueBackend};
 
 use crate::gpu::{GpuInventory, GpuPool};
 use crate::sandbox::{Sandbox, SandboxSpec};
@@ -89,8 +89,20 @@ pub async fn run(config: &Config) -> Vec<Check> {
             )
         });
     }
-    let gpus = GpuPool::detect(config.raid.gpus.as_ref());
-    out.push(gpu_check(config.raid.gpus.as_ref(), GpuInventory::probe()));
+    let gpus = GpuPool::detect(config.raid.gpus.as_ref(), &config.raid.gpu.nvidia_smi);
+    out.push(gpu_check(
+        config.raid.gpus.as_ref(),
+        GpuInventory::probe(&config.raid.gpu.nvidia_smi),
+    ));
+    if gpus.count() > 0 {
+        let gpu = &config.raid.gpu;
+        out.push(profiling_check(
+            gpu.profiling,
+            &gpu.driver_params,
+            std::fs::read_to_string(&gpu.driver_params),
+            &config.raid.user,
+        ));
+    }
     if let Some(d) = &docker {
         out.push(container_check(d, config, None).await);
         if gpus.count() > 0 {
@@ -142,6 +154,61 @@ pub async fn run(config: &Config) -> Vec<Check> {
     out.push(gateway_check(config));
     out.push(disk_check(config));
     out
+}
+
+/// Whether profilers (nvprof, nsys, ncu) will work in GPU jobs, by `raid.gpu.profiling` and the driver's setting.
+pub fn profiling_check(
+    profiling: GpuProfiling,
+    params_path: &std::path::Path,
+    params: std::io::Result<String>,
+    user: &str,
+) -> Check {
+    const NAME: &str = "profiling";
+    match profiling {
+        GpuProfiling::Off => pass(
+            NAME,
+            "off (raid.gpu.profiling): jobs' profilers are refused the GPU's counters, and told so",
+        ),
+        GpuProfiling::Capability if matches!(user, "0" | "root") || user.starts_with("0:") => pass(
+            NAME,
+            "by capability: GPU jobs' containers get CAP_SYS_ADMIN (they run as root)",
+        ),
+        GpuProfiling::Capability => fail(
+            NAME,
+            format!(
+                "raid.gpu.profiling is capability, but Docker gives added capabilities to root only and jobs run as \
+                 {user}: profilers would still fail. Use driver (docs/admin.md, \"GPUs\")"
+            ),
+        ),
+        GpuProfiling::Driver => match params.map(|p| crate::gpu::driver_allows_profiling(&p)) {
+            Ok(Some(true)) => pass(
+                NAME,
+                "the NVIDIA driver lets every user read the GPU's counters (RestrictProfilingToAdminUsers: 0): \
+                 nvprof, nsys and ncu work in jobs",
+            ),
+            Ok(Some(false)) => warn(
+                NAME,
+                "the NVIDIA driver keeps the GPU's performance counters to admins (RestrictProfilingToAdminUsers: 1), \
+                 so nvprof, nsys and ncu fail in jobs with ERR_NVGPUCTRPERM: put `options nvidia \
+                 NVreg_RestrictProfilingToAdminUsers=0` in /etc/modprobe.d/nvidia-profiling.conf and reload the \
+                 driver (or reboot); or set raid.gpu.profiling: off so students are told",
+            ),
+            Ok(None) => warn(
+                NAME,
+                format!(
+                    "{} does not show RestrictProfilingToAdminUsers: cannot tell whether profilers will work",
+                    params_path.display()
+                ),
+            ),
+            Err(e) => warn(
+                NAME,
+                format!(
+                    "cannot read {} ({e}): is the NVIDIA driver loaded? Profilers in jobs may fail",
+                    params_path.display()
+                ),
+            ),
+        },
+    }
 }
 
 /// A host whose Docker runs every container with the nvidia runtime gives GPUs to containers that asked for none
@@ -303,6 +370,7 @@ async fn container_check(docker: &Docker, config: &Config, gpu: Option<String>) 
         env: vec![],
         labels: Default::default(),
         gate_dir: None,
+        cap_add: crate::gpu::capabilities(config.raid.gpu.profiling, gpu.is_some()),
     };
     // The driver's tools are where the NVIDIA hook puts them, whatever the image's PATH.
     let cmd = if gpu.is_some() {
@@ -319,7 +387,13 @@ async fn container_check(docker: &Docker, config: &Config, gpu: Option<String>) 
                 seen.push_str(&String::from_utf8_lossy(&b));
             }
             sandbox.remove().await;
-            container_verdict(name, image, gpu.as_deref(), code.ok().and_then(Result::ok).flatten(), &seen)
+            container_verdict(
+                name,
+                image,
+                gpu.as_deref(),
+                code.ok().and_then(Result::ok).flatten(),
+                &seen,
+            )
         }
         Err(e) => {
             let text = e.to_string();
@@ -352,7 +426,9 @@ pub fn container_verdict(
         (None, Some(0)) => pass(name, format!("a sandboxed {image} runs")),
         (Some(gpu), Some(0)) if listed.contains(gpu) => pass(
             name,
-            format!("Docker's nvidia device driver is present: a container given {gpu} sees {listed}"),
+            format!(
+                "Docker's nvidia device driver is present: a container given {gpu} sees {listed}"
+            ),
         ),
         (Some(gpu), Some(0)) => fail(
             name,

@@ -8,6 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use rai_common::config::GpuProfiling;
 use tokio::sync::Notify;
 
 /// The GPUs of this worker.
@@ -60,11 +61,11 @@ impl GpuPool {
     }
 
     /// The configured GPUs, or those `nvidia-smi` lists, or none.
-    pub fn detect(configured: Option<&Vec<String>>) -> GpuPool {
+    pub fn detect(configured: Option<&Vec<String>>, nvidia_smi: &std::path::Path) -> GpuPool {
         if let Some(ids) = configured {
             return GpuPool::new(ids.clone());
         }
-        GpuPool::new(GpuInventory::probe().map_or_else(|_| Vec::new(), |i| i.ids()))
+        GpuPool::new(GpuInventory::probe(nvidia_smi).map_or_else(|_| Vec::new(), |i| i.ids()))
     }
 
     pub fn count(&self) -> u32 {
@@ -153,8 +154,8 @@ pub struct GpuInventory {
 
 impl GpuInventory {
     /// Runs `nvidia-smi -L`; `Err` says why there is no answer (no driver, no tool).
-    pub fn probe() -> Result<GpuInventory, String> {
-        let out = std::process::Command::new("nvidia-smi")
+    pub fn probe(nvidia_smi: &std::path::Path) -> Result<GpuInventory, String> {
+        let out = std::process::Command::new(nvidia_smi)
             .arg("-L")
             .output()
             .map_err(|e| format!("cannot run nvidia-smi: {e}"))?;
@@ -254,6 +255,42 @@ pub fn running_on(ids: &[String]) -> Option<String> {
     }
 }
 
+/// What a profiler prints when the driver refuses it the GPU's performance counters.
+pub const PROFILER_REFUSED: &str = "ERR_NVGPUCTRPERM";
+
+/// The `✱` line a job gets after its profiler was refused the counters, by what this worker allows.
+pub fn profiler_refused(profiling: GpuProfiling, worker: &str) -> String {
+    match profiling {
+        GpuProfiling::Off => format!(
+            "Profilers (nvprof, nsys, ncu) cannot read the GPU's performance counters on this worker ({worker}): \
+             profiling is off on its queue. Ask your course staff which queue allows profiling."
+        ),
+        GpuProfiling::Driver | GpuProfiling::Capability => format!(
+            "The profiler was refused the GPU's performance counters (ERR_NVGPUCTRPERM): worker {worker} should \
+             allow them but its NVIDIA driver keeps them to admins. Tell your course staff (`raid doctor` on that \
+             worker shows what to change)."
+        ),
+    }
+}
+
+/// The capabilities a job's container gets back: `SYS_ADMIN` for a GPU job where profiling is by capability.
+pub fn capabilities(profiling: GpuProfiling, has_gpus: bool) -> Vec<String> {
+    if profiling == GpuProfiling::Capability && has_gpus {
+        vec!["SYS_ADMIN".to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// What `/proc/driver/nvidia/params` says of profiling: `Some(true)` when every user may read the counters
+/// (`RestrictProfilingToAdminUsers: 0`), `Some(false)` when only admins may, `None` when it does not say.
+pub fn driver_allows_profiling(params: &str) -> Option<bool> {
+    params.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim() == "RestrictProfilingToAdminUsers").then(|| value.trim() == "0")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +338,22 @@ mod tests {
         // A guess that is not free is ignored rather than waited for.
         let other = pool.acquire_preferring(1, &third.ids).await;
         assert_eq!(other.ids, ["1"]);
+    }
+
+    #[test]
+    fn the_driver_setting_for_profiling_is_read_from_its_params() {
+        let restricted =
+            "ResmanDebugLevel: 4294967295\nRestrictProfilingToAdminUsers: 1\nRmLogonRC: 1\n";
+        assert_eq!(driver_allows_profiling(restricted), Some(false));
+        let open = "RestrictProfilingToAdminUsers: 0\n";
+        assert_eq!(driver_allows_profiling(open), Some(true));
+        assert_eq!(driver_allows_profiling("EnableMSI: 1\n"), None);
+        assert_eq!(capabilities(GpuProfiling::Capability, true), ["SYS_ADMIN"]);
+        assert!(capabilities(GpuProfiling::Capability, false).is_empty());
+        assert!(capabilities(GpuProfiling::Driver, true).is_empty());
+        assert!(profiler_refused(GpuProfiling::Off, "w1").contains("profiling is off"));
+        assert_eq!(running_on(&[]), None);
+        assert_eq!(running_on(&["0".into(), "1".into()]).unwrap(), "GPUs 0, 1");
     }
 
     fn recorded(name: &str) -> GpuInventory {

@@ -34,6 +34,16 @@ pub struct OutputPump {
     /// When the last batch went out.
     flushed_at: Option<Instant>,
     partial: [(Vec<u8>, Option<Instant>); 2],
+    /// Words that, seen in the output, earn the student a `✱` line after it (once each): an error whose cause is
+    /// this worker's set-up, not the job (a profiler refused the GPU's counters).
+    notices: Vec<Notice>,
+}
+
+/// A `✱` line sent once, after the first output line that holds `needle`.
+struct Notice {
+    needle: &'static str,
+    text: String,
+    sent: bool,
 }
 
 fn index(s: Stream) -> usize {
@@ -55,7 +65,17 @@ impl OutputPump {
             pending_since: None,
             flushed_at: None,
             partial: [(Vec::new(), None), (Vec::new(), None)],
+            notices: Vec::new(),
         }
+    }
+
+    /// Sends `text` as a `✱` line after the first output line holding `needle`.
+    pub fn notice_on(&mut self, needle: &'static str, text: String) {
+        self.notices.push(Notice {
+            needle,
+            text,
+            sent: false,
+        });
     }
 
     /// The publisher, once the output is done.
@@ -165,6 +185,15 @@ impl OutputPump {
         }
         self.sent_bytes += bytes.len() as u64;
         let text = String::from_utf8_lossy(bytes);
+        let noticed: Vec<String> = self
+            .notices
+            .iter_mut()
+            .filter(|n| !n.sent && text.contains(n.needle))
+            .map(|n| {
+                n.sent = true;
+                format!("✱ {}", n.text)
+            })
+            .collect();
         self.pending_bytes += text.len();
         self.pending_since.get_or_insert_with(Instant::now);
         match (stream, self.pending.last_mut()) {
@@ -181,6 +210,8 @@ impl OutputPump {
                 data: text.into_owned(),
             }),
         }
+        self.pending
+            .extend(noticed.into_iter().map(|data| EventBody::System { data }));
     }
 
     async fn flush(&mut self) -> Result<(), EventError> {

@@ -54,7 +54,7 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
         network.ensure(&docker).await?;
     }
     let gateway_keys = trusted_gateways(&config)?;
-    let gpus = GpuPool::detect(config.raid.gpus.as_ref());
+    let gpus = GpuPool::detect(config.raid.gpus.as_ref(), &config.raid.gpu.nvidia_smi);
     let name = config
         .raid
         .name

@@ -274,6 +274,8 @@ pub struct GpuConfig {
     pub sample_every: Span,
     /// The program that samples the GPUs and lists them (`nvidia-smi`, looked up on the PATH).
     pub nvidia_smi: PathBuf,
+    /// Where the NVIDIA driver shows its settings (`raid doctor` reads the profiling one there).
+    pub driver_params: PathBuf,
 }
 
 /// Whether jobs may read the GPU's performance counters, which NVIDIA's driver keeps to admins by default.

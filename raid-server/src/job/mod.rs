@@ -326,6 +326,10 @@ impl JobLife {
             }
         };
         let mut pump = OutputPump::new(publisher, self.ctx.config.raid.limits.log_bytes.0);
+        pump.notice_on(
+            crate::gpu::PROFILER_REFUSED,
+            crate::gpu::profiler_refused(self.ctx.config.raid.gpu.profiling, &self.ctx.name),
+        );
         let lived = self.live(&mut pump, &stop).await;
         drop(keeper);
         self.clean_up().await;
@@ -608,6 +612,7 @@ impl JobLife {
         gpus: Vec<String>,
     ) -> SandboxSpec {
         let (raid, job) = (&self.ctx.config.raid, self.request.id);
+        let cap_add = crate::gpu::capabilities(raid.gpu.profiling, !gpus.is_empty());
         SandboxSpec {
             name: self.container.clone(),
             image,
@@ -639,6 +644,7 @@ impl JobLife {
             ]
             .into(),
             gate_dir: Some(self.dir.join("gate")),
+            cap_add,
         }
     }
 

@@ -67,6 +67,8 @@ pub struct SandboxSpec {
     /// A host folder holding the gate FIFO of a command started ahead ([`Sandbox::start_gated`]), mounted
     /// read-only at [`GATE_DIR`]; `None`: no command is started ahead.
     pub gate_dir: Option<PathBuf>,
+    /// Capabilities given back after every one is dropped (`raid.gpu.profiling: capability`: `SYS_ADMIN`).
+    pub cap_add: Vec<String>,
 }
 
 /// Where the gate folder is mounted in the container.
@@ -127,6 +129,7 @@ impl SandboxSpec {
             readonly_rootfs: Some(true),
             network_mode: Some(self.network.clone().unwrap_or_else(|| "none".into())),
             cap_drop: Some(vec!["ALL".into()]),
+            cap_add: (!self.cap_add.is_empty()).then(|| self.cap_add.clone()),
             security_opt: Some(vec!["no-new-privileges".into()]),
             memory: Some(self.memory_bytes as i64),
             memory_swap: Some(self.memory_bytes as i64),
@@ -589,6 +592,7 @@ mod tests {
             env: vec!["RAI=1".into()],
             labels: HashMap::new(),
             gate_dir: None,
+            cap_add: vec![],
         }
     }
 

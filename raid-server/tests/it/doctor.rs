@@ -216,3 +216,55 @@ fn the_gpu_engine_check_finds_the_nvidia_driver_or_says_how_to_install_it() {
     let (_, table) = doctor(&config_file(none.path(), true));
     assert!(!table.contains("gpu engine"), "{table}");
 }
+
+#[test]
+fn the_profiling_check_reads_the_drivers_setting_and_the_jobs_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = dir.path().join("params");
+    let config = gpu_config(dir.path(), None);
+    let base = std::fs::read_to_string(&config).unwrap();
+    // raid: is the file's last section.
+    let with = |gpu: &str, user: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "{base}  gpu:\n    driver_params: {}\n    profiling: {gpu}\n  user: \"{user}\"\n",
+                params.display()
+            ),
+        )
+        .unwrap();
+        let (_, table) = doctor(&config);
+        table
+            .lines()
+            .find(|l| l.starts_with("profiling"))
+            .unwrap_or_else(|| panic!("no profiling check:\n{table}"))
+            .to_string()
+    };
+    // As NVIDIA's driver comes: counters for admins only.
+    std::fs::write(&params, "EnableMSI: 1\nRestrictProfilingToAdminUsers: 1\n").unwrap();
+    let line = with("driver", "1000:1000");
+    assert!(line.contains("warn"), "{line}");
+    assert!(
+        line.contains("ERR_NVGPUCTRPERM") && line.contains("NVreg_RestrictProfilingToAdminUsers=0"),
+        "{line}"
+    );
+    std::fs::write(&params, "RestrictProfilingToAdminUsers: 0\n").unwrap();
+    let line = with("driver", "1000:1000");
+    assert!(
+        line.contains("pass") && line.contains("work in jobs"),
+        "{line}"
+    );
+    std::fs::remove_file(&params).unwrap();
+    let line = with("driver", "1000:1000");
+    assert!(
+        line.contains("warn") && line.contains("is the NVIDIA driver loaded"),
+        "{line}"
+    );
+    let line = with("capability", "1000:1000");
+    assert!(
+        line.contains("FAIL") && line.contains("root only"),
+        "{line}"
+    );
+    let line = with("off", "1000:1000");
+    assert!(line.contains("pass") && line.contains("off"), "{line}");
+}

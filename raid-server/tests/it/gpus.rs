@@ -249,3 +249,102 @@ async fn gpu_jobs_on_a_real_engine_see_exactly_their_own_devices() {
     );
     h.drain_and_stop().await;
 }
+
+/// `raid.gpu.profiling`: with `capability`, a GPU job's container (and only a GPU job's) gets CAP_SYS_ADMIN; with
+/// `off`, a job whose profiler is refused the counters is told, once, why and where to ask.
+#[tokio::test(flavor = "multi_thread")]
+async fn profiling_by_capability_and_a_refused_profiler_explained() {
+    let engine = tokio::task::spawn_blocking(GpuEngine::start).await.unwrap();
+    let host = engine.host();
+    let image = rai_testkit::image();
+    let h = Harness::start(|c| {
+        c.raid.docker = Some(host.clone());
+        c.raid.gpus = Some(vec![DEVICES[0].to_string()]);
+        c.raid.gpu.profiling = rai_common::config::GpuProfiling::Capability;
+        // Docker gives added capabilities to root only (raid doctor says so for any other user).
+        c.raid.user = "0:0".into();
+    })
+    .await;
+    let caps = "grep CapEff /proc/self/status";
+    let mut eff = Vec::new();
+    for gpus in [1, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let gpu = if gpus > 0 {
+            "  gpu: { count: 1 }\n"
+        } else {
+            ""
+        };
+        std::fs::write(
+            dir.path().join("rai_build.yml"),
+            format!("rai:\n  version: 0.2\n  image: {image}\nresources:\n{gpu}  limits: {{ time: 1m }}\ncommands:\n  build:\n    - {caps}\n"),
+        )
+        .unwrap();
+        let job = h.submit_dir(dir.path(), |_| {}).await;
+        let events = h.events(job, Duration::from_secs(60)).await;
+        assert_eq!(end(&events).0, "succeeded", "{events:#?}");
+        let out = text(&events, "stdout");
+        let hex = out.split_whitespace().nth(1).unwrap().to_string();
+        eff.push(u64::from_str_radix(&hex, 16).unwrap());
+    }
+    const SYS_ADMIN: u64 = 1 << 21;
+    assert_ne!(
+        eff[0] & SYS_ADMIN,
+        0,
+        "the GPU job has CAP_SYS_ADMIN: {eff:x?}"
+    );
+    assert_eq!(
+        eff[1] & SYS_ADMIN,
+        0,
+        "a job without GPUs does not: {eff:x?}"
+    );
+    h.drain_and_stop().await;
+
+    let off = Harness::start(|c| {
+        c.raid.docker = Some(host);
+        c.raid.gpus = Some(vec![DEVICES[0].to_string()]);
+        c.raid.gpu.profiling = rai_common::config::GpuProfiling::Off;
+    })
+    .await;
+    // What nsys and ncu print when the driver refuses them, twice.
+    let refused = "echo '==PROF== ERR_NVGPUCTRPERM - The user does not have permission to access NVIDIA GPU Performance Counters on the target device 0.' >&2";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rai_build.yml"),
+        format!(
+            "rai:\n  version: 0.2\n  image: {image}\nresources:\n  gpu: {{ count: 1 }}\ncommands:\n  build:\n    - {}\n    - {}\n",
+            serde_json::to_string(refused).unwrap(),
+            serde_json::to_string(refused).unwrap()
+        ),
+    )
+    .unwrap();
+    let job = off.submit_dir(dir.path(), |_| {}).await;
+    let events = off.events(job, Duration::from_secs(60)).await;
+    let told: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::System { data } if data.contains("performance counters") => {
+                Some(data.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told.len(), 1, "told once: {events:#?}");
+    assert!(
+        told[0].starts_with("✱ ")
+            && told[0].contains("profiling is off")
+            && told[0].contains("course staff"),
+        "{told:?}"
+    );
+    // After the line that caused it.
+    let at = |needle: &str| {
+        events
+            .iter()
+            .position(|e| match &e.body {
+                EventBody::Stderr { data } | EventBody::System { data } => data.contains(needle),
+                _ => false,
+            })
+            .unwrap()
+    };
+    assert!(at("==PROF==") < at("profiling is off"));
+    off.drain_and_stop().await;
+}
