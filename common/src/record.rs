@@ -40,6 +40,12 @@ pub struct JobRecord {
     /// Each command that ran, in order, timed by the worker (the job cannot forge it): rankings read these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<CommandTime>,
+    /// The GPUs (or MIG instances) its commands ran with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<String>,
+    /// How it used each of them, sampled by the worker while its commands ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_use: Vec<crate::state::GpuUse>,
 }
 
 /// One command of a job as the worker saw it run.

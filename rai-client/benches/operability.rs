@@ -139,6 +139,8 @@ async fn main() {
             assignment: None,
             late: false,
             commands: Vec::new(),
+            gpus: Vec::new(),
+            gpu_use: Vec::new(),
         };
         store
             .put_bytes(

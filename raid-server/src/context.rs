@@ -29,6 +29,8 @@ pub struct WorkerContext {
     /// Reloaded when its file changes or on SIGHUP.
     pub registry: Arc<RwLock<Registry>>,
     pub gpus: GpuPool,
+    /// Samples the GPUs while jobs use them (`raid.gpu.sample_every`).
+    pub sampler: crate::gpu::sampler::GpuSampler,
     /// Jobs this worker finished (any status), for its log line at exit.
     pub completed: AtomicU64,
     /// The ids of the jobs running here now, for the heartbeat (`rai workers`).

@@ -60,6 +60,12 @@ pub struct KindLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GpuLabels {
+    /// The GPU's index, as `nvidia-smi` numbers it.
+    pub gpu: String,
+}
+
 type HistogramFamily = Family<QueueLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric this process reports.
@@ -74,6 +80,8 @@ pub struct Metrics {
     pub prepared_jobs: Gauge,
     pub gpus: Gauge,
     pub gpus_busy: Gauge,
+    pub gpu_utilization: Family<GpuLabels, Gauge>,
+    pub gpu_memory_used: Family<GpuLabels, Gauge>,
     pub upload_bytes: Counter,
     pub output_bytes: Counter,
     pub events: Counter,
@@ -139,6 +147,18 @@ impl Metrics {
             "GPUs (or MIG instances) of this worker",
         );
         let gpus_busy = gauge(&mut registry, "gpus_busy", "GPUs held by a running job now");
+        let gpu_utilization = Family::<GpuLabels, Gauge>::default();
+        registry.register(
+            "gpu_utilization_percent",
+            "Each GPU's utilisation at its last sample (taken while GPU jobs run, raid.gpu.sample_every)",
+            gpu_utilization.clone(),
+        );
+        let gpu_memory_used = Family::<GpuLabels, Gauge>::default();
+        registry.register(
+            "gpu_memory_used_bytes",
+            "Each GPU's memory in use at its last sample",
+            gpu_memory_used.clone(),
+        );
         let counter = |registry: &mut Registry, name: &str, help: &str| {
             let c = Counter::default();
             registry.register(name, help, c.clone());
@@ -217,6 +237,8 @@ impl Metrics {
             prepared_jobs,
             gpus,
             gpus_busy,
+            gpu_utilization,
+            gpu_memory_used,
             upload_bytes,
             output_bytes,
             events,

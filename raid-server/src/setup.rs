@@ -66,6 +66,10 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
                 .map(|s| s.trim().to_string())
         })
         .unwrap_or_else(|| "raid".into());
+    let sampler = crate::gpu::sampler::GpuSampler::new(
+        config.raid.gpu.nvidia_smi.clone(),
+        config.raid.gpu.sample_every.as_duration(),
+    );
     Ok(WorkerContext {
         name,
         config,
@@ -76,6 +80,7 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
         gateway_keys,
         registry: Arc::new(RwLock::new(registry)),
         gpus,
+        sampler,
         completed: Default::default(),
         running_jobs: Default::default(),
         held_jobs: Default::default(),

@@ -15,6 +15,9 @@
 //!   [`GpuEngine::hook_calls`]). The time is `/proc/uptime`'s, a clock the job's own commands can read too.
 //! - it puts an `nvidia-smi` into the container (the real hook mounts the driver's), which lists the devices the
 //!   container was given, `nvidia-smi -L` style, so a job's commands can say what they see.
+//!
+//! Beside it, a stand-in host `nvidia-smi` ([`GpuEngine::nvidia_smi`]) answers raid's GPU sampler with the samples a
+//! test sets ([`GpuEngine::set_samples`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -49,6 +52,31 @@ for id in $(echo "$NVIDIA_VISIBLE_DEVICES" | tr ',' ' '); do
     MIG-*) echo "  MIG 1g.10gb     Device  0: (UUID: $id)" ;;
     *) echo "GPU $i: Stand-in GPU (UUID: $id)"; i=$((i + 1)) ;;
   esac
+done
+"#;
+
+/// The host's stand-in `nvidia-smi`, for raid's GPU sampler: `--query-gpu=... -lms N` prints the lines of the
+/// `samples` file beside it every N ms (what a test wants the GPUs to report), until it is killed; `-L` lists them.
+const HOST_SMI: &str = r#"#!/bin/sh
+# Stand-in nvidia-smi (rai's test kit): prints the samples a test set, as the GPU query does.
+here=$(dirname "$0")
+ms=1000
+list=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -lms) ms=$2; shift ;;
+    -L) list=1 ;;
+  esac
+  shift
+done
+if [ -n "$list" ]; then
+  while IFS=, read -r index uuid rest; do echo "GPU $index: Stand-in GPU (UUID:$uuid)"; done < "$here/samples"
+  exit 0
+fi
+echo "$$" >> "$here/sampler.pids"
+while :; do
+  cat "$here/samples"
+  sleep "$(echo "$ms" | awk '{ printf "%.3f", $1 / 1000 }')"
 done
 "#;
 
@@ -87,6 +115,10 @@ impl GpuEngine {
         std::fs::create_dir_all(&bin).unwrap();
         write_executable(&bin.join("nvidia-container-runtime-hook"), HOOK);
         write_executable(&bin.join("nvidia-smi.container"), CONTAINER_SMI);
+        let host = dir.path().join("host");
+        std::fs::create_dir_all(&host).unwrap();
+        write_executable(&host.join("nvidia-smi"), HOST_SMI);
+        std::fs::write(host.join("samples"), "").unwrap();
         std::fs::write(dir.path().join("hook.log"), "").unwrap();
         std::fs::write(dir.path().join("daemon.json"), "{}").unwrap();
         let path = format!(
@@ -184,6 +216,42 @@ impl GpuEngine {
                 })
             })
             .collect()
+    }
+
+    /// The host's stand-in `nvidia-smi` (`raid.gpu.nvidia_smi`): it reports what [`GpuEngine::set_samples`] says.
+    pub fn nvidia_smi(&self) -> PathBuf {
+        self.dir.path().join("host/nvidia-smi")
+    }
+
+    /// What the GPUs report from now on: `(index, uuid, utilisation %, memory used MiB)` each.
+    pub fn set_samples(&self, samples: &[(u32, &str, u32, u64)]) {
+        let text: String = samples
+            .iter()
+            .map(|(i, uuid, u, m)| format!("{i}, {uuid}, {u}, {m}\n"))
+            .collect();
+        // Written whole and renamed, so a reader never sees half of it.
+        let tmp = self.dir.path().join("host/samples.new");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(tmp, self.dir.path().join("host/samples")).unwrap();
+    }
+
+    /// How many sampling processes the stand-in `nvidia-smi` has started so far.
+    pub fn sampler_starts(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("host/sampler.pids"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+
+    /// Whether a sampling process the stand-in started is still running.
+    pub fn sampler_running(&self) -> bool {
+        std::fs::read_to_string(self.dir.path().join("host/sampler.pids"))
+            .unwrap_or_default()
+            .lines()
+            // A killed process not yet reaped has an empty command line.
+            .any(|pid| {
+                std::fs::read(Path::new("/proc").join(pid.trim()).join("cmdline"))
+                    .is_ok_and(|c| !c.is_empty())
+            })
     }
 
     /// What dockerd logged, for failure messages.

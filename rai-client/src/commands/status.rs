@@ -45,6 +45,14 @@ pub async fn run(global: &GlobalArgs, id: &str, json: bool) -> anyhow::Result<u8
     if let Some(r) = state.reason.as_deref().filter(|r| !r.is_empty()) {
         println!("reason:   {}", field(r));
     }
+    if let Some(gpus) = state.gpus.as_ref().filter(|g| !g.is_empty()) {
+        println!("gpus:     {}", field(&gpus.join(", ")));
+    }
+    // Sampled by the worker while the commands ran: whether the job used its GPU at all.
+    for (i, used) in state.gpu_use.iter().flatten().enumerate() {
+        let label = if i == 0 { "gpu use:" } else { "" };
+        println!("{label:<9} {}", field(&used.describe()));
+    }
     Ok(exit::OK)
 }
 

@@ -88,6 +88,9 @@ pub(super) struct Finished<'a> {
     pub ending: Ending,
     pub output_key: Option<String>,
     pub output_truncated: bool,
+    /// The devices the commands ran with, and their sampled use.
+    pub gpus: &'a [String],
+    pub gpu_use: &'a [rai_common::state::GpuUse],
     pub started_at: DateTime<Utc>,
 }
 
@@ -127,6 +130,7 @@ impl Finished<'_> {
             finished_at: Some(record.finished_at),
             exit_code,
             reason,
+            gpu_use: (!self.gpu_use.is_empty()).then(|| self.gpu_use.to_vec()),
             ..JobState::default()
         };
         let _ = ctx.bus.update_state(&job, &state).await;
@@ -166,6 +170,8 @@ impl Finished<'_> {
             assignment: self.graded.map(|g| g.assignment.clone()),
             late: self.graded.is_some_and(|g| g.late),
             commands: self.timings.to_vec(),
+            gpus: self.gpus.to_vec(),
+            gpu_use: self.gpu_use.to_vec(),
         }
     }
 }

@@ -179,6 +179,8 @@ pub async fn run(
                 graded,
                 timings: Vec::new(),
                 gpus: 0,
+                gpu_ids: Vec::new(),
+                gpu_use: Vec::new(),
                 ticket: Some(ticket),
                 parked: None,
                 held: Some(held),
@@ -287,6 +289,9 @@ struct JobLife {
     timings: Vec<CommandTime>,
     /// The GPUs the job held (for the user's GPU-time budget).
     gpus: u32,
+    /// The devices its commands ran with, and what they did with them (sampled).
+    gpu_ids: Vec<String>,
+    gpu_use: Vec<rai_common::state::GpuUse>,
     /// The slot the job holds or waits for, until it has one.
     ticket: Option<Ticket>,
     /// A place kept after the job waited too long for its slot and went back (see [`Waited::TooLong`]).
@@ -374,6 +379,8 @@ impl JobLife {
             ending,
             output_key,
             output_truncated: truncated,
+            gpus: &self.gpu_ids,
+            gpu_use: &self.gpu_use,
             // When its commands began (a job that ended before, such as a refused upload: when it was leased).
             started_at: self.milestones.commands_began_at.unwrap_or(leased_at),
         };
@@ -559,7 +566,10 @@ impl JobLife {
             sandbox: &sandbox,
             build_dir: &build,
         };
+        let watch = ctx.sampler.watch(&gpus.ids);
         let ran = commands.run(pump, stop, &mut self.timings, first).await;
+        self.gpu_ids = gpus.ids.clone();
+        self.gpu_use = watch.map(|w| w.finish()).unwrap_or_default();
         self.milestones.commands_done = Some(Instant::now());
         self.milestones.commands_done_at = Some(Utc::now());
         // The slot goes to the next job now, while this container is killed: the next job's first command needs a

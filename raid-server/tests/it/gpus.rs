@@ -348,3 +348,81 @@ async fn profiling_by_capability_and_a_refused_profiler_explained() {
     assert!(at("==PROF==") < at("profiling is off"));
     off.drain_and_stop().await;
 }
+
+/// Each job's GPU use, sampled while its commands run (a stand-in `nvidia-smi` reports known figures): kept in the
+/// job's state and record, shown per GPU in `/metrics`; an idle worker samples nothing, and stops when the last GPU
+/// job ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jobs_gpu_use_is_sampled_and_kept() {
+    let engine = tokio::task::spawn_blocking(GpuEngine::start).await.unwrap();
+    engine.set_samples(&[(0, DEVICES[0], 90, 2048), (1, DEVICES[1], 5, 100)]);
+    let (host, smi) = (engine.host(), engine.nvidia_smi());
+    let h = Harness::start(|c| {
+        c.raid.docker = Some(host);
+        c.raid.gpus = Some(vec![DEVICES[0].to_string(), DEVICES[1].to_string()]);
+        c.raid.gpu.nvidia_smi = smi;
+        c.raid.gpu.sample_every = rai_common::units::Span(Duration::from_millis(200));
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(engine.sampler_starts(), 0, "an idle worker samples nothing");
+
+    let image = rai_testkit::image();
+    let mut jobs = Vec::new();
+    for gpus in [1, 0] {
+        let dir = project(&image, gpus, 2);
+        jobs.push(h.submit_dir(dir.path(), |_| {}).await);
+    }
+    for job in &jobs {
+        let events = h.events(*job, Duration::from_secs(60)).await;
+        assert_eq!(end(&events).0, "succeeded", "{events:#?}");
+    }
+    let state = h.ctx.bus.state(&jobs[0]).await.unwrap().unwrap();
+    let device = state.gpus.as_ref().expect("the job's GPUs in its state")[0].clone();
+    let used = state.gpu_use.expect("the job's GPU use in its state");
+    assert_eq!(used.len(), 1, "{used:?}");
+    let (util, memory) = if device == DEVICES[0] {
+        (90.0, 2048)
+    } else {
+        (5.0, 100)
+    };
+    assert_eq!(used[0].device, device);
+    assert_eq!(
+        (used[0].util_mean, used[0].util_max, used[0].memory_peak_mib),
+        (util, util, memory),
+        "{used:?}"
+    );
+    assert!(
+        used[0].samples >= 3,
+        "sampled every 200 ms for 2 s: {used:?}"
+    );
+    // The record (rai history --json, the dashboard) keeps the same.
+    let key = rai_common::objects::record_key(&h.user, &jobs[0]);
+    let record: rai_common::record::JobRecord =
+        serde_json::from_slice(&h.ctx.store.get_bytes(&key).await.unwrap()).unwrap();
+    assert_eq!(record.gpus, vec![device.clone()]);
+    assert_eq!(record.gpu_use, used);
+    let none = h.ctx.bus.state(&jobs[1]).await.unwrap().unwrap();
+    assert!(none.gpu_use.is_none() && none.gpus.is_none(), "{none:?}");
+    // Per GPU in /metrics, by index, no user or job.
+    let text = raid::metrics::metrics().render(&[], None).await;
+    assert!(
+        text.contains("rai_gpu_utilization_percent{gpu=\"0\"} 90"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rai_gpu_memory_used_bytes{gpu=\"1\"} 104857600"),
+        "{text}"
+    );
+    // The sampling process went with the last GPU job.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while engine.sampler_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sampler still runs with no GPU job"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(engine.sampler_starts(), 1);
+    h.drain_and_stop().await;
+}

@@ -227,11 +227,14 @@ pub async fn job(
         worker,
         submitted_at,
         reason,
+        gpus,
+        gpu_use,
         ..
     } = state;
+    let gpu_use: Vec<String> = gpu_use.iter().flatten().map(|u| u.describe()).collect();
     let shown = context! {
         status => status.map(|s| s.as_str()), user, team, assignment, queue, worker, reason,
-        submitted_at => when(submitted_at),
+        submitted_at => when(submitted_at), gpus => gpus.map(|g| g.join(", ")), gpu_use,
     };
     Page::new(&format!("Job {job}"), Some(&session))
         .render(

@@ -5,6 +5,10 @@
 //! either has none, and jobs asking for GPUs are refused at once. A GPU split into MIG instances is given out one
 //! instance at a time (by its `MIG-` UUID), never whole; a GPU `nvidia-smi` reports in error is left out and named
 //! by `raid doctor`.
+//!
+//! Also here: what a job is told of its GPUs and of profiling, and [`sampler`], which keeps each job's GPU use.
+
+pub mod sampler;
 
 use std::sync::{Arc, Mutex};
 
