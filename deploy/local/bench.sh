@@ -21,6 +21,7 @@ cargo bench --locked -p rai-backends --bench backends
 ensure_docker
 ensure_test_image
 cargo bench --locked -p raid-server --bench overhead
+cargo bench --locked -p raid-server --bench gpu
 # The client bench runs the `raid` binary beside `rai`: build it first.
 cargo build --release --locked -p raid-server --bins
 cargo bench --locked -p rai-client --bench client

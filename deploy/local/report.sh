@@ -45,6 +45,7 @@ part archive cargo bench --locked -p rai-common --bench archive
 part backends cargo bench --locked -p rai-backends --bench backends
 part overhead cargo bench --locked -p raid-server --bench overhead
 part back_to_back cargo bench --locked -p raid-server --bench back_to_back
+part gpu cargo bench --locked -p raid-server --bench gpu
 part client cargo bench --locked -p rai-client --bench client
 part gateway cargo bench --locked -p rai-client --bench gateway
 part hostile cargo bench --locked -p rai-client --bench hostile
