@@ -50,6 +50,12 @@ enum Command {
     Doctor,
     /// Serve only the gateway (the authenticated API students talk to), on `gateway.listen`.
     Gateway,
+    /// Sample this machine's GPUs for a while, as jobs' GPU use is sampled, and print each one's use.
+    GpuUse {
+        /// How long to sample, like 10s or 1m.
+        #[arg(long = "for", default_value = "10s")]
+        span: rai_common::units::Span,
+    },
 }
 
 fn init_logs(cli: &Cli) {
@@ -88,6 +94,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
         anyhow::bail!("some checks failed");
+    }
+    if let Some(Command::GpuUse { span }) = cli.command {
+        let used = raid::gpu::sampler::sample_all(&config, span.as_duration()).await;
+        if used.is_empty() {
+            anyhow::bail!(
+                "no GPU to sample: raid.gpus is empty and {} lists none",
+                config.raid.gpu.nvidia_smi.display()
+            );
+        }
+        for u in &used {
+            println!("{}", u.describe());
+        }
+        if used.iter().all(|u| u.samples == 0) {
+            anyhow::bail!(
+                "no sample came from {} (see the log above)",
+                config.raid.gpu.nvidia_smi.display()
+            );
+        }
+        return Ok(());
     }
     let shutdown = raid::shutdown::Shutdown::new();
     shutdown.listen_for_signals();

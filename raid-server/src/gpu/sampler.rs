@@ -222,6 +222,27 @@ impl Drop for GpuWatch {
     }
 }
 
+/// Samples every GPU of this machine (`raid.gpus`, else what `nvidia-smi -L` lists) for `span`, as jobs' GPU use is
+/// sampled: `raid gpu-use`, and the GPU check on a real GPU (deploy/gpu/check.sh).
+pub async fn sample_all(config: &rai_common::Config, span: Duration) -> Vec<GpuUse> {
+    let gpu = &config.raid.gpu;
+    let devices = match &config.raid.gpus {
+        Some(ids) => ids.clone(),
+        None => super::GpuInventory::probe(&gpu.nvidia_smi).map_or_else(|_| Vec::new(), |i| i.ids()),
+    };
+    let every = if gpu.sample_every.as_duration().is_zero() {
+        Duration::from_secs(1)
+    } else {
+        gpu.sample_every.as_duration()
+    };
+    let sampler = GpuSampler::new(gpu.nvidia_smi.clone(), every);
+    let Some(watch) = sampler.watch(&devices) else {
+        return Vec::new();
+    };
+    tokio::time::sleep(span).await;
+    watch.finish()
+}
+
 /// Runs the sampling process and hands on its lines until it ends or the task is aborted.
 async fn read(sampler: GpuSampler) {
     let millis = sampler.every.as_millis().max(1).to_string();

@@ -198,6 +198,31 @@ fn the_gpu_engine_check_finds_the_nvidia_driver_or_says_how_to_install_it() {
         "the request went through the hook"
     );
 
+    // `raid gpu-use` samples the GPUs as jobs' use is sampled (deploy/gpu/check.sh runs it on a real GPU).
+    engine.set_samples(&[(0, "GPU-4f1c2a9e-7d3b-5e8a-9c1f-2b6d4e8a0c31", 64, 3000)]);
+    let config = gpu_config(dir.path(), Some(&engine.host()));
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}  gpu:\n    nvidia_smi: {}\n",
+            engine.nvidia_smi().display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_raid"))
+        .args(["-c", config.to_str().unwrap(), "gpu-use", "--for", "3s"])
+        .env("HOME", dir.path())
+        .env_remove("RAI_SECRET")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        printed.starts_with("GPU-4f1c2a9e-7d3b-5e8a-9c1f-2b6d4e8a0c31: 64% mean, 64% max, 3000 MiB peak"),
+        "{printed}"
+    );
+
     // The machine's engine has no nvidia driver: GPU jobs would fail, and the admin is told what to install.
     let plain = tempfile::tempdir().unwrap();
     let (code, table) = doctor(&gpu_config(plain.path(), None));
