@@ -56,6 +56,38 @@ pub struct Options {
     /// Redis speaks plain text with no users instead of TLS with deploy/redis's ACL users: only where plain Redis
     /// is itself what is measured (a benchmark's reference).
     pub plain_redis: bool,
+    /// The workers run on a GPU engine ([`crate::gpu_engine::GpuEngine`]) with these GPUs; `None`: on the
+    /// machine's engine, with none.
+    pub gpus: Option<WorkerGpus>,
+}
+
+/// Workers on a GPU engine: its Docker host, the GPUs they hand out and the `nvidia-smi` that samples them.
+#[derive(Clone, Debug)]
+pub struct WorkerGpus {
+    pub docker: String,
+    pub devices: Vec<String>,
+    pub nvidia_smi: PathBuf,
+}
+
+impl WorkerGpus {
+    /// `devices` on `engine`, sampled by its stand-in `nvidia-smi`.
+    pub fn on(engine: &crate::gpu_engine::GpuEngine, devices: &[&str]) -> WorkerGpus {
+        WorkerGpus {
+            docker: engine.host(),
+            devices: devices.iter().map(|d| d.to_string()).collect(),
+            nvidia_smi: engine.nvidia_smi(),
+        }
+    }
+
+    /// The worker config's lines for them (in `raid:`).
+    fn lines(&self) -> String {
+        format!(
+            "  gpus: [{}]\n  docker: {}\n  gpu:\n    nvidia_smi: {}\n",
+            self.devices.join(", "),
+            self.docker,
+            self.nvidia_smi.display()
+        )
+    }
 }
 
 impl Default for Options {
@@ -76,6 +108,7 @@ impl Default for Options {
             events_extra: "",
             plain_gateway: false,
             plain_redis: false,
+            gpus: None,
         }
     }
 }
@@ -137,6 +170,7 @@ pub struct Stack {
     client_extra: &'static str,
     gateway_extra: &'static str,
     events_extra: &'static str,
+    gpus: Option<WorkerGpus>,
 }
 
 fn aws_lines(endpoint: &str) -> String {
@@ -241,6 +275,7 @@ impl Stack {
             client_extra: options.client_extra,
             gateway_extra: options.gateway_extra,
             events_extra: options.events_extra,
+            gpus: options.gpus,
         };
         std::fs::write(
             stack.dir.path().join("gateway.key"),
@@ -387,10 +422,13 @@ impl Stack {
         std::fs::write(
             &config,
             format!(
-                "{}raid:\n  name: {name}\n  gateway_keys: [{}]\n  queues: [{}]\n  images: [\"rai-test/*\"]\n  gpus: []\n  concurrency: {}\n  shutdown_grace: 2s\n  cancel_grace: 2s\n  registry: {}\n  work_dir: {}\n{}",
+                "{}raid:\n  name: {name}\n  gateway_keys: [{}]\n  queues: [{}]\n  images: [\"rai-test/*\"]\n{}  concurrency: {}\n  shutdown_grace: 2s\n  cancel_grace: 2s\n  registry: {}\n  work_dir: {}\n{}",
                 self.backends("raid"),
                 crate::jobs::gateway_public_key(),
                 self.queue,
+                self.gpus
+                    .as_ref()
+                    .map_or_else(|| "  gpus: []\n".to_string(), WorkerGpus::lines),
                 self.concurrency,
                 self.dir.path().join("registry.yml").display(),
                 self.dir.path().join(format!("jobs-{i}")).display(),

@@ -6,6 +6,7 @@ mod chaos;
 mod dashboard;
 mod e2e;
 mod errors;
+mod gpus;
 mod hostile;
 mod hosts_apart;
 mod identity;

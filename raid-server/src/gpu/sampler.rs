@@ -228,7 +228,9 @@ pub async fn sample_all(config: &rai_common::Config, span: Duration) -> Vec<GpuU
     let gpu = &config.raid.gpu;
     let devices = match &config.raid.gpus {
         Some(ids) => ids.clone(),
-        None => super::GpuInventory::probe(&gpu.nvidia_smi).map_or_else(|_| Vec::new(), |i| i.ids()),
+        None => {
+            super::GpuInventory::probe(&gpu.nvidia_smi).map_or_else(|_| Vec::new(), |i| i.ids())
+        }
     };
     let every = if gpu.sample_every.as_duration().is_zero() {
         Duration::from_secs(1)

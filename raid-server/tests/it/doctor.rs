@@ -219,7 +219,9 @@ fn the_gpu_engine_check_finds_the_nvidia_driver_or_says_how_to_install_it() {
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(
-        printed.starts_with("GPU-4f1c2a9e-7d3b-5e8a-9c1f-2b6d4e8a0c31: 64% mean, 64% max, 3000 MiB peak"),
+        printed.starts_with(
+            "GPU-4f1c2a9e-7d3b-5e8a-9c1f-2b6d4e8a0c31: 64% mean, 64% max, 3000 MiB peak"
+        ),
         "{printed}"
     );
 
