@@ -58,21 +58,7 @@ fn clock_ticks() -> f64 {
 }
 
 fn project(gpus: u32) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let gpu = if gpus > 0 {
-        format!("  gpu: {{ count: {gpus} }}\n")
-    } else {
-        String::new()
-    };
-    std::fs::write(
-        dir.path().join("rai_build.yml"),
-        format!(
-            "rai:\n  version: 0.2\n  image: {}\nresources:\n{gpu}  limits: {{ time: 1m }}\ncommands:\n  build:\n    - echo hello\n",
-            rai_testkit::image()
-        ),
-    )
-    .unwrap();
-    dir
+    rai_testkit::stack::gpu_project(&rai_testkit::image(), gpus, &["echo hello"])
 }
 
 #[tokio::main]

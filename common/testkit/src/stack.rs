@@ -855,22 +855,33 @@ fn collect(
 
 /// A project directory with a build file running `commands` in the test image, and `files`.
 pub fn project(commands: &[&str], files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = gpu_project(&crate::image(), 0, commands);
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+/// A project directory whose build file asks for `gpus` GPUs (none: no `gpu:` at all) and runs `commands` in
+/// `image`, within a minute.
+pub fn gpu_project(image: &str, gpus: u32, commands: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let list: String = commands
         .iter()
         .map(|c| format!("    - {}\n", serde_json::to_string(c).unwrap()))
         .collect();
+    let gpu = if gpus > 0 {
+        format!("  gpu: {{ count: {gpus} }}\n")
+    } else {
+        String::new()
+    };
     std::fs::write(
         dir.path().join("rai_build.yml"),
         format!(
-            "rai:\n  version: 0.2\n  image: {}\nresources:\n  limits: {{ time: 60s }}\ncommands:\n  build:\n{list}",
-            crate::image()
+            "rai:\n  version: 0.2\n  image: {image}\nresources:\n{gpu}  limits: {{ time: 60s }}\ncommands:\n  build:\n{list}"
         ),
     )
     .unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
     dir
 }
 

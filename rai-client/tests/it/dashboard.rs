@@ -14,7 +14,7 @@ use rai_testkit::stack::{Kind, Options, Stack, job_id, project, text};
 /// Chromium over WebDriver. The gateway serves HTTPS with the course's test CA, which the browser is told to accept
 /// (a course's staff install its CA, or the gateway has a public certificate); browsers speak HTTP/2 over TLS
 /// unless `http1` turns it off.
-async fn browser(http1: bool) -> Client {
+pub(crate) async fn browser(http1: bool) -> Client {
     let mut caps = serde_json::Map::new();
     let mut args = vec![
         "--headless=new",
@@ -47,7 +47,7 @@ async fn screenshot(b: &Client, name: &str) {
     }
 }
 
-async fn body(b: &Client) -> String {
+pub(crate) async fn body(b: &Client) -> String {
     b.find(Locator::Css("body"))
         .await
         .unwrap()
@@ -128,7 +128,7 @@ async fn submit_long(s: &Stack) -> String {
     job_id(&text(&out.stderr))
 }
 
-async fn link(s: &Stack, user: usize) -> String {
+pub(crate) async fn link(s: &Stack, user: usize) -> String {
     let out = s.rai(user, &["dashboard", "--print"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     text(&out.stdout).trim().to_string()

@@ -1,6 +1,7 @@
 //! A GPU job as a student sees it (issue 27): through the TLS gateway, on a worker whose Docker engine carries GPU
 //! requests ([`rai_testkit::gpu_engine`]): the `✱` line names the job's GPU, and `rai status`, `rai history --json`
-//! and the record show how it used it (the stand-in `nvidia-smi` reports known samples).
+//! the record and the staff dashboard's job page show how it used it (the stand-in `nvidia-smi` reports known
+//! samples).
 
 use rai_testkit::gpu_engine::GpuEngine;
 use rai_testkit::stack::{Kind, Options, Stack, WorkerGpus, job_id, text};
@@ -15,19 +16,17 @@ async fn a_gpu_job_names_its_gpu_and_reports_its_use() {
         Kind::Local,
         Options {
             gpus: Some(WorkerGpus::on(&engine, &[GPU])),
+            users: 2,
+            staff: &[1],
             ..Options::default()
         },
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("rai_build.yml"),
-        format!(
-            "rai:\n  version: 0.2\n  image: {}\nresources:\n  gpu: {{ count: 1 }}\n  limits: {{ time: 1m }}\ncommands:\n  build:\n    - echo \"on $NVIDIA_VISIBLE_DEVICES\"; sleep 3\n",
-            rai_testkit::image()
-        ),
-    )
-    .unwrap();
+    let dir = rai_testkit::stack::gpu_project(
+        &rai_testkit::image(),
+        1,
+        &["echo \"on $NVIDIA_VISIBLE_DEVICES\"; sleep 3"],
+    );
     let out = s.rai(0, &["-p", dir.path().to_str().unwrap()]).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -55,4 +54,18 @@ async fn a_gpu_job_names_its_gpu_and_reports_its_use() {
     assert_eq!(record["gpus"][0], GPU, "{record}");
     assert_eq!(record["gpu_use"][0]["util_mean"], 73.0, "{record}");
     assert_eq!(record["gpu_use"][0]["memory_peak_mib"], 5120, "{record}");
+
+    // The staff dashboard's job page, in a real browser over HTTPS.
+    let b = crate::dashboard::browser(false).await;
+    b.goto(&crate::dashboard::link(&s, 1).await).await.unwrap();
+    b.goto(&format!("{}/ui/jobs/{id}", s.gateways[0].url))
+        .await
+        .unwrap();
+    let page = crate::dashboard::body(&b).await;
+    assert!(
+        page.contains(&format!("GPUs\n{GPU}"))
+            && page.contains(&format!("GPU use\n{GPU}: 73% mean, 73% max, 5120 MiB peak")),
+        "{page}"
+    );
+    b.close().await.unwrap();
 }

@@ -41,21 +41,7 @@ fn probe(seconds: u32) -> String {
 }
 
 fn project(image: &str, gpus: u32, seconds: u32) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let gpu = if gpus > 0 {
-        format!("  gpu: {{ count: {gpus} }}\n")
-    } else {
-        String::new()
-    };
-    std::fs::write(
-        dir.path().join("rai_build.yml"),
-        format!(
-            "rai:\n  version: 0.2\n  image: {image}\nresources:\n{gpu}  limits: {{ time: 2m }}\ncommands:\n  build:\n    - {}\n",
-            serde_json::to_string(&probe(seconds)).unwrap()
-        ),
-    )
-    .unwrap();
-    dir
+    rai_testkit::stack::gpu_project(image, gpus, &[&probe(seconds)])
 }
 
 fn field<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
@@ -307,16 +293,7 @@ async fn profiling_by_capability_and_a_refused_profiler_explained() {
     .await;
     // What nsys and ncu print when the driver refuses them, twice.
     let refused = "echo '==PROF== ERR_NVGPUCTRPERM - The user does not have permission to access NVIDIA GPU Performance Counters on the target device 0.' >&2";
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("rai_build.yml"),
-        format!(
-            "rai:\n  version: 0.2\n  image: {image}\nresources:\n  gpu: {{ count: 1 }}\ncommands:\n  build:\n    - {}\n    - {}\n",
-            serde_json::to_string(refused).unwrap(),
-            serde_json::to_string(refused).unwrap()
-        ),
-    )
-    .unwrap();
+    let dir = rai_testkit::stack::gpu_project(&image, 1, &[refused, refused]);
     let job = off.submit_dir(dir.path(), |_| {}).await;
     let events = off.events(job, Duration::from_secs(60)).await;
     let told: Vec<&str> = events
