@@ -23,7 +23,8 @@ fn bash_image() -> String {
     )
     .unwrap();
     let out = std::process::Command::new("docker")
-        .args(["build", "-q", "-t", &name])
+        // The RUN step needs no network, and a machine's engine may have no default bridge (no docker0).
+        .args(["build", "-q", "--network", "none", "-t", &name])
         .arg(dir.path())
         .env("DOCKER_BUILDKIT", "0")
         .output()
