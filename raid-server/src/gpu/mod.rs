@@ -76,6 +76,11 @@ impl GpuPool {
         self.all.len() as u32
     }
 
+    /// Every device of the pool, held or free.
+    pub fn ids(&self) -> Vec<String> {
+        self.all.to_vec()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
         self.state
             .lock()

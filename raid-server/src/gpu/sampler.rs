@@ -203,10 +203,8 @@ impl GpuSampler {
 impl GpuWatch {
     /// What the job's GPUs did while it watched, one entry per device in the order it was given them.
     pub fn finish(self) -> Vec<GpuUse> {
-        let id = self.id;
-        let sampler = self.sampler.clone();
-        std::mem::forget(self);
-        sampler.end(id).map_or_else(Vec::new, |w| {
+        // Ended here; the drop that follows finds nothing left to end.
+        self.sampler.end(self.id).map_or_else(Vec::new, |w| {
             w.devices
                 .iter()
                 .zip(w.tallies)
