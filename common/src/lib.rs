@@ -48,3 +48,14 @@ pub use job::{JobId, JobRequest, SignedJob};
 
 /// The version of the rai crates, sent in every job so workers can tell old clients apart.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The source commit the binary was built from (`unknown` for a debug build or a tree without git; see build.rs).
+pub const COMMIT: &str = env!("RAI_COMMIT");
+
+/// What every binary's `--version` prints after its name: `0.1.0 (commit 0123456789ab)`.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RAI_COMMIT"),
+    ")"
+);

@@ -227,3 +227,34 @@ ensure_test_image() {
 }
 
 file_is_static() { ! ldd "$1" >/dev/null 2>&1; }
+
+# The Debian image: a minimal Debian root made by debootstrap from Debian's packages (with systemd, to verify units
+# and run systemd-sysusers/tmpfiles), kept as a tar under the cache and imported once. The package test installs
+# rai's .deb files in it; jobs may use it as a test image with a shell and coreutils.
+RAI_TEST_DEBIAN_SUITE=${RAI_TEST_DEBIAN_SUITE:-bookworm}
+RAI_TEST_DEBIAN_IMAGE=${RAI_TEST_DEBIAN_IMAGE:-rai-test/debian:$RAI_TEST_DEBIAN_SUITE}
+ensure_debian_image() {
+  if docker image inspect -f '{{index .Config.Labels "rai.test-image"}}' "$RAI_TEST_DEBIAN_IMAGE" 2>/dev/null | grep -qx 1; then
+    return
+  fi
+  local tarball="$RAI_CACHE_DIR/debian-$RAI_TEST_DEBIAN_SUITE.tar"
+  if [ ! -s "$tarball" ]; then
+    command -v debootstrap >/dev/null || apt_install debootstrap
+    local root="$RAI_CACHE_DIR/debian-$RAI_TEST_DEBIAN_SUITE.root"
+    rm -rf "$root"
+    log "debootstrap $RAI_TEST_DEBIAN_SUITE (minbase + systemd) into $root"
+    debootstrap --variant=minbase --include=systemd,adduser "$RAI_TEST_DEBIAN_SUITE" "$root" \
+      "${RAI_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$RAI_STACK_DIR/debootstrap.log" 2>&1 \
+      || die "debootstrap $RAI_TEST_DEBIAN_SUITE failed (see $RAI_STACK_DIR/debootstrap.log; it needs Debian's mirror)"
+    # A job's user and folders, as in the busybox image; no apt lists or caches in the image.
+    chroot "$root" /usr/sbin/useradd --uid 1000 --user-group --home-dir /build --no-create-home rai
+    mkdir -p "$root/build" "$root/src"
+    rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
+    tar -C "$root" --numeric-owner -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$root"
+  fi
+  log "importing $RAI_TEST_DEBIAN_IMAGE from $tarball"
+  docker import -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' -c 'CMD ["/bin/bash"]' \
+    -c 'LABEL rai.test-image=1' "$tarball" "$RAI_TEST_DEBIAN_IMAGE" >/dev/null
+  docker image inspect "$RAI_TEST_DEBIAN_IMAGE" >/dev/null || die "could not import $RAI_TEST_DEBIAN_IMAGE"
+}

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "rai",
-    version,
+    version = rai_common::LONG_VERSION,
     about = "Run your project on the course's GPU workers",
     args_conflicts_with_subcommands = false
 )]

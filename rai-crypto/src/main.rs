@@ -10,7 +10,7 @@ use rai_crypto::AppSecret;
 #[derive(Parser)]
 #[command(
     name = "rai-crypto",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("RAI_COMMIT"), ")"),
     about = "Encrypt rai configuration values and make app secrets"
 )]
 struct Cli {

@@ -15,7 +15,7 @@ use rai_keygen::{
 #[derive(Parser)]
 #[command(
     name = "rai-keygen",
-    version,
+    version = rai_common::LONG_VERSION,
     about = "Issue, import, revoke and list rai accounts"
 )]
 struct Cli {

@@ -15,6 +15,7 @@
 //! - [`sandbox`]: the job container, the commands run in it, and its image.
 //! - [`disk`]: how much a job wrote to `/build`, watched while it runs.
 //! - [`output`]: a job's output turned into batched, capped line events.
+//! - [`fleet`]: life in an EC2 Auto Scaling group: scale-in protection while jobs run, a drain before termination.
 //! - [`shutdown`]: drain, hand back, reload, as one value over cancellation tokens; [`notify`]: systemd readiness
 //!   and watchdog.
 //! - [`doctor`]: `raid doctor`, every dependency checked.
@@ -26,6 +27,7 @@ pub mod context;
 pub mod disk;
 pub mod doctor;
 pub mod errors;
+pub mod fleet;
 pub mod gateway;
 pub mod gpu;
 pub mod job;

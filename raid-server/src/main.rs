@@ -147,8 +147,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await?;
     }
     let slots = raid::setup::slots(&ctx);
+    // In an Auto Scaling group: protected while busy, drained before the group terminates the instance.
+    let fleet = raid::fleet::Fleet::join(&ctx.config)
+        .await
+        .context("raid.fleet")?;
+    let watch = fleet
+        .clone()
+        .map(|f| tokio::spawn(f.watch(shutdown.clone())));
     raid::notify::ready();
     raid::worker::serve(Arc::new(ctx), slots, shutdown).await;
+    if let (Some(fleet), Some(watch)) = (fleet, watch) {
+        watch.abort();
+        fleet.finish().await;
+    }
     if let Some(gateway) = embedded {
         let _ = gateway.task.await;
     }
@@ -159,7 +170,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.version {
-        println!("raid {}", rai_common::VERSION);
+        println!("raid {}", rai_common::LONG_VERSION);
         return ExitCode::SUCCESS;
     }
     init_logs(&cli);

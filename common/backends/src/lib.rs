@@ -13,6 +13,7 @@
 //! - [`keys`]: every Redis key and channel name.
 //! - [`connect`]: opening the configured queue and store.
 //! - [`aws`]: S3, SQS and STS clients from the config, and AWS failures classified from the SDK's error types.
+//! - [`fleet`]: a worker's calls to its EC2 Auto Scaling group (scale-in protection, the drain hook).
 //! - [`redis_link`]: Redis connections, and which of their failures are worth a retry.
 //! - [`retry`]: the one backoff policy (with jitter) every reconnect and retry uses.
 //! - [`errors`]: the error types, one per interface.
@@ -21,6 +22,7 @@ pub mod aws;
 pub mod connect;
 pub mod errors;
 pub mod events;
+pub mod fleet;
 pub mod keys;
 pub mod queue;
 pub mod redis_link;

@@ -247,6 +247,8 @@ pub struct RaidConfig {
     pub shell: String,
     pub user: String,
     pub shutdown_grace: Span,
+    /// The EC2 Auto Scaling group this worker's instance is in, if any (deploy/aws).
+    pub fleet: FleetConfig,
     pub cancel_grace: Span,
     pub max_job_age: Span,
     pub fetch_timeout: Span,
@@ -262,6 +264,22 @@ pub struct RaidConfig {
     pub build_images: BuildImagesConfig,
     pub limits: RaidLimits,
     pub defaults: JobDefaults,
+}
+
+/// A worker in an EC2 Auto Scaling group: raid protects its instance from scale-in while jobs run, and drains
+/// before the group terminates it (the group's termination lifecycle hook waits for it).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// The group's name; `None`: not in a group.
+    pub group: Option<String>,
+    /// The group's lifecycle hook on `autoscaling:EC2_INSTANCE_TERMINATING` that waits for the drain.
+    pub drain_hook: String,
+    /// This instance's id; `None`: asked of the instance metadata service.
+    pub instance_id: Option<String>,
+    /// How often raid asks the group whether it is taking this instance away (and, while it drains, tells the
+    /// hook to keep waiting).
+    pub check_every: Span,
 }
 
 /// How jobs use this worker's GPUs beyond having them.

@@ -59,3 +59,13 @@ pub fn webdriver() -> String {
 pub fn smtp_python() -> String {
     required("RAI_TEST_SMTP_PYTHON")
 }
+
+/// The minimal Debian image `deploy/local/test.sh` makes with debootstrap (systemd, coreutils, bash).
+pub fn debian_image() -> String {
+    required("RAI_TEST_DEBIAN_IMAGE")
+}
+
+/// The folder holding the release packages and downloads `deploy/package.sh` made for this commit.
+pub fn dist_dir() -> std::path::PathBuf {
+    required("RAI_TEST_DIST").into()
+}

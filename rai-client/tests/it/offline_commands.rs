@@ -139,7 +139,14 @@ fn version_prints_the_crate_version() {
     let o = rai(dir.path(), dir.path(), &["version"]);
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
-        format!("rai {}\n", rai_common::VERSION)
+        format!("rai {}\n", rai_common::LONG_VERSION)
+    );
+    let o = rai(dir.path(), dir.path(), &["--version"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(out, format!("rai {}\n", rai_common::LONG_VERSION));
+    assert!(
+        out.starts_with(&format!("rai {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{out}"
     );
 }
 

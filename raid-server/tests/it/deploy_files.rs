@@ -89,7 +89,7 @@ fn the_gateway_unit_is_unprivileged_and_keeps_the_secret_off_the_command_line() 
     for line in [
         "Type=notify",
         "EnvironmentFile=/etc/rai/raid.env",
-        "ExecStart=/usr/local/bin/raid gateway ",
+        "ExecStart=/usr/bin/raid gateway ",
         "User=rai-gateway",
         "NoNewPrivileges=true",
         "ProtectSystem=strict",

@@ -11,6 +11,7 @@ mod jobs;
 mod limits;
 mod network;
 mod old_projects;
+mod packages;
 mod prepared;
 mod process;
 mod term;

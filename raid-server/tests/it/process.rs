@@ -234,3 +234,217 @@ async fn one_raid_process_with_an_embedded_gateway_takes_a_job_from_rai_to_its_e
         "raid exits cleanly on SIGTERM, gateway and all"
     );
 }
+
+/// raid in an EC2 Auto Scaling group (moto's Auto Scaling API, with the termination hook deploy/local/moto_server.py
+/// adds): a busy worker's instance is protected from scale-in and an idle one is not; scaling in takes the idle one,
+/// whose raid drains and completes the hook; the busy one finishes its job, loses its protection, and drains in turn
+/// when the group takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_an_auto_scaling_group_busy_workers_are_protected_and_idle_ones_drain_before_termination()
+ {
+    use aws_sdk_autoscaling::Client;
+    let mut dirs = Vec::new();
+    let config = rai_testkit::jobs::worker_config(&mut dirs);
+    let key = generate_signing_key();
+    rai_testkit::jobs::write_registry(&config, &[("jdoe", &key, false)]);
+    let dir = dirs[0].path().to_path_buf();
+    let store = FsStore::open(&config.store.path).unwrap();
+    let queue = RedisQueue::connect(
+        &config.events.redis_url,
+        &config.queue.name,
+        Duration::from_secs(6),
+        5,
+    )
+    .await
+    .unwrap();
+    let bus = EventBus::connect(&config.events.redis_url, Duration::from_secs(600))
+        .await
+        .unwrap();
+
+    let aws = rai_testkit::aws_config();
+    let asg = Client::new(&rai_backends::aws::sdk_config(&aws).await);
+    let group = rai_testkit::unique("workers");
+    asg.create_launch_configuration()
+        .launch_configuration_name(&group)
+        .image_id("ami-12c6146b")
+        .instance_type("g4dn.xlarge")
+        .send()
+        .await
+        .unwrap();
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name(&group)
+        .launch_configuration_name(&group)
+        .min_size(0)
+        .max_size(4)
+        .desired_capacity(2)
+        .availability_zones("us-east-1a")
+        .send()
+        .await
+        .unwrap();
+    asg.put_lifecycle_hook()
+        .auto_scaling_group_name(&group)
+        .lifecycle_hook_name("drain")
+        .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
+        .heartbeat_timeout(60)
+        .default_result("CONTINUE")
+        .send()
+        .await
+        .unwrap();
+    let instances = |asg: Client| async move {
+        asg.describe_auto_scaling_instances()
+            .send()
+            .await
+            .unwrap()
+            .auto_scaling_instances()
+            .iter()
+            .map(|i| {
+                (
+                    i.instance_id().unwrap().to_owned(),
+                    (
+                        i.lifecycle_state().unwrap().to_owned(),
+                        i.protected_from_scale_in().unwrap(),
+                    ),
+                )
+            })
+            .collect::<std::collections::BTreeMap<String, (String, bool)>>()
+    };
+    let ids: Vec<String> = instances(asg.clone()).await.into_keys().collect();
+    let ids: Vec<String> = {
+        let group_instances = asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&group)
+            .send()
+            .await
+            .unwrap();
+        let mine: Vec<String> = group_instances.auto_scaling_groups()[0]
+            .instances()
+            .iter()
+            .map(|i| i.instance_id().unwrap().to_owned())
+            .collect();
+        ids.into_iter().filter(|i| mine.contains(i)).collect()
+    };
+    assert_eq!(ids.len(), 2);
+
+    // One raid per instance; the worker name says which instance it runs on.
+    let mut workers = Vec::new();
+    for id in &ids {
+        let path = write_config(&config, &dir, id);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!(
+            "  fleet:\n    group: {group}\n    instance_id: {id}\n    check_every: 1s\naws:\n  region: us-east-1\n  endpoint_url: {}\n  access_key_id: testing\n  secret_access_key: testing\n",
+            aws.endpoint_url.as_deref().unwrap()
+        ));
+        std::fs::write(&path, text).unwrap();
+        workers.push(raid(&path));
+    }
+    let wait_for =
+        |what: &'static str,
+         ids: Vec<String>,
+         want: fn(&std::collections::BTreeMap<String, (String, bool)>, &[String]) -> bool| {
+            let asg = asg.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                loop {
+                    let now = instances(asg.clone()).await;
+                    if want(&now, &ids) {
+                        return now;
+                    }
+                    assert!(Instant::now() < deadline, "{what}: {now:?}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+
+    let (wire, job) = rai_testkit::jobs::prepare_job(
+        &store,
+        &config.queue.name,
+        &["echo begin; sleep 8; echo end"],
+        "time: 60s",
+        &[],
+        &key,
+        "jdoe",
+    )
+    .await;
+    queue.send(&rai_testkit::jobs::attest(&wire)).await.unwrap();
+    let follower = tokio::spawn({
+        let bus = bus.clone();
+        async move { rai_testkit::jobs::follow(&bus, job, Duration::from_secs(120)).await }
+    });
+    rai_testkit::jobs::wait_running(&bus, job).await;
+    let busy = bus.state(&job).await.unwrap().unwrap().worker.unwrap();
+    let (busy_i, idle_i) = if busy == ids[0] { (0, 1) } else { (1, 0) };
+    assert_eq!(
+        busy, ids[busy_i],
+        "the job runs on one of the group's workers"
+    );
+    let order = vec![ids[busy_i].clone(), ids[idle_i].clone()];
+    wait_for(
+        "the busy instance is protected, the idle one is not",
+        order.clone(),
+        |now, ids| now[&ids[0]].1 && !now[&ids[1]].1,
+    )
+    .await;
+
+    // Scale in to nothing: the group takes the idle instance only; its raid drains, completes the hook and exits.
+    asg.set_desired_capacity()
+        .auto_scaling_group_name(&group)
+        .desired_capacity(0)
+        .send()
+        .await
+        .unwrap();
+    let now = wait_for(
+        "the idle instance drains and leaves; the busy one stays",
+        order.clone(),
+        |now, ids| {
+            !now.contains_key(&ids[1]) && now.get(&ids[0]).is_some_and(|s| s.0 == "InService")
+        },
+    )
+    .await;
+    assert!(now[&order[0]].1, "still protected while its job runs");
+    let mut idle = workers.remove(idle_i);
+    let status = tokio::task::spawn_blocking(move || wait_exit(&mut idle, Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(
+        status.map(|s| s.success()),
+        Some(true),
+        "the idle raid exits cleanly"
+    );
+
+    // The job ends where it ran, untouched by the scale-in; then the instance is no longer protected.
+    let events = follower.await.unwrap();
+    assert_eq!(end(&events).0, "succeeded", "{events:#?}");
+    assert!(
+        text(&events, "stdout").ends_with("begin\nend\n"),
+        "{events:#?}"
+    );
+    wait_for(
+        "an idle worker is not protected",
+        order.clone(),
+        |now, ids| !now[&ids[0]].1,
+    )
+    .await;
+
+    // The group now takes the last one: it drains (nothing runs) and lets the group go on.
+    asg.set_desired_capacity()
+        .auto_scaling_group_name(&group)
+        .desired_capacity(0)
+        .send()
+        .await
+        .unwrap();
+    wait_for(
+        "the last instance drains and leaves",
+        order.clone(),
+        |now, ids| !now.contains_key(&ids[0]),
+    )
+    .await;
+    let mut last = workers.remove(0);
+    let status = tokio::task::spawn_blocking(move || wait_exit(&mut last, Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(
+        status.map(|s| s.success()),
+        Some(true),
+        "the last raid exits cleanly"
+    );
+}
