@@ -169,10 +169,20 @@ export_test_env() {
   [ -z "${3:-}" ] || export RAI_TEST_WEBDRIVER="http://127.0.0.1:$3"
   export RAI_TEST_SMTP_PYTHON="$RAI_CACHE_DIR/moto-venv/bin/python"
   export RAI_TEST_IMAGE
+  # The Debian image and deploy/package.sh's output, for the package tests (test.sh makes both).
+  export RAI_TEST_DEBIAN_IMAGE RAI_TEST_DIST="$RAI_REPO_ROOT/target/dist"
   export RAI_TEST_STACK=1
   # The tests talk to moto with dummy credentials; never to AWS.
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
   unset AWS_PROFILE AWS_SESSION_TOKEN
+}
+
+# cfn-lint (PyPI), for the CloudFormation template, in the same virtualenv as moto.
+ensure_cfn_lint_installed() {
+  local venv="$RAI_CACHE_DIR/moto-venv"
+  [ -x "$venv/bin/cfn-lint" ] && return
+  log "pip install cfn-lint (once, into $venv)"
+  "$venv/bin/pip" install -q cfn-lint >>"$RAI_STACK_DIR/pip.log" 2>&1 || die "pip install cfn-lint failed (see $RAI_STACK_DIR/pip.log)"
 }
 
 # --- Docker ------------------------------------------------------------------------------------------------------

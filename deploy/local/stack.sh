@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 case "${1:-}" in
   up)
     ensure_redis_installed; ensure_moto_installed; ensure_aiosmtpd_installed; ensure_chromium_installed; ensure_tcpdump_installed
-    ensure_docker; ensure_test_image
+    ensure_docker; ensure_test_image; ensure_debian_image
     redis_port=$(start_redis test-redis)
     moto_port=$(start_moto)
     webdriver_port=$(start_chromedriver)

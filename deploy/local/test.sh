@@ -4,10 +4,13 @@
 #
 #   deploy/local/test.sh [extra cargo test arguments]
 #
-# It provides: a private redis-server, moto's server (S3, SQS, STS), chromium's WebDriver (chromedriver), aiosmtpd
-# (each mail test starts its own), a Docker engine, and the local test image rai-test/busybox. Their addresses reach
-# the tests as RAI_TEST_REDIS_URL, RAI_TEST_REDIS_SERVER, RAI_TEST_AWS_ENDPOINT, RAI_TEST_MOTO_PYTHON,
-# RAI_TEST_WEBDRIVER, RAI_TEST_SMTP_PYTHON, RAI_TEST_IMAGE. A piece that cannot be set up fails the run; nothing is skipped.
+# It provides: a private redis-server, moto's server (S3, SQS, STS, CloudFormation, Auto Scaling), chromium's
+# WebDriver (chromedriver), aiosmtpd (each mail test starts its own), a Docker engine, the local test image
+# rai-test/busybox, a minimal Debian image made by debootstrap (cached under ~/.cache/rai), and the packages and
+# static client of this commit (deploy/package.sh debs linux-x86_64, into target/dist; cfn-lint checks the AWS
+# template first). Their addresses reach the tests as RAI_TEST_REDIS_URL, RAI_TEST_REDIS_SERVER,
+# RAI_TEST_AWS_ENDPOINT, RAI_TEST_MOTO_PYTHON, RAI_TEST_WEBDRIVER, RAI_TEST_SMTP_PYTHON, RAI_TEST_IMAGE,
+# RAI_TEST_DEBIAN_IMAGE, RAI_TEST_DIST. A piece that cannot be set up fails the run; nothing is skipped.
 
 source "$(dirname "$0")/lib.sh"
 cd "$RAI_REPO_ROOT"
@@ -28,6 +31,12 @@ ensure_chromium_installed
 ensure_tcpdump_installed
 ensure_docker
 ensure_test_image
+ensure_debian_image
+ensure_cfn_lint_installed
+log "cfn-lint deploy/aws/rai-cluster.cfn.json"
+"$RAI_CACHE_DIR/moto-venv/bin/cfn-lint" deploy/aws/rai-cluster.cfn.json || die "cfn-lint found problems in deploy/aws/rai-cluster.cfn.json"
+# What the package tests install: release builds of this commit, as a course gets them.
+deploy/package.sh debs linux-x86_64
 
 redis_port=$(start_redis test-redis)
 moto_port=$(start_moto)
