@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes what a course installs, into target/dist/ (docs/admin.md, "From zero to a fleet"):
+# Makes what a course installs, into target/packages/ (docs/admin.md, "From zero to a fleet"; not target/dist,
+# which is cargo's folder for the dist profile):
 #   debs       raid_VERSION-1_amd64.deb (worker + gateway, units, user, folders), rai_... (the student's client),
 #              rai-admin_... (rai-keygen, rai-crypto); made by cargo-deb from release builds, checked by lintian
 #   downloads  rai-VERSION-x86_64-linux.tar.gz, rai-VERSION-aarch64-linux.tar.gz (static, musl),
@@ -11,7 +12,7 @@
 source "$(dirname "$0")/local/lib.sh"
 cd "$RAI_REPO_ROOT"
 
-dist="$RAI_REPO_ROOT/target/dist"
+dist="$RAI_REPO_ROOT/target/packages"
 version=$(cargo metadata --no-deps --format-version 1 --locked \
   | python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"]=="rai-client"))')
 RAI_BUILD_COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
@@ -56,8 +57,8 @@ make_linux() { # make_linux RUST_TARGET NAME
     ensure_cargo_tool cargo-zigbuild cargo-zigbuild
     cargo zigbuild --profile dist --locked --target "$target" -p rai-client --bin rai
   fi
-  local bin="target/$target/dist/rai" stage
-  file_is_static "$bin" || [ "$target" != x86_64-unknown-linux-musl ] || die "$bin is not static"
+  local bin="target/$target/packages/rai" stage
+  file_is_static "$bin" || die "$bin is not static: students' machines may lack its libc"
   stage=$(mktemp -d)
   mkdir "$stage/rai-$version-$name"
   cp "$bin" docs/student.md "$stage/rai-$version-$name/"
@@ -73,7 +74,7 @@ make_windows() {
   cargo build --profile dist --locked --target "$target" -p rai-client --bin rai
   stage=$(mktemp -d)
   mkdir "$stage/rai-$version-x86_64-windows"
-  cp "target/$target/dist/rai.exe" docs/student.md "$stage/rai-$version-x86_64-windows/"
+  cp "target/$target/packages/rai.exe" docs/student.md "$stage/rai-$version-x86_64-windows/"
   rm -f "$dist/rai-$version-x86_64-windows.zip"
   (cd "$stage" && python3 -m zipfile -c "$dist/rai-$version-x86_64-windows.zip" "rai-$version-x86_64-windows")
   rm -rf "$stage"

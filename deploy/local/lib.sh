@@ -170,7 +170,7 @@ export_test_env() {
   export RAI_TEST_SMTP_PYTHON="$RAI_CACHE_DIR/moto-venv/bin/python"
   export RAI_TEST_IMAGE
   # The Debian image and deploy/package.sh's output, for the package tests (test.sh makes both).
-  export RAI_TEST_DEBIAN_IMAGE RAI_TEST_DIST="$RAI_REPO_ROOT/target/dist"
+  export RAI_TEST_DEBIAN_IMAGE RAI_TEST_DIST="$RAI_REPO_ROOT/target/packages"
   export RAI_TEST_STACK=1
   # The tests talk to moto with dummy credentials; never to AWS.
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
@@ -236,7 +236,9 @@ ensure_test_image() {
   docker image inspect "$RAI_TEST_IMAGE" >/dev/null || die "could not import $RAI_TEST_IMAGE"
 }
 
-file_is_static() { ! ldd "$1" >/dev/null 2>&1; }
+# No program interpreter: a static (or static-pie) executable, which runs with no libc in the image. (ldd cannot tell:
+# it says "statically linked" and succeeds for a static-pie one.)
+file_is_static() { [ -f "$1" ] && ! readelf -l "$1" 2>/dev/null | grep -q 'program interpreter'; }
 
 # The Debian image: a minimal Debian root made by debootstrap from Debian's packages (with systemd, to verify units
 # and run systemd-sysusers/tmpfiles), kept as a tar under the cache and imported once. The package test installs

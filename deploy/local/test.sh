@@ -7,7 +7,7 @@
 # It provides: a private redis-server, moto's server (S3, SQS, STS, CloudFormation, Auto Scaling), chromium's
 # WebDriver (chromedriver), aiosmtpd (each mail test starts its own), a Docker engine, the local test image
 # rai-test/busybox, a minimal Debian image made by debootstrap (cached under ~/.cache/rai), and the packages and
-# static client of this commit (deploy/package.sh debs linux-x86_64, into target/dist; cfn-lint checks the AWS
+# static client of this commit (deploy/package.sh debs linux-x86_64, into target/packages; cfn-lint checks the AWS
 # template first). Their addresses reach the tests as RAI_TEST_REDIS_URL, RAI_TEST_REDIS_SERVER,
 # RAI_TEST_AWS_ENDPOINT, RAI_TEST_MOTO_PYTHON, RAI_TEST_WEBDRIVER, RAI_TEST_SMTP_PYTHON, RAI_TEST_IMAGE,
 # RAI_TEST_DEBIAN_IMAGE, RAI_TEST_DIST. A piece that cannot be set up fails the run; nothing is skipped.

@@ -235,6 +235,9 @@ async fn one_raid_process_with_an_embedded_gateway_takes_a_job_from_rai_to_its_e
     );
 }
 
+/// Each instance of the test's group: its lifecycle state, and whether it is protected from scale-in.
+type Instances = std::collections::BTreeMap<String, (String, bool)>;
+
 /// raid in an EC2 Auto Scaling group (moto's Auto Scaling API, with the termination hook deploy/local/moto_server.py
 /// adds): a busy worker's instance is protected from scale-in and an idle one is not; scaling in takes the idle one,
 /// whose raid drains and completes the hook; the busy one finishes its job, loses its protection, and drains in turn
@@ -306,7 +309,7 @@ async fn in_an_auto_scaling_group_busy_workers_are_protected_and_idle_ones_drain
                     ),
                 )
             })
-            .collect::<std::collections::BTreeMap<String, (String, bool)>>()
+            .collect::<Instances>()
     };
     let ids: Vec<String> = instances(asg.clone()).await.into_keys().collect();
     let ids: Vec<String> = {
@@ -338,9 +341,7 @@ async fn in_an_auto_scaling_group_busy_workers_are_protected_and_idle_ones_drain
         workers.push(raid(&path));
     }
     let wait_for =
-        |what: &'static str,
-         ids: Vec<String>,
-         want: fn(&std::collections::BTreeMap<String, (String, bool)>, &[String]) -> bool| {
+        |what: &'static str, ids: Vec<String>, want: fn(&Instances, &[String]) -> bool| {
             let asg = asg.clone();
             async move {
                 let deadline = Instant::now() + Duration::from_secs(30);
