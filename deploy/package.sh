@@ -57,7 +57,7 @@ make_linux() { # make_linux RUST_TARGET NAME
     ensure_cargo_tool cargo-zigbuild cargo-zigbuild
     cargo zigbuild --profile dist --locked --target "$target" -p rai-client --bin rai
   fi
-  local bin="target/$target/packages/rai" stage
+  local bin="target/$target/dist/rai" stage
   file_is_static "$bin" || die "$bin is not static: students' machines may lack its libc"
   stage=$(mktemp -d)
   mkdir "$stage/rai-$version-$name"
@@ -74,7 +74,7 @@ make_windows() {
   cargo build --profile dist --locked --target "$target" -p rai-client --bin rai
   stage=$(mktemp -d)
   mkdir "$stage/rai-$version-x86_64-windows"
-  cp "target/$target/packages/rai.exe" docs/student.md "$stage/rai-$version-x86_64-windows/"
+  cp "target/$target/dist/rai.exe" docs/student.md "$stage/rai-$version-x86_64-windows/"
   rm -f "$dist/rai-$version-x86_64-windows.zip"
   (cd "$stage" && python3 -m zipfile -c "$dist/rai-$version-x86_64-windows.zip" "rai-$version-x86_64-windows")
   rm -rf "$stage"
