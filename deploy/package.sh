@@ -82,7 +82,8 @@ make_windows() {
 }
 
 sums() {
-  (cd "$dist" && ls rai-*.tar.gz rai-*.zip 2>/dev/null | xargs -r sha256sum >SHA256SUMS && cat SHA256SUMS)
+  (cd "$dist" && shopt -s nullglob && files=(rai-*.tar.gz rai-*.zip) && sha256sum "${files[@]}" >SHA256SUMS \
+    && cat SHA256SUMS)
 }
 
 [ $# -gt 0 ] || set -- debs downloads

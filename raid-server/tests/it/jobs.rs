@@ -122,6 +122,29 @@ async fn the_first_failing_command_ends_the_job_with_its_code() {
     h.drain_and_stop().await;
 }
 
+/// The Debian image debootstrap made (deploy/local/lib.sh) runs jobs as a course's images do: bash, coreutils, the
+/// job's user and its folders, in the same sandbox as busybox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_on_the_fresh_debian_image_with_bash_and_coreutils() {
+    let h = Harness::start(|_| {}).await;
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(
+        project.path().join("rai_build.yml"),
+        format!(
+            "rai:\n  version: 0.2\n  image: {}\nresources:\n  limits: {{ time: 60s }}\ncommands:\n  build:\n    - bash -c 'echo \"$BASH_VERSION\" | cut -d. -f1'\n    - bash -c 'seq 3 | sort -r | paste -sd,'\n    - bash -c 'id -un; cd /build && cp /src/data.txt . && sha256sum data.txt | cut -c1-8'\n",
+            rai_testkit::env::debian_image()
+        ),
+    )
+    .unwrap();
+    std::fs::write(project.path().join("data.txt"), "rai\n").unwrap();
+    let job = h.submit_dir(project.path(), |_| {}).await;
+    let events = h.events(job, LIMIT).await;
+    assert_eq!(end(&events).0, "succeeded", "{events:#?}");
+    // bash 5 (bookworm), GNU seq/sort/paste, the job's user `rai` (uid 1000), /build writable.
+    assert_eq!(text(&events, "stdout"), "5\n3,2,1\nrai\n129b3c91\n");
+    h.drain_and_stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_limit_kills_the_job() {
     let h = Harness::start(|_| {}).await;
