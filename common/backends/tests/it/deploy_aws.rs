@@ -459,3 +459,42 @@ fn the_cluster_stack_creates_on_moto() {
         "{made}"
     );
 }
+
+/// The boot scripts are valid bash once CloudFormation has filled them in, and every `${Name}` they use is a
+/// parameter, a resource (or its attribute) or a pseudo parameter: a typo would reach the instance as an empty word.
+#[test]
+fn the_boot_scripts_name_only_what_the_template_has_and_parse_as_bash() {
+    let t = template();
+    for lt in ["GatewayLaunchTemplate", "WorkerLaunchTemplate"] {
+        let script = t["Resources"][lt]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
+            .as_str()
+            .unwrap();
+        let mut filled = String::new();
+        let mut rest = script;
+        while let Some(start) = rest.find("${") {
+            filled.push_str(&rest[..start]);
+            let end = rest[start..].find('}').unwrap() + start;
+            let name = &rest[start + 2..end];
+            let base = name.split('.').next().unwrap();
+            assert!(
+                name.starts_with("AWS::")
+                    || t["Parameters"].get(base).is_some()
+                    || t["Resources"].get(base).is_some(),
+                "{lt}: ${{{name}}} is neither a parameter nor a resource"
+            );
+            filled.push_str("filled-in");
+            rest = &rest[end + 1..];
+        }
+        filled.push_str(rest);
+        assert!(filled.starts_with("#!/bin/bash\n"), "{lt}");
+        let check = std::process::Command::new("bash")
+            .args(["-n", "-c", &filled])
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{lt}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}
