@@ -43,6 +43,25 @@ pub fn cancel_path(job: &JobId) -> String {
     format!("{JOBS}/{job}/cancel")
 }
 
+/// `/v1/jobs/{job}/results`: the job's scores, as much of them as the caller may see now.
+pub fn results_path(job: &JobId) -> String {
+    format!("{JOBS}/{job}/results")
+}
+
+/// The answer to `GET /v1/jobs/{job}/results`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResults {
+    pub job: JobId,
+    /// The assignment a graded submission was for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<String>,
+    /// What the caller may see now; `None` when the job kept no scores, or none are the caller's to see yet.
+    pub results: Option<crate::results::Results>,
+    /// Why `results` is `None`: the job ended without scores, or they are not to be seen yet (and until when).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
 /// `/v1/jobs/{job}/artifact`: the job's `/build`.
 pub fn artifact_path(job: &JobId) -> String {
     format!("{JOBS}/{job}/artifact")

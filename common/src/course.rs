@@ -69,6 +69,18 @@ struct AssignmentText {
     counts: Counts,
     #[serde(default)]
     ranking: Option<Ranking>,
+    #[serde(default)]
+    results: Option<ResultsText>,
+}
+
+/// An assignment's `results:` (the job's `/build/results.json`, docs/instructor.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResultsText {
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    publish: Option<String>,
 }
 
 /// Which of a team's submissions is graded.
@@ -116,6 +128,10 @@ pub struct Assignment {
     pub queue: Option<String>,
     pub counts: Counts,
     pub ranking: Option<Ranking>,
+    /// A graded run must write `/build/results.json` (without it, it has failed).
+    pub results_required: bool,
+    /// When students may see the tests marked `after_published`.
+    pub results_publish: Option<DateTime<Utc>>,
 }
 
 /// Whether a submission made now is on time.
@@ -322,6 +338,18 @@ impl Course {
                     )));
                 }
             }
+            let results = a.results.clone().unwrap_or_default();
+            let results_publish = match &results.publish {
+                Some(t) => Some(parse_local(t, zone).map_err(|m| {
+                    let node = node.get("results").unwrap_or(node);
+                    fail(located(
+                        node.get("publish").unwrap_or(node),
+                        &path("results.publish"),
+                        m,
+                    ))
+                })?),
+                None => None,
+            };
             assignments.insert(
                 name.clone(),
                 Assignment {
@@ -335,6 +363,8 @@ impl Course {
                     queue: a.queue,
                     counts: a.counts,
                     ranking: a.ranking,
+                    results_required: results.required,
+                    results_publish,
                 },
             );
         }
@@ -445,6 +475,37 @@ mod tests {
                 .to_string();
             assert!(e.contains(expected), "expected {expected}\n     got {e}");
         }
+    }
+
+    #[test]
+    fn results_may_be_required_and_published_at_a_time_of_the_course() {
+        let text = "time_zone: America/Chicago\nassignments:\n  m1:\n    due: 2026-12-10 23:59\n    results:\n      required: true\n      publish: 2026-12-20 12:00\n  m2:\n    due: 2026-12-17 23:59\n";
+        let course = Course::parse(text, "course.yml", Path::new(".")).unwrap();
+        let m1 = course.assignment("m1").unwrap();
+        assert!(m1.results_required);
+        assert_eq!(
+            m1.local(m1.results_publish.unwrap()),
+            "2026-12-20 12:00 CST"
+        );
+        let m2 = course.assignment("m2").unwrap();
+        assert_eq!((m2.results_required, m2.results_publish), (false, None));
+        let e = Course::parse(
+            &text.replace("2026-12-20 12:00", "after grading"),
+            "course.yml",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "course.yml:7:16: assignments.m1.results.publish: \"after grading\" is not a time; write it like 2026-12-10 23:59 (in the course's time zone)"
+        );
+        let e = Course::parse(
+            &text.replace("required: true", "requird: true"),
+            "course.yml",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("requird"), "{e}");
     }
 
     #[test]

@@ -306,6 +306,9 @@ pub struct Graded {
     pub late: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildSpec>,
+    /// The course requires `/build/results.json`: a run that ends without readable results has failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub results_required: bool,
 }
 
 /// The message on the queue: the student's signed job, the gateway's acceptance, and the gateway's signature over

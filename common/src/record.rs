@@ -46,6 +46,9 @@ pub struct JobRecord {
     /// How it used each of them, sampled by the worker while its commands ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpu_use: Vec<crate::state::GpuUse>,
+    /// The scores the job wrote to `/build/results.json`, as read (who may see which: `Results::seen_by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<crate::results::Results>,
 }
 
 /// One command of a job as the worker saw it run.

@@ -141,6 +141,7 @@ async fn main() {
             commands: Vec::new(),
             gpus: Vec::new(),
             gpu_use: Vec::new(),
+            results: None,
         };
         store
             .put_bytes(

@@ -112,6 +112,13 @@ pub enum Command {
         json: bool,
         id: String,
     },
+    /// Show a job's scores (what its /build/results.json said), as much as you may see now; without a job id, your
+    /// latest job that kept scores.
+    Results {
+        #[arg(long)]
+        json: bool,
+        id: Option<String>,
+    },
     /// Ask the worker to stop a job.
     Cancel { id: String },
     /// List your jobs, newest first (staff: anyone's, a team's, or everyone's).

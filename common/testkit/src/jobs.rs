@@ -76,8 +76,21 @@ pub fn attest(wire: &str) -> String {
     attest_at(wire, Utc::now())
 }
 
+/// [`attest`] of a graded submission, with the gateway's judgement `graded`.
+pub fn attest_graded(wire: &str, graded: rai_common::job::Graded) -> String {
+    attest_full(wire, Utc::now(), Some(graded))
+}
+
 /// [`attest`], as if the gateway had accepted the job at `at`.
 pub fn attest_at(wire: &str, at: chrono::DateTime<Utc>) -> String {
+    attest_full(wire, at, None)
+}
+
+fn attest_full(
+    wire: &str,
+    at: chrono::DateTime<Utc>,
+    graded: Option<rai_common::job::Graded>,
+) -> String {
     let signed: SignedJob = serde_json::from_str(wire).expect("a signed job message");
     let request: JobRequest = serde_json::from_str(&signed.payload).expect("a job request");
     // A stand-in gateway with no registry: it stamps the team the request names (the tests' registries agree).
@@ -86,12 +99,13 @@ pub fn attest_at(wire: &str, at: chrono::DateTime<Utc>) -> String {
         team: request.team.clone(),
         role: rai_common::account::Role::Student,
     };
-    let attested = AttestedJob::attest(
+    let attested = AttestedJob::attest_graded(
         signed,
         request.id,
         &owner,
         &request.queue,
         at,
+        graded,
         gateway_key(),
     );
     String::from_utf8(attested.to_bytes()).unwrap()

@@ -300,6 +300,11 @@ impl Client {
         self.call(Method::GET, &api::job_path(job), None).await
     }
 
+    /// The job's scores, as much of them as this user may see now.
+    pub async fn results(&self, job: &JobId) -> Result<api::JobResults, ClientError> {
+        self.call(Method::GET, &api::results_path(job), None).await
+    }
+
     /// Asks the job's worker to stop it.
     pub async fn cancel(&self, job: &JobId) -> Result<(), ClientError> {
         self.send(Method::POST, &api::cancel_path(job), None, &[])

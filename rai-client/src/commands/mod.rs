@@ -8,6 +8,7 @@ pub mod history;
 pub mod init;
 pub mod logs;
 pub mod ranking;
+pub mod results;
 pub mod status;
 pub mod submissions;
 pub mod submit;

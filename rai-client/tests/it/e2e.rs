@@ -758,3 +758,83 @@ async fn a_finished_jobs_log_is_served_from_the_store_once_redis_lets_it_go() {
         all[all.iter().position(|e| e.seq == one).unwrap() + 1..]
     );
 }
+
+/// A graded job's scores through the TLS gateway: `rai results` shows a student the visible tests only (hidden and
+/// after-published ones are not theirs yet), staff every test; `rai history --json` carries the same cut, so no
+/// hidden test leaks through the record; a job without scores says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_from_results_json_are_shown_as_the_course_lets_each_viewer_see_them() {
+    let (_course, extra) = rai_testkit::stack::course_file(
+        "  m1:\n    due: {due}\n    results:\n      required: true\n      publish: 2099-01-01 00:00\n",
+    );
+    let s = Stack::start(
+        Kind::Local,
+        Options {
+            gateway_extra: extra,
+            users: 2,
+            staff: &[1],
+            ..Options::default()
+        },
+    )
+    .await;
+    let results = r#"{"tests": [{"name": "correct", "score": 6, "max_score": 6, "status": "passed"}, {"name": "secret-input", "score": 1, "max_score": 2, "visibility": "hidden"}, {"name": "speedup", "score": 0, "max_score": 2, "visibility": "after_published"}]}"#;
+    let p = project(
+        &[&format!("printf '%s' '{results}' > /build/results.json")],
+        &[],
+    );
+    let out = s
+        .rai(0, &["-p", p.path().to_str().unwrap(), "--submit=m1"])
+        .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("Scores read from /build/results.json (3 tests)"),
+        "{stderr}"
+    );
+    let id = job_id(&stderr);
+
+    let out = s.rai(0, &["results", &id]).await;
+    let student = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(student.contains("score: 7 / 10"), "{student}");
+    assert!(
+        student.contains("correct") && student.contains("6 / 6"),
+        "{student}"
+    );
+    assert!(
+        !student.contains("secret-input") && !student.contains("speedup"),
+        "{student}"
+    );
+    // Without an id: the newest job with scores.
+    assert_eq!(text(&s.rai(0, &["results"]).await.stdout), student);
+    let history = text(&s.rai(0, &["history", "--json"]).await.stdout);
+    assert!(history.contains("correct"), "{history}");
+    assert!(
+        !history.contains("secret-input") && !history.contains("speedup"),
+        "{history}"
+    );
+
+    let staff = text(&s.rai(1, &["results", &id]).await.stdout);
+    assert!(
+        staff.contains("correct") && staff.contains("secret-input") && staff.contains("speedup"),
+        "{staff}"
+    );
+
+    // A required-results assignment fails a run without them, saying why.
+    let p = project(&["echo no scores"], &[]);
+    let out = s
+        .rai(0, &["-p", p.path().to_str().unwrap(), "--submit=m1"])
+        .await;
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("requires the job's scores in /build/results.json"),
+        "{stderr}"
+    );
+    let out = s.rai(0, &["results", &job_id(&stderr)]).await;
+    assert!(
+        text(&out.stdout).contains("the job kept no scores"),
+        "{}",
+        text(&out.stdout)
+    );
+}

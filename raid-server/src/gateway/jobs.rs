@@ -407,7 +407,7 @@ pub async fn history(
             .await
             .map_err(|e| ApiError::unavailable("read a record", e))?;
         match serde_json::from_slice::<JobRecord>(&bytes) {
-            Ok(record) => records.push(record),
+            Ok(record) => records.push(super::results::shown(&gateway, &caller, record)),
             Err(e) => {
                 tracing::warn!(key = %object.key, error = %e, "skipping an unreadable record")
             }

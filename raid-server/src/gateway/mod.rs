@@ -4,7 +4,7 @@
 //! checks it against the account registry, then does on their behalf what the 2025 client did with the course's
 //! shared credentials: it binds a new job id to its owner and takes its upload ([`uploads`]), verifies, attests and
 //! queues the signed job with the server's clock ([`jobs`]), streams a job's events as Server-Sent Events
-//! ([`events`]), and hands out a job's `/build` ([`artifact`]). Every read, write and cancel goes through
+//! ([`events`]), and hands out a job's `/build` ([`artifact`]) and its scores as the caller may see them ([`results`]). Every read, write and cancel goes through
 //! [`access`], which says who may touch which job. Workers run only jobs a trusted gateway attested. Staff also get
 //! a dashboard at `/ui` ([`ui`]) and everyone's metrics at `/metrics`.
 //!
@@ -20,6 +20,7 @@ mod events;
 mod jobs;
 mod per_user;
 mod quotas;
+mod results;
 mod serve;
 mod submissions;
 mod sweep;
@@ -209,6 +210,7 @@ impl Gateway {
             .route("/v1/jobs/{job}/cancel", post(jobs::cancel))
             .route("/v1/jobs/{job}/events", get(events::follow))
             .route("/v1/jobs/{job}/artifact", get(artifact::download))
+            .route("/v1/jobs/{job}/results", get(results::get))
             .route(api::WHOAMI, get(jobs::whoami))
             .route(api::SUBMISSIONS, get(submissions::list))
             .route("/v1/rankings/{assignment}", get(submissions::leaderboard))

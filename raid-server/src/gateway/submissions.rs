@@ -100,6 +100,7 @@ pub(super) async fn judge(
             assignment: a.name.clone(),
             late,
             build: a.build.clone(),
+            results_required: a.results_required,
         },
     })
 }

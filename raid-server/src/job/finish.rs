@@ -51,6 +51,75 @@ pub(super) async fn keep_build(
     }
 }
 
+/// Why a job has no results: it wrote none, or what it wrote could not be read.
+#[derive(Debug)]
+pub(super) enum NoResults {
+    Absent,
+    Unreadable(String),
+}
+
+/// Reads `/build/results.json` after the commands end (the job's scores, in Gradescope's format): a regular file
+/// only (never a link), bounded in size, parsed strictly. A file that cannot be read gets one ✱ line saying where
+/// and what; the job ends as it would have all the same.
+pub(super) async fn read_results(
+    build: &Path,
+    pump: &mut OutputPump,
+) -> Result<Result<rai_common::results::Results, NoResults>, JobError> {
+    use rai_common::results::{MAX_RESULTS_BYTES, Results};
+    let path = build.join("results.json");
+    let problem = match tokio::fs::symlink_metadata(&path).await {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Err(NoResults::Absent)),
+        Err(e) => format!("results.json cannot be read: {e}"),
+        Ok(meta) if !meta.file_type().is_file() => {
+            "results.json is not a regular file (a link or a folder)".to_string()
+        }
+        Ok(meta) if meta.len() > MAX_RESULTS_BYTES => format!(
+            "results.json is {} bytes, over the {MAX_RESULTS_BYTES} the worker reads",
+            meta.len()
+        ),
+        Ok(_) => match tokio::fs::read(&path).await {
+            Err(e) => format!("results.json cannot be read: {e}"),
+            Ok(bytes) => match Results::parse(&bytes) {
+                Ok(results) => {
+                    pump.system(&format!(
+                        "Scores read from /build/results.json ({} tests); the job's record keeps them.",
+                        results.tests.len()
+                    ))
+                    .await?;
+                    return Ok(Ok(results));
+                }
+                Err(e) => e.to_string(),
+            },
+        },
+    };
+    pump.system(&format!("{problem}; the job's scores were not kept"))
+        .await?;
+    Ok(Err(NoResults::Unreadable(problem)))
+}
+
+/// A graded run of an assignment that requires results and has none has failed, whatever its commands did.
+pub(super) fn judge_results(
+    ending: super::Ending,
+    required: bool,
+    read: &Result<rai_common::results::Results, NoResults>,
+) -> super::Ending {
+    let Err(why) = read else { return ending };
+    if !required || ending.status != JobStatus::Succeeded {
+        return ending;
+    }
+    let why = match why {
+        NoResults::Absent => "the job wrote no /build/results.json".to_string(),
+        NoResults::Unreadable(problem) => problem.clone(),
+    };
+    super::Ending {
+        status: JobStatus::Failed,
+        exit_code: ending.exit_code,
+        reason: Some(format!(
+            "the assignment requires the job's scores in /build/results.json, and {why}"
+        )),
+    }
+}
+
 async fn store_build(
     ctx: &WorkerContext,
     build: &Path,
@@ -91,6 +160,8 @@ pub(super) struct Finished<'a> {
     /// The devices the commands ran with, and their sampled use.
     pub gpus: &'a [String],
     pub gpu_use: &'a [rai_common::state::GpuUse],
+    /// The scores the job wrote, when readable.
+    pub results: Option<&'a rai_common::results::Results>,
     pub started_at: DateTime<Utc>,
 }
 
@@ -172,6 +243,7 @@ impl Finished<'_> {
             commands: self.timings.to_vec(),
             gpus: self.gpus.to_vec(),
             gpu_use: self.gpu_use.to_vec(),
+            results: self.results.cloned(),
         }
     }
 }

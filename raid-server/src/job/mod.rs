@@ -181,6 +181,7 @@ pub async fn run(
                 gpus: 0,
                 gpu_ids: Vec::new(),
                 gpu_use: Vec::new(),
+                results: None,
                 ticket: Some(ticket),
                 parked: None,
                 held: Some(held),
@@ -292,6 +293,8 @@ struct JobLife {
     /// The devices its commands ran with, and what they did with them (sampled).
     gpu_ids: Vec<String>,
     gpu_use: Vec<rai_common::state::GpuUse>,
+    /// The scores the job wrote to `/build/results.json`, when it wrote readable ones.
+    results: Option<rai_common::results::Results>,
     /// The slot the job holds or waits for, until it has one.
     ticket: Option<Ticket>,
     /// A place kept after the job waited too long for its slot and went back (see [`Waited::TooLong`]).
@@ -381,6 +384,7 @@ impl JobLife {
             output_truncated: truncated,
             gpus: &self.gpu_ids,
             gpu_use: &self.gpu_use,
+            results: self.results.as_ref(),
             // When its commands began (a job that ended before, such as a refused upload: when it was leased).
             started_at: self.milestones.commands_began_at.unwrap_or(leased_at),
         };
@@ -585,9 +589,14 @@ impl JobLife {
         let _ = killing.await;
         sandbox.remove().await;
         let (outcome, over_quota) = ran?;
-        if matches!(outcome, Outcome::HandBack) {
+        let Outcome::Ended(ending) = outcome else {
             return Ok((outcome, None));
-        }
+        };
+        // The container is gone: nothing can swap results.json for a link while it is read.
+        let read = finish::read_results(&build, pump).await?;
+        let required = self.graded.as_ref().is_some_and(|g| g.results_required);
+        let outcome = Outcome::Ended(finish::judge_results(ending, required, &read));
+        self.results = read.ok();
         let kept = finish::keep_build(
             &ctx,
             &self.request,

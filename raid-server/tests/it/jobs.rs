@@ -145,6 +145,131 @@ async fn a_job_runs_on_the_fresh_debian_image_with_bash_and_coreutils() {
     h.drain_and_stop().await;
 }
 
+/// The job's record of a run, as the worker stored it.
+async fn record_of(h: &Harness, job: rai_common::JobId) -> rai_common::record::JobRecord {
+    serde_json::from_slice(
+        &h.ctx
+            .store
+            .get_bytes(&record_key(&h.user, &job))
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// `/build/results.json` (Gradescope's format) is read after the commands and kept in the record; a broken one, a
+/// link, or one too large gets a ✱ line saying what, and the job ends as its commands did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_scores_are_read_from_results_json_strictly_and_kept_in_the_record() {
+    let h = Harness::start(|_| {}).await;
+    let good = r#"{"tests": [{"name": "add", "score": 2, "max_score": 2, "status": "passed"}, {"name": "speed", "score": 1, "max_score": 3, "visibility": "hidden"}]}"#;
+    let job = h
+        .submit(
+            &[&format!("printf '%s' '{good}' > /build/results.json")],
+            "time: 30s",
+            &[],
+        )
+        .await;
+    let events = h.events(job, LIMIT).await;
+    assert_eq!(end(&events).0, "succeeded");
+    assert!(
+        text(&events, "system").contains("Scores read from /build/results.json (2 tests)"),
+        "{events:#?}"
+    );
+    let record = record_of(&h, job).await;
+    let results = record.results.expect("the record keeps the scores");
+    assert_eq!(
+        (results.total(), results.max_total()),
+        (Some(3.0), Some(5.0))
+    );
+
+    for (commands, says) in [
+        (
+            r#"printf '{\n  "score": 3,\n  "tests": [ {"name": "a",} ]\n}' > /build/results.json"#,
+            "results.json:3:",
+        ),
+        (
+            r#"printf '{"score": 1, "grade": "A"}' > /build/results.json"#,
+            "unknown field `grade`",
+        ),
+        (
+            "ln -s /etc/passwd /build/results.json",
+            "not a regular file",
+        ),
+        (
+            "head -c 1100000 /dev/zero > /build/results.json",
+            "over the 1048576",
+        ),
+    ] {
+        let job = h.submit(&[commands], "time: 30s", &[]).await;
+        let events = h.events(job, LIMIT).await;
+        assert_eq!(
+            end(&events).0,
+            "succeeded",
+            "{commands}: the job ends as its commands did"
+        );
+        let system = text(&events, "system");
+        assert!(
+            system.contains(says) && system.contains("the job's scores were not kept"),
+            "{commands}: {system}"
+        );
+        assert_eq!(record_of(&h, job).await.results, None, "{commands}");
+    }
+    h.drain_and_stop().await;
+}
+
+/// An assignment that requires results fails a graded run that wrote none, or wrote a broken file, and says why;
+/// one that wrote them succeeds. Ungraded runs are never failed for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graded_run_without_required_results_fails_with_the_reason() {
+    let h = Harness::start(|_| {}).await;
+    let graded = rai_common::job::Graded {
+        assignment: "mp1".into(),
+        late: false,
+        build: None,
+        results_required: true,
+    };
+    let mut outcomes = Vec::new();
+    for commands in [
+        "echo no scores",
+        r#"printf '{"score": ' > /build/results.json"#,
+        r#"printf '{"score": 10, "max_score": 10}' > /build/results.json"#,
+    ] {
+        // The student's request names the assignment, as `rai submit --submit mp1` does.
+        let (wire, job) = rai_testkit::jobs::sign_upload(
+            h.ctx.store.as_ref(),
+            &h.config.queue.name,
+            &h.user,
+            &h.key,
+            &rai_testkit::jobs::build_file(&[commands], "time: 30s"),
+            rai_testkit::jobs::pack_dir(tempfile::tempdir().unwrap().path()),
+            |r| r.assignment = Some("mp1".into()),
+        )
+        .await;
+        h.ctx.queues[0]
+            .send(&rai_testkit::jobs::attest_graded(&wire, graded.clone()))
+            .await
+            .unwrap();
+        let (status, _, reason) = end(&h.events(job, LIMIT).await);
+        outcomes.push((status, reason.unwrap_or_default()));
+    }
+    assert_eq!(outcomes[0].0, "failed", "{outcomes:?}");
+    assert!(
+        outcomes[0]
+            .1
+            .contains("requires the job's scores in /build/results.json")
+            && outcomes[0].1.contains("wrote no /build/results.json"),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1].0, "failed");
+    assert!(outcomes[1].1.contains("results.json:1:"), "{outcomes:?}");
+    assert_eq!(outcomes[2].0, "succeeded", "{outcomes:?}");
+    // Not graded: no scores is no failure.
+    let job = h.submit(&["echo plain"], "time: 30s", &[]).await;
+    assert_eq!(end(&h.events(job, LIMIT).await).0, "succeeded");
+    h.drain_and_stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_limit_kills_the_job() {
     let h = Harness::start(|_| {}).await;
