@@ -200,6 +200,11 @@ pub struct Submission {
     pub ranked_seconds: Option<f64>,
     /// Whether this is the submission that is graded (the course file's `counts`).
     pub counts: bool,
+    /// The run's total score and its maximum (its `/build/results.json`), when the caller may see them now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_score: Option<f64>,
 }
 
 /// The query of `GET /v1/submissions`.

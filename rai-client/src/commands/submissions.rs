@@ -9,16 +9,27 @@ use crate::exit;
 use crate::terminal::visible;
 
 /// The CSV's columns, in order (docs/instructor.md describes each).
-pub const CSV_COLUMNS: [&str; 8] = [
+pub const CSV_COLUMNS: [&str; 10] = [
     "team",
     "user",
     "job",
     "accepted_at",
     "late",
     "status",
+    "score",
+    "max_score",
     "ranked_seconds",
     "counts",
 ];
+
+/// A score as a spreadsheet reads it: no trailing `.0`.
+fn score(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x}")
+    }
+}
 
 /// One CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180); a leading `=`, `+`, `-` or `@`
 /// is prefixed with `'` so a spreadsheet never runs a team name as a formula.
@@ -46,6 +57,8 @@ pub fn csv_row(s: &Submission) -> String {
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         r.late.to_string(),
         s.status.map_or("queued", |st| st.as_str()).to_string(),
+        s.score.map(score).unwrap_or_default(),
+        s.max_score.map(score).unwrap_or_default(),
         s.ranked_seconds
             .map(|t| format!("{t:.3}"))
             .unwrap_or_default(),
@@ -57,8 +70,8 @@ pub fn csv_row(s: &Submission) -> String {
 /// The header of [`row`]'s table.
 pub fn header() -> String {
     format!(
-        "{:<10} {:<16} {:<12} {:<27} {:<21} {:<8} {:<10} {:>9}",
-        "FOR", "TEAM", "USER", "JOB", "ACCEPTED (UTC)", "", "STATUS", "RANKED"
+        "{:<10} {:<16} {:<12} {:<27} {:<21} {:<8} {:<10} {:>9} {:>9}",
+        "FOR", "TEAM", "USER", "JOB", "ACCEPTED (UTC)", "", "STATUS", "SCORE", "RANKED"
     )
 }
 
@@ -67,7 +80,7 @@ pub fn header() -> String {
 pub fn row(s: &Submission) -> String {
     let r = &s.record;
     let line = format!(
-        "{:<10} {:<16} {:<12} {:<27} {:<21} {:<8} {:<10} {:>9}{}",
+        "{:<10} {:<16} {:<12} {:<27} {:<21} {:<8} {:<10} {:>9} {:>9}{}",
         r.assignment,
         r.team,
         r.user,
@@ -75,6 +88,11 @@ pub fn row(s: &Submission) -> String {
         r.accepted_at.format("%Y-%m-%d %H:%M:%S"),
         if r.late { "late" } else { "on time" },
         s.status.map_or("queued", |st| st.as_str()),
+        match (s.score, s.max_score) {
+            (Some(x), Some(m)) => format!("{}/{}", score(x), score(m)),
+            (Some(x), None) => score(x),
+            _ => "-".into(),
+        },
         s.ranked_seconds
             .map(|t| format!("{t:.3}s"))
             .unwrap_or_else(|| "-".into()),
@@ -133,14 +151,16 @@ mod tests {
             status: Some(JobStatus::Succeeded),
             ranked_seconds: Some(1.23456),
             counts: true,
+            score: Some(7.5),
+            max_score: Some(10.0),
         };
         let row = csv_row(&s);
         assert_eq!(
             row,
             format!(
-                "\"'=HYPERLINK(\"\"x\"\"),evil\",alice,{job},2026-12-10T05:59:00Z,true,succeeded,1.235,true"
+                "\"'=HYPERLINK(\"\"x\"\"),evil\",alice,{job},2026-12-10T05:59:00Z,true,succeeded,7.5,10,1.235,true"
             )
         );
-        assert_eq!(CSV_COLUMNS.len(), 8);
+        assert_eq!(CSV_COLUMNS.len(), 10);
     }
 }

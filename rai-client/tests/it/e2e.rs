@@ -819,6 +819,25 @@ async fn scores_from_results_json_are_shown_as_the_course_lets_each_viewer_see_t
         staff.contains("correct") && staff.contains("secret-input") && staff.contains("speedup"),
         "{staff}"
     );
+    // The total in the team's list and in the grade export.
+    let submitted = text(&s.rai(0, &["submitted", "m1"]).await.stdout);
+    assert!(
+        submitted.contains("SCORE") && submitted.contains("7/10"),
+        "{submitted}"
+    );
+    let csv = text(&s.rai(1, &["submissions", "m1", "--csv"]).await.stdout);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("team,user,job,accepted_at,late,status,score,max_score,ranked_seconds,counts"),
+        "{csv}"
+    );
+    assert!(
+        lines
+            .next()
+            .is_some_and(|row| row.contains(&format!("{id},")) && row.contains(",succeeded,7,10,")),
+        "{csv}"
+    );
 
     // A required-results assignment fails a run without them, saying why.
     let p = project(&["echo no scores"], &[]);

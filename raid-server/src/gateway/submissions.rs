@@ -402,11 +402,19 @@ pub async fn list(
         let mut subs: Vec<Submission> = load(&gateway, &prefix)
             .await?
             .into_iter()
-            .map(|(record, job)| Submission {
-                status: job.as_ref().map(|j| j.status),
-                ranked_seconds: ranked_seconds(a, job.as_ref()),
-                record,
-                counts: false,
+            .map(|(record, job)| {
+                // The total as this caller may see it now (a student's whole results may not be shown yet).
+                let seen = job
+                    .as_ref()
+                    .and_then(|j| super::results::shown(&gateway, &caller, j.clone()).results);
+                Submission {
+                    status: job.as_ref().map(|j| j.status),
+                    ranked_seconds: ranked_seconds(a, job.as_ref()),
+                    record,
+                    counts: false,
+                    score: seen.as_ref().and_then(|r| r.total()),
+                    max_score: seen.as_ref().and_then(|r| r.max_total()),
+                }
             })
             .collect();
         mark_counted(a, &mut subs);
