@@ -231,6 +231,9 @@ pub struct RankRow {
     /// Whether this row is the asking student's team.
     pub yours: bool,
     pub seconds: f64,
+    /// The run's score, for a ranking by score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
     /// The ranked job: for staff and for the team's own row only (another team's job id would name who they are
     /// and let a student ask for their records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -241,9 +244,12 @@ pub struct RankRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Leaderboard {
     pub assignment: String,
-    /// Which command is timed (from 1), and whether lower is better.
-    pub command: usize,
+    /// Which command is timed (from 1; `None`: all of them, for a ranking by score), and whether lower is better.
+    pub command: Option<usize>,
     pub lower_is_better: bool,
+    /// Ranked by score (higher first, ties by time) rather than by time.
+    #[serde(default)]
+    pub by_score: bool,
     pub rows: Vec<RankRow>,
     /// Teams with submissions but no successful on-time run to rank.
     pub unranked: usize,

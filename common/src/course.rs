@@ -98,10 +98,25 @@ pub enum Counts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ranking {
-    /// Which command (from 1) of the build that runs.
-    pub command: usize,
+    /// What ranks: the timed command's worker-measured time (the default), or the run's score (its
+    /// `/build/results.json`), higher first, ties by time.
+    #[serde(default)]
+    pub by: RankBy,
+    /// Which command (from 1) of the build is timed: what a ranking by time ranks, and what breaks a tie of scores
+    /// (without it, the run's commands' time together).
+    #[serde(default)]
+    pub command: Option<usize>,
+    /// For a ranking by time: whether lower or higher is better.
     #[serde(default)]
     pub better: Better,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankBy {
+    #[default]
+    Time,
+    Score,
 }
 
 /// Whether a lower or a higher time ranks first.
@@ -324,18 +339,28 @@ impl Course {
             }
             if let Some(r) = a.ranking {
                 let commands = build.as_ref().map(|b| b.commands.build.len());
-                if r.command == 0 || commands.is_some_and(|n| r.command > n) {
-                    return Err(fail(located(
-                        at("ranking"),
-                        &path("ranking.command"),
-                        match commands {
-                            Some(n) => format!(
-                                "command {} is not one of the build file's {n} commands (counted from 1)",
-                                r.command
-                            ),
-                            None => "commands are counted from 1".to_string(),
-                        },
-                    )));
+                match r.command {
+                    None if r.by == RankBy::Time => {
+                        return Err(fail(located(
+                            at("ranking"),
+                            &path("ranking.command"),
+                            "a ranking by time names the command to time: ranking: { command: 2 } (counted from 1)"
+                                .to_string(),
+                        )));
+                    }
+                    Some(c) if c == 0 || commands.is_some_and(|n| c > n) => {
+                        return Err(fail(located(
+                            at("ranking"),
+                            &path("ranking.command"),
+                            match commands {
+                                Some(n) => format!(
+                                    "command {c} is not one of the build file's {n} commands (counted from 1)"
+                                ),
+                                None => "commands are counted from 1".to_string(),
+                            },
+                        )));
+                    }
+                    _ => {}
                 }
             }
             let results = a.results.clone().unwrap_or_default();
@@ -523,10 +548,31 @@ mod tests {
         assert_eq!(
             m1.ranking,
             Some(Ranking {
-                command: 2,
+                by: RankBy::Time,
+                command: Some(2),
                 better: Better::Lower
             })
         );
+        // A ranking by time names the command it times; one by score need not.
+        let e = Course::parse(
+            &text.replace("{ command: 2 }", "{ better: lower }"),
+            "course.yml",
+            dir.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("a ranking by time names the command to time"),
+            "{e}"
+        );
+        let course = Course::parse(
+            &text.replace("{ command: 2 }", "{ by: score }"),
+            "course.yml",
+            dir.path(),
+        )
+        .unwrap();
+        let ranking = course.assignment("m1").unwrap().ranking.unwrap();
+        assert_eq!((ranking.by, ranking.command), (RankBy::Score, None));
         let e = Course::parse(
             &text.replace("command: 2", "command: 3"),
             "course.yml",

@@ -17,23 +17,37 @@ pub async fn run(
         println!("{}", serde_json::to_string(&board)?);
         return Ok(exit::OK);
     }
+    let timed = match board.command {
+        Some(c) => format!("command {c}"),
+        None => "all commands".to_string(),
+    };
+    if board.by_score {
+        println!(
+            "{}: by score, higher first, ties by the time of {timed} (the workers'); each team's best on-time run",
+            visible(&board.assignment),
+        );
+    } else {
+        println!(
+            "{}: {timed} timed by the workers, {} is better; each team's best on-time run",
+            visible(&board.assignment),
+            if board.lower_is_better {
+                "lower"
+            } else {
+                "higher"
+            }
+        );
+    }
     println!(
-        "{}: command {} timed by the workers, {} is better; each team's best on-time run",
-        visible(&board.assignment),
-        board.command,
-        if board.lower_is_better {
-            "lower"
-        } else {
-            "higher"
-        }
+        "{:<4} {:>5}  {:<24} {:>8} {:>10}",
+        "", "RANK", "TEAM", "SCORE", "SECONDS"
     );
-    println!("{:<4} {:>5}  {:<24} {:>10}", "", "RANK", "TEAM", "SECONDS");
     for row in &board.rows {
         println!(
-            "{:<4} {:>5}  {:<24} {:>10.3}",
+            "{:<4} {:>5}  {:<24} {:>8} {:>10.3}",
             if row.yours { "-->" } else { "" },
             row.rank,
             visible(&row.team),
+            row.score.map_or("-".to_string(), |s| format!("{s}")),
             row.seconds
         );
     }

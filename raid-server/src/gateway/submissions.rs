@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use rai_common::api::{
     Leaderboard, RankRow, RankingQuery, Submission, SubmissionRecord, Submissions, SubmissionsQuery,
 };
-use rai_common::course::{Assignment, Better, Counts, Timeliness};
+use rai_common::course::{Assignment, Better, Counts, RankBy, Timeliness};
 use rai_common::event::JobStatus;
 use rai_common::job::{Graded, JobId, JobRequest};
 use rai_common::objects::{record_key, submission_key, submissions_prefix};
@@ -333,8 +333,14 @@ async fn load(
 fn ranked_seconds(a: &Assignment, record: Option<&JobRecord>) -> Option<f64> {
     let ranking = a.ranking?;
     let record = record.filter(|r| r.status == JobStatus::Succeeded)?;
-    let timed = record.commands.get(ranking.command - 1)?;
-    (timed.exit_code == Some(0)).then_some(timed.seconds)
+    match ranking.command {
+        Some(command) => {
+            let timed = record.commands.get(command - 1)?;
+            (timed.exit_code == Some(0)).then_some(timed.seconds)
+        }
+        // A ranking by score without a timed command: its ties go by the commands' time together.
+        None => Some(record.commands.iter().map(|c| c.seconds).sum()),
+    }
 }
 
 /// Marks, per team, the submission that is graded: the latest on time (or, with none on time, the latest late
@@ -435,26 +441,34 @@ fn anonymous(gateway: &Gateway, assignment: &str, team: &str) -> String {
     format!("team-{}", &hex::encode(h.finalize())[..6])
 }
 
-/// Ranks `times` (team, seconds, job): best first; equal times share a rank (1, 1, 3); ties in order by team.
-fn rank(mut times: Vec<(String, f64, JobId)>, better: Better) -> Vec<(usize, String, f64, JobId)> {
-    times.sort_by(|a, b| {
-        let order = a.1.total_cmp(&b.1);
-        let order = if better == Better::Higher {
-            order.reverse()
-        } else {
-            order
-        };
-        order.then_with(|| a.0.cmp(&b.0))
-    });
-    let mut out: Vec<(usize, String, f64, JobId)> = Vec::with_capacity(times.len());
-    for (i, (team, secs, job)) in times.into_iter().enumerate() {
+/// Ranks `rows` (team, key, job) by `order` (best first); equal keys share a rank (1, 1, 3); ties in order by team.
+fn rank_by<K: PartialEq>(
+    mut rows: Vec<(String, K, JobId)>,
+    order: impl Fn(&K, &K) -> std::cmp::Ordering,
+) -> Vec<(usize, String, K, JobId)> {
+    rows.sort_by(|a, b| order(&a.1, &b.1).then_with(|| a.0.cmp(&b.0)));
+    let mut out: Vec<(usize, String, K, JobId)> = Vec::with_capacity(rows.len());
+    for (i, (team, key, job)) in rows.into_iter().enumerate() {
         let rank = match out.last() {
-            Some(prev) if prev.2 == secs => prev.0,
+            Some(prev) if prev.2 == key => prev.0,
             _ => i + 1,
         };
-        out.push((rank, team, secs, job));
+        out.push((rank, team, key, job));
     }
     out
+}
+
+/// What a leaderboard ranks a run by: its score (a ranking by score) and the worker's seconds.
+type RankKey = (Option<f64>, f64);
+
+/// The order of a ranking's keys, best first: (score, seconds) for a ranking by score (higher score, then less
+/// time), or the seconds alone (`score` `None`) as `better` says.
+fn key_order(better: Better) -> impl Fn(&RankKey, &RankKey) -> std::cmp::Ordering {
+    move |a, b| match (a.0, b.0) {
+        (Some(x), Some(y)) => y.total_cmp(&x).then_with(|| a.1.total_cmp(&b.1)),
+        _ if better == Better::Higher => b.1.total_cmp(&a.1),
+        _ => a.1.total_cmp(&b.1),
+    }
 }
 
 /// `GET /v1/rankings/{assignment}?n=N`: each team's best worker-measured time of the ranked command among its
@@ -472,37 +486,50 @@ pub async fn leaderboard(
         )));
     };
     let subs = load(&gateway, &submissions_prefix(&name, None)).await?;
-    let mut teams: BTreeMap<String, Option<(f64, JobId)>> = BTreeMap::new();
+    let by_score = ranking.by == RankBy::Score;
+    let order = key_order(ranking.better);
+    // Each team's best key: (score, seconds) by score, (None, seconds) by time.
+    let mut teams: BTreeMap<String, Option<(RankKey, JobId)>> = BTreeMap::new();
     for (sub, record) in &subs {
         let entry = teams.entry(sub.team.clone()).or_insert(None);
         if sub.late {
             continue;
         }
-        if let Some(secs) = ranked_seconds(&a, record.as_ref()) {
-            let improves = match entry {
-                None => true,
-                Some((best, _)) => match ranking.better {
-                    Better::Lower => secs < *best,
-                    Better::Higher => secs > *best,
-                },
-            };
-            if improves {
-                *entry = Some((secs, sub.job));
+        let Some(secs) = ranked_seconds(&a, record.as_ref()) else {
+            continue;
+        };
+        let key = if by_score {
+            // The score as this caller may see it now: a board by score waits for the scores to be shown.
+            let seen = record
+                .as_ref()
+                .and_then(|r| super::results::shown(&gateway, &caller, r.clone()).results);
+            match seen.and_then(|r| r.total()) {
+                Some(score) => (Some(score), secs),
+                None => continue,
             }
+        } else {
+            (None, secs)
+        };
+        let improves = match entry {
+            None => true,
+            Some((best, _)) => order(&key, best) == std::cmp::Ordering::Less,
+        };
+        if improves {
+            *entry = Some((key, sub.job));
         }
     }
     let unranked = teams.values().filter(|t| t.is_none()).count();
-    let times: Vec<(String, f64, JobId)> = teams
+    let keys: Vec<(String, RankKey, JobId)> = teams
         .into_iter()
-        .filter_map(|(team, best)| best.map(|(s, j)| (team, s, j)))
+        .filter_map(|(team, best)| best.map(|(k, j)| (team, k, j)))
         .collect();
     let own = team_of(&caller);
     let n = query.n.unwrap_or(10).max(1);
-    let rows: Vec<RankRow> = rank(times, ranking.better)
+    let rows: Vec<RankRow> = rank_by(keys, &order)
         .into_iter()
         .enumerate()
         .filter(|(i, (_, team, _, _))| *i < n || *team == own)
-        .map(|(_, (rank, team, seconds, job))| {
+        .map(|(_, (rank, team, (score, seconds), job))| {
             let named = caller.is_staff() || team == own;
             RankRow {
                 rank,
@@ -513,6 +540,7 @@ pub async fn leaderboard(
                     anonymous(&gateway, &name, &team)
                 },
                 seconds,
+                score,
                 job: named.then_some(job),
             }
         })
@@ -521,6 +549,7 @@ pub async fn leaderboard(
         assignment: name,
         command: ranking.command,
         lower_is_better: ranking.better == Better::Lower,
+        by_score,
         rows,
         unranked,
     }))
@@ -539,7 +568,13 @@ mod tests {
             ("b".to_string(), 1.0, job),
             ("d".to_string(), 3.0, job),
         ];
-        let ranked: Vec<(usize, String)> = rank(times.clone(), Better::Lower)
+        let keyed = |times: &[(String, f64, JobId)]| -> Vec<(String, RankKey, JobId)> {
+            times
+                .iter()
+                .map(|(t, s, j)| (t.clone(), (None, *s), *j))
+                .collect()
+        };
+        let ranked: Vec<(usize, String)> = rank_by(keyed(&times), key_order(Better::Lower))
             .into_iter()
             .map(|r| (r.0, r.1))
             .collect();
@@ -552,10 +587,37 @@ mod tests {
                 (4, "d".into())
             ]
         );
-        let ranked: Vec<(usize, String)> = rank(times, Better::Higher)
+        let ranked: Vec<(usize, String)> = rank_by(keyed(&times), key_order(Better::Higher))
             .into_iter()
             .map(|r| (r.0, r.1))
             .collect();
         assert_eq!(ranked[0], (1, "d".into()));
+    }
+
+    #[test]
+    fn by_score_higher_first_and_equal_scores_by_time() {
+        let job = JobId::new();
+        let rows = vec![
+            ("a".to_string(), (Some(8.0), 3.0), job),
+            ("b".to_string(), (Some(10.0), 9.0), job),
+            ("c".to_string(), (Some(8.0), 1.0), job),
+            ("d".to_string(), (Some(8.0), 1.0), job),
+        ];
+        // `better` is about time; a score ranks higher first whatever it says.
+        for better in [Better::Lower, Better::Higher] {
+            let ranked: Vec<(usize, String)> = rank_by(rows.clone(), key_order(better))
+                .into_iter()
+                .map(|r| (r.0, r.1))
+                .collect();
+            assert_eq!(
+                ranked,
+                [
+                    (1, "b".into()),
+                    (2, "c".into()),
+                    (2, "d".into()),
+                    (4, "a".into())
+                ]
+            );
+        }
     }
 }

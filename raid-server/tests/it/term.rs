@@ -303,7 +303,7 @@ async fn the_leaderboard_ranks_by_worker_time_and_hides_other_teams_from_student
     let board = c.client("alice").ranking("m4", 10).await.unwrap();
     assert_eq!(
         (board.command, board.lower_is_better, board.unranked),
-        (2, true, 1)
+        (Some(2), true, 1)
     );
     assert_eq!(board.rows.len(), 2);
     assert_eq!((board.rows[0].rank, board.rows[0].yours), (1, false));
@@ -336,6 +336,84 @@ async fn the_leaderboard_ranks_by_worker_time_and_hides_other_teams_from_student
         again.rows.len(),
         2,
         "a student's own row is shown even past -n"
+    );
+    c.h.drain_and_stop().await;
+}
+
+/// `ranking: { by: score }`: higher scores first, equal scores by the timed command; a run whose scores the viewer
+/// may not see yet is not on that viewer's board (staff see it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leaderboard_may_rank_by_score_with_ties_by_time() {
+    let graded = format!(
+        "rai:\n  image: {}\ncommands:\n  build:\n    - echo setup\n    - sh /src/work.sh\n",
+        rai_testkit::image()
+    );
+    let course = format!(
+        "time_zone: UTC\nassignments:\n  m5:\n    due: {}\n    build_file: m5_build.yml\n    ranking: {{ by: score, command: 2 }}\n",
+        at(Utc::now() + chrono::Duration::hours(1))
+    );
+    let c = Course::start_term(
+        false,
+        Some((&course, &[("m5_build.yml", &graded)])),
+        PEOPLE,
+        |_| {},
+    )
+    .await;
+    let scored = |score: u32, extra: &str, sleep: &str| {
+        format!(
+            "{sleep}printf '{{\"score\": {score}, \"max_score\": 10{extra}}}' > /build/results.json\n"
+        )
+    };
+    // Team a scores 8 slowly; tom (a team of one) 10; carol 8 quickly, with scores not shown to students yet.
+    let runs = [
+        ("alice", scored(8, "", "sleep 1\n")),
+        ("tom", scored(10, "", "")),
+        (
+            "carol",
+            scored(8, ", \"visibility\": \"after_published\"", ""),
+        ),
+    ];
+    let mut jobs = Vec::new();
+    for (who, work) in &runs {
+        let accepted = c
+            .submit_for(who, "m5", &["x"], &[("work.sh", work.as_str())])
+            .await
+            .unwrap();
+        jobs.push(accepted.job);
+    }
+    for job in &jobs {
+        c.h.events(*job, LIMIT).await;
+    }
+    let staff = c.client("tom").ranking("m5", 10).await.unwrap();
+    assert!(staff.by_score, "{staff:?}");
+    let rows: Vec<(usize, &str, Option<f64>)> = staff
+        .rows
+        .iter()
+        .map(|r| (r.rank, r.team.as_str(), r.score))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (1, "tom", Some(10.0)),
+            (2, "c", Some(8.0)),
+            (3, "a", Some(8.0))
+        ],
+        "{staff:?}"
+    );
+    let board = c.client("alice").ranking("m5", 10).await.unwrap();
+    let rows: Vec<(usize, bool, Option<f64>)> = board
+        .rows
+        .iter()
+        .map(|r| (r.rank, r.yours, r.score))
+        .collect();
+    assert_eq!(
+        rows,
+        [(1, false, Some(10.0)), (2, true, Some(8.0))],
+        "{board:?}"
+    );
+    assert_eq!(
+        board.unranked, 1,
+        "carol's scores are not alice's to see yet"
     );
     c.h.drain_and_stop().await;
 }
