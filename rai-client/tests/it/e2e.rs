@@ -771,8 +771,9 @@ async fn scores_from_results_json_are_shown_as_the_course_lets_each_viewer_see_t
         Kind::Local,
         Options {
             gateway_extra: extra,
-            users: 2,
+            users: 3,
             staff: &[1],
+            teams: &["a", "a", "b"],
             ..Options::default()
         },
     )
@@ -819,6 +820,15 @@ async fn scores_from_results_json_are_shown_as_the_course_lets_each_viewer_see_t
         staff.contains("correct") && staff.contains("secret-input") && staff.contains("speedup"),
         "{staff}"
     );
+    // A student of another team is refused, as if the job did not exist, and sees nothing of it.
+    let out = s.rai(2, &["results", &id]).await;
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no job {id} of yours")),
+        "{stderr}"
+    );
+    assert!(!text(&out.stdout).contains("correct"));
     // The total in the team's list and in the grade export.
     let submitted = text(&s.rai(0, &["submitted", "m1"]).await.stdout);
     assert!(
