@@ -47,7 +47,7 @@ pub async fn run(
             if row.yours { "-->" } else { "" },
             row.rank,
             visible(&row.team),
-            row.score.map_or("-".to_string(), |s| format!("{s}")),
+            super::results::fraction(row.score, None, ""),
             row.seconds
         );
     }

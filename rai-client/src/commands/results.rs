@@ -52,7 +52,8 @@ pub async fn run(global: &GlobalArgs, id: Option<&str>, json: bool) -> anyhow::R
     Ok(exit::OK)
 }
 
-fn number(x: f64) -> String {
+/// A score as people write it: `7`, `3.5` (no trailing `.0`); also for spreadsheets (`rai submissions --csv`).
+pub fn number(x: f64) -> String {
     if x.fract() == 0.0 {
         format!("{x:.0}")
     } else {
@@ -60,15 +61,22 @@ fn number(x: f64) -> String {
     }
 }
 
+/// `score` out of `max` (`7 / 10`, or `7` without a maximum; `-` without a score).
+pub fn fraction(score: Option<f64>, max: Option<f64>, between: &str) -> String {
+    match (score, max) {
+        (Some(s), Some(m)) => format!("{}{between}{}", number(s), number(m)),
+        (Some(s), None) => number(s),
+        (None, _) => "-".into(),
+    }
+}
+
 /// The scores as a table: the total, then one line per test the user may see.
 pub fn render(results: &Results) -> String {
     let mut out = String::new();
-    let score = match (results.total(), results.max_total()) {
-        (Some(s), Some(m)) => format!("{} / {}", number(s), number(m)),
-        (Some(s), None) => number(s),
-        (None, _) => "-".into(),
-    };
-    out.push_str(&format!("score: {score}\n"));
+    out.push_str(&format!(
+        "score: {}\n",
+        fraction(results.total(), results.max_total(), " / ")
+    ));
     if let Some(text) = results.output.as_deref().filter(|t| !t.is_empty()) {
         out.push_str(&format!("{}\n", crate::terminal::visible(text)));
     }
@@ -81,11 +89,7 @@ pub fn render(results: &Results) -> String {
         .max(4);
     for t in &results.tests {
         let name = crate::terminal::visible(t.name.as_deref().unwrap_or("(unnamed)"));
-        let score = match (t.score, t.max_score) {
-            (Some(s), Some(m)) => format!("{} / {}", number(s), number(m)),
-            (Some(s), None) => number(s),
-            (None, _) => "-".into(),
-        };
+        let score = fraction(t.score, t.max_score, " / ");
         let status = match t.status {
             Some(TestStatus::Passed) => "passed",
             Some(TestStatus::Failed) => "failed",

@@ -22,15 +22,6 @@ pub const CSV_COLUMNS: [&str; 10] = [
     "counts",
 ];
 
-/// A score as a spreadsheet reads it: no trailing `.0`.
-fn score(x: f64) -> String {
-    if x.fract() == 0.0 {
-        format!("{x:.0}")
-    } else {
-        format!("{x}")
-    }
-}
-
 /// One CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180); a leading `=`, `+`, `-` or `@`
 /// is prefixed with `'` so a spreadsheet never runs a team name as a formula.
 fn field(text: &str) -> String {
@@ -57,8 +48,8 @@ pub fn csv_row(s: &Submission) -> String {
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         r.late.to_string(),
         s.status.map_or("queued", |st| st.as_str()).to_string(),
-        s.score.map(score).unwrap_or_default(),
-        s.max_score.map(score).unwrap_or_default(),
+        s.score.map(super::results::number).unwrap_or_default(),
+        s.max_score.map(super::results::number).unwrap_or_default(),
         s.ranked_seconds
             .map(|t| format!("{t:.3}"))
             .unwrap_or_default(),
@@ -88,11 +79,7 @@ pub fn row(s: &Submission) -> String {
         r.accepted_at.format("%Y-%m-%d %H:%M:%S"),
         if r.late { "late" } else { "on time" },
         s.status.map_or("queued", |st| st.as_str()),
-        match (s.score, s.max_score) {
-            (Some(x), Some(m)) => format!("{}/{}", score(x), score(m)),
-            (Some(x), None) => score(x),
-            _ => "-".into(),
-        },
+        super::results::fraction(s.score, s.max_score, "/"),
         s.ranked_seconds
             .map(|t| format!("{t:.3}s"))
             .unwrap_or_else(|| "-".into()),

@@ -11,33 +11,41 @@ use axum::Json;
 use axum::extract::{Path, State};
 use chrono::Utc;
 use rai_common::api::JobResults;
+use rai_common::course::Assignment;
 use rai_common::objects::record_key;
 use rai_common::record::JobRecord;
-use rai_common::results::Viewing;
+use rai_common::results::{Results, Viewing};
 
 use super::access::{Access, authorize, job_id};
 use super::auth::Caller;
 use super::{ApiError, Gateway};
 
+/// The course file's assignment a graded job was for, if the course still has it.
+fn assignment_of(gateway: &Gateway, record: &JobRecord) -> Option<Assignment> {
+    let name = record.assignment.as_deref()?;
+    let course = gateway.course.as_ref()?.current();
+    course.assignment(name).ok().cloned()
+}
+
 /// How `caller` views results of a job of `assignment` now.
-fn viewing(gateway: &Gateway, caller: &Caller, assignment: Option<&str>) -> Viewing {
-    let assignment = assignment.and_then(|name| {
-        let course = gateway.course.as_ref()?.current();
-        course.assignment(name).ok().cloned()
-    });
+fn viewing(caller: &Caller, assignment: Option<&Assignment>) -> Viewing {
     Viewing {
         staff: caller.is_staff(),
         now: Utc::now(),
-        due: assignment.as_ref().map(|a| a.due),
+        due: assignment.map(|a| a.due),
         published: assignment.and_then(|a| a.results_publish),
     }
 }
 
+/// The part of `record`'s scores `caller` may see now (`None`: none kept, or none to see yet).
+pub fn seen(gateway: &Gateway, caller: &Caller, record: &JobRecord) -> Option<Results> {
+    let results = record.results.as_ref()?;
+    results.seen_by(&viewing(caller, assignment_of(gateway, record).as_ref()))
+}
+
 /// `record` with its scores cut to what `caller` may see now.
 pub fn shown(gateway: &Gateway, caller: &Caller, mut record: JobRecord) -> JobRecord {
-    if let Some(results) = record.results.take() {
-        record.results = results.seen_by(&viewing(gateway, caller, record.assignment.as_deref()));
-    }
+    record.results = seen(gateway, caller, &record);
     record
 }
 
@@ -61,7 +69,8 @@ pub async fn get(
         })?;
     let record: JobRecord = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::unavailable("read the job's record", e))?;
-    let view = viewing(&gateway, &caller, record.assignment.as_deref());
+    let assignment = assignment_of(&gateway, &record);
+    let view = viewing(&caller, assignment.as_ref());
     let (results, note) = match &record.results {
         None => (
             None,
@@ -69,7 +78,7 @@ pub async fn get(
         ),
         Some(all) => match all.seen_by(&view) {
             Some(seen) => (Some(seen), None),
-            None => (None, Some(not_yet(&gateway, &record, all))),
+            None => (None, Some(not_yet(assignment.as_ref(), all))),
         },
     };
     Ok(Json(JobResults {
@@ -81,12 +90,8 @@ pub async fn get(
 }
 
 /// Why a student cannot see the scores yet, and when they can.
-fn not_yet(gateway: &Gateway, record: &JobRecord, all: &rai_common::results::Results) -> String {
+fn not_yet(assignment: Option<&Assignment>, all: &Results) -> String {
     use rai_common::results::Visibility;
-    let assignment = record.assignment.as_deref().and_then(|name| {
-        let course = gateway.course.as_ref()?.current();
-        course.assignment(name).ok().cloned()
-    });
     match (all.visibility, assignment) {
         (Some(Visibility::AfterDueDate), Some(a)) => {
             format!(

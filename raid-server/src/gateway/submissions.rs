@@ -412,7 +412,7 @@ pub async fn list(
                 // The total as this caller may see it now (a student's whole results may not be shown yet).
                 let seen = job
                     .as_ref()
-                    .and_then(|j| super::results::shown(&gateway, &caller, j.clone()).results);
+                    .and_then(|j| super::results::seen(&gateway, &caller, j));
                 Submission {
                     status: job.as_ref().map(|j| j.status),
                     ranked_seconds: ranked_seconds(a, job.as_ref()),
@@ -502,7 +502,7 @@ pub async fn leaderboard(
             // The score as this caller may see it now: a board by score waits for the scores to be shown.
             let seen = record
                 .as_ref()
-                .and_then(|r| super::results::shown(&gateway, &caller, r.clone()).results);
+                .and_then(|r| super::results::seen(&gateway, &caller, r));
             match seen.and_then(|r| r.total()) {
                 Some(score) => (Some(score), secs),
                 None => continue,

@@ -142,6 +142,13 @@ fn the_queues_are_fifo_with_the_names_the_code_derives() {
     assert_eq!(redrive["maxReceiveCount"]["Ref"], "MaxDeliveries");
 }
 
+/// A launch template's boot script (user data) as the template writes it, before CloudFormation fills it in.
+fn boot_script<'t>(t: &'t Value, launch_template: &str) -> &'t str {
+    t["Resources"][launch_template]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
+        .as_str()
+        .unwrap()
+}
+
 fn resources_of_type<'t>(t: &'t Value, kind: &str) -> Vec<(&'t String, &'t Value)> {
     t["Resources"]
         .as_object()
@@ -291,9 +298,7 @@ fn redis_is_tls_only_encrypted_at_rest_with_the_acl_users_of_deploy_redis() {
     );
     // The boot scripts connect over TLS.
     for lt in ["GatewayLaunchTemplate", "WorkerLaunchTemplate"] {
-        let script = t["Resources"][lt]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
-            .as_str()
-            .unwrap();
+        let script = boot_script(&t, lt);
         assert!(script.contains("RAI_EVENTS_REDIS_URL=rediss://"), "{lt}");
         assert!(!script.contains("redis://"), "{lt}: plain Redis");
     }
@@ -359,10 +364,7 @@ fn workers_scale_on_jobs_waiting_per_slot_and_drain_before_scale_in() {
             .contains(&serde_json::json!("GroupInServiceInstances"))
     );
     // The boot script names the hook and the group to raid (raid.fleet).
-    let boot = t["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
-        ["Fn::Base64"]["Fn::Sub"]
-        .as_str()
-        .unwrap();
+    let boot = boot_script(&t, "WorkerLaunchTemplate");
     assert!(
         boot.contains("RAI_RAID_FLEET_GROUP=${Course}-workers"),
         "{boot}"
@@ -466,9 +468,7 @@ fn the_cluster_stack_creates_on_moto() {
 fn the_boot_scripts_name_only_what_the_template_has_and_parse_as_bash() {
     let t = template();
     for lt in ["GatewayLaunchTemplate", "WorkerLaunchTemplate"] {
-        let script = t["Resources"][lt]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
-            .as_str()
-            .unwrap();
+        let script = boot_script(&t, lt);
         let mut filled = String::new();
         let mut rest = script;
         while let Some(start) = rest.find("${") {
