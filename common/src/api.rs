@@ -152,6 +152,49 @@ pub struct HistoryQuery {
 /// `/v1/submissions`: graded submissions.
 pub const SUBMISSIONS: &str = "/v1/submissions";
 
+/// `/v1/extensions/{assignment}`: an assignment's extensions (staff). Assignment names are letters, digits and
+/// `-_.` (the course file checks), so the name needs no escaping.
+pub fn extensions_path(assignment: &str) -> String {
+    format!("/v1/extensions/{assignment}")
+}
+
+/// An assignment's deadline as one student (or team) has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentDeadline {
+    pub assignment: String,
+    #[serde(flatten)]
+    pub deadline: crate::course::Deadline,
+    /// The deadline as a sentence in the course's time zone ("due 2026-12-12 23:59 CST, late until ...").
+    pub text: String,
+}
+
+/// Who an extension was granted to, as the registry knows the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grantee {
+    User,
+    Team,
+    /// Neither a user nor a team in the registry: a typo, or someone not enrolled yet.
+    Unknown,
+}
+
+/// One extension of an assignment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    pub name: String,
+    pub grantee: Grantee,
+    #[serde(flatten)]
+    pub deadline: AssignmentDeadline,
+}
+
+/// The answer to `GET /v1/extensions/{assignment}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extensions {
+    /// The assignment's own times.
+    pub course: AssignmentDeadline,
+    pub extensions: Vec<Extension>,
+}
+
 /// `/v1/workers`: the workers' heartbeats (staff).
 pub const WORKERS: &str = "/v1/workers";
 
@@ -219,6 +262,9 @@ pub struct SubmissionsQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Submissions {
     pub submissions: Vec<Submission>,
+    /// Each listed assignment's deadline as the caller has it (a student's own extension included).
+    #[serde(default)]
+    pub deadlines: Vec<AssignmentDeadline>,
 }
 
 /// One row of a leaderboard.

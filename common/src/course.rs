@@ -19,6 +19,10 @@
 //!     queue: rai_amd64_ece408
 //!     counts: latest_on_time         # or latest
 //!     ranking: { command: 3, better: lower }
+//! extensions:                          # per assignment, per user or team (a user's own comes first)
+//!   m1:
+//!     jdoe: 48h                          # due and late_until both move
+//!     team-7: { due: 2026-12-14 23:59 }  # late_until moves as far as due did, unless given
 //! ```
 
 use std::collections::BTreeMap;
@@ -47,6 +51,55 @@ struct CourseText {
     keep_submissions_until: Option<String>,
     #[serde(default)]
     assignments: BTreeMap<String, AssignmentText>,
+    #[serde(default)]
+    extensions: BTreeMap<String, BTreeMap<String, ExtensionText>>,
+}
+
+/// One extension as written: a duration added to the assignment's times, or a new due time (and late window).
+#[derive(Debug, Clone)]
+enum ExtensionText {
+    Longer(crate::units::Span),
+    Until {
+        due: String,
+        late_until: Option<String>,
+    },
+}
+
+impl<'de> Deserialize<'de> for ExtensionText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        const KEYS: &[&str] = &["due", "late_until"];
+        impl<'de> serde::de::Visitor<'de> for Text {
+            type Value = ExtensionText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration like 48h, or { due: 2026-12-14 23:59, late_until: ... }")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<ExtensionText, E> {
+                Err(E::custom(format!(
+                    "{n} has no unit; write the extension like {n}h or {n}d, or give a due time"
+                )))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ExtensionText, E> {
+                text.parse().map(ExtensionText::Longer).map_err(E::custom)
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<ExtensionText, M::Error> {
+                let (mut due, mut late_until) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "due" => due = Some(map.next_value::<String>()?),
+                        "late_until" => late_until = Some(map.next_value::<String>()?),
+                        other => return Err(serde::de::Error::unknown_field(other, KEYS)),
+                    }
+                }
+                let due = due.ok_or_else(|| serde::de::Error::missing_field("due"))?;
+                Ok(ExtensionText::Until { due, late_until })
+            }
+        }
+        d.deserialize_any(Text)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,6 +200,18 @@ pub struct Assignment {
     pub results_required: bool,
     /// When students may see the tests marked `after_published`.
     pub results_publish: Option<DateTime<Utc>>,
+    /// Deadlines moved for one user or team, by their name (the course file's `extensions:`).
+    pub extensions: BTreeMap<String, Deadline>,
+}
+
+/// When one student's submissions are due: the assignment's times, or an extension's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadline {
+    pub due: DateTime<Utc>,
+    pub late_until: Option<DateTime<Utc>>,
+    /// The user or team the extension was granted to; `None` for the assignment's own times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_for: Option<String>,
 }
 
 /// Whether a submission made now is on time.
@@ -165,28 +230,132 @@ impl Assignment {
             .to_string()
     }
 
-    /// Judges a submission accepted `at` (the gateway's clock): on time, late, or refused with the reason.
-    pub fn judge(&self, at: DateTime<Utc>) -> Result<Timeliness, String> {
-        if at <= self.due {
+    /// The assignment's own times, for everyone without an extension.
+    pub fn course_deadline(&self) -> Deadline {
+        Deadline {
+            due: self.due,
+            late_until: self.late_until,
+            extended_for: None,
+        }
+    }
+
+    /// The deadline of `user` of `team` (a team of one: the user's name): the user's own extension, else the
+    /// team's, else the assignment's times.
+    pub fn deadline(&self, user: &str, team: &str) -> Deadline {
+        self.extensions
+            .get(user)
+            .or_else(|| self.extensions.get(team))
+            .cloned()
+            .unwrap_or_else(|| self.course_deadline())
+    }
+
+    /// A deadline's times as the course says them: "due 2026-12-12 23:59 CST, late until ...".
+    pub fn describe(&self, d: &Deadline) -> String {
+        match d.late_until {
+            Some(until) => format!(
+                "due {}, late until {}",
+                self.local(d.due),
+                self.local(until)
+            ),
+            None => format!("due {}, no late submissions", self.local(d.due)),
+        }
+    }
+
+    /// Judges a submission accepted `at` (the gateway's clock) against `deadline`: on time, late, or refused with
+    /// the reason.
+    pub fn judge(&self, deadline: &Deadline, at: DateTime<Utc>) -> Result<Timeliness, String> {
+        if at <= deadline.due {
             return Ok(Timeliness::OnTime);
         }
-        match self.late_until {
+        let yours = match &deadline.extended_for {
+            Some(who) => format!(
+                " (an extension for {who}; the course's due time was {})",
+                self.local(self.due)
+            ),
+            None => String::new(),
+        };
+        match deadline.late_until {
             Some(until) if at <= until => Ok(Timeliness::Late),
             Some(until) => Err(format!(
-                "{} was due {}; late submissions closed {} (it is {} now)",
+                "{} was due {}{yours}; late submissions closed {} (it is {} now)",
                 self.name,
-                self.local(self.due),
+                self.local(deadline.due),
                 self.local(until),
                 self.local(at)
             )),
             None => Err(format!(
-                "{} was due {} and this course does not accept late submissions (it is {} now)",
+                "{} was due {}{yours} and this course does not accept late submissions (it is {} now)",
                 self.name,
-                self.local(self.due),
+                self.local(deadline.due),
                 self.local(at)
             )),
         }
     }
+}
+
+/// Resolves the extensions of one assignment `a` (`path`: `extensions.m1`) into deadlines.
+fn extensions(
+    a: &Assignment,
+    texts: &BTreeMap<String, ExtensionText>,
+    node: &yaml::Node,
+    path: &str,
+) -> Result<BTreeMap<String, Deadline>, YamlError> {
+    let mut out = BTreeMap::new();
+    for (who, text) in texts {
+        let node = node.get(who).unwrap_or(node);
+        let path = format!("{path}.{who}");
+        let at = |key: &str| node.get(key).unwrap_or(node);
+        let (due, late_until) = match text {
+            ExtensionText::Longer(span) => {
+                let by = chrono::Duration::from_std(span.as_duration())
+                    .map_err(|_| located(node, &path, format!("{span} is too long")))?;
+                (a.due + by, a.late_until.map(|t| t + by))
+            }
+            ExtensionText::Until { due, late_until } => {
+                let due = parse_local(due, a.time_zone)
+                    .map_err(|m| located(at("due"), &format!("{path}.due"), m))?;
+                let late_until = match late_until {
+                    Some(t) => Some(parse_local(t, a.time_zone).map_err(|m| {
+                        located(at("late_until"), &format!("{path}.late_until"), m)
+                    })?),
+                    None => a.late_until.map(|t| t + (due - a.due)),
+                };
+                (due, late_until)
+            }
+        };
+        if due < a.due {
+            return Err(located(
+                at("due"),
+                &path,
+                format!(
+                    "{} is before {}'s own due time {}; an extension gives more time",
+                    a.local(due),
+                    a.name,
+                    a.local(a.due)
+                ),
+            ));
+        }
+        if let Some(until) = late_until.filter(|u| *u < due) {
+            return Err(located(
+                at("late_until"),
+                &path,
+                format!(
+                    "{} is before the extension's due time {}",
+                    a.local(until),
+                    a.local(due)
+                ),
+            ));
+        }
+        out.insert(
+            who.clone(),
+            Deadline {
+                due,
+                late_until,
+                extended_for: Some(who.clone()),
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// A course: its assignments by name.
@@ -390,8 +559,27 @@ impl Course {
                     ranking: a.ranking,
                     results_required: results.required,
                     results_publish,
+                    extensions: BTreeMap::new(),
                 },
             );
+        }
+        for (name, texts) in &file.extensions {
+            let node = root.at_path(&["extensions", name]).unwrap_or(&root);
+            let path = format!("extensions.{name}");
+            let Some(a) = assignments.get_mut(name) else {
+                let names: Vec<&str> = assignments.keys().map(String::as_str).collect();
+                return Err(fail(located(
+                    root.get("extensions")
+                        .and_then(|e| e.key_node(name))
+                        .unwrap_or(node),
+                    &path,
+                    format!(
+                        "there is no assignment \"{name}\" to extend; the assignments are: {}",
+                        names.join(", ")
+                    ),
+                )));
+            };
+            a.extensions = extensions(a, texts, node, &path).map_err(fail)?;
         }
         Ok(Course {
             name: file.course,
@@ -446,19 +634,23 @@ mod tests {
         // 23:59 CST is 05:59 UTC the next day.
         assert_eq!(m1.due, utc("2026-12-11T05:59:00Z"));
         assert_eq!(m1.local(m1.due), "2026-12-10 23:59 CST");
+        let d = m1.course_deadline();
         assert_eq!(
-            m1.judge(utc("2026-12-11T05:59:00Z")),
+            m1.judge(&d, utc("2026-12-11T05:59:00Z")),
             Ok(Timeliness::OnTime)
         );
-        assert_eq!(m1.judge(utc("2026-12-11T06:00:00Z")), Ok(Timeliness::Late));
-        let e = m1.judge(utc("2026-12-13T06:00:00Z")).unwrap_err();
+        assert_eq!(
+            m1.judge(&d, utc("2026-12-11T06:00:00Z")),
+            Ok(Timeliness::Late)
+        );
+        let e = m1.judge(&d, utc("2026-12-13T06:00:00Z")).unwrap_err();
         assert_eq!(
             e,
             "m1 was due 2026-12-10 23:59 CST; late submissions closed 2026-12-12 23:59 CST (it is 2026-12-13 00:00 CST now)"
         );
         let m2 = course.assignment("m2").unwrap();
         assert!(
-            m2.judge(m2.due + chrono::Duration::seconds(1))
+            m2.judge(&m2.course_deadline(), m2.due + chrono::Duration::seconds(1))
                 .unwrap_err()
                 .contains("does not accept late")
         );
@@ -496,6 +688,83 @@ mod tests {
         ];
         for (text, expected) in cases {
             let e = Course::parse(&text, "course.yml", Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expected), "expected {expected}\n     got {e}");
+        }
+    }
+
+    #[test]
+    fn extensions_move_one_users_or_one_teams_deadline() {
+        let text = format!(
+            "{}extensions:\n  m1:\n    jdoe: 48h\n    team-7: {{ due: 2026-12-14 23:59 }}\n    asmith: {{ due: 2026-12-11 12:00, late_until: 2026-12-11 18:00 }}\n",
+            COURSE.replace("02:30", "03:30")
+        );
+        let course = Course::parse(&text, "course.yml", Path::new(".")).unwrap();
+        let m1 = course.assignment("m1").unwrap();
+        // A duration moves both times.
+        let jdoe = m1.deadline("jdoe", "team-7");
+        assert_eq!(m1.local(jdoe.due), "2026-12-12 23:59 CST");
+        assert_eq!(m1.local(jdoe.late_until.unwrap()), "2026-12-14 23:59 CST");
+        assert_eq!(jdoe.extended_for.as_deref(), Some("jdoe"));
+        // A team's extension holds for every member without their own; the late window moves as far as due did.
+        let mate = m1.deadline("bob", "team-7");
+        assert_eq!(mate.extended_for.as_deref(), Some("team-7"));
+        assert_eq!(m1.local(mate.late_until.unwrap()), "2026-12-16 23:59 CST");
+        let asmith = m1.deadline("asmith", "asmith");
+        assert_eq!(m1.local(asmith.late_until.unwrap()), "2026-12-11 18:00 CST");
+        // Everyone else keeps the course's times.
+        assert_eq!(m1.deadline("carol", "team-1"), m1.course_deadline());
+        assert_eq!(
+            m1.judge(&jdoe, utc("2026-12-12T12:00:00Z")),
+            Ok(Timeliness::OnTime)
+        );
+        assert_eq!(
+            m1.judge(&m1.course_deadline(), utc("2026-12-12T12:00:00Z")),
+            Ok(Timeliness::Late)
+        );
+        assert_eq!(
+            m1.judge(&asmith, utc("2026-12-12T12:00:00Z")).unwrap_err(),
+            "m1 was due 2026-12-11 12:00 CST (an extension for asmith; the course's due time was 2026-12-10 23:59 CST); late submissions closed 2026-12-11 18:00 CST (it is 2026-12-12 06:00 CST now)"
+        );
+        assert_eq!(
+            m1.describe(&jdoe),
+            "due 2026-12-12 23:59 CST, late until 2026-12-14 23:59 CST"
+        );
+        let cases = [
+            (
+                "jdoe: 48h",
+                "jdoe: 48",
+                "extensions.m1.jdoe: 48 has no unit",
+            ),
+            (
+                "jdoe: 48h",
+                "jdoe: 2 days please",
+                "extensions.m1.jdoe: \"2 days please\" is not a duration",
+            ),
+            (
+                "{ due: 2026-12-14 23:59 }",
+                "{ due: 2026-12-01 23:59 }",
+                "extensions.m1.team-7: 2026-12-01 23:59 CST is before m1's own due time",
+            ),
+            (
+                "{ due: 2026-12-14 23:59 }",
+                "{ deu: 2026-12-14 23:59 }",
+                "extensions.m1.team-7: unknown key \"deu\" (did you mean \"due\"?)",
+            ),
+            (
+                "  m1:\n    jdoe",
+                "  m9:\n    jdoe",
+                "no assignment \"m9\" to extend; the assignments are: m1, m2",
+            ),
+            (
+                "late_until: 2026-12-11 18:00",
+                "late_until: 2026-12-11 11:00",
+                "2026-12-11 11:00 CST is before the extension's due time",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let e = Course::parse(&text.replace(from, to), "course.yml", Path::new("."))
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(expected), "expected {expected}\n     got {e}");

@@ -147,6 +147,13 @@ pub enum Command {
         #[arg(long)]
         every: bool,
     },
+    /// Staff: an assignment's extensions (the course file's `extensions:`), whom each is for and the deadline it
+    /// gives.
+    Extensions {
+        assignment: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Download a job's /build folder.
     Download {
         id: String,

@@ -75,6 +75,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             csv,
             every,
         }) => commands::submissions::run(g, &assignment, csv, every).await,
+        Some(Command::Extensions { assignment, json }) => {
+            commands::extensions::run(g, &assignment, json).await
+        }
         Some(Command::Download { id, output, force }) => {
             commands::download::run(g, &id, output, force).await
         }

@@ -345,7 +345,7 @@ impl Client {
         &self,
         assignment: Option<&str>,
         team: Option<&str>,
-    ) -> Result<Vec<api::Submission>, ClientError> {
+    ) -> Result<api::Submissions, ClientError> {
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let mut query = Vec::new();
         if let Some(a) = assignment {
@@ -358,8 +358,13 @@ impl Client {
         if !query.is_empty() {
             path = format!("{path}?{}", query.join("&"));
         }
-        let list: api::Submissions = self.call(Method::GET, &path, None).await?;
-        Ok(list.submissions)
+        self.call(Method::GET, &path, None).await
+    }
+
+    /// An assignment's extensions (staff).
+    pub async fn extensions(&self, assignment: &str) -> Result<api::Extensions, ClientError> {
+        self.call(Method::GET, &api::extensions_path(assignment), None)
+            .await
     }
 
     /// Every worker's last heartbeat (staff).

@@ -4,6 +4,7 @@ pub mod cancel;
 pub mod completions;
 pub mod dashboard;
 pub mod download;
+pub mod extensions;
 pub mod history;
 pub mod init;
 pub mod logs;

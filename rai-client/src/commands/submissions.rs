@@ -95,7 +95,11 @@ pub async fn run(
     every: bool,
 ) -> anyhow::Result<u8> {
     let session = context::session(global)?;
-    let mut rows = session.client.submissions(Some(assignment), None).await?;
+    let mut rows = session
+        .client
+        .submissions(Some(assignment), None)
+        .await?
+        .submissions;
     if !every {
         rows.retain(|s| s.counts);
     }

@@ -1,4 +1,5 @@
-//! `rai submitted [NAME]`: the team's graded submissions, newest first, and which one counts.
+//! `rai submitted [NAME]`: the team's graded submissions, newest first, which one counts, and each assignment's
+//! deadline as the student has it (their own extension, or their team's, included).
 
 use crate::cli::GlobalArgs;
 use crate::context;
@@ -7,12 +8,23 @@ use crate::terminal::visible;
 
 pub async fn run(global: &GlobalArgs, assignment: Option<&str>, json: bool) -> anyhow::Result<u8> {
     let session = context::session(global)?;
-    let submissions = session.client.submissions(assignment, None).await?;
+    let answer = session.client.submissions(assignment, None).await?;
+    let submissions = answer.submissions;
     if json {
         for s in &submissions {
             println!("{}", serde_json::to_string(s)?);
         }
         return Ok(exit::OK);
+    }
+    for d in &answer.deadlines {
+        let whose = match &d.deadline.extended_for {
+            Some(who) => format!(" (extended for {})", visible(who)),
+            None => String::new(),
+        };
+        println!("{}: {}{whose}", visible(&d.assignment), visible(&d.text));
+    }
+    if !answer.deadlines.is_empty() {
+        println!();
     }
     if submissions.is_empty() {
         println!(

@@ -108,7 +108,9 @@ pub async fn submit(
     let judged_and_queued = async {
         // A graded submission is judged against the course file: its deadline, its files, its queue and its build.
         let judged = match &request.assignment {
-            Some(name) => Some(super::submissions::judge(&gateway, &request, name, now).await?),
+            Some(name) => {
+                Some(super::submissions::judge(&gateway, &caller, &request, name, now).await?)
+            }
             None => None,
         };
         let queue_name = judged

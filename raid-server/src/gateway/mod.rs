@@ -4,8 +4,10 @@
 //! checks it against the account registry, then does on their behalf what the 2025 client did with the course's
 //! shared credentials: it binds a new job id to its owner and takes its upload ([`uploads`]), verifies, attests and
 //! queues the signed job with the server's clock ([`jobs`]), streams a job's events as Server-Sent Events
-//! ([`events`]), and hands out a job's `/build` ([`artifact`]) and its scores as the caller may see them ([`results`]). Every read, write and cancel goes through
-//! [`access`], which says who may touch which job. Workers run only jobs a trusted gateway attested. Staff also get
+//! ([`events`]), and hands out a job's `/build` ([`artifact`]) and its scores as the caller may see them
+//! ([`results`]); graded submissions are judged against the course file's deadlines and extensions
+//! ([`submissions`], [`extensions`]). Every read, write and cancel goes through [`access`], which says who may touch
+//! which job. Workers run only jobs a trusted gateway attested. Staff also get
 //! a dashboard at `/ui` ([`ui`]) and everyone's metrics at `/metrics`.
 //!
 //! The gateway runs as `raid gateway`, or inside a worker process when the worker's config sets `gateway.listen`
@@ -17,6 +19,7 @@ mod artifact;
 mod auth;
 mod error;
 mod events;
+mod extensions;
 mod jobs;
 mod per_user;
 mod quotas;
@@ -214,6 +217,7 @@ impl Gateway {
             .route(api::WHOAMI, get(jobs::whoami))
             .route(api::SUBMISSIONS, get(submissions::list))
             .route("/v1/rankings/{assignment}", get(submissions::leaderboard))
+            .route("/v1/extensions/{assignment}", get(extensions::list))
             .route(api::WORKERS, get(workers::list))
             .merge(ui::routes())
             .route("/metrics", get(metrics))

@@ -32,7 +32,11 @@ fn viewing(caller: &Caller, assignment: Option<&Assignment>) -> Viewing {
     Viewing {
         staff: caller.is_staff(),
         now: Utc::now(),
-        due: assignment.map(|a| a.due),
+        // A student's tests shown after the due time wait for their own (extended) due time.
+        due: assignment.map(|a| {
+            a.deadline(&caller.user, &super::submissions::team_of(caller))
+                .due
+        }),
         published: assignment.and_then(|a| a.results_publish),
     }
 }

@@ -33,7 +33,7 @@ pub(super) struct Judged {
 }
 
 /// A team's name in the store: a student without a team is a team of one.
-fn team_of(caller: &Caller) -> String {
+pub(super) fn team_of(caller: &Caller) -> String {
     if caller.team.is_empty() {
         caller.user.clone()
     } else {
@@ -60,12 +60,14 @@ fn assignment(gateway: &Gateway, name: &str) -> Result<Assignment, ApiError> {
 /// policy.
 pub(super) async fn judge(
     gateway: &Gateway,
+    caller: &Caller,
     request: &JobRequest,
     name: &str,
     now: DateTime<Utc>,
 ) -> Result<Judged, ApiError> {
     let a = assignment(gateway, name)?;
-    let late = match a.judge(now) {
+    let deadline = a.deadline(&caller.user, &team_of(caller));
+    let late = match a.judge(&deadline, now) {
         Ok(Timeliness::OnTime) => false,
         Ok(Timeliness::Late) => true,
         Err(why) => return Err(ApiError::new(StatusCode::FORBIDDEN, why)),
@@ -402,8 +404,16 @@ pub async fn list(
         None => course.assignments.keys().cloned().collect(),
     };
     let mut all = Vec::new();
+    let mut deadlines = Vec::new();
     for name in names {
         let a = &course.assignments[&name];
+        // A student's own deadline (their extension, or their team's); for staff, the listed team's or the course's.
+        let deadline = match (&team, caller.is_staff()) {
+            (Some(t), false) => a.deadline(&caller.user, t),
+            (Some(t), true) => a.deadline(t, t),
+            (None, _) => a.course_deadline(),
+        };
+        deadlines.push(super::extensions::shown(a, deadline));
         let prefix = submissions_prefix(&name, team.as_deref());
         let mut subs: Vec<Submission> = load(&gateway, &prefix)
             .await?
@@ -427,7 +437,10 @@ pub async fn list(
         all.extend(subs);
     }
     all.sort_by_key(|s| std::cmp::Reverse(s.record.accepted_at));
-    Ok(Json(Submissions { submissions: all }))
+    Ok(Json(Submissions {
+        submissions: all,
+        deadlines,
+    }))
 }
 
 /// A team's name as other students see it on a leaderboard: stable for the assignment, unguessable without the

@@ -77,7 +77,12 @@ async fn submissions_around_a_due_time_are_on_time_late_or_refused() {
         assert_eq!(end(&c.h.events(job, LIMIT).await).0, "succeeded");
     }
     // alice and bob are team a: either sees both, the on-time one counting; carol (team c) sees none of them.
-    let subs = c.client("bob").submissions(Some("m1"), None).await.unwrap();
+    let subs = c
+        .client("bob")
+        .submissions(Some("m1"), None)
+        .await
+        .unwrap()
+        .submissions;
     assert_eq!(subs.len(), 2, "{subs:?}");
     assert_eq!(
         (subs[0].record.job, subs[0].record.late, subs[0].counts),
@@ -97,6 +102,7 @@ async fn submissions_around_a_due_time_are_on_time_late_or_refused() {
             .submissions(None, None)
             .await
             .unwrap()
+            .submissions
             .is_empty()
     );
     refused(
@@ -110,6 +116,7 @@ async fn submissions_around_a_due_time_are_on_time_late_or_refused() {
             .submissions(Some("m1"), None)
             .await
             .unwrap()
+            .submissions
             .len(),
         2
     );
@@ -172,6 +179,108 @@ async fn submissions_around_a_due_time_are_on_time_late_or_refused() {
         (record.assignment.as_deref(), record.late),
         (Some("m1"), false)
     );
+    c.h.drain_and_stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extension_moves_one_students_or_one_teams_deadline() {
+    let now = Utc::now();
+    let due = now + chrono::Duration::minutes(2);
+    let course = format!(
+        "time_zone: UTC\nassignments:\n  m1:\n    due: {}\nextensions:\n  m1:\n    carol: 1h\n    a: {{ due: {} }}\n    nobody: 2h\n",
+        at(due),
+        at(now + chrono::Duration::minutes(3)),
+    );
+    let c = Course::start_term(false, Some((&course, &[])), PEOPLE, |_| {}).await;
+    // Half a minute after the course's due time: carol (her own extension) and alice (team a's) are on time. (The
+    // gateway's clock moves at most five minutes: workers refuse acceptances further ahead of their own.)
+    c.gateway.clock.set_offset(chrono::Duration::seconds(150));
+    for user in ["carol", "alice"] {
+        let accepted = c.submit_for(user, "m1", &["echo x"], &[]).await.unwrap();
+        assert!(
+            accepted
+                .note
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("Submitted for m1, on time"),
+            "{user}: {accepted:?}"
+        );
+        assert_eq!(end(&c.h.events(accepted.job, LIMIT).await).0, "succeeded");
+    }
+    // Each sees their own deadline with their submissions.
+    let carol = c
+        .client("carol")
+        .submissions(Some("m1"), None)
+        .await
+        .unwrap();
+    assert_eq!(carol.deadlines.len(), 1);
+    assert_eq!(
+        carol.deadlines[0].deadline.extended_for.as_deref(),
+        Some("carol")
+    );
+    assert_eq!(
+        carol.deadlines[0].text,
+        format!(
+            "due {} UTC, no late submissions",
+            (due + chrono::Duration::hours(1)).format("%Y-%m-%d %H:%M")
+        )
+    );
+    let bob = c.client("bob").submissions(Some("m1"), None).await.unwrap();
+    assert_eq!(bob.deadlines[0].deadline.extended_for.as_deref(), Some("a"));
+    // Staff list them, each name looked up in the registry; students may not.
+    let listed = c.client("tom").extensions("m1").await.unwrap();
+    let grantees: Vec<_> = listed
+        .extensions
+        .iter()
+        .map(|e| (e.name.as_str(), e.grantee))
+        .collect();
+    use rai_common::api::Grantee;
+    assert_eq!(
+        grantees,
+        [
+            ("a", Grantee::Team),
+            ("carol", Grantee::User),
+            ("nobody", Grantee::Unknown)
+        ]
+    );
+    assert_eq!(listed.course.deadline.due.timestamp(), due.timestamp());
+    refused(
+        c.client("carol").extensions("m1").await,
+        StatusCode::FORBIDDEN,
+        "`rai submitted` shows your own deadline",
+    );
+    // Past team a's extension, alice is refused with her deadline and the course's.
+    c.gateway.clock.set_offset(chrono::Duration::minutes(4));
+    refused(
+        c.submit_for("alice", "m1", &["echo x"], &[]).await,
+        StatusCode::FORBIDDEN,
+        &format!(
+            "m1 was due {} UTC (an extension for a; the course's due time was {} UTC) and this course does not accept late submissions",
+            (now + chrono::Duration::minutes(3)).format("%Y-%m-%d %H:%M"),
+            due.format("%Y-%m-%d %H:%M")
+        ),
+    );
+    // The course file is reread: team a's extension becomes alice's own hour; bob, without one now, is refused
+    // with the course's due time alone.
+    let path = c.gateway.config.gateway.course.clone().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let a_line = text
+        .lines()
+        .find(|l| l.starts_with("    a: "))
+        .unwrap()
+        .to_string();
+    std::fs::write(&path, text.replace(&a_line, "    alice: 1h")).unwrap();
+    let alice = c.submit_for("alice", "m1", &["echo y"], &[]).await.unwrap();
+    assert!(alice.note.unwrap_or_default().contains("on time"));
+    refused(
+        c.submit_for("bob", "m1", &["echo x"], &[]).await,
+        StatusCode::FORBIDDEN,
+        &format!(
+            "m1 was due {} UTC and this course does not accept late submissions",
+            due.format("%Y-%m-%d %H:%M")
+        ),
+    );
+    assert_eq!(end(&c.h.events(alice.job, LIMIT).await).0, "succeeded");
     c.h.drain_and_stop().await;
 }
 
