@@ -4,7 +4,10 @@
 //! Every request is signed (RFC 9421, see [`crate::httpsig`]); every refusal is an [`ErrorBody`] with a message
 //! written for the student, beside an HTTP status that says what kind of refusal it is.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
+
 use serde::{Deserialize, Serialize};
 
 use crate::account::Role;
@@ -162,6 +165,9 @@ pub fn extensions_path(assignment: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssignmentDeadline {
     pub assignment: String,
+    /// The assignment's title in the course file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     #[serde(flatten)]
     pub deadline: crate::course::Deadline,
     /// The deadline as a sentence in the course's time zone ("due 2026-12-12 23:59 CST, late until ...").
@@ -265,6 +271,10 @@ pub struct Submissions {
     /// Each listed assignment's deadline as the caller has it (a student's own extension included).
     #[serde(default)]
     pub deadlines: Vec<AssignmentDeadline>,
+    /// Staff listing every team: each student's team (a student without one: their own name), from the registry,
+    /// so a team's grade reaches members who never submitted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub teams: BTreeMap<String, String>,
 }
 
 /// One row of a leaderboard.

@@ -146,6 +146,10 @@ pub enum Command {
         /// Every submission, not only the one that counts.
         #[arg(long)]
         every: bool,
+        /// Write a Canvas gradebook import (each student's team's counting score) from this roster: the course's
+        /// gradebook exported from Canvas.
+        #[arg(long, value_name = "ROSTER.CSV", conflicts_with_all = ["csv", "every"])]
+        canvas: Option<PathBuf>,
     },
     /// Staff: an assignment's extensions (the course file's `extensions:`), whom each is for and the deadline it
     /// gives.

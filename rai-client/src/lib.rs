@@ -8,11 +8,13 @@
 //!   signed with the student's key.
 //! - [`cli`]: the command line (clap), including the 2017 form `rai -p DIR`.
 //! - [`commands`]: one file per command.
+//! - [`canvas`]: graded submissions as a Canvas gradebook import.
 //! - [`context`]: what every command may need: configuration, profile, project directory.
 //! - [`follow`]: printing a job's events as they come.
 //! - [`terminal`]: job output made safe to show on a terminal.
 //! - [`exit`]: the documented exit codes.
 
+pub mod canvas;
 pub mod cli;
 pub mod client;
 pub mod commands;

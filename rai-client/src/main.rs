@@ -74,7 +74,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             assignment,
             csv,
             every,
-        }) => commands::submissions::run(g, &assignment, csv, every).await,
+            canvas,
+        }) => match canvas {
+            Some(roster) => commands::submissions::canvas(g, &assignment, &roster).await,
+            None => commands::submissions::run(g, &assignment, csv, every).await,
+        },
         Some(Command::Extensions { assignment, json }) => {
             commands::extensions::run(g, &assignment, json).await
         }

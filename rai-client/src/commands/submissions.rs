@@ -118,6 +118,49 @@ pub async fn run(
     Ok(exit::OK)
 }
 
+/// `--canvas ROSTER`: the Canvas gradebook import on stdout, what could not be joined on stderr.
+pub async fn canvas(
+    global: &GlobalArgs,
+    assignment: &str,
+    roster: &std::path::Path,
+) -> anyhow::Result<u8> {
+    let text = std::fs::read_to_string(roster)
+        .map_err(|e| anyhow::anyhow!("cannot read the roster {}: {e}", roster.display()))?;
+    let session = context::session(global)?;
+    let listed = session.client.submissions(Some(assignment), None).await?;
+    let title = listed
+        .deadlines
+        .iter()
+        .find(|d| d.assignment == assignment)
+        .and_then(|d| d.title.clone());
+    let book = crate::canvas::gradebook(
+        &text,
+        &roster.display().to_string(),
+        assignment,
+        title.as_deref(),
+        &listed,
+    )?;
+    print!("{}", book.csv);
+    eprintln!(
+        "{} student(s) graded in the column \"{}\"",
+        book.graded,
+        visible(&book.column)
+    );
+    if !book.not_in_course.is_empty() {
+        eprintln!(
+            "in the roster, not in the course's registry (left blank): {}",
+            visible(&book.not_in_course.join(", "))
+        );
+    }
+    if !book.not_in_roster.is_empty() {
+        eprintln!(
+            "in the course, not in the roster (no row to grade): {}",
+            visible(&book.not_in_roster.join(", "))
+        );
+    }
+    Ok(exit::OK)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

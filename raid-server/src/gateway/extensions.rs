@@ -17,6 +17,7 @@ use super::{ApiError, Gateway};
 pub fn shown(a: &Assignment, deadline: Deadline) -> AssignmentDeadline {
     AssignmentDeadline {
         assignment: a.name.clone(),
+        title: a.title.clone(),
         text: a.describe(&deadline),
         deadline,
     }

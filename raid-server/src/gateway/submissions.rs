@@ -437,9 +437,28 @@ pub async fn list(
         all.extend(subs);
     }
     all.sort_by_key(|s| std::cmp::Reverse(s.record.accepted_at));
+    let teams = if caller.is_staff() && team.is_none() {
+        let registry = gateway.registry.current();
+        registry
+            .users
+            .iter()
+            .filter(|u| u.role == rai_common::account::Role::Student && u.revoked.is_none())
+            .map(|u| {
+                let team = if u.team.is_empty() {
+                    &u.username
+                } else {
+                    &u.team
+                };
+                (u.username.clone(), team.clone())
+            })
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     Ok(Json(Submissions {
         submissions: all,
         deadlines,
+        teams,
     }))
 }
 
