@@ -201,6 +201,18 @@ pub struct Extensions {
     pub extensions: Vec<Extension>,
 }
 
+/// `/v1/usage`: jobs, GPU-hours, failures and waits (a student's own; staff: everyone's).
+pub const USAGE: &str = "/v1/usage";
+
+/// The query of `GET /v1/usage`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageQuery {
+    /// `user` (default), `team`, `assignment` or `day`.
+    pub by: Option<String>,
+    /// Jobs accepted on or after this day (`2026-12-01`, in the course's time zone) or instant (RFC 3339).
+    pub since: Option<String>,
+}
+
 /// `/v1/workers`: the workers' heartbeats (staff).
 pub const WORKERS: &str = "/v1/workers";
 

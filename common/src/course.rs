@@ -362,6 +362,8 @@ fn extensions(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Course {
     pub name: Option<String>,
+    /// The course's time zone: its days (usage by day) and the times it says back.
+    pub time_zone: Tz,
     /// Until when the store keeps graded submissions' uploads, outputs and logs; `None`: for ever.
     pub keep_submissions_until: Option<DateTime<Utc>>,
     pub assignments: BTreeMap<String, Assignment>,
@@ -583,6 +585,7 @@ impl Course {
         }
         Ok(Course {
             name: file.course,
+            time_zone: zone,
             keep_submissions_until,
             assignments,
         })

@@ -18,6 +18,7 @@
 //! - [`event`]: a job's events as they travel (`seq`, `ts`, `kind`).
 //! - [`state`]: a job's state while it runs, and a worker's heartbeat.
 //! - [`record`]: what is kept of a job once it is over.
+//! - [`usage`]: jobs, GPU-hours, failures and waits summed from records.
 //! - [`results`]: a job's scores (`/build/results.json`, Gradescope's format) and who may see which, when.
 //! - [`archive`]: packing a project as tar + zstd, and unpacking one that may be hostile.
 //! - [`yaml`]: the strict, position-keeping YAML reader under every YAML file rai reads.
@@ -42,6 +43,7 @@ pub mod record;
 pub mod results;
 pub mod state;
 pub mod units;
+pub mod usage;
 pub mod yaml;
 
 pub use build_spec::BuildSpec;

@@ -158,6 +158,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Jobs, GPU-hours, failures and queue waits (yours; staff: everyone's), from the workers' records.
+    Usage {
+        /// Group by user, team, assignment or day.
+        #[arg(long, default_value = "user", value_parser = ["user", "team", "assignment", "day"])]
+        by: String,
+        /// Only jobs accepted on or after this day (2026-12-01, in the course's time zone).
+        #[arg(long)]
+        since: Option<String>,
+        /// Comma-separated values with a header row.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Download a job's /build folder.
     Download {
         id: String,

@@ -79,6 +79,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             Some(roster) => commands::submissions::canvas(g, &assignment, &roster).await,
             None => commands::submissions::run(g, &assignment, csv, every).await,
         },
+        Some(Command::Usage {
+            by,
+            since,
+            csv,
+            json,
+        }) => commands::usage::run(g, &by, since.as_deref(), csv, json).await,
         Some(Command::Extensions { assignment, json }) => {
             commands::extensions::run(g, &assignment, json).await
         }

@@ -361,6 +361,28 @@ impl Client {
         self.call(Method::GET, &path, None).await
     }
 
+    /// Jobs, GPU-hours, failures and waits, grouped `by` (`user`, `team`, `assignment`, `day`), since a day.
+    pub async fn usage(
+        &self,
+        by: Option<&str>,
+        since: Option<&str>,
+    ) -> Result<rai_common::usage::Usage, ClientError> {
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let mut query = Vec::new();
+        if let Some(b) = by {
+            query.push(format!("by={}", enc(b)));
+        }
+        if let Some(s) = since {
+            query.push(format!("since={}", enc(s)));
+        }
+        let path = if query.is_empty() {
+            api::USAGE.to_string()
+        } else {
+            format!("{}?{}", api::USAGE, query.join("&"))
+        };
+        self.call(Method::GET, &path, None).await
+    }
+
     /// An assignment's extensions (staff).
     pub async fn extensions(&self, assignment: &str) -> Result<api::Extensions, ClientError> {
         self.call(Method::GET, &api::extensions_path(assignment), None)

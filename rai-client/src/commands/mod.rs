@@ -14,6 +14,7 @@ pub mod status;
 pub mod submissions;
 pub mod submit;
 pub mod submitted;
+pub mod usage;
 pub mod validate;
 pub mod version;
 pub mod whoami;

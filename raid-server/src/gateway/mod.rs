@@ -29,6 +29,7 @@ mod submissions;
 mod sweep;
 mod ui;
 mod uploads;
+mod usage;
 mod watched;
 mod workers;
 
@@ -79,6 +80,8 @@ pub struct Gateway {
     pub store_scope: String,
     /// What checking an assignment's required files found in each upload, so an upload is unpacked once.
     pub unpacked: submissions::UnpackedUploads,
+    /// What usage has read of each job record.
+    pub usage: usage::UsageCache,
 }
 
 /// `GET /metrics`: this process's metrics, with the depth of the queues students submit to.
@@ -180,6 +183,7 @@ impl Gateway {
                 config.gateway.uploads.max_streaming,
             ),
             unpacked: submissions::UnpackedUploads::default(),
+            usage: usage::UsageCache::default(),
             store_scope: store_scope(&config.store),
             config,
             course,
@@ -218,6 +222,7 @@ impl Gateway {
             .route(api::SUBMISSIONS, get(submissions::list))
             .route("/v1/rankings/{assignment}", get(submissions::leaderboard))
             .route("/v1/extensions/{assignment}", get(extensions::list))
+            .route(api::USAGE, get(usage::get))
             .route(api::WORKERS, get(workers::list))
             .merge(ui::routes())
             .route("/metrics", get(metrics))

@@ -7,7 +7,9 @@
 //! - [`session`]: the login link traded for a cookie, the session extractor, CSRF checks, logout.
 //! - [`pages`]: one handler per page, reading through the API's own handlers and checks.
 //! - [`page`]: templates, rendering and the static assets.
+//! - [`chart`]: bar charts drawn on the server as SVG.
 
+mod chart;
 mod page;
 mod pages;
 mod session;
@@ -19,8 +21,16 @@ use axum::routing::{get, post};
 
 use super::Gateway;
 
+/// What a dashboard page may load: only the gateway's own stylesheet and script (charts are inline SVG with no
+/// script), no frames around it. Student-written text is escaped by the templates already; this is the second wall
+/// if an escape is ever missed.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
+     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 /// The dashboard's routes, under `/ui`.
 pub fn routes() -> Router<Arc<Gateway>> {
+    use axum::http::{HeaderValue, header};
+    use tower_http::set_header::SetResponseHeaderLayer;
     Router::new()
         .route("/ui", get(pages::overview))
         .route(rai_common::login_link::LOGIN_PATH, get(session::login))
@@ -31,6 +41,15 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/ui/jobs/{job}/events", get(pages::job_events))
         .route("/ui/jobs/{job}/cancel", post(pages::cancel))
         .route("/ui/assignments/{name}", get(pages::assignment))
+        .route("/ui/usage", get(pages::usage))
         .route("/ui/static/app.css", get(page::stylesheet))
         .route("/ui/static/app.js", get(page::script))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
 }

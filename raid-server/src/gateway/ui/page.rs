@@ -19,6 +19,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("jobs.html", include_str!("templates/jobs.html")),
         ("job.html", include_str!("templates/job.html")),
         ("assignment.html", include_str!("templates/assignment.html")),
+        ("usage.html", include_str!("templates/usage.html")),
     ] {
         env.add_template(name, text)
             .unwrap_or_else(|e| panic!("the template {name} does not compile: {e}"));
@@ -109,7 +110,13 @@ mod tests {
         );
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("/ui/static/app.css"));
-        for name in ["overview.html", "jobs.html", "job.html", "assignment.html"] {
+        for name in [
+            "overview.html",
+            "jobs.html",
+            "job.html",
+            "assignment.html",
+            "usage.html",
+        ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }
     }

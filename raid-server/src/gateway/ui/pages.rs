@@ -15,7 +15,8 @@ use rai_common::state::JobState;
 use serde::{Deserialize, Serialize};
 
 use super::super::access::{Access, authorize, job_id};
-use super::super::{ApiError, Gateway, events, jobs, submissions, workers};
+use super::super::{ApiError, Gateway, events, jobs, submissions, usage, workers};
+use super::chart;
 use super::page::{Page, error_page};
 use super::session::{CsrfForm, StaffSession};
 
@@ -308,10 +309,94 @@ pub async fn assignment(
     .await
     .ok()
     .map(|Json(b)| b);
+    // The scores of the submissions that count, one per team.
+    let counting: Vec<_> = listed.iter().filter(|s| s.counts).collect();
+    let mut scores: Vec<f64> = counting.iter().filter_map(|s| s.score).collect();
+    scores.sort_by(f64::total_cmp);
+    let max_score = counting
+        .iter()
+        .filter_map(|s| s.max_score)
+        .fold(0.0, f64::max);
+    let mean = scores.iter().sum::<f64>() / scores.len().max(1) as f64;
+    let median = match scores.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => scores[n / 2],
+        n => (scores[n / 2 - 1] + scores[n / 2]) / 2.0,
+    };
+    let histogram = chart::bars("histogram", &chart::histogram(&scores, max_score), "teams");
     Page::new(&format!("Assignment {name}"), Some(&session))
         .render(
             "assignment.html",
-            context! { assignment => name, submissions => listed, board, assignments => assignments(&gateway) },
+            context! {
+                assignment => name, submissions => listed, board, assignments => assignments(&gateway),
+                scored => scores.len(), teams => counting.len(), mean => chart::figure(mean),
+                median => chart::figure(median), max_score => chart::figure(max_score), histogram,
+            },
+        )
+        .into_response()
+}
+
+/// `GET /ui/usage`: GPU-hours and queue waits per day, and who used how much.
+pub async fn usage(
+    State(gateway): State<Arc<Gateway>>,
+    session: StaffSession,
+    Query(query): Query<rai_common::api::UsageQuery>,
+) -> Response {
+    use rai_common::usage::UsageBy;
+    let since = query.since.as_deref().filter(|s| !s.is_empty());
+    let by = match query.by.as_deref().filter(|s| !s.is_empty()) {
+        Some(b) => match b.parse::<UsageBy>() {
+            Ok(b) => b,
+            Err(e) => return error_page(StatusCode::BAD_REQUEST, "Cannot show this", &e),
+        },
+        None => UsageBy::User,
+    };
+    let (days, groups) = match tokio::try_join!(
+        usage::usage(&gateway, &session.caller, UsageBy::Day, since),
+        usage::usage(&gateway, &session.caller, by, since),
+    ) {
+        Ok(both) => both,
+        Err(e) => return api_error_page(e),
+    };
+    let day_bars = |value: &dyn Fn(&rai_common::usage::UsageRow) -> f64, what: &str| {
+        days.rows
+            .iter()
+            .map(|r| chart::Bar {
+                label: r.key.get(5..).unwrap_or(&r.key).to_string(),
+                value: value(r),
+                title: format!("{}: {} {what}", r.key, chart::figure(value(r))),
+            })
+            .collect::<Vec<_>>()
+    };
+    let gpu_hours = chart::bars(
+        "gpu-hours",
+        &day_bars(&|r| r.gpu_hours, "GPU-hours"),
+        "GPU-hours",
+    );
+    let waits = chart::bars(
+        "waits",
+        &day_bars(&|r| r.mean_wait_seconds / 60.0, "minutes mean wait"),
+        "mean wait (min)",
+    );
+    let mut rows = groups.rows;
+    rows.sort_by(|a, b| {
+        b.gpu_hours
+            .total_cmp(&a.gpu_hours)
+            .then(b.hours.total_cmp(&a.hours))
+    });
+    let by_name = match by {
+        UsageBy::User => "user",
+        UsageBy::Team => "team",
+        UsageBy::Assignment => "assignment",
+        UsageBy::Day => "day",
+    };
+    Page::new("Usage", Some(&session))
+        .render(
+            "usage.html",
+            context! {
+                gpu_hours, waits, rows, total => groups.total, by => by_name, since,
+                assignments => assignments(&gateway),
+            },
         )
         .into_response()
 }
