@@ -213,6 +213,34 @@ pub struct UsageQuery {
     pub since: Option<String>,
 }
 
+/// `/v1/deadletters`: the jobs workers gave up on (staff); `/{job}/requeue` and `/{job}/drop` act on one.
+pub const DEAD_LETTERS: &str = "/v1/deadletters";
+
+/// One dead letter, read from its message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetterView {
+    pub queue: String,
+    /// The queue's id of the message.
+    pub message: String,
+    /// The job, its owner and when it was accepted, as the gateway's acceptance says (`None`: the message does not
+    /// read as a job; it can only be dropped).
+    pub job: Option<JobId>,
+    pub user: Option<String>,
+    pub team: Option<String>,
+    pub assignment: Option<String>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// Times it was handed to a worker (0: the backend does not say).
+    pub deliveries: u32,
+    /// Why it is here, as its owner is told.
+    pub reason: String,
+}
+
+/// The answer to `GET /v1/deadletters`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetters {
+    pub letters: Vec<DeadLetterView>,
+}
+
 /// `/v1/workers`: the workers' heartbeats (staff).
 pub const WORKERS: &str = "/v1/workers";
 

@@ -294,6 +294,10 @@ pub struct Acceptance {
     /// A graded submission: what the gateway decided about it from the course file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graded: Option<Graded>,
+    /// When staff sent the job back to its queue from the dead letters: its age counts from then (everything else,
+    /// `accepted_at` and the judgement included, stays as the first acceptance said).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requeued_at: Option<DateTime<Utc>>,
 }
 
 /// The gateway's judgement of a graded submission, which the worker trusts as it trusts the acceptance: the
@@ -385,9 +389,14 @@ impl AttestedJob {
             payload_sha256: payload_sha256(&job),
             gateway: crate::account::encode_public_key(&gateway_key.verifying_key()),
             graded,
+            requeued_at: None,
         };
+        Self::sign(job, &acceptance, gateway_key)
+    }
+
+    fn sign(job: SignedJob, acceptance: &Acceptance, gateway_key: &SigningKey) -> AttestedJob {
         let acceptance =
-            serde_json::to_string(&acceptance).expect("an acceptance always serializes");
+            serde_json::to_string(acceptance).expect("an acceptance always serializes");
         let sig = gateway_key.sign(&attested_bytes(&acceptance));
         AttestedJob {
             v: ATTESTED_JOB_VERSION,
@@ -395,6 +404,31 @@ impl AttestedJob {
             acceptance,
             sig: URL_SAFE_NO_PAD.encode(sig.to_bytes()),
         }
+    }
+
+    /// A dead letter (`bytes`) accepted again by `gateway_key` at `now`, for staff who send it back to its queue.
+    /// It must verify as any queued job does (a trusted gateway's attestation of the student's signed job), except
+    /// for its age; the new acceptance keeps every field of the first and says when it was requeued.
+    pub fn requeue(
+        bytes: &[u8],
+        registry: &Registry,
+        gateway_keys: &[VerifyingKey],
+        now: DateTime<Utc>,
+        gateway_key: &SigningKey,
+    ) -> Result<(AttestedJob, Acceptance), VerifyError> {
+        let any_age = Freshness {
+            max_age: Duration::from_secs(100 * 365 * 24 * 3600),
+            ..Freshness::default()
+        };
+        let accepted = Self::verify(bytes, registry, gateway_keys, now, any_age)?;
+        let env: AttestedJob =
+            serde_json::from_slice(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        let acceptance = Acceptance {
+            requeued_at: Some(now),
+            gateway: crate::account::encode_public_key(&gateway_key.verifying_key()),
+            ..accepted.acceptance
+        };
+        Ok((Self::sign(env.job, &acceptance, gateway_key), acceptance))
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -476,7 +510,10 @@ impl AttestedJob {
                 "the attestation is for another job, user or queue".into(),
             ));
         }
-        freshness.check(acceptance.accepted_at, now)?;
+        freshness.check(
+            acceptance.requeued_at.unwrap_or(acceptance.accepted_at),
+            now,
+        )?;
         Ok(AcceptedJob {
             request,
             acceptance,
@@ -734,6 +771,22 @@ mod tests {
         assert!(matches!(
             verify(&old.to_bytes()),
             Err(VerifyError::Stale { .. })
+        ));
+        // Sent back from the dead letters by another trusted gateway: fresh again, the first acceptance's time and
+        // judgement kept; a rogue message in the dead letters is not made runnable.
+        let second = generate_signing_key();
+        let (requeued, acceptance) =
+            AttestedJob::requeue(&old.to_bytes(), &reg, &trusted, now, &second).unwrap();
+        assert_eq!(acceptance.accepted_at, now - chrono::Duration::hours(48));
+        assert_eq!(acceptance.requeued_at, Some(now));
+        let both = [gateway.verifying_key(), second.verifying_key()];
+        let again =
+            AttestedJob::verify(&requeued.to_bytes(), &reg, &both, now, Freshness::default())
+                .unwrap();
+        assert_eq!(again.request, req);
+        assert!(matches!(
+            AttestedJob::requeue(&rogue.to_bytes(), &reg, &trusted, now, &second),
+            Err(VerifyError::UnknownGateway)
         ));
     }
 }

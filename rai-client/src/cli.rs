@@ -172,6 +172,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Staff: jobs the workers gave up on (taken again and again, never finished): list them, send one back to
+    /// its queue, or end it as an error.
+    Deadletters {
+        /// Send this job back to its queue.
+        #[arg(long, value_name = "JOB", conflicts_with = "drop")]
+        requeue: Option<String>,
+        /// End this job as an error (its owner is told who dropped it and why).
+        #[arg(long, value_name = "JOB")]
+        drop: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Download a job's /build folder.
     Download {
         id: String,

@@ -85,6 +85,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             csv,
             json,
         }) => commands::usage::run(g, &by, since.as_deref(), csv, json).await,
+        Some(Command::Deadletters {
+            requeue,
+            drop,
+            json,
+        }) => commands::deadletters::run(g, requeue.as_deref(), drop.as_deref(), json).await,
         Some(Command::Extensions { assignment, json }) => {
             commands::extensions::run(g, &assignment, json).await
         }

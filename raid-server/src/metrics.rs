@@ -112,7 +112,7 @@ impl Metrics {
         let queue_depth = Family::<DepthLabels, Gauge>::default();
         registry.register(
             "queue_jobs",
-            "Jobs in a queue: waiting for a worker, or leased to one",
+            "Jobs in a queue: waiting for a worker, leased to one, or given up on (dead letters, for staff)",
             queue_depth.clone(),
         );
         let jobs = Family::<OutcomeLabels, Counter>::default();
@@ -312,7 +312,11 @@ impl Metrics {
         for (queue, depth) in queues.iter().zip(depths) {
             match depth {
                 Ok(Ok(d)) => {
-                    for (state, n) in [("waiting", d.waiting), ("leased", d.leased)] {
+                    for (state, n) in [
+                        ("waiting", d.waiting),
+                        ("leased", d.leased),
+                        ("dead", d.dead),
+                    ] {
                         self.queue_depth
                             .get_or_create(&DepthLabels {
                                 queue: queue.name().to_string(),

@@ -383,6 +383,23 @@ impl Client {
         self.call(Method::GET, &path, None).await
     }
 
+    /// The jobs workers gave up on (staff).
+    pub async fn dead_letters(&self) -> Result<api::DeadLetters, ClientError> {
+        self.call(Method::GET, api::DEAD_LETTERS, None).await
+    }
+
+    /// Sends a dead letter's job back to its queue (staff).
+    pub async fn requeue_dead_letter(&self, job: &JobId) -> Result<(), ClientError> {
+        let path = format!("{}/{job}/requeue", api::DEAD_LETTERS);
+        self.send(Method::POST, &path, None, &[]).await.map(|_| ())
+    }
+
+    /// Ends a dead letter's job as `error` (staff).
+    pub async fn drop_dead_letter(&self, job: &JobId) -> Result<(), ClientError> {
+        let path = format!("{}/{job}/drop", api::DEAD_LETTERS);
+        self.send(Method::POST, &path, None, &[]).await.map(|_| ())
+    }
+
     /// An assignment's extensions (staff).
     pub async fn extensions(&self, assignment: &str) -> Result<api::Extensions, ClientError> {
         self.call(Method::GET, &api::extensions_path(assignment), None)

@@ -3,6 +3,7 @@
 pub mod cancel;
 pub mod completions;
 pub mod dashboard;
+pub mod deadletters;
 pub mod download;
 pub mod extensions;
 pub mod history;

@@ -7,6 +7,7 @@ mod dashboard;
 mod e2e;
 mod errors;
 mod gpus;
+mod grading;
 mod hostile;
 mod hosts_apart;
 mod identity;

@@ -17,6 +17,7 @@
 mod access;
 mod artifact;
 mod auth;
+mod deadletters;
 mod error;
 mod events;
 mod extensions;
@@ -223,6 +224,9 @@ impl Gateway {
             .route("/v1/rankings/{assignment}", get(submissions::leaderboard))
             .route("/v1/extensions/{assignment}", get(extensions::list))
             .route(api::USAGE, get(usage::get))
+            .route(api::DEAD_LETTERS, get(deadletters::list))
+            .route("/v1/deadletters/{job}/requeue", post(deadletters::requeue))
+            .route("/v1/deadletters/{job}/drop", post(deadletters::drop))
             .route(api::WORKERS, get(workers::list))
             .merge(ui::routes())
             .route("/metrics", get(metrics))

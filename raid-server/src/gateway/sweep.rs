@@ -10,6 +10,8 @@
 //!   them), except a graded submission's, which are kept until the course file's `keep_submissions_until` (for
 //!   ever when it says nothing). Job records are small and are the history: they are kept.
 //!
+//! Each tick also tells the owners of jobs newly in the dead letters (`super::deadletters`).
+//!
 //! One gateway of a course takes each store sweep's turn (a key in Redis); the expired-upload sweep is idempotent
 //! and runs on every gateway. Each deletion is counted in `rai_store_swept_objects_total` and
 //! `rai_store_swept_bytes_total` by kind.
@@ -49,6 +51,9 @@ async fn run(gateway: Weak<Gateway>, tick: Duration) {
         let now = gateway.clock.now();
         if let Err(e) = expire_uploads(&gateway, now).await {
             tracing::warn!(error = %e, "cannot expire declared uploads; trying again in a minute");
+        }
+        if let Err(e) = super::deadletters::tell_owners(&gateway).await {
+            tracing::warn!(error = %e.message, "cannot read the dead letters; trying again in a minute");
         }
         let every = gateway.config.store.retention.sweep_every.as_duration();
         if last_store_sweep.is_none_or(|at| at.elapsed() >= every) {

@@ -77,8 +77,13 @@ impl EventBus {
     /// Marks `job` finished (its claim is dropped).
     pub async fn mark_done(&self, job: &JobId) -> Result<(), EventError> {
         let mut pipe = redis::pipe();
+        // SET with EX rather than SETEX: the gateway's ACL user, which ends dropped dead letters, has SET alone.
         pipe.atomic()
-            .set_ex(keys::done(job), "1", self.retention().as_secs().max(1))
+            .cmd("SET")
+            .arg(keys::done(job))
+            .arg("1")
+            .arg("EX")
+            .arg(self.retention().as_secs().max(1))
             .ignore()
             .del(keys::claim(job))
             .ignore();

@@ -90,6 +90,11 @@ pub trait JobQueue: Send + Sync {
     /// Reads (without removing) up to `max` messages from the dead-letter place.
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError>;
 
+    /// Removes the dead letter `id` (as [`DeadLetter::id`] gives it); whether it was there. Staff requeue a dead
+    /// letter by sending its body again first, then removing it, so a crash between the two leaves a copy, never
+    /// nothing.
+    async fn remove_dead_letter(&self, id: &str) -> Result<bool, QueueError>;
+
     /// How many messages wait and how many are leased right now (SQS: approximate, as SQS reports it).
     async fn depth(&self) -> Result<Depth, QueueError>;
 }
@@ -101,6 +106,8 @@ pub struct Depth {
     pub waiting: u64,
     /// Leased to a worker.
     pub leased: u64,
+    /// Given up on, in the dead letters: they wait for staff (`rai deadletters`).
+    pub dead: u64,
 }
 
 /// Checks a body against [`MAX_BODY_BYTES`].

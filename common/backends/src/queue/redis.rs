@@ -460,10 +460,42 @@ impl JobQueue for RedisQueue {
             .query_async(&mut conn)
             .await
             .map_err(|e| self.backend(e))?;
+        let dead: u64 = redis::cmd("XLEN")
+            .arg(&self.dead_key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.backend(e))?;
         Ok(Depth {
             waiting: total.saturating_sub(leased) + held.unwrap_or(0),
             leased,
+            dead,
         })
+    }
+
+    async fn remove_dead_letter(&self, id: &str) -> Result<bool, QueueError> {
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&self.dead_key)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.backend(e))?;
+        let entries: Vec<&str> = reply
+            .ids
+            .iter()
+            .filter(|e| e.get::<String>("msg").as_deref() == Some(id))
+            .map(|e| e.id.as_str())
+            .collect();
+        if entries.is_empty() {
+            return Ok(false);
+        }
+        let removed: u64 = redis::cmd("XDEL")
+            .arg(&self.dead_key)
+            .arg(&entries)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.backend(e))?;
+        Ok(removed > 0)
     }
 
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {

@@ -364,10 +364,91 @@ impl JobQueue for SqsQueue {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0)
         };
+        let dead = match &self.dead_url {
+            Some(dead_url) => {
+                let out = self
+                    .client
+                    .get_queue_attributes()
+                    .queue_url(dead_url)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                    .send()
+                    .await
+                    .map_err(|e| self.backend(e))?;
+                let count = |name: QueueAttributeName| {
+                    out.attributes()
+                        .and_then(|a| a.get(&name))
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                count(QueueAttributeName::ApproximateNumberOfMessages)
+                    + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            }
+            None => 0,
+        };
         Ok(Depth {
             waiting: count(QueueAttributeName::ApproximateNumberOfMessages),
             leased: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            dead,
         })
+    }
+
+    async fn remove_dead_letter(&self, id: &str) -> Result<bool, QueueError> {
+        let Some(dead_url) = &self.dead_url else {
+            return Ok(false);
+        };
+        let mut found = false;
+        let mut others = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        // Receive until the message comes (a receive hides what it returns, so each round sees new ones) or the
+        // queue has shown everything; delete it, and make the others visible again at once.
+        loop {
+            let got = self
+                .client
+                .receive_message()
+                .queue_url(dead_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(5)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .map_err(|e| self.backend(e))?;
+            if got.messages().is_empty() {
+                break;
+            }
+            let mut new = false;
+            for m in got.messages() {
+                let receipt = m.receipt_handle().unwrap_or_default().to_string();
+                let mid = m.message_id().unwrap_or_default();
+                new |= seen.insert(mid.to_string());
+                if mid == id {
+                    self.client
+                        .delete_message()
+                        .queue_url(dead_url)
+                        .receipt_handle(&receipt)
+                        .send()
+                        .await
+                        .map_err(|e| self.backend(e))?;
+                    found = true;
+                } else {
+                    others.push(receipt);
+                }
+            }
+            if found || !new {
+                break;
+            }
+        }
+        for receipt in others {
+            let _ = self
+                .client
+                .change_message_visibility()
+                .queue_url(dead_url)
+                .receipt_handle(receipt)
+                .visibility_timeout(0)
+                .send()
+                .await;
+        }
+        Ok(found)
     }
 
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {

@@ -171,6 +171,16 @@ async fn over_delivered_message_goes_to_the_dead_letters(b: Backend) {
         ["poison"],
         "{b:?}"
     );
+    assert_eq!(c.depth().await.unwrap().dead, 1, "{b:?}");
+    // Staff take a dead letter out (after sending it again, or to drop it): it is gone, once.
+    assert!(
+        !c.remove_dead_letter("no-such-message").await.unwrap(),
+        "{b:?}"
+    );
+    assert_eq!(c.dead_letters(10).await.unwrap().len(), 1, "{b:?}");
+    assert!(c.remove_dead_letter(&dead[0].id).await.unwrap(), "{b:?}");
+    assert!(!c.remove_dead_letter(&dead[0].id).await.unwrap(), "{b:?}");
+    assert!(c.dead_letters(10).await.unwrap().is_empty(), "{b:?}");
 }
 
 /// Acks per message id, and the ids each body was acked under.
@@ -260,7 +270,8 @@ async fn depth_counts_waiting_and_leased_messages(b: Backend) {
         q.depth().await.unwrap(),
         Depth {
             waiting: 1,
-            leased: 1
+            leased: 1,
+            dead: 0
         },
         "{b:?}"
     );
@@ -269,7 +280,8 @@ async fn depth_counts_waiting_and_leased_messages(b: Backend) {
         q.depth().await.unwrap(),
         Depth {
             waiting: 1,
-            leased: 0
+            leased: 0,
+            dead: 0
         },
         "{b:?}: an acked message is gone"
     );

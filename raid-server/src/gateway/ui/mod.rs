@@ -42,6 +42,8 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/ui/jobs/{job}/cancel", post(pages::cancel))
         .route("/ui/assignments/{name}", get(pages::assignment))
         .route("/ui/usage", get(pages::usage))
+        .route("/ui/deadletters", get(pages::dead_letters))
+        .route("/ui/deadletters/{job}", post(pages::dead_letter_action))
         .route("/ui/static/app.css", get(page::stylesheet))
         .route("/ui/static/app.js", get(page::script))
         .layer(SetResponseHeaderLayer::overriding(

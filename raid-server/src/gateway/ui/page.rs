@@ -12,6 +12,8 @@ use super::session::StaffSession;
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
+    // Scores and figures as people write them: 7, not 7.0; 7.25, not 7.250000001.
+    env.add_filter("figure", super::chart::figure);
     for (name, text) in [
         ("base.html", include_str!("templates/base.html")),
         ("message.html", include_str!("templates/message.html")),
@@ -20,6 +22,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("job.html", include_str!("templates/job.html")),
         ("assignment.html", include_str!("templates/assignment.html")),
         ("usage.html", include_str!("templates/usage.html")),
+        (
+            "deadletters.html",
+            include_str!("templates/deadletters.html"),
+        ),
     ] {
         env.add_template(name, text)
             .unwrap_or_else(|e| panic!("the template {name} does not compile: {e}"));
@@ -119,5 +125,36 @@ mod tests {
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }
+    }
+
+    #[test]
+    fn the_assignment_page_draws_scores_as_people_write_them() {
+        let sub = serde_json::json!({
+            "job": "01kb0000000000000000000000", "assignment": "m1", "team": "a", "user": "alice",
+            "accepted_at": "2026-12-05T10:00:00Z", "late": false, "status": "succeeded",
+            "ranked_seconds": null, "counts": true, "score": 7.0, "max_score": 10.0,
+        });
+        // A run without scores has no score keys at all.
+        let unscored = serde_json::json!({
+            "job": "01kb0000000000000000000001", "assignment": "m1", "team": "c", "user": "carol",
+            "accepted_at": "2026-12-05T10:00:00Z", "late": false, "status": "failed",
+            "ranked_seconds": null, "counts": true,
+        });
+        let board = serde_json::json!({
+            "assignment": "m1", "command": null, "lower_is_better": true, "by_score": true, "unranked": 0,
+            "rows": [{"rank": 1, "team": "a", "yours": false, "seconds": 1.5, "score": 7.25}],
+        });
+        let html = TEMPLATES
+            .get_template("assignment.html")
+            .unwrap()
+            .render(context! {
+                title => "m1", assignment => "m1", submissions => vec![sub, unscored], board => board,
+                scored => 1, teams => 1, mean => "7", median => "7", max_score => "10",
+                histogram => "<svg id=\"histogram\"></svg>",
+            })
+            .unwrap();
+        assert!(html.contains("<td>7 / 10</td>"), "{html}");
+        assert!(html.contains("<td>7.25</td>"), "{html}");
+        assert!(html.contains("<svg id=\"histogram\">"), "{html}");
     }
 }

@@ -15,7 +15,7 @@ use rai_common::state::JobState;
 use serde::{Deserialize, Serialize};
 
 use super::super::access::{Access, authorize, job_id};
-use super::super::{ApiError, Gateway, events, jobs, submissions, usage, workers};
+use super::super::{ApiError, Gateway, deadletters, events, jobs, submissions, usage, workers};
 use super::chart;
 use super::page::{Page, error_page};
 use super::session::{CsrfForm, StaffSession};
@@ -399,4 +399,59 @@ pub async fn usage(
             },
         )
         .into_response()
+}
+
+/// `GET /ui/deadletters`: the jobs workers gave up on, each with its owner, why, and the two ways out.
+pub async fn dead_letters(State(gateway): State<Arc<Gateway>>, session: StaffSession) -> Response {
+    match deadletters::views(&gateway).await {
+        Ok(letters) => Page::new("Dead letters", Some(&session))
+            .render(
+                "deadletters.html",
+                context! { letters, assignments => assignments(&gateway) },
+            )
+            .into_response(),
+        Err(e) => api_error_page(e),
+    }
+}
+
+/// What a dead-letter form asks for.
+#[derive(Deserialize)]
+pub struct DeadLetterForm {
+    #[serde(default)]
+    csrf: String,
+    /// `requeue` or `drop`.
+    action: String,
+}
+
+/// `POST /ui/deadletters/{job}` (form, with the session's CSRF token): requeue or drop.
+pub async fn dead_letter_action(
+    State(gateway): State<Arc<Gateway>>,
+    session: StaffSession,
+    Path(id): Path<String>,
+    host: super::session::RequestHost,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<DeadLetterForm>,
+) -> Response {
+    if !session.form_is_ours(&host, &headers, &form.csrf) {
+        return super::session::foreign_form();
+    }
+    let done = match form.action.as_str() {
+        "requeue" => deadletters::requeue(State(gateway), Path(id), session.caller)
+            .await
+            .map(|_| ()),
+        "drop" => deadletters::drop(State(gateway), Path(id), session.caller)
+            .await
+            .map(|_| ()),
+        other => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "Cannot do this",
+                &format!("\"{other}\" is not an action here (requeue or drop)"),
+            );
+        }
+    };
+    match done {
+        Ok(()) => Redirect::to("/ui/deadletters").into_response(),
+        Err(e) => api_error_page(e),
+    }
 }
