@@ -190,6 +190,12 @@ pub async fn submit(
         let _ = gateway.bus.unmark_accepted(&job).await;
         return Err(ApiError::unavailable("queue the job", e));
     }
+    // An ungraded job's upload may be expired by the store's own rules; a graded one is kept for the course.
+    if judged.is_none()
+        && let Err(e) = gateway.store.mark_expirable(&request.input.key).await
+    {
+        tracing::warn!(job = %job, error = %e, "cannot mark the upload expirable; the store sweep deletes it later");
+    }
     if let Err(e) = gateway
         .bus
         .upload_submitted(&gateway.store_scope, &caller.user, &job)

@@ -31,6 +31,7 @@ pub(super) async fn keep_build(
     build: &Path,
     max_bytes: u64,
     over_quota: Option<String>,
+    graded: Option<&rai_common::job::Graded>,
     pump: &mut OutputPump,
 ) -> Result<Option<String>, JobError> {
     let key = output_key(&request.user, &request.id);
@@ -40,6 +41,13 @@ pub(super) async fn keep_build(
     };
     match kept {
         Ok(()) => {
+            // A graded run's output is kept for the course (the gateway's sweep honours the course file); any other
+            // may be expired by the store's own rules. Untagged, it is kept: nothing is lost, the sweep deletes it.
+            if graded.is_none()
+                && let Err(e) = ctx.store.mark_expirable(&key).await
+            {
+                tracing::warn!(job = %request.id, error = %e, "cannot mark the output expirable");
+            }
             pump.event(EventBody::Artifact {}).await?;
             Ok(Some(key))
         }

@@ -603,6 +603,7 @@ impl JobLife {
             &build,
             limits.output_bytes,
             over_quota,
+            self.graded.as_ref(),
             pump,
         )
         .await?;

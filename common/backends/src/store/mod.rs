@@ -88,6 +88,15 @@ pub trait ObjectStore: Send + Sync {
     /// Deletes an object; deleting a missing one is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 
+    /// Marks `key` as one the store's own expiry may delete once its retention has passed: on S3 the tag
+    /// [`EXPIRABLE_TAG`], which the bucket's lifecycle rules (deploy/aws) expire; an object without it, a graded
+    /// submission's upload or output, is kept until the course file's `keep_submissions_until` by the gateway's sweep.
+    /// The fs store has no expiry of its own (the sweep decides everything), so there it does nothing.
+    async fn mark_expirable(&self, key: &str) -> Result<(), StoreError> {
+        let _ = key;
+        Ok(())
+    }
+
     /// A link to download the object for `expires` (S3: a presigned URL; fs: the file's path).
     async fn download_link(&self, key: &str, expires: Duration) -> Result<String, StoreError>;
 
@@ -139,6 +148,9 @@ pub trait ObjectStore: Send + Sync {
         Ok(out)
     }
 }
+
+/// The tag (key, value) that lets the bucket's lifecycle rules expire an object.
+pub const EXPIRABLE_TAG: (&str, &str) = ("rai-retention", "default");
 
 /// Checks that a key is a plain relative path of safe characters.
 pub fn check_key(key: &str) -> Result<(), StoreError> {

@@ -310,6 +310,29 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
+    async fn mark_expirable(&self, key: &str) -> Result<(), StoreError> {
+        check_key(key)?;
+        let (name, value) = super::EXPIRABLE_TAG;
+        let tag = aws_sdk_s3::types::Tag::builder()
+            .key(name)
+            .value(value)
+            .build()
+            .expect("a tag with a key and a value builds");
+        let tagging = aws_sdk_s3::types::Tagging::builder()
+            .tag_set(tag)
+            .build()
+            .expect("a tag set builds");
+        self.client
+            .put_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .tagging(tagging)
+            .send()
+            .await
+            .map_err(|e| self.classify(key, e))?;
+        Ok(())
+    }
+
     fn presigns_uploads(&self) -> bool {
         true
     }

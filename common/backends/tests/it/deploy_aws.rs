@@ -73,26 +73,45 @@ fn the_gateway_role_allows_what_the_gateway_does_and_no_more() {
     ] {
         assert!(role.contains(needed), "the gateway role lacks {needed}");
     }
-    // It queues; it never leases or deletes jobs.
+    // It queues; it never leases or deletes jobs. It reads and takes out dead letters (staff's `rai deadletters`),
+    // on the dead-letter queue only.
+    let statements =
+        t["Resources"]["GatewayRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap();
     for forbidden in [
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:ChangeMessageVisibility",
     ] {
-        assert!(
-            !role.contains(forbidden),
-            "the gateway role must not have {forbidden}"
+        for s in statements {
+            if actions(&serde_json::json!({ "Statement": [s] })).contains(forbidden) {
+                assert_eq!(
+                    s["Resource"],
+                    serde_json::json!([{ "Fn::GetAtt": ["DeadLetterQueue", "Arn"] }]),
+                    "the gateway may {forbidden} only on the dead letters: {s}"
+                );
+            }
+        }
+    }
+    // The bucket expires only what is tagged expirable: a graded submission's upload and output are kept for the
+    // course (the gateway's sweep honours keep_submissions_until).
+    let rules = t["Resources"]["Bucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+        .as_array()
+        .unwrap();
+    for rule in rules.iter().filter(|r| r.get("ExpirationInDays").is_some()) {
+        assert_eq!(
+            rule["TagFilters"],
+            serde_json::json!([{ "Key": "rai-retention", "Value": "default" }]),
+            "{rule}"
         );
     }
+    assert!(role.contains("s3:PutObjectTagging"));
     assert!(
         !role.iter().any(|a| a.ends_with(":*") || a == "*"),
         "no wildcard actions: {role:?}"
     );
     // Outputs are only read (presigned GETs).
-    let statements =
-        t["Resources"]["GatewayRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-            .as_array()
-            .unwrap();
     for s in statements {
         let resource = s["Resource"].to_string();
         if resource.contains("/outputs/") {

@@ -185,14 +185,33 @@ async fn gateway_user_does_a_gateways_work_and_nothing_more() {
     let memory = client_bus.memory_report(3).await.unwrap();
     assert!(memory.used_bytes > 0 && memory.live_logs >= 1, "{memory:?}");
 
+    // Staff dropping a dead letter: the gateway ends the job, marks it done and takes the message out.
+    let dropped = JobId::new();
+    client_bus.mark_done(&dropped).await.unwrap();
+    let mut ender = client_bus.publisher(dropped).await.unwrap();
+    ender
+        .publish(&[rai_common::event::EventBody::End {
+            status: JobStatus::Error,
+            exit_code: None,
+            reason: Some("dropped by ta1 from the dead letters".into()),
+        }])
+        .await
+        .unwrap();
+    assert!(
+        !client_q
+            .remove_dead_letter("no-such-message")
+            .await
+            .unwrap()
+    );
+
     // And nothing else.
     let mut c = raw(&client_url).await;
-    let channel = format!("rai:job:{job}:events");
     for (what, mut cmd) in [
+        // It publishes on a job's own events channel only (a dropped dead letter's end, docs/admin.md).
         (
-            "PUBLISH fake output",
+            "PUBLISH on another channel",
             redis::cmd("PUBLISH")
-                .arg(&channel)
+                .arg("rai:workers")
                 .arg("{\"seq\":99}")
                 .clone(),
         ),

@@ -215,6 +215,56 @@ contract!(
     readers_never_see_half_an_object,
 );
 
+/// What the bucket's lifecycle rules expire: only objects the gateway or worker tagged (ungraded uploads and
+/// outputs); a graded submission's stay for the course.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_objects_are_tagged_expirable_and_others_are_not() {
+    let client = s3_client().await;
+    let bucket = rai_testkit::unique("bucket").to_lowercase();
+    client.create_bucket().bucket(&bucket).send().await.unwrap();
+    let store = S3Store::open(client.clone(), &bucket, rai_testkit::aws_endpoint())
+        .await
+        .unwrap();
+    for key in ["uploads/jdoe/a.tar.zst", "uploads/jdoe/graded.tar.zst"] {
+        store.put_bytes(key, b"x".to_vec()).await.unwrap();
+    }
+    store
+        .mark_expirable("uploads/jdoe/a.tar.zst")
+        .await
+        .unwrap();
+    let tags = |key: &'static str| {
+        let client = client.clone();
+        let bucket = bucket.clone();
+        async move {
+            let out = client
+                .get_object_tagging()
+                .bucket(&bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            out.tag_set()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let (name, value) = rai_backends::store::EXPIRABLE_TAG;
+    assert_eq!(
+        tags("uploads/jdoe/a.tar.zst").await,
+        [(name.to_string(), value.to_string())]
+    );
+    assert!(tags("uploads/jdoe/graded.tar.zst").await.is_empty());
+    assert!(store.mark_expirable("../escape").await.is_err());
+    // The fs store has no expiry of its own: marking is a no-op there.
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FsStore::open(dir.path()).unwrap();
+    fs.put_bytes("uploads/jdoe/a.tar.zst", b"x".to_vec())
+        .await
+        .unwrap();
+    fs.mark_expirable("uploads/jdoe/a.tar.zst").await.unwrap();
+}
+
 #[tokio::test]
 async fn missing_bucket_and_directory_name_the_store() {
     let e = S3Store::open(
