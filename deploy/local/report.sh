@@ -51,6 +51,7 @@ part gateway cargo bench --locked -p rai-client --bench gateway
 part hostile cargo bench --locked -p rai-client --bench hostile
 part chaos cargo bench --locked -p rai-client --bench chaos -- "${1:-1000}"
 part rush cargo bench --locked -p rai-client --bench rush
+part idle_pool cargo bench --locked -p rai-client --bench idle_pool
 part operability cargo bench --locked -p rai-client --bench operability
 part logs cargo bench --locked -p rai-client --bench logs
 

@@ -106,6 +106,56 @@ pub struct QueueConfig {
     pub max_deliveries: u32,
 }
 
+/// Who takes turns in a queue: `user` (each user's jobs a group of their own), `team` (a team's jobs one group, a
+/// student without a team a team of one), or `off`. `true` and `false`, the setting's first form, mean `user` and
+/// `off`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FairShare {
+    Off,
+    #[default]
+    User,
+    Team,
+}
+
+impl<'de> Deserialize<'de> for FairShare {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = FairShare;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("user, team or off")
+            }
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<FairShare, E> {
+                Ok(if on { FairShare::User } else { FairShare::Off })
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<FairShare, E> {
+                match text {
+                    "user" | "true" | "on" | "yes" => Ok(FairShare::User),
+                    "team" => Ok(FairShare::Team),
+                    "off" | "false" | "no" => Ok(FairShare::Off),
+                    other => Err(E::custom(format!(
+                        "\"{other}\" is not a fair share; write user, team or off"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(Text)
+    }
+}
+
+impl FairShare {
+    /// The queue group a job of `user` in `team` (empty: none) goes in; `None`: no group.
+    pub fn group(self, user: &str, team: &str) -> Option<String> {
+        match self {
+            FairShare::Off => None,
+            FairShare::User => Some(user.to_string()),
+            // Prefixed so that a team and a user of the same name are two groups.
+            FairShare::Team if team.is_empty() => Some(user.to_string()),
+            FairShare::Team => Some(format!("team:{team}")),
+        }
+    }
+}
+
 /// Where uploads, outputs and records are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -174,9 +224,9 @@ pub struct GatewayConfig {
     pub submits_per_minute: u32,
     /// The course file (assignments and deadlines, docs/instructor.md); `None`: no graded submissions.
     pub course: Option<PathBuf>,
-    /// Queue each user's jobs in a group of their own, served in turn (docs/instructor.md, "Fair share"); off:
-    /// first come, first served.
-    pub fair_share: bool,
+    /// Who takes turns in the queue (docs/instructor.md, "Fair share"): each user, each team as one, or nobody
+    /// (first come, first served).
+    pub fair_share: FairShare,
     pub quotas: Quotas,
     pub uploads: UploadLimits,
     /// Live event streams (`rai logs -f`, the dashboard) one user may hold open at once.
@@ -408,5 +458,35 @@ impl Config {
             .redis_url
             .as_deref()
             .unwrap_or(&self.events.redis_url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::{Limits, from_str};
+
+    #[test]
+    fn fair_share_is_user_team_or_off_and_reads_its_first_form() {
+        let read = |t: &str| from_str::<FairShare>(t, "config.yml", &Limits::SMALL);
+        assert_eq!(read("user").unwrap(), FairShare::User);
+        assert_eq!(read("team").unwrap(), FairShare::Team);
+        assert_eq!(read("off").unwrap(), FairShare::Off);
+        assert_eq!(read("true").unwrap(), FairShare::User);
+        assert_eq!(read("false").unwrap(), FairShare::Off);
+        assert!(
+            read("teams")
+                .unwrap_err()
+                .to_string()
+                .contains("write user, team or off")
+        );
+        assert_eq!(FairShare::Off.group("jdoe", "t7"), None);
+        assert_eq!(FairShare::User.group("jdoe", "t7").as_deref(), Some("jdoe"));
+        assert_eq!(
+            FairShare::Team.group("jdoe", "t7").as_deref(),
+            Some("team:t7")
+        );
+        // A student without a team is a team of one.
+        assert_eq!(FairShare::Team.group("jdoe", "").as_deref(), Some("jdoe"));
     }
 }

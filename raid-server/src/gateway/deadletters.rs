@@ -194,10 +194,14 @@ pub async fn requeue(
         )
         .await
         .map_err(|e| ApiError::unavailable("update the job's state", e))?;
-    if gateway.config.gateway.fair_share {
-        queue.send_in_group(&wire, &acceptance.user).await
-    } else {
-        queue.send(&wire).await
+    match gateway
+        .config
+        .gateway
+        .fair_share
+        .group(&acceptance.user, &acceptance.team)
+    {
+        Some(group) => queue.send_in_group(&wire, &group).await,
+        None => queue.send(&wire).await,
     }
     .map_err(|e| ApiError::unavailable("queue the job again", e))?;
     queue

@@ -175,11 +175,15 @@ pub async fn submit(
             .update_state(&job, &state)
             .await
             .map_err(|e| e.to_string())?;
-        // One group per user: the queue serves users in turn (docs/instructor.md, "Fair share").
-        if gateway.config.gateway.fair_share {
-            queue.send_in_group(&wire, &caller.user).await
-        } else {
-            queue.send(&wire).await
+        // One group per user (or team): the queue serves them in turn (docs/instructor.md, "Fair share").
+        match gateway
+            .config
+            .gateway
+            .fair_share
+            .group(&caller.user, &caller.team)
+        {
+            Some(group) => queue.send_in_group(&wire, &group).await,
+            None => queue.send(&wire).await,
         }
         .map_err(|e| e.to_string())
     }

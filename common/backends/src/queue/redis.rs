@@ -11,9 +11,15 @@
 //! message of its group is there (waiting or leased); otherwise it waits in the group's holding list
 //! (`rai:queue:<name>:held:<group>`), and a marker (`rai:queue:<name>:in:<group>`) says the group has one in the
 //! stream. Acking or dead-lettering a group's entry moves the group's next held message to the end of the stream in
-//! the same script, or clears the marker: so the stream holds at most one message per group, and groups are served
-//! in turn, as SQS FIFO serves message groups. Every step is one Lua script, so no message is lost between the list
-//! and the stream.
+//! the same script, or clears the marker: so groups are served in turn, as SQS FIFO serves message groups.
+//!
+//! Work conservation: turn-taking must not leave GPUs idle. A receive that waits (a worker with a free slot) first
+//! looks for a waiting entry; when there is none, and some group has held messages, the group whose turn it is lets
+//! its next one into the stream (`BORROW`) and the receive leases it. The marker then counts the group's entries in
+//! the stream, and an ack lets the next held one in only when the count reaches zero: a group runs more than one job
+//! only while no other group's job waits, and goes back to one at a time as they end. A job sent by another group
+//! meanwhile enters the stream at once and is served at the next free slot, before any further borrowing. Every step
+//! is one Lua script, so no message is lost between the list and the stream.
 //!
 //! The Redis must persist (`appendonly yes`): a restart may then delay jobs, never lose them.
 
@@ -43,16 +49,47 @@ redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
 return 1
 ";
 
-/// Adds a message in a group: to the stream when the group has none there, else to the group's holding list.
-/// KEYS: stream, holding list, marker, held count. ARGV: body, group.
+/// Adds a message in a group: to the stream when the group has none there, else to the group's holding list (and
+/// the group to the groups with held messages, in the order they first held one).
+/// KEYS: stream, holding list, marker, held count, held groups, held sequence. ARGV: body, group.
 const SEND_IN_GROUP: &str = r"
-if redis.call('EXISTS', KEYS[3]) == 1 then
+if tonumber(redis.call('GET', KEYS[3]) or '0') > 0 then
   redis.call('RPUSH', KEYS[2], ARGV[1])
   redis.call('INCR', KEYS[4])
+  if not redis.call('ZSCORE', KEYS[5], ARGV[2]) then
+    redis.call('ZADD', KEYS[5], redis.call('INCR', KEYS[6]), ARGV[2])
+  end
   return 'held'
 end
 redis.call('SET', KEYS[3], '1')
 return redis.call('XADD', KEYS[1], '*', 'body', ARGV[1], 'group', ARGV[2])
+";
+
+/// Lets one held message into the stream when nothing waits there (every entry is leased): the pool has room and no
+/// other group waits, so a group's next job need not (work conservation). The group whose turn it is (the first of
+/// the held groups) gives its next message, its marker counts one more entry in the stream, and it goes to the back
+/// of the held groups. KEYS: stream, held count, held groups. ARGV: consumer group, stream name. Returns 1 when a
+/// message was let in.
+const BORROW: &str = r"
+local waiting = redis.call('XLEN', KEYS[1]) - redis.call('XPENDING', KEYS[1], ARGV[1])[1]
+if waiting > 0 then return 0 end
+local g = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+if not g then return 0 end
+local held = ARGV[2] .. ':held:' .. g
+local next = redis.call('LPOP', held)
+if not next then
+  redis.call('ZREM', KEYS[3], g)
+  return 0
+end
+redis.call('DECR', KEYS[2])
+redis.call('INCR', ARGV[2] .. ':in:' .. g)
+redis.call('XADD', KEYS[1], '*', 'body', next, 'group', g)
+if redis.call('LLEN', held) == 0 then
+  redis.call('ZREM', KEYS[3], g)
+else
+  redis.call('ZADD', KEYS[3], redis.call('INCR', ARGV[2] .. ':held-seq'), g)
+end
+return 1
 ";
 
 /// Gives a held entry back as a new entry (waking blocked readers), keeping the message id (and its group).
@@ -70,8 +107,10 @@ return 1
 ";
 
 /// Acks an entry, or moves it to the dead-letter stream when ARGV[3] is not empty; for an entry of a group
-/// (ARGV[6]), lets the group's next held message into the stream, or clears the group's marker.
-/// KEYS: stream, deliveries, dead letters, holding list, marker, held count.
+/// (ARGV[6]), counts the group's entries in the stream one fewer and, when none is left, lets the group's next held
+/// message in, or clears the group's marker. (A group has more than one entry in the stream only while it ran
+/// borrowed ones on an otherwise idle pool; it goes back to one at a time as they end.)
+/// KEYS: stream, deliveries, dead letters, holding list, marker, held count, held groups.
 const FINISH: &str = r"
 if ARGV[3] ~= '' then
   redis.call('XADD', KEYS[3], '*', 'body', ARGV[4], 'msg', ARGV[2], 'deliveries', ARGV[3])
@@ -80,12 +119,18 @@ local removed = redis.call('XDEL', KEYS[1], ARGV[5])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[5])
 redis.call('HDEL', KEYS[2], ARGV[2])
 if ARGV[6] ~= '' and removed == 1 then
-  local next = redis.call('LPOP', KEYS[4])
-  if next then
-    redis.call('DECR', KEYS[6])
-    redis.call('XADD', KEYS[1], '*', 'body', next, 'group', ARGV[6])
-  else
-    redis.call('DEL', KEYS[5])
+  if redis.call('DECR', KEYS[5]) <= 0 then
+    local next = redis.call('LPOP', KEYS[4])
+    if next then
+      redis.call('DECR', KEYS[6])
+      redis.call('SET', KEYS[5], '1')
+      redis.call('XADD', KEYS[1], '*', 'body', next, 'group', ARGV[6])
+      if redis.call('LLEN', KEYS[4]) == 0 then
+        redis.call('ZREM', KEYS[7], ARGV[6])
+      end
+    else
+      redis.call('DEL', KEYS[5])
+    end
   end
 end
 return 1
@@ -249,6 +294,7 @@ impl RedisQueue {
             .key(held)
             .key(marker)
             .key(self.held_count_key())
+            .key(self.held_groups_key())
             .arg(GROUP)
             .arg(msg)
             .arg(dead_after.map(|n| n.to_string()).unwrap_or_default())
@@ -272,6 +318,25 @@ impl RedisQueue {
     /// How many messages wait in holding lists (for [`JobQueue::depth`]).
     fn held_count_key(&self) -> String {
         format!("{}:held-count", self.stream)
+    }
+
+    /// The groups with held messages, in turn order (a sorted set scored by a sequence).
+    fn held_groups_key(&self) -> String {
+        format!("{}:held-groups", self.stream)
+    }
+
+    /// Lets one held message into the stream if nothing waits there ([`BORROW`]).
+    async fn borrow(&self) -> Result<bool, QueueError> {
+        let moved: i64 = Script::new(BORROW)
+            .key(&self.stream)
+            .key(self.held_count_key())
+            .key(self.held_groups_key())
+            .arg(GROUP)
+            .arg(&self.stream)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.backend(e))?;
+        Ok(moved == 1)
     }
 
     /// Runs a script that acts on a lease only while this consumer still holds it (ARGV: group, consumer, entry,
@@ -380,6 +445,7 @@ impl JobQueue for RedisQueue {
         let (held, marker) = self.group_keys(group);
         let script = Script::new(SEND_IN_GROUP);
         let count = self.held_count_key();
+        let (groups, seq) = (self.held_groups_key(), format!("{}:held-seq", self.stream));
         // As `send`: a retry after a lost reply may add it twice; the worker's job claim runs it once.
         let id: String = retry_transient(|| {
             let mut conn = self.conn.clone();
@@ -388,6 +454,8 @@ impl JobQueue for RedisQueue {
                 .key(&held)
                 .key(&marker)
                 .key(&count)
+                .key(&groups)
+                .key(&seq)
                 .arg(body)
                 .arg(group);
             async move { call.invoke_async(&mut conn).await }
@@ -403,10 +471,16 @@ impl JobQueue for RedisQueue {
         loop {
             let mut found = self.reclaim(max).await?;
             if found.len() < max {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                let block =
-                    (found.is_empty() && !remaining.is_zero()).then(|| remaining.min(BLOCK_SLICE));
-                found.extend(self.read_new(max - found.len(), block).await?);
+                found.extend(self.read_new(max - found.len(), None).await?);
+            }
+            // A receiver that waits has room for a job now: with nothing else waiting, a group's held message
+            // may start (the module's work conservation); then it is read at once.
+            if found.is_empty() && !wait.is_zero() && self.borrow().await? {
+                continue;
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if found.is_empty() && !remaining.is_zero() {
+                found.extend(self.read_new(max, Some(remaining.min(BLOCK_SLICE))).await?);
             }
             let leases = self.lease_entries(found).await?;
             if !leases.is_empty() || Instant::now() >= deadline {
