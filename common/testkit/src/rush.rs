@@ -309,24 +309,6 @@ pub async fn run(plan: Plan) -> Report {
     report
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_sum_and_stay_in_range() {
-        let c = job_counts(300, 1500, 20);
-        assert_eq!(c.iter().sum::<usize>(), 1500);
-        assert!(c.iter().all(|&n| (1..=20).contains(&n)));
-        assert!(
-            c.iter().filter(|&&n| n == 1).count() > 10,
-            "some students have one job"
-        );
-        assert!((jain(&[1.0, 1.0, 1.0]) - 1.0).abs() < 1e-9);
-        assert!((jain(&[1.0, 0.0]) - 0.5).abs() < 1e-9);
-    }
-}
-
 /// The idle pool (issue 29): one student submits `jobs` jobs of `seconds` each to one worker with as many slots,
 /// and nobody else submits. Returns how long all of them took, from the first acceptance to the last end, and, as
 /// the reference, how long one such job alone took on the same stack. Turn-taking that wastes no slot runs them
@@ -400,4 +382,22 @@ pub async fn idle_pool(kind: Kind, jobs: usize, seconds: u64) -> (Duration, Dura
     let one = span(submit(1)).await;
     let all = span(submit(jobs)).await;
     (all, one)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_sum_and_stay_in_range() {
+        let c = job_counts(300, 1500, 20);
+        assert_eq!(c.iter().sum::<usize>(), 1500);
+        assert!(c.iter().all(|&n| (1..=20).contains(&n)));
+        assert!(
+            c.iter().filter(|&&n| n == 1).count() > 10,
+            "some students have one job"
+        );
+        assert!((jain(&[1.0, 1.0, 1.0]) - 1.0).abs() < 1e-9);
+        assert!((jain(&[1.0, 0.0]) - 0.5).abs() < 1e-9);
+    }
 }
