@@ -276,6 +276,13 @@ pub struct SubmissionRecord {
     /// The gateway's clock.
     pub accepted_at: DateTime<Utc>,
     pub late: bool,
+    /// The student's signed job, kept so that staff can run the submission again (`rai regrade`) with the course's
+    /// build file of the day; absent in records from before regrades.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<crate::job::SignedJob>,
+    /// A regrade's record: the submission it ran again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regrade_of: Option<JobId>,
 }
 
 /// A submission with how its job ended, as `rai submitted` and the staff's CSV show it.
@@ -294,7 +301,47 @@ pub struct Submission {
     pub score: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_score: Option<f64>,
+    /// A submission that was regraded: its latest regrade's job, and the original run's score (`score` is the
+    /// regrade's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regraded_by: Option<JobId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_score: Option<f64>,
 }
+
+/// What `POST /v1/regrades` runs again (staff).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegradeRequest {
+    pub assignment: String,
+    /// Only these teams (default: every team with a submission).
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// Every submission of each team, not only the one that counts.
+    #[serde(default)]
+    pub all_submissions: bool,
+}
+
+/// One submission a regrade batch runs again, or why it cannot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegradeItem {
+    pub team: String,
+    /// The submission run again (`None`: the team has none).
+    pub original: Option<JobId>,
+    /// The regrade's job, when it was queued.
+    pub job: Option<JobId>,
+    /// Why it was not queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// The answer to `POST /v1/regrades`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Regrades {
+    pub items: Vec<RegradeItem>,
+}
+
+/// `/v1/regrades`.
+pub const REGRADES: &str = "/v1/regrades";
 
 /// The query of `GET /v1/submissions`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

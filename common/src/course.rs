@@ -192,6 +192,8 @@ pub struct Assignment {
     pub time_zone: Tz,
     /// The instructor's build, run instead of the student's.
     pub build: Option<BuildSpec>,
+    /// Where it was read from: the gateway rereads the course when it changes (a fixed grader).
+    pub build_path: Option<PathBuf>,
     pub required_files: Vec<String>,
     pub queue: Option<String>,
     pub counts: Counts,
@@ -478,6 +480,7 @@ impl Course {
                 }
                 None => None,
             };
+            let build_path = a.build_file.as_ref().map(|f| base.join(f));
             let build = match &a.build_file {
                 Some(file) => {
                     let full = base.join(file);
@@ -555,6 +558,7 @@ impl Course {
                     late_until,
                     time_zone: zone,
                     build,
+                    build_path,
                     required_files: a.required_files,
                     queue: a.queue,
                     counts: a.counts,
@@ -589,6 +593,14 @@ impl Course {
             keep_submissions_until,
             assignments,
         })
+    }
+
+    /// The files the course was read from besides itself (the instructors' build files).
+    pub fn build_files(&self) -> Vec<PathBuf> {
+        self.assignments
+            .values()
+            .filter_map(|a| a.build_path.clone())
+            .collect()
     }
 
     /// The assignment `name`, or the refusal that lists the course's assignments.

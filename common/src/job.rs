@@ -313,6 +313,10 @@ pub struct Graded {
     /// The course requires `/build/results.json`: a run that ends without readable results has failed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub results_required: bool,
+    /// A regrade (staff's `rai regrade`): the submission it runs again. The student's signed job is that one's, so
+    /// its id is the original's while the acceptance names the regrade's own; its upload is the original's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regrade_of: Option<JobId>,
 }
 
 /// The message on the queue: the student's signed job, the gateway's acceptance, and the gateway's signature over
@@ -498,7 +502,12 @@ impl AttestedJob {
         if env.job.v != SIGNED_JOB_VERSION {
             return Err(VerifyError::UnsupportedVersion(env.job.v));
         }
-        let request = env.job.verify_signature(registry)?;
+        let mut request = env.job.verify_signature(registry)?;
+        // A regrade carries the original submission's signed job under an id of its own.
+        let regrade_of = acceptance.graded.as_ref().and_then(|g| g.regrade_of);
+        if regrade_of == Some(request.id) {
+            request.id = acceptance.job;
+        }
         if acceptance.payload_sha256 != payload_sha256(&env.job)
             || acceptance.job != request.id
             || acceptance.user != request.user

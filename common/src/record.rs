@@ -49,6 +49,9 @@ pub struct JobRecord {
     /// The scores the job wrote to `/build/results.json`, as read (who may see which: `Results::seen_by`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results: Option<crate::results::Results>,
+    /// A regrade: the submission it ran again (whose record stays as it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regrade_of: Option<String>,
 }
 
 /// One command of a job as the worker saw it run.

@@ -142,6 +142,7 @@ async fn main() {
             gpus: Vec::new(),
             gpu_use: Vec::new(),
             results: None,
+            regrade_of: None,
         };
         store
             .put_bytes(

@@ -179,12 +179,16 @@ mod tests {
                 user: user.into(),
                 accepted_at: chrono::Utc::now(),
                 late: false,
+                signed: None,
+                regrade_of: None,
             },
             status: Some(rai_common::event::JobStatus::Succeeded),
             ranked_seconds: None,
             counts,
             score,
             max_score: Some(10.0),
+            regraded_by: None,
+            original_score: None,
         }
     }
 

@@ -172,6 +172,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Staff: run each team's counting submission of an assignment again with the course file's build file of now
+    /// (after fixing the grader), from the stored uploads; follows the batch and sums up what changed.
+    Regrade {
+        assignment: String,
+        /// Only this team's (repeat for more).
+        #[arg(long = "team", value_name = "TEAM")]
+        teams: Vec<String>,
+        /// Every submission of each team, not only the one that counts.
+        #[arg(long)]
+        all_submissions: bool,
+        /// Queue the batch and return without following it.
+        #[arg(long)]
+        detach: bool,
+    },
     /// Staff: jobs the workers gave up on (taken again and again, never finished): list them, send one back to
     /// its queue, or end it as an error.
     Deadletters {

@@ -4,6 +4,8 @@
 
 /// The command did what was asked.
 pub const OK: u8 = 0;
+/// A batch (`rai regrade`) in which some jobs failed or could not be queued; the summary says which.
+pub const SOME_FAILED: u8 = 1;
 /// Bad input or setup on the student's side: an invalid build file, no profile, an unreachable service.
 pub const USAGE: u8 = 2;
 /// `--timeout` ran out: rai stopped waiting; the job goes on.

@@ -85,6 +85,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             csv,
             json,
         }) => commands::usage::run(g, &by, since.as_deref(), csv, json).await,
+        Some(Command::Regrade {
+            assignment,
+            teams,
+            all_submissions,
+            detach,
+        }) => commands::regrade::run(g, &assignment, teams, all_submissions, detach).await,
         Some(Command::Deadletters {
             requeue,
             drop,

@@ -383,6 +383,12 @@ impl Client {
         self.call(Method::GET, &path, None).await
     }
 
+    /// Runs an assignment's submissions again with the course's build file of now (staff).
+    pub async fn regrade(&self, ask: &api::RegradeRequest) -> Result<api::Regrades, ClientError> {
+        let body = serde_json::to_vec(ask).expect("a regrade request serializes");
+        self.call(Method::POST, api::REGRADES, Some(body)).await
+    }
+
     /// The jobs workers gave up on (staff).
     pub async fn dead_letters(&self) -> Result<api::DeadLetters, ClientError> {
         self.call(Method::GET, api::DEAD_LETTERS, None).await

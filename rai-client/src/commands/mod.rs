@@ -10,6 +10,7 @@ pub mod history;
 pub mod init;
 pub mod logs;
 pub mod ranking;
+pub mod regrade;
 pub mod results;
 pub mod status;
 pub mod submissions;

@@ -9,7 +9,7 @@ use crate::exit;
 use crate::terminal::visible;
 
 /// The CSV's columns, in order (docs/instructor.md describes each).
-pub const CSV_COLUMNS: [&str; 10] = [
+pub const CSV_COLUMNS: [&str; 12] = [
     "team",
     "user",
     "job",
@@ -18,8 +18,10 @@ pub const CSV_COLUMNS: [&str; 10] = [
     "status",
     "score",
     "max_score",
+    "original_score",
     "ranked_seconds",
     "counts",
+    "regrade_of",
 ];
 
 /// One CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180); a leading `=`, `+`, `-` or `@`
@@ -50,10 +52,14 @@ pub fn csv_row(s: &Submission) -> String {
         s.status.map_or("queued", |st| st.as_str()).to_string(),
         s.score.map(super::results::number).unwrap_or_default(),
         s.max_score.map(super::results::number).unwrap_or_default(),
+        s.original_score
+            .map(super::results::number)
+            .unwrap_or_default(),
         s.ranked_seconds
             .map(|t| format!("{t:.3}"))
             .unwrap_or_default(),
         s.counts.to_string(),
+        r.regrade_of.map(|j| j.to_string()).unwrap_or_default(),
     ]
     .join(",")
 }
@@ -181,20 +187,24 @@ mod tests {
                     .unwrap()
                     .with_timezone(&chrono::Utc),
                 late: true,
+                signed: None,
+                regrade_of: None,
             },
             status: Some(JobStatus::Succeeded),
             ranked_seconds: Some(1.23456),
             counts: true,
             score: Some(7.5),
             max_score: Some(10.0),
+            regraded_by: None,
+            original_score: None,
         };
         let row = csv_row(&s);
         assert_eq!(
             row,
             format!(
-                "\"'=HYPERLINK(\"\"x\"\"),evil\",alice,{job},2026-12-10T05:59:00Z,true,succeeded,7.5,10,1.235,true"
+                "\"'=HYPERLINK(\"\"x\"\"),evil\",alice,{job},2026-12-10T05:59:00Z,true,succeeded,7.5,10,,1.235,true,"
             )
         );
-        assert_eq!(CSV_COLUMNS.len(), 10);
+        assert_eq!(CSV_COLUMNS.len(), 12);
     }
 }

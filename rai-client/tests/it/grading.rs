@@ -60,9 +60,23 @@ async fn wait_status(s: &Stack, user: usize, job: &str, what: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_graded_term_through_the_cli_and_the_dashboard() {
     let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).format("%Y-%m-%d %H:%M:%S");
-    let (_course, extra) = rai_testkit::stack::course_file(&format!(
-        "  m1:\n    title: Milestone 1\n    due: {{due}}\n    results: {{ required: true }}\n  m2:\n    due: {past}\nextensions:\n  m2:\n    student2: 1h\n"
+    let (course, extra) = rai_testkit::stack::course_file(&format!(
+        "  m1:\n    title: Milestone 1\n    due: {{due}}\n    build_file: m1_build.yml\n    results: {{ required: true }}\n  m2:\n    due: {past}\nextensions:\n  m2:\n    student2: 1h\n"
     ));
+    // The course's grader for m1; its first version trusts the scores the student's project carries (a bug).
+    let grader = course.path().join("m1_build.yml");
+    let write_grader = |command: &str| {
+        std::fs::write(
+            &grader,
+            format!(
+                "rai:\n  version: 0.2\n  image: {}\ncommands:\n  build:\n    - {}\n",
+                rai_testkit::image(),
+                serde_json::to_string(command).unwrap()
+            ),
+        )
+        .unwrap()
+    };
+    write_grader("cp /src/results.json /build/results.json");
     // The sweep (and with it the dead-letter check) runs every 10 s.
     let extra: &'static str =
         Box::leak(format!("{extra}  uploads: {{ expire: 10s }}\n").into_boxed_str());
@@ -299,4 +313,43 @@ async fn a_graded_term_through_the_cli_and_the_dashboard() {
         .map(|v| v.to_str().unwrap().to_string());
     assert!(csp.unwrap_or_default().contains("default-src 'none'"));
     b.close().await.unwrap();
+
+    // A regrade after the grader is fixed (the gateway rereads the build file): every counting submission runs
+    // again from its stored upload; the summary names whose score changed; the CSV shows both scores.
+    write_grader(r#"echo '{"score": 9, "max_score": 10}' > /build/results.json"#);
+    let (code, _, err) = rai(&s, ALICE, &["regrade", "m1"]).await;
+    assert_ne!(code, Some(0));
+    assert!(err.contains("for course staff"), "{err}");
+    let (code, out, err) = rai(&s, TOM, &["regrade", "m1"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        err.contains("2 submission(s) of m1 queued for a regrade"),
+        "{err}"
+    );
+    assert!(
+        out.contains("regraded: 2 done, 0 failed, 2 score(s) changed")
+            && out.contains("a: 7 -> 9")
+            && out.contains("c: - -> 9"),
+        "{out}"
+    );
+    let (_, out, _) = rai(&s, TOM, &["submissions", "m1", "--csv"]).await;
+    let team_a = out.lines().find(|l| l.starts_with("a,")).unwrap();
+    let fields: Vec<&str> = team_a.split(',').collect();
+    assert_eq!(fields[2], graded, "{out}");
+    assert_eq!(
+        (fields[6], fields[8]),
+        ("9", "7"),
+        "score, original_score: {out}"
+    );
+    let (_, out, _) = rai(&s, TOM, &["submissions", "m1", "--csv", "--every"]).await;
+    let regrades: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(11).is_some_and(|r| !r.is_empty()))
+        .collect();
+    assert_eq!(regrades.len(), 2, "{out}");
+    assert!(regrades.iter().any(|l| l.ends_with(&graded)), "{out}");
+    // The student sees the regrade's score as theirs.
+    let (_, out, _) = rai(&s, BOB, &["submitted", "m1"]).await;
+    assert!(out.contains("9/10"), "{out}");
 }

@@ -265,6 +265,11 @@ pub async fn drop(
         gpus: Vec::new(),
         gpu_use: Vec::new(),
         results: None,
+        regrade_of: a
+            .graded
+            .as_ref()
+            .and_then(|g| g.regrade_of)
+            .map(|j| j.to_string()),
     };
     // The record and the end first, then out of the dead letters: a crash between leaves it listed, to drop again.
     let bytes = serde_json::to_vec(&record).expect("a record serializes");

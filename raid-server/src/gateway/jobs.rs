@@ -146,6 +146,8 @@ pub async fn submit(
         return Err(refusal);
     }
     let graded = judged.as_ref().map(|j| j.graded.clone());
+    // A graded submission keeps the student's signed job, so that staff can run it again (`rai regrade`).
+    let kept_signed = signed.clone();
     let attested = AttestedJob::attest_graded(
         signed,
         job,
@@ -218,7 +220,9 @@ pub async fn submit(
     }
     if let Some(graded) = &graded {
         // Queued already: a failure here is logged, and the job record still names the assignment.
-        if let Err(e) = super::submissions::record(&gateway, &caller, job, graded, now).await {
+        if let Err(e) =
+            super::submissions::record(&gateway, &caller, job, graded, kept_signed, now).await
+        {
             tracing::error!(job = %job, error = %e.message, "cannot record the submission");
         }
     }

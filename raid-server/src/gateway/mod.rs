@@ -24,6 +24,7 @@ mod extensions;
 mod jobs;
 mod per_user;
 mod quotas;
+mod regrades;
 mod results;
 mod serve;
 mod submissions;
@@ -224,6 +225,7 @@ impl Gateway {
             .route("/v1/rankings/{assignment}", get(submissions::leaderboard))
             .route("/v1/extensions/{assignment}", get(extensions::list))
             .route(api::USAGE, get(usage::get))
+            .route(api::REGRADES, post(regrades::start))
             .route(api::DEAD_LETTERS, get(deadletters::list))
             .route("/v1/deadletters/{job}/requeue", post(deadletters::requeue))
             .route("/v1/deadletters/{job}/drop", post(deadletters::drop))

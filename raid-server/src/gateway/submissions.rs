@@ -103,6 +103,7 @@ pub(super) async fn judge(
             late,
             build: a.build.clone(),
             results_required: a.results_required,
+            regrade_of: None,
         },
     })
 }
@@ -276,6 +277,7 @@ pub(super) async fn record(
     caller: &Caller,
     job: JobId,
     graded: &Graded,
+    signed: rai_common::job::SignedJob,
     accepted_at: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let team = team_of(caller);
@@ -286,6 +288,8 @@ pub(super) async fn record(
         user: caller.user.clone(),
         accepted_at,
         late: graded.late,
+        signed: Some(signed),
+        regrade_of: None,
     };
     let bytes = serde_json::to_vec(&record).expect("a submission record serializes");
     gateway
@@ -349,7 +353,12 @@ fn ranked_seconds(a: &Assignment, record: Option<&JobRecord>) -> Option<f64> {
 /// one), or the latest of all when the course counts late ones alike.
 fn mark_counted(a: &Assignment, subs: &mut [Submission]) {
     let mut best: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, s) in subs.iter().enumerate() {
+    // A regrade is a run of a submission, not a submission: it never counts on its own.
+    for (i, s) in subs
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.record.regrade_of.is_none())
+    {
         let better = |other: &Submission| match a.counts {
             Counts::Latest => s.record.accepted_at > other.record.accepted_at,
             Counts::LatestOnTime => {
@@ -366,6 +375,37 @@ fn mark_counted(a: &Assignment, subs: &mut [Submission]) {
     }
     for i in best.into_values() {
         subs[i].counts = true;
+    }
+}
+
+/// Joins each regrade to the submission it ran again: the submission names its latest regrade, and once that has
+/// ended, shows the regrade's score, keeping its own as `original_score`. The regrade stays a row of its own (for
+/// `--every`).
+fn attach_regrades(subs: &mut [Submission]) {
+    let mut latest: BTreeMap<JobId, usize> = BTreeMap::new();
+    for (i, s) in subs.iter().enumerate() {
+        if let Some(of) = s.record.regrade_of {
+            match latest.get(&of) {
+                Some(&j) if subs[j].record.accepted_at >= s.record.accepted_at => {}
+                _ => {
+                    latest.insert(of, i);
+                }
+            }
+        }
+    }
+    for (of, r) in latest {
+        let (job, ended, score, max) = {
+            let r = &subs[r];
+            (r.record.job, r.status.is_some(), r.score, r.max_score)
+        };
+        if let Some(original) = subs.iter_mut().find(|s| s.record.job == of) {
+            original.regraded_by = Some(job);
+            if ended {
+                original.original_score = original.score;
+                original.score = score;
+                original.max_score = max.or(original.max_score);
+            }
+        }
     }
 }
 
@@ -430,9 +470,12 @@ pub async fn list(
                     counts: false,
                     score: seen.as_ref().and_then(|r| r.total()),
                     max_score: seen.as_ref().and_then(|r| r.max_total()),
+                    regraded_by: None,
+                    original_score: None,
                 }
             })
             .collect();
+        attach_regrades(&mut subs);
         mark_counted(a, &mut subs);
         all.extend(subs);
     }
@@ -518,13 +561,19 @@ pub async fn leaderboard(
         )));
     };
     let subs = load(&gateway, &submissions_prefix(&name, None)).await?;
+    // A submission whose regrade has ended ranks by the regrade (the grader was fixed), not by its first run.
+    let superseded: std::collections::HashSet<JobId> = subs
+        .iter()
+        .filter(|(sub, record)| record.is_some() && sub.regrade_of.is_some())
+        .filter_map(|(sub, _)| sub.regrade_of)
+        .collect();
     let by_score = ranking.by == RankBy::Score;
     let order = key_order(ranking.better);
     // Each team's best key: (score, seconds) by score, (None, seconds) by time.
     let mut teams: BTreeMap<String, Option<(RankKey, JobId)>> = BTreeMap::new();
     for (sub, record) in &subs {
         let entry = teams.entry(sub.team.clone()).or_insert(None);
-        if sub.late {
+        if sub.late || superseded.contains(&sub.job) {
             continue;
         }
         let Some(secs) = ranked_seconds(&a, record.as_ref()) else {

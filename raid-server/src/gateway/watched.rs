@@ -1,6 +1,7 @@
 //! Files the gateway rereads whenever they change (one `stat` per use): the account registry, so an instructor's
 //! revocation holds from the next request, and the course file, so a moved deadline holds from the next submission;
-//! neither needs a restart or a signal. A file that becomes unreadable or broken keeps its last good contents
+//! neither needs a restart or a signal. The course file is also reread when a build file it names changes (an
+//! instructor fixing the grader edits only that file). A file that becomes unreadable or broken keeps its last good contents
 //! (logged), so an instructor's half-written edit never locks the whole course out. A broken version is remembered
 //! too: it is parsed and logged once, not on every request under the lock (issue 26).
 
@@ -17,13 +18,15 @@ pub struct WatchedFile<T> {
     /// What the file is, for logs and errors ("the account registry").
     what: &'static str,
     read: fn(&Path) -> Result<T, String>,
+    /// Other files its contents were read from (a course's build files).
+    also: fn(&T) -> Vec<PathBuf>,
     cached: Mutex<Cached<T>>,
 }
 
 struct Cached<T> {
     value: Arc<T>,
-    /// The version of the file last read, good or broken.
-    read: Option<Version>,
+    /// The versions of the file and of the others last read, good or broken.
+    read: Vec<Option<Version>>,
 }
 
 /// A version of a file: its modification time and length (an edit within one tick of the clock still changes
@@ -48,19 +51,33 @@ fn version(path: &Path) -> Option<Version> {
     })
 }
 
+/// The versions of `path` and of `others`, in order.
+fn versions(path: &Path, others: &[PathBuf]) -> Vec<Option<Version>> {
+    std::iter::once(path)
+        .chain(others.iter().map(PathBuf::as_path))
+        .map(version)
+        .collect()
+}
+
 impl RegistryFile {
     pub fn load(path: &Path) -> anyhow::Result<RegistryFile> {
-        WatchedFile::open(path, "the account registry", |p| {
-            Registry::load(p).map_err(|e| e.to_string())
-        })
+        WatchedFile::open(
+            path,
+            "the account registry",
+            |p| Registry::load(p).map_err(|e| e.to_string()),
+            |_| Vec::new(),
+        )
     }
 }
 
 impl CourseFile {
     pub fn load(path: &Path) -> anyhow::Result<CourseFile> {
-        WatchedFile::open(path, "the course file", |p| {
-            Course::load(p).map_err(|e| e.to_string())
-        })
+        WatchedFile::open(
+            path,
+            "the course file",
+            |p| Course::load(p).map_err(|e| e.to_string()),
+            Course::build_files,
+        )
     }
 }
 
@@ -69,16 +86,19 @@ impl<T> WatchedFile<T> {
         path: &Path,
         what: &'static str,
         read: fn(&Path) -> Result<T, String>,
+        also: fn(&T) -> Vec<PathBuf>,
     ) -> anyhow::Result<WatchedFile<T>> {
         let value = read(path)
             .map_err(|e| anyhow::anyhow!("cannot read {what} {}: {e}", path.display()))?;
+        let versions = versions(path, &also(&value));
         Ok(WatchedFile {
             path: path.to_path_buf(),
             what,
             read,
+            also,
             cached: Mutex::new(Cached {
                 value: Arc::new(value),
-                read: version(path),
+                read: versions,
             }),
         })
     }
@@ -86,12 +106,14 @@ impl<T> WatchedFile<T> {
     /// The contents as of now.
     pub fn current(&self) -> Arc<T> {
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-        let now = version(&self.path);
+        let now = versions(&self.path, &(self.also)(&cached.value));
         if now != cached.read {
             cached.read = now;
             match (self.read)(&self.path) {
                 Ok(value) => {
                     tracing::info!(path = %self.path.display(), what = self.what, "reloaded");
+                    // The new contents may name other files: their versions are what the next look compares.
+                    cached.read = versions(&self.path, &(self.also)(&value));
                     cached.value = Arc::new(value);
                 }
                 Err(e) => {
@@ -121,7 +143,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("n");
         std::fs::write(&path, "1").unwrap();
-        let file = WatchedFile::open(&path, "a number", count_and_parse).unwrap();
+        let file = WatchedFile::open(&path, "a number", count_and_parse, |_| Vec::new()).unwrap();
         assert_eq!(*file.current(), 1);
         std::fs::write(&path, "not a number").unwrap();
         let before = READS.load(Ordering::SeqCst);
@@ -131,5 +153,29 @@ mod tests {
         assert_eq!(READS.load(Ordering::SeqCst), before + 1, "parsed once");
         std::fs::write(&path, "22").unwrap();
         assert_eq!(*file.current(), 22);
+    }
+
+    #[test]
+    fn a_course_is_reread_when_its_build_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let build = |cmd: &str| {
+            format!("rai:\n  version: 0.2\n  image: img\ncommands:\n  build:\n    - {cmd}\n")
+        };
+        std::fs::write(dir.path().join("m1.yml"), build("./grade v1")).unwrap();
+        let course = dir.path().join("course.yml");
+        std::fs::write(
+            &course,
+            "time_zone: UTC\nassignments:\n  m1:\n    due: 2030-01-01 00:00\n    build_file: m1.yml\n",
+        )
+        .unwrap();
+        let file = CourseFile::load(&course).unwrap();
+        let command = |f: &CourseFile| {
+            let c = f.current();
+            c.assignments["m1"].build.as_ref().unwrap().commands.build[0].clone()
+        };
+        assert_eq!(command(&file), "./grade v1");
+        // The fixed grader, a longer line: the course file itself is untouched.
+        std::fs::write(dir.path().join("m1.yml"), build("./grade v2 --fixed")).unwrap();
+        assert_eq!(command(&file), "./grade v2 --fixed");
     }
 }

@@ -252,6 +252,10 @@ impl Finished<'_> {
             gpus: self.gpus.to_vec(),
             gpu_use: self.gpu_use.to_vec(),
             results: self.results.cloned(),
+            regrade_of: self
+                .graded
+                .and_then(|g| g.regrade_of)
+                .map(|j| j.to_string()),
         }
     }
 }

@@ -459,7 +459,8 @@ impl JobLife {
         let limits = policy::resolve(&request.build, &ctx.config.raid, ctx.gpus.count())
             .map_err(JobError::Policy)?;
         let (src, build) = (self.dir.join("src"), self.dir.join("build"));
-        fetch::fetch(&ctx, request, &src).await?;
+        let regrade_of = self.graded.as_ref().and_then(|g| g.regrade_of.as_ref());
+        fetch::fetch(&ctx, request, regrade_of, &src).await?;
         fetch::make_build_dir(&build)?;
         let gate = crate::sandbox::make_gate(&self.dir.join("gate")).map_err(JobError::JobDir)?;
         let image = match &request.build.commands.build_image {

@@ -228,6 +228,7 @@ async fn a_graded_run_without_required_results_fails_with_the_reason() {
         late: false,
         build: None,
         results_required: true,
+        regrade_of: None,
     };
     let mut outcomes = Vec::new();
     for commands in [

@@ -77,6 +77,11 @@ pub trait JobQueue: Send + Sync {
     /// earlier message (Redis).
     async fn send_in_group(&self, body: &str, group: &str) -> Result<String, QueueError>;
 
+    /// Adds a message below every other (a regrade batch's job): on Redis it starts only on a slot that no other
+    /// message waits for; on SQS it goes in `group` (prefixed `low:`), taking one turn among the groups, so it is
+    /// ahead of any student by one message at most. Returns its id, or `held`.
+    async fn send_low(&self, body: &str, group: &str) -> Result<String, QueueError>;
+
     /// Leases up to `max` messages, waiting up to `wait` for the first.
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Lease>, QueueError>;
 

@@ -67,29 +67,46 @@ return redis.call('XADD', KEYS[1], '*', 'body', ARGV[1], 'group', ARGV[2])
 
 /// Lets one held message into the stream when nothing waits there (every entry is leased): the pool has room and no
 /// other group waits, so a group's next job need not (work conservation). The group whose turn it is (the first of
-/// the held groups) gives its next message, its marker counts one more entry in the stream, and it goes to the back
-/// of the held groups. KEYS: stream, held count, held groups. ARGV: consumer group, stream name. Returns 1 when a
-/// message was let in.
+/// the held groups; only when none has a message held, the first of the low groups) gives its next message, its
+/// marker counts one more entry in the stream, and it goes to the back of its set.
+/// KEYS: stream, held count, held groups, low groups. ARGV: consumer group, stream name. Returns 1 when a message
+/// was let in.
 const BORROW: &str = r"
 local waiting = redis.call('XLEN', KEYS[1]) - redis.call('XPENDING', KEYS[1], ARGV[1])[1]
 if waiting > 0 then return 0 end
-local g = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-if not g then return 0 end
-local held = ARGV[2] .. ':held:' .. g
-local next = redis.call('LPOP', held)
-if not next then
-  redis.call('ZREM', KEYS[3], g)
-  return 0
+for _, set in ipairs({KEYS[3], KEYS[4]}) do
+  local g = redis.call('ZRANGE', set, 0, 0)[1]
+  while g do
+    local held = ARGV[2] .. ':held:' .. g
+    local next = redis.call('LPOP', held)
+    if next then
+      redis.call('DECR', KEYS[2])
+      redis.call('INCR', ARGV[2] .. ':in:' .. g)
+      redis.call('XADD', KEYS[1], '*', 'body', next, 'group', g)
+      if redis.call('LLEN', held) == 0 then
+        redis.call('ZREM', set, g)
+      else
+        redis.call('ZADD', set, redis.call('INCR', ARGV[2] .. ':held-seq'), g)
+      end
+      return 1
+    end
+    redis.call('ZREM', set, g)
+    g = redis.call('ZRANGE', set, 0, 0)[1]
+  end
 end
-redis.call('DECR', KEYS[2])
-redis.call('INCR', ARGV[2] .. ':in:' .. g)
-redis.call('XADD', KEYS[1], '*', 'body', next, 'group', g)
-if redis.call('LLEN', held) == 0 then
-  redis.call('ZREM', KEYS[3], g)
-else
-  redis.call('ZADD', KEYS[3], redis.call('INCR', ARGV[2] .. ':held-seq'), g)
+return 0
+";
+
+/// Adds a message below every other: to its (low) group's holding list only, so that it enters the stream only by
+/// [`BORROW`], on a slot no other message waits for. KEYS: holding list, held count, low groups, held sequence.
+/// ARGV: body, group.
+const SEND_LOW: &str = r"
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('INCR', KEYS[2])
+if not redis.call('ZSCORE', KEYS[3], ARGV[2]) then
+  redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[2])
 end
-return 1
+return 'held'
 ";
 
 /// Gives a held entry back as a new entry (waking blocked readers), keeping the message id (and its group).
@@ -118,7 +135,10 @@ end
 local removed = redis.call('XDEL', KEYS[1], ARGV[5])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[5])
 redis.call('HDEL', KEYS[2], ARGV[2])
-if ARGV[6] ~= '' and removed == 1 then
+if ARGV[6] ~= '' and removed == 1 and string.sub(ARGV[6], 1, 4) == 'low:' then
+  -- A low group's messages enter only by BORROW.
+  if redis.call('DECR', KEYS[5]) <= 0 then redis.call('DEL', KEYS[5]) end
+elseif ARGV[6] ~= '' and removed == 1 then
   if redis.call('DECR', KEYS[5]) <= 0 then
     local next = redis.call('LPOP', KEYS[4])
     if next then
@@ -325,12 +345,18 @@ impl RedisQueue {
         format!("{}:held-groups", self.stream)
     }
 
+    /// The low groups with held messages ([`JobQueue::send_low`]), in turn order.
+    fn low_groups_key(&self) -> String {
+        format!("{}:low-groups", self.stream)
+    }
+
     /// Lets one held message into the stream if nothing waits there ([`BORROW`]).
     async fn borrow(&self) -> Result<bool, QueueError> {
         let moved: i64 = Script::new(BORROW)
             .key(&self.stream)
             .key(self.held_count_key())
             .key(self.held_groups_key())
+            .key(self.low_groups_key())
             .arg(GROUP)
             .arg(&self.stream)
             .invoke_async(&mut self.conn.clone())
@@ -458,6 +484,32 @@ impl JobQueue for RedisQueue {
                 .key(&seq)
                 .arg(body)
                 .arg(group);
+            async move { call.invoke_async(&mut conn).await }
+        })
+        .await
+        .map_err(|e| self.backend(e))?;
+        Ok(id)
+    }
+
+    async fn send_low(&self, body: &str, group: &str) -> Result<String, QueueError> {
+        check_size(body)?;
+        let group = format!("low:{group}");
+        let (held, _) = self.group_keys(&group);
+        let script = Script::new(SEND_LOW);
+        let (count, low, seq) = (
+            self.held_count_key(),
+            self.low_groups_key(),
+            format!("{}:held-seq", self.stream),
+        );
+        let id: String = retry_transient(|| {
+            let mut conn = self.conn.clone();
+            let mut call = script.prepare_invoke();
+            call.key(&held)
+                .key(&count)
+                .key(&low)
+                .key(&seq)
+                .arg(body)
+                .arg(&group);
             async move { call.invoke_async(&mut conn).await }
         })
         .await

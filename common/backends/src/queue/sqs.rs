@@ -292,6 +292,11 @@ impl JobQueue for SqsQueue {
         Ok(out.message_id().unwrap_or_default().to_string())
     }
 
+    async fn send_low(&self, body: &str, group: &str) -> Result<String, QueueError> {
+        // A FIFO queue has no priorities: the batch is one group, one turn among the students'.
+        self.send_in_group(body, &format!("low:{group}")).await
+    }
+
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Lease>, QueueError> {
         // One message per call: a FIFO receive of several may return more than one of a group (a user), which
         // would run one user's jobs side by side. With one per call, the next call skips every group that has a

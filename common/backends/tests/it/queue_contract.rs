@@ -394,6 +394,49 @@ async fn an_idle_pool_runs_one_groups_held_messages_at_once() {
     );
 }
 
+/// A regrade batch waits below every student (Redis): its messages start only on a slot no other message waits for,
+/// one at a time as slots free, and a student's job sent meanwhile goes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_messages_start_only_when_nothing_else_waits() {
+    let name = queue_name();
+    let q = open(Backend::Redis, &name, 5).await;
+    q.send_low("r1", "m1").await.unwrap();
+    q.send_low("r2", "m1").await.unwrap();
+    q.send_in_group("s1", "alice").await.unwrap();
+    let bodies =
+        |l: &[rai_backends::queue::Lease]| l.iter().map(|l| l.body.clone()).collect::<Vec<_>>();
+    let wait = Duration::from_secs(3);
+    let s1 = q.receive(1, wait).await.unwrap();
+    assert_eq!(
+        bodies(&s1),
+        ["s1"],
+        "the student's job first, though sent last"
+    );
+    assert!(q.receive(1, Duration::ZERO).await.unwrap().is_empty());
+    let r1 = q.receive(1, wait).await.unwrap();
+    assert_eq!(
+        bodies(&r1),
+        ["r1"],
+        "a free slot and nobody waiting: a regrade"
+    );
+    q.send_in_group("s2", "bob").await.unwrap();
+    let s2 = q.receive(1, wait).await.unwrap();
+    assert_eq!(bodies(&s2), ["s2"]);
+    // Ending a regrade does not let the next one in ahead of anyone: it waits for a free slot like r1.
+    q.ack(&r1[0]).await.unwrap();
+    assert_eq!(q.depth().await.unwrap().waiting, 1);
+    assert!(q.receive(1, Duration::ZERO).await.unwrap().is_empty());
+    let r2 = q.receive(1, wait).await.unwrap();
+    assert_eq!(bodies(&r2), ["r2"]);
+    for l in [&s1[0], &s2[0], &r2[0]] {
+        q.ack(l).await.unwrap();
+    }
+    assert_eq!(
+        q.depth().await.unwrap(),
+        rai_backends::queue::Depth::default()
+    );
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod redis_queue {
