@@ -798,4 +798,60 @@ mod tests {
             Err(VerifyError::UnknownGateway)
         ));
     }
+
+    #[test]
+    fn a_regrade_runs_the_students_signed_job_under_its_own_id() {
+        let key = generate_signing_key();
+        let gateway = generate_signing_key();
+        let trusted = [gateway.verifying_key()];
+        let reg = registry_with("alice", &key);
+        let now = Utc::now();
+        let mut req = request("alice", now);
+        req.assignment = Some("m1".into());
+        let signed = req.sign(&key);
+        let graded = |regrade_of| Graded {
+            assignment: "m1".into(),
+            late: true,
+            build: None,
+            results_required: false,
+            regrade_of,
+        };
+        let regrade = JobId::new();
+        let attest = |id, g| {
+            AttestedJob::attest_graded(
+                signed.clone(),
+                id,
+                &owner("alice"),
+                "rai",
+                now,
+                Some(g),
+                &gateway,
+            )
+            .to_bytes()
+        };
+        let ok = AttestedJob::verify(
+            &attest(regrade, graded(Some(req.id))),
+            &reg,
+            &trusted,
+            now,
+            Freshness::default(),
+        )
+        .unwrap();
+        assert_eq!(ok.request.id, regrade, "the regrade's own id");
+        assert_eq!(ok.request.input, req.input, "the original's upload");
+        assert!(ok.acceptance.graded.unwrap().late);
+        // Another id without regrade_of, or regrade_of naming another job: the attestation is for another job.
+        for g in [graded(None), graded(Some(JobId::new()))] {
+            assert!(matches!(
+                AttestedJob::verify(
+                    &attest(regrade, g),
+                    &reg,
+                    &trusted,
+                    now,
+                    Freshness::default()
+                ),
+                Err(VerifyError::BadAttestation(_))
+            ));
+        }
+    }
 }

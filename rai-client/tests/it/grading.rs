@@ -352,4 +352,32 @@ async fn a_graded_term_through_the_cli_and_the_dashboard() {
     // The student sees the regrade's score as theirs.
     let (_, out, _) = rai(&s, BOB, &["submitted", "m1"]).await;
     assert!(out.contains("9/10"), "{out}");
+    // A team without a submission, and one whose upload is gone, are each named with the reason.
+    std::fs::remove_file(
+        s.dir
+            .path()
+            .join("store")
+            .join(rai_common::objects::upload_key(
+                "student0",
+                &graded.parse().unwrap(),
+            )),
+    )
+    .unwrap();
+    let (code, _, err) = rai(
+        &s,
+        TOM,
+        &["regrade", "m1", "--team", "a", "--team", "zz", "--detach"],
+    )
+    .await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("zz: not regraded: team zz has no submission for m1"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "a: not regraded: the upload of job {graded} is gone"
+        )),
+        "{err}"
+    );
 }
