@@ -194,15 +194,14 @@ pub async fn requeue(
         )
         .await
         .map_err(|e| ApiError::unavailable("update the job's state", e))?;
-    match gateway
-        .config
-        .gateway
-        .fair_share
-        .group(&acceptance.user, &acceptance.team)
-    {
-        Some(group) => queue.send_in_group(&wire, &group).await,
-        None => queue.send(&wire).await,
-    }
+    super::jobs::send_in_turn(
+        &gateway,
+        queue.as_ref(),
+        &wire,
+        &acceptance.user,
+        &acceptance.team,
+    )
+    .await
     .map_err(|e| ApiError::unavailable("queue the job again", e))?;
     queue
         .remove_dead_letter(&letter.id)

@@ -177,17 +177,9 @@ pub async fn submit(
             .update_state(&job, &state)
             .await
             .map_err(|e| e.to_string())?;
-        // One group per user (or team): the queue serves them in turn (docs/instructor.md, "Fair share").
-        match gateway
-            .config
-            .gateway
-            .fair_share
-            .group(&caller.user, &caller.team)
-        {
-            Some(group) => queue.send_in_group(&wire, &group).await,
-            None => queue.send(&wire).await,
-        }
-        .map_err(|e| e.to_string())
+        send_in_turn(&gateway, queue.as_ref(), &wire, &caller.user, &caller.team)
+            .await
+            .map_err(|e| e.to_string())
     }
     .await;
     if let Err(e) = queued {
@@ -338,6 +330,21 @@ pub async fn cancel(
         .map_err(|e| ApiError::unavailable("cancel the job", e))?;
     tracing::info!(job = %job, by = %caller.user, "cancel requested");
     Ok(StatusCode::ACCEPTED)
+}
+
+/// Queues a job of `user` in `team` in its fair-share group (docs/instructor.md, "Fair share"): the queue serves
+/// users (or teams) in turn.
+pub(super) async fn send_in_turn(
+    gateway: &Gateway,
+    queue: &dyn rai_backends::queue::JobQueue,
+    wire: &str,
+    user: &str,
+    team: &str,
+) -> Result<String, rai_backends::errors::QueueError> {
+    match gateway.config.gateway.fair_share.group(user, team) {
+        Some(group) => queue.send_in_group(wire, &group).await,
+        None => queue.send(wire).await,
+    }
 }
 
 /// The most records one history request returns.

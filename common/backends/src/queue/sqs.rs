@@ -68,6 +68,21 @@ fn lease_secs(lease: Duration) -> i32 {
 }
 
 impl SqsQueue {
+    /// Makes messages received only to be looked at visible again at once (best effort: otherwise they reappear
+    /// when their short visibility timeout ends).
+    async fn show_again(&self, url: &str, receipts: Vec<String>) {
+        for receipt in receipts {
+            let _ = self
+                .client
+                .change_message_visibility()
+                .queue_url(url)
+                .receipt_handle(receipt)
+                .visibility_timeout(0)
+                .send()
+                .await;
+        }
+    }
+
     /// Leases the next message, long-polling up to `wait` (whole seconds).
     async fn receive_one(&self, wait: Duration) -> Result<Option<Lease>, QueueError> {
         let out = self
@@ -443,16 +458,7 @@ impl JobQueue for SqsQueue {
                 break;
             }
         }
-        for receipt in others {
-            let _ = self
-                .client
-                .change_message_visibility()
-                .queue_url(dead_url)
-                .receipt_handle(receipt)
-                .visibility_timeout(0)
-                .send()
-                .await;
-        }
+        self.show_again(dead_url, others).await;
         Ok(found)
     }
 
@@ -492,16 +498,7 @@ impl JobQueue for SqsQueue {
             }
         }
         // Make what was peeked visible again at once.
-        for receipt in receipts {
-            let _ = self
-                .client
-                .change_message_visibility()
-                .queue_url(dead_url)
-                .receipt_handle(receipt)
-                .visibility_timeout(0)
-                .send()
-                .await;
-        }
+        self.show_again(dead_url, receipts).await;
         Ok(out)
     }
 }
