@@ -839,13 +839,15 @@ async fn scores_from_results_json_are_shown_as_the_course_lets_each_viewer_see_t
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("team,user,job,accepted_at,late,status,score,max_score,ranked_seconds,counts"),
+        Some(
+            "team,user,job,accepted_at,late,status,score,max_score,original_score,ranked_seconds,counts,regrade_of"
+        ),
         "{csv}"
     );
     assert!(
         lines
             .next()
-            .is_some_and(|row| row.contains(&format!("{id},")) && row.contains(",succeeded,7,10,")),
+            .is_some_and(|row| row.contains(&format!("{id},")) && row.contains(",succeeded,7,10,,")),
         "{csv}"
     );
 
