@@ -17,9 +17,7 @@
 //!   joins the queue behind every other group's when the first is acked or dead-lettered. A student with one job
 //!   therefore waits behind at most one job of each other student. SQS FIFO does this with message groups; the
 //!   Redis queue with a holding list per group (see [`RedisQueue`]);
-//! - on Redis, turn-taking wastes no slot: a receive that waits, finding nothing waiting, lets a held message in
-//!   (the group whose turn it is), so one student's jobs fill an idle pool. SQS FIFO delivers a group's messages one
-//!   at a time whatever the pool's state, so there a group's jobs still run one after another.
+//! - [`JobQueue::send_low`] messages (regrades) start only on a slot no other message waits for (Redis).
 //!
 //! Each handle has one lease duration (the config's `queue.lease`); a lease lasts that long from its receipt or
 //! its last extension.

@@ -13,9 +13,10 @@
 //! stream. Acking or dead-lettering a group's entry moves the group's next held message to the end of the stream in
 //! the same script, or clears the marker: so groups are served in turn, as SQS FIFO serves message groups.
 //!
-//! Work conservation: turn-taking must not leave GPUs idle. A receive that waits (a worker with a free slot) first
-//! looks for a waiting entry; when there is none, and some group has held messages, the group whose turn it is lets
-//! its next one into the stream (`BORROW`) and the receive leases it. The marker then counts the group's entries in
+//! Low messages (regrades, [`JobQueue::send_low`]) are only ever held; a receive that waits (a worker with a free
+//! slot), finding no waiting entry, lets the next one in (`BORROW`) and leases it. Borrowing students' held messages
+//! too (work-conserving turn-taking) is built into the same script and counts, but switched off: measured in the
+//! deadline rush it broke turn-taking (issue 29's note). The marker then counts the group's entries in
 //! the stream, and an ack lets the next held one in only when the count reaches zero: a group runs more than one job
 //! only while no other group's job waits, and goes back to one at a time as they end. A job sent by another group
 //! meanwhile enters the stream at once and is served at the next free slot, before any further borrowing. Every step
@@ -74,7 +75,9 @@ return redis.call('XADD', KEYS[1], '*', 'body', ARGV[1], 'group', ARGV[2])
 const BORROW: &str = r"
 local waiting = redis.call('XLEN', KEYS[1]) - redis.call('XPENDING', KEYS[1], ARGV[1])[1]
 if waiting > 0 then return 0 end
-for _, set in ipairs({KEYS[3], KEYS[4]}) do
+-- Students' held jobs are not borrowed for now: measured in the deadline rush, borrowing them broke turn-taking
+-- (Jain 0.47, head-of-line 6; issue 29's note). Only low groups (regrades) are.
+for _, set in ipairs({KEYS[4]}) do
   local g = redis.call('ZRANGE', set, 0, 0)[1]
   while g do
     local held = ARGV[2] .. ':held:' .. g

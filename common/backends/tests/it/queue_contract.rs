@@ -347,53 +347,6 @@ async fn groups_are_served_in_turn_one_message_each(b: Backend) {
     }
 }
 
-/// Turn-taking wastes no slot (Redis): a receive that waits, finding nothing waiting, starts a group's next held
-/// message; another group's message sent meanwhile is served first; the group goes back to one at a time as its
-/// messages end, and nothing is lost or doubled.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_pool_runs_one_groups_held_messages_at_once() {
-    let name = queue_name();
-    let q = open(Backend::Redis, &name, 5).await;
-    for body in ["a1", "a2", "a3", "a4"] {
-        q.send_in_group(body, "alice").await.unwrap();
-    }
-    let bodies =
-        |l: &[rai_backends::queue::Lease]| l.iter().map(|l| l.body.clone()).collect::<Vec<_>>();
-    let wait = Duration::from_secs(3);
-    let a1 = q.receive(1, wait).await.unwrap();
-    assert_eq!(bodies(&a1), ["a1"]);
-    // Nothing waits: a receive that waits starts alice's next one; one that does not wait never does.
-    assert!(q.receive(1, Duration::ZERO).await.unwrap().is_empty());
-    let a2 = q.receive(1, wait).await.unwrap();
-    assert_eq!(bodies(&a2), ["a2"]);
-    // Bob's job, sent now, goes first: borrowing stops while anyone waits.
-    q.send_in_group("b1", "bob").await.unwrap();
-    let b1 = q.receive(1, wait).await.unwrap();
-    assert_eq!(bodies(&b1), ["b1"]);
-    assert_eq!(q.depth().await.unwrap().waiting, 2, "a3 and a4 held");
-    // alice had two in the stream: ending one lets none in; ending both lets a3 in (it does not need to borrow).
-    q.ack(&a1[0]).await.unwrap();
-    assert_eq!(q.depth().await.unwrap().waiting, 2);
-    q.ack(&a2[0]).await.unwrap();
-    let a3 = q.receive(1, Duration::ZERO).await.unwrap();
-    assert_eq!(bodies(&a3), ["a3"]);
-    q.ack(&b1[0]).await.unwrap();
-    let a4 = q.receive(1, wait).await.unwrap();
-    assert_eq!(bodies(&a4), ["a4"]);
-    q.ack(&a3[0]).await.unwrap();
-    q.ack(&a4[0]).await.unwrap();
-    assert!(
-        q.receive(1, Duration::from_millis(300))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        q.depth().await.unwrap(),
-        rai_backends::queue::Depth::default()
-    );
-}
-
 /// A regrade batch waits below every student (Redis): its messages start only on a slot no other message waits for,
 /// one at a time as slots free, and a student's job sent meanwhile goes first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
