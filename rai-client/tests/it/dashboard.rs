@@ -305,6 +305,9 @@ async fn staff_watch_cancel_and_grade_in_a_real_browser() {
         ("GET", format!("/ui/jobs/{running}")),
         ("GET", format!("/ui/jobs/{running}/events")),
         ("GET", "/ui/assignments/m1".to_string()),
+        ("GET", "/ui/usage".to_string()),
+        ("GET", "/ui/deadletters".to_string()),
+        ("POST", format!("/ui/deadletters/{waiting}")),
         ("POST", format!("/ui/jobs/{waiting}/cancel")),
         ("POST", "/ui/logout".to_string()),
     ];

@@ -117,6 +117,12 @@ async fn a_graded_term_through_the_cli_and_the_dashboard() {
     let (code, _, err) = rai(&s, CAROL, &["deadletters"]).await;
     assert_ne!(code, Some(0));
     assert!(err.contains("for course staff"), "{err}");
+    // Nor may she send her own job back or drop it.
+    for action in ["--requeue", "--drop"] {
+        let (code, _, err) = rai(&s, CAROL, &["deadletters", action, &stuck]).await;
+        assert_ne!(code, Some(0));
+        assert!(err.contains("for course staff"), "{action}: {err}");
+    }
     // A second one is dropped: it ends as an error that says who dropped it.
     let (_, _, err) = rai(
         &s,
