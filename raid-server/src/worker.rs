@@ -110,9 +110,15 @@ impl LeaseLoop {
             tokio::pin!(slot_freed);
             slot_freed.as_mut().enable();
             let ahead = ticket.is_ahead() && !self.room.has_free_slot();
-            let wait = if ahead { Duration::ZERO } else { RECEIVE_WAIT };
+            let receive = async {
+                if ahead {
+                    self.queue.receive_ahead(1).await
+                } else {
+                    self.queue.receive(1, RECEIVE_WAIT).await
+                }
+            };
             let leases = tokio::select! {
-                r = self.queue.receive(1, wait) => r,
+                r = receive => r,
                 _ = self.shutdown.draining() => return,
             };
             let lease = match leases {

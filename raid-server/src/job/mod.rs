@@ -429,8 +429,15 @@ impl JobLife {
         let ready = self.prepare(pump).await?;
         let ticket = self.ticket.take().expect("a job waits for its slot once");
         let job = self.request.id;
+        let ahead = ticket.is_ahead();
         let slot = match ready::wait_for_slot(&self.ctx, job, ticket, stop, &self.drain).await {
-            Waited::Slot(slot) => slot,
+            Waited::Slot(slot) => {
+                if ahead && let Err(e) = self.queue.started(&self.lease).await {
+                    // Still marked as waiting, it keeps borrowing off until it ends; nothing is lost.
+                    tracing::warn!(job = %job, error = %e, "cannot tell the queue the job holds its slot");
+                }
+                slot
+            }
             Waited::HandBack(why) => {
                 tracing::info!(job = %job, why, "a prepared job goes back to the queue");
                 return Ok((Outcome::HandBack, None));

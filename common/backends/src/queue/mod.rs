@@ -17,6 +17,9 @@
 //!   joins the queue behind every other group's when the first is acked or dead-lettered. A student with one job
 //!   therefore waits behind at most one job of each other student. SQS FIFO does this with message groups; the
 //!   Redis queue with a holding list per group (see [`RedisQueue`]);
+//!   Work conservation (Redis): a receiver with a free slot that finds nothing waiting, while no job leased ahead
+//!   waits for a slot either, gets a group's next held message at once; so one student's jobs run side by side on
+//!   an idle pool and go back to one at a time when others come;
 //! - [`JobQueue::send_low`] messages (regrades) start only on a slot no other message waits for (Redis).
 //!
 //! Each handle has one lease duration (the config's `queue.lease`); a lease lasts that long from its receipt or
@@ -82,6 +85,18 @@ pub trait JobQueue: Send + Sync {
 
     /// Leases up to `max` messages, waiting up to `wait` for the first.
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Lease>, QueueError>;
+
+    /// Leases up to `max` messages for a worker whose slots are all busy, to get them ready meanwhile: never
+    /// waits, never borrows a held message, and (Redis) marks each as waiting for a slot until
+    /// [`JobQueue::started`], so that no held message is borrowed ahead of it.
+    async fn receive_ahead(&self, max: usize) -> Result<Vec<Lease>, QueueError> {
+        self.receive(max, Duration::ZERO).await
+    }
+
+    /// Says that a message leased by [`JobQueue::receive_ahead`] now holds a slot.
+    async fn started(&self, _lease: &Lease) -> Result<(), QueueError> {
+        Ok(())
+    }
 
     /// Renews a lease for another lease duration. Fails with [`QueueError::LeaseLost`] when the lease already ran
     /// out and the message may be with someone else.

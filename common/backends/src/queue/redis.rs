@@ -13,14 +13,15 @@
 //! stream. Acking or dead-lettering a group's entry moves the group's next held message to the end of the stream in
 //! the same script, or clears the marker: so groups are served in turn, as SQS FIFO serves message groups.
 //!
-//! Low messages (regrades, [`JobQueue::send_low`]) are only ever held; a receive that waits (a worker with a free
-//! slot), finding no waiting entry, lets the next one in (`BORROW`) and leases it. Borrowing students' held messages
-//! too (work-conserving turn-taking) is built into the same script and counts, but switched off: measured in the
-//! deadline rush it broke turn-taking (issue 29's note). The marker then counts the group's entries in
-//! the stream, and an ack lets the next held one in only when the count reaches zero: a group runs more than one job
-//! only while no other group's job waits, and goes back to one at a time as they end. A job sent by another group
-//! meanwhile enters the stream at once and is served at the next free slot, before any further borrowing. Every step
-//! is one Lua script, so no message is lost between the list and the stream.
+//! Work conservation: a receive that waits (a worker with a free slot), finding no waiting entry, runs `BORROW`:
+//! when nobody else waits (no unleased entry in the stream, and no job leased ahead of its slot by a busy worker:
+//! those are marked in `rai:queue:<name>:ahead` until they start), the next held message of the group whose turn it
+//! is enters the stream and is leased to that receiver in the same script. The marker then counts the group's
+//! entries in the stream, and an ack lets the next held one in only when the count reaches zero: a group runs more
+//! than one job only while nobody else waits, and goes back to one at a time as they end. A job sent by another
+//! group meanwhile enters the stream at once and is served at the next free slot, before any further borrowing.
+//! Low messages (regrades, [`JobQueue::send_low`]) are only ever held, and borrowed only when no student's message
+//! is held. Every step is one Lua script, so no message is lost between the list and the stream.
 //!
 //! The Redis must persist (`appendonly yes`): a restart may then delay jobs, never lose them.
 
@@ -66,18 +67,25 @@ redis.call('SET', KEYS[3], '1')
 return redis.call('XADD', KEYS[1], '*', 'body', ARGV[1], 'group', ARGV[2])
 ";
 
-/// Lets one held message into the stream when nothing waits there (every entry is leased): the pool has room and no
-/// other group waits, so a group's next job need not (work conservation). The group whose turn it is (the first of
-/// the held groups; only when none has a message held, the first of the low groups) gives its next message, its
-/// marker counts one more entry in the stream, and it goes to the back of its set.
-/// KEYS: stream, held count, held groups, low groups. ARGV: consumer group, stream name. Returns 1 when a message
-/// was let in.
+/// Lets one held message into the stream and leases it to the caller at once, when nobody else waits: no entry of
+/// the stream waits unleased, and no job leased ahead of its slot (by a busy worker, [`JobQueue::receive_ahead`])
+/// waits for one. The pool then has room that nobody else needs, so a group's next job need not wait (work
+/// conservation). The group whose turn it is (the first of the held groups; only when none has a message held, the
+/// first of the low groups) gives its next message, its marker counts one more entry in the stream, and it goes to
+/// the back of its set. Leasing in the same script matters: a borrowed entry left in the stream for a moment was
+/// taken by other workers' prepare-ahead polls, so borrowing ran again and one student's jobs queued up ahead of
+/// later arrivals (measured: head-of-line 6 in the deadline rush).
+/// KEYS: stream, held count, held groups, low groups, jobs leased ahead (a hash of entry ids).
+/// ARGV: consumer group, stream name, consumer. Returns the read reply of the leased entry, or nil.
 const BORROW: &str = r"
 local waiting = redis.call('XLEN', KEYS[1]) - redis.call('XPENDING', KEYS[1], ARGV[1])[1]
-if waiting > 0 then return 0 end
--- Students' held jobs are not borrowed for now: measured in the deadline rush, borrowing them broke turn-taking
--- (Jain 0.47, head-of-line 6; issue 29's note). Only low groups (regrades) are.
-for _, set in ipairs({KEYS[4]}) do
+if waiting > 0 then return false end
+for _, entry in ipairs(redis.call('HKEYS', KEYS[5])) do
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], entry, entry, 1) > 0 then return false end
+  -- Acked, handed back or deleted: no longer waits.
+  redis.call('HDEL', KEYS[5], entry)
+end
+for _, set in ipairs({KEYS[3], KEYS[4]}) do
   local g = redis.call('ZRANGE', set, 0, 0)[1]
   while g do
     local held = ARGV[2] .. ':held:' .. g
@@ -91,13 +99,13 @@ for _, set in ipairs({KEYS[4]}) do
       else
         redis.call('ZADD', set, redis.call('INCR', ARGV[2] .. ':held-seq'), g)
       end
-      return 1
+      return redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[3], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
     end
     redis.call('ZREM', set, g)
     g = redis.call('ZRANGE', set, 0, 0)[1]
   end
 end
-return 0
+return false
 ";
 
 /// Adds a message below every other: to its (low) group's holding list only, so that it enters the stream only by
@@ -348,24 +356,32 @@ impl RedisQueue {
         format!("{}:held-groups", self.stream)
     }
 
+    /// The entries leased ahead of a free slot whose jobs wait for one ([`JobQueue::receive_ahead`]): entry id ->
+    /// consumer. [`BORROW`] lets nothing in while one of them is still leased.
+    fn ahead_key(&self) -> String {
+        format!("{}:ahead", self.stream)
+    }
+
     /// The low groups with held messages ([`JobQueue::send_low`]), in turn order.
     fn low_groups_key(&self) -> String {
         format!("{}:low-groups", self.stream)
     }
 
-    /// Lets one held message into the stream if nothing waits there ([`BORROW`]).
-    async fn borrow(&self) -> Result<bool, QueueError> {
-        let moved: i64 = Script::new(BORROW)
+    /// Lets one held message into the stream and leases it to this consumer, if nobody else waits ([`BORROW`]).
+    async fn borrow(&self) -> Result<Vec<Entry>, QueueError> {
+        let reply: Option<StreamReadReply> = Script::new(BORROW)
             .key(&self.stream)
             .key(self.held_count_key())
             .key(self.held_groups_key())
             .key(self.low_groups_key())
+            .key(self.ahead_key())
             .arg(GROUP)
             .arg(&self.stream)
+            .arg(&self.consumer)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| self.backend(e))?;
-        Ok(moved == 1)
+        Ok(entries(reply))
     }
 
     /// Runs a script that acts on a lease only while this consumer still holds it (ARGV: group, consumer, entry,
@@ -435,13 +451,18 @@ impl RedisQueue {
         })
         .await
         .map_err(|e| self.backend(e))?;
-        Ok(reply
-            .into_iter()
-            .flat_map(|r| r.keys)
-            .flat_map(|k| k.ids)
-            .map(|id| Entry::of(&id))
-            .collect())
+        Ok(entries(reply))
     }
+}
+
+/// The entries of a read reply (none for nil).
+fn entries(reply: Option<StreamReadReply>) -> Vec<Entry> {
+    reply
+        .into_iter()
+        .flat_map(|r| r.keys)
+        .flat_map(|k| k.ids)
+        .map(|id| Entry::of(&id))
+        .collect()
 }
 
 #[async_trait]
@@ -528,10 +549,10 @@ impl JobQueue for RedisQueue {
             if found.len() < max {
                 found.extend(self.read_new(max - found.len(), None).await?);
             }
-            // A receiver that waits has room for a job now: with nothing else waiting, a group's held message
-            // may start (the module's work conservation); then it is read at once.
-            if found.is_empty() && !wait.is_zero() && self.borrow().await? {
-                continue;
+            // A receiver that waits has room for a job now: with nobody else waiting, a group's held message
+            // may start (the module's work conservation), leased to this receiver in the same step.
+            if found.is_empty() && !wait.is_zero() {
+                found = self.borrow().await?;
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if found.is_empty() && !remaining.is_zero() {
@@ -542,6 +563,34 @@ impl JobQueue for RedisQueue {
                 return Ok(leases);
             }
         }
+    }
+
+    async fn receive_ahead(&self, max: usize) -> Result<Vec<Lease>, QueueError> {
+        let leases = self.receive(max, Duration::ZERO).await?;
+        if !leases.is_empty() {
+            // Marked after the read: a crash between the two only lets a borrow through early.
+            let mut hset = redis::cmd("HSET");
+            hset.arg(self.ahead_key());
+            for l in &leases {
+                hset.arg(&l.receipt).arg(&self.consumer);
+            }
+            let marked: Result<i64, _> = hset.query_async(&mut self.conn.clone()).await;
+            if let Err(e) = marked {
+                // The jobs are leased all the same; unmarked, a borrow may start another group's job before them.
+                tracing::warn!(queue = %self.name, error = %e, "cannot mark jobs leased ahead");
+            }
+        }
+        Ok(leases)
+    }
+
+    async fn started(&self, lease: &Lease) -> Result<(), QueueError> {
+        let _: i64 = redis::cmd("HDEL")
+            .arg(self.ahead_key())
+            .arg(&lease.receipt)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| self.backend(e))?;
+        Ok(())
     }
 
     async fn extend(&self, lease: &Lease) -> Result<(), QueueError> {

@@ -347,6 +347,124 @@ async fn groups_are_served_in_turn_one_message_each(b: Backend) {
     }
 }
 
+/// Turn-taking wastes no slot (Redis): a receive that waits, finding nothing waiting, starts a group's next held
+/// message, leased to it at once (a busy worker polling ahead never sees it); another group's message sent
+/// meanwhile is served first; the group goes back to one at a time as its messages end, and nothing is lost or
+/// doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_pool_runs_one_groups_held_messages_at_once() {
+    let name = queue_name();
+    let (q, busy) = (
+        open(Backend::Redis, &name, 5).await,
+        open(Backend::Redis, &name, 5).await,
+    );
+    for body in ["a1", "a2", "a3", "a4"] {
+        q.send_in_group(body, "alice").await.unwrap();
+    }
+    let bodies =
+        |l: &[rai_backends::queue::Lease]| l.iter().map(|l| l.body.clone()).collect::<Vec<_>>();
+    let wait = Duration::from_secs(3);
+    let a1 = q.receive(1, wait).await.unwrap();
+    assert_eq!(bodies(&a1), ["a1"]);
+    // Nothing waits: a receive that waits starts alice's next one; one that does not wait, or a worker getting a
+    // job ready ahead of its slot, never does.
+    assert!(q.receive(1, Duration::ZERO).await.unwrap().is_empty());
+    assert!(busy.receive_ahead(1).await.unwrap().is_empty());
+    let a2 = q.receive(1, wait).await.unwrap();
+    assert_eq!(bodies(&a2), ["a2"]);
+    assert!(
+        busy.receive_ahead(1).await.unwrap().is_empty(),
+        "a2 is leased to its borrower"
+    );
+    // Bob's job, sent now, goes first: borrowing stops while anyone waits.
+    q.send_in_group("b1", "bob").await.unwrap();
+    let b1 = q.receive(1, wait).await.unwrap();
+    assert_eq!(bodies(&b1), ["b1"]);
+    assert_eq!(q.depth().await.unwrap().waiting, 2, "a3 and a4 held");
+    // alice had two in the stream: ending one lets none in; ending both lets a3 in (it does not need to borrow).
+    q.ack(&a1[0]).await.unwrap();
+    assert_eq!(q.depth().await.unwrap().waiting, 2);
+    q.ack(&a2[0]).await.unwrap();
+    let a3 = q.receive(1, Duration::ZERO).await.unwrap();
+    assert_eq!(bodies(&a3), ["a3"]);
+    q.ack(&b1[0]).await.unwrap();
+    let a4 = q.receive(1, wait).await.unwrap();
+    assert_eq!(bodies(&a4), ["a4"]);
+    q.ack(&a3[0]).await.unwrap();
+    q.ack(&a4[0]).await.unwrap();
+    assert!(
+        q.receive(1, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        q.depth().await.unwrap(),
+        rai_backends::queue::Depth::default()
+    );
+}
+
+/// A job that a busy worker leased ahead of its slot still waits (Redis): while it does, a free slot elsewhere does
+/// not borrow anyone's held job; once it holds its slot (or is handed back and leased again), borrowing resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_leased_ahead_keeps_borrowing_off_until_it_starts() {
+    let name = queue_name();
+    let (free, busy) = (
+        open(Backend::Redis, &name, 5).await,
+        open(Backend::Redis, &name, 5).await,
+    );
+    for body in ["a1", "a2", "a3"] {
+        free.send_in_group(body, "alice").await.unwrap();
+    }
+    let bodies =
+        |l: &[rai_backends::queue::Lease]| l.iter().map(|l| l.body.clone()).collect::<Vec<_>>();
+    let wait = Duration::from_secs(3);
+    let a1 = free.receive(1, wait).await.unwrap();
+    assert_eq!(bodies(&a1), ["a1"]);
+    free.send_in_group("b1", "bob").await.unwrap();
+    let b1 = busy.receive_ahead(1).await.unwrap();
+    assert_eq!(bodies(&b1), ["b1"]);
+    assert!(
+        free.receive(1, Duration::from_millis(1500))
+            .await
+            .unwrap()
+            .is_empty(),
+        "bob's job waits for a slot: alice's next one is not borrowed ahead of it"
+    );
+    // Handed back (its slot did not free in time) and taken by the free slot: borrowing may go on.
+    busy.release(&b1[0]).await.unwrap();
+    let b1 = free.receive(1, wait).await.unwrap();
+    assert_eq!(bodies(&b1), ["b1"]);
+    let a2 = free.receive(1, wait).await.unwrap();
+    assert_eq!(bodies(&a2), ["a2"]);
+    // Bob's next, leased ahead again, then holding its slot: alice's third may start.
+    free.send_in_group("b2", "bob").await.unwrap();
+    free.ack(&b1[0]).await.unwrap();
+    let b2 = busy.receive_ahead(1).await.unwrap();
+    assert_eq!(bodies(&b2), ["b2"]);
+    assert!(
+        free.receive(1, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    busy.started(&b2[0]).await.unwrap();
+    let a3 = free.receive(1, wait).await.unwrap();
+    assert_eq!(bodies(&a3), ["a3"]);
+    for (q, l) in [
+        (&free, &a1[0]),
+        (&free, &a2[0]),
+        (&free, &a3[0]),
+        (&busy, &b2[0]),
+    ] {
+        q.ack(l).await.unwrap();
+    }
+    assert_eq!(
+        free.depth().await.unwrap(),
+        rai_backends::queue::Depth::default()
+    );
+}
+
 /// A regrade batch waits below every student (Redis): its messages start only on a slot no other message waits for,
 /// one at a time as slots free, and a student's job sent meanwhile goes first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
