@@ -169,6 +169,83 @@ pub enum ArchiveError {
     Compress(std::io::Error),
 }
 
+/// A project manifest a server will not trust (it comes from the student's machine).
+#[derive(Debug, Error)]
+pub enum ManifestError {
+    #[error("the project manifest is not valid JSON of the manifest format: {0}")]
+    Parse(#[source] serde_json::Error),
+    #[error("the project manifest is format {found}; this server reads format {supported}: upgrade rai or the server")]
+    Version { found: u32, supported: u32 },
+    #[error("the project manifest lists {} entries, over the {max} allowed; add what the job does not need to .raiignore",
+        .count.map_or_else(|| "too many".to_string(), |n| n.to_string()))]
+    TooManyEntries { count: Option<usize>, max: usize },
+    #[error("the project manifest adds up to {} of files, over the {} allowed; add large data to .raiignore",
+        crate::units::Bytes(*.bytes).human(), crate::units::Bytes(*.max).human())]
+    TooLarge { bytes: u64, max: u64 },
+    #[error("the project manifest names \"{path}\", which cannot be written: {why}")]
+    BadPath { path: String, why: &'static str },
+    #[error("the project manifest names \"{path}\" twice")]
+    Duplicate { path: String },
+    #[error("the project manifest is not sorted by path (at \"{path}\"); it was not made by rai")]
+    Unsorted { path: String },
+    #[error("the project manifest names \"{path}\" but not its folder \"{parent}\" before it (a path under a link or a file is refused)")]
+    NoParent { path: String, parent: String },
+    #[error("the project manifest's link \"{path}\" points at \"{target}\", outside the project")]
+    LinkEscapes { path: String, target: String },
+    #[error("the project manifest gives \"{path}\" a chunk {chunk} of {size} bytes; chunks are 1 to {max} bytes")]
+    ChunkSize {
+        path: String,
+        chunk: crate::project::ChunkId,
+        size: u64,
+        max: u64,
+    },
+    #[error("the project manifest says \"{path}\" is {size} bytes but its chunks add up to {chunks}")]
+    SizesDisagree { path: String, size: u64, chunks: u64 },
+    #[error("\"{id}\" is not a chunk id (64 hex digits of a BLAKE3 hash)")]
+    BadChunkId { id: String },
+}
+
+/// A chunk that is not what its manifest says.
+#[derive(Debug, Error)]
+pub enum ChunkError {
+    #[error("chunk {id} cannot be decompressed within the size its manifest declares (broken, or a compression bomb)")]
+    Unreadable {
+        id: crate::project::ChunkId,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("chunk {id} is {found} bytes; its manifest says {expected}")]
+    WrongSize {
+        id: crate::project::ChunkId,
+        expected: u64,
+        found: u64,
+    },
+    #[error("chunk {id} holds other bytes (their hash is {found}); it was changed or sent under a false name")]
+    WrongContent {
+        id: crate::project::ChunkId,
+        found: crate::project::ChunkId,
+    },
+    #[error("chunk {id} is said to be {size} bytes; chunks are at most {max}")]
+    TooLarge {
+        id: crate::project::ChunkId,
+        size: u64,
+        max: u64,
+    },
+}
+
+/// Describing a project directory as a manifest failed.
+#[derive(Debug, Error)]
+pub enum ProjectError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}: the name is not UTF-8; rename it (a job's paths must read the same on every machine)")]
+    NotUtf8(PathBuf),
+}
+
 impl ArchiveError {
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         ArchiveError::Io {

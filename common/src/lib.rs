@@ -21,6 +21,7 @@
 //! - [`usage`]: jobs, GPU-hours, failures and waits summed from records.
 //! - [`results`]: a job's scores (`/build/results.json`, Gradescope's format) and who may see which, when.
 //! - [`archive`]: packing a project as tar + zstd, and unpacking one that may be hostile.
+//! - [`project`]: a project as a manifest of content-addressed chunks (incremental uploads).
 //! - [`yaml`]: the strict, position-keeping YAML reader under every YAML file rai reads.
 //! - [`units`]: durations and sizes as people write them (`10m`, `4g`).
 //! - [`paths`]: home-relative file locations on every OS.
@@ -38,6 +39,7 @@ pub mod httpsig;
 pub mod job;
 pub mod login_link;
 pub mod objects;
+pub mod project;
 pub mod paths;
 pub mod record;
 pub mod results;

@@ -80,6 +80,26 @@ pub struct ScannedEntry {
     kind: Kind,
 }
 
+impl ScannedEntry {
+    /// Its path, relative to the root.
+    pub fn rel(&self) -> &Path {
+        &self.rel
+    }
+
+    /// Whether it is a folder.
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, Kind::Dir)
+    }
+
+    /// Where it points, when it is a link (one that stays inside the root: others were skipped).
+    pub fn link_target(&self) -> Option<&Path> {
+        match &self.kind {
+            Kind::Symlink(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
 /// The files a project must never upload, whatever the ignore files say.
 fn always_skipped(name: &str) -> bool {
     name == ".git"

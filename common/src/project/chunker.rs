@@ -1,0 +1,180 @@
+//! Cutting a file into chunks by content, and sealing and opening one for the wire.
+//!
+//! Chunk boundaries come from FastCDC (2020) over each file on its own: an insertion in a large file moves only the
+//! boundaries around it, and a file's chunks do not depend on its neighbours, so an unchanged file keeps its chunks
+//! (and the client's index can skip reading it). A file smaller than [`MIN_CHUNK`] is one chunk. A chunk travels
+//! compressed with zstd on its own ([`seal`]); whoever receives one decompresses it into a buffer of the size the
+//! manifest declares and no more, and checks its hash ([`open`]): a chunk bomb or a chunk that is not what its id
+//! says is refused.
+
+use std::io::Read;
+
+use super::manifest::{ChunkId, ChunkRef};
+use crate::errors::ChunkError;
+
+/// The smallest chunk FastCDC cuts (files smaller are one chunk).
+pub const MIN_CHUNK: usize = 256 * 1024;
+/// The size FastCDC aims at.
+pub const AVG_CHUNK: usize = 1024 * 1024;
+/// The largest chunk: no chunk of the protocol is larger.
+pub const MAX_CHUNK: usize = 4 * 1024 * 1024;
+
+/// The zstd level chunks are sealed at (as the archive's).
+pub const CHUNK_LEVEL: i32 = crate::archive::ZSTD_LEVEL;
+
+/// A chunk and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub id: ChunkId,
+    pub data: Vec<u8>,
+}
+
+impl Chunk {
+    /// What a manifest says of it.
+    pub fn reference(&self) -> ChunkRef {
+        ChunkRef {
+            id: self.id,
+            size: self.data.len() as u64,
+        }
+    }
+}
+
+/// Cuts everything `reader` gives into chunks, in order (none for an empty input).
+pub fn cut<R: Read>(reader: R) -> impl Iterator<Item = std::io::Result<Chunk>> {
+    fastcdc::v2020::StreamCDC::new(reader, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).map(|c| match c {
+        Ok(c) => Ok(Chunk {
+            id: ChunkId::of(&c.data),
+            data: c.data,
+        }),
+        Err(fastcdc::v2020::Error::IoError(e)) => Err(e),
+        Err(e) => Err(std::io::Error::other(e.to_string())),
+    })
+}
+
+/// A chunk's bytes as they travel and are stored: one zstd frame.
+pub fn seal(data: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(data, CHUNK_LEVEL).expect("compressing into memory cannot fail")
+}
+
+/// The bytes of a sealed chunk that the manifest says is `expected`: decompressed into at most `expected.size`
+/// bytes (a frame that expands further is a bomb), and hashed to check it is the chunk its id names.
+pub fn open(expected: &ChunkRef, sealed: &[u8]) -> Result<Vec<u8>, ChunkError> {
+    if expected.size > MAX_CHUNK as u64 {
+        return Err(ChunkError::TooLarge {
+            id: expected.id,
+            size: expected.size,
+            max: MAX_CHUNK as u64,
+        });
+    }
+    let data = zstd::bulk::decompress(sealed, expected.size as usize).map_err(|source| {
+        ChunkError::Unreadable {
+            id: expected.id,
+            source,
+        }
+    })?;
+    if data.len() as u64 != expected.size {
+        return Err(ChunkError::WrongSize {
+            id: expected.id,
+            expected: expected.size,
+            found: data.len() as u64,
+        });
+    }
+    let found = ChunkId::of(&data);
+    if found != expected.id {
+        return Err(ChunkError::WrongContent {
+            id: expected.id,
+            found,
+        });
+    }
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes that do not compress and do not repeat (xorshift).
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s as u8
+            })
+            .collect()
+    }
+
+    fn ids(data: &[u8]) -> Vec<ChunkId> {
+        cut(data).map(|c| c.unwrap().id).collect()
+    }
+
+    #[test]
+    fn an_insertion_changes_only_the_chunks_around_it() {
+        let before = noise(24 << 20, 7);
+        let mut after = before.clone();
+        after.splice(10 << 20..10 << 20, b"one more line\n".iter().copied());
+        let (a, b) = (ids(&before), ids(&after));
+        assert!(a.len() >= 6, "{} chunks", a.len());
+        let kept = b.iter().filter(|id| a.contains(id)).count();
+        assert!(kept + 2 >= b.len(), "{kept} of {} chunks kept", b.len());
+        let total: usize = cut(&after[..]).map(|c| c.unwrap().data.len()).sum();
+        assert_eq!(total, after.len());
+    }
+
+    #[test]
+    fn small_and_empty_files() {
+        assert_eq!(ids(b"int main() {}").len(), 1);
+        assert!(ids(b"").is_empty());
+        for c in cut(&noise(20 << 20, 3)[..]) {
+            let n = c.unwrap().data.len();
+            assert!(n <= MAX_CHUNK);
+        }
+    }
+
+    #[test]
+    fn a_sealed_chunk_opens_to_its_bytes_and_nothing_else() {
+        let data = noise(100_000, 11);
+        let chunk = Chunk {
+            id: ChunkId::of(&data),
+            data: data.clone(),
+        };
+        let sealed = seal(&data);
+        assert_eq!(open(&chunk.reference(), &sealed).unwrap(), data);
+        // Another chunk's bytes under this id.
+        let other = seal(&noise(100_000, 12));
+        assert!(matches!(
+            open(&chunk.reference(), &other),
+            Err(ChunkError::WrongContent { .. })
+        ));
+        // A bomb: a tiny frame of zeros that expands far past the size the manifest gives.
+        let bomb = seal(&vec![0u8; MAX_CHUNK as usize]);
+        assert!(bomb.len() < 1024);
+        let claimed = ChunkRef {
+            id: chunk.id,
+            size: 1000,
+        };
+        assert!(matches!(
+            open(&claimed, &bomb),
+            Err(ChunkError::Unreadable { .. })
+        ));
+        // Shorter than declared.
+        let short = ChunkRef {
+            id: chunk.id,
+            size: 200_000,
+        };
+        assert!(matches!(
+            open(&short, &sealed),
+            Err(ChunkError::WrongSize { .. })
+        ));
+        assert!(matches!(
+            open(&ChunkRef { id: chunk.id, size: u64::MAX }, &sealed),
+            Err(ChunkError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            open(&chunk.reference(), b"not zstd"),
+            Err(ChunkError::Unreadable { .. })
+        ));
+    }
+}

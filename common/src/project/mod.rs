@@ -1,0 +1,256 @@
+//! Content-addressed projects (issue 30): a project directory as a [`Manifest`] of its paths, each file's bytes cut
+//! by content into chunks named by their BLAKE3 hash ([`ChunkId`]).
+//!
+//! Students submit the same project dozens of times a day, and between two submits usually one source changed while
+//! the data files and weights beside it did not. Named by content, a chunk the other side already has need not
+//! travel again; cut by content rather than at fixed offsets, an insertion in a large file changes only the chunks
+//! around it. The client keeps a [`LocalIndex`] so that an unchanged file is not even read again. The tar archive
+//! ([`crate::archive`]) stays for `/build` and for older clients.
+//!
+//! # Layout
+//! - [`manifest`]: the manifest and its strict checks, which the gateway and the worker apply before trusting one.
+//! - [`chunker`]: cutting a file into chunks; sealing a chunk for the wire and opening one that may be hostile.
+//! - [`index`]: the client's index of what each file's chunks were, keyed by size, mtime and inode.
+//! - this module: [`describe`], a project directory (as [`crate::archive::scan`] lists it) to a manifest, and
+//!   [`read_chunks`], the bytes of the chunks the other side asked for.
+
+pub mod chunker;
+pub mod index;
+pub mod manifest;
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::Path;
+
+pub use chunker::{Chunk, MAX_CHUNK, cut, open, seal};
+pub use index::{FileFacts, LocalIndex};
+pub use manifest::{
+    ChunkId, ChunkRef, Entry, EntryKind, MANIFEST_VERSION, Manifest, ManifestLimits,
+    ManifestSummary,
+};
+
+use crate::archive::ScannedEntry;
+use crate::errors::ProjectError;
+
+/// What [`describe`] did.
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub manifest: Manifest,
+    /// Files read (not known to the index, or changed).
+    pub files_read: u64,
+    /// Bytes read from them.
+    pub bytes_read: u64,
+}
+
+/// Describes the project at `root` (its entries as [`crate::archive::scan`] found them) as a manifest, reading only
+/// the files the index does not know as they are; the index learns the rest and forgets removed files.
+pub fn describe(
+    root: &Path,
+    scanned: &[ScannedEntry],
+    index: &mut LocalIndex,
+) -> Result<Described, ProjectError> {
+    let mut entries = Vec::with_capacity(scanned.len());
+    let (mut files_read, mut bytes_read) = (0, 0);
+    let mut present = HashSet::new();
+    for s in scanned {
+        let path = wire_path(s.rel())?;
+        let kind = if s.is_dir() {
+            EntryKind::Dir
+        } else if let Some(target) = s.link_target() {
+            let target = target
+                .to_str()
+                .ok_or_else(|| ProjectError::NotUtf8(s.rel().to_path_buf()))?;
+            EntryKind::Link {
+                target: target.replace(std::path::MAIN_SEPARATOR, "/"),
+            }
+        } else {
+            let full = root.join(s.rel());
+            let io = |source| ProjectError::Io {
+                path: full.clone(),
+                source,
+            };
+            let meta = std::fs::symlink_metadata(&full).map_err(io)?;
+            let facts = FileFacts::of(&meta);
+            present.insert(path.clone());
+            let chunks = match index.chunks(&path, &facts) {
+                Some(known) => known.to_vec(),
+                None => {
+                    let file = File::open(&full).map_err(io)?;
+                    let chunks = cut(file)
+                        .map(|c| c.map(|c| c.reference()))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(io)?;
+                    files_read += 1;
+                    bytes_read += chunks.iter().map(|c| c.size).sum::<u64>();
+                    index.insert(&path, facts, chunks.clone());
+                    chunks
+                }
+            };
+            EntryKind::File {
+                executable: facts.executable,
+                // What was read, should the file have changed since the scan.
+                size: chunks.iter().map(|c| c.size).sum(),
+                chunks,
+            }
+        };
+        entries.push(Entry { path, kind });
+    }
+    index.retain(|p| present.contains(p));
+    Ok(Described {
+        manifest: Manifest::new(entries),
+        files_read,
+        bytes_read,
+    })
+}
+
+/// Reads the chunks of `manifest` named in `wanted` from the project at `root`, each once, calling `each` with it
+/// (in the manifest's order). Files holding none of them are not read. A file that changed since it was described
+/// no longer holds its chunks: that is an error naming it (describe the project again).
+pub fn read_chunks(
+    root: &Path,
+    manifest: &Manifest,
+    wanted: &HashSet<ChunkId>,
+    mut each: impl FnMut(Chunk) -> Result<(), ProjectError>,
+) -> Result<(), ProjectError> {
+    let mut sent: HashSet<ChunkId> = HashSet::new();
+    for (path, _, chunks) in manifest.files() {
+        if !chunks
+            .iter()
+            .any(|c| wanted.contains(&c.id) && !sent.contains(&c.id))
+        {
+            continue;
+        }
+        let full = root.join(path);
+        let io = |source| ProjectError::Io {
+            path: full.clone(),
+            source,
+        };
+        let file = File::open(&full).map_err(io)?;
+        let mut expected = chunks.iter();
+        for chunk in cut(file) {
+            let chunk = chunk.map_err(io)?;
+            if expected.next().map(|c| c.id) != Some(chunk.id) {
+                return Err(io(std::io::Error::other(
+                    "the file changed while it was being submitted; submit again",
+                )));
+            }
+            if wanted.contains(&chunk.id) && sent.insert(chunk.id) {
+                each(chunk)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A relative path as the manifest writes it: UTF-8, `/`-separated.
+fn wire_path(rel: &Path) -> Result<String, ProjectError> {
+    let mut parts = Vec::new();
+    for c in rel.components() {
+        let part = c
+            .as_os_str()
+            .to_str()
+            .ok_or_else(|| ProjectError::NotUtf8(rel.to_path_buf()))?;
+        parts.push(part);
+    }
+    Ok(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::{PackOptions, scan};
+
+    fn project() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("src/empty")).unwrap();
+        std::fs::write(root.join("src/main.cu"), b"int main() { return 0; }\n").unwrap();
+        std::fs::write(root.join("rai_build.yml"), b"rai:\n  version: 0.2\n").unwrap();
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| i.wrapping_mul(2_654_435_761) as u8).collect();
+        std::fs::write(root.join("data.bin"), big).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("data.bin", root.join("latest")).unwrap();
+        dir
+    }
+
+    fn describe_now(root: &Path, index: &mut LocalIndex) -> Described {
+        let (scanned, _) = scan(root, &PackOptions::default()).unwrap();
+        describe(root, &scanned, index).unwrap()
+    }
+
+    #[test]
+    fn a_project_is_described_once_and_then_read_only_where_it_changed() {
+        let dir = project();
+        let root = dir.path();
+        let mut index = LocalIndex::default();
+        let first = describe_now(root, &mut index);
+        let summary = first.manifest.check(&ManifestLimits::default()).unwrap();
+        assert_eq!(summary.files, 3);
+        assert_eq!(first.files_read, 3);
+        let paths: Vec<&str> = first
+            .manifest
+            .entries
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect();
+        #[cfg(unix)]
+        assert_eq!(
+            paths,
+            ["data.bin", "latest", "rai_build.yml", "src", "src/empty", "src/main.cu"]
+        );
+        // Saved, and the files' times well before it: nothing is read again.
+        let index_path = root.join("../index.json");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for f in ["data.bin", "rai_build.yml", "src/main.cu"] {
+            File::options()
+                .write(true)
+                .open(root.join(f))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        let mut index = LocalIndex::default();
+        describe_now(root, &mut index);
+        index.save(&index_path).unwrap();
+        let mut index = LocalIndex::load(&index_path);
+        let again = describe_now(root, &mut index);
+        assert_eq!(again.files_read, 0);
+        assert_eq!(again.manifest.digest(), first.manifest.digest());
+        // One source changed: only it is read, and only its chunk is new.
+        std::fs::write(root.join("src/main.cu"), b"int main() { return 1; }\n").unwrap();
+        let changed = describe_now(root, &mut index);
+        assert_eq!(changed.files_read, 1);
+        let new: Vec<ChunkId> = changed
+            .manifest
+            .chunk_ids()
+            .difference(&first.manifest.chunk_ids())
+            .copied()
+            .collect();
+        assert_eq!(new.len(), 1);
+        let mut got = Vec::new();
+        let wanted: HashSet<ChunkId> = new.iter().copied().collect();
+        read_chunks(root, &changed.manifest, &wanted, |c| {
+            got.push(c);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].data, b"int main() { return 1; }\n");
+        // Removed files leave the index.
+        std::fs::remove_file(root.join("data.bin")).unwrap();
+        describe_now(root, &mut index);
+        assert_eq!(index.len(), 2);
+    }
+
+    #[test]
+    fn a_file_changed_after_it_was_described_is_named() {
+        let dir = project();
+        let root = dir.path();
+        let described = describe_now(root, &mut LocalIndex::default());
+        std::fs::write(root.join("src/main.cu"), b"changed").unwrap();
+        let wanted: HashSet<ChunkId> = described.manifest.chunk_ids().into_iter().collect();
+        let e = read_chunks(root, &described.manifest, &wanted, |_| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("main.cu"), "{e}");
+        assert!(e.to_string().contains("submit again"), "{e}");
+    }
+}
