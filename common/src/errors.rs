@@ -174,7 +174,9 @@ pub enum ArchiveError {
 pub enum ManifestError {
     #[error("the project manifest is not valid JSON of the manifest format: {0}")]
     Parse(#[source] serde_json::Error),
-    #[error("the project manifest is format {found}; this server reads format {supported}: upgrade rai or the server")]
+    #[error(
+        "the project manifest is format {found}; this server reads format {supported}: upgrade rai or the server"
+    )]
     Version { found: u32, supported: u32 },
     #[error("the project manifest lists {} entries, over the {max} allowed; add what the job does not need to .raiignore",
         .count.map_or_else(|| "too many".to_string(), |n| n.to_string()))]
@@ -188,19 +190,29 @@ pub enum ManifestError {
     Duplicate { path: String },
     #[error("the project manifest is not sorted by path (at \"{path}\"); it was not made by rai")]
     Unsorted { path: String },
-    #[error("the project manifest names \"{path}\" but not its folder \"{parent}\" before it (a path under a link or a file is refused)")]
+    #[error(
+        "the project manifest names \"{path}\" but not its folder \"{parent}\" before it (a path under a link or a file is refused)"
+    )]
     NoParent { path: String, parent: String },
     #[error("the project manifest's link \"{path}\" points at \"{target}\", outside the project")]
     LinkEscapes { path: String, target: String },
-    #[error("the project manifest gives \"{path}\" a chunk {chunk} of {size} bytes; chunks are 1 to {max} bytes")]
+    #[error(
+        "the project manifest gives \"{path}\" a chunk {chunk} of {size} bytes; chunks are 1 to {max} bytes"
+    )]
     ChunkSize {
         path: String,
         chunk: crate::project::ChunkId,
         size: u64,
         max: u64,
     },
-    #[error("the project manifest says \"{path}\" is {size} bytes but its chunks add up to {chunks}")]
-    SizesDisagree { path: String, size: u64, chunks: u64 },
+    #[error(
+        "the project manifest says \"{path}\" is {size} bytes but its chunks add up to {chunks}"
+    )]
+    SizesDisagree {
+        path: String,
+        size: u64,
+        chunks: u64,
+    },
     #[error("\"{id}\" is not a chunk id (64 hex digits of a BLAKE3 hash)")]
     BadChunkId { id: String },
 }
@@ -208,7 +220,9 @@ pub enum ManifestError {
 /// A chunk that is not what its manifest says.
 #[derive(Debug, Error)]
 pub enum ChunkError {
-    #[error("chunk {id} cannot be decompressed within the size its manifest declares (broken, or a compression bomb)")]
+    #[error(
+        "chunk {id} cannot be decompressed within the size its manifest declares (broken, or a compression bomb)"
+    )]
     Unreadable {
         id: crate::project::ChunkId,
         #[source]
@@ -220,7 +234,9 @@ pub enum ChunkError {
         expected: u64,
         found: u64,
     },
-    #[error("chunk {id} holds other bytes (their hash is {found}); it was changed or sent under a false name")]
+    #[error(
+        "chunk {id} holds other bytes (their hash is {found}); it was changed or sent under a false name"
+    )]
     WrongContent {
         id: crate::project::ChunkId,
         found: crate::project::ChunkId,
@@ -242,7 +258,9 @@ pub enum ProjectError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}: the name is not UTF-8; rename it (a job's paths must read the same on every machine)")]
+    #[error(
+        "{0}: the name is not UTF-8; rename it (a job's paths must read the same on every machine)"
+    )]
     NotUtf8(PathBuf),
 }
 

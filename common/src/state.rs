@@ -25,6 +25,8 @@ pub struct JobState {
     pub queue: Option<String>,
     pub worker: Option<String>,
     pub submitted_at: Option<DateTime<Utc>>,
+    /// When a worker leased it (the run that began; a job handed back and leased again has the later time).
+    pub leased_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub exit_code: Option<i64>,
@@ -82,6 +84,7 @@ impl JobState {
             ("queue", self.queue.clone()),
             ("worker", self.worker.clone()),
             ("submitted_at", time(&self.submitted_at)),
+            ("leased_at", time(&self.leased_at)),
             ("started_at", time(&self.started_at)),
             ("finished_at", time(&self.finished_at)),
             ("exit_code", self.exit_code.map(|c| c.to_string())),
@@ -119,6 +122,7 @@ impl JobState {
             queue: text("queue"),
             worker: text("worker"),
             submitted_at: time("submitted_at"),
+            leased_at: time("leased_at"),
             started_at: time("started_at"),
             finished_at: time("finished_at"),
             exit_code: text("exit_code").and_then(|s| s.parse().ok()),
@@ -173,6 +177,7 @@ mod tests {
         let state = JobState {
             status: Some(JobStatus::TimedOut),
             worker: Some("gpu1".into()),
+            leased_at: Some(t),
             finished_at: Some(t),
             exit_code: Some(-1),
             ..JobState::default()
@@ -180,7 +185,7 @@ mod tests {
         let fields = state.to_fields();
         assert_eq!(
             fields.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-            ["status", "worker", "finished_at", "exit_code"]
+            ["status", "worker", "leased_at", "finished_at", "exit_code"]
         );
         let map: HashMap<String, String> = fields
             .into_iter()

@@ -149,7 +149,7 @@ mod tests {
             Err(ChunkError::WrongContent { .. })
         ));
         // A bomb: a tiny frame of zeros that expands far past the size the manifest gives.
-        let bomb = seal(&vec![0u8; MAX_CHUNK as usize]);
+        let bomb = seal(&vec![0u8; MAX_CHUNK]);
         assert!(bomb.len() < 1024);
         let claimed = ChunkRef {
             id: chunk.id,
@@ -169,7 +169,13 @@ mod tests {
             Err(ChunkError::WrongSize { .. })
         ));
         assert!(matches!(
-            open(&ChunkRef { id: chunk.id, size: u64::MAX }, &sealed),
+            open(
+                &ChunkRef {
+                    id: chunk.id,
+                    size: u64::MAX
+                },
+                &sealed
+            ),
             Err(ChunkError::TooLarge { .. })
         ));
         assert!(matches!(

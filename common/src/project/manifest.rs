@@ -162,7 +162,9 @@ impl Manifest {
     /// Reads a manifest from JSON, checking it against `limits`. The byte length is capped before parsing (a
     /// million entries of long paths is refused by its size alone).
     pub fn from_json(bytes: &[u8], limits: &ManifestLimits) -> Result<Manifest, ManifestError> {
-        let most = limits.max_entries.saturating_mul(limits.max_path.saturating_add(512));
+        let most = limits
+            .max_entries
+            .saturating_mul(limits.max_path.saturating_add(512));
         if bytes.len() > most {
             return Err(ManifestError::TooManyEntries {
                 count: None,
@@ -193,7 +195,9 @@ impl Manifest {
     /// The files: path, size and chunks.
     pub fn files(&self) -> impl Iterator<Item = (&str, u64, &[ChunkRef])> {
         self.entries.iter().filter_map(|e| match &e.kind {
-            EntryKind::File { size, chunks, .. } => Some((e.path.as_str(), *size, chunks.as_slice())),
+            EntryKind::File { size, chunks, .. } => {
+                Some((e.path.as_str(), *size, chunks.as_slice()))
+            }
             _ => None,
         })
     }
@@ -222,23 +226,23 @@ impl Manifest {
         for entry in &self.entries {
             let path = entry.path.as_str();
             check_path(path, limits)?;
-            if let Some(p) = previous {
-                if p >= path {
-                    return Err(if p == path {
-                        ManifestError::Duplicate { path: path.into() }
-                    } else {
-                        ManifestError::Unsorted { path: path.into() }
-                    });
-                }
+            if let Some(p) = previous
+                && p >= path
+            {
+                return Err(if p == path {
+                    ManifestError::Duplicate { path: path.into() }
+                } else {
+                    ManifestError::Unsorted { path: path.into() }
+                });
             }
             previous = Some(path);
-            if let Some((parent, _)) = path.rsplit_once('/') {
-                if !dirs.contains(parent) {
-                    return Err(ManifestError::NoParent {
-                        path: path.into(),
-                        parent: parent.into(),
-                    });
-                }
+            if let Some((parent, _)) = path.rsplit_once('/')
+                && !dirs.contains(parent)
+            {
+                return Err(ManifestError::NoParent {
+                    path: path.into(),
+                    parent: parent.into(),
+                });
             }
             match &entry.kind {
                 EntryKind::Dir => {
@@ -446,7 +450,10 @@ mod tests {
         for target in ["../../x", "/etc/shadow", "../..", ""] {
             let m = Manifest::new(vec![dir("a"), link("a/l", target)]);
             let e = m.check(&limits).unwrap_err();
-            assert!(matches!(e, ManifestError::LinkEscapes { .. }), "{target}: {e}");
+            assert!(
+                matches!(e, ManifestError::LinkEscapes { .. }),
+                "{target}: {e}"
+            );
         }
         let inside = Manifest::new(vec![dir("a"), link("a/l", "../b")]);
         inside.check(&limits).unwrap();

@@ -166,7 +166,9 @@ mod tests {
         std::fs::create_dir_all(root.join("src/empty")).unwrap();
         std::fs::write(root.join("src/main.cu"), b"int main() { return 0; }\n").unwrap();
         std::fs::write(root.join("rai_build.yml"), b"rai:\n  version: 0.2\n").unwrap();
-        let big: Vec<u8> = (0..3_000_000u32).map(|i| i.wrapping_mul(2_654_435_761) as u8).collect();
+        let big: Vec<u8> = (0..3_000_000u32)
+            .map(|i| i.wrapping_mul(2_654_435_761) as u8)
+            .collect();
         std::fs::write(root.join("data.bin"), big).unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink("data.bin", root.join("latest")).unwrap();
@@ -196,7 +198,14 @@ mod tests {
         #[cfg(unix)]
         assert_eq!(
             paths,
-            ["data.bin", "latest", "rai_build.yml", "src", "src/empty", "src/main.cu"]
+            [
+                "data.bin",
+                "latest",
+                "rai_build.yml",
+                "src",
+                "src/empty",
+                "src/main.cu"
+            ]
         );
         // Saved, and the files' times well before it: nothing is read again.
         let index_path = root.join("../index.json");

@@ -1,11 +1,17 @@
 //! The deadline rush (issue 16): many students submit many quick jobs at once through the gateway, each with the
 //! real `rai` client; then every job's state is read back from Redis and the queue's fairness is measured.
 //!
-//! A job's *wait* is what other students cost it: from the moment it could run (accepted by the gateway, and its
-//! owner's previous job ended: a student's own jobs always run one after another under fair share) to its start.
-//! Per student: the mean of their jobs' waits; fairness: Jain's index of those means across students (1 = everyone
-//! waited alike). Head-of-line: for each student with a single job, the most jobs of any one other student that
-//! started between that job's acceptance and its start.
+//! A job's *wait* is what other students cost it: from the moment it could run to its start. It could run once the
+//! gateway accepted it and, since a student's own jobs take one turn at a time, once its owner's previous job ended,
+//! or earlier if the queue let it in beside that job (work-conserving turn-taking lets a student's next job start
+//! when slots are free and nobody else waits; issue 29): then from its lease. Per student: the mean of their jobs'
+//! waits; fairness: Jain's index of those means across students (1 = everyone waited alike). Head-of-line: for each
+//! student with a single job, the most jobs of any one other student that a worker leased between that job's
+//! acceptance and its lease (jobs leased before it arrived were not put ahead of it).
+//!
+//! The strict forms of issue 16 are reported beside them: the wait from the previous job's end whatever the lease
+//! (a job let in beside its owner's running one then counts as having waited 0), and head-of-line by starts (jobs
+//! already leased when the single job arrived count too).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -56,8 +62,12 @@ pub struct Report {
     /// students had a job in the system when it became ready (at least 1). It discounts what the arrival time
     /// alone explains (a quiet queue, a full one) and keeps what the scheduler decides.
     pub jain_per_competitor: f64,
-    /// The most jobs of one other student that started while a one-job student's job waited.
+    /// The most jobs of one other student leased while a one-job student's job waited.
     pub worst_head_of_line: usize,
+    /// Jain's index of mean waits counted from the owner's previous job's end (issue 16's form).
+    pub jain_strict: f64,
+    /// The most jobs of one other student that started while a one-job student's job waited (issue 16's form).
+    pub worst_head_of_line_by_start: usize,
 }
 
 /// How many jobs each student submits: 1 to `most`, skewed toward few (as in a real rush), summing to `jobs`.
@@ -240,11 +250,19 @@ pub async fn run(plan: Plan) -> Report {
         elapsed: started.elapsed(),
         ..Report::default()
     };
-    type Times = (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>);
+    /// accepted, leased, started, finished.
+    type Times = (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>, DateTime<Utc>);
     let mut by_student: BTreeMap<usize, Vec<(String, Times)>> = BTreeMap::new();
     for s in &submitted {
         let state = states.get(&s.job);
-        let times = state.and_then(|st| Some((st.submitted_at?, st.started_at?, st.finished_at?)));
+        let times = state.and_then(|st| {
+            Some((
+                st.submitted_at?,
+                st.leased_at?,
+                st.started_at?,
+                st.finished_at?,
+            ))
+        });
         match (state.and_then(|st| st.status), times) {
             (Some(rai_common::event::JobStatus::Succeeded), Some(t)) => by_student
                 .entry(s.student)
@@ -254,21 +272,25 @@ pub async fn run(plan: Plan) -> Report {
         }
     }
     let secs = |d: chrono::Duration| d.num_milliseconds().max(0) as f64 / 1000.0;
-    let mut starts: Vec<(usize, DateTime<Utc>)> = Vec::new();
+    // (student, leased, started) of every job.
+    let mut starts: Vec<(usize, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
     // Who is in the system when: (student, accepted, finished) of every job.
     let spans: Vec<(usize, DateTime<Utc>, DateTime<Utc>)> = by_student
         .iter()
-        .flat_map(|(s, jobs)| jobs.iter().map(move |(_, t)| (*s, t.0, t.2)))
+        .flat_map(|(s, jobs)| jobs.iter().map(move |(_, t)| (*s, t.0, t.3)))
         .collect();
     let mut per_competitor = Vec::new();
+    let mut strict_means = Vec::new();
     for (student, jobs) in &mut by_student {
         jobs.sort_by_key(|(_, t)| t.0);
         let mut previous_end: Option<DateTime<Utc>> = None;
-        let mut waits = Vec::new();
-        let mut normalized = Vec::new();
-        for (_, (accepted, start, end)) in jobs.iter() {
-            let ready = previous_end.map_or(*accepted, |p| p.max(*accepted));
+        let (mut waits, mut strict, mut normalized) = (Vec::new(), Vec::new(), Vec::new());
+        for (_, (accepted, leased, start, end)) in jobs.iter() {
+            let after_previous = previous_end.map_or(*accepted, |p| p.max(*accepted));
+            // Let in beside the previous job: it could run from its lease.
+            let ready = after_previous.min((*leased).max(*accepted));
             waits.push(secs(*start - ready));
+            strict.push(secs(*start - after_previous));
             let mut others: Vec<usize> = spans
                 .iter()
                 .filter(|(s, a, f)| s != student && *a <= ready && *f > ready)
@@ -278,30 +300,39 @@ pub async fn run(plan: Plan) -> Report {
             others.dedup();
             normalized.push(secs(*start - ready) / others.len().max(1) as f64);
             previous_end = Some(*end);
-            starts.push((*student, *start));
+            starts.push((*student, *leased, *start));
         }
         report.per_job_waits.extend(&waits);
-        report
-            .student_waits
-            .push(waits.iter().sum::<f64>() / waits.len() as f64);
-        per_competitor.push(normalized.iter().sum::<f64>() / normalized.len() as f64);
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        report.student_waits.push(mean(&waits));
+        strict_means.push(mean(&strict));
+        per_competitor.push(mean(&normalized));
     }
     report.jain = jain(&report.student_waits);
+    report.jain_strict = jain(&strict_means);
     report.jain_per_competitor = jain(&per_competitor);
     for (student, jobs) in &by_student {
         if counts[*student] != 1 || jobs.len() != 1 {
             continue;
         }
-        let (accepted, start, _) = jobs[0].1;
-        let mut ahead: HashMap<usize, usize> = HashMap::new();
-        for (other, t) in &starts {
-            if other != student && *t > accepted && *t < start {
-                *ahead.entry(*other).or_default() += 1;
+        let (accepted, leased, start, _) = jobs[0].1;
+        let (mut by_lease, mut by_start): (HashMap<usize, usize>, HashMap<usize, usize>) =
+            (HashMap::new(), HashMap::new());
+        for (other, other_leased, other_start) in &starts {
+            if other == student {
+                continue;
+            }
+            if *other_leased > accepted && *other_leased < leased {
+                *by_lease.entry(*other).or_default() += 1;
+            }
+            if *other_start > accepted && *other_start < start {
+                *by_start.entry(*other).or_default() += 1;
             }
         }
-        report.worst_head_of_line = report
-            .worst_head_of_line
-            .max(ahead.values().copied().max().unwrap_or(0));
+        let worst = |m: &HashMap<usize, usize>| m.values().copied().max().unwrap_or(0);
+        report.worst_head_of_line = report.worst_head_of_line.max(worst(&by_lease));
+        report.worst_head_of_line_by_start =
+            report.worst_head_of_line_by_start.max(worst(&by_start));
     }
     report.per_job_waits.sort_by(f64::total_cmp);
     report.student_waits.sort_by(f64::total_cmp);

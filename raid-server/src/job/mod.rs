@@ -88,6 +88,9 @@ pub struct JobTokens {
 /// When a job passed its milestones on this worker, logged with its end (the overhead benchmark reads them).
 struct Milestones {
     leased: Instant,
+    /// The same moment by the clock (the job's state says it: the rush benchmark tells a job let in beside its
+    /// owner's running one from one that waited for it).
+    leased_at: DateTime<Utc>,
     container_started: Option<Instant>,
     commands_done: Option<Instant>,
     /// When the job began in its slot (its record's `started_at`) and its commands ended, by the clock (the
@@ -107,7 +110,7 @@ pub async fn run(
     ticket: Ticket,
     tokens: JobTokens,
 ) {
-    let leased = Instant::now();
+    let (leased, leased_at) = (Instant::now(), Utc::now());
     let Some((mut request, accepted_at, graded)) = verify(&ctx, &lease).await else {
         crate::metrics::metrics()
             .jobs
@@ -166,6 +169,7 @@ pub async fn run(
                 rerun: matches!(claim, Claim::Rerun { .. }),
                 milestones: Milestones {
                     leased,
+                    leased_at,
                     container_started: None,
                     commands_done: None,
                     commands_began_at: None,
@@ -565,6 +569,7 @@ impl JobLife {
             user: Some(self.request.user.clone()),
             queue: Some(self.request.queue.clone()),
             started_at: Some(began),
+            leased_at: Some(self.milestones.leased_at),
             gpus: (!gpus.ids.is_empty()).then(|| gpus.ids.clone()),
             ..JobState::default()
         };
