@@ -11,6 +11,23 @@ pub fn upload_key(user: &str, job: &JobId) -> String {
     format!("uploads/{user}/{job}.tar.zst")
 }
 
+/// The store key of a chunked upload's manifest (issue 30): what the signed job names as its input instead of an
+/// archive.
+pub fn manifest_key(user: &str, job: &JobId) -> String {
+    format!("manifests/{user}/{job}.json")
+}
+
+/// Whether an input key names a manifest (else an archive of an older client).
+pub fn is_manifest_key(key: &str) -> bool {
+    key.starts_with("manifests/") && key.ends_with(".json")
+}
+
+/// The store key of one of a user's chunks, sealed (one zstd frame). Chunks are the owner's own: the same bytes
+/// uploaded by two students are two objects, so no one learns what another uploaded.
+pub fn chunk_key(user: &str, id: &crate::project::ChunkId) -> String {
+    format!("chunks/{user}/{id}.zst")
+}
+
 /// The store key of a job's `/build` output.
 pub fn output_key(user: &str, job: &JobId) -> String {
     format!("outputs/{user}/{job}.tar.zst")

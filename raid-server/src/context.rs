@@ -39,6 +39,8 @@ pub struct WorkerContext {
     /// claims one to when its container and directory are gone: a container of this worker's whose job is not among
     /// them is a stray (see [`crate::worker`]'s sweep).
     pub held_jobs: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Chunks and files of chunked uploads kept between jobs (`raid.cache_bytes`).
+    pub cache: Arc<crate::cache::ContentCache>,
 }
 
 impl WorkerContext {
@@ -46,17 +48,29 @@ impl WorkerContext {
     /// crashed run left behind can be removed at the next start without touching another worker's jobs on the same
     /// machine.
     pub fn jobs_dir(&self) -> PathBuf {
-        let name: String = self
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self.config.raid.work_dir.join(name)
+        jobs_dir(&self.config.raid.work_dir, &self.name)
     }
+
+    /// Where this worker keeps its [`crate::cache::ContentCache`]: beside its job directories (the same file system,
+    /// so files can be hard-linked), not in them (those are emptied at start).
+    pub fn cache_dir(config: &Config, name: &str) -> PathBuf {
+        let mut dir = jobs_dir(&config.raid.work_dir, name).into_os_string();
+        dir.push(".cache");
+        PathBuf::from(dir)
+    }
+}
+
+/// `raid.work_dir/<name>`, with the name's odd characters made `_`.
+fn jobs_dir(work_dir: &std::path::Path, name: &str) -> PathBuf {
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    work_dir.join(name)
 }

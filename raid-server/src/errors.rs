@@ -50,6 +50,13 @@ pub enum JobError {
     Unpack(#[source] ArchiveError),
     #[error("the upload does not match the signed job (size or SHA-256 differ); submit again")]
     UploadMismatch,
+    /// A chunked upload's manifest that no server may trust (the gateway checks it too; a worker checks again).
+    #[error("the project manifest is refused: {0}")]
+    Manifest(#[source] rai_common::errors::ManifestError),
+    /// A chunk that is not what the manifest says (a bomb, or other bytes under its id): it is deleted from the
+    /// store, so the next submit sends it again.
+    #[error("{0}; submit again")]
+    Chunk(#[source] rai_common::errors::ChunkError),
     #[error("cannot make the job directory: {0}")]
     JobDir(#[source] std::io::Error),
     #[error("{0}")]
@@ -78,7 +85,9 @@ impl JobError {
             | JobError::Fetch(_)
             | JobError::UploadLongerThanSigned { .. }
             | JobError::Unpack(_)
-            | JobError::UploadMismatch => JobStatus::Rejected,
+            | JobError::UploadMismatch
+            | JobError::Manifest(_)
+            | JobError::Chunk(_) => JobStatus::Rejected,
             JobError::JobDir(_)
             | JobError::Sandbox(_)
             | JobError::Task { .. }

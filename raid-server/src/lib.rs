@@ -7,8 +7,9 @@
 //! - [`worker`]: the loop: leasing, heartbeats, registry reloads, draining.
 //! - [`slots`]: the slots jobs run in, and the one job each may have ready while its current job runs.
 //! - [`job`]: one job's life as a pipeline, a file per step: verify and claim (`job/mod.rs`), keep the lease
-//!   (`job/lease.rs`), fetch and unpack (`job/fetch.rs`), get ready and wait for a slot (`job/ready.rs`), run the
+//!   (`job/lease.rs`), fetch and unpack (`job/fetch.rs`; a chunked upload from the cache: `job/materialise.rs`), get ready and wait for a slot (`job/ready.rs`), run the
 //!   commands (`job/run.rs`), store, record and ack (`job/finish.rs`).
+//! - [`cache`]: chunks and whole files of chunked uploads, kept between jobs within `raid.cache_bytes`.
 //! - [`context`]: what every job on this worker shares; [`setup`]: it, built from the configuration.
 //! - [`policy`]: a build file's requests against this worker's limits and image allow-list.
 //! - [`gpu`]: this worker's GPUs and which job holds which.
@@ -23,6 +24,7 @@
 //! - [`metrics`]: `/metrics` for Prometheus, one set per process.
 //! - [`gateway`]: the authenticated HTTP API students talk to (`raid gateway`, or embedded with `gateway.listen`).
 
+pub mod cache;
 pub mod context;
 pub mod disk;
 pub mod doctor;

@@ -70,7 +70,11 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
         config.raid.gpu.nvidia_smi.clone(),
         config.raid.gpu.sample_every.as_duration(),
     );
+    let cache_dir = WorkerContext::cache_dir(&config, &name);
+    let cache = crate::cache::ContentCache::open(&cache_dir, config.raid.cache_bytes.0)
+        .with_context(|| format!("cannot open the content cache in {}", cache_dir.display()))?;
     Ok(WorkerContext {
+        cache: Arc::new(cache),
         name,
         config,
         docker,

@@ -302,6 +302,9 @@ pub struct RaidConfig {
     pub cancel_grace: Span,
     pub max_job_age: Span,
     pub fetch_timeout: Span,
+    /// The most bytes of project chunks and files a worker keeps between jobs (issue 30), least recently used first
+    /// to go.
+    pub cache_bytes: Bytes,
     /// Whether a job is leased and made ready while the slot it will run on is still busy.
     pub prepare_next: bool,
     /// The longest a prepared job waits for its slot before it goes back to the queue.

@@ -51,6 +51,11 @@ pub fn cut<R: Read>(reader: R) -> impl Iterator<Item = std::io::Result<Chunk>> {
     })
 }
 
+/// The most bytes a sealed chunk of this protocol can take (a larger object is refused unread).
+pub fn max_sealed() -> usize {
+    zstd::zstd_safe::compress_bound(MAX_CHUNK)
+}
+
 /// A chunk's bytes as they travel and are stored: one zstd frame.
 pub fn seal(data: &[u8]) -> Vec<u8> {
     zstd::bulk::compress(data, CHUNK_LEVEL).expect("compressing into memory cannot fail")

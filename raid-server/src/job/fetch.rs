@@ -45,6 +45,11 @@ pub(super) async fn fetch(
             cap,
         });
     }
+    if rai_common::objects::is_manifest_key(&request.input.key) {
+        return tokio::time::timeout(timeout, from_manifest(ctx, request, src))
+            .await
+            .map_err(|_| JobError::FetchTimedOut(timeout))?;
+    }
     let reader = tokio::time::timeout(timeout, ctx.store.get(&request.input.key))
         .await
         .map_err(|_| JobError::FetchTimedOut(timeout))?
@@ -91,6 +96,51 @@ pub(super) async fn fetch(
     if size != request.input.size || hash != request.input.sha256 {
         return Err(JobError::UploadMismatch);
     }
+    Ok(())
+}
+
+/// A chunked upload (issue 30): the manifest the signed job names, checked against its size and SHA-256 (the
+/// student's signature covers every chunk id through them) and against this worker's limits, made into `src`.
+async fn from_manifest(
+    ctx: &WorkerContext,
+    request: &JobRequest,
+    src: &Path,
+) -> Result<(), JobError> {
+    let key = &request.input.key;
+    let bytes = ctx
+        .store
+        .get_bytes_up_to(key, request.input.size as usize)
+        .await
+        .map_err(JobError::Fetch)?;
+    if bytes.len() as u64 != request.input.size
+        || hex::encode(Sha256::digest(&bytes)) != request.input.sha256
+    {
+        return Err(JobError::UploadMismatch);
+    }
+    let limits = rai_common::project::ManifestLimits {
+        max_entries: MAX_ENTRIES as usize,
+        max_bytes: ctx.config.raid.limits.upload_bytes.0.saturating_mul(4),
+        ..Default::default()
+    };
+    let manifest =
+        rai_common::project::Manifest::from_json(&bytes, &limits).map_err(JobError::Manifest)?;
+    let started = std::time::Instant::now();
+    let done = super::materialise::materialise(
+        ctx.store.as_ref(),
+        &ctx.cache,
+        &request.user,
+        &manifest,
+        src,
+    )
+    .await?;
+    tracing::info!(
+        job = %request.id,
+        fetched = done.fetched,
+        fetched_bytes = done.fetched_bytes,
+        files_cached = done.files_cached,
+        ms = started.elapsed().as_millis() as u64,
+        "made /src from the manifest"
+    );
     Ok(())
 }
 

@@ -16,6 +16,7 @@
 mod fetch;
 mod finish;
 mod lease;
+mod materialise;
 mod ready;
 mod run;
 

@@ -134,6 +134,26 @@ pub trait ObjectStore: Send + Sync {
         self.put(key, Box::pin(std::io::Cursor::new(bytes))).await
     }
 
+    /// Reads an object of at most `max` bytes into memory; a larger one is an error, read no further than `max`.
+    async fn get_bytes_up_to(&self, key: &str, max: usize) -> Result<Vec<u8>, StoreError> {
+        let mut r = self.get(key).await?;
+        let out = read_up_to(&mut r, max.saturating_add(1))
+            .await
+            .map_err(|source| StoreError::Io {
+                key: key.to_string(),
+                source,
+            })?;
+        if out.len() > max {
+            return Err(StoreError::Io {
+                key: key.to_string(),
+                source: std::io::Error::other(format!(
+                    "the object is larger than the {max} bytes allowed"
+                )),
+            });
+        }
+        Ok(out)
+    }
+
     /// Reads a whole (small) object into memory.
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         use tokio::io::AsyncReadExt;
