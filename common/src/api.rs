@@ -16,6 +16,8 @@ use crate::record::JobRecord;
 
 /// The path of the upload API.
 pub const UPLOADS: &str = "/v1/uploads";
+/// The path of the chunked-upload API (issue 30).
+pub const PROJECTS: &str = "/v1/projects";
 /// The path of the jobs API.
 pub const JOBS: &str = "/v1/jobs";
 /// Who the signature says is asking.
@@ -29,6 +31,16 @@ pub fn upload_path(job: &JobId) -> String {
 /// `/v1/uploads/{job}/complete`: where a multipart upload is finished.
 pub fn upload_complete_path(job: &JobId) -> String {
     format!("{UPLOADS}/{job}/complete")
+}
+
+/// `/v1/projects/{job}/chunks/{id}`: where a chunk of a chunked upload streams through the gateway (fs store).
+pub fn project_chunk_path(job: &JobId, id: &crate::project::ChunkId) -> String {
+    format!("{PROJECTS}/{job}/chunks/{id}")
+}
+
+/// `/v1/projects/{job}/complete`: where a chunked upload is finished once its missing chunks are sent.
+pub fn project_complete_path(job: &JobId) -> String {
+    format!("{PROJECTS}/{job}/complete")
 }
 
 /// `/v1/jobs/{job}`: a job's state.
@@ -94,6 +106,38 @@ pub enum UploadPlan {
         urls: Vec<String>,
         complete: String,
     },
+}
+
+/// `POST /v1/projects`: a project described by its manifest, under a new job id (issue 30). The gateway checks the
+/// manifest, keeps it as the job's input, and answers which chunks it lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectRequest {
+    pub job: JobId,
+    pub manifest: crate::project::Manifest,
+}
+
+/// The answer to `POST /v1/projects`: the chunks to send (those the owner's store lacks), how, and where to say
+/// they were sent. The signed job then names the manifest as its input: `key`, the size and SHA-256 of the
+/// manifest's canonical JSON ([`crate::project::Manifest::to_json`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectPlan {
+    /// The manifest's store key (the signed job's input key).
+    pub key: String,
+    pub missing: Vec<crate::project::ChunkRef>,
+    pub send: ChunkSending,
+    /// `POST` here (signed, empty JSON object) once every missing chunk is sent.
+    pub complete: String,
+}
+
+/// How to send the missing chunks, each sealed ([`crate::project::seal`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "lowercase")]
+pub enum ChunkSending {
+    /// PUT each, signed, to [`project_chunk_path`] on the gateway (fs store), which checks it before storing it.
+    Stream,
+    /// PUT each to its presigned URL (S3), in the order of `missing`.
+    Presigned { urls: Vec<String> },
 }
 
 /// One uploaded part of a multipart upload.

@@ -27,6 +27,14 @@ pub fn profile_in(home: &std::path::Path) -> PathBuf {
         .unwrap_or_else(|| home.join(PROFILE_NAMES[0]))
 }
 
+/// The user's cache folder for rai (`~/.cache/rai` on Linux, the platform's equivalent elsewhere): what only saves
+/// work, such as the index of each project's files; deleting it is always safe.
+pub fn cache_dir() -> PathBuf {
+    directories::BaseDirs::new()
+        .map(|d| d.cache_dir().join("rai"))
+        .unwrap_or_else(|| std::env::temp_dir().join("rai-cache"))
+}
+
 /// Expands a leading `~/` to the home directory.
 pub fn expand_home(path: &std::path::Path) -> PathBuf {
     match (path.strip_prefix("~"), home_dir()) {

@@ -84,6 +84,16 @@ pub fn owner(job: &JobId) -> String {
     format!("rai:job:{job}:owner")
 }
 
+/// The chunks a user's part of the store holds (a set of chunk ids).
+pub fn chunks(user: &str) -> String {
+    format!("rai:index:chunks:{user}")
+}
+
+/// The chunks a job declared as a manifest still has to send (a hash: id -> size).
+pub fn missing_chunks(job: &JobId) -> String {
+    format!("rai:job:{job}:missing")
+}
+
 /// What an upload was declared as (size and SHA-256), so the gateway can check the body against it.
 pub fn upload(job: &JobId) -> String {
     format!("rai:job:{job}:upload")

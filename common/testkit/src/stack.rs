@@ -578,6 +578,28 @@ impl Stack {
             .unwrap()
     }
 
+    /// The stack's object store, opened as a worker opens it.
+    pub async fn store(&self) -> std::sync::Arc<dyn rai_backends::store::ObjectStore> {
+        let mut config = rai_common::Config::defaults();
+        match self.kind {
+            Kind::Local => {
+                config.store.backend = rai_common::config::StoreBackend::Fs;
+                config.store.path = self.dir.path().join("store");
+            }
+            Kind::Aws => {
+                config.store.backend = rai_common::config::StoreBackend::S3;
+                config.store.bucket = Some(self.bucket.clone());
+                config.aws = rai_common::config::AwsConfig {
+                    endpoint_url: Some(self.aws_endpoint.clone()),
+                    ..crate::aws_config()
+                };
+            }
+        }
+        rai_backends::connect::open_store(&config, None, true)
+            .await
+            .unwrap()
+    }
+
     pub fn home(&self, user: usize) -> &Path {
         self.homes[user].path()
     }

@@ -13,6 +13,7 @@
 pub mod error;
 pub mod events;
 pub mod sign;
+pub mod project;
 pub mod upload;
 
 use std::sync::Arc;
@@ -199,6 +200,12 @@ impl Client {
                 Some(RequestBody::Json(bytes)) => {
                     builder = builder
                         .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(bytes.clone());
+                    Some(rai_common::httpsig::content_digest(bytes))
+                }
+                Some(RequestBody::Sealed(bytes)) => {
+                    builder = builder
+                        .header(reqwest::header::CONTENT_TYPE, "application/zstd")
                         .body(bytes.clone());
                     Some(rai_common::httpsig::content_digest(bytes))
                 }
@@ -467,6 +474,8 @@ impl Client {
 /// disk, read anew for each try).
 pub(crate) enum RequestBody {
     Json(Vec<u8>),
+    /// A sealed chunk (zstd), in memory.
+    Sealed(Vec<u8>),
     File {
         path: std::path::PathBuf,
         size: u64,

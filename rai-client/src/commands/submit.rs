@@ -16,6 +16,7 @@ use sha2::Digest;
 
 use crate::Client;
 use crate::cli::GlobalArgs;
+use crate::client::project::ProjectUpload;
 use crate::client::upload::Archive;
 use crate::context;
 use crate::{exit, follow};
@@ -81,7 +82,8 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
     };
     let client = Client::new(&config.client, &profile.username, key.clone())?;
     let job = JobId::new();
-    let uploaded = match upload(&client, args.json, job, project).await? {
+    let chunked = config.client.chunked_uploads;
+    let uploaded = match upload(&client, args.json, job, project, chunked).await? {
         Ok(uploaded) => uploaded,
         Err(code) => return Ok(code),
     };
@@ -248,7 +250,16 @@ async fn upload(
     json: bool,
     job: JobId,
     project: Project,
+    chunked: bool,
 ) -> anyhow::Result<Result<Uploaded, u8>> {
+    let project = if chunked {
+        match send_chunks(client, json, job, project).await? {
+            Chunked::Sent(done) => return Ok(done),
+            Chunked::Unsupported(project) => project,
+        }
+    } else {
+        project
+    };
     let bar = progress_bar(json);
     let file =
         tempfile::NamedTempFile::new().context("cannot make a temporary file for the archive")?;
@@ -325,6 +336,98 @@ async fn upload(
         sha256,
         summary,
     }))
+}
+
+/// What came of sending the project as chunks.
+enum Chunked {
+    Sent(Result<Uploaded, u8>),
+    /// The gateway is older: the project goes as an archive.
+    Unsupported(Project),
+}
+
+/// Describes the project as a manifest (reading only the files its index does not know as they are), declares it,
+/// and sends the chunks the gateway lacks.
+async fn send_chunks(
+    client: &Client,
+    json: bool,
+    job: JobId,
+    project: Project,
+) -> anyhow::Result<Chunked> {
+    let index_path = index_path(&project.dir);
+    let described = {
+        let (dir, scanned) = (project.dir.clone(), project.scanned.0.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut index = rai_common::project::LocalIndex::load(&index_path);
+            let described = rai_common::project::describe(&dir, &scanned, &mut index)?;
+            // Only a faster next submit is lost if the index cannot be written.
+            if let Err(e) = index.save(&index_path) {
+                tracing::debug!(error = %e, "cannot write the project's index");
+            }
+            Ok::<_, rai_common::errors::ProjectError>(described)
+        })
+        .await
+        .context("the project reader failed")?
+    };
+    let described = match described {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("rai: {e}");
+            return Ok(Chunked::Sent(Err(exit::USAGE)));
+        }
+    };
+    say(json, "Uploading your project directory...");
+    let bar = progress_bar(json);
+    let progress: crate::client::upload::Progress = {
+        let bar = bar.clone();
+        std::sync::Arc::new(move |n| {
+            if let Some(bar) = &bar {
+                bar.inc(n);
+            }
+        })
+    };
+    let sent = client
+        .send_project(&job, &project.dir, &described.manifest, progress)
+        .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let m = &described.manifest;
+    let count = |f: fn(&rai_common::project::EntryKind) -> bool| {
+        m.entries.iter().filter(|e| f(&e.kind)).count() as u64
+    };
+    match sent {
+        Ok(ProjectUpload::Sent {
+            input,
+            chunks_sent,
+            bytes_sent,
+        }) => {
+            tracing::debug!(chunks_sent, bytes_sent, "sent the project's missing chunks");
+            let summary = PackSummary {
+                files: count(|k| matches!(k, rai_common::project::EntryKind::File { .. })),
+                dirs: count(|k| matches!(k, rai_common::project::EntryKind::Dir)),
+                links: count(|k| matches!(k, rai_common::project::EntryKind::Link { .. })),
+                bytes: m.files().map(|(_, size, _)| size).sum(),
+                skipped: project.scanned.1.clone(),
+            };
+            Ok(Chunked::Sent(Ok(Uploaded {
+                key: input.key,
+                size: input.size,
+                sha256: input.sha256,
+                summary,
+            })))
+        }
+        Ok(ProjectUpload::Unsupported) => Ok(Chunked::Unsupported(project)),
+        Err(e) => Ok(Chunked::Sent(Err(refused("cannot upload the project", &e)))),
+    }
+}
+
+/// Where the index of the project in `dir` is kept: the user's cache, one file per project folder.
+fn index_path(dir: &std::path::Path) -> PathBuf {
+    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let name = rai_common::project::ChunkId::of(canonical.as_os_str().as_encoded_bytes());
+    rai_common::paths::cache_dir()
+        .join("index")
+        .join(format!("{name}.json"))
 }
 
 /// Says why the gateway did not take the job and returns the exit code: a refusal (the account, the course's

@@ -3,6 +3,7 @@
 //! One test binary per crate (each module was its own binary before): the crate and its dependencies link once.
 
 mod chaos;
+mod chunked;
 mod dashboard;
 mod e2e;
 mod errors;

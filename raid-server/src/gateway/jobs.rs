@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use rai_common::api::{Accepted, History, HistoryQuery, WhoAmI};
 use rai_common::event::JobStatus;
 use rai_common::job::{AttestedJob, Owner, SignedJob};
-use rai_common::objects::upload_key;
+use rai_common::objects::{manifest_key, upload_key};
 use rai_common::record::JobRecord;
 use rai_common::state::JobState;
 
@@ -37,7 +37,8 @@ pub async fn submit(
             request.user, caller.user
         )));
     }
-    if request.input.key != upload_key(&caller.user, &job) {
+    let chunked = request.input.key == manifest_key(&caller.user, &job);
+    if request.input.key != upload_key(&caller.user, &job) && !chunked {
         return Err(ApiError::forbidden(format!(
             "the job's input is {}, which is not its own upload",
             request.input.key
@@ -72,6 +73,19 @@ pub async fn submit(
         return Err(ApiError::conflict(
             "the job's upload has not arrived (whole); upload it, then submit",
         ));
+    }
+    if chunked {
+        let unsent = gateway
+            .bus
+            .missing_chunks(&job)
+            .await
+            .map_err(|e| ApiError::unavailable("look up the upload", e))?;
+        if !unsent.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "{} chunk(s) of the project were not sent and completed; send them, then submit",
+                unsent.len()
+            )));
+        }
     }
     let now = gateway.clock.now();
     let per_minute = gateway.config.gateway.submits_per_minute;

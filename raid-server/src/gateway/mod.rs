@@ -2,7 +2,7 @@
 //!
 //! Students hold only their own Ed25519 key. Every request they make is signed (RFC 9421, [`auth`]); the gateway
 //! checks it against the account registry, then does on their behalf what the 2025 client did with the course's
-//! shared credentials: it binds a new job id to its owner and takes its upload ([`uploads`]), verifies, attests and
+//! shared credentials: it binds a new job id to its owner and takes its upload ([`uploads`]; a chunked one: [`projects`]), verifies, attests and
 //! queues the signed job with the server's clock ([`jobs`]), streams a job's events as Server-Sent Events
 //! ([`events`]), and hands out a job's `/build` ([`artifact`]) and its scores as the caller may see them
 //! ([`results`]); graded submissions are judged against the course file's deadlines and extensions
@@ -30,6 +30,7 @@ mod serve;
 mod submissions;
 mod sweep;
 mod ui;
+mod projects;
 mod uploads;
 mod usage;
 mod watched;
@@ -206,6 +207,10 @@ impl Gateway {
                 "/v1/uploads/{job}",
                 put(uploads::stream).layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
             )
+            // A manifest of many files, and one sealed chunk, are larger than the rest's small JSON.
+            .route(api::PROJECTS, post(projects::create))
+            .route("/v1/projects/{job}/chunks/{id}", put(projects::chunk))
+            .layer(axum::extract::DefaultBodyLimit::max(upload_limit))
             .layer(RequestBodyLimitLayer::new(upload_limit))
             // An upload may take long, but may not stall.
             .layer(RequestBodyTimeoutLayer::new(
@@ -214,6 +219,7 @@ impl Gateway {
         let rest = Router::new()
             .route(api::UPLOADS, post(uploads::create))
             .route("/v1/uploads/{job}/complete", post(uploads::complete))
+            .route("/v1/projects/{job}/complete", post(projects::complete))
             .route(api::JOBS, post(jobs::submit).get(jobs::history))
             .route("/v1/jobs/{job}", get(jobs::status))
             .route("/v1/jobs/{job}/cancel", post(jobs::cancel))

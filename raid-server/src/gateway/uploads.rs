@@ -93,7 +93,7 @@ pub async fn create(
 
 /// Counts the upload against `caller`'s caps on uploads pending and bytes per day (`gateway.uploads`), or refuses
 /// it with a 429 that says when to try again.
-async fn admit(gateway: &Gateway, caller: &Caller, job: &JobId, size: u64) -> Result<(), ApiError> {
+pub(super) async fn admit(gateway: &Gateway, caller: &Caller, job: &JobId, size: u64) -> Result<(), ApiError> {
     use rai_backends::events::uploads::UploadAdmission;
     let limits = &gateway.config.gateway.uploads;
     let now = gateway.clock.now();
@@ -155,7 +155,7 @@ pub(super) const ID_MAX_AGE: chrono::Duration = chrono::Duration::hours(1);
 /// Refuses a job id whose time (a ULID's first 48 bits) is far from the gateway's clock. Ids order job listings
 /// before their records are read, and the student chooses theirs: one from the future would pin a row at the top
 /// of staff listings for as long as its record lives (issue 26).
-fn id_in_time(gateway: &Gateway, job: &JobId) -> Result<(), ApiError> {
+pub(super) fn id_in_time(gateway: &Gateway, job: &JobId) -> Result<(), ApiError> {
     let now = gateway.clock.now();
     let skew = chrono::Duration::from_std(gateway.config.gateway.clock_skew.as_duration())
         .unwrap_or_default();
@@ -176,7 +176,7 @@ fn id_in_time(gateway: &Gateway, job: &JobId) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn refuse_if_accepted(gateway: &Gateway, job: &JobId) -> Result<(), ApiError> {
+pub(super) async fn refuse_if_accepted(gateway: &Gateway, job: &JobId) -> Result<(), ApiError> {
     let state = gateway.job_state(job).await?;
     if state.is_some() {
         return Err(ApiError::conflict(format!(

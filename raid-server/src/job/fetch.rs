@@ -13,7 +13,7 @@ use std::future::Future;
 use rai_backends::store::ObjectReader;
 use rai_common::JobRequest;
 use rai_common::archive::UnpackLimits;
-use rai_common::objects::upload_key;
+use rai_common::objects::{manifest_key, upload_key};
 use sha2::{Digest, Sha256};
 
 use crate::context::WorkerContext;
@@ -32,7 +32,10 @@ pub(super) async fn fetch(
     // A job may only run its own upload: a signed job naming another student's upload is refused. A regrade runs
     // the upload of the submission it regrades (the gateway's attestation names it, the student's signature covers
     // the upload's key and hash).
-    if request.input.key != upload_key(&request.user, regrade_of.unwrap_or(&request.id)) {
+    let own = regrade_of.unwrap_or(&request.id);
+    if request.input.key != upload_key(&request.user, own)
+        && request.input.key != manifest_key(&request.user, own)
+    {
         return Err(JobError::ForeignUpload {
             key: request.input.key.clone(),
         });

@@ -18,6 +18,7 @@
 
 pub mod archive;
 mod bus;
+mod chunks;
 mod hub;
 pub mod index;
 mod ownership;

@@ -408,6 +408,20 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
+    async fn presign_put(&self, key: &str, expires: Duration) -> Result<String, StoreError> {
+        check_key(key)?;
+        let config = self.presigning(expires)?;
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| self.classify(key, e))?;
+        Ok(req.uri().to_string())
+    }
+
     async fn download_link(&self, key: &str, expires: Duration) -> Result<String, StoreError> {
         check_key(key)?;
         let config = self.presigning(expires)?;

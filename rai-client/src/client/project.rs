@@ -1,0 +1,180 @@
+//! A project sent as a manifest and the chunks the gateway lacks (issue 30): `POST /v1/projects` declares the
+//! manifest under the job id; the plan lists the missing chunks and how they go (signed PUTs to the gateway, fs
+//! store; or presigned PUTs straight to the object store, S3), eight at a time, each read from the project, sealed
+//! and sent as it is read (memory stays at a few chunks); then `POST .../complete`. The signed job names the
+//! manifest as its input.
+//!
+//! A gateway from before chunked uploads answers 404 to the declaration: [`Client::send_project`] says so with
+//! [`ProjectUpload::Unsupported`], and the caller packs and uploads an archive as before.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use futures::StreamExt;
+use rai_common::api::{self, ChunkSending, ProjectPlan, ProjectRequest};
+use rai_common::job::{InputObject, JobId};
+use rai_common::project::{Chunk, ChunkId, Manifest, read_chunks, seal};
+use reqwest::Method;
+use sha2::{Digest, Sha256};
+
+use super::upload::Progress;
+use super::{Client, ClientError, RequestBody};
+
+/// Chunks sent at once.
+const PARALLEL_CHUNKS: usize = 8;
+
+/// What came of sending a project.
+#[derive(Debug)]
+pub enum ProjectUpload {
+    /// Sent: the input the signed job names, and what was sent.
+    Sent {
+        input: InputObject,
+        chunks_sent: usize,
+        bytes_sent: u64,
+    },
+    /// The gateway takes no manifests (it is older): upload an archive.
+    Unsupported,
+}
+
+impl Client {
+    /// `POST /v1/projects`: declares `manifest` as job `job`'s input; the plan says which chunks to send and how.
+    pub async fn declare_project(
+        &self,
+        job: &JobId,
+        manifest: &Manifest,
+    ) -> Result<ProjectPlan, ClientError> {
+        let request = ProjectRequest {
+            job: *job,
+            manifest: manifest.clone(),
+        };
+        let body = serde_json::to_vec(&request).expect("JSON");
+        self.send(Method::POST, api::PROJECTS, Some(RequestBody::Json(body)), &[])
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// `POST` to the plan's `complete`: every missing chunk was sent.
+    pub async fn complete_project(&self, plan: &ProjectPlan) -> Result<(), ClientError> {
+        self.send(
+            Method::POST,
+            &plan.complete,
+            Some(RequestBody::Json(b"{}".to_vec())),
+            &[],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Declares `manifest` (of the project at `root`) as job `job`'s input and sends the chunks the gateway lacks.
+    pub async fn send_project(
+        &self,
+        job: &JobId,
+        root: &Path,
+        manifest: &Manifest,
+        progress: Progress,
+    ) -> Result<ProjectUpload, ClientError> {
+        let plan = match self.declare_project(job, manifest).await {
+            Ok(plan) => plan,
+            Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                return Ok(ProjectUpload::Unsupported);
+            }
+            Err(e) => return Err(e),
+        };
+        let urls: Option<std::collections::HashMap<ChunkId, String>> = match &plan.send {
+            ChunkSending::Stream => None,
+            ChunkSending::Presigned { urls } => {
+                if urls.len() != plan.missing.len() {
+                    return Err(ClientError::Protocol(
+                        "the gateway's plan has not one link per missing chunk".into(),
+                    ));
+                }
+                Some(plan.missing.iter().map(|c| c.id).zip(urls.iter().cloned()).collect())
+            }
+        };
+        let wanted: HashSet<ChunkId> = plan.missing.iter().map(|c| c.id).collect();
+        // Chunks are read and sealed on a blocking thread, handed over through a small channel (so memory holds a
+        // few chunks, not the project), and sent from here.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(PARALLEL_CHUNKS);
+        let (root_owned, manifest_owned) = (root.to_path_buf(), manifest.clone());
+        let reader = tokio::task::spawn_blocking(move || {
+            read_chunks(&root_owned, &manifest_owned, &wanted, |chunk| {
+                // The receiver stops early only on a send error, which is reported from there.
+                let _ = tx.blocking_send(chunk);
+                Ok(())
+            })
+        });
+        let mut sends = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+            .map(|chunk| {
+                let (urls, progress) = (urls.as_ref(), progress.clone());
+                async move {
+                    let size = chunk.data.len() as u64;
+                    let sealed = tokio::task::spawn_blocking(move || seal(&chunk.data))
+                        .await
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    let sent = sealed.len() as u64;
+                    match urls {
+                        None => {
+                            self.send(
+                                Method::PUT,
+                                &api::project_chunk_path(job, &chunk.id),
+                                Some(RequestBody::Sealed(sealed)),
+                                &[],
+                            )
+                            .await?;
+                        }
+                        Some(urls) => {
+                            let url = &urls[&chunk.id];
+                            let response = self
+                                .http()
+                                .put(url)
+                                .body(sealed)
+                                .send()
+                                .await
+                                .map_err(|source| ClientError::Unreachable {
+                                    url: url.split('?').next().unwrap_or_default().to_string(),
+                                    source,
+                                })?;
+                            if !response.status().is_success() {
+                                return Err(ClientError::PartRefused {
+                                    part: 0,
+                                    status: response.status(),
+                                });
+                            }
+                        }
+                    }
+                    progress(size);
+                    Ok::<u64, ClientError>(sent)
+                }
+            })
+            .buffer_unordered(PARALLEL_CHUNKS);
+        let (mut chunks_sent, mut bytes_sent) = (0, 0);
+        while let Some(sent) = sends.next().await {
+            bytes_sent += sent?;
+            chunks_sent += 1;
+        }
+        drop(sends);
+        reader
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .map_err(ClientError::Project)?;
+        if chunks_sent != plan.missing.len() {
+            return Err(ClientError::ProjectChanged {
+                sent: chunks_sent,
+                missing: plan.missing.len(),
+            });
+        }
+        self.complete_project(&plan).await?;
+        let json = manifest.to_json();
+        Ok(ProjectUpload::Sent {
+            input: InputObject {
+                key: plan.key,
+                size: json.len() as u64,
+                sha256: hex::encode(Sha256::digest(&json)),
+            },
+            chunks_sent,
+            bytes_sent,
+        })
+    }
+}

@@ -1,0 +1,259 @@
+//! Step 1 of a job's life for a chunked upload (issue 30): the project as a manifest, and only the chunks the
+//! owner's store lacks.
+//!
+//! `POST /v1/projects` binds a new job id to its owner as `POST /v1/uploads` does, checks the manifest as a worker
+//! will (paths, links, sizes, caps), stores it as the job's input (`manifests/<user>/<job>.json`, declared with its
+//! size and SHA-256 so that the signed job can name it), and answers which chunks are missing from the owner's set
+//! of known chunks, with a presigned PUT each (S3) or a route on the gateway (fs). `PUT .../chunks/{id}` (fs) takes a
+//! sealed chunk the job declared missing, opens it within its declared size and checks its hash before storing it.
+//! `POST .../complete` checks every missing chunk is stored (S3: its object exists and is no larger than a sealed
+//! chunk can be; a worker checks its content on first use) and adds them to the owner's set; only then can the job
+//! be submitted. Chunks are never shared between users: the set and the store keys are per user, so the answer
+//! tells a student nothing about what anyone else uploaded.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use futures::StreamExt;
+use rai_common::api::{self, ChunkSending, ProjectPlan, ProjectRequest};
+use rai_common::job::JobId;
+use rai_common::objects::{chunk_key, manifest_key};
+use rai_common::project::{ChunkId, ChunkRef, ManifestLimits, chunker};
+use sha2::{Digest, Sha256};
+
+use super::access::job_id;
+use super::auth::{Caller, SignedJson};
+use super::uploads::{admit, binding_ttl, id_in_time, refuse_if_accepted};
+use super::{ApiError, Gateway};
+
+/// Most entries a manifest may list (as many as an archive may unpack to).
+const MAX_ENTRIES: usize = 200_000;
+/// Store requests at once when a plan or a completion checks many chunks.
+const PARALLEL: usize = 16;
+
+/// The caps a manifest is checked against: the course's upload limit on what the files add up to.
+pub(super) fn limits(gateway: &Gateway) -> ManifestLimits {
+    ManifestLimits {
+        max_entries: MAX_ENTRIES,
+        max_bytes: gateway.config.raid.limits.upload_bytes.0.saturating_mul(4),
+        ..ManifestLimits::default()
+    }
+}
+
+/// `POST /v1/projects`.
+pub async fn create(
+    State(gateway): State<Arc<Gateway>>,
+    caller: Caller,
+    SignedJson(request): SignedJson<ProjectRequest>,
+) -> Result<Json<ProjectPlan>, ApiError> {
+    let summary = request
+        .manifest
+        .check(&limits(&gateway))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let job = request.job;
+    id_in_time(&gateway, &job)?;
+    let distinct = request.manifest.distinct_chunks();
+    let ids: Vec<ChunkId> = distinct.iter().map(|c| c.id).collect();
+    let known = gateway
+        .bus
+        .known_chunks(&caller.user, &ids)
+        .await
+        .map_err(|e| ApiError::unavailable("look up your chunks", e))?;
+    let missing: Vec<ChunkRef> = distinct
+        .iter()
+        .zip(known)
+        .filter(|(_, known)| !known)
+        .map(|(c, _)| *c)
+        .collect();
+    // What this submit sends counts against the upload caps, not what the owner sent before.
+    let sending: u64 = missing.iter().map(|c| c.size).sum();
+    admit(&gateway, &caller, &job, sending.max(1)).await?;
+    let binding = gateway
+        .bus
+        .bind_owner(&job, &caller.user, binding_ttl(&gateway))
+        .await
+        .map_err(|e| ApiError::unavailable("take the upload", e))?;
+    if binding == rai_backends::events::Binding::Taken {
+        return Err(ApiError::conflict(format!(
+            "job id {job} is already in use; submit again (rai makes a new id each time)"
+        )));
+    }
+    refuse_if_accepted(&gateway, &job).await?;
+    let json = request.manifest.to_json();
+    let sha256 = hex::encode(Sha256::digest(&json));
+    let key = manifest_key(&caller.user, &job);
+    let size = json.len() as u64;
+    gateway
+        .store
+        .put_bytes(&key, json)
+        .await
+        .map_err(|e| ApiError::unavailable("store the manifest", e))?;
+    let ttl = binding_ttl(&gateway);
+    gateway
+        .bus
+        .declare_upload(&job, size, &sha256, ttl)
+        .await
+        .map_err(|e| ApiError::unavailable("take the upload", e))?;
+    gateway
+        .bus
+        .note_missing_chunks(&job, &missing, ttl)
+        .await
+        .map_err(|e| ApiError::unavailable("take the upload", e))?;
+    let send = if gateway.store.presigns_uploads() {
+        let lifetime = gateway.config.gateway.link_lifetime.as_duration();
+        let store = gateway.store.clone();
+        let user = caller.user.clone();
+        let urls: Vec<String> = futures::stream::iter(missing.iter().map(|c| {
+            let (store, key) = (store.clone(), chunk_key(&user, &c.id));
+            async move { store.presign_put(&key, lifetime).await }
+        }))
+        .buffered(PARALLEL)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::unavailable("start the upload", e))?;
+        ChunkSending::Presigned { urls }
+    } else {
+        ChunkSending::Stream
+    };
+    tracing::info!(
+        job = %job,
+        user = %caller.user,
+        files = summary.files,
+        bytes = summary.bytes,
+        chunks = summary.chunks,
+        missing = missing.len(),
+        missing_bytes = sending,
+        "a project was declared"
+    );
+    Ok(Json(ProjectPlan {
+        key,
+        missing,
+        send,
+        complete: api::project_complete_path(&job),
+    }))
+}
+
+/// The job, if `caller` owns it and it is not submitted yet.
+async fn owned(gateway: &Gateway, caller: &Caller, job: &JobId) -> Result<(), ApiError> {
+    let owner = gateway
+        .bus
+        .owner(job)
+        .await
+        .map_err(|e| ApiError::unavailable("look up the upload", e))?;
+    if owner.as_deref() != Some(caller.user.as_str()) {
+        return Err(ApiError::no_such_job(job));
+    }
+    refuse_if_accepted(gateway, job).await
+}
+
+/// `PUT /v1/projects/{job}/chunks/{id}` (fs store): one sealed chunk the job declared missing, opened within its
+/// declared size and checked against its id before it is stored.
+pub async fn chunk(
+    State(gateway): State<Arc<Gateway>>,
+    Path((job, id)): Path<(String, String)>,
+    caller: Caller,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let job = job_id(&job)?;
+    let id: ChunkId = id
+        .parse()
+        .map_err(|e: rai_common::errors::ManifestError| ApiError::bad_request(e.to_string()))?;
+    owned(&gateway, &caller, &job).await?;
+    let size = gateway
+        .bus
+        .missing_chunk(&job, &id)
+        .await
+        .map_err(|e| ApiError::unavailable("look up the upload", e))?
+        .ok_or_else(|| {
+            ApiError::conflict(format!(
+                "chunk {id} is not one job {job} has to send; declare the project first (rai submit does)"
+            ))
+        })?;
+    let _slot = gateway.streaming.take(&caller.user)?;
+    let sealed = to_bytes(body, chunker::max_sealed())
+        .await
+        .map_err(|_| ApiError::bad_request("the chunk is larger than a sealed chunk can be"))?;
+    let expected = ChunkRef { id, size };
+    let opened = tokio::task::spawn_blocking({
+        let sealed = sealed.clone();
+        move || rai_common::project::open(&expected, &sealed).map(|_| ())
+    })
+    .await
+    .map_err(|e| ApiError::unavailable("check the chunk", e))?;
+    opened.map_err(|e| ApiError::bad_request(format!("{e}; nothing was stored")))?;
+    gateway
+        .store
+        .put_bytes(&chunk_key(&caller.user, &id), sealed.to_vec())
+        .await
+        .map_err(|e| ApiError::unavailable("store the chunk", e))?;
+    crate::metrics::metrics()
+        .upload_bytes
+        .inc_by(sealed.len() as u64);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/projects/{job}/complete`: every missing chunk is stored (see the module); they join the owner's set.
+pub async fn complete(
+    State(gateway): State<Arc<Gateway>>,
+    Path(job): Path<String>,
+    caller: Caller,
+    SignedJson(_): SignedJson<serde_json::Value>,
+) -> Result<StatusCode, ApiError> {
+    let job = job_id(&job)?;
+    owned(&gateway, &caller, &job).await?;
+    let missing = gateway
+        .bus
+        .missing_chunks(&job)
+        .await
+        .map_err(|e| ApiError::unavailable("look up the upload", e))?;
+    let bound = chunker::max_sealed() as u64;
+    let store = gateway.store.clone();
+    let checked: Vec<(ChunkId, bool)> = futures::stream::iter(missing.iter().map(|c| {
+        let (store, key, id) = (store.clone(), chunk_key(&caller.user, &c.id), c.id);
+        async move {
+            let head = store.head(&key).await;
+            (id, head)
+        }
+    }))
+    .buffer_unordered(PARALLEL)
+    .map(|(id, head)| match head {
+        Ok(Some(o)) if o.size > 0 && o.size <= bound => Ok((id, true)),
+        Ok(_) => Ok((id, false)),
+        Err(e) => Err(e),
+    })
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect::<Result<_, _>>()
+    .map_err(|e| ApiError::unavailable("check the chunks", e))?;
+    let absent: Vec<String> = checked
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(id, _)| id.to_string())
+        .collect();
+    if !absent.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "{} of the {} chunks to send did not arrive (whole), {} first; send them, then complete",
+            absent.len(),
+            missing.len(),
+            absent[0]
+        )));
+    }
+    let ids: Vec<ChunkId> = checked.into_iter().map(|(id, _)| id).collect();
+    gateway
+        .bus
+        .add_chunks(&caller.user, &ids)
+        .await
+        .map_err(|e| ApiError::unavailable("note your chunks", e))?;
+    gateway
+        .bus
+        .forget_missing_chunks(&job)
+        .await
+        .map_err(|e| ApiError::unavailable("note your chunks", e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
