@@ -548,6 +548,8 @@ impl Stack {
             .filter_map(|i| std::fs::read_dir(self.dir.path().join(format!("jobs-{i}"))).ok())
             .flatten()
             .flatten()
+            // A worker's content cache (`<name>.cache`) is kept between jobs by design.
+            .filter(|w| !w.file_name().to_string_lossy().ends_with(".cache"))
             .filter_map(|w| std::fs::read_dir(w.path()).ok())
             .flatten()
             .flatten()

@@ -10,7 +10,9 @@ pub enum ClientError {
     /// Reading the project to send its chunks failed.
     #[error("cannot read the project: {0}")]
     Project(#[source] rai_common::errors::ProjectError),
-    #[error("{sent} of the {missing} chunks the gateway asked for were found in the project: a file changed while it was being submitted; submit again")]
+    #[error(
+        "{sent} of the {missing} chunks the gateway asked for were found in the project: a file changed while it was being submitted; submit again"
+    )]
     ProjectChanged { sent: usize, missing: usize },
     #[error(
         "no gateway is configured: set client.gateway in the course's config (~/.rai_config.yml), as your instructor says"

@@ -12,8 +12,8 @@
 
 pub mod error;
 pub mod events;
-pub mod sign;
 pub mod project;
+pub mod sign;
 pub mod upload;
 
 use std::sync::Arc;

@@ -48,11 +48,16 @@ impl Client {
             manifest: manifest.clone(),
         };
         let body = serde_json::to_vec(&request).expect("JSON");
-        self.send(Method::POST, api::PROJECTS, Some(RequestBody::Json(body)), &[])
-            .await?
-            .json()
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))
+        self.send(
+            Method::POST,
+            api::PROJECTS,
+            Some(RequestBody::Json(body)),
+            &[],
+        )
+        .await?
+        .json()
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     /// `POST` to the plan's `complete`: every missing chunk was sent.
@@ -90,7 +95,13 @@ impl Client {
                         "the gateway's plan has not one link per missing chunk".into(),
                     ));
                 }
-                Some(plan.missing.iter().map(|c| c.id).zip(urls.iter().cloned()).collect())
+                Some(
+                    plan.missing
+                        .iter()
+                        .map(|c| c.id)
+                        .zip(urls.iter().cloned())
+                        .collect(),
+                )
             }
         };
         let wanted: HashSet<ChunkId> = plan.missing.iter().map(|c| c.id).collect();
@@ -126,16 +137,12 @@ impl Client {
                         }
                         Some(urls) => {
                             let url = &urls[&chunk.id];
-                            let response = self
-                                .http()
-                                .put(url)
-                                .body(sealed)
-                                .send()
-                                .await
-                                .map_err(|source| ClientError::Unreachable {
+                            let response = self.http().put(url).body(sealed).send().await.map_err(
+                                |source| ClientError::Unreachable {
                                     url: url.split('?').next().unwrap_or_default().to_string(),
                                     source,
-                                })?;
+                                },
+                            )?;
                             if !response.status().is_success() {
                                 return Err(ClientError::PartRefused {
                                     part: 0,

@@ -100,7 +100,6 @@ macro_rules! both_stacks {
     };
 }
 
-
 /// Hostile declarations: a path out of the project and sizes that do not add up are refused with what is wrong, and
 /// nothing is stored; a manifest naming another student's chunks is answered as if they did not exist (they are all
 /// missing), and cannot be completed without sending them.
@@ -154,7 +153,9 @@ async fn hostile_manifests_are_refused_and_nothing_is_stored(kind: Kind) {
     }
     // student0 submits a project; student1 names its chunks without having them.
     let p = project(&["echo ok"], &[("main.c", "int main;\n")]);
-    let out = s.rai(0, &["submit", "-p", p.path().to_str().unwrap()]).await;
+    let out = s
+        .rai(0, &["submit", "-p", p.path().to_str().unwrap()])
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let (scanned, _) =
         rai_common::archive::scan(p.path(), &rai_common::archive::PackOptions::default()).unwrap();

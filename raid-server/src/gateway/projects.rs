@@ -106,16 +106,21 @@ pub async fn create(
         let lifetime = gateway.config.gateway.link_lifetime.as_duration();
         let store = gateway.store.clone();
         let user = caller.user.clone();
-        let urls: Vec<String> = futures::stream::iter(missing.iter().map(|c| {
-            let (store, key) = (store.clone(), chunk_key(&user, &c.id));
-            async move { store.presign_put(&key, lifetime).await }
-        }))
-        .buffered(PARALLEL)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(|e| ApiError::unavailable("start the upload", e))?;
+        // Collected first: a stream over a borrowing closure makes the handler's future too general for axum.
+        let signs: Vec<_> = missing
+            .iter()
+            .map(|c| {
+                let (store, key) = (store.clone(), chunk_key(&user, &c.id));
+                async move { store.presign_put(&key, lifetime).await }
+            })
+            .collect();
+        let urls: Vec<String> = futures::stream::iter(signs)
+            .buffered(PARALLEL)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .map_err(|e| ApiError::unavailable("start the upload", e))?;
         ChunkSending::Presigned { urls }
     } else {
         ChunkSending::Stream
@@ -213,24 +218,28 @@ pub async fn complete(
         .map_err(|e| ApiError::unavailable("look up the upload", e))?;
     let bound = chunker::max_sealed() as u64;
     let store = gateway.store.clone();
-    let checked: Vec<(ChunkId, bool)> = futures::stream::iter(missing.iter().map(|c| {
-        let (store, key, id) = (store.clone(), chunk_key(&caller.user, &c.id), c.id);
-        async move {
-            let head = store.head(&key).await;
-            (id, head)
-        }
-    }))
-    .buffer_unordered(PARALLEL)
-    .map(|(id, head)| match head {
-        Ok(Some(o)) if o.size > 0 && o.size <= bound => Ok((id, true)),
-        Ok(_) => Ok((id, false)),
-        Err(e) => Err(e),
-    })
-    .collect::<Vec<_>>()
-    .await
-    .into_iter()
-    .collect::<Result<_, _>>()
-    .map_err(|e| ApiError::unavailable("check the chunks", e))?;
+    let heads: Vec<_> = missing
+        .iter()
+        .map(|c| {
+            let (store, key, id) = (store.clone(), chunk_key(&caller.user, &c.id), c.id);
+            async move {
+                let head = store.head(&key).await;
+                (id, head)
+            }
+        })
+        .collect();
+    let checked: Vec<(ChunkId, bool)> = futures::stream::iter(heads)
+        .buffer_unordered(PARALLEL)
+        .map(|(id, head)| match head {
+            Ok(Some(o)) if o.size > 0 && o.size <= bound => Ok((id, true)),
+            Ok(_) => Ok((id, false)),
+            Err(e) => Err(e),
+        })
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::unavailable("check the chunks", e))?;
     let absent: Vec<String> = checked
         .iter()
         .filter(|(_, ok)| !ok)

@@ -6,9 +6,10 @@
 //! - every minute, uploads that were declared and never submitted once they are older than
 //!   `gateway.uploads.expire`: the object is deleted and its declaration forgotten, so it can be neither finished
 //!   nor submitted;
-//! - every `store.retention.sweep_every`, uploads, outputs and logs older than their `store.retention` (zero keeps
-//!   them), except a graded submission's, which are kept until the course file's `keep_submissions_until` (for
-//!   ever when it says nothing). Job records are small and are the history: they are kept.
+//! - every `store.retention.sweep_every`, uploads (archives and chunked uploads' manifests), outputs and logs older
+//!   than their `store.retention` (zero keeps them), except a graded submission's, which are kept until the course
+//!   file's `keep_submissions_until` (for ever when it says nothing); then the chunks that no kept manifest of their
+//!   owner names, once a day old. Job records are small and are the history: they are kept.
 //!
 //! Each tick also tells the owners of jobs newly in the dead letters (`super::deadletters`).
 //!
@@ -21,7 +22,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rai_common::objects::upload_key;
+use rai_common::objects::{manifest_key, upload_key};
 
 use super::Gateway;
 
@@ -98,9 +99,17 @@ async fn expire_uploads(gateway: &Gateway, now: DateTime<Utc>) -> anyhow::Result
                 .await?;
             continue;
         }
-        let key = upload_key(&upload.user, &upload.job);
-        let size = gateway.store.head(&key).await?.map_or(0, |o| o.size);
-        gateway.store.delete(&key).await?;
+        let mut size = 0;
+        // An archive, or a chunked upload's manifest (its chunks go with the chunk sweep, once nothing names them).
+        for key in [
+            upload_key(&upload.user, &upload.job),
+            manifest_key(&upload.user, &upload.job),
+        ] {
+            if let Some(o) = gateway.store.head(&key).await? {
+                size += o.size;
+                gateway.store.delete(&key).await?;
+            }
+        }
         gateway
             .bus
             .forget_upload(&gateway.store_scope, &upload)
@@ -121,6 +130,7 @@ async fn sweep_store(gateway: &Gateway, now: DateTime<Utc>) -> anyhow::Result<()
     let retention = &gateway.config.store.retention;
     let kinds = [
         ("uploads", "uploads/", retention.uploads),
+        ("uploads", "manifests/", retention.uploads),
         ("outputs", "outputs/", retention.outputs),
         ("logs", "logs/", retention.logs),
     ];
@@ -158,8 +168,52 @@ async fn sweep_store(gateway: &Gateway, now: DateTime<Utc>) -> anyhow::Result<()
             deleted += 1;
         }
     }
+    deleted += sweep_chunks(gateway, now).await?;
     tracing::info!(deleted, "swept the store");
     Ok(())
+}
+
+/// How long a chunk nothing names is kept: a submit in progress has sent its chunks before its manifest is kept.
+const CHUNK_GRACE: chrono::Duration = chrono::Duration::days(1);
+
+/// Deletes the chunks that no kept manifest of their owner names and that are older than [`CHUNK_GRACE`], and
+/// forgets them in the owner's set (so a later submit sends them again). Returns how many were deleted.
+async fn sweep_chunks(gateway: &Gateway, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let chunks = gateway.store.list("chunks/").await?;
+    if chunks.is_empty() {
+        return Ok(0);
+    }
+    let limits = super::projects::limits(gateway);
+    let mut named: HashSet<(String, rai_common::project::ChunkId)> = HashSet::new();
+    for object in gateway.store.list("manifests/").await? {
+        let Some(user) = object.key.split('/').nth(1) else {
+            continue;
+        };
+        let bytes = gateway.store.get_bytes(&object.key).await?;
+        // A manifest the gateway kept was checked when it was declared; one that no longer reads names nothing.
+        if let Ok(m) = rai_common::project::Manifest::from_json(&bytes, &limits) {
+            named.extend(m.chunk_ids().into_iter().map(|id| (user.to_string(), id)));
+        }
+    }
+    let mut deleted = 0;
+    for object in chunks {
+        let mut parts = object.key.split('/').skip(1);
+        let (Some(user), Some(name)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some(Ok(id)) = name.strip_suffix(".zst").map(str::parse) else {
+            continue;
+        };
+        let recent = object.modified.is_none_or(|m| m > now - CHUNK_GRACE);
+        if recent || named.contains(&(user.to_string(), id)) {
+            continue;
+        }
+        gateway.bus.forget_chunk(user, &id).await?;
+        gateway.store.delete(&object.key).await?;
+        count("chunks", object.size);
+        deleted += 1;
+    }
+    Ok(deleted)
 }
 
 #[cfg(test)]

@@ -93,7 +93,12 @@ pub async fn create(
 
 /// Counts the upload against `caller`'s caps on uploads pending and bytes per day (`gateway.uploads`), or refuses
 /// it with a 429 that says when to try again.
-pub(super) async fn admit(gateway: &Gateway, caller: &Caller, job: &JobId, size: u64) -> Result<(), ApiError> {
+pub(super) async fn admit(
+    gateway: &Gateway,
+    caller: &Caller,
+    job: &JobId,
+    size: u64,
+) -> Result<(), ApiError> {
     use rai_backends::events::uploads::UploadAdmission;
     let limits = &gateway.config.gateway.uploads;
     let now = gateway.clock.now();

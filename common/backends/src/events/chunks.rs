@@ -77,7 +77,10 @@ impl EventBus {
             hset.arg(c.id.to_string()).arg(c.size);
         }
         pipe.add_command(hset).ignore();
-        pipe.cmd("EXPIRE").arg(&key).arg(ttl.as_secs().max(1)).ignore();
+        pipe.cmd("EXPIRE")
+            .arg(&key)
+            .arg(ttl.as_secs().max(1))
+            .ignore();
         pipe.query_async::<()>(&mut self.connection())
             .await
             .map_err(|e| self.error(e))
@@ -92,12 +95,21 @@ impl EventBus {
             .map_err(|e| self.error(e))?;
         Ok(all
             .into_iter()
-            .filter_map(|(id, size)| Some(ChunkRef { id: id.parse().ok()?, size }))
+            .filter_map(|(id, size)| {
+                Some(ChunkRef {
+                    id: id.parse().ok()?,
+                    size,
+                })
+            })
             .collect())
     }
 
     /// The size of chunk `id` if `job` has it to send.
-    pub async fn missing_chunk(&self, job: &JobId, id: &ChunkId) -> Result<Option<u64>, EventError> {
+    pub async fn missing_chunk(
+        &self,
+        job: &JobId,
+        id: &ChunkId,
+    ) -> Result<Option<u64>, EventError> {
         redis::cmd("HGET")
             .arg(keys::missing_chunks(job))
             .arg(id.to_string())
