@@ -134,8 +134,9 @@ pub struct ProjectPlan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "lowercase")]
 pub enum ChunkSending {
-    /// PUT each, signed, to [`project_chunk_path`] on the gateway (fs store), which checks it before storing it.
-    Stream,
+    /// PUT each, signed, to [`project_chunk_path`] on the gateway (fs store), which checks it before storing it;
+    /// at most `at_once` at a time (the gateway's per-student limit on bodies streaming).
+    Stream { at_once: usize },
     /// PUT each to its presigned URL (S3), in the order of `missing`.
     Presigned { urls: Vec<String> },
 }

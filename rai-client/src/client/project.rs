@@ -87,8 +87,12 @@ impl Client {
             }
             Err(e) => return Err(e),
         };
+        let at_once = match &plan.send {
+            ChunkSending::Stream { at_once } => (*at_once).clamp(1, PARALLEL_CHUNKS),
+            ChunkSending::Presigned { .. } => PARALLEL_CHUNKS,
+        };
         let urls: Option<std::collections::HashMap<ChunkId, String>> = match &plan.send {
-            ChunkSending::Stream => None,
+            ChunkSending::Stream { .. } => None,
             ChunkSending::Presigned { urls } => {
                 if urls.len() != plan.missing.len() {
                     return Err(ClientError::Protocol(
@@ -155,7 +159,7 @@ impl Client {
                     Ok::<u64, ClientError>(sent)
                 }
             })
-            .buffer_unordered(PARALLEL_CHUNKS);
+            .buffer_unordered(at_once);
         let (mut chunks_sent, mut bytes_sent) = (0, 0);
         while let Some(sent) = sends.next().await {
             bytes_sent += sent?;

@@ -61,6 +61,8 @@ struct Project {
 struct Uploaded {
     key: String,
     size: u64,
+    /// What `✱ Job ...` says the project is: the archive's size, or the files' for a chunked upload.
+    shown_size: u64,
     sha256: String,
     summary: PackSummary,
 }
@@ -138,7 +140,7 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
         eprintln!(
             "✱ Job {job} ({} files, {}).",
             uploaded.summary.files,
-            rai_common::units::Bytes(uploaded.size).human()
+            rai_common::units::Bytes(uploaded.shown_size).human()
         );
     }
     if args.detach {
@@ -332,6 +334,7 @@ async fn upload(
     }
     Ok(Ok(Uploaded {
         key: upload_key(client.user(), &job),
+        shown_size: size,
         size,
         sha256,
         summary,
@@ -410,6 +413,7 @@ async fn send_chunks(
                 skipped: project.scanned.1.clone(),
             };
             Ok(Chunked::Sent(Ok(Uploaded {
+                shown_size: summary.bytes,
                 key: input.key,
                 size: input.size,
                 sha256: input.sha256,

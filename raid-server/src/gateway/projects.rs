@@ -123,7 +123,9 @@ pub async fn create(
             .map_err(|e| ApiError::unavailable("start the upload", e))?;
         ChunkSending::Presigned { urls }
     } else {
-        ChunkSending::Stream
+        ChunkSending::Stream {
+            at_once: gateway.config.gateway.uploads.max_streaming.max(1) as usize,
+        }
     };
     tracing::info!(
         job = %job,

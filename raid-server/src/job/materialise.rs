@@ -109,6 +109,7 @@ pub(super) async fn materialise(
 /// Writes the folders, files (linked from the cache, assembled into it first when needed) and links of `manifest`
 /// under `src`. Returns how many files were cached whole already.
 fn link_all(cache: &ContentCache, manifest: &Manifest, src: &Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(src)?;
     let mut cached = 0;
     let mut links = Vec::new();
     for entry in &manifest.entries {
