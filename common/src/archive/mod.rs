@@ -14,6 +14,7 @@ mod pack;
 mod unpack;
 
 pub use links::resolves_inside;
+pub(crate) use pack::link_stays_inside;
 pub use pack::{
     PackOptions, PackProgress, PackSummary, ScannedEntry, SkippedEntry, pack, pack_scanned, scan,
 };

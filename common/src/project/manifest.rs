@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
-use std::path::{Component, Path};
+use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -325,28 +325,10 @@ fn check_path(path: &str, limits: &ManifestLimits) -> Result<(), ManifestError> 
     Ok(())
 }
 
-/// Whether a link at `path` pointing at `target` stays inside the project, by its words alone (the worker checks
-/// again on disk, with every link on the way resolved, before it writes through one).
+/// Whether a link at `path` pointing at `target` stays inside the project, by its words alone (the archive's rule;
+/// the worker checks again on disk, with every link on the way resolved, before it writes through one).
 fn link_stays_inside(path: &str, target: &str) -> bool {
-    let target = Path::new(target);
-    if target.as_os_str().is_empty() || target.is_absolute() || target.has_root() {
-        return false;
-    }
-    let mut depth = path.matches('/').count() as i64;
-    for c in target.components() {
-        match c {
-            Component::Normal(_) => depth += 1,
-            Component::CurDir => {}
-            Component::ParentDir => {
-                depth -= 1;
-                if depth < 0 {
-                    return false;
-                }
-            }
-            Component::RootDir | Component::Prefix(_) => return false,
-        }
-    }
-    true
+    !target.is_empty() && crate::archive::link_stays_inside(Path::new(path), Path::new(target))
 }
 
 #[cfg(test)]

@@ -19,14 +19,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use futures::StreamExt;
 use rai_common::api::{self, ChunkSending, ProjectPlan, ProjectRequest};
-use rai_common::job::JobId;
 use rai_common::objects::{chunk_key, manifest_key};
 use rai_common::project::{ChunkId, ChunkRef, ManifestLimits, chunker};
 use sha2::{Digest, Sha256};
 
 use super::access::job_id;
 use super::auth::{Caller, SignedJson};
-use super::uploads::{admit, binding_ttl, id_in_time, refuse_if_accepted};
+use super::uploads::{admit, binding_ttl, id_in_time, owned, refuse_if_accepted};
 use super::{ApiError, Gateway};
 
 /// Most entries a manifest may list (as many as an archive may unpack to).
@@ -143,19 +142,6 @@ pub async fn create(
         send,
         complete: api::project_complete_path(&job),
     }))
-}
-
-/// The job, if `caller` owns it and it is not submitted yet.
-async fn owned(gateway: &Gateway, caller: &Caller, job: &JobId) -> Result<(), ApiError> {
-    let owner = gateway
-        .bus
-        .owner(job)
-        .await
-        .map_err(|e| ApiError::unavailable("look up the upload", e))?;
-    if owner.as_deref() != Some(caller.user.as_str()) {
-        return Err(ApiError::no_such_job(job));
-    }
-    refuse_if_accepted(gateway, job).await
 }
 
 /// `PUT /v1/projects/{job}/chunks/{id}` (fs store): one sealed chunk the job declared missing, opened within its

@@ -191,12 +191,8 @@ pub(super) async fn refuse_if_accepted(gateway: &Gateway, job: &JobId) -> Result
     Ok(())
 }
 
-/// The declared upload of `job`, if `caller` owns it.
-async fn declared(
-    gateway: &Gateway,
-    caller: &Caller,
-    job: &JobId,
-) -> Result<(u64, String), ApiError> {
+/// Whether `caller` owns `job`, which is not submitted yet (else the refusal to answer).
+pub(super) async fn owned(gateway: &Gateway, caller: &Caller, job: &JobId) -> Result<(), ApiError> {
     let owner = gateway
         .bus
         .owner(job)
@@ -205,7 +201,16 @@ async fn declared(
     if owner.as_deref() != Some(caller.user.as_str()) {
         return Err(ApiError::no_such_job(job));
     }
-    refuse_if_accepted(gateway, job).await?;
+    refuse_if_accepted(gateway, job).await
+}
+
+/// The declared upload of `job`, if `caller` owns it.
+async fn declared(
+    gateway: &Gateway,
+    caller: &Caller,
+    job: &JobId,
+) -> Result<(u64, String), ApiError> {
+    owned(gateway, caller, job).await?;
     gateway
         .bus
         .declared_upload(job)
