@@ -173,6 +173,38 @@ async fn hostile_manifests_are_refused_and_nothing_is_stored(kind: Kind) {
     assert_eq!(plan.missing.len(), manifest.chunk_ids().len());
     let e = client.complete_project(&plan).await.unwrap_err();
     assert!(e.to_string().contains("did not arrive"), "{e}");
+
+    // Unsigned, nothing is taken; a chunk for another student's job is refused as if the job did not exist.
+    let gateway = &s.gateways[0].url;
+    let unsigned = s
+        .http()
+        .post(format!("{gateway}/v1/projects"))
+        .json(&serde_json::json!({ "job": rai_common::job::JobId::new(), "manifest": manifest }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let theirs = rai_common::job::JobId::new();
+    let plan = s
+        .client(0)
+        .declare_project(&theirs, &manifest)
+        .await
+        .unwrap();
+    assert!(plan.missing.is_empty(), "student0 sent these before");
+    let chunk = manifest.distinct_chunks()[0].id;
+    let unsigned = s
+        .http()
+        .put(format!(
+            "{gateway}{}",
+            rai_common::api::project_chunk_path(&theirs, &chunk)
+        ))
+        .body(rai_common::project::seal(b"int main;\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let e = client.complete_project(&plan).await.unwrap_err();
+    assert_eq!(e.status(), Some(reqwest::StatusCode::NOT_FOUND), "{e}");
 }
 
 both_stacks!(
