@@ -19,8 +19,9 @@ async fn chunks_of(s: &Stack, user: &str) -> BTreeSet<String> {
         .collect()
 }
 
-async fn the_second_submit_sends_only_what_changed(kind: Kind) {
-    let s = Stack::start(
+/// A stack of two students whose `rai` sends chunked uploads.
+async fn two_students(kind: Kind) -> Stack {
+    Stack::start(
         kind,
         Options {
             users: 2,
@@ -28,7 +29,11 @@ async fn the_second_submit_sends_only_what_changed(kind: Kind) {
             ..Options::default()
         },
     )
-    .await;
+    .await
+}
+
+async fn the_second_submit_sends_only_what_changed(kind: Kind) {
+    let s = two_students(kind).await;
     // 3 MB that do not compress: several chunks; a source; an executable script.
     let mut seed: u32 = 7;
     let data: String = (0..3_000_000)
@@ -105,15 +110,7 @@ macro_rules! both_stacks {
 /// missing), and cannot be completed without sending them.
 async fn hostile_manifests_are_refused_and_nothing_is_stored(kind: Kind) {
     use rai_common::project::{ChunkId, ChunkRef, Entry, EntryKind, MANIFEST_VERSION, Manifest};
-    let s = Stack::start(
-        kind,
-        Options {
-            users: 2,
-            client_extra: "  chunked_uploads: true\n",
-            ..Options::default()
-        },
-    )
-    .await;
+    let s = two_students(kind).await;
     let file = |path: &str, size: u64, chunk: u64| Entry {
         path: path.into(),
         kind: EntryKind::File {

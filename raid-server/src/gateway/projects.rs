@@ -172,21 +172,22 @@ pub async fn chunk(
         .await
         .map_err(|_| ApiError::bad_request("the chunk is larger than a sealed chunk can be"))?;
     let expected = ChunkRef { id, size };
-    let opened = tokio::task::spawn_blocking({
-        let sealed = sealed.clone();
-        move || rai_common::project::open(&expected, &sealed).map(|_| ())
+    // The bytes move to the checking thread and back: a chunk of up to 4 MiB is not copied to be stored.
+    let sealed = sealed.to_vec();
+    let (sealed, opened) = tokio::task::spawn_blocking(move || {
+        let opened = rai_common::project::open(&expected, &sealed).map(|_| ());
+        (sealed, opened)
     })
     .await
     .map_err(|e| ApiError::unavailable("check the chunk", e))?;
     opened.map_err(|e| ApiError::bad_request(format!("{e}; nothing was stored")))?;
+    let sent = sealed.len() as u64;
     gateway
         .store
-        .put_bytes(&chunk_key(&caller.user, &id), sealed.to_vec())
+        .put_bytes(&chunk_key(&caller.user, &id), sealed)
         .await
         .map_err(|e| ApiError::unavailable("store the chunk", e))?;
-    crate::metrics::metrics()
-        .upload_bytes
-        .inc_by(sealed.len() as u64);
+    crate::metrics::metrics().upload_bytes.inc_by(sent);
     Ok(StatusCode::NO_CONTENT)
 }
 
