@@ -3,13 +3,16 @@
 //!     cargo bench -p rai-common --bench archive
 //!
 //! Targets (issue 3): pack time / `tar -I 'zstd -T0 -3' -cf` <= 1.0, unpack time / `tar -I zstd -xf` <= 1.0.
+//! Issue 30: a chunked pack (a first submit's describing: every file cut, hashed and its chunks sealed into a spool,
+//! as `rai submit` does) / the same tar <= 0.7.
 //! Each figure is the best of 3 runs, after one warm-up, so the page cache is warm for both sides.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rai_common::archive::{PackOptions, UnpackLimits, ZSTD_LEVEL, pack, unpack};
+use rai_common::archive::{PackOptions, UnpackLimits, ZSTD_LEVEL, pack, scan, unpack};
+use rai_common::project::{LocalIndex, Spool, describe_sealing};
 
 const FILES: usize = 2_000;
 const FILE_BYTES: usize = 100 * 1024;
@@ -98,6 +101,13 @@ fn main() {
             theirs.display()
         ))
     });
+    let mut spooled = (0, 0);
+    let pack_chunks = best_of(3, || {
+        let (scanned, _) = scan(&src, &PackOptions::default()).unwrap();
+        let spool = Spool::new_in(work.path()).unwrap();
+        describe_sealing(&src, &scanned, &mut LocalIndex::default(), Some(&spool)).unwrap();
+        spooled = spool.len();
+    });
     let unpack_ours = best_of(3, || {
         let _ = std::fs::remove_dir_all(&out);
         let f = std::fs::File::open(&ours).unwrap();
@@ -134,9 +144,20 @@ fn main() {
         unpack_ours.as_secs_f64() / unpack_tar.as_secs_f64(),
         "<= 1.0"
     );
-    for (step, ours, tar) in [
-        ("archive: pack", pack_ours, pack_tar),
-        ("archive: unpack", unpack_ours, unpack_tar),
+    println!(
+        "{:<10} {:>9.3}s {:>11.3}s {:>8.2} {:>8}   ({} chunks, {:.1} MB sealed)",
+        "chunked",
+        pack_chunks.as_secs_f64(),
+        pack_tar.as_secs_f64(),
+        pack_chunks.as_secs_f64() / pack_tar.as_secs_f64(),
+        "<= 0.7",
+        spooled.0,
+        spooled.1 as f64 / 1e6
+    );
+    for (step, ours, tar, target) in [
+        ("archive: pack", pack_ours, pack_tar, 1.0),
+        ("archive: unpack", unpack_ours, unpack_tar, 1.0),
+        ("chunked pack (a first submit's describe+seal)", pack_chunks, pack_tar, 0.7),
     ] {
         let ratio = ours.as_secs_f64() / tar.as_secs_f64();
         rai_testkit::report(rai_testkit::Figure {
@@ -144,8 +165,8 @@ fn main() {
             value: format!("{:.3} s", ours.as_secs_f64()),
             reference: format!("{:.3} s", tar.as_secs_f64()),
             ratio: Some(ratio),
-            target: "<= 1.0",
-            met: ratio <= 1.0,
+            target: if target < 1.0 { "<= 0.7" } else { "<= 1.0" },
+            met: ratio <= target,
         });
     }
     println!(

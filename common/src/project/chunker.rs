@@ -41,11 +41,19 @@ impl Chunk {
 
 /// Cuts everything `reader` gives into chunks, in order (none for an empty input).
 pub fn cut<R: Read>(reader: R) -> impl Iterator<Item = std::io::Result<Chunk>> {
+    cut_unnamed(reader).map(|data| {
+        data.map(|data| Chunk {
+            id: ChunkId::of(&data),
+            data,
+        })
+    })
+}
+
+/// [`cut`] without naming the chunks: their bytes, in order, for a caller that hashes them elsewhere (on another
+/// thread).
+pub fn cut_unnamed<R: Read>(reader: R) -> impl Iterator<Item = std::io::Result<Vec<u8>>> {
     fastcdc::v2020::StreamCDC::new(reader, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).map(|c| match c {
-        Ok(c) => Ok(Chunk {
-            id: ChunkId::of(&c.data),
-            data: c.data,
-        }),
+        Ok(c) => Ok(c.data),
         Err(fastcdc::v2020::Error::IoError(e)) => Err(e),
         Err(e) => Err(std::io::Error::other(e.to_string())),
     })

@@ -11,12 +11,14 @@
 //! - [`manifest`]: the manifest and its strict checks, which the gateway and the worker apply before trusting one.
 //! - [`chunker`]: cutting a file into chunks; sealing a chunk for the wire and opening one that may be hostile.
 //! - [`index`]: the client's index of what each file's chunks were, keyed by size, mtime and inode.
-//! - this module: [`describe`], a project directory (as [`crate::archive::scan`] lists it) to a manifest, and
+//! - [`spool`]: the chunks a first submit sealed while describing, kept on disk until they are sent.
+//! - this module: [`describe`] (and [`describe_sealing`], which fills a spool too), a project directory (as [`crate::archive::scan`] lists it) to a manifest, and
 //!   [`read_chunks`], the bytes of the chunks the other side asked for.
 
 pub mod chunker;
 pub mod index;
 pub mod manifest;
+pub mod spool;
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -24,6 +26,7 @@ use std::path::Path;
 
 pub use chunker::{Chunk, MAX_CHUNK, cut, open, seal};
 pub use index::{FileFacts, LocalIndex};
+pub use spool::Spool;
 pub use manifest::{
     ChunkId, ChunkRef, Entry, EntryKind, MANIFEST_VERSION, Manifest, ManifestLimits,
     ManifestSummary,
@@ -49,8 +52,22 @@ pub fn describe(
     scanned: &[ScannedEntry],
     index: &mut LocalIndex,
 ) -> Result<Described, ProjectError> {
+    describe_sealing(root, scanned, index, None)
+}
+
+/// [`describe`], sealing every chunk it reads into `spool` as well (so that a first submit reads each file once).
+///
+/// Files are cut in order on one thread and their chunks hashed (and sealed) on up to [`MAX_THREADS`] others, a few
+/// chunks in flight: a large file is hashed and compressed on every core, and memory holds a few chunks.
+pub fn describe_sealing(
+    root: &Path,
+    scanned: &[ScannedEntry],
+    index: &mut LocalIndex,
+    spool: Option<&Spool>,
+) -> Result<Described, ProjectError> {
+    // Entries in order, files the index knows filled in; the others read below.
     let mut entries = Vec::with_capacity(scanned.len());
-    let (mut files_read, mut bytes_read) = (0, 0);
+    let mut to_read: Vec<(usize, std::path::PathBuf, FileFacts)> = Vec::new();
     let mut present = HashSet::new();
     for s in scanned {
         let path = wire_path(s.rel())?;
@@ -65,35 +82,42 @@ pub fn describe(
             }
         } else {
             let full = root.join(s.rel());
-            let io = |source| ProjectError::Io {
+            let meta = std::fs::symlink_metadata(&full).map_err(|source| ProjectError::Io {
                 path: full.clone(),
                 source,
-            };
-            let meta = std::fs::symlink_metadata(&full).map_err(io)?;
+            })?;
             let facts = FileFacts::of(&meta);
             present.insert(path.clone());
             let chunks = match index.chunks(&path, &facts) {
                 Some(known) => known.to_vec(),
                 None => {
-                    let file = File::open(&full).map_err(io)?;
-                    let chunks = cut(file)
-                        .map(|c| c.map(|c| c.reference()))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(io)?;
-                    files_read += 1;
-                    bytes_read += chunks.iter().map(|c| c.size).sum::<u64>();
-                    index.insert(&path, facts, chunks.clone());
-                    chunks
+                    to_read.push((entries.len(), full, facts));
+                    Vec::new()
                 }
             };
             EntryKind::File {
                 executable: facts.executable,
-                // What was read, should the file have changed since the scan.
                 size: chunks.iter().map(|c| c.size).sum(),
                 chunks,
             }
         };
         entries.push(Entry { path, kind });
+    }
+    let read = read_files(&to_read, spool)?;
+    let (mut files_read, mut bytes_read) = (0, 0);
+    for ((at, _, facts), chunks) in to_read.iter().zip(read) {
+        let entry = &mut entries[*at];
+        if let EntryKind::File {
+            size, chunks: c, ..
+        } = &mut entry.kind
+        {
+            // What was read, should the file have changed since the scan.
+            *size = chunks.iter().map(|c| c.size).sum();
+            files_read += 1;
+            bytes_read += *size;
+            index.insert(&entry.path, *facts, chunks.clone());
+            *c = chunks;
+        }
     }
     index.retain(|p| present.contains(p));
     Ok(Described {
@@ -101,6 +125,94 @@ pub fn describe(
         files_read,
         bytes_read,
     })
+}
+
+/// Threads that hash and seal chunks at most (a student's laptop has more cores than a few chunks in flight need,
+/// and each holds up to two chunks in memory).
+pub const MAX_THREADS: usize = 4;
+
+/// One chunk cut from a file, on its way to a hashing thread.
+struct Cut {
+    file: usize,
+    seq: usize,
+    data: Vec<u8>,
+}
+
+/// Each of `files`' chunks, in order: cut on this thread, hashed (and sealed into `spool`) on others.
+fn read_files(
+    files: &[(usize, std::path::PathBuf, FileFacts)],
+    spool: Option<&Spool>,
+) -> Result<Vec<Vec<ChunkRef>>, ProjectError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_THREADS);
+    let named: std::sync::Mutex<Vec<Vec<(usize, ChunkRef)>>> =
+        std::sync::Mutex::new(vec![Vec::new(); files.len()]);
+    let failed: std::sync::Mutex<Option<ProjectError>> = std::sync::Mutex::new(None);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Cut>(threads * 2);
+    let rx = std::sync::Mutex::new(rx);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let Ok(cut) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() else {
+                        return;
+                    };
+                    let id = ChunkId::of(&cut.data);
+                    if let Some(spool) = spool
+                        && !spool.contains(&id)
+                        && let Err(source) = spool.put(id, &seal(&cut.data))
+                    {
+                        let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
+                        failed.get_or_insert(ProjectError::Spool(source));
+                        return;
+                    }
+                    let reference = ChunkRef {
+                        id,
+                        size: cut.data.len() as u64,
+                    };
+                    named.lock().unwrap_or_else(|p| p.into_inner())[cut.file]
+                        .push((cut.seq, reference));
+                }
+            });
+        }
+        let cutting = || -> Result<(), ProjectError> {
+            for (file, (_, full, _)) in files.iter().enumerate() {
+                let io = |source| ProjectError::Io {
+                    path: full.clone(),
+                    source,
+                };
+                let reader = File::open(full).map_err(io)?;
+                for (seq, data) in chunker::cut_unnamed(reader).enumerate() {
+                    let data = data.map_err(io)?;
+                    if tx.send(Cut { file, seq, data }).is_err() {
+                        // Every hashing thread stopped: the reason is in `failed`.
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(())
+        };
+        if let Err(e) = cutting() {
+            failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+        }
+        drop(tx);
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    Ok(named
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|mut chunks| {
+            chunks.sort_by_key(|(seq, _)| *seq);
+            chunks.into_iter().map(|(_, c)| c).collect()
+        })
+        .collect())
 }
 
 /// Reads the chunks of `manifest` named in `wanted` from the project at `root`, each once, calling `each` with it

@@ -14,6 +14,7 @@
 //! - [`report`]: the one-table report every benchmark adds its figures to.
 //! - [`archives`]: hostile tar headers.
 //! - [`gpu_engine`]: a private Docker engine that carries GPU requests through a stand-in NVIDIA hook.
+//! - [`hosts`]: hosts apart on one network; [`uplink`]: a student's host behind a slow, shaped link.
 
 pub mod archives;
 pub mod chaos;
@@ -27,6 +28,7 @@ pub mod rush;
 pub mod services;
 pub mod stack;
 pub mod tls;
+pub mod uplink;
 
 pub use archives::{header_bomb, raw_tar_header};
 pub use env::{aws_config, aws_endpoint, image, redis_server, redis_url, required, unique};

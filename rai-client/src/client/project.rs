@@ -13,7 +13,8 @@ use std::path::Path;
 use futures::StreamExt;
 use rai_common::api::{self, ChunkSending, ProjectPlan, ProjectRequest};
 use rai_common::job::{InputObject, JobId};
-use rai_common::project::{Chunk, ChunkId, Manifest, read_chunks, seal};
+use rai_common::errors::ProjectError;
+use rai_common::project::{Chunk, ChunkId, Manifest, Spool, read_chunks, seal};
 use reqwest::Method;
 use sha2::{Digest, Sha256};
 
@@ -22,6 +23,12 @@ use super::{Client, ClientError, RequestBody};
 
 /// Chunks sent at once.
 const PARALLEL_CHUNKS: usize = 8;
+
+/// A chunk on its way out: sealed already (from the spool), or read from the project and sealed on the way.
+enum Outgoing {
+    Sealed(ChunkId, u64, Vec<u8>),
+    Read(Chunk),
+}
 
 /// What came of sending a project.
 #[derive(Debug)]
@@ -72,12 +79,14 @@ impl Client {
         .map(|_| ())
     }
 
-    /// Declares `manifest` (of the project at `root`) as job `job`'s input and sends the chunks the gateway lacks.
+    /// Declares `manifest` (of the project at `root`) as job `job`'s input and sends the chunks the gateway lacks:
+    /// from `spool` where they were sealed while describing, the others read from the project again.
     pub async fn send_project(
         &self,
         job: &JobId,
         root: &Path,
         manifest: &Manifest,
+        spool: Option<std::sync::Arc<Spool>>,
         progress: Progress,
     ) -> Result<ProjectUpload, ClientError> {
         let plan = match self.declare_project(job, manifest).await {
@@ -108,39 +117,65 @@ impl Client {
                 )
             }
         };
-        let wanted: HashSet<ChunkId> = plan.missing.iter().map(|c| c.id).collect();
-        // Chunks are read and sealed on a blocking thread, handed over through a small channel (so memory holds a
-        // few chunks, not the project), and sent from here.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(PARALLEL_CHUNKS);
+        // Chunks are taken from the spool or read from the project on a blocking thread, handed over through a
+        // small channel (so memory holds a few chunks, not the project), sealed if they were read, and sent.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Outgoing>(PARALLEL_CHUNKS);
         let (root_owned, manifest_owned) = (root.to_path_buf(), manifest.clone());
+        let missing = plan.missing.clone();
         let reader = tokio::task::spawn_blocking(move || {
+            let mut wanted: HashSet<ChunkId> = HashSet::new();
+            for chunk in missing {
+                match spool.as_ref().and_then(|s| s.get(&chunk.id)) {
+                    Some(Ok(sealed)) => {
+                        // The receiver stops early only on a send error, which is reported from there.
+                        if tx
+                            .blocking_send(Outgoing::Sealed(chunk.id, chunk.size, sealed))
+                            .is_err()
+                        {
+                            return Ok(());
+                        }
+                    }
+                    Some(Err(source)) => return Err(ProjectError::Spool(source)),
+                    None => {
+                        wanted.insert(chunk.id);
+                    }
+                }
+            }
+            if wanted.is_empty() {
+                return Ok(());
+            }
             read_chunks(&root_owned, &manifest_owned, &wanted, |chunk| {
-                // The receiver stops early only on a send error, which is reported from there.
-                let _ = tx.blocking_send(chunk);
+                let _ = tx.blocking_send(Outgoing::Read(chunk));
                 Ok(())
             })
         });
         let mut sends = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
-            .map(|chunk| {
+            .map(|outgoing| {
                 let (urls, progress) = (urls.as_ref(), progress.clone());
                 async move {
-                    let size = chunk.data.len() as u64;
-                    let sealed = tokio::task::spawn_blocking(move || seal(&chunk.data))
-                        .await
-                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    let (id, size, sealed) = match outgoing {
+                        Outgoing::Sealed(id, size, sealed) => (id, size, sealed),
+                        Outgoing::Read(chunk) => {
+                            let (id, size) = (chunk.id, chunk.data.len() as u64);
+                            let sealed = tokio::task::spawn_blocking(move || seal(&chunk.data))
+                                .await
+                                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                            (id, size, sealed)
+                        }
+                    };
                     let sent = sealed.len() as u64;
                     match urls {
                         None => {
                             self.send(
                                 Method::PUT,
-                                &api::project_chunk_path(job, &chunk.id),
+                                &api::project_chunk_path(job, &id),
                                 Some(RequestBody::Sealed(sealed)),
                                 &[],
                             )
                             .await?;
                         }
                         Some(urls) => {
-                            let url = &urls[&chunk.id];
+                            let url = &urls[&id];
                             let response = self.http().put(url).body(sealed).send().await.map_err(
                                 |source| ClientError::Unreachable {
                                     url: url.split('?').next().unwrap_or_default().to_string(),

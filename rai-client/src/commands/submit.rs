@@ -357,11 +357,18 @@ async fn send_chunks(
     project: Project,
 ) -> anyhow::Result<Chunked> {
     let index_path = index_path(&project.dir);
+    // What is read now is sealed now, into a temporary file, so a first submit reads each file once.
+    let spool = std::sync::Arc::new(
+        rai_common::project::Spool::new()
+            .context("cannot make a temporary file for the project's chunks")?,
+    );
     let described = {
         let (dir, scanned) = (project.dir.clone(), project.scanned.0.clone());
+        let spool = spool.clone();
         tokio::task::spawn_blocking(move || {
             let mut index = rai_common::project::LocalIndex::load(&index_path);
-            let described = rai_common::project::describe(&dir, &scanned, &mut index)?;
+            let described =
+                rai_common::project::describe_sealing(&dir, &scanned, &mut index, Some(&spool))?;
             // Only a faster next submit is lost if the index cannot be written.
             if let Err(e) = index.save(&index_path) {
                 tracing::debug!(error = %e, "cannot write the project's index");
@@ -389,7 +396,13 @@ async fn send_chunks(
         })
     };
     let sent = client
-        .send_project(&job, &project.dir, &described.manifest, progress)
+        .send_project(
+            &job,
+            &project.dir,
+            &described.manifest,
+            Some(spool),
+            progress,
+        )
         .await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();

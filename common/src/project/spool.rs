@@ -1,0 +1,112 @@
+//! Sealed chunks kept on disk between describing a project and sending it.
+//!
+//! A first submit must read every file to learn its chunks, and then send the chunks the gateway lacks: without a
+//! spool each would be read, cut and hashed twice and sealed after the gateway answered. [`super::describe_sealing`]
+//! seals each chunk it reads once, in parallel, into a [`Spool`] (an unnamed temporary file, gone when dropped), and
+//! the sender takes the wanted ones from there, as today's archive is packed into a temporary file and sent from it.
+//! Files the index knew are not read, so their chunks are not in the spool; a gateway that lacks them gets them read
+//! from the project again ([`super::read_chunks`]).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::sync::Mutex;
+
+use super::manifest::ChunkId;
+
+/// Sealed chunks by id, in one temporary file.
+#[derive(Debug)]
+pub struct Spool {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    file: File,
+    end: u64,
+    /// Where each chunk's sealed bytes are: offset and length.
+    at: HashMap<ChunkId, (u64, usize)>,
+}
+
+impl Spool {
+    /// An empty spool in the system's temporary folder.
+    pub fn new() -> std::io::Result<Spool> {
+        Spool::in_file(tempfile::tempfile()?)
+    }
+
+    /// An empty spool in the temporary folder `dir`.
+    pub fn new_in(dir: &std::path::Path) -> std::io::Result<Spool> {
+        Spool::in_file(tempfile::tempfile_in(dir)?)
+    }
+
+    fn in_file(file: File) -> std::io::Result<Spool> {
+        Ok(Spool {
+            inner: Mutex::new(Inner {
+                file,
+                end: 0,
+                at: HashMap::new(),
+            }),
+        })
+    }
+
+    /// Keeps `sealed` as chunk `id`'s bytes (a chunk already kept is not written again).
+    pub fn put(&self, id: ChunkId, sealed: &[u8]) -> std::io::Result<()> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.at.contains_key(&id) {
+            return Ok(());
+        }
+        let end = inner.end;
+        inner.file.seek(SeekFrom::Start(end))?;
+        inner.file.write_all(sealed)?;
+        inner.end += sealed.len() as u64;
+        inner.at.insert(id, (end, sealed.len()));
+        Ok(())
+    }
+
+    /// Whether chunk `id` is kept.
+    pub fn contains(&self, id: &ChunkId) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.at.contains_key(id)
+    }
+
+    /// Chunk `id`'s sealed bytes, `None` if it is not kept.
+    pub fn get(&self, id: &ChunkId) -> Option<std::io::Result<Vec<u8>>> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (offset, len) = *inner.at.get(id)?;
+        let mut buf = vec![0u8; len];
+        let read = inner
+            .file
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| inner.file.read_exact(&mut buf));
+        Some(read.map(|_| buf))
+    }
+
+    /// Chunks kept, and their sealed bytes in all.
+    pub fn len(&self) -> (usize, u64) {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (inner.at.len(), inner.end)
+    }
+
+    /// Whether nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len().0 == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_put_is_read_back_and_kept_once() {
+        let spool = Spool::new().unwrap();
+        let (a, b) = (ChunkId::of(b"a"), ChunkId::of(b"b"));
+        spool.put(a, b"sealed a").unwrap();
+        spool.put(b, b"sealed bb").unwrap();
+        spool.put(a, b"sealed a").unwrap();
+        assert_eq!(spool.len(), (2, 17));
+        assert_eq!(spool.get(&b).unwrap().unwrap(), b"sealed bb");
+        assert_eq!(spool.get(&a).unwrap().unwrap(), b"sealed a");
+        assert!(spool.get(&ChunkId::of(b"c")).is_none());
+    }
+}
