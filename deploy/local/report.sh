@@ -20,6 +20,7 @@ ensure_docker
 ensure_test_image
 command -v zstd >/dev/null || apt_install zstd
 command -v column >/dev/null || apt_install bsdextrautils
+[ -x /usr/bin/time ] || apt_install time
 redis_port=$(start_redis report-redis)
 moto_port=$(start_moto)
 export_test_env "$redis_port" "$moto_port"
@@ -52,6 +53,7 @@ part hostile cargo bench --locked -p rai-client --bench hostile
 part chaos cargo bench --locked -p rai-client --bench chaos -- "${1:-1000}"
 part rush cargo bench --locked -p rai-client --bench rush
 part idle_pool cargo bench --locked -p rai-client --bench idle_pool
+part incremental cargo bench --locked -p rai-client --bench incremental
 part operability cargo bench --locked -p rai-client --bench operability
 part logs cargo bench --locked -p rai-client --bench logs
 

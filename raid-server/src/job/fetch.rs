@@ -53,6 +53,7 @@ pub(super) async fn fetch(
             .await
             .map_err(|_| JobError::FetchTimedOut(timeout))?;
     }
+    let fetching = std::time::Instant::now();
     let reader = tokio::time::timeout(timeout, ctx.store.get(&request.input.key))
         .await
         .map_err(|_| JobError::FetchTimedOut(timeout))?
@@ -99,6 +100,12 @@ pub(super) async fn fetch(
     if size != request.input.size || hash != request.input.sha256 {
         return Err(JobError::UploadMismatch);
     }
+    tracing::info!(
+        job = %request.id,
+        bytes = size,
+        ms = fetching.elapsed().as_millis() as u64,
+        "made /src from the archive"
+    );
     Ok(())
 }
 
@@ -109,6 +116,7 @@ async fn from_manifest(
     request: &JobRequest,
     src: &Path,
 ) -> Result<(), JobError> {
+    let started = std::time::Instant::now();
     let key = &request.input.key;
     let bytes = ctx
         .store
@@ -127,7 +135,6 @@ async fn from_manifest(
     };
     let manifest =
         rai_common::project::Manifest::from_json(&bytes, &limits).map_err(JobError::Manifest)?;
-    let started = std::time::Instant::now();
     let done = super::materialise::materialise(
         ctx.store.as_ref(),
         &ctx.cache,

@@ -1,0 +1,326 @@
+//! Incremental uploads (issue 30), on the local stack over TLS, each figure beside today's archive upload measured
+//! in the same run:
+//!
+//!     cargo bench -p rai-client --bench incremental      (stack up, release `raid` built; as root)
+//!
+//! The project: one 1 GiB incompressible data file, 2,000 sources of 100 KiB (about 205 MB, compressing about 3:1)
+//! and a build file printing one line; its files an hour old, as a student's are. Student 0 sends chunks
+//! (`client.chunked_uploads`), student 1 an archive, as today; each submits the same project, waits for its job, and
+//! then each changes the same one source and submits again:
+//! 1. first submit on loopback, from `rai`'s start to "posted to the queue" (chunked: describe, seal, send;
+//!    archive: pack, upload), target <= 1.05x; the client's peak RSS on it (target <= 64 MiB);
+//! 2. second submit on loopback, start to the job's first output line (target <= 1.0 s);
+//! 3. the worker: /src ready for the second job (chunked: every file but the changed one linked from its cache;
+//!    archive: fetch and unpack), from the worker's log (target <= 0.3 s);
+//! 4. a third submit (one more source changed) from a student's host behind a 50 Mbit/s link with 20 ms added to
+//!    every round trip ([`rai_testkit::uplink`]): start to the first output line (target <= 3 s) and the bytes the
+//!    host sent over the link, headers included (target <= 1% of the archive's).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rai_testkit::stack::{Kind, Options, Stack, project};
+use rai_testkit::uplink::Uplink;
+
+const DATA_BYTES: usize = 1 << 30;
+const SOURCES: usize = 2_000;
+const SOURCE_BYTES: usize = 100 * 1024;
+const CHUNKED: usize = 0;
+const ARCHIVE: usize = 1;
+
+/// One `rai submit` as the student sees it.
+struct Observed {
+    posted: Duration,
+    first_line: Duration,
+    wall: Duration,
+    /// Peak RSS (KiB), when run under GNU time.
+    rss_kib: Option<u64>,
+}
+
+/// Runs `cmd` (a `rai submit`, maybe under GNU time and in another host) to its end.
+fn observe(mut cmd: Command) -> Observed {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("rai starts");
+    let stderr = child.stderr.take().unwrap();
+    let reading = std::thread::spawn(move || {
+        let (mut posted, mut rss, mut text) = (None, None, String::new());
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if posted.is_none() && line.contains("posted to the queue") {
+                posted = Some(start.elapsed());
+            }
+            if let Some(kib) = line.strip_prefix("peak-rss-kib ") {
+                rss = kib.trim().parse().ok();
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        (posted, rss, text)
+    });
+    let mut first_line = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        line.unwrap();
+        first_line.get_or_insert(start.elapsed());
+    }
+    let status = child.wait().unwrap();
+    let (posted, rss_kib, text) = reading.join().unwrap();
+    assert!(status.success(), "rai submit failed:\n{text}");
+    Observed {
+        posted: posted.unwrap_or_else(|| panic!("never posted:\n{text}")),
+        first_line: first_line.unwrap_or_else(|| panic!("no output line:\n{text}")),
+        wall: start.elapsed(),
+        rss_kib,
+    }
+}
+
+/// `rai submit -p DIR` for `home`, on this machine or (through `via`) in the uplink's host; `timed` under GNU time.
+fn submit(home: &Path, dir: &Path, via: Option<&Uplink>, timed: bool) -> Command {
+    let rai = env!("CARGO_BIN_EXE_rai");
+    let mut cmd = match (via, timed) {
+        (Some(up), _) => up.command(rai),
+        (None, true) => {
+            let mut c = Command::new("/usr/bin/time");
+            c.args(["-f", "peak-rss-kib %M", rai]);
+            c
+        }
+        (None, false) => Command::new(rai),
+    };
+    cmd.args(["submit", "-p"])
+        .arg(dir)
+        .env("HOME", home)
+        .env_remove("RAI_PROFILE")
+        .env_remove("XDG_CACHE_HOME");
+    cmd
+}
+
+/// The project: the data file, the sources (text-like, deterministic), all an hour old.
+fn make_project() -> tempfile::TempDir {
+    let dir = project(&["echo ready"], &[]);
+    let root = dir.path();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut data = std::io::BufWriter::new(std::fs::File::create(root.join("weights.bin")).unwrap());
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..DATA_BYTES / block.len() {
+        for b in block.chunks_mut(8) {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            b.copy_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+        }
+        data.write_all(&block).unwrap();
+    }
+    data.into_inner().unwrap().sync_all().unwrap();
+    let words: [&[u8]; 6] = [
+        b"__global__ void k(float* a, int n) {\n",
+        b"  int i = blockIdx.x * blockDim.x + threadIdx.x;\n",
+        b"  if (i < n) a[i] = a[i] * 0.5f;\n",
+        b"}\n",
+        b"// tile ",
+        b"for (int j = 0; j < n; ++j) ",
+    ];
+    for i in 0..SOURCES {
+        let sub = root.join(format!("src/d{:02}", i % 40));
+        std::fs::create_dir_all(&sub).unwrap();
+        let mut text = Vec::with_capacity(SOURCE_BYTES + 64);
+        while text.len() < SOURCE_BYTES {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x.is_multiple_of(4) {
+                text.extend_from_slice(format!("{:x}\n", x).as_bytes());
+            } else {
+                text.extend_from_slice(words[(x >> 8) as usize % words.len()]);
+            }
+        }
+        text.truncate(SOURCE_BYTES);
+        std::fs::write(sub.join(format!("k{i:04}.cu")), text).unwrap();
+    }
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for entry in walk(root) {
+        std::fs::File::options()
+            .write(true)
+            .open(&entry)
+            .and_then(|f| f.set_modified(old))
+            .unwrap();
+    }
+    dir
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            files.extend(walk(&e.path()));
+        } else {
+            files.push(e.path());
+        }
+    }
+    files
+}
+
+/// One source edited, as a student does between two submits.
+fn edit(root: &Path, round: u32) {
+    let path = root.join("src/d07/k0007.cu");
+    let mut text = std::fs::read(&path).unwrap();
+    text.extend_from_slice(format!("// fixed the bound, try {round}\n").as_bytes());
+    std::fs::write(path, text).unwrap();
+}
+
+/// The milliseconds the worker logged making /src for its last job of `how` (`manifest` or `archive`).
+fn worker_ready_ms(stack: &Stack, how: &str) -> f64 {
+    let logs = stack.worker_logs();
+    let line = logs
+        .lines()
+        .rev()
+        .find(|l| l.contains(&format!("made /src from the {how}")))
+        .unwrap_or_else(|| panic!("the worker logged no /src from the {how}"));
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("ms="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no ms= in {line}"))
+}
+
+fn s(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn row(name: &str, value: String, reference: String, ratio: Option<f64>, target: &str, met: bool) {
+    println!(
+        "{name:<78} {value:>12} {reference:>12} {:>7}  {target} {}",
+        ratio.map_or(String::new(), |r| format!("{r:.3}")),
+        if met { "met" } else { "NOT met" }
+    );
+    rai_testkit::report(rai_testkit::Figure {
+        name,
+        value,
+        reference,
+        ratio,
+        target,
+        met,
+    });
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let stack = Stack::start(
+        Kind::Local,
+        Options {
+            users: 2,
+            concurrency: 1,
+            raid_extra: "  limits:\n    upload_bytes: 2g\n",
+            client_extra: "  max_upload: 2g\n  chunked_uploads: true\n",
+            ..Options::default()
+        },
+    )
+    .await;
+    // Student 1 sends archives, as every client did before issue 30.
+    let config = stack.home(ARCHIVE).join(".rai_config.yml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("chunked_uploads: true", "chunked_uploads: false")).unwrap();
+    let port: u16 = stack.gateways[0]
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the gateway's port");
+    let project = make_project();
+    let dir = project.path();
+    let total: u64 = walk(dir).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    println!(
+        "incremental uploads: a project of {:.2} GB ({} files), local stack over TLS",
+        total as f64 / 1e9,
+        SOURCES + 2
+    );
+
+    // 1. First submits, archive first (both read a warm page cache: the files were just written).
+    let first_archive = observe(submit(stack.home(ARCHIVE), dir, None, true));
+    let first_chunked = observe(submit(stack.home(CHUNKED), dir, None, true));
+    // 2 and 3. One source changed.
+    edit(dir, 1);
+    let second_archive = observe(submit(stack.home(ARCHIVE), dir, None, false));
+    let ready_archive = worker_ready_ms(&stack, "archive");
+    let second_chunked = observe(submit(stack.home(CHUNKED), dir, None, false));
+    let ready_chunked = worker_ready_ms(&stack, "manifest");
+    // 4. Another, from a host behind the uplink.
+    edit(dir, 2);
+    let uplink = Uplink::new(50, Duration::from_millis(20), port);
+    let before = uplink.sent();
+    let slow_chunked = observe(submit(stack.home(CHUNKED), dir, Some(&uplink), false));
+    let sent_chunked = uplink.sent() - before;
+    let before = uplink.sent();
+    let slow_archive = observe(submit(stack.home(ARCHIVE), dir, Some(&uplink), false));
+    let sent_archive = uplink.sent() - before;
+    drop(uplink);
+
+    println!(
+        "{:<78} {:>12} {:>12} {:>7}  target",
+        "", "chunked", "archive", "ratio"
+    );
+    let ratio = s(first_chunked.posted) / s(first_archive.posted);
+    row(
+        "incremental: first submit, loopback, start -> posted (ref: archive pack+upload)",
+        format!("{:.2} s", s(first_chunked.posted)),
+        format!("{:.2} s", s(first_archive.posted)),
+        Some(ratio),
+        "<= 1.05",
+        ratio <= 1.05,
+    );
+    let (rss, rss_ref) = (
+        first_chunked.rss_kib.expect("GNU time's figure"),
+        first_archive.rss_kib.expect("GNU time's figure"),
+    );
+    row(
+        "incremental: client peak RSS on the first submit (ref: archive)",
+        format!("{:.1} MiB", rss as f64 / 1024.0),
+        format!("{:.1} MiB", rss_ref as f64 / 1024.0),
+        Some(rss as f64 / rss_ref as f64),
+        "<= 64 MiB",
+        rss <= 64 * 1024,
+    );
+    row(
+        "incremental: second submit, loopback, start -> first output line (ref: archive)",
+        format!("{:.3} s", s(second_chunked.first_line)),
+        format!("{:.3} s", s(second_archive.first_line)),
+        Some(s(second_chunked.first_line) / s(second_archive.first_line)),
+        "<= 1.0 s",
+        s(second_chunked.first_line) <= 1.0,
+    );
+    row(
+        "incremental: worker, /src ready, 1.2 GB cached (ref: archive fetch+unpack)",
+        format!("{:.3} s", ready_chunked / 1e3),
+        format!("{:.3} s", ready_archive / 1e3),
+        Some(ready_chunked / ready_archive),
+        "<= 0.3 s",
+        ready_chunked <= 300.0,
+    );
+    row(
+        "incremental: over 50 Mbit/s + 20 ms, start -> first output line (ref: archive)",
+        format!("{:.2} s", s(slow_chunked.first_line)),
+        format!("{:.2} s", s(slow_archive.first_line)),
+        Some(s(slow_chunked.first_line) / s(slow_archive.first_line)),
+        "<= 3 s",
+        s(slow_chunked.first_line) <= 3.0,
+    );
+    let sent_ratio = sent_chunked as f64 / sent_archive as f64;
+    row(
+        "incremental: bytes the student's host sent for a changed submit (ref: archive)",
+        format!("{:.2} MB", sent_chunked as f64 / 1e6),
+        format!("{:.1} MB", sent_archive as f64 / 1e6),
+        Some(sent_ratio),
+        "<= 1%",
+        sent_ratio <= 0.01,
+    );
+    println!(
+        "(walls: first {:.1} / {:.1} s, second {:.2} / {:.2} s, over the uplink {:.2} / {:.1} s)",
+        s(first_chunked.wall),
+        s(first_archive.wall),
+        s(second_chunked.wall),
+        s(second_archive.wall),
+        s(slow_chunked.wall),
+        s(slow_archive.wall)
+    );
+}
