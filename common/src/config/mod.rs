@@ -205,7 +205,7 @@ pub struct ClientConfig {
     pub retry_for: Span,
     pub max_upload: Bytes,
     pub max_files: u64,
-    /// Send the project as a manifest and the chunks the gateway lacks (issue 30; off until it is complete).
+    /// Send the project as a manifest and the chunks the gateway lacks (issue 30); false: an archive, as before.
     pub chunked_uploads: bool,
 }
 

@@ -102,7 +102,36 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub version: u32,
+    #[serde(deserialize_with = "at_most_max_entries")]
     pub entries: Vec<Entry>,
+}
+
+/// The most entries a manifest of this protocol may list, whatever a course allows: reading one stops at the entry
+/// past it, so a declaration of a million entries costs its reader no more than this many.
+pub const MAX_ENTRIES: usize = 200_000;
+
+/// `entries`, read one by one and refused at the one past [`MAX_ENTRIES`].
+fn at_most_max_entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Entry>, D::Error> {
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = Vec<Entry>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a list of at most {MAX_ENTRIES} entries")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Entry>, A::Error> {
+            let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(entry) = seq.next_element()? {
+                if entries.len() == MAX_ENTRIES {
+                    return Err(serde::de::Error::custom(format!(
+                        "the project manifest lists more than {MAX_ENTRIES} entries; add what the job does not need to .raiignore"
+                    )));
+                }
+                entries.push(entry);
+            }
+            Ok(entries)
+        }
+    }
+    d.deserialize_seq(Bounded)
 }
 
 /// The caps [`Manifest::check`] enforces (the course's upload limits).
@@ -531,6 +560,13 @@ mod tests {
             Manifest::from_json(huge.as_bytes(), &tiny),
             Err(ManifestError::TooManyEntries { count: None, .. })
         ));
+        // Whatever the limits, reading stops at the entry past the protocol's most.
+        let million = format!(
+            "{{\"version\":1,\"entries\":[{}]}}",
+            vec!["{\"path\":\"a\",\"kind\":\"dir\"}"; 1_000_000].join(",")
+        );
+        let e = serde_json::from_str::<Manifest>(&million).unwrap_err().to_string();
+        assert!(e.contains("more than 200000 entries"), "{e}");
     }
 
     #[test]

@@ -25,6 +25,8 @@ use rai_common::objects::upload_key;
 use rai_common::units::Bytes;
 use rai_common::{BuildSpec, JobId};
 
+mod projects;
+
 use crate::jobs::build_file;
 use crate::stack::{Kind, Options, Stack, job_id, text};
 
@@ -1402,6 +1404,9 @@ pub async fn run(scale: Scale) -> Report {
         })
         .await;
     }
+
+    // ---- Chunked projects, declared to the gateway (issue 30). ----
+    projects::cases(&mut cat).await;
 
     // ---- The whole run. ----
     cat.case("after", "a plain job", "succeeds", async |c| {

@@ -79,6 +79,24 @@ impl Client {
         .map(|_| ())
     }
 
+    /// `PUT` one sealed chunk of job `job`'s project to the gateway (a gateway over a file store takes chunks itself;
+    /// it opens and checks each before storing it).
+    pub async fn put_chunk(
+        &self,
+        job: &JobId,
+        id: &ChunkId,
+        sealed: Vec<u8>,
+    ) -> Result<(), ClientError> {
+        self.send(
+            Method::PUT,
+            &api::project_chunk_path(job, id),
+            Some(RequestBody::Sealed(sealed)),
+            &[],
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Declares `manifest` (of the project at `root`) as job `job`'s input and sends the chunks the gateway lacks:
     /// from `spool` where they were sealed while describing, the others read from the project again.
     pub async fn send_project(
@@ -165,15 +183,7 @@ impl Client {
                     };
                     let sent = sealed.len() as u64;
                     match urls {
-                        None => {
-                            self.send(
-                                Method::PUT,
-                                &api::project_chunk_path(job, &id),
-                                Some(RequestBody::Sealed(sealed)),
-                                &[],
-                            )
-                            .await?;
-                        }
+                        None => self.put_chunk(job, &id, sealed).await?,
                         Some(urls) => {
                             let url = &urls[&id];
                             let response = self.http().put(url).body(sealed).send().await.map_err(

@@ -1,7 +1,8 @@
 //! Chunked uploads (issue 30) through the `rai` binary, on both stacks as a course runs them (gateway over TLS,
 //! Redis over TLS with deploy/redis's ACL users): a first submit sends every chunk; a second after one source
 //! changed sends that one chunk only, and the worker makes `/src` from its cache; another student's identical
-//! project is stored apart; a manifest naming chunks that were never sent cannot be submitted.
+//! project is stored apart; an older client's archive still runs; a manifest naming chunks that were never sent cannot
+//! be submitted.
 
 use std::collections::BTreeSet;
 
@@ -19,17 +20,25 @@ async fn chunks_of(s: &Stack, user: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// A stack of two students whose `rai` sends chunked uploads.
+/// A stack of three students: two whose `rai` sends chunked uploads (the default), and student 2, who sends
+/// archives as the clients before issue 30 do (`chunked_uploads: false`).
 async fn two_students(kind: Kind) -> Stack {
-    Stack::start(
+    let s = Stack::start(
         kind,
         Options {
-            users: 2,
-            client_extra: "  chunked_uploads: true\n",
+            users: 3,
             ..Options::default()
         },
     )
-    .await
+    .await;
+    let config = s.home(2).join(".rai_config.yml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen("client:\n", "client:\n  chunked_uploads: false\n", 1),
+    )
+    .unwrap();
+    s
 }
 
 async fn the_second_submit_sends_only_what_changed(kind: Kind) {
@@ -90,6 +99,15 @@ async fn the_second_submit_sends_only_what_changed(kind: Kind) {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let theirs = chunks_of(&s, "student1").await;
     assert_eq!(theirs.len(), second.len() - 1);
+
+    // An archive from an older client is still taken, behind the same checks, and runs the same.
+    let out = s.rai(2, &["submit", "-p", dir]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(text(&out.stdout), "version 2\n3000000\nscript ran\n");
+    let archive = rai_common::objects::upload_key("student2", &job_id(&stderr).parse().unwrap());
+    assert!(s.store().await.head(&archive).await.unwrap().is_some(), "{archive}");
+    assert!(chunks_of(&s, "student2").await.is_empty());
 }
 
 macro_rules! both_stacks {

@@ -359,11 +359,12 @@ async fn a_graded_term_through_the_cli_and_the_dashboard() {
     let (_, out, _) = rai(&s, BOB, &["submitted", "m1"]).await;
     assert!(out.contains("9/10"), "{out}");
     // A team without a submission, and one whose upload is gone, are each named with the reason.
+    // Sent as chunks (the client's default): the upload the regrade needs is the manifest.
     std::fs::remove_file(
         s.dir
             .path()
             .join("store")
-            .join(rai_common::objects::upload_key(
+            .join(rai_common::objects::manifest_key(
                 "student0",
                 &graded.parse().unwrap(),
             )),

@@ -208,7 +208,11 @@ impl Gateway {
                 put(uploads::stream).layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
             )
             // A manifest of many files, and one sealed chunk, are larger than the rest's small JSON.
-            .route(api::PROJECTS, post(projects::create))
+            .route(
+                api::PROJECTS,
+                post(projects::create)
+                    .layer(axum::extract::DefaultBodyLimit::max(projects::MAX_DECLARATION)),
+            )
             .route("/v1/projects/{job}/chunks/{id}", put(projects::chunk))
             .layer(axum::extract::DefaultBodyLimit::max(upload_limit))
             .layer(RequestBodyLimitLayer::new(upload_limit))

@@ -28,15 +28,15 @@ use super::auth::{Caller, SignedJson};
 use super::uploads::{admit, binding_ttl, id_in_time, owned, refuse_if_accepted};
 use super::{ApiError, Gateway};
 
-/// Most entries a manifest may list (as many as an archive may unpack to).
-const MAX_ENTRIES: usize = 200_000;
+/// The largest declaration: a manifest of the protocol's most entries, each with a path and a chunk or two.
+pub(super) const MAX_DECLARATION: usize = 64 << 20;
 /// Store requests at once when a plan or a completion checks many chunks.
 const PARALLEL: usize = 16;
 
 /// The caps a manifest is checked against: the course's upload limit on what the files add up to.
 pub(super) fn limits(gateway: &Gateway) -> ManifestLimits {
     ManifestLimits {
-        max_entries: MAX_ENTRIES,
+        max_entries: rai_common::project::manifest::MAX_ENTRIES,
         max_bytes: gateway.config.raid.limits.upload_bytes.0.saturating_mul(4),
         ..ManifestLimits::default()
     }

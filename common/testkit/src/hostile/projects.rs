@@ -1,0 +1,202 @@
+//! The catalogue's chunked-project cases (issue 30): declarations and chunks a hostile student sends the gateway
+//! with a valid signature. Each is refused with a message that says what is wrong, and nothing is stored: no
+//! manifest under the job, no chunk under the student.
+
+use rai_backends::store::ObjectStore;
+use rai_common::JobId;
+use rai_common::objects::manifest_key;
+use rai_common::project::{
+    ChunkId, ChunkRef, Entry, EntryKind, LocalIndex, MANIFEST_VERSION, Manifest, describe, seal,
+};
+
+use super::Catalogue;
+
+/// A file entry of one chunk.
+fn file(path: &str, size: u64, chunk: ChunkRef) -> Entry {
+    Entry {
+        path: path.into(),
+        kind: EntryKind::File {
+            executable: false,
+            size,
+            chunks: vec![chunk],
+        },
+    }
+}
+
+/// The one-chunk file `path` holding `bytes`.
+fn holding(path: &str, bytes: &[u8]) -> (Manifest, ChunkRef) {
+    let chunk = ChunkRef {
+        id: ChunkId::of(bytes),
+        size: bytes.len() as u64,
+    };
+    (Manifest::new(vec![file(path, chunk.size, chunk)]), chunk)
+}
+
+impl Catalogue {
+    /// Student `user` declares `manifest` for a new job; what the gateway answered, and whether a manifest was
+    /// stored.
+    async fn declare(&self, user: usize, manifest: &Manifest) -> (String, bool) {
+        let job = JobId::new();
+        let answer = match self.stack.client(user).declare_project(&job, manifest).await {
+            Ok(plan) => format!("accepted ({} missing)", plan.missing.len()),
+            Err(e) => e.to_string(),
+        };
+        let stored = self
+            .store
+            .head(&manifest_key(&self.user(user), &job))
+            .await
+            .unwrap()
+            .is_some();
+        (answer, stored)
+    }
+
+    /// Whether student `user`'s part of the store holds chunk `id`.
+    async fn holds_chunk(&self, user: usize, id: &ChunkId) -> bool {
+        let key = rai_common::objects::chunk_key(&self.user(user), id);
+        self.store.head(&key).await.unwrap().is_some()
+    }
+
+    /// Declares a one-chunk project and sends `sealed` as its chunk; the gateway's answer to the chunk.
+    async fn send_as(&self, user: usize, chunk: ChunkRef, manifest: &Manifest, sealed: Vec<u8>) -> String {
+        let client = self.stack.client(user);
+        let job = JobId::new();
+        if let Err(e) = client.declare_project(&job, manifest).await {
+            return format!("declaration refused: {e}");
+        }
+        match client.put_chunk(&job, &chunk.id, sealed).await {
+            Ok(()) => "the chunk was taken".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+}
+
+fn said(answer: &str, words: &str, stored: bool) -> (String, bool) {
+    let ok = answer.contains(words) && !stored;
+    let mut observed = answer.to_string();
+    if stored {
+        observed.push_str(" [something was stored]");
+    }
+    (observed, ok)
+}
+
+pub(super) async fn cases(cat: &mut Catalogue) {
+    cat.case(
+        "project",
+        "manifest path traversal",
+        "refused: cannot be written, nothing stored",
+        async |c| {
+            let (mut manifest, _) = holding("x", b"x");
+            manifest.entries[0].path = "../../etc/cron.d/rai".into();
+            let (answer, stored) = c.declare(0, &manifest).await;
+            said(&answer, "cannot be written", stored)
+        },
+    )
+    .await;
+    cat.case(
+        "project",
+        "manifest of a million entries",
+        "refused at the entry past the most, nothing stored",
+        async |c| {
+            let manifest = Manifest {
+                version: MANIFEST_VERSION,
+                entries: (0..1_000_000)
+                    .map(|i| Entry {
+                        path: format!("d{i:07}"),
+                        kind: EntryKind::Dir,
+                    })
+                    .collect(),
+            };
+            let (answer, stored) = c.declare(0, &manifest).await;
+            said(&answer, "more than 200000 entries", stored)
+        },
+    )
+    .await;
+    cat.case(
+        "project",
+        "chunk sizes that do not add up",
+        "refused: names the sum, nothing stored",
+        async |c| {
+            let (mut manifest, chunk) = holding("main.c", b"int");
+            manifest.entries[0] = file("main.c", 10, chunk);
+            let (answer, stored) = c.declare(0, &manifest).await;
+            said(&answer, "its chunks add up to 3", stored)
+        },
+    )
+    .await;
+    cat.case(
+        "project",
+        "manifest naming another student's chunks",
+        "every chunk answered missing; cannot complete",
+        async |c| {
+            // Student 0 sends a project; student 2 names its chunks without having them.
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("secret.cu"), b"__global__ void answer() {}\n").unwrap();
+            let (scanned, _) =
+                rai_common::archive::scan(dir.path(), &Default::default()).unwrap();
+            let manifest = describe(dir.path(), &scanned, &mut LocalIndex::default())
+                .unwrap()
+                .manifest;
+            let sent = c
+                .stack
+                .client(0)
+                .send_project(
+                    &JobId::new(),
+                    dir.path(),
+                    &manifest,
+                    None,
+                    std::sync::Arc::new(|_| {}),
+                )
+                .await;
+            if let Err(e) = sent {
+                return (format!("student 0 could not send: {e}"), false);
+            }
+            let client = c.stack.client(2);
+            let plan = match client.declare_project(&JobId::new(), &manifest).await {
+                Ok(plan) => plan,
+                Err(e) => return (format!("declaration refused: {e}"), false),
+            };
+            let all_missing = plan.missing.len() == manifest.chunk_ids().len();
+            let completed = client.complete_project(&plan).await;
+            let id = manifest.distinct_chunks()[0].id;
+            let stolen = c.holds_chunk(2, &id).await;
+            let observed = format!(
+                "{} of {} missing; complete: {}",
+                plan.missing.len(),
+                manifest.chunk_ids().len(),
+                completed
+                    .as_ref()
+                    .map_or_else(|e| e.to_string(), |_| "accepted".into())
+            );
+            let ok = all_missing
+                && completed.is_err_and(|e| e.to_string().contains("did not arrive"))
+                && !stolen;
+            (observed, ok)
+        },
+    )
+    .await;
+    cat.case(
+        "project",
+        "chunk whose content does not match its id",
+        "refused: holds other bytes, not stored",
+        async |c| {
+            let (manifest, chunk) = holding("main.c", b"int main;");
+            let answer = c.send_as(0, chunk, &manifest, seal(b"int evil;")).await;
+            let stored = c.holds_chunk(0, &chunk.id).await;
+            said(&answer, "holds other bytes", stored)
+        },
+    )
+    .await;
+    cat.case(
+        "project",
+        "chunk bomb (1 KiB declared, 64 MiB inside)",
+        "refused: a compression bomb, not stored",
+        async |c| {
+            let (manifest, chunk) = holding("zeros", &[0u8; 1024]);
+            let bomb = seal(&vec![0u8; 64 << 20]);
+            let answer = c.send_as(0, chunk, &manifest, bomb).await;
+            let stored = c.holds_chunk(0, &chunk.id).await;
+            said(&answer, "compression bomb", stored)
+        },
+    )
+    .await;
+}
