@@ -248,6 +248,9 @@ pub struct UploadLimits {
     pub bytes_per_day: Bytes,
     /// Upload bodies streaming to the gateway at once (fs store).
     pub max_streaming: u32,
+    /// Chunks of a chunked upload one user may send through the gateway at once (fs store). Each is at most 4 MiB
+    /// and checked as it arrives; more in flight than archives because a project is thousands of small requests.
+    pub max_chunks_at_once: u32,
     /// An upload body that sends nothing for this long is dropped.
     pub idle_timeout: Span,
     /// An upload declared and never submitted is deleted after this.

@@ -79,6 +79,8 @@ pub struct Gateway {
     pub followers: per_user::UserSlots,
     /// Each user's upload bodies streaming now (`gateway.uploads.max_streaming`).
     pub streaming: per_user::UserSlots,
+    /// Each user's chunks being sent now (`gateway.uploads.max_chunks_at_once`).
+    pub chunks: per_user::UserSlots,
     /// The store's name in Redis keys that belong to one store (pending uploads, the sweep's turn).
     pub store_scope: String,
     /// What checking an assignment's required files found in each upload, so an upload is unpacked once.
@@ -184,6 +186,10 @@ impl Gateway {
             streaming: per_user::UserSlots::new(
                 "uploads streaming",
                 config.gateway.uploads.max_streaming,
+            ),
+            chunks: per_user::UserSlots::new(
+                "chunks sending",
+                config.gateway.uploads.max_chunks_at_once,
             ),
             unpacked: submissions::UnpackedUploads::default(),
             usage: usage::UsageCache::default(),

@@ -123,7 +123,7 @@ pub async fn create(
         ChunkSending::Presigned { urls }
     } else {
         ChunkSending::Stream {
-            at_once: gateway.config.gateway.uploads.max_streaming.max(1) as usize,
+            at_once: gateway.config.gateway.uploads.max_chunks_at_once.max(1) as usize,
         }
     };
     tracing::info!(
@@ -167,7 +167,7 @@ pub async fn chunk(
                 "chunk {id} is not one job {job} has to send; declare the project first (rai submit does)"
             ))
         })?;
-    let _slot = gateway.streaming.take(&caller.user)?;
+    let _slot = gateway.chunks.take(&caller.user)?;
     let sealed = to_bytes(body, chunker::max_sealed())
         .await
         .map_err(|_| ApiError::bad_request("the chunk is larger than a sealed chunk can be"))?;
