@@ -157,7 +157,12 @@ fn main() {
     for (step, ours, tar, target) in [
         ("archive: pack", pack_ours, pack_tar, 1.0),
         ("archive: unpack", unpack_ours, unpack_tar, 1.0),
-        ("chunked pack (a first submit's describe+seal)", pack_chunks, pack_tar, 0.7),
+        (
+            "chunked pack (a first submit's describe+seal)",
+            pack_chunks,
+            pack_tar,
+            0.7,
+        ),
     ] {
         let ratio = ours.as_secs_f64() / tar.as_secs_f64();
         rai_testkit::report(rai_testkit::Figure {

@@ -262,7 +262,9 @@ pub enum ProjectError {
         "{0}: the name is not UTF-8; rename it (a job's paths must read the same on every machine)"
     )]
     NotUtf8(PathBuf),
-    #[error("cannot keep the sealed chunks in a temporary file (is the temporary folder full?): {0}")]
+    #[error(
+        "cannot keep the sealed chunks in a temporary file (is the temporary folder full?): {0}"
+    )]
     Spool(#[source] std::io::Error),
 }
 

@@ -101,7 +101,8 @@ fn make_project() -> tempfile::TempDir {
     let dir = project(&["echo ready"], &[]);
     let root = dir.path();
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut data = std::io::BufWriter::new(std::fs::File::create(root.join("weights.bin")).unwrap());
+    let mut data =
+        std::io::BufWriter::new(std::fs::File::create(root.join("weights.bin")).unwrap());
     let mut block = vec![0u8; 1 << 20];
     for _ in 0..DATA_BYTES / block.len() {
         for b in block.chunks_mut(8) {
@@ -220,7 +221,11 @@ async fn main() {
     // Student 1 sends archives, as every client did before issue 30.
     let config = stack.home(ARCHIVE).join(".rai_config.yml");
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("chunked_uploads: true", "chunked_uploads: false")).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("chunked_uploads: true", "chunked_uploads: false"),
+    )
+    .unwrap();
     let port: u16 = stack.gateways[0]
         .url
         .rsplit(':')
@@ -229,7 +234,10 @@ async fn main() {
         .expect("the gateway's port");
     let project = make_project();
     let dir = project.path();
-    let total: u64 = walk(dir).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let total: u64 = walk(dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
     println!(
         "incremental uploads: a project of {:.2} GB ({} files), local stack over TLS",
         total as f64 / 1e9,

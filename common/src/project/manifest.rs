@@ -118,7 +118,10 @@ fn at_most_max_entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Ent
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             write!(f, "a list of at most {MAX_ENTRIES} entries")
         }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Entry>, A::Error> {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<Entry>, A::Error> {
             let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
             while let Some(entry) = seq.next_element()? {
                 if entries.len() == MAX_ENTRIES {
@@ -565,7 +568,9 @@ mod tests {
             "{{\"version\":1,\"entries\":[{}]}}",
             vec!["{\"path\":\"a\",\"kind\":\"dir\"}"; 1_000_000].join(",")
         );
-        let e = serde_json::from_str::<Manifest>(&million).unwrap_err().to_string();
+        let e = serde_json::from_str::<Manifest>(&million)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("more than 200000 entries"), "{e}");
     }
 

@@ -26,11 +26,11 @@ use std::path::Path;
 
 pub use chunker::{Chunk, MAX_CHUNK, cut, open, seal};
 pub use index::{FileFacts, LocalIndex};
-pub use spool::Spool;
 pub use manifest::{
     ChunkId, ChunkRef, Entry, EntryKind, MANIFEST_VERSION, Manifest, ManifestLimits,
     ManifestSummary,
 };
+pub use spool::Spool;
 
 use crate::archive::ScannedEntry;
 use crate::errors::ProjectError;

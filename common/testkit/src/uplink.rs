@@ -27,7 +27,9 @@ fn run(program: &str, args: &[&str]) {
     let out = Command::new(program)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (an uplink needs iproute2 and root)"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program}: {e} (an uplink needs iproute2 and root)")
+        });
     assert!(
         out.status.success(),
         "{program} {}: {}",
@@ -44,7 +46,10 @@ impl Uplink {
         let tag = format!("u{}", &id[id.len() - 5..]);
         let (netns, near_dev) = (format!("{tag}-home"), format!("{tag}n"));
         // A /30 of its own in 10.98.0.0/16, picked from the tag, so that two uplinks rarely share one.
-        let pick = id.bytes().fold(0u16, |a, b| a.wrapping_mul(31).wrapping_add(b as u16)) % 16_000;
+        let pick = id
+            .bytes()
+            .fold(0u16, |a, b| a.wrapping_mul(31).wrapping_add(b as u16))
+            % 16_000;
         let (near, far) = (
             Ipv4Addr::new(10, 98, (pick / 62) as u8, (pick % 62 * 4 + 1) as u8),
             Ipv4Addr::new(10, 98, (pick / 62) as u8, (pick % 62 * 4 + 2) as u8),
@@ -65,7 +70,10 @@ impl Uplink {
             ]);
             run(args[0], &args[1..]);
         };
-        run("ip", &["addr", "add", &format!("{near}/30"), "dev", &near_dev]);
+        run(
+            "ip",
+            &["addr", "add", &format!("{near}/30"), "dev", &near_dev],
+        );
         run("ip", &["link", "set", &near_dev, "up"]);
         shape(&["ip", "netns", "exec", &netns], "eth0");
         shape(&[], &near_dev);
@@ -83,9 +91,12 @@ impl Uplink {
         let near_listener = TcpListener::bind(SocketAddr::from((near, port)))
             .expect("the near end of the uplink listens");
         let half = rtt / 2;
-        serve(near_listener, stop.clone(), move || {
-            TcpStream::connect(("127.0.0.1", port))
-        }, half);
+        serve(
+            near_listener,
+            stop.clone(),
+            move || TcpStream::connect(("127.0.0.1", port)),
+            half,
+        );
         // The host's end: its loopback port, to the near end over the link. The listener is made inside the host's
         // namespace by a thread that moves there first (sockets belong to the namespace they were made in).
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -100,7 +111,12 @@ impl Uplink {
             let listener = TcpListener::bind(("127.0.0.1", port)).expect("the host's end listens");
             ready_tx.send(()).unwrap();
             // Threads made from here are in the host's namespace too, so connections go over the link.
-            serve(listener, stop_far, move || TcpStream::connect((near, port)), Duration::ZERO);
+            serve(
+                listener,
+                stop_far,
+                move || TcpStream::connect((near, port)),
+                Duration::ZERO,
+            );
         });
         ready_rx
             .recv_timeout(Duration::from_secs(10))
@@ -130,10 +146,13 @@ impl Uplink {
     }
 
     fn counter(&self, name: &str) -> u64 {
-        std::fs::read_to_string(format!("/sys/class/net/{}/statistics/{name}", self.near_dev))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} counter on {}", self.near_dev))
+        std::fs::read_to_string(format!(
+            "/sys/class/net/{}/statistics/{name}",
+            self.near_dev
+        ))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} counter on {}", self.near_dev))
     }
 }
 
@@ -141,8 +160,12 @@ impl Drop for Uplink {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(100));
-        let _ = Command::new("ip").args(["link", "del", &self.near_dev]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.netns]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.near_dev])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .output();
     }
 }
 
@@ -186,7 +209,10 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
                         break;
                     }
                 }

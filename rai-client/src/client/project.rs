@@ -12,8 +12,8 @@ use std::path::Path;
 
 use futures::StreamExt;
 use rai_common::api::{self, ChunkSending, ProjectPlan, ProjectRequest};
-use rai_common::job::{InputObject, JobId};
 use rai_common::errors::ProjectError;
+use rai_common::job::{InputObject, JobId};
 use rai_common::project::{Chunk, ChunkId, Manifest, Spool, read_chunks, seal};
 use reqwest::Method;
 use sha2::{Digest, Sha256};

@@ -106,7 +106,10 @@ async fn the_second_submit_sends_only_what_changed(kind: Kind) {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(text(&out.stdout), "version 2\n3000000\nscript ran\n");
     let archive = rai_common::objects::upload_key("student2", &job_id(&stderr).parse().unwrap());
-    assert!(s.store().await.head(&archive).await.unwrap().is_some(), "{archive}");
+    assert!(
+        s.store().await.head(&archive).await.unwrap().is_some(),
+        "{archive}"
+    );
     assert!(chunks_of(&s, "student2").await.is_empty());
 }
 

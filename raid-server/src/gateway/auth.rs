@@ -188,7 +188,17 @@ impl<T: DeserializeOwned> FromRequest<Arc<Gateway>> for SignedJson<T> {
         let digest = header(req.headers(), "content-digest").map(str::to_string);
         let bytes = axum::body::Bytes::from_request(req, gateway)
             .await
-            .map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        e.status(),
+                        "the request's body is larger than the gateway takes on this route; send less \
+                         (for a project: add what the job does not need to .raiignore)",
+                    )
+                } else {
+                    ApiError::new(e.status(), e.body_text())
+                }
+            })?;
         if digest.as_deref() != Some(httpsig::content_digest(&bytes).as_str()) {
             return Err(ApiError::unauthorized(
                 "the request's body does not match its signed Content-Digest (changed on the way?)",

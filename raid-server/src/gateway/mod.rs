@@ -213,16 +213,22 @@ impl Gateway {
                 "/v1/uploads/{job}",
                 put(uploads::stream).layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
             )
-            // A manifest of many files, and one sealed chunk, are larger than the rest's small JSON.
-            .route(
-                api::PROJECTS,
-                post(projects::create)
-                    .layer(axum::extract::DefaultBodyLimit::max(projects::MAX_DECLARATION)),
-            )
+            // One sealed chunk is larger than the rest's small JSON.
             .route("/v1/projects/{job}/chunks/{id}", put(projects::chunk))
             .layer(axum::extract::DefaultBodyLimit::max(upload_limit))
             .layer(RequestBodyLimitLayer::new(upload_limit))
             // An upload may take long, but may not stall.
+            .layer(RequestBodyTimeoutLayer::new(
+                self.config.gateway.uploads.idle_timeout.as_duration(),
+            ));
+        // A manifest of many files: larger than the rest's small JSON, and capped whatever the upload limit, since
+        // it is read whole (reading it stops past the protocol's most entries).
+        let declarations = Router::new()
+            .route(api::PROJECTS, post(projects::create))
+            .layer(axum::extract::DefaultBodyLimit::max(
+                projects::MAX_DECLARATION,
+            ))
+            .layer(RequestBodyLimitLayer::new(projects::MAX_DECLARATION))
             .layer(RequestBodyTimeoutLayer::new(
                 self.config.gateway.uploads.idle_timeout.as_duration(),
             ));
@@ -259,6 +265,7 @@ impl Gateway {
                 ANSWER_WITHIN,
             ));
         uploads
+            .merge(declarations)
             .merge(rest)
             .layer(TraceLayer::new_for_http())
             .with_state(self)

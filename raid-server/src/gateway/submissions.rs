@@ -207,6 +207,10 @@ async fn missing_files(
     if let Some(verdict) = gateway.unpacked.remembered(&memo) {
         return verdict.map_err(refused);
     }
+    if rai_common::objects::is_manifest_key(key) {
+        // A chunked upload: its manifest lists every file, so nothing is unpacked.
+        return required_in_manifest(gateway, key, sha256, required).await;
+    }
     let _permit = gateway
         .unpacked
         .unpacking
@@ -269,6 +273,37 @@ async fn missing_files(
     .map_err(|e| ApiError::unavailable("check the upload's files", e))??;
     gateway.unpacked.remember(memo, unpacked.clone());
     unpacked.map_err(refused)
+}
+
+/// Which of `required` are not regular files in the manifest at `key` (a chunked upload, checked when it was
+/// declared), read whole and checked against its SHA-256 and this gateway's limits again before it is trusted.
+async fn required_in_manifest(
+    gateway: &Gateway,
+    key: &str,
+    sha256: &str,
+    required: &[String],
+) -> Result<Vec<String>, ApiError> {
+    use sha2::Digest;
+    let bytes = gateway
+        .store
+        .get_bytes_up_to(key, super::projects::MAX_DECLARATION)
+        .await
+        .map_err(|e| ApiError::unavailable("read the project's manifest", e))?;
+    if hex::encode(sha2::Sha256::digest(&bytes)) != sha256 {
+        return Err(ApiError::bad_request(
+            "the project's manifest is not the one the job names; submit again",
+        ));
+    }
+    let manifest =
+        rai_common::project::Manifest::from_json(&bytes, &super::projects::limits(gateway))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let files: std::collections::HashSet<&str> =
+        manifest.files().map(|(path, _, _)| path).collect();
+    Ok(required
+        .iter()
+        .filter(|f| !files.contains(f.trim_start_matches("./")))
+        .cloned()
+        .collect())
 }
 
 /// Records an accepted graded submission under its assignment and team.

@@ -37,7 +37,12 @@ impl Catalogue {
     /// stored.
     async fn declare(&self, user: usize, manifest: &Manifest) -> (String, bool) {
         let job = JobId::new();
-        let answer = match self.stack.client(user).declare_project(&job, manifest).await {
+        let answer = match self
+            .stack
+            .client(user)
+            .declare_project(&job, manifest)
+            .await
+        {
             Ok(plan) => format!("accepted ({} missing)", plan.missing.len()),
             Err(e) => e.to_string(),
         };
@@ -57,7 +62,13 @@ impl Catalogue {
     }
 
     /// Declares a one-chunk project and sends `sealed` as its chunk; the gateway's answer to the chunk.
-    async fn send_as(&self, user: usize, chunk: ChunkRef, manifest: &Manifest, sealed: Vec<u8>) -> String {
+    async fn send_as(
+        &self,
+        user: usize,
+        chunk: ChunkRef,
+        manifest: &Manifest,
+        sealed: Vec<u8>,
+    ) -> String {
         let client = self.stack.client(user);
         let job = JobId::new();
         if let Err(e) = client.declare_project(&job, manifest).await {
@@ -130,9 +141,12 @@ pub(super) async fn cases(cat: &mut Catalogue) {
         async |c| {
             // Student 0 sends a project; student 2 names its chunks without having them.
             let dir = tempfile::tempdir().unwrap();
-            std::fs::write(dir.path().join("secret.cu"), b"__global__ void answer() {}\n").unwrap();
-            let (scanned, _) =
-                rai_common::archive::scan(dir.path(), &Default::default()).unwrap();
+            std::fs::write(
+                dir.path().join("secret.cu"),
+                b"__global__ void answer() {}\n",
+            )
+            .unwrap();
+            let (scanned, _) = rai_common::archive::scan(dir.path(), &Default::default()).unwrap();
             let manifest = describe(dir.path(), &scanned, &mut LocalIndex::default())
                 .unwrap()
                 .manifest;
