@@ -36,7 +36,8 @@ pub struct Capture {
     _dir: tempfile::TempDir,
 }
 
-fn run(program: &str, args: &[&str]) {
+/// Runs an iproute2 (or tc) command to its end; a failure is the test's.
+pub(crate) fn run(program: &str, args: &[&str]) {
     let out = Command::new(program)
         .args(args)
         .output()

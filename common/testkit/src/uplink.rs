@@ -16,26 +16,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::hosts::run;
+
 /// A host behind a shaped link, its loopback `port` forwarded to this machine's.
 pub struct Uplink {
     netns: String,
     near_dev: String,
     stop: Arc<AtomicBool>,
-}
-
-fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {program}: {e} (an uplink needs iproute2 and root)")
-        });
-    assert!(
-        out.status.success(),
-        "{program} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl Uplink {
