@@ -106,7 +106,7 @@ fn main() {
         let (scanned, _) = scan(&src, &PackOptions::default()).unwrap();
         let spool = Spool::new_in(work.path()).unwrap();
         describe_sealing(&src, &scanned, &mut LocalIndex::default(), Some(&spool)).unwrap();
-        spooled = spool.len();
+        spooled = spool.kept();
     });
     let unpack_ours = best_of(3, || {
         let _ = std::fs::remove_dir_all(&out);

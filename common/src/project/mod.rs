@@ -12,8 +12,9 @@
 //! - [`chunker`]: cutting a file into chunks; sealing a chunk for the wire and opening one that may be hostile.
 //! - [`index`]: the client's index of what each file's chunks were, keyed by size, mtime and inode.
 //! - [`spool`]: the chunks a first submit sealed while describing, kept on disk until they are sent.
-//! - this module: [`describe`] (and [`describe_sealing`], which fills a spool too), a project directory (as [`crate::archive::scan`] lists it) to a manifest, and
-//!   [`read_chunks`], the bytes of the chunks the other side asked for.
+//! - this module: [`describe`] (and [`describe_sealing`], which fills a spool too), a project directory (as
+//!   [`crate::archive::scan`] lists it) to a manifest, and [`read_chunks`], the bytes of the chunks the other side
+//!   asked for.
 
 pub mod chunker;
 pub mod index;

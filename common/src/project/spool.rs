@@ -82,14 +82,9 @@ impl Spool {
     }
 
     /// Chunks kept, and their sealed bytes in all.
-    pub fn len(&self) -> (usize, u64) {
+    pub fn kept(&self) -> (usize, u64) {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         (inner.at.len(), inner.end)
-    }
-
-    /// Whether nothing is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len().0 == 0
     }
 }
 
@@ -104,7 +99,7 @@ mod tests {
         spool.put(a, b"sealed a").unwrap();
         spool.put(b, b"sealed bb").unwrap();
         spool.put(a, b"sealed a").unwrap();
-        assert_eq!(spool.len(), (2, 17));
+        assert_eq!(spool.kept(), (2, 17));
         assert_eq!(spool.get(&b).unwrap().unwrap(), b"sealed bb");
         assert_eq!(spool.get(&a).unwrap().unwrap(), b"sealed a");
         assert!(spool.get(&ChunkId::of(b"c")).is_none());

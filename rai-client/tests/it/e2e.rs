@@ -414,19 +414,6 @@ async fn redis_restart_while_streaming(kind: Kind) {
     assert!(stdout == expected, "a gap or a duplicate:\n{stdout}");
 }
 
-macro_rules! on_both_stacks {
-    ($($test:ident),* $(,)?) => {
-        mod local {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() { super::$test(super::Kind::Local).await })*
-        }
-        mod aws {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() { super::$test(super::Kind::Aws).await })*
-        }
-    };
-}
-
 on_both_stacks!(
     hello_job,
     killed_between_end_and_ack_never_runs_twice,

@@ -2,6 +2,20 @@
 //!
 //! One test binary per crate (each module was its own binary before): the crate and its dependencies link once.
 
+/// Each named `async fn(Kind)` test, once on the local stack and once on the AWS stack.
+macro_rules! on_both_stacks {
+    ($($test:ident),* $(,)?) => {
+        mod local {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test(super::Kind::Local).await })*
+        }
+        mod aws {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test(super::Kind::Aws).await })*
+        }
+    };
+}
+
 mod chaos;
 mod chunked;
 mod dashboard;

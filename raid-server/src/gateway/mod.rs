@@ -188,7 +188,7 @@ impl Gateway {
                 config.gateway.uploads.max_streaming,
             ),
             chunks: per_user::UserSlots::new(
-                "chunks sending",
+                "chunk uploads",
                 config.gateway.uploads.max_chunks_at_once,
             ),
             unpacked: submissions::UnpackedUploads::default(),

@@ -209,7 +209,9 @@ async fn missing_files(
     }
     if rai_common::objects::is_manifest_key(key) {
         // A chunked upload: its manifest lists every file, so nothing is unpacked.
-        return required_in_manifest(gateway, key, sha256, required).await;
+        let missing = required_in_manifest(gateway, key, sha256, required).await?;
+        gateway.unpacked.remember(memo, Ok(missing.clone()));
+        return Ok(missing);
     }
     let _permit = gateway
         .unpacked
