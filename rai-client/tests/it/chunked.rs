@@ -113,19 +113,6 @@ async fn the_second_submit_sends_only_what_changed(kind: Kind) {
     assert!(chunks_of(&s, "student2").await.is_empty());
 }
 
-macro_rules! both_stacks {
-    ($($test:ident),* $(,)?) => {
-        mod local {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() { super::$test(super::Kind::Local).await })*
-        }
-        mod aws {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $test() { super::$test(super::Kind::Aws).await })*
-        }
-    };
-}
-
 /// Hostile declarations: a path out of the project and sizes that do not add up are refused with what is wrong, and
 /// nothing is stored; a manifest naming another student's chunks is answered as if they did not exist (they are all
 /// missing), and cannot be completed without sending them.
@@ -221,11 +208,23 @@ async fn hostile_manifests_are_refused_and_nothing_is_stored(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(unsigned.status(), 401);
+    // Signed by student1, a chunk for student0's job is refused as if the job did not exist, and not stored.
+    let e = client
+        .put_chunk(&theirs, &chunk, rai_common::project::seal(b"int main;\n"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(reqwest::StatusCode::NOT_FOUND), "{e}");
+    assert!(
+        !chunks_of(&s, "student1")
+            .await
+            .iter()
+            .any(|k| k.contains(&chunk.to_string()))
+    );
     let e = client.complete_project(&plan).await.unwrap_err();
     assert_eq!(e.status(), Some(reqwest::StatusCode::NOT_FOUND), "{e}");
 }
 
-both_stacks!(
+on_both_stacks!(
     the_second_submit_sends_only_what_changed,
     hostile_manifests_are_refused_and_nothing_is_stored,
 );
