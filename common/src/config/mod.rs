@@ -249,7 +249,7 @@ pub struct UploadLimits {
     /// Upload bodies streaming to the gateway at once (fs store).
     pub max_streaming: u32,
     /// Chunks of a chunked upload one user may send through the gateway at once (fs store). Each is at most 4 MiB
-    /// and checked as it arrives; more in flight than archives because a project is thousands of small requests.
+    /// and checked as it arrives; apart from archives' bodies so that each can be tuned on its own.
     pub max_chunks_at_once: u32,
     /// An upload body that sends nothing for this long is dropped.
     pub idle_timeout: Span,
