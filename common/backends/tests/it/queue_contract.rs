@@ -9,6 +9,9 @@ use rai_backends::queue::{Depth, JobQueue, RedisQueue, SqsQueue};
 use tokio::sync::Mutex;
 
 const LEASE: Duration = Duration::from_secs(2);
+/// For tests that hold leases across waits and are not about leases running out: on a loaded CI machine a test can
+/// take longer than [`LEASE`], and a lease that ran out hands its message to the next receive.
+const HELD: Duration = Duration::from_secs(120);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Backend {
@@ -256,7 +259,7 @@ async fn oversized_message_is_refused_before_sending(b: Backend) {
 }
 
 async fn depth_counts_waiting_and_leased_messages(b: Backend) {
-    let q = open(b, &queue_name(), 5).await;
+    let q = open_with_lease(b, &queue_name(), 5, HELD).await;
     assert_eq!(
         q.depth().await.unwrap(),
         Depth::default(),
@@ -291,7 +294,10 @@ async fn depth_counts_waiting_and_leased_messages(b: Backend) {
 /// are served meanwhile; acking (or releasing and acking) the first lets the next in, behind the others.
 async fn groups_are_served_in_turn_one_message_each(b: Backend) {
     let name = queue_name();
-    let (c1, c2) = (open(b, &name, 5).await, open(b, &name, 5).await);
+    let (c1, c2) = (
+        open_with_lease(b, &name, 5, HELD).await,
+        open_with_lease(b, &name, 5, HELD).await,
+    );
     for body in ["a1", "a2", "a3"] {
         c1.send_in_group(body, "alice").await.unwrap();
     }
@@ -355,8 +361,8 @@ async fn groups_are_served_in_turn_one_message_each(b: Backend) {
 async fn an_idle_pool_runs_one_groups_held_messages_at_once() {
     let name = queue_name();
     let (q, busy) = (
-        open(Backend::Redis, &name, 5).await,
-        open(Backend::Redis, &name, 5).await,
+        open_with_lease(Backend::Redis, &name, 5, HELD).await,
+        open_with_lease(Backend::Redis, &name, 5, HELD).await,
     );
     for body in ["a1", "a2", "a3", "a4"] {
         q.send_in_group(body, "alice").await.unwrap();
@@ -410,8 +416,8 @@ async fn an_idle_pool_runs_one_groups_held_messages_at_once() {
 async fn a_job_leased_ahead_keeps_borrowing_off_until_it_starts() {
     let name = queue_name();
     let (free, busy) = (
-        open(Backend::Redis, &name, 5).await,
-        open(Backend::Redis, &name, 5).await,
+        open_with_lease(Backend::Redis, &name, 5, HELD).await,
+        open_with_lease(Backend::Redis, &name, 5, HELD).await,
     );
     for body in ["a1", "a2", "a3"] {
         free.send_in_group(body, "alice").await.unwrap();
@@ -470,7 +476,7 @@ async fn a_job_leased_ahead_keeps_borrowing_off_until_it_starts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn low_messages_start_only_when_nothing_else_waits() {
     let name = queue_name();
-    let q = open(Backend::Redis, &name, 5).await;
+    let q = open_with_lease(Backend::Redis, &name, 5, HELD).await;
     q.send_low("r1", "m1").await.unwrap();
     q.send_low("r2", "m1").await.unwrap();
     q.send_in_group("s1", "alice").await.unwrap();
