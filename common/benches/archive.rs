@@ -105,7 +105,14 @@ fn main() {
     let pack_chunks = best_of(3, || {
         let (scanned, _) = scan(&src, &PackOptions::default()).unwrap();
         let spool = Spool::new_in(work.path()).unwrap();
-        describe_sealing(&src, &scanned, &mut LocalIndex::default(), Some(&spool)).unwrap();
+        describe_sealing(
+            &src,
+            &scanned,
+            &mut LocalIndex::default(),
+            Some(&spool),
+            &|_| {},
+        )
+        .unwrap();
         spooled = spool.kept();
     });
     let unpack_ours = best_of(3, || {

@@ -33,9 +33,10 @@ pub fn upload_complete_path(job: &JobId) -> String {
     format!("{UPLOADS}/{job}/complete")
 }
 
-/// `/v1/projects/{job}/chunks/{id}`: where a chunk of a chunked upload streams through the gateway (fs store).
-pub fn project_chunk_path(job: &JobId, id: &crate::project::ChunkId) -> String {
-    format!("{PROJECTS}/{job}/chunks/{id}")
+/// `/v1/projects/{job}/chunks`: where batches of a chunked upload's chunks ([`crate::project::batch`]) go through
+/// the gateway (fs store).
+pub fn project_chunks_path(job: &JobId) -> String {
+    format!("{PROJECTS}/{job}/chunks")
 }
 
 /// `/v1/projects/{job}/complete`: where a chunked upload is finished once its missing chunks are sent.
@@ -134,8 +135,9 @@ pub struct ProjectPlan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "lowercase")]
 pub enum ChunkSending {
-    /// PUT each, signed, to [`project_chunk_path`] on the gateway (fs store), which checks it before storing it;
-    /// at most `at_once` at a time (the gateway's per-student limit on bodies streaming).
+    /// PUT them in batches ([`crate::project::batch`]), signed, to [`project_chunks_path`] on the gateway (fs
+    /// store), which checks each chunk before storing any; at most `at_once` batches at a time (the gateway's
+    /// per-student limit on chunk uploads).
     Stream { at_once: usize },
     /// PUT each to its presigned URL (S3), in the order of `missing`.
     Presigned { urls: Vec<String> },

@@ -249,6 +249,27 @@ pub enum ChunkError {
     },
 }
 
+/// A batch of chunks ([`crate::project::batch`]) that cannot be read as one.
+#[derive(Debug, Error)]
+pub enum BatchError {
+    #[error("the batch of chunks is cut short in the frame at byte {at}; send it again whole")]
+    Truncated { at: usize },
+    #[error(
+        "chunk {id} in the batch says it is {len} bytes sealed; a sealed chunk is 1 to {max} bytes"
+    )]
+    BadLength {
+        id: crate::project::ChunkId,
+        len: usize,
+        max: usize,
+    },
+    #[error("chunk {0} is in the batch twice; send each chunk once")]
+    Repeated(crate::project::ChunkId),
+    #[error("the batch holds more than {max} chunks; send the rest in another")]
+    TooMany { max: usize },
+    #[error("the batch holds no chunk")]
+    Empty,
+}
+
 /// Describing a project directory as a manifest failed.
 #[derive(Debug, Error)]
 pub enum ProjectError {

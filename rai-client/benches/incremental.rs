@@ -32,6 +32,8 @@ const ARCHIVE: usize = 1;
 
 /// One `rai submit` as the student sees it.
 struct Observed {
+    /// When `rai` said it was uploading: the project was packed (archive) or described and sealed (chunks).
+    uploading: Duration,
     posted: Duration,
     first_line: Duration,
     wall: Duration,
@@ -46,9 +48,12 @@ fn observe(mut cmd: Command) -> Observed {
     let mut child = cmd.spawn().expect("rai starts");
     let stderr = child.stderr.take().unwrap();
     let reading = std::thread::spawn(move || {
-        let (mut posted, mut rss, mut text) = (None, None, String::new());
+        let (mut uploading, mut posted, mut rss, mut text) = (None, None, None, String::new());
         for line in BufReader::new(stderr).lines() {
             let line = line.unwrap();
+            if uploading.is_none() && line.contains("Uploading your project directory") {
+                uploading = Some(start.elapsed());
+            }
             if posted.is_none() && line.contains("posted to the queue") {
                 posted = Some(start.elapsed());
             }
@@ -58,7 +63,7 @@ fn observe(mut cmd: Command) -> Observed {
             text.push_str(&line);
             text.push('\n');
         }
-        (posted, rss, text)
+        (uploading, posted, rss, text)
     });
     let mut first_line = None;
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
@@ -66,9 +71,10 @@ fn observe(mut cmd: Command) -> Observed {
         first_line.get_or_insert(start.elapsed());
     }
     let status = child.wait().unwrap();
-    let (posted, rss_kib, text) = reading.join().unwrap();
+    let (uploading, posted, rss_kib, text) = reading.join().unwrap();
     assert!(status.success(), "rai submit failed:\n{text}");
     Observed {
+        uploading: uploading.unwrap_or_else(|| panic!("never said it was uploading:\n{text}")),
         posted: posted.unwrap_or_else(|| panic!("never posted:\n{text}")),
         first_line: first_line.unwrap_or_else(|| panic!("no output line:\n{text}")),
         wall: start.elapsed(),
@@ -321,6 +327,13 @@ async fn main() {
         Some(sent_ratio),
         "<= 1%",
         sent_ratio <= 0.01,
+    );
+    println!(
+        "(first submits: start -> uploading {:.2} / {:.2} s, uploading -> posted {:.2} / {:.2} s)",
+        s(first_chunked.uploading),
+        s(first_archive.uploading),
+        s(first_chunked.posted - first_chunked.uploading),
+        s(first_archive.posted - first_archive.uploading),
     );
     println!(
         "(walls: first {:.1} / {:.1} s, second {:.2} / {:.2} s, over the uplink {:.2} / {:.1} s)",

@@ -9,6 +9,7 @@
 //!
 //! # Layout
 //! - [`manifest`]: the manifest and its strict checks, which the gateway and the worker apply before trusting one.
+//! - [`batch`]: many sealed chunks in one request body, framed by id and length.
 //! - [`chunker`]: cutting a file into chunks; sealing a chunk for the wire and opening one that may be hostile.
 //! - [`index`]: the client's index of what each file's chunks were, keyed by size, mtime and inode.
 //! - [`spool`]: the chunks a first submit sealed while describing, kept on disk until they are sent.
@@ -16,6 +17,7 @@
 //!   [`crate::archive::scan`] lists it) to a manifest, and [`read_chunks`], the bytes of the chunks the other side
 //!   asked for.
 
+pub mod batch;
 pub mod chunker;
 pub mod index;
 pub mod manifest;
@@ -53,10 +55,11 @@ pub fn describe(
     scanned: &[ScannedEntry],
     index: &mut LocalIndex,
 ) -> Result<Described, ProjectError> {
-    describe_sealing(root, scanned, index, None)
+    describe_sealing(root, scanned, index, None, &|_| {})
 }
 
-/// [`describe`], sealing every chunk it reads into `spool` as well (so that a first submit reads each file once).
+/// [`describe`], sealing every chunk it reads into `spool` as well (so that a first submit reads each file once),
+/// and calling `progress` with the bytes of each file the index knew and of each chunk read (for a progress bar).
 ///
 /// Files are cut in order on one thread and their chunks hashed (and sealed) on up to [`MAX_THREADS`] others, a few
 /// chunks in flight: a large file is hashed and compressed on every core, and memory holds a few chunks.
@@ -65,6 +68,7 @@ pub fn describe_sealing(
     scanned: &[ScannedEntry],
     index: &mut LocalIndex,
     spool: Option<&Spool>,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Described, ProjectError> {
     // Entries in order, files the index knows filled in; the others read below.
     let mut entries = Vec::with_capacity(scanned.len());
@@ -90,7 +94,10 @@ pub fn describe_sealing(
             let facts = FileFacts::of(&meta);
             present.insert(path.clone());
             let chunks = match index.chunks(&path, &facts) {
-                Some(known) => known.to_vec(),
+                Some(known) => {
+                    progress(known.iter().map(|c| c.size).sum());
+                    known.to_vec()
+                }
                 None => {
                     to_read.push((entries.len(), full, facts));
                     Vec::new()
@@ -104,7 +111,7 @@ pub fn describe_sealing(
         };
         entries.push(Entry { path, kind });
     }
-    let read = read_files(&to_read, spool)?;
+    let read = read_files(&to_read, spool, progress)?;
     let (mut files_read, mut bytes_read) = (0, 0);
     for ((at, _, facts), chunks) in to_read.iter().zip(read) {
         let entry = &mut entries[*at];
@@ -143,6 +150,7 @@ struct Cut {
 fn read_files(
     files: &[(usize, std::path::PathBuf, FileFacts)],
     spool: Option<&Spool>,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<Vec<ChunkRef>>, ProjectError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -172,6 +180,7 @@ fn read_files(
                         id,
                         size: cut.data.len() as u64,
                     };
+                    progress(reference.size);
                     named.lock().unwrap_or_else(|p| p.into_inner())[cut.file]
                         .push((cut.seq, reference));
                 }
@@ -291,6 +300,41 @@ mod tests {
     fn describe_now(root: &Path, index: &mut LocalIndex) -> Described {
         let (scanned, _) = scan(root, &PackOptions::default()).unwrap();
         describe(root, &scanned, index).unwrap()
+    }
+
+    #[test]
+    fn progress_counts_every_byte_of_the_project_read_or_known() {
+        let dir = project();
+        let root = dir.path();
+        let (scanned, _) = scan(root, &PackOptions::default()).unwrap();
+        let total = 25 + 20 + 3_000_000;
+        let counted = std::sync::atomic::AtomicU64::new(0);
+        let count = |n| {
+            counted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        };
+        let mut index = LocalIndex::default();
+        let spool = Spool::new().unwrap();
+        describe_sealing(root, &scanned, &mut index, Some(&spool), &count).unwrap();
+        assert_eq!(counted.swap(0, std::sync::atomic::Ordering::Relaxed), total);
+        // Known to the index now (once their times are old enough to trust), and still counted.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for f in ["data.bin", "rai_build.yml", "src/main.cu"] {
+            File::options()
+                .write(true)
+                .open(root.join(f))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        let mut index = LocalIndex::default();
+        describe_now(root, &mut index);
+        let kept = tempfile::tempdir().unwrap();
+        let index_path = kept.path().join("index.json");
+        index.save(&index_path).unwrap();
+        let mut index = LocalIndex::load(&index_path);
+        let described = describe_sealing(root, &scanned, &mut index, None, &count).unwrap();
+        assert_eq!(described.files_read, 0);
+        assert_eq!(counted.load(std::sync::atomic::Ordering::Relaxed), total);
     }
 
     #[test]

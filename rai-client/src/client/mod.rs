@@ -203,9 +203,9 @@ impl Client {
                         .body(bytes.clone());
                     Some(rai_common::httpsig::content_digest(bytes))
                 }
-                Some(RequestBody::Sealed(bytes)) => {
+                Some(RequestBody::Chunks(bytes)) => {
                     builder = builder
-                        .header(reqwest::header::CONTENT_TYPE, "application/zstd")
+                        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                         .body(bytes.clone());
                     Some(rai_common::httpsig::content_digest(bytes))
                 }
@@ -474,8 +474,8 @@ impl Client {
 /// disk, read anew for each try).
 pub(crate) enum RequestBody {
     Json(Vec<u8>),
-    /// A sealed chunk (zstd), in memory.
-    Sealed(Vec<u8>),
+    /// A batch of sealed chunks ([`rai_common::project::batch`]), in memory (shared, not copied, by a retry).
+    Chunks(bytes::Bytes),
     File {
         path: std::path::PathBuf,
         size: u64,

@@ -1,8 +1,8 @@
 //! A project sent as a manifest and the chunks the gateway lacks (issue 30): `POST /v1/projects` declares the
-//! manifest under the job id; the plan lists the missing chunks and how they go (signed PUTs to the gateway, fs
-//! store; or presigned PUTs straight to the object store, S3), eight at a time, each read from the project, sealed
-//! and sent as it is read (memory stays at a few chunks); then `POST .../complete`. The signed job names the
-//! manifest as its input.
+//! manifest under the job id; the plan lists the missing chunks and how they go (signed PUTs of batches of chunks
+//! to the gateway, fs store; or presigned PUTs straight to the object store, S3, eight at a time), each taken from
+//! the spool or read from the project, sealed and sent as it comes (memory stays at a few chunks and batches); then
+//! `POST .../complete`. The signed job names the manifest as its input.
 //!
 //! A gateway from before chunked uploads answers 404 to the declaration: [`Client::send_project`] says so with
 //! [`ProjectUpload::Unsupported`], and the caller packs and uploads an archive as before.
@@ -14,6 +14,7 @@ use futures::StreamExt;
 use rai_common::api::{self, ChunkSending, ProjectPlan, ProjectRequest};
 use rai_common::errors::ProjectError;
 use rai_common::job::{InputObject, JobId};
+use rai_common::project::batch::Batch;
 use rai_common::project::{Chunk, ChunkId, Manifest, Spool, read_chunks, seal};
 use reqwest::Method;
 use sha2::{Digest, Sha256};
@@ -21,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::upload::Progress;
 use super::{Client, ClientError, RequestBody};
 
-/// Chunks sent at once.
+/// Chunks sent to presigned links at once.
 const PARALLEL_CHUNKS: usize = 8;
 
 /// A chunk on its way out: sealed already (from the spool), or read from the project and sealed on the way.
@@ -79,18 +80,13 @@ impl Client {
         .map(|_| ())
     }
 
-    /// `PUT` one sealed chunk of job `job`'s project to the gateway (a gateway over a file store takes chunks itself;
-    /// it opens and checks each before storing it).
-    pub async fn put_chunk(
-        &self,
-        job: &JobId,
-        id: &ChunkId,
-        sealed: Vec<u8>,
-    ) -> Result<(), ClientError> {
+    /// `PUT` a batch of sealed chunks of job `job`'s project to the gateway (a gateway over a file store takes
+    /// chunks itself; it opens and checks each before storing any).
+    pub async fn put_chunks(&self, job: &JobId, batch: Batch) -> Result<(), ClientError> {
         self.send(
             Method::PUT,
-            &api::project_chunk_path(job, id),
-            Some(RequestBody::Sealed(sealed)),
+            &api::project_chunks_path(job),
+            Some(RequestBody::Chunks(batch.into_body().into())),
             &[],
         )
         .await
@@ -118,26 +114,27 @@ impl Client {
             ChunkSending::Stream { at_once } => (*at_once).clamp(1, PARALLEL_CHUNKS),
             ChunkSending::Presigned { .. } => PARALLEL_CHUNKS,
         };
-        let urls: Option<std::collections::HashMap<ChunkId, String>> = match &plan.send {
-            ChunkSending::Stream { .. } => None,
-            ChunkSending::Presigned { urls } => {
-                if urls.len() != plan.missing.len() {
-                    return Err(ClientError::Protocol(
-                        "the gateway's plan has not one link per missing chunk".into(),
-                    ));
+        let urls: Option<std::sync::Arc<std::collections::HashMap<ChunkId, String>>> =
+            match &plan.send {
+                ChunkSending::Stream { .. } => None,
+                ChunkSending::Presigned { urls } => {
+                    if urls.len() != plan.missing.len() {
+                        return Err(ClientError::Protocol(
+                            "the gateway's plan has not one link per missing chunk".into(),
+                        ));
+                    }
+                    Some(std::sync::Arc::new(
+                        plan.missing
+                            .iter()
+                            .map(|c| c.id)
+                            .zip(urls.iter().cloned())
+                            .collect(),
+                    ))
                 }
-                Some(
-                    plan.missing
-                        .iter()
-                        .map(|c| c.id)
-                        .zip(urls.iter().cloned())
-                        .collect(),
-                )
-            }
-        };
+            };
         // Chunks are taken from the spool or read from the project on a blocking thread, handed over through a
         // small channel (so memory holds a few chunks, not the project), sealed if they were read, and sent.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Outgoing>(PARALLEL_CHUNKS);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Outgoing>(at_once);
         let (root_owned, manifest_owned) = (root.to_path_buf(), manifest.clone());
         let missing = plan.missing.clone();
         let reader = tokio::task::spawn_blocking(move || {
@@ -167,24 +164,45 @@ impl Client {
                 Ok(())
             })
         });
-        let mut sends = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
-            .map(|outgoing| {
-                let (urls, progress) = (urls.as_ref(), progress.clone());
-                async move {
-                    let (id, size, sealed) = match outgoing {
-                        Outgoing::Sealed(id, size, sealed) => (id, size, sealed),
-                        Outgoing::Read(chunk) => {
-                            let (id, size) = (chunk.id, chunk.data.len() as u64);
-                            let sealed = tokio::task::spawn_blocking(move || seal(&chunk.data))
-                                .await
-                                .map_err(|e| ClientError::Protocol(e.to_string()))?;
-                            (id, size, sealed)
+        let sealed = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+            .map(|outgoing| async move {
+                match outgoing {
+                    Outgoing::Sealed(id, size, sealed) => Ok((id, size, sealed)),
+                    Outgoing::Read(chunk) => {
+                        let (id, size) = (chunk.id, chunk.data.len() as u64);
+                        let sealed = tokio::task::spawn_blocking(move || seal(&chunk.data))
+                            .await
+                            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                        Ok((id, size, sealed))
+                    }
+                }
+            })
+            .buffered(at_once);
+        // Each send answers (chunks, sealed bytes) sent.
+        let mut sends: futures::stream::BoxStream<'_, Result<(usize, u64), ClientError>> =
+            match urls {
+                // Through the gateway: in batches, `at_once` batches at a time.
+                None => batched(sealed)
+                    .map(|batch| {
+                        let progress = progress.clone();
+                        async move {
+                            let batch = batch?;
+                            let (chunks, size) = (batch.ids().len(), batch.size());
+                            let sent = batch.body_len() as u64;
+                            self.put_chunks(job, batch).await?;
+                            progress(size);
+                            Ok((chunks, sent))
                         }
-                    };
-                    let sent = sealed.len() as u64;
-                    match urls {
-                        None => self.put_chunk(job, &id, sealed).await?,
-                        Some(urls) => {
+                    })
+                    .buffer_unordered(at_once)
+                    .boxed(),
+                // Straight to the object store: one PUT each to its link.
+                Some(urls) => sealed
+                    .map(move |chunk| {
+                        let (urls, progress) = (urls.clone(), progress.clone());
+                        async move {
+                            let (id, size, sealed) = chunk?;
+                            let sent = sealed.len() as u64;
                             let url = &urls[&id];
                             let response = self.http().put(url).body(sealed).send().await.map_err(
                                 |source| ClientError::Unreachable {
@@ -198,17 +216,18 @@ impl Client {
                                     status: response.status(),
                                 });
                             }
+                            progress(size);
+                            Ok((1, sent))
                         }
-                    }
-                    progress(size);
-                    Ok::<u64, ClientError>(sent)
-                }
-            })
-            .buffer_unordered(at_once);
+                    })
+                    .buffer_unordered(at_once)
+                    .boxed(),
+            };
         let (mut chunks_sent, mut bytes_sent) = (0, 0);
         while let Some(sent) = sends.next().await {
-            bytes_sent += sent?;
-            chunks_sent += 1;
+            let (chunks, bytes) = sent?;
+            chunks_sent += chunks;
+            bytes_sent += bytes;
         }
         drop(sends);
         reader
@@ -233,4 +252,26 @@ impl Client {
             bytes_sent,
         })
     }
+}
+
+/// Sealed chunks gathered into batches of about [`rai_common::project::batch::BATCH_BYTES`] each, in order; an error ends the stream.
+fn batched<'a>(
+    chunks: impl futures::Stream<Item = Result<(ChunkId, u64, Vec<u8>), ClientError>> + Send + 'a,
+) -> impl futures::Stream<Item = Result<Batch, ClientError>> + Send + 'a {
+    futures::stream::unfold(Some(Box::pin(chunks)), |chunks| async move {
+        let mut chunks = chunks?;
+        let mut batch = Batch::default();
+        while let Some(next) = chunks.next().await {
+            match next {
+                Ok((id, size, sealed)) => {
+                    batch.push(id, size, &sealed);
+                    if batch.is_full() {
+                        return Some((Ok(batch), Some(chunks)));
+                    }
+                }
+                Err(e) => return Some((Err(e), None)),
+            }
+        }
+        (!batch.is_empty()).then_some((Ok(batch), None))
+    })
 }

@@ -362,13 +362,25 @@ async fn send_chunks(
         rai_common::project::Spool::new()
             .context("cannot make a temporary file for the project's chunks")?,
     );
+    // Reading a large project for the first time takes a while: say how far it got.
+    let reading = reading_bar(json);
     let described = {
         let (dir, scanned) = (project.dir.clone(), project.scanned.0.clone());
-        let spool = spool.clone();
+        let (spool, reading) = (spool.clone(), reading.clone());
         tokio::task::spawn_blocking(move || {
             let mut index = rai_common::project::LocalIndex::load(&index_path);
-            let described =
-                rai_common::project::describe_sealing(&dir, &scanned, &mut index, Some(&spool))?;
+            let progress = |n| {
+                if let Some(bar) = &reading {
+                    bar.inc(n);
+                }
+            };
+            let described = rai_common::project::describe_sealing(
+                &dir,
+                &scanned,
+                &mut index,
+                Some(&spool),
+                &progress,
+            )?;
             // Only a faster next submit is lost if the index cannot be written.
             if let Err(e) = index.save(&index_path) {
                 tracing::debug!(error = %e, "cannot write the project's index");
@@ -378,6 +390,9 @@ async fn send_chunks(
         .await
         .context("the project reader failed")?
     };
+    if let Some(bar) = &reading {
+        bar.finish_and_clear();
+    }
     let described = match described {
         Ok(d) => d,
         Err(e) => {
@@ -497,6 +512,22 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// A spinner with the bytes read so far while the project is described, on a terminal.
+fn reading_bar(json: bool) -> Option<indicatif::ProgressBar> {
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} reading your project: {bytes} ({bytes_per_sec})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
 }
 
 fn progress_bar(json: bool) -> Option<indicatif::ProgressBar> {

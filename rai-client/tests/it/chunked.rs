@@ -197,22 +197,24 @@ async fn hostile_manifests_are_refused_and_nothing_is_stored(kind: Kind) {
         .unwrap();
     assert!(plan.missing.is_empty(), "student0 sent these before");
     let chunk = manifest.distinct_chunks()[0].id;
+    let batch = || {
+        let mut batch = rai_common::project::batch::Batch::default();
+        batch.push(chunk, 10, &rai_common::project::seal(b"int main;\n"));
+        batch
+    };
     let unsigned = s
         .http()
         .put(format!(
             "{gateway}{}",
-            rai_common::api::project_chunk_path(&theirs, &chunk)
+            rai_common::api::project_chunks_path(&theirs)
         ))
-        .body(rai_common::project::seal(b"int main;\n"))
+        .body(batch().into_body())
         .send()
         .await
         .unwrap();
     assert_eq!(unsigned.status(), 401);
     // Signed by student1, a chunk for student0's job is refused as if the job did not exist, and not stored.
-    let e = client
-        .put_chunk(&theirs, &chunk, rai_common::project::seal(b"int main;\n"))
-        .await
-        .unwrap_err();
+    let e = client.put_chunks(&theirs, batch()).await.unwrap_err();
     assert_eq!(e.status(), Some(reqwest::StatusCode::NOT_FOUND), "{e}");
     assert!(
         !chunks_of(&s, "student1")

@@ -49,6 +49,7 @@ use rai_backends::store::ObjectStore;
 use rai_common::Config;
 use rai_common::account::{SigningKey, load_gateway_key};
 use rai_common::api;
+use rai_common::project::batch;
 
 pub use error::ApiError;
 pub use per_user::UserSlots;
@@ -213,11 +214,21 @@ impl Gateway {
                 "/v1/uploads/{job}",
                 put(uploads::stream).layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
             )
-            // One sealed chunk is larger than the rest's small JSON.
-            .route("/v1/projects/{job}/chunks/{id}", put(projects::chunk))
             .layer(axum::extract::DefaultBodyLimit::max(upload_limit))
             .layer(RequestBodyLimitLayer::new(upload_limit))
             // An upload may take long, but may not stall.
+            .layer(RequestBodyTimeoutLayer::new(
+                self.config.gateway.uploads.idle_timeout.as_duration(),
+            ));
+        // A batch of chunks: capped by the protocol, whatever the upload limit (the manifest's sizes were checked
+        // against that when the project was declared).
+        let batches = Router::new()
+            .route(
+                "/v1/projects/{job}/chunks",
+                put(projects::chunks)
+                    .layer(axum::extract::DefaultBodyLimit::max(batch::max_batch())),
+            )
+            .layer(RequestBodyLimitLayer::new(batch::max_batch()))
             .layer(RequestBodyTimeoutLayer::new(
                 self.config.gateway.uploads.idle_timeout.as_duration(),
             ));
@@ -265,6 +276,7 @@ impl Gateway {
                 ANSWER_WITHIN,
             ));
         uploads
+            .merge(batches)
             .merge(declarations)
             .merge(rest)
             .layer(TraceLayer::new_for_http())

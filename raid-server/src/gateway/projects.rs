@@ -4,8 +4,9 @@
 //! `POST /v1/projects` binds a new job id to its owner as `POST /v1/uploads` does, checks the manifest as a worker
 //! will (paths, links, sizes, caps), stores it as the job's input (`manifests/<user>/<job>.json`, declared with its
 //! size and SHA-256 so that the signed job can name it), and answers which chunks are missing from the owner's set
-//! of known chunks, with a presigned PUT each (S3) or a route on the gateway (fs). `PUT .../chunks/{id}` (fs) takes a
-//! sealed chunk the job declared missing, opens it within its declared size and checks its hash before storing it.
+//! of known chunks, with a presigned PUT each (S3) or a route on the gateway (fs). `PUT .../chunks` (fs) takes a
+//! batch of sealed chunks the job declared missing, opens each within its declared size and checks its hash before
+//! storing any.
 //! `POST .../complete` checks every missing chunk is stored (S3: its object exists and is no larger than a sealed
 //! chunk can be; a worker checks its content on first use) and adds them to the owner's set; only then can the job
 //! be submitted. Chunks are never shared between users: the set and the store keys are per user, so the answer
@@ -16,11 +17,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use futures::StreamExt;
 use rai_common::api::{self, ChunkSending, ProjectPlan, ProjectRequest};
+use rai_common::httpsig;
 use rai_common::objects::{chunk_key, manifest_key};
-use rai_common::project::{ChunkId, ChunkRef, ManifestLimits, chunker};
+use rai_common::project::{ChunkId, ChunkRef, ManifestLimits, batch, chunker};
 use sha2::{Digest, Sha256};
 
 use super::access::job_id;
@@ -32,6 +34,8 @@ use super::{ApiError, Gateway};
 pub(super) const MAX_DECLARATION: usize = 64 << 20;
 /// Store requests at once when a plan or a completion checks many chunks.
 const PARALLEL: usize = 16;
+/// Chunks of one batch written to the store at once.
+const STORE_AT_ONCE: usize = 4;
 
 /// The caps a manifest is checked against: the course's upload limit on what the files add up to.
 pub(super) fn limits(gateway: &Gateway) -> ManifestLimits {
@@ -144,49 +148,92 @@ pub async fn create(
     }))
 }
 
-/// `PUT /v1/projects/{job}/chunks/{id}` (fs store): one sealed chunk the job declared missing, opened within its
-/// declared size and checked against its id before it is stored.
-pub async fn chunk(
+/// `PUT /v1/projects/{job}/chunks` (fs store): a batch of sealed chunks ([`batch`]) the job declared missing. The
+/// body must match its signed `Content-Digest`, every chunk in it must be one the job still has to send, and each
+/// must open within its declared size to its id; only then is any stored.
+pub async fn chunks(
     State(gateway): State<Arc<Gateway>>,
-    Path((job, id)): Path<(String, String)>,
+    Path(job): Path<String>,
     caller: Caller,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let job = job_id(&job)?;
-    let id: ChunkId = id
-        .parse()
-        .map_err(|e: rai_common::errors::ManifestError| ApiError::bad_request(e.to_string()))?;
+    let started = std::time::Instant::now();
     owned(&gateway, &caller, &job).await?;
-    let size = gateway
-        .bus
-        .missing_chunk(&job, &id)
-        .await
-        .map_err(|e| ApiError::unavailable("look up the upload", e))?
-        .ok_or_else(|| {
-            ApiError::conflict(format!(
-                "chunk {id} is not one job {job} has to send; declare the project first (rai submit does)"
-            ))
-        })?;
     let _slot = gateway.chunks.take(&caller.user)?;
-    let sealed = to_bytes(body, chunker::max_sealed())
+    let body = to_bytes(body, batch::max_batch()).await.map_err(|_| {
+        ApiError::bad_request(format!(
+            "the batch is larger than {} bytes; send at most {} of chunks in one (rai submit does)",
+            batch::max_batch(),
+            batch::BATCH_BYTES
+        ))
+    })?;
+    let received_at = started.elapsed();
+    let signed = headers
+        .get("content-digest")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let frames = batch::frames(&body)
+        .map_err(|e| ApiError::bad_request(format!("{e}; nothing was stored")))?;
+    let ids: Vec<ChunkId> = frames.iter().map(|f| f.id).collect();
+    let sizes = gateway
+        .bus
+        .missing_chunk_sizes(&job, &ids)
         .await
-        .map_err(|_| ApiError::bad_request("the chunk is larger than a sealed chunk can be"))?;
-    let expected = ChunkRef { id, size };
-    // The bytes move to the checking thread and back: a chunk of up to 4 MiB is not copied to be stored.
-    let sealed = sealed.to_vec();
-    let (sealed, opened) = tokio::task::spawn_blocking(move || {
-        let opened = rai_common::project::open(&expected, &sealed).map(|_| ());
-        (sealed, opened)
+        .map_err(|e| ApiError::unavailable("look up the upload", e))?;
+    let mut expected = Vec::with_capacity(frames.len());
+    for (frame, size) in frames.into_iter().zip(sizes) {
+        let Some(size) = size else {
+            return Err(ApiError::conflict(format!(
+                "chunk {} is not one job {job} has to send (or was sent); declare the project first (rai submit \
+                 does); nothing was stored",
+                frame.id
+            )));
+        };
+        expected.push((ChunkRef { id: frame.id, size }, frame.sealed));
+    }
+    // Checked off the async threads: the digest over the body, then every chunk opened to its id.
+    let checking = body.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        if signed.as_deref() != Some(httpsig::content_digest(&checking).as_str()) {
+            return Err(ApiError::bad_request(
+                "the batch does not match its signed Content-Digest (changed on the way?); nothing was stored",
+            ));
+        }
+        for (chunk, range) in &expected {
+            rai_common::project::open(chunk, &checking[range.clone()])
+                .map_err(|e| ApiError::bad_request(format!("{e}; nothing was stored")))?;
+        }
+        Ok(expected)
     })
     .await
-    .map_err(|e| ApiError::unavailable("check the chunk", e))?;
-    opened.map_err(|e| ApiError::bad_request(format!("{e}; nothing was stored")))?;
-    let sent = sealed.len() as u64;
-    gateway
-        .store
-        .put_bytes(&chunk_key(&caller.user, &id), sealed)
+    .map_err(|e| ApiError::unavailable("check the chunks", e))??;
+    let checked_at = started.elapsed();
+    let sent = body.len() as u64;
+    let stores: Vec<_> = checked
+        .into_iter()
+        .map(|(chunk, range)| {
+            let (store, key) = (gateway.store.clone(), chunk_key(&caller.user, &chunk.id));
+            let sealed = body.slice(range).to_vec();
+            async move { store.put_bytes(&key, sealed).await }
+        })
+        .collect();
+    futures::stream::iter(stores)
+        .buffer_unordered(STORE_AT_ONCE)
+        .collect::<Vec<_>>()
         .await
-        .map_err(|e| ApiError::unavailable("store the chunk", e))?;
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::unavailable("store the chunks", e))?;
+    tracing::debug!(
+        job = %job,
+        bytes = sent,
+        received_ms = received_at.as_millis() as u64,
+        checked_ms = checked_at.as_millis() as u64,
+        stored_ms = (started.elapsed() - checked_at).as_millis() as u64,
+        "took a batch of chunks"
+    );
     crate::metrics::metrics().upload_bytes.inc_by(sent);
     Ok(StatusCode::NO_CONTENT)
 }

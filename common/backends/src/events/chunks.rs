@@ -104,15 +104,21 @@ impl EventBus {
             .collect())
     }
 
-    /// The size of chunk `id` if `job` has it to send.
-    pub async fn missing_chunk(
+    /// For each of `ids`, in their order, its size if `job` has it to send (one round trip).
+    pub async fn missing_chunk_sizes(
         &self,
         job: &JobId,
-        id: &ChunkId,
-    ) -> Result<Option<u64>, EventError> {
-        redis::cmd("HGET")
-            .arg(keys::missing_chunks(job))
-            .arg(id.to_string())
+        ids: &[ChunkId],
+    ) -> Result<Vec<Option<u64>>, EventError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut hmget = redis::cmd("HMGET");
+        hmget.arg(keys::missing_chunks(job));
+        for id in ids {
+            hmget.arg(id.to_string());
+        }
+        hmget
             .query_async(&mut self.connection())
             .await
             .map_err(|e| self.error(e))

@@ -5,6 +5,7 @@
 use rai_backends::store::ObjectStore;
 use rai_common::JobId;
 use rai_common::objects::manifest_key;
+use rai_common::project::batch::Batch;
 use rai_common::project::{
     ChunkId, ChunkRef, Entry, EntryKind, LocalIndex, MANIFEST_VERSION, Manifest, describe, seal,
 };
@@ -61,21 +62,25 @@ impl Catalogue {
         self.store.head(&key).await.unwrap().is_some()
     }
 
-    /// Declares a one-chunk project and sends `sealed` as its chunk; the gateway's answer to the chunk.
+    /// Declares `manifest` and sends `chunks` (each as `sealed` bytes under its id) in one batch; the gateway's
+    /// answer to the batch.
     async fn send_as(
         &self,
         user: usize,
-        chunk: ChunkRef,
         manifest: &Manifest,
-        sealed: Vec<u8>,
+        chunks: &[(ChunkRef, Vec<u8>)],
     ) -> String {
         let client = self.stack.client(user);
         let job = JobId::new();
         if let Err(e) = client.declare_project(&job, manifest).await {
             return format!("declaration refused: {e}");
         }
-        match client.put_chunk(&job, &chunk.id, sealed).await {
-            Ok(()) => "the chunk was taken".into(),
+        let mut batch = Batch::default();
+        for (chunk, sealed) in chunks {
+            batch.push(chunk.id, chunk.size, sealed);
+        }
+        match client.put_chunks(&job, batch).await {
+            Ok(()) => "the batch was taken".into(),
             Err(e) => e.to_string(),
         }
     }
@@ -194,7 +199,9 @@ pub(super) async fn cases(cat: &mut Catalogue) {
         "refused: holds other bytes, not stored",
         async |c| {
             let (manifest, chunk) = holding("main.c", b"int main;");
-            let answer = c.send_as(0, chunk, &manifest, seal(b"int evil;")).await;
+            let answer = c
+                .send_as(0, &manifest, &[(chunk, seal(b"int evil;"))])
+                .await;
             let stored = c.holds_chunk(0, &chunk.id).await;
             said(&answer, "holds other bytes", stored)
         },
@@ -207,9 +214,31 @@ pub(super) async fn cases(cat: &mut Catalogue) {
         async |c| {
             let (manifest, chunk) = holding("zeros", &[0u8; 1024]);
             let bomb = seal(&vec![0u8; 64 << 20]);
-            let answer = c.send_as(0, chunk, &manifest, bomb).await;
+            let answer = c.send_as(0, &manifest, &[(chunk, bomb)]).await;
             let stored = c.holds_chunk(0, &chunk.id).await;
             said(&answer, "compression bomb", stored)
+        },
+    )
+    .await;
+    cat.case(
+        "project",
+        "batch of a good chunk and a forged one",
+        "refused: the forged one holds other bytes, neither stored",
+        async |c| {
+            let (good, forged) = (b"int good;".as_slice(), b"int main;".as_slice());
+            let (mut manifest, good_chunk) = holding("good.c", good);
+            let (other, forged_chunk) = holding("main.c", forged);
+            manifest.entries.extend(other.entries);
+            let answer = c
+                .send_as(
+                    0,
+                    &manifest,
+                    &[(good_chunk, seal(good)), (forged_chunk, seal(b"int evil;"))],
+                )
+                .await;
+            let stored =
+                c.holds_chunk(0, &good_chunk.id).await || c.holds_chunk(0, &forged_chunk.id).await;
+            said(&answer, "holds other bytes", stored)
         },
     )
     .await;
