@@ -248,8 +248,9 @@ pub struct UploadLimits {
     pub bytes_per_day: Bytes,
     /// Upload bodies streaming to the gateway at once (fs store).
     pub max_streaming: u32,
-    /// Chunks of a chunked upload one user may send through the gateway at once (fs store). Each is at most 4 MiB
-    /// and checked as it arrives; apart from archives' bodies so that each can be tuned on its own.
+    /// Batches of a chunked upload's chunks one user may send through the gateway at once (fs store). Each is about
+    /// 2 MiB (at most 6 MiB) and checked as it arrives; apart from archives' bodies so that each can be tuned on its
+    /// own.
     pub max_chunks_at_once: u32,
     /// An upload body that sends nothing for this long is dropped.
     pub idle_timeout: Span,

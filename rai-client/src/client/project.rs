@@ -110,9 +110,11 @@ impl Client {
             }
             Err(e) => return Err(e),
         };
-        let at_once = match &plan.send {
-            ChunkSending::Stream { at_once } => (*at_once).clamp(1, PARALLEL_CHUNKS),
-            ChunkSending::Presigned { .. } => PARALLEL_CHUNKS,
+        // Requests at once, and chunks taken ahead of them (through the gateway, the batch being filled holds
+        // those; memory holds a few chunks and batches either way).
+        let (at_once, ahead) = match &plan.send {
+            ChunkSending::Stream { at_once } => ((*at_once).clamp(1, PARALLEL_CHUNKS), 2),
+            ChunkSending::Presigned { .. } => (PARALLEL_CHUNKS, PARALLEL_CHUNKS),
         };
         let urls: Option<std::sync::Arc<std::collections::HashMap<ChunkId, String>>> =
             match &plan.send {
@@ -134,7 +136,7 @@ impl Client {
             };
         // Chunks are taken from the spool or read from the project on a blocking thread, handed over through a
         // small channel (so memory holds a few chunks, not the project), sealed if they were read, and sent.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Outgoing>(at_once);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Outgoing>(ahead);
         let (root_owned, manifest_owned) = (root.to_path_buf(), manifest.clone());
         let missing = plan.missing.clone();
         let reader = tokio::task::spawn_blocking(move || {
@@ -177,7 +179,7 @@ impl Client {
                     }
                 }
             })
-            .buffered(at_once);
+            .buffered(ahead);
         // Each send answers (chunks, sealed bytes) sent.
         let mut sends: futures::stream::BoxStream<'_, Result<(usize, u64), ClientError>> =
             match urls {

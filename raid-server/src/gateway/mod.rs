@@ -80,7 +80,7 @@ pub struct Gateway {
     pub followers: per_user::UserSlots,
     /// Each user's upload bodies streaming now (`gateway.uploads.max_streaming`).
     pub streaming: per_user::UserSlots,
-    /// Each user's chunks being sent now (`gateway.uploads.max_chunks_at_once`).
+    /// Each user's batches of chunks being sent now (`gateway.uploads.max_chunks_at_once`).
     pub chunks: per_user::UserSlots,
     /// The store's name in Redis keys that belong to one store (pending uploads, the sweep's turn).
     pub store_scope: String,
