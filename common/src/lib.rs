@@ -58,6 +58,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The source commit the binary was built from (`unknown` for a debug build or a tree without git; see build.rs).
 pub const COMMIT: &str = env!("RAI_COMMIT");
 
+/// The date of the source commit the binary was built from (ISO 8601; `unknown` as for [`COMMIT`]).
+pub const BUILD_DATE: &str = env!("RAI_BUILD_DATE");
+
 /// What every binary's `--version` prints after its name: `0.1.0 (commit 0123456789ab)`.
 pub const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),

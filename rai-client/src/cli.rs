@@ -14,6 +14,9 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// The build file to use instead of the project's rai_build.yml (the 2017 client's `-f`; `rai submit -f` too).
+    #[arg(short = 'f', long = "build", value_name = "FILE")]
+    pub build: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -58,6 +61,18 @@ pub struct GlobalArgs {
         value_name = "ASSIGNMENT"
     )]
     pub assignment: Option<String>,
+    /// The 2017 client's switch for its own rate limiter; accepted, with a note that it has no effect (the gateway
+    /// limits how often each student submits).
+    #[arg(
+        long = "ratelimit",
+        global = true,
+        hide = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub ratelimit: Option<bool>,
 }
 
 impl GlobalArgs {
@@ -97,6 +112,9 @@ pub enum Command {
         /// Stop waiting after this long (90s, 10m); the job goes on.
         #[arg(long, value_parser = parse_duration)]
         timeout: Option<std::time::Duration>,
+        /// The build file to use instead of the project's rai_build.yml.
+        #[arg(short = 'f', long = "build", value_name = "FILE")]
+        build: Option<PathBuf>,
     },
     /// Show a job's output from the start; `-f` keeps following it live.
     Logs {
@@ -253,8 +271,15 @@ pub enum Command {
     },
     /// Show who your profile says you are.
     Whoami,
-    /// Print rai's version.
+    /// Print rai's version, and the date and commit it was built from.
+    #[command(alias = "buildinfo")]
     Version,
+    /// Print the date of the commit rai was built from (as the 2017 client did).
+    Buildtime,
+    /// Print every environment variable rai sees, NAME=value, one per line.
+    Env,
+    /// Print rai's licence (Apache-2.0).
+    License,
     /// Print a shell completion script: `rai completions bash > ~/.local/share/bash-completion/completions/rai`.
     Completions {
         /// bash, zsh, fish, powershell or elvish.

@@ -10,15 +10,21 @@ use rai_client::{commands, exit};
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.global;
     match cli.command {
-        Some(Command::Validate { file, strict }) => commands::validate::run(g, file, strict),
+        Some(Command::Validate { file, strict }) => {
+            commands::validate::run(g, file.or(cli.build), strict)
+        }
         Some(Command::Init { force }) => commands::init::run(g, force),
         Some(Command::Whoami) => commands::whoami::run(g),
         Some(Command::Version) => commands::version::run(),
+        Some(Command::Buildtime) => commands::version::build_time(),
+        Some(Command::Env) => commands::env::run(),
+        Some(Command::License) => commands::license::run(),
         Some(Command::Completions { shell }) => commands::completions::run(shell),
         Some(Command::Submit {
             detach,
             json,
             timeout,
+            build,
         }) => {
             commands::submit::run(
                 g,
@@ -28,6 +34,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     detach,
                     json,
                     timeout,
+                    build: build.or(cli.build),
                 },
             )
             .await
@@ -36,6 +43,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         None => {
             let args = SubmitArgs {
                 assignment: g.assignment.clone(),
+                build: cli.build,
                 ..SubmitArgs::default()
             };
             commands::submit::run(g, args).await
@@ -108,6 +116,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     rai_client::terminal::set_color(cli.global.color());
+    if cli.global.ratelimit.is_some() {
+        eprintln!(
+            "rai: note: --ratelimit has no effect: the course's gateway limits how often each student submits"
+        );
+    }
     if let Some(level) = cli.global.log_level() {
         // -v / -d, as in the 2017 client: rai's own log on stderr.
         tracing_subscriber::fmt()

@@ -173,6 +173,8 @@ pub struct LimitsRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Commands {
+    /// May be left out only beside `build_image` (the original then built the image and ran nothing).
+    #[serde(default)]
     pub build: Vec<String>,
     /// An image to build from a Dockerfile in the project before the commands run in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -339,7 +341,7 @@ impl BuildSpec {
                 format!("\"{q}\" is not a queue name (letters, digits, - _ . : / only)"),
             ));
         }
-        if self.commands.build.is_empty() {
+        if self.commands.build.is_empty() && self.commands.build_image.is_none() {
             return Err(Violation::new(
                 &["commands", "build"],
                 "commands.build",
@@ -399,6 +401,15 @@ impl BuildSpec {
 
     /// [`BuildSpec::rule_broken`], pointing at the node concerned.
     fn check(&self, root: &Node) -> Result<(), YamlError> {
+        if self.commands.build_image.is_none() && root.at_path(&["commands", "build"]).is_none() {
+            let node = root.at_path(&["commands"]).unwrap_or(root);
+            return Err(YamlError::at(
+                node,
+                "commands",
+                "missing key \"build\": list the commands to run (only a file with commands.build_image may leave \
+                 them out, to build its image and run nothing)",
+            ));
+        }
         self.rule_broken().map_err(|v| {
             let mut node = root.at_path(v.path).unwrap_or(root);
             if let (Some(i), yaml::Value::Seq(items)) = (v.item, &node.value) {
@@ -575,6 +586,35 @@ mod tests {
             spec.resources.gpu.as_ref().unwrap().architecture.as_deref(),
             Some("pascal")
         );
+    }
+
+    #[test]
+    fn build_image_alone_builds_and_runs_nothing_as_the_original_did() {
+        // As two of the public course build files have it: no commands.build at all.
+        let text = "rai:\n  version: 0.2\ncommands:\n  build_image:\n    image_name: course/lab\n    dockerfile: ./Dockerfile\n";
+        let spec = BuildSpec::parse(text, BUILD_FILE_NAME).unwrap();
+        assert!(spec.commands.build.is_empty());
+        assert!(spec.commands.build_image.is_some());
+        // Without build_image, the commands may not be left out, nor be an empty list.
+        let e = BuildSpec::parse(
+            "rai:\n  version: 0.2\n  image: x\ncommands:\n  other: 1\n",
+            BUILD_FILE_NAME,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with(
+                "rai_build.yml:5:3: commands: missing key \"build\": list the commands to run"
+            ),
+            "{e}"
+        );
+        let e = BuildSpec::parse(
+            "rai:\n  version: 0.2\n  image: x\ncommands:\n  build: []\n",
+            BUILD_FILE_NAME,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("the command list is empty"), "{e}");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct SubmitArgs {
     pub detach: bool,
     pub json: bool,
     pub timeout: Option<Duration>,
+    /// The build file named with `-f/--build`, instead of the project's.
+    pub build: Option<PathBuf>,
 }
 
 fn say(json: bool, line: &str) {
@@ -158,14 +160,25 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
 /// project fails here, naming its largest files, with nothing uploaded.
 async fn check(global: &GlobalArgs, args: &SubmitArgs) -> anyhow::Result<Option<Checked>> {
     let dir = global.path.clone().unwrap_or_else(|| ".".into());
-    let Some(build_path) = find_build_file(&dir) else {
+    if let Some(named) = &args.build
+        && !named.is_file()
+    {
+        eprintln!(
+            "rai: the build file {} (-f/--build) does not exist; name a file, or leave -f out to use the project's \
+             {BUILD_FILE_NAME}",
+            named.display()
+        );
+        return Ok(None);
+    }
+    let Some(build_path) = args.build.clone().or_else(|| find_build_file(&dir)) else {
         eprintln!(
             "rai: no {BUILD_FILE_NAME} in {}; create one with `rai init` (see docs/build-file.md)",
             dir.display()
         );
         return Ok(None);
     };
-    if build_path.file_name() != Some(std::ffi::OsStr::new(BUILD_FILE_NAME)) {
+    if args.build.is_none() && build_path.file_name() != Some(std::ffi::OsStr::new(BUILD_FILE_NAME))
+    {
         say(
             args.json,
             &format!(

@@ -496,8 +496,8 @@ async fn an_invalid_build_file_is_reported_before_anything_is_uploaded() {
     let err = text(&out.stderr);
     assert!(
         err.contains(
-            "rai_build.yml:4:3: commands: missing key \"build\"; \"biuld\" at line 4 looks like a misspelling of it"
-        ),
+            "rai_build.yml:4:3: commands: missing key \"build\": list the commands to run"
+        ) && err.contains("; \"biuld\" at line 4 looks like a misspelling of it"),
         "{err}"
     );
 }

@@ -136,17 +136,113 @@ fn whoami_reads_the_profile() {
 #[test]
 fn version_prints_the_crate_version() {
     let dir = tempfile::tempdir().unwrap();
-    let o = rai(dir.path(), dir.path(), &["version"]);
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout),
-        format!("rai {}\n", rai_common::LONG_VERSION)
-    );
+    // `buildinfo` is the 2017 client's other name for it; its BuildDate and GitCommit lines follow rai's own.
+    for command in ["version", "buildinfo"] {
+        let o = rai(dir.path(), dir.path(), &[command]);
+        assert!(o.status.success(), "{command}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            format!(
+                "rai {}\nBuildDate:  {}\nGitCommit:  {}\n",
+                rai_common::LONG_VERSION,
+                rai_common::BUILD_DATE,
+                rai_common::COMMIT
+            ),
+            "{command}"
+        );
+    }
     let o = rai(dir.path(), dir.path(), &["--version"]);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(out, format!("rai {}\n", rai_common::LONG_VERSION));
     assert!(
         out.starts_with(&format!("rai {} (commit ", env!("CARGO_PKG_VERSION"))),
         "{out}"
+    );
+}
+
+#[test]
+fn the_rest_of_the_2017_commands_print_what_they_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = rai(dir.path(), dir.path(), &["buildtime"]);
+    assert!(o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("BuildDate:  {}\n", rai_common::BUILD_DATE)
+    );
+    // Every variable, NAME=value, one per line: the one set here among them.
+    let o = Command::new(env!("CARGO_BIN_EXE_rai"))
+        .arg("env")
+        .env("RAI_ENV_PROBE", "a value=with an equals sign")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines()
+            .any(|l| l == "RAI_ENV_PROBE=a value=with an equals sign"),
+        "{out}"
+    );
+    assert!(out.lines().all(|l| l.contains('=')), "{out}");
+    let o = rai(dir.path(), dir.path(), &["license"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("Apache License") && out.contains("Version 2.0, January 2004"),
+        "{out}"
+    );
+    // --ratelimit (hidden in 2017 too) is taken, with a note that it no longer does anything.
+    for args in [
+        &["--ratelimit=false", "version"][..],
+        &["version", "--ratelimit"],
+    ] {
+        let o = rai(dir.path(), dir.path(), args);
+        assert!(o.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("--ratelimit has no effect"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_build_file_named_with_f_is_the_one_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("other.yml"),
+        "rai:\n  version: 0.2\n  image: elsewhere/image:1\ncommands:\n  build: [make]\n",
+    )
+    .unwrap();
+    // `rai -f FILE validate`, and validate's own argument wins over it.
+    let o = rai(dir.path(), dir.path(), &["-f", "other.yml", "validate"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("image:    elsewhere/image:1"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // Submitting with a -f that names nothing stops before anything else, saying so.
+    for args in [
+        &["-p", ".", "-f", "missing.yml"][..],
+        &["submit", "--build", "missing.yml"],
+    ] {
+        let o = rai(dir.path(), dir.path(), args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("the build file missing.yml (-f/--build) does not exist"),
+            "{args:?}: {err}"
+        );
+    }
+    // A -f file is read for a submission: its error (here, an image the file does not name) is the one shown.
+    std::fs::write(
+        dir.path().join("broken.yml"),
+        "rai:\n  version: 0.2\ncommands:\n  build: [make]\n",
+    )
+    .unwrap();
+    let o = rai(dir.path(), dir.path(), &["-p", ".", "-f", "broken.yml"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("broken.yml:") && err.contains("no image"),
+        "{err}"
     );
 }
 

@@ -163,6 +163,24 @@ async fn build_image_builds_from_the_dockerfile_then_reuses_it() {
     );
     assert_eq!(stdout, format!("tool says hello\n{marker}\n"));
 
+    // Only build_image, no commands (two public course build files have it): the image is there, nothing runs.
+    std::fs::write(
+        project.path().join("rai_build.yml"),
+        "rai:\n  version: 0.2\ncommands:\n  build_image:\n    image_name: course/lab1\n    dockerfile: Dockerfile\n",
+    )
+    .unwrap();
+    let image_only = h.submit_dir(project.path(), |_| {}).await;
+    let events = h.events(image_only, LIMIT).await;
+    let (stdout, system) = (text(&events, "stdout"), text(&events, "system"));
+    assert_eq!(end(&events).0, "succeeded", "{system}\n{stdout}");
+    // (The build context changed with the build file, so the image may be built again.)
+    assert!(
+        system.contains("built earlier on this worker from the same files")
+            || system.contains("✱ Building course/lab1 from Dockerfile"),
+        "{system}"
+    );
+    assert!(!stdout.contains("tool says"), "no command ran: {stdout}");
+
     // A base image off the allow-list is refused before anything is built.
     std::fs::write(
         project.path().join("Dockerfile"),
