@@ -302,6 +302,26 @@ mod tests {
         describe(root, &scanned, index).unwrap()
     }
 
+    /// An index of the project at `root` that trusts every file: their times set well before it was saved (the
+    /// folder it was saved in goes with it).
+    fn trusted_index(root: &Path) -> (LocalIndex, tempfile::TempDir) {
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for f in ["data.bin", "rai_build.yml", "src/main.cu"] {
+            File::options()
+                .write(true)
+                .open(root.join(f))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        let mut index = LocalIndex::default();
+        describe_now(root, &mut index);
+        let kept = tempfile::tempdir().unwrap();
+        let path = kept.path().join("index.json");
+        index.save(&path).unwrap();
+        (LocalIndex::load(&path), kept)
+    }
+
     #[test]
     fn progress_counts_every_byte_of_the_project_read_or_known() {
         let dir = project();
@@ -316,22 +336,8 @@ mod tests {
         let spool = Spool::new().unwrap();
         describe_sealing(root, &scanned, &mut index, Some(&spool), &count).unwrap();
         assert_eq!(counted.swap(0, std::sync::atomic::Ordering::Relaxed), total);
-        // Known to the index now (once their times are old enough to trust), and still counted.
-        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-        for f in ["data.bin", "rai_build.yml", "src/main.cu"] {
-            File::options()
-                .write(true)
-                .open(root.join(f))
-                .unwrap()
-                .set_modified(old)
-                .unwrap();
-        }
-        let mut index = LocalIndex::default();
-        describe_now(root, &mut index);
-        let kept = tempfile::tempdir().unwrap();
-        let index_path = kept.path().join("index.json");
-        index.save(&index_path).unwrap();
-        let mut index = LocalIndex::load(&index_path);
+        // Known to the index now, and still counted.
+        let (mut index, _kept) = trusted_index(root);
         let described = describe_sealing(root, &scanned, &mut index, None, &count).unwrap();
         assert_eq!(described.files_read, 0);
         assert_eq!(counted.load(std::sync::atomic::Ordering::Relaxed), total);
@@ -365,20 +371,7 @@ mod tests {
             ]
         );
         // Saved, and the files' times well before it: nothing is read again.
-        let index_path = root.join("../index.json");
-        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-        for f in ["data.bin", "rai_build.yml", "src/main.cu"] {
-            File::options()
-                .write(true)
-                .open(root.join(f))
-                .unwrap()
-                .set_modified(old)
-                .unwrap();
-        }
-        let mut index = LocalIndex::default();
-        describe_now(root, &mut index);
-        index.save(&index_path).unwrap();
-        let mut index = LocalIndex::load(&index_path);
+        let (mut index, _kept) = trusted_index(root);
         let again = describe_now(root, &mut index);
         assert_eq!(again.files_read, 0);
         assert_eq!(again.manifest.digest(), first.manifest.digest());
