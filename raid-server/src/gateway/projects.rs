@@ -174,8 +174,19 @@ pub async fn chunks(
         .get("content-digest")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let frames = batch::frames(&body)
-        .map_err(|e| ApiError::bad_request(format!("{e}; nothing was stored")))?;
+    // Nothing in the body is acted on before it is known to be the body that was signed (checked off the async
+    // threads, as is every chunk below).
+    let framing = body.clone();
+    let frames = tokio::task::spawn_blocking(move || {
+        if signed.as_deref() != Some(httpsig::content_digest(&framing).as_str()) {
+            return Err(ApiError::bad_request(
+                "the batch does not match its signed Content-Digest (changed on the way?); nothing was stored",
+            ));
+        }
+        batch::frames(&framing).map_err(|e| ApiError::bad_request(format!("{e}; nothing was stored")))
+    })
+    .await
+    .map_err(|e| ApiError::unavailable("check the chunks", e))??;
     let ids: Vec<ChunkId> = frames.iter().map(|f| f.id).collect();
     let sizes = gateway
         .bus
@@ -193,19 +204,13 @@ pub async fn chunks(
         };
         expected.push((ChunkRef { id: frame.id, size }, frame.sealed));
     }
-    // Checked off the async threads: the digest over the body, then every chunk opened to its id.
     let checking = body.clone();
     let checked = tokio::task::spawn_blocking(move || {
-        if signed.as_deref() != Some(httpsig::content_digest(&checking).as_str()) {
-            return Err(ApiError::bad_request(
-                "the batch does not match its signed Content-Digest (changed on the way?); nothing was stored",
-            ));
-        }
         for (chunk, range) in &expected {
             rai_common::project::open(chunk, &checking[range.clone()])
                 .map_err(|e| ApiError::bad_request(format!("{e}; nothing was stored")))?;
         }
-        Ok(expected)
+        Ok::<_, ApiError>(expected)
     })
     .await
     .map_err(|e| ApiError::unavailable("check the chunks", e))??;
