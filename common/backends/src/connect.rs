@@ -25,7 +25,8 @@ pub async fn open_queue(
                 lease,
                 config.queue.max_deliveries,
             )
-            .await?,
+            .await?
+            .with_borrow_quiet(config.queue.borrow_quiet.as_duration()),
         )),
         QueueBackend::Sqs => {
             let owned;

@@ -104,6 +104,9 @@ pub struct QueueConfig {
     pub redis_url: Option<String>,
     pub lease: Span,
     pub max_deliveries: u32,
+    /// Fair share lends free slots to a user's next jobs only once no other user has sent one for this long
+    /// (Redis Streams; see `rai_backends::queue::RedisQueue::with_borrow_quiet`).
+    pub borrow_quiet: Span,
 }
 
 /// Who takes turns in a queue: `user` (each user's jobs a group of their own), `team` (a team's jobs one group, a

@@ -53,8 +53,13 @@ return 1
 
 /// Adds a message in a group: to the stream when the group has none there, else to the group's holding list (and
 /// the group to the groups with held messages, in the order they first held one).
-/// KEYS: stream, holding list, marker, held count, held groups, held sequence. ARGV: body, group.
+/// Every send also stamps the group in the recent senders (by Redis's clock), which [`BORROW`] reads.
+/// KEYS: stream, holding list, marker, held count, held groups, held sequence, recent senders. ARGV: body, group.
 const SEND_IN_GROUP: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[7], now, ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - 600000)
 if tonumber(redis.call('GET', KEYS[3]) or '0') > 0 then
   redis.call('RPUSH', KEYS[2], ARGV[1])
   redis.call('INCR', KEYS[4])
@@ -74,9 +79,11 @@ return redis.call('XADD', KEYS[1], '*', 'body', ARGV[1], 'group', ARGV[2])
 /// first of the low groups) gives its next message, its marker counts one more entry in the stream, and it goes to
 /// the back of its set. Leasing in the same script matters: a borrowed entry left in the stream for a moment was
 /// taken by other workers' prepare-ahead polls, so borrowing ran again and one student's jobs queued up ahead of
-/// later arrivals (measured: head-of-line 6 in the deadline rush).
-/// KEYS: stream, held count, held groups, low groups, jobs leased ahead (a hash of entry ids).
-/// ARGV: consumer group, stream name, consumer. Returns the read reply of the leased entry, or nil.
+/// later arrivals (measured: head-of-line 6 in the deadline rush). Nor does it borrow while others are arriving:
+/// when a group other than the one whose turn it is sent within the quiet time (ARGV[4], ms; 0 turns the check
+/// off), the next arrival would find the slot filled by a borrowed job and wait for it, so turns stay strict.
+/// KEYS: stream, held count, held groups, low groups, jobs leased ahead (a hash of entry ids), recent senders.
+/// ARGV: consumer group, stream name, consumer, quiet time in ms. Returns the read reply of the leased entry, or nil.
 const BORROW: &str = r"
 local waiting = redis.call('XLEN', KEYS[1]) - redis.call('XPENDING', KEYS[1], ARGV[1])[1]
 if waiting > 0 then return false end
@@ -85,10 +92,22 @@ for _, entry in ipairs(redis.call('HKEYS', KEYS[5])) do
   -- Acked, handed back or deleted: no longer waits.
   redis.call('HDEL', KEYS[5], entry)
 end
+local recent = nil
+local quiet = tonumber(ARGV[4])
+if quiet > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  recent = redis.call('ZRANGEBYSCORE', KEYS[6], now - quiet, '+inf')
+end
 for _, set in ipairs({KEYS[3], KEYS[4]}) do
   local g = redis.call('ZRANGE', set, 0, 0)[1]
   while g do
     local held = ARGV[2] .. ':held:' .. g
+    if recent and redis.call('LLEN', held) > 0 then
+      for _, sender in ipairs(recent) do
+        if sender ~= g then return false end
+      end
+    end
     local next = redis.call('LPOP', held)
     if next then
       redis.call('DECR', KEYS[2])
@@ -177,6 +196,8 @@ pub struct RedisQueue {
     consumer: String,
     lease: Duration,
     max_deliveries: u32,
+    /// How long no other group must have sent before a group's held message is borrowed ([`BORROW`]).
+    borrow_quiet: Duration,
     conn: ConnectionManager,
     /// Blocking reads get a connection of their own, without a response timeout.
     blocking: Mutex<ConnectionManager>,
@@ -228,6 +249,7 @@ impl RedisQueue {
             consumer: format!("{host}-{}-{}", std::process::id(), hex::encode(random)),
             lease,
             max_deliveries: max_deliveries.max(1),
+            borrow_quiet: Duration::ZERO,
             endpoint,
             conn,
             blocking: Mutex::new(blocking),
@@ -253,6 +275,13 @@ impl RedisQueue {
             Err(e) => return Err(q.backend(e)),
         }
         Ok(q)
+    }
+
+    /// Borrows (the module's work conservation) only once no other group has sent for `quiet` (`queue.borrow_quiet`);
+    /// zero borrows whenever nobody waits.
+    pub fn with_borrow_quiet(mut self, quiet: Duration) -> Self {
+        self.borrow_quiet = quiet;
+        self
     }
 
     fn backend(&self, e: redis::RedisError) -> QueueError {
@@ -367,6 +396,11 @@ impl RedisQueue {
         format!("{}:low-groups", self.stream)
     }
 
+    /// Each group that sent lately, scored by when (ms, Redis's clock): [`BORROW`] waits for the others to go quiet.
+    fn senders_key(&self) -> String {
+        format!("{}:senders", self.stream)
+    }
+
     /// Lets one held message into the stream and leases it to this consumer, if nobody else waits ([`BORROW`]).
     async fn borrow(&self) -> Result<Vec<Entry>, QueueError> {
         let reply: Option<StreamReadReply> = Script::new(BORROW)
@@ -375,9 +409,11 @@ impl RedisQueue {
             .key(self.held_groups_key())
             .key(self.low_groups_key())
             .key(self.ahead_key())
+            .key(self.senders_key())
             .arg(GROUP)
             .arg(&self.stream)
             .arg(&self.consumer)
+            .arg(self.borrow_quiet.as_millis() as u64)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| self.backend(e))?;
@@ -496,6 +532,7 @@ impl JobQueue for RedisQueue {
         let script = Script::new(SEND_IN_GROUP);
         let count = self.held_count_key();
         let (groups, seq) = (self.held_groups_key(), format!("{}:held-seq", self.stream));
+        let senders = self.senders_key();
         // As `send`: a retry after a lost reply may add it twice; the worker's job claim runs it once.
         let id: String = retry_transient(|| {
             let mut conn = self.conn.clone();
@@ -506,6 +543,7 @@ impl JobQueue for RedisQueue {
                 .key(&count)
                 .key(&groups)
                 .key(&seq)
+                .key(&senders)
                 .arg(body)
                 .arg(group);
             async move { call.invoke_async(&mut conn).await }

@@ -410,6 +410,57 @@ async fn an_idle_pool_runs_one_groups_held_messages_at_once() {
     );
 }
 
+/// Borrowing waits for a quiet queue (Redis, `queue.borrow_quiet`): a group's own sends never hold its borrowing
+/// back, another group's recent send does (the next arrival would find the slot filled), until the quiet time has
+/// passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn borrowing_waits_until_other_groups_go_quiet() {
+    let name = queue_name();
+    let quiet = Duration::from_secs(2);
+    let q = RedisQueue::connect(&rai_testkit::redis_url(), &name, HELD, 5)
+        .await
+        .unwrap()
+        .with_borrow_quiet(quiet);
+    let bodies =
+        |l: &[rai_backends::queue::Lease]| l.iter().map(|l| l.body.clone()).collect::<Vec<_>>();
+    for body in ["a1", "a2", "a3"] {
+        q.send_in_group(body, "alice").await.unwrap();
+    }
+    let wait = Duration::from_secs(3);
+    let a1 = q.receive(1, wait).await.unwrap();
+    let a2 = q.receive(1, wait).await.unwrap();
+    assert_eq!(
+        (bodies(&a1), bodies(&a2)),
+        (vec!["a1".to_string()], vec!["a2".to_string()]),
+        "only alice sent: her next job is borrowed at once"
+    );
+    let bob_sends = Instant::now();
+    q.send_in_group("b1", "bob").await.unwrap();
+    let b1 = q.receive(1, wait).await.unwrap();
+    assert_eq!(bodies(&b1), ["b1"]);
+    assert!(
+        q.receive(1, Duration::from_millis(900))
+            .await
+            .unwrap()
+            .is_empty(),
+        "bob sent just now: a3 is not borrowed"
+    );
+    let a3 = q.receive(1, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(bodies(&a3), ["a3"]);
+    assert!(
+        bob_sends.elapsed() >= quiet,
+        "borrowed {:?} after bob's send, before the quiet time",
+        bob_sends.elapsed()
+    );
+    for l in [&a1[0], &a2[0], &a3[0], &b1[0]] {
+        q.ack(l).await.unwrap();
+    }
+    assert_eq!(
+        q.depth().await.unwrap(),
+        rai_backends::queue::Depth::default()
+    );
+}
+
 /// A job that a busy worker leased ahead of its slot still waits (Redis): while it does, a free slot elsewhere does
 /// not borrow anyone's held job; once it holds its slot (or is handed back and leased again), borrowing resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

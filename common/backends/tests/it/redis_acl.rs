@@ -48,7 +48,8 @@ async fn gateway_user_does_a_gateways_work_and_nothing_more() {
     // The worker side: create the queue group and publish a job's events.
     let worker_q = RedisQueue::connect(&raid_url, "rai", Duration::from_secs(30), 3)
         .await
-        .unwrap();
+        .unwrap()
+        .with_borrow_quiet(Duration::from_secs(2));
     let worker_bus = EventBus::connect(&raid_url, Duration::from_secs(600))
         .await
         .unwrap();
@@ -149,7 +150,13 @@ async fn gateway_user_does_a_gateways_work_and_nothing_more() {
     worker_q.ack(&first[0]).await.unwrap();
     let second = worker_q.receive(5, Duration::from_secs(5)).await.unwrap();
     assert_eq!(second[0].body, "second");
-    worker_q.ack(&second[0]).await.unwrap();
+    // Borrowing (a free slot, nobody else waiting or sending lately) reads Redis's clock: `time` in both users.
+    client_q.send_in_group("third", "jdoe").await.unwrap();
+    let third = worker_q.receive(5, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(third[0].body, "third");
+    for l in [&second[0], &third[0]] {
+        worker_q.ack(l).await.unwrap();
+    }
 
     // The dashboard's job index and sessions.
     client_bus
