@@ -91,6 +91,10 @@ pub struct UploadRequest {
     pub size: u64,
     /// Hex SHA-256 of the archive.
     pub sha256: String,
+    /// The datasets the project's build file asks for: a course that offers none of them refuses before a byte is
+    /// sent (the submit is checked again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<String>,
 }
 
 /// How to send the archive.
@@ -116,6 +120,9 @@ pub enum UploadPlan {
 pub struct ProjectRequest {
     pub job: JobId,
     pub manifest: crate::project::Manifest,
+    /// As [`UploadRequest::datasets`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<String>,
 }
 
 /// The answer to `POST /v1/projects`: the chunks to send (those the owner's store lacks), how, and where to say
@@ -286,6 +293,23 @@ pub struct DeadLetterView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetters {
     pub letters: Vec<DeadLetterView>,
+}
+
+/// `/v1/datasets`: the datasets the course offers to jobs.
+pub const DATASETS: &str = "/v1/datasets";
+
+/// The answer of `GET /v1/datasets`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Datasets {
+    pub datasets: Vec<DatasetView>,
+}
+
+/// One dataset the course offers: mounted read-only at `/data/<name>` for a job whose build file asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetView {
+    pub name: String,
+    /// What it is, in the course's words.
+    pub about: String,
 }
 
 /// `/v1/workers`: the workers' heartbeats (staff).

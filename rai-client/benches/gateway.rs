@@ -70,7 +70,7 @@ async fn submit(
         sha256: upload.3.clone(),
     };
     let progress: Progress = Arc::new(|_| {});
-    client.upload(&job, &archive, progress).await.unwrap();
+    client.upload(&job, &archive, &[], progress).await.unwrap();
     let request = JobRequest {
         id: job,
         user: user.into(),

@@ -264,6 +264,11 @@ pub enum Command {
         #[arg(long)]
         print: bool,
     },
+    /// The datasets the course offers: resources.datasets: [NAME] mounts one read-only at /data/NAME.
+    Datasets {
+        #[arg(long)]
+        json: bool,
+    },
     /// Staff: each worker, its queues, slots, GPUs, running jobs and last heartbeat.
     Workers {
         #[arg(long)]

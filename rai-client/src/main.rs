@@ -58,6 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }) => commands::ranking::run(g, &assignment, n, json).await,
         Some(Command::Dashboard { print }) => commands::dashboard::run(g, print).await,
         Some(Command::Workers { json }) => commands::workers::run(g, json).await,
+        Some(Command::Datasets { json }) => commands::datasets::run(g, json).await,
         Some(Command::Logs { follow, json, id }) => commands::logs::run(g, &id, follow, json).await,
         Some(Command::Status { json, id }) => commands::status::run(g, &id, json).await,
         Some(Command::Results { json, id }) => commands::results::run(g, id.as_deref(), json).await,

@@ -153,7 +153,87 @@ pub async fn run(config: &Config) -> Vec<Check> {
     }
     out.push(gateway_check(config));
     out.push(disk_check(config));
+    out.extend(dataset_checks(config));
     out
+}
+
+/// Each of `raid.datasets`: a folder raid can list and the jobs' user can read; and each dataset the course offers
+/// in the same config (`gateway.datasets`, the embedded setup) is one of them.
+fn dataset_checks(config: &Config) -> Vec<Check> {
+    let mut out: Vec<Check> = config
+        .raid
+        .datasets
+        .iter()
+        .map(|(name, dir)| dataset_check(name, dir, &config.raid.user))
+        .collect();
+    for name in config.gateway.datasets.keys() {
+        if !config.raid.datasets.contains_key(name) {
+            out.push(fail(
+                "dataset",
+                format!(
+                    "{name}: the course offers it (gateway.datasets) but this worker has no folder for it; add \
+                     it to raid.datasets"
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// Whether the dataset `name` at `dir` can be mounted for jobs running as `user` (`uid:gid`).
+pub fn dataset_check(name: &str, dir: &std::path::Path, user: &str) -> Check {
+    use std::os::unix::fs::MetadataExt;
+    if !rai_common::build_spec::is_dataset_name(name) {
+        return fail(
+            "dataset",
+            format!(
+                "\"{name}\" is not a dataset name (lower-case letters, digits, - _ . only): jobs could not ask \
+                 for it"
+            ),
+        );
+    }
+    let place = format!("{name} ({})", dir.display());
+    if !dir.is_absolute() {
+        return fail(
+            "dataset",
+            format!("{place}: give the folder as an absolute path"),
+        );
+    }
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => m,
+        Ok(_) => return fail("dataset", format!("{place} is not a folder")),
+        Err(e) => return fail("dataset", format!("{place} cannot be read: {e}")),
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries.count(),
+        Err(e) => return fail("dataset", format!("{place} cannot be listed: {e}")),
+    };
+    let (uid, gid) = user
+        .split_once(':')
+        .and_then(|(u, g)| Some((u.parse::<u32>().ok()?, g.parse::<u32>().ok()?)))
+        .unwrap_or((u32::MAX, u32::MAX));
+    let mode = meta.mode();
+    let readable = if meta.uid() == uid {
+        mode & 0o500 == 0o500
+    } else if meta.gid() == gid {
+        mode & 0o050 == 0o050
+    } else {
+        mode & 0o005 == 0o005
+    };
+    if !readable {
+        return fail(
+            "dataset",
+            format!(
+                "{place}: jobs run as {user} and cannot read the folder (mode {:o}); make it readable by them, \
+                 for example chmod -R o+rX",
+                mode & 0o7777
+            ),
+        );
+    }
+    pass(
+        "dataset",
+        format!("{place}: {entries} entries, mounted read-only at /data/{name}"),
+    )
 }
 
 /// Whether profilers (nvprof, nsys, ncu) will work in GPU jobs, by `raid.gpu.profiling` and the driver's setting.
@@ -371,6 +451,7 @@ async fn container_check(docker: &Docker, config: &Config, gpu: Option<String>) 
         labels: Default::default(),
         gate_dir: None,
         cap_add: crate::gpu::capabilities(config.raid.gpu.profiling, gpu.is_some()),
+        datasets: vec![],
     };
     // The driver's tools are where the NVIDIA hook puts them, whatever the image's PATH.
     let cmd = if gpu.is_some() {
@@ -667,6 +748,33 @@ pub fn print(checks: &[Check]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dataset_must_be_a_folder_the_jobs_can_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("labels.txt"), "cat\n").unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let ok = dataset_check("imagenet-mini", dir.path(), "54321:54321");
+        assert!(ok.ok && ok.detail.contains("1 entries"), "{}", ok.detail);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let closed = dataset_check("imagenet-mini", dir.path(), "54321:54321");
+        assert!(
+            !closed.ok && closed.detail.contains("cannot read the folder"),
+            "{}",
+            closed.detail
+        );
+        let missing = dataset_check("gone", &dir.path().join("gone"), "54321:54321");
+        assert!(
+            !missing.ok && missing.detail.contains("cannot be read"),
+            "{}",
+            missing.detail
+        );
+        let bad = dataset_check("Big Data", dir.path(), "54321:54321");
+        assert!(!bad.ok && bad.detail.contains("not a dataset name"));
+        let relative = dataset_check("rel", std::path::Path::new("data/rel"), "1000:1000");
+        assert!(!relative.ok && relative.detail.contains("absolute"));
+    }
 
     #[test]
     fn redis_memory_is_judged_against_maxmemory() {

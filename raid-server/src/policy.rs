@@ -21,6 +21,11 @@ pub struct JobLimits {
     pub nofile: u32,
     pub log_bytes: u64,
     pub output_bytes: u64,
+    /// Datasets to mount read-only at `/data/NAME`: name and host folder.
+    pub datasets: Vec<(String, std::path::PathBuf)>,
+    /// What the job asked for that it does not get, said to the student as a `✱` line (a 2017 data resource
+    /// naming no dataset of this worker).
+    pub notes: Vec<String>,
 }
 
 /// This machine's architecture in build-file words.
@@ -133,6 +138,7 @@ fn check(
         return Err("the job asks for network access, which this worker does not allow".into());
     }
     let gpus = spec.gpu_count();
+    let worker_gpus_known = worker_gpus.is_some();
     let worker_gpus = worker_gpus.unwrap_or(gpus);
     if gpus > worker_gpus {
         return Err(format!(
@@ -140,6 +146,12 @@ fn check(
             if gpus == 1 { "" } else { "s" }
         ));
     }
+    let (datasets, notes) = if worker_gpus_known {
+        datasets(spec, raid)?
+    } else {
+        // The gateway checks names against the course's datasets (`gateway.datasets`) itself.
+        (Vec::new(), Vec::new())
+    };
     // The worker's own floors were checked when its config loaded; this guards a config built another way.
     if let Some((path, why)) = raid.floor_broken() {
         return Err(format!(
@@ -157,7 +169,53 @@ fn check(
         nofile: max.nofile,
         log_bytes: max.log_bytes.0,
         output_bytes: max.output_bytes.0,
+        datasets,
+        notes,
     })
+}
+
+/// The datasets a job gets on this worker: each it names (`resources.datasets`), which this worker must have, and
+/// each 2017 data resource whose mount names one it has; the others of those are notes.
+#[allow(clippy::type_complexity)]
+fn datasets(
+    spec: &BuildSpec,
+    raid: &RaidConfig,
+) -> Result<(Vec<(String, std::path::PathBuf)>, Vec<String>), String> {
+    let offered = || {
+        if raid.datasets.is_empty() {
+            "none".to_string()
+        } else {
+            raid.datasets.keys().cloned().collect::<Vec<_>>().join(", ")
+        }
+    };
+    let mut mounted: Vec<(String, std::path::PathBuf)> = Vec::new();
+    for name in spec.datasets() {
+        let Some(path) = raid.datasets.get(name) else {
+            return Err(format!(
+                "the job asks for dataset \"{name}\", which this worker does not have (it has: {}); the \
+                 course's workers should all offer the course's datasets: tell the course staff",
+                offered()
+            ));
+        };
+        mounted.push((name.to_string(), path.clone()));
+    }
+    let mut notes = Vec::new();
+    for (i, resource) in spec.resources.dataresources.iter().enumerate() {
+        match resource.dataset() {
+            Some(name) if mounted.iter().any(|(n, _)| n == name) => {}
+            Some(name) if raid.datasets.contains_key(name) => {
+                mounted.push((name.to_string(), raid.datasets[name].clone()));
+            }
+            _ => notes.push(format!(
+                "resources.dataresources[{i}] (mount {}) is not mounted: no dataset of this worker has that \
+                 name, and data is not fetched from URLs. Datasets here: {}; ask for one with \
+                 resources.datasets: [NAME]",
+                resource.mount.as_deref().unwrap_or("none"),
+                offered()
+            )),
+        }
+    }
+    Ok((mounted, notes))
 }
 
 /// How a time limit reads in messages ("5s", "10m").
@@ -181,6 +239,43 @@ mod tests {
             "rai_build.yml",
         )
         .unwrap()
+    }
+
+    #[test]
+    fn datasets_are_mounted_only_from_this_workers_folders() {
+        let mut raid = Config::defaults().raid;
+        raid.datasets
+            .insert("imagenet-mini".into(), "/srv/data/imagenet-mini".into());
+        let l = resolve(
+            &spec("resources:\n  datasets: [imagenet-mini, imagenet-mini]\n"),
+            &raid,
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            l.datasets,
+            vec![("imagenet-mini".into(), "/srv/data/imagenet-mini".into())]
+        );
+        let e = resolve(&spec("resources:\n  datasets: [coco]\n"), &raid, 0).unwrap_err();
+        assert!(
+            e.contains("dataset \"coco\"") && e.contains("it has: imagenet-mini"),
+            "{e}"
+        );
+        // The gateway judges names against the course's list, not against its own raid section.
+        assert!(admit(&spec("resources:\n  datasets: [coco]\n"), &raid).is_ok());
+        // 2017 entries: honoured when the mount names a dataset here, a note otherwise.
+        let old = spec(
+            "resources:\n  dataresources:\n    - mount: /data/imagenet-mini\n      source: { url: http://x/a.tar }\n    - mount: /mnt/coco\n",
+        );
+        let l = resolve(&old, &raid, 0).unwrap();
+        assert_eq!(l.datasets.len(), 1);
+        assert_eq!(l.notes.len(), 1);
+        assert!(
+            l.notes[0].contains("dataresources[1] (mount /mnt/coco) is not mounted")
+                && l.notes[0].contains("resources.datasets"),
+            "{}",
+            l.notes[0]
+        );
     }
 
     #[test]

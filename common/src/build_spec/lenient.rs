@@ -94,10 +94,9 @@ const SCHEMA: &[Key] = &[
                 "cache",
                 "workers keep images between jobs on their own; there is nothing to ask for",
             ),
-            no_effect(
-                "dataresources",
-                "data is not mounted from URLs; put it in the project folder or the image",
-            ),
+            used("datasets"),
+            // A list: its entries' keys are read by serde, which ignores what the original did not know.
+            used("dataresources"),
             section(
                 "limits",
                 &[
@@ -143,6 +142,9 @@ pub(super) fn clean(root: &mut Node) -> Vec<BuildWarning> {
             rewrite_gpus(resources, &mut warnings);
         }
         drop_blank_commands(root, &mut warnings);
+        if let Some(resources) = map_value_mut(root, "resources") {
+            note_data_urls(resources, &mut warnings);
+        }
     }
     warnings.sort_by_key(|w| w.0.mark.map(|m| (m.line, m.col)));
     warnings
@@ -249,6 +251,49 @@ fn rewrite_gpus(resources: &mut Node, warnings: &mut Vec<BuildWarning>) {
         value: Value::Map(vec![(count_key, count)]),
     };
     entries.insert(at, (gpu_key, gpu));
+}
+
+/// A 2017 data resource's URL is not fetched any more: the entry mounts the course dataset its mount names, where
+/// a worker offers one. Said once per entry with a source, at the source.
+fn note_data_urls(resources: &mut Node, warnings: &mut Vec<BuildWarning>) {
+    let Some(list) = map_value_mut(resources, "dataresources") else {
+        return;
+    };
+    let Value::Seq(items) = &list.value else {
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let Value::Map(entries) = &item.value else {
+            continue;
+        };
+        let Some((key, _)) = entries
+            .iter()
+            .find(|(k, _)| k.scalar_text() == Some("source"))
+        else {
+            continue;
+        };
+        let mount = entries
+            .iter()
+            .find(|(k, _)| k.scalar_text() == Some("mount"))
+            .and_then(|(_, v)| v.scalar_text())
+            .unwrap_or("");
+        let named = mount.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+        let what = if super::is_dataset_name(named) {
+            format!(
+                "mounts the course dataset \"{named}\" at /data/{named} where a worker offers it"
+            )
+        } else {
+            "names no dataset in its mount (write mount: /data/NAME)".to_string()
+        };
+        warnings.push(BuildWarning(YamlError::at(
+            key,
+            &format!("resources.dataresources[{i}].source"),
+            format!(
+                "data is not fetched from URLs; the entry {what}; `rai datasets` lists the course's, and \
+                 resources.datasets asks for one by name"
+            ),
+        )));
+    }
 }
 
 /// Blank commands were skipped by the original; rai drops them with a warning.

@@ -108,12 +108,61 @@ pub struct Resources {
     pub gpu: Option<GpuRequest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsRequest>,
+    /// Course datasets to mount read-only at `/data/NAME` (`rai datasets` lists them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<String>,
+    /// The 2017 form: data fetched from a URL into a mount. Honoured where the mount names one of the worker's
+    /// datasets (`/data/imagenet-mini`); nothing is fetched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dataresources: Vec<DataResource>,
 }
 
 impl Resources {
     fn is_empty(&self) -> bool {
         *self == Resources::default()
     }
+}
+
+/// One entry of the 2017 `resources.dataresources` list. Only `mount` means anything now; the other keys the
+/// original knew (`source.url`, `source.extract`, `cache`) are read and kept so the file means what it says, and
+/// anything else in an entry is ignored, as the original ignored it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DataResource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<DataSource>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cache: bool,
+}
+
+/// Where the original fetched a data resource from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DataSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub extract: bool,
+}
+
+impl DataResource {
+    /// The dataset a 2017 entry's mount names: its last path component (`/data/imagenet-mini` names
+    /// `imagenet-mini`), when that is a dataset name at all.
+    pub fn dataset(&self) -> Option<&str> {
+        let mount = self.mount.as_deref()?.trim_end_matches('/');
+        let name = mount.rsplit('/').next()?;
+        is_dataset_name(name).then_some(name)
+    }
+}
+
+/// Whether `name` can name a dataset: 1 to 64 of lower-case letters, digits, `-`, `_` and `.`, starting with a
+/// letter or digit (it becomes a folder name, `/data/NAME`).
+pub fn is_dataset_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
 }
 
 /// CPU architectures a job may ask for.
@@ -356,6 +405,23 @@ impl BuildSpec {
                 message: "the command is empty; remove it or write a command".into(),
             });
         }
+        if let Some(i) = self
+            .resources
+            .datasets
+            .iter()
+            .position(|d| !is_dataset_name(d))
+        {
+            return Err(Violation {
+                path: &["resources", "datasets"],
+                item: Some(i),
+                key: format!("resources.datasets[{i}]"),
+                message: format!(
+                    "\"{}\" is not a dataset name (lower-case letters, digits, - _ . only); `rai datasets` \
+                     lists the course's",
+                    self.resources.datasets[i]
+                ),
+            });
+        }
         let limits = self.resources.limits.clone().unwrap_or_default();
         if let Some(t) = limits.time
             && t.0.is_zero()
@@ -432,6 +498,17 @@ impl BuildSpec {
     pub fn inferred_queue(&self) -> Option<String> {
         let arch = self.resources.cpu.as_ref()?.architecture?;
         Some(format!("rai_{}", arch.name()))
+    }
+
+    /// The datasets the job asks for by name (`resources.datasets`), each once, in order.
+    pub fn datasets(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for d in &self.resources.datasets {
+            if !names.contains(&d.as_str()) {
+                names.push(d);
+            }
+        }
+        names
     }
 
     /// How many GPUs the job asks for (default: none).
@@ -566,6 +643,52 @@ mod tests {
         assert_eq!(spec.limits().memory, Some(Bytes(4 << 30)));
         assert!(!spec.wants_network());
         assert_eq!(spec.commands.build.len(), 2);
+    }
+
+    #[test]
+    fn datasets_are_asked_for_by_name() {
+        let text = "rai:\n  image: img\nresources:\n  datasets: [imagenet-mini, weights.v2]\ncommands:\n  build: [ls /data]\n";
+        let spec = BuildSpec::parse(text, BUILD_FILE_NAME).unwrap();
+        assert_eq!(spec.datasets(), ["imagenet-mini", "weights.v2"]);
+        let bad =
+            "rai:\n  image: img\nresources:\n  datasets: [ok, ../etc]\ncommands:\n  build: [ls]\n";
+        let e = BuildSpec::parse(bad, BUILD_FILE_NAME)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("resources.datasets[1]") && e.contains("not a dataset name"),
+            "{e}"
+        );
+        // A spec written by hand as JSON is held to the same rule.
+        let mut spec = spec;
+        spec.resources.datasets.push("/".into());
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .contains("resources.datasets[2]")
+        );
+    }
+
+    #[test]
+    fn a_2017_data_resource_names_the_dataset_its_mount_ends_in() {
+        let text = "rai:\n  image: img\nresources:\n  dataresources:\n    - mount: /data/imagenet-mini/\n      source:\n        url: http://example.com/a.tar\n        extract: true\n      cache: true\n      other: ignored\n    - mount: /\ncommands:\n  build: [ls]\n";
+        let (spec, warnings) = BuildSpec::read(text.as_bytes(), BUILD_FILE_NAME).unwrap();
+        let names: Vec<_> = spec
+            .resources
+            .dataresources
+            .iter()
+            .map(DataResource::dataset)
+            .collect();
+        assert_eq!(names, [Some("imagenet-mini"), None]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].to_string().contains(
+                "resources.dataresources[0].source: data is not fetched from URLs; the entry mounts the course \
+                 dataset \"imagenet-mini\""
+            ),
+            "{}",
+            warnings[0]
+        );
     }
 
     #[test]

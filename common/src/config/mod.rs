@@ -7,6 +7,7 @@
 
 mod load;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -239,6 +240,9 @@ pub struct GatewayConfig {
     /// Where the gateway unpacks an upload to check an assignment's `required_files`; ~ means the system's
     /// temporary directory.
     pub scratch: Option<PathBuf>,
+    /// The datasets the course offers (name -> what it is), which every worker of its queues must have
+    /// (`raid.datasets`); a job asking for another is refused before its upload.
+    pub datasets: BTreeMap<String, String>,
 }
 
 /// Per-user limits on project uploads (docs/admin.md); a zero turns one off.
@@ -288,6 +292,8 @@ pub enum GpuTimeWindow {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RaidConfig {
+    /// Read-only folders this worker mounts at `/data/NAME` for jobs that ask (name -> host folder).
+    pub datasets: BTreeMap<String, PathBuf>,
     pub gateway_keys: Vec<String>,
     pub accept_unattested: bool,
     pub name: Option<String>,

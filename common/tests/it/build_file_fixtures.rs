@@ -205,7 +205,7 @@ fn what_the_original_ignored_is_a_warning_at_its_key() {
                 "rai_build.yml:5:3: resources.cache: has no effect here",
                 "rai_build.yml:8:5: resources.gpu.memory: has no effect here",
                 "rai_build.yml:10:5: resources.limits.datasize: has no effect here",
-                "rai_build.yml:11:3: resources.dataresources: has no effect here",
+                "rai_build.yml:13:7: resources.dataresources[0].source: data is not fetched from URLs; the entry mounts the course dataset \"data\"",
             ],
         ),
         (

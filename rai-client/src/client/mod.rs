@@ -424,6 +424,11 @@ impl Client {
         self.call(Method::GET, api::WORKERS, None).await
     }
 
+    /// The datasets the course offers to jobs.
+    pub async fn datasets(&self) -> Result<api::Datasets, ClientError> {
+        self.call(Method::GET, api::DATASETS, None).await
+    }
+
     /// An assignment's leaderboard, its top `n` (and the caller's team wherever it is).
     pub async fn ranking(
         &self,

@@ -50,10 +50,12 @@ impl Client {
         &self,
         job: &JobId,
         manifest: &Manifest,
+        datasets: &[String],
     ) -> Result<ProjectPlan, ClientError> {
         let request = ProjectRequest {
             job: *job,
             manifest: manifest.clone(),
+            datasets: datasets.to_vec(),
         };
         let body = serde_json::to_vec(&request).expect("JSON");
         self.send(
@@ -94,16 +96,18 @@ impl Client {
     }
 
     /// Declares `manifest` (of the project at `root`) as job `job`'s input and sends the chunks the gateway lacks:
-    /// from `spool` where they were sealed while describing, the others read from the project again.
+    /// from `spool` where they were sealed while describing, the others read from the project again. `datasets`:
+    /// those the build file asks for, which the gateway checks before anything is sent.
     pub async fn send_project(
         &self,
         job: &JobId,
         root: &Path,
         manifest: &Manifest,
+        datasets: &[String],
         spool: Option<std::sync::Arc<Spool>>,
         progress: Progress,
     ) -> Result<ProjectUpload, ClientError> {
-        let plan = match self.declare_project(job, manifest).await {
+        let plan = match self.declare_project(job, manifest, datasets).await {
             Ok(plan) => plan,
             Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
                 return Ok(ProjectUpload::Unsupported);

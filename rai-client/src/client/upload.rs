@@ -29,17 +29,20 @@ pub struct Archive<'a> {
 }
 
 impl Client {
-    /// Uploads `archive` as job `job`'s project.
+    /// Uploads `archive` as job `job`'s project, whose build file asks for `datasets` (the gateway refuses one
+    /// the course does not offer before anything is sent).
     pub async fn upload(
         &self,
         job: &JobId,
         archive: &Archive<'_>,
+        datasets: &[String],
         progress: Progress,
     ) -> Result<(), ClientError> {
         let request = UploadRequest {
             job: *job,
             size: archive.size,
             sha256: archive.sha256.clone(),
+            datasets: datasets.to_vec(),
         };
         let body = serde_json::to_vec(&request).expect("JSON");
         let plan: UploadPlan = self

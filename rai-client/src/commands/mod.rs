@@ -3,6 +3,7 @@
 pub mod cancel;
 pub mod completions;
 pub mod dashboard;
+pub mod datasets;
 pub mod deadletters;
 pub mod download;
 pub mod env;

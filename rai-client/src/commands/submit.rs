@@ -87,7 +87,8 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
     let client = Client::new(&config.client, &profile.username, key.clone())?;
     let job = JobId::new();
     let chunked = config.client.chunked_uploads;
-    let uploaded = match upload(&client, args.json, job, project, chunked).await? {
+    let datasets: Vec<String> = spec.datasets().into_iter().map(String::from).collect();
+    let uploaded = match upload(&client, args.json, job, project, &datasets, chunked).await? {
         Ok(uploaded) => uploaded,
         Err(code) => return Ok(code),
     };
@@ -265,10 +266,11 @@ async fn upload(
     json: bool,
     job: JobId,
     project: Project,
+    datasets: &[String],
     chunked: bool,
 ) -> anyhow::Result<Result<Uploaded, u8>> {
     let project = if chunked {
-        match send_chunks(client, json, job, project).await? {
+        match send_chunks(client, json, job, project, datasets).await? {
             Chunked::Sent(done) => return Ok(done),
             Chunked::Unsupported(project) => project,
         }
@@ -338,7 +340,7 @@ async fn upload(
         size,
         sha256: sha256.clone(),
     };
-    let sent = client.upload(&job, &archive, progress).await;
+    let sent = client.upload(&job, &archive, datasets, progress).await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -368,6 +370,7 @@ async fn send_chunks(
     json: bool,
     job: JobId,
     project: Project,
+    datasets: &[String],
 ) -> anyhow::Result<Chunked> {
     let index_path = index_path(&project.dir);
     // What is read now is sealed now, into a temporary file, so a first submit reads each file once.
@@ -428,6 +431,7 @@ async fn send_chunks(
             &job,
             &project.dir,
             &described.manifest,
+            datasets,
             Some(spool),
             progress,
         )

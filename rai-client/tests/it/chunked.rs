@@ -145,7 +145,10 @@ async fn hostile_manifests_are_refused_and_nothing_is_stored(kind: Kind) {
         ),
     ] {
         let job = rai_common::job::JobId::new();
-        let e = client.declare_project(&job, &manifest).await.unwrap_err();
+        let e = client
+            .declare_project(&job, &manifest, &[])
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains(says), "{e}");
         assert!(
             s.store()
@@ -172,7 +175,7 @@ async fn hostile_manifests_are_refused_and_nothing_is_stored(kind: Kind) {
     .unwrap()
     .manifest;
     let plan = client
-        .declare_project(&rai_common::job::JobId::new(), &manifest)
+        .declare_project(&rai_common::job::JobId::new(), &manifest, &[])
         .await
         .unwrap();
     assert_eq!(plan.missing.len(), manifest.chunk_ids().len());
@@ -192,7 +195,7 @@ async fn hostile_manifests_are_refused_and_nothing_is_stored(kind: Kind) {
     let theirs = rai_common::job::JobId::new();
     let plan = s
         .client(0)
-        .declare_project(&theirs, &manifest)
+        .declare_project(&theirs, &manifest, &[])
         .await
         .unwrap();
     assert!(plan.missing.is_empty(), "student0 sent these before");

@@ -19,6 +19,7 @@ macro_rules! on_both_stacks {
 mod chaos;
 mod chunked;
 mod dashboard;
+mod datasets;
 mod e2e;
 mod errors;
 mod gpus;

@@ -143,6 +143,12 @@ pub async fn submit(
             crate::policy::admit(&request.build, &gateway.config.raid)
                 .map_err(ApiError::bad_request)?;
         }
+        // The build that runs: the instructor's for a graded submission.
+        let build = judged
+            .as_ref()
+            .and_then(|j| j.graded.build.as_ref())
+            .unwrap_or(&request.build);
+        super::datasets::check(&gateway, build.datasets())?;
         Ok::<_, ApiError>((judged, queue_name, queue))
     }
     .await;

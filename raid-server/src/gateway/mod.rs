@@ -17,6 +17,7 @@
 mod access;
 mod artifact;
 mod auth;
+mod datasets;
 mod deadletters;
 mod error;
 mod events;
@@ -263,6 +264,7 @@ impl Gateway {
             .route("/v1/deadletters/{job}/requeue", post(deadletters::requeue))
             .route("/v1/deadletters/{job}/drop", post(deadletters::drop))
             .route(api::WORKERS, get(workers::list))
+            .route(api::DATASETS, get(datasets::list))
             .merge(ui::routes())
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok\n" }))

@@ -56,6 +56,7 @@ pub async fn create(
         .manifest
         .check(&limits(&gateway))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    super::datasets::check(&gateway, request.datasets.iter().map(String::as_str))?;
     let job = request.job;
     id_in_time(&gateway, &job)?;
     let distinct = request.manifest.distinct_chunks();

@@ -46,6 +46,7 @@ pub async fn create(
     if request.sha256.len() != 64 || !request.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::bad_request("sha256 must be 64 hex digits"));
     }
+    super::datasets::check(&gateway, request.datasets.iter().map(String::as_str))?;
     let job = request.job;
     id_in_time(&gateway, &job)?;
     admit(&gateway, &caller, &job, request.size).await?;

@@ -470,6 +470,9 @@ impl JobLife {
         let request = &self.request;
         let limits = policy::resolve(&request.build, &ctx.config.raid, ctx.gpus.count())
             .map_err(JobError::Policy)?;
+        for note in &limits.notes {
+            pump.system(note).await?;
+        }
         let (src, build) = (self.dir.join("src"), self.dir.join("build"));
         let regrade_of = self.graded.as_ref().and_then(|g| g.regrade_of.as_ref());
         fetch::fetch(&ctx, request, regrade_of, &src).await?;
@@ -679,6 +682,7 @@ impl JobLife {
             .into(),
             gate_dir: Some(self.dir.join("gate")),
             cap_add,
+            datasets: limits.datasets.clone(),
         }
     }
 

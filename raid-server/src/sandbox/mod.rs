@@ -69,6 +69,8 @@ pub struct SandboxSpec {
     pub gate_dir: Option<PathBuf>,
     /// Capabilities given back after every one is dropped (`raid.gpu.profiling: capability`: `SYS_ADMIN`).
     pub cap_add: Vec<String>,
+    /// Course datasets mounted read-only at `/data/NAME` (name, host folder).
+    pub datasets: Vec<(String, PathBuf)>,
 }
 
 /// Where the gate folder is mounted in the container.
@@ -120,6 +122,11 @@ impl SandboxSpec {
                 ]
                 .into_iter()
                 .flatten()
+                .chain(
+                    self.datasets
+                        .iter()
+                        .map(|(name, dir)| bind(dir, &format!("/data/{name}"), true)),
+                )
                 .collect(),
             ),
             tmpfs: Some(HashMap::from([(
@@ -593,6 +600,7 @@ mod tests {
             labels: HashMap::new(),
             gate_dir: None,
             cap_add: vec![],
+            datasets: vec![],
         }
     }
 
@@ -629,6 +637,26 @@ mod tests {
         );
         assert_eq!(body.user.as_deref(), Some("1000:1000"));
         assert_eq!(body.working_dir.as_deref(), Some("/build"));
+    }
+
+    #[test]
+    fn datasets_are_mounted_read_only_under_data() {
+        let mut s = spec();
+        s.datasets = vec![("imagenet-mini".into(), "/srv/data/imagenet-mini".into())];
+        let mounts = s.container_body().host_config.unwrap().mounts.unwrap();
+        let data = mounts.last().unwrap();
+        assert_eq!(
+            (
+                data.source.as_deref(),
+                data.target.as_deref(),
+                data.read_only
+            ),
+            (
+                Some("/srv/data/imagenet-mini"),
+                Some("/data/imagenet-mini"),
+                Some(true)
+            )
+        );
     }
 
     #[test]

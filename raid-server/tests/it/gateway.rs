@@ -280,7 +280,7 @@ async fn upload_as(
         sha256: sha256.clone(),
     };
     let progress: Progress = Arc::new(|_| {});
-    client.upload(&job, &archive, progress).await?;
+    client.upload(&job, &archive, &[], progress).await?;
     Ok(JobRequest {
         id: job,
         user: user.into(),

@@ -186,7 +186,7 @@ async fn one_raid_process_with_an_embedded_gateway_takes_a_job_from_rai_to_its_e
         sha256: sha256.clone(),
     };
     client
-        .upload(&job, &archive, Arc::new(|_| {}))
+        .upload(&job, &archive, &[], Arc::new(|_| {}))
         .await
         .unwrap();
     let request = rai_common::JobRequest {

@@ -41,7 +41,7 @@ impl Catalogue {
         let answer = match self
             .stack
             .client(user)
-            .declare_project(&job, manifest)
+            .declare_project(&job, manifest, &[])
             .await
         {
             Ok(plan) => format!("accepted ({} missing)", plan.missing.len()),
@@ -72,7 +72,7 @@ impl Catalogue {
     ) -> String {
         let client = self.stack.client(user);
         let job = JobId::new();
-        if let Err(e) = client.declare_project(&job, manifest).await {
+        if let Err(e) = client.declare_project(&job, manifest, &[]).await {
             return format!("declaration refused: {e}");
         }
         let mut batch = Batch::default();
@@ -162,6 +162,7 @@ pub(super) async fn cases(cat: &mut Catalogue) {
                     &JobId::new(),
                     dir.path(),
                     &manifest,
+                    &[],
                     None,
                     std::sync::Arc::new(|_| {}),
                 )
@@ -170,7 +171,7 @@ pub(super) async fn cases(cat: &mut Catalogue) {
                 return (format!("student 0 could not send: {e}"), false);
             }
             let client = c.stack.client(2);
-            let plan = match client.declare_project(&JobId::new(), &manifest).await {
+            let plan = match client.declare_project(&JobId::new(), &manifest, &[]).await {
                 Ok(plan) => plan,
                 Err(e) => return (format!("declaration refused: {e}"), false),
             };
