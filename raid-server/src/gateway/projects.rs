@@ -34,8 +34,6 @@ use super::{ApiError, Gateway};
 pub(super) const MAX_DECLARATION: usize = 64 << 20;
 /// Store requests at once when a plan or a completion checks many chunks.
 const PARALLEL: usize = 16;
-/// Chunks of one batch written to the store at once.
-const STORE_AT_ONCE: usize = 4;
 
 /// The caps a manifest is checked against: the course's upload limit on what the files add up to.
 pub(super) fn limits(gateway: &Gateway) -> ManifestLimits {
@@ -217,20 +215,19 @@ pub async fn chunks(
     .map_err(|e| ApiError::unavailable("check the chunks", e))??;
     let checked_at = started.elapsed();
     let sent = body.len() as u64;
-    let stores: Vec<_> = checked
+    let objects: Vec<(String, Vec<u8>)> = checked
         .into_iter()
         .map(|(chunk, range)| {
-            let (store, key) = (gateway.store.clone(), chunk_key(&caller.user, &chunk.id));
-            let sealed = body.slice(range).to_vec();
-            async move { store.put_bytes(&key, sealed).await }
+            (
+                chunk_key(&caller.user, &chunk.id),
+                body.slice(range).to_vec(),
+            )
         })
         .collect();
-    futures::stream::iter(stores)
-        .buffer_unordered(STORE_AT_ONCE)
-        .collect::<Vec<_>>()
+    gateway
+        .store
+        .put_many(objects)
         .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::unavailable("store the chunks", e))?;
     tracing::debug!(
         job = %job,

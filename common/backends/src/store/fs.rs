@@ -188,6 +188,67 @@ impl ObjectStore for FsStore {
         written.map_err(|e| Self::io(key, e))
     }
 
+    /// [`Self::put_bytes`] for a batch, in one blocking step: every temporary file is written before any is
+    /// synced, so the first fsync's journal commit carries them all and the rest find little to do (one commit a
+    /// batch instead of one a chunk); then each is renamed, as alone. Nothing is named before it is durable.
+    async fn put_many(
+        &self,
+        objects: Vec<(String, Vec<u8>)>,
+    ) -> Result<Vec<PutResult>, StoreError> {
+        let mut planned = Vec::with_capacity(objects.len());
+        for (key, bytes) in objects {
+            let path = self.path(&key)?;
+            let tmp = self
+                .root
+                .join(".tmp")
+                .join(format!("put-{}", rai_common::JobId::new()));
+            planned.push((key, path, tmp, bytes));
+        }
+        let first_key = planned.first().map(|p| p.0.clone()).unwrap_or_default();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let Some((_, _, tmp, _)) = planned.first() else {
+                return Ok(Vec::new());
+            };
+            std::fs::create_dir_all(tmp.parent().expect("in .tmp"))
+                .map_err(|e| Self::io(&planned[0].0, e))?;
+            let mut written: Vec<std::fs::File> = Vec::with_capacity(planned.len());
+            let result = (|| {
+                for (key, _, tmp, bytes) in &planned {
+                    let mut file = std::fs::File::create(tmp).map_err(|e| Self::io(key, e))?;
+                    file.write_all(bytes).map_err(|e| Self::io(key, e))?;
+                    written.push(file);
+                }
+                for (file, (key, ..)) in written.iter().zip(&planned) {
+                    file.sync_all().map_err(|e| Self::io(key, e))?;
+                }
+                for (key, path, tmp, _) in &planned {
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent).map_err(|e| Self::io(key, e))?;
+                    }
+                    std::fs::rename(tmp, path).map_err(|e| Self::io(key, e))?;
+                }
+                Ok(())
+            })();
+            if result.is_err() {
+                for (_, _, tmp, _) in &planned {
+                    let _ = std::fs::remove_file(tmp);
+                }
+            }
+            result.map(|()| {
+                planned
+                    .iter()
+                    .map(|(_, _, _, bytes)| PutResult {
+                        size: bytes.len() as u64,
+                        sha256: hex::encode(Sha256::digest(bytes)),
+                    })
+                    .collect()
+            })
+        })
+        .await
+        .map_err(|e| Self::io(&first_key, std::io::Error::other(e)))?
+    }
+
     async fn get(&self, key: &str) -> Result<ObjectReader, StoreError> {
         let path = self.path(key)?;
         match tokio::fs::File::open(&path).await {

@@ -142,6 +142,29 @@ pub trait ObjectStore: Send + Sync {
         self.put(key, Box::pin(std::io::Cursor::new(bytes))).await
     }
 
+    /// Stores several small objects already in memory (a batch of chunks), a few at a time; a store that can make
+    /// them durable together does so.
+    async fn put_many(
+        &self,
+        objects: Vec<(String, Vec<u8>)>,
+    ) -> Result<Vec<PutResult>, StoreError> {
+        use futures::StreamExt;
+        // Every key first: a bad one refuses the batch before anything of it is stored.
+        for (key, _) in &objects {
+            check_key(key)?;
+        }
+        futures::stream::iter(
+            objects
+                .into_iter()
+                .map(|(key, bytes)| async move { self.put_bytes(&key, bytes).await }),
+        )
+        .buffered(4)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+    }
+
     /// Reads an object of at most `max` bytes into memory; a larger one is an error, read no further than `max`.
     async fn get_bytes_up_to(&self, key: &str, max: usize) -> Result<Vec<u8>, StoreError> {
         let mut r = self.get(key).await?;

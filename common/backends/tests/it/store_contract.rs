@@ -154,7 +154,44 @@ async fn hostile_keys_are_refused(b: Backend) {
     for key in ["../escape", "/abs", "a/../../b", "a b"] {
         let e = s.put_bytes(key, vec![1]).await.unwrap_err();
         assert!(matches!(e, StoreError::BadKey { .. }), "{b:?}: {key}: {e}");
+        // In a batch, one bad key refuses the batch before anything of it is stored.
+        let e = s
+            .put_many(vec![
+                ("chunks/u/good.zst".into(), vec![1]),
+                (key.into(), vec![2]),
+            ])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::BadKey { .. }), "{b:?}: {key}: {e}");
+        assert!(
+            s.head("chunks/u/good.zst").await.unwrap().is_none(),
+            "{b:?}"
+        );
     }
+}
+
+async fn a_batch_of_small_objects_round_trips(b: Backend) {
+    let (s, _guard) = store(b).await;
+    let objects: Vec<(String, Vec<u8>)> = (0..12u64)
+        .map(|i| {
+            (
+                format!("chunks/u/{i}.zst"),
+                data(1000 + i as usize * 333, i),
+            )
+        })
+        .collect();
+    let put = s.put_many(objects.clone()).await.unwrap();
+    assert_eq!(put.len(), objects.len());
+    for ((key, bytes), put) in objects.iter().zip(&put) {
+        assert_eq!(put.size, bytes.len() as u64, "{b:?}: {key}");
+        assert_eq!(
+            put.sha256,
+            hex::encode(Sha256::digest(bytes)),
+            "{b:?}: {key}"
+        );
+        assert_eq!(&s.get_bytes(key).await.unwrap(), bytes, "{b:?}: {key}");
+    }
+    assert!(s.put_many(Vec::new()).await.unwrap().is_empty());
 }
 
 async fn readers_never_see_half_an_object(b: Backend) {
@@ -212,6 +249,7 @@ contract!(
     head_list_and_delete,
     download_links_fetch_the_object,
     hostile_keys_are_refused,
+    a_batch_of_small_objects_round_trips,
     readers_never_see_half_an_object,
 );
 
