@@ -889,20 +889,26 @@ pub fn project(commands: &[&str], files: &[(&str, &str)]) -> tempfile::TempDir {
 /// A project directory whose build file asks for `gpus` GPUs (none: no `gpu:` at all) and runs `commands` in
 /// `image`, within a minute.
 pub fn gpu_project(image: &str, gpus: u32, commands: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let list: String = commands
-        .iter()
-        .map(|c| format!("    - {}\n", serde_json::to_string(c).unwrap()))
-        .collect();
     let gpu = if gpus > 0 {
         format!("  gpu: {{ count: {gpus} }}\n")
     } else {
         String::new()
     };
+    project_asking(image, &gpu, commands)
+}
+
+/// A project directory whose build file has the `resources:` lines `resources` (each indented by two spaces) and
+/// a minute's time limit, and runs `commands` in `image`.
+pub fn project_asking(image: &str, resources: &str, commands: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let list: String = commands
+        .iter()
+        .map(|c| format!("    - {}\n", serde_json::to_string(c).unwrap()))
+        .collect();
     std::fs::write(
         dir.path().join("rai_build.yml"),
         format!(
-            "rai:\n  version: 0.2\n  image: {image}\nresources:\n{gpu}  limits: {{ time: 60s }}\ncommands:\n  build:\n{list}"
+            "rai:\n  version: 0.2\n  image: {image}\nresources:\n{resources}  limits: {{ time: 60s }}\ncommands:\n  build:\n{list}"
         ),
     )
     .unwrap();

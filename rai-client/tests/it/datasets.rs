@@ -8,22 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 
 use rai_testkit::stack::{Kind, Options, Stack, text};
 
-/// A project whose build file has `resources` lines `resources` (indented by two) and runs `commands`.
+/// A project whose build file has the `resources:` lines `resources` and runs `commands` in the test image.
 fn project(resources: &str, commands: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let list: String = commands
-        .iter()
-        .map(|c| format!("    - {}\n", serde_json::to_string(c).unwrap()))
-        .collect();
-    std::fs::write(
-        dir.path().join("rai_build.yml"),
-        format!(
-            "rai:\n  version: 0.2\n  image: {}\nresources:\n{resources}  limits: {{ time: 60s }}\ncommands:\n  build:\n{list}",
-            rai_testkit::image()
-        ),
-    )
-    .unwrap();
-    dir
+    rai_testkit::stack::project_asking(&rai_testkit::image(), resources, commands)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
