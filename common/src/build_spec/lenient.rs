@@ -277,13 +277,11 @@ fn note_data_urls(resources: &mut Node, warnings: &mut Vec<BuildWarning>) {
             .find(|(k, _)| k.scalar_text() == Some("mount"))
             .and_then(|(_, v)| v.scalar_text())
             .unwrap_or("");
-        let named = mount.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-        let what = if super::is_dataset_name(named) {
-            format!(
+        let what = match super::mount_dataset(mount) {
+            Some(named) => format!(
                 "mounts the course dataset \"{named}\" at /data/{named} where a worker offers it"
-            )
-        } else {
-            "names no dataset in its mount (write mount: /data/NAME)".to_string()
+            ),
+            None => "names no dataset in its mount (write mount: /data/NAME)".to_string(),
         };
         warnings.push(BuildWarning(YamlError::at(
             key,

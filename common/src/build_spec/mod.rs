@@ -149,10 +149,14 @@ impl DataResource {
     /// The dataset a 2017 entry's mount names: its last path component (`/data/imagenet-mini` names
     /// `imagenet-mini`), when that is a dataset name at all.
     pub fn dataset(&self) -> Option<&str> {
-        let mount = self.mount.as_deref()?.trim_end_matches('/');
-        let name = mount.rsplit('/').next()?;
-        is_dataset_name(name).then_some(name)
+        mount_dataset(self.mount.as_deref()?)
     }
+}
+
+/// The dataset a mount path names: its last component, when that is a dataset name.
+pub fn mount_dataset(mount: &str) -> Option<&str> {
+    let name = mount.trim_end_matches('/').rsplit('/').next()?;
+    is_dataset_name(name).then_some(name)
 }
 
 /// Whether `name` can name a dataset: 1 to 64 of lower-case letters, digits, `-`, `_` and `.`, starting with a

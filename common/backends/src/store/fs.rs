@@ -155,37 +155,11 @@ impl ObjectStore for FsStore {
         result
     }
 
-    /// [`Self::put`] in one blocking step: a gateway storing a batch of small chunks would otherwise spend six
-    /// hops to the blocking pool on each (the same temporary file, fsync and rename).
+    /// [`Self::put`] in one blocking step (a batch of one): a worker's record or a manifest would otherwise spend six
+    /// hops to the blocking pool (the same temporary file, fsync and rename).
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<PutResult, StoreError> {
-        let path = self.path(key)?;
-        let tmp = self
-            .root
-            .join(".tmp")
-            .join(format!("put-{}", rai_common::JobId::new()));
-        let written = tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            std::fs::create_dir_all(tmp.parent().expect("in .tmp"))?;
-            let result = (|| {
-                let mut file = std::fs::File::create(&tmp)?;
-                file.write_all(&bytes)?;
-                file.sync_all()?;
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::rename(&tmp, &path)
-            })();
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            result.map(|()| PutResult {
-                size: bytes.len() as u64,
-                sha256: hex::encode(Sha256::digest(&bytes)),
-            })
-        })
-        .await
-        .map_err(|e| Self::io(key, std::io::Error::other(e)))?;
-        written.map_err(|e| Self::io(key, e))
+        let mut put = self.put_many(vec![(key.to_string(), bytes)]).await?;
+        Ok(put.pop().expect("one object put, one result"))
     }
 
     /// [`Self::put_bytes`] for a batch, in one blocking step: every temporary file is written before any is
