@@ -50,7 +50,7 @@ fn fail(name: &'static str, detail: impl Into<String>) -> Check {
 /// Runs every check.
 pub async fn run(config: &Config) -> Vec<Check> {
     let mut out = Vec::new();
-    let docker = match crate::sandbox::connect(config) {
+    let docker = match crate::sandbox::connect(config.raid.docker.as_deref()) {
         Ok(d) => d.negotiate_version().await.ok(),
         Err(_) => None,
     };

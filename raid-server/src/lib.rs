@@ -11,10 +11,10 @@
 //!   commands (`job/run.rs`), store, record and ack (`job/finish.rs`).
 //! - [`cache`]: chunks and whole files of chunked uploads, kept between jobs within `raid.cache_bytes`.
 //! - [`context`]: what every job on this worker shares; [`setup`]: it, built from the configuration.
-//! - [`policy`]: a build file's requests against this worker's limits and image allow-list.
+//! - [`policy`]: a build file's requests against this worker's limits and image allow-list (from [`rai_sandbox`]).
 //! - [`gpu`]: this worker's GPUs and which job holds which.
-//! - [`sandbox`]: the job container, the commands run in it, and its image.
-//! - [`disk`]: how much a job wrote to `/build`, watched while it runs.
+//! - [`sandbox`]: the worker's side of the job container (images built from a Dockerfile, the jobs' network); the
+//!   container, its limits and its `/build` quota are the shared sandbox library, [`rai_sandbox`].
 //! - [`output`]: a job's output turned into batched, capped line events.
 //! - [`fleet`]: life in an EC2 Auto Scaling group: scale-in protection while jobs run, a drain before termination.
 //! - [`shutdown`]: drain, hand back, reload, as one value over cancellation tokens; [`notify`]: systemd readiness
@@ -26,7 +26,6 @@
 
 pub mod cache;
 pub mod context;
-pub mod disk;
 pub mod doctor;
 pub mod errors;
 pub mod fleet;
@@ -36,9 +35,12 @@ pub mod job;
 pub mod metrics;
 pub mod notify;
 pub mod output;
-pub mod policy;
 pub mod sandbox;
 pub mod setup;
 pub mod shutdown;
 pub mod slots;
 pub mod worker;
+
+/// The policy lives in the shared sandbox library: the gateway admits with it, the worker resolves limits with it,
+/// and `rai run --local` runs under the same limits.
+pub use rai_sandbox::policy;

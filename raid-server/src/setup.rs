@@ -14,7 +14,7 @@ use crate::gpu::GpuPool;
 
 /// Connects everything a worker needs, with an error that says which part failed.
 pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
-    let docker = crate::sandbox::connect(&config)
+    let docker = crate::sandbox::connect(config.raid.docker.as_deref())
         .context("cannot connect to Docker (raid.docker)")?
         .negotiate_version()
         .await

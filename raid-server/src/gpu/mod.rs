@@ -245,15 +245,7 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     Some(&text[from..to])
 }
 
-/// The `NVIDIA_VISIBLE_DEVICES` a job's container gets: its own devices, or `void` for a job with none, so neither an
-/// image's `NVIDIA_VISIBLE_DEVICES=all` nor a host whose default runtime is nvidia can show it another job's GPU.
-pub fn visible_devices(ids: &[String]) -> String {
-    if ids.is_empty() {
-        "void".to_string()
-    } else {
-        ids.join(",")
-    }
-}
+pub use rai_sandbox::gpu::{capabilities, visible_devices};
 
 /// What a job's "running" status says of its GPUs (the client's `✱` line shows it): `None` for a job without.
 pub fn running_on(ids: &[String]) -> Option<String> {
@@ -279,15 +271,6 @@ pub fn profiler_refused(profiling: GpuProfiling, worker: &str) -> String {
              allow them but its NVIDIA driver keeps them to admins. Tell your course staff (`raid doctor` on that \
              worker shows what to change)."
         ),
-    }
-}
-
-/// The capabilities a job's container gets back: `SYS_ADMIN` for a GPU job where profiling is by capability.
-pub fn capabilities(profiling: GpuProfiling, has_gpus: bool) -> Vec<String> {
-    if profiling == GpuProfiling::Capability && has_gpus {
-        vec!["SYS_ADMIN".to_string()]
-    } else {
-        Vec::new()
     }
 }
 

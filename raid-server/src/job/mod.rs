@@ -41,6 +41,7 @@ use crate::output::OutputPump;
 use crate::policy;
 use crate::sandbox::{JOB_LABEL, Sandbox, SandboxSpec, ensure_image, remove_container};
 use crate::slots::{Slot, Ticket};
+use rai_sandbox::{JobFolders, JobSandbox};
 use ready::{Ready, Waited};
 
 /// How long a worker holds a message it could not claim before handing it back.
@@ -648,42 +649,21 @@ impl JobLife {
         image: String,
         gpus: Vec<String>,
     ) -> SandboxSpec {
-        let (raid, job) = (&self.ctx.config.raid, self.request.id);
-        let cap_add = crate::gpu::capabilities(raid.gpu.profiling, !gpus.is_empty());
-        SandboxSpec {
+        let raid = &self.ctx.config.raid;
+        JobSandbox {
+            raid,
+            limits,
+            job: self.request.id.to_string(),
             name: self.container.clone(),
-            image,
-            src_dir: self.dir.join("src"),
-            build_dir: self.dir.join("build"),
-            user: raid.user.clone(),
-            shell: raid.shell.clone(),
-            memory_bytes: limits.memory,
-            cpus: limits.cpus,
-            pids: limits.pids,
-            nofile: limits.nofile,
-            network: limits
-                .network
-                .then(|| self.ctx.config.raid.job_network.name.clone()),
-            tmp_bytes: (limits.memory / 4).clamp(16 << 20, 1 << 30),
-            gpus,
-            runtime: raid.runtime.clone(),
-            env: vec![
-                "RAI=1".into(),
-                "CI=rai".into(),
-                format!("RAI_JOB_ID={job}"),
-                "RAI_SOURCE_DIR=/src".into(),
-                "RAI_BUILD_DIR=/build".into(),
-                "HOME=/build".into(),
-            ],
-            labels: [
-                (JOB_LABEL.to_string(), job.to_string()),
-                ("rai.worker".to_string(), self.ctx.name.clone()),
-            ]
-            .into(),
-            gate_dir: Some(self.dir.join("gate")),
-            cap_add,
-            datasets: limits.datasets.clone(),
+            folders: JobFolders {
+                src: self.dir.join("src"),
+                build: self.dir.join("build"),
+                gate: Some(self.dir.join("gate")),
+            },
+            labels: [("rai.worker".to_string(), self.ctx.name.clone())].into(),
+            network: raid.job_network.name.clone(),
         }
+        .spec(image, gpus)
     }
 
     /// Removes the container and the job directory, whatever happened.

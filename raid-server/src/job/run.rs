@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Ending, Outcome};
 use crate::context::WorkerContext;
-use crate::disk::{BuildQuota, BuildWatch, watch_build};
 use crate::errors::JobError;
 use crate::output::OutputPump;
 use crate::policy::{JobLimits, bytes_text, span_text};
 use crate::sandbox::{GatedCommand, Sandbox};
 use rai_common::record::CommandTime;
+use rai_sandbox::build_quota::{BuildQuota, BuildWatch, watch_build};
 
 /// How often a running command checks for a cancel request.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
