@@ -116,6 +116,28 @@ pub enum Command {
         #[arg(short = 'f', long = "build", value_name = "FILE")]
         build: Option<PathBuf>,
     },
+    /// Run the project in this machine's Docker engine, in the sandbox the course's workers use (the same limits,
+    /// lines and exit code), before spending a place in the queue; /build is left in a folder.
+    Run {
+        /// On this machine (the only place `rai run` runs; `rai submit` runs on the course's workers).
+        #[arg(long, required = true)]
+        local: bool,
+        /// GPUs to give the job (default: as many as the build file asks for); needs the NVIDIA Container Toolkit.
+        #[arg(long, value_name = "N")]
+        gpus: Option<u32>,
+        /// A local copy of a course dataset, mounted read-only at /data/NAME (repeat for more).
+        #[arg(long = "dataset", value_name = "NAME=DIR")]
+        datasets: Vec<String>,
+        /// Where /build is left (default: ./build-<id>); it must be new or empty.
+        #[arg(short = 'o', long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// The build file to use instead of the project's rai_build.yml.
+        #[arg(short = 'f', long = "build", value_name = "FILE")]
+        build: Option<PathBuf>,
+        /// One JSON event per line on stdout, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a job's output from the start; `-f` keeps following it live.
     Logs {
         #[arg(short = 'f', long)]

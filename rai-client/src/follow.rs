@@ -31,7 +31,8 @@ fn system(line: &str) {
     eprintln!("{start}✱ {}", terminal::visible(line));
 }
 
-fn print(event: &Event, job: &JobId, json: bool) {
+/// Prints one event as `rai` shows a job's: output to its stream, `✱` lines to stderr; or its JSON.
+pub fn print(event: &Event, job: &JobId, json: bool) {
     if json {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", serde_json::to_string(event).unwrap_or_default());

@@ -11,6 +11,7 @@
 //! - [`canvas`]: graded submissions as a Canvas gradebook import.
 //! - [`context`]: what every command may need: configuration, profile, project directory.
 //! - [`follow`]: printing a job's events as they come.
+//! - [`local`]: `rai run --local`, a project run in this machine's Docker engine in the workers' sandbox.
 //! - [`terminal`]: job output made safe to show on a terminal.
 //! - [`exit`]: the documented exit codes.
 
@@ -21,6 +22,7 @@ pub mod commands;
 pub mod context;
 pub mod exit;
 pub mod follow;
+pub mod local;
 pub mod terminal;
 
 pub use client::{Client, ClientError};

@@ -39,6 +39,23 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             )
             .await
         }
+        Some(Command::Run {
+            local: _,
+            gpus,
+            datasets,
+            output,
+            build,
+            json,
+        }) => {
+            let args = commands::run::RunArgs {
+                gpus,
+                datasets,
+                output,
+                build: build.or(cli.build),
+                json,
+            };
+            commands::run::run(g, args).await
+        }
         // The 2017 form: `rai -p DIR` submits.
         None => {
             let args = SubmitArgs {

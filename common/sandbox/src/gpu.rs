@@ -20,3 +20,12 @@ pub fn capabilities(profiling: GpuProfiling, has_gpus: bool) -> Vec<String> {
         Vec::new()
     }
 }
+
+/// What a job's "running" status says of its GPUs (the client's `✱` line shows it): `None` for a job without.
+pub fn running_on(ids: &[String]) -> Option<String> {
+    match ids {
+        [] => None,
+        [one] => Some(format!("GPU {one}")),
+        many => Some(format!("GPUs {}", many.join(", "))),
+    }
+}

@@ -12,18 +12,22 @@
 //! - [`job`]: a job's container made from those limits and the `raid` section ([`JobSandbox`]).
 //! - [`container`]: the container itself ([`SandboxSpec`], [`Sandbox`]): start, run a command, kill, remove.
 //! - [`image`]: the job's image, pulled when missing.
+//! - [`ending`]: how a job's end reads when a command ended it.
 //! - [`build_quota`]: how much a job wrote to `/build`, watched while it runs.
 //! - [`gpu`]: what a container is told of GPUs.
-//! - [`error`]: [`SandboxError`].
+//! - [`error`]: the sandbox's error, [`SandboxError`].
 
 pub mod build_quota;
 pub mod container;
+pub mod ending;
 pub mod error;
 pub mod gpu;
 pub mod image;
 pub mod job;
 pub mod policy;
 
+/// The Docker client the sandbox drives, for callers that hold one without depending on bollard themselves.
+pub use bollard::{Docker, errors::Error as DockerError};
 pub use container::{Sandbox, SandboxSpec, Stream};
 pub use error::SandboxError;
 pub use job::{JOB_LABEL, JobFolders, JobSandbox};

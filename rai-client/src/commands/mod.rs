@@ -15,6 +15,7 @@ pub mod logs;
 pub mod ranking;
 pub mod regrade;
 pub mod results;
+pub mod run;
 pub mod status;
 pub mod submissions;
 pub mod submit;

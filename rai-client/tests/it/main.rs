@@ -28,5 +28,6 @@ mod hostile;
 mod hosts_apart;
 mod identity;
 mod kill_points;
+mod local;
 mod offline_commands;
 mod operability;

@@ -245,16 +245,7 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     Some(&text[from..to])
 }
 
-pub use rai_sandbox::gpu::{capabilities, visible_devices};
-
-/// What a job's "running" status says of its GPUs (the client's `✱` line shows it): `None` for a job without.
-pub fn running_on(ids: &[String]) -> Option<String> {
-    match ids {
-        [] => None,
-        [one] => Some(format!("GPU {one}")),
-        many => Some(format!("GPUs {}", many.join(", "))),
-    }
-}
+pub use rai_sandbox::gpu::{capabilities, running_on, visible_devices};
 
 /// What a profiler prints when the driver refuses it the GPU's performance counters.
 pub const PROFILER_REFUSED: &str = "ERR_NVGPUCTRPERM";

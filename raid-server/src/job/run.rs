@@ -19,10 +19,11 @@ use super::{Ending, Outcome};
 use crate::context::WorkerContext;
 use crate::errors::JobError;
 use crate::output::OutputPump;
-use crate::policy::{JobLimits, bytes_text, span_text};
+use crate::policy::JobLimits;
 use crate::sandbox::{GatedCommand, Sandbox};
 use rai_common::record::CommandTime;
 use rai_sandbox::build_quota::{BuildQuota, BuildWatch, watch_build};
+use rai_sandbox::ending;
 
 /// How often a running command checks for a cancel request.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
@@ -144,12 +145,12 @@ impl Commands<'_> {
                 },
                 _ = flush.tick() => pump.tick().await?,
                 _ = tokio::time::sleep_until(watch.deadline), if stopped.is_none() => {
-                    let reason = format!("time limit {} exceeded", span_text(self.limits.time));
+                    let reason = ending::time_limit_exceeded(self.limits.time);
                     stopped = Some(Stopped::Ended(Ending::new(JobStatus::TimedOut, None, reason)));
                 }
                 _ = cancel_poll.tick(), if stopped.is_none() => match &cancelled {
                     Some((by, since)) if since.elapsed() >= cancel_grace => {
-                        let reason = format!("cancelled by {by}");
+                        let reason = ending::cancelled_by(by);
                         stopped = Some(Stopped::Ended(Ending::new(JobStatus::Cancelled, None, reason)));
                     }
                     Some(_) => {}
@@ -195,25 +196,17 @@ impl Commands<'_> {
             None => {}
         }
         let ending = if let Some(by) = cancelled_by {
-            Ending::new(
-                JobStatus::Cancelled,
-                exit_code,
-                format!("cancelled by {by}"),
-            )
+            Ending::new(JobStatus::Cancelled, exit_code, ending::cancelled_by(&by))
         } else if self.sandbox.oom_killed().await {
-            let limit = bytes_text(self.sandbox.memory_bytes());
-            Ending::new(
-                JobStatus::Failed,
-                exit_code,
-                format!("out of memory (limit {limit})"),
-            )
+            let reason = ending::out_of_memory(self.sandbox.memory_bytes());
+            Ending::new(JobStatus::Failed, exit_code, reason)
         } else {
             match exit_code {
                 Some(0) => return None,
                 Some(c) => Ending::new(
                     JobStatus::Failed,
                     Some(c),
-                    format!("command failed with exit code {c}: {command}"),
+                    ending::command_failed(command, c),
                 ),
                 None => Ending::new(
                     JobStatus::Error,
