@@ -113,6 +113,46 @@ pub struct JobRequest {
     /// course file and says so in its acceptance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment: Option<String>,
+    /// The job's place in a sweep (`matrix:` in the build file), if it is one of a sweep's jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepMember>,
+}
+
+/// One job of a sweep: which sweep, and the combination of values it runs with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepMember {
+    /// The sweep's id (`rai cancel`, `rai status` take it for all its jobs).
+    pub id: JobId,
+    /// Its values, in the matrix's order: one of `build.matrix`'s combinations.
+    pub combination: crate::build_spec::Combination,
+    /// How many jobs the sweep has.
+    pub size: u32,
+}
+
+impl SweepMember {
+    /// Whether this is a combination of `matrix` and the sweep is its size: `Err` says what is not.
+    pub fn check(&self, matrix: &crate::build_spec::Matrix) -> Result<(), String> {
+        if matrix.is_empty() {
+            return Err(
+                "the job says it is one of a sweep, but its build file has no matrix".into(),
+            );
+        }
+        if self.size as usize != matrix.size() {
+            return Err(format!(
+                "the job says its sweep has {} jobs; its build file's matrix makes {}",
+                self.size,
+                matrix.size()
+            ));
+        }
+        if !matrix.combinations().contains(&self.combination) {
+            return Err(format!(
+                "\"{}\" is not a combination of the build file's matrix",
+                self.combination
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl JobRequest {
@@ -552,6 +592,7 @@ mod tests {
                 sha256: "00".repeat(32),
             },
             assignment: None,
+            sweep: None,
         }
     }
 

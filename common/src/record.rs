@@ -52,6 +52,11 @@ pub struct JobRecord {
     /// A regrade: the submission it ran again (whose record stays as it was).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regrade_of: Option<String>,
+    /// The sweep the job was one of, and its combination of values (`block=32 n=1e7`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combination: Option<String>,
 }
 
 /// One command of a job as the worker saw it run.

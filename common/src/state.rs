@@ -35,6 +35,11 @@ pub struct JobState {
     pub gpus: Option<Vec<String>>,
     /// How the job used each of them, sampled while its commands ran.
     pub gpu_use: Option<Vec<GpuUse>>,
+    /// The sweep the job is one of, and its combination of values (`block=32 n=1e7`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combination: Option<String>,
 }
 
 /// How one job used one GPU, from the worker's samples while its commands ran.
@@ -96,6 +101,8 @@ impl JobState {
                     .as_ref()
                     .and_then(|u| serde_json::to_string(u).ok()),
             ),
+            ("sweep", self.sweep.clone()),
+            ("combination", self.combination.clone()),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
@@ -129,6 +136,8 @@ impl JobState {
             reason: text("reason"),
             gpus: text("gpus").map(|g| g.split(',').map(str::to_string).collect()),
             gpu_use: text("gpu_use").and_then(|u| serde_json::from_str(&u).ok()),
+            sweep: text("sweep"),
+            combination: text("combination"),
         })
     }
 }

@@ -85,6 +85,7 @@ async fn submit(
             sha256: upload.3.clone(),
         },
         assignment: None,
+        sweep: None,
     };
     let signed = request.sign(key);
     let started = Instant::now();

@@ -143,6 +143,8 @@ async fn main() {
             gpu_use: Vec::new(),
             results: None,
             regrade_of: None,
+            sweep: None,
+            combination: None,
         };
         store
             .put_bytes(

@@ -147,6 +147,12 @@ pub fn gpu_seconds(user: &str, window: &str) -> String {
     format!("rai:rate:{user}:gpu:{window}")
 }
 
+/// The jobs submitted so far of a user's sweep (a sweep counts once against the rate limit, and never makes more
+/// jobs than its matrix).
+pub fn sweep_jobs(user: &str, sweep: &str) -> String {
+    format!("rai:rate:sweep:{user}:{sweep}")
+}
+
 /// A user's submissions in the current minute (the gateway's rate limit).
 pub fn submit_count(user: &str, minute: i64) -> String {
     format!("rai:rate:{user}:{minute}")

@@ -40,6 +40,8 @@ pub struct JobSandbox<'a> {
     pub labels: HashMap<String, String>,
     /// The Docker network of a job allowed one.
     pub network: String,
+    /// More environment: a sweep's `RAI_MATRIX_<NAME>=value`.
+    pub env: Vec<String>,
 }
 
 impl JobSandbox<'_> {
@@ -71,7 +73,10 @@ impl JobSandbox<'_> {
                 "RAI_SOURCE_DIR=/src".into(),
                 "RAI_BUILD_DIR=/build".into(),
                 "HOME=/build".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(self.env.iter().cloned())
+            .collect(),
             labels,
             gate_dir: self.folders.gate.clone(),
             cap_add,
@@ -110,10 +115,12 @@ mod tests {
             },
             labels: HashMap::new(),
             network: "rai-jobs".into(),
+            env: vec!["RAI_MATRIX_BLOCK=32".into()],
         };
         let spec = job.spec("img".into(), vec!["0".into()]);
         assert_eq!(spec.labels[JOB_LABEL], "j1");
         assert!(spec.env.contains(&"RAI_JOB_ID=j1".to_string()));
+        assert!(spec.env.contains(&"RAI_MATRIX_BLOCK=32".to_string()));
         assert_eq!(spec.user, config.raid.user);
         assert_eq!(spec.memory_bytes, limits.memory);
         assert_eq!(spec.tmp_bytes, tmp_bytes(limits.memory));

@@ -68,6 +68,8 @@ const fn no_effect(name: &'static str, why: &'static str) -> Key {
 /// rai added, in the order docs/build-file.md lists them.
 const SCHEMA: &[Key] = &[
     section("rai", &[used("version"), used("image"), used("queue")]),
+    // Parameters named by the student: serde reads them.
+    used("matrix"),
     section(
         "resources",
         &[
@@ -174,7 +176,7 @@ fn prune(node: &mut Node, keys: &[Key], prefix: &str, warnings: &mut Vec<BuildWa
                 let hint = match yaml::suggest(&name, &names) {
                     Some(s) => format!(" (did you mean \"{s}\"?)"),
                     None if prefix.is_empty() => {
-                        " (a build file has rai, resources and commands)".to_string()
+                        " (a build file has rai, resources, commands and matrix)".to_string()
                     }
                     None => format!(" (known here: {})", names.join(", ")),
                 };

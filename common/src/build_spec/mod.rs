@@ -13,8 +13,10 @@ use crate::units::{Bytes, Span};
 use crate::yaml::{self, Duplicates, Limits, Node, YamlError};
 
 mod lenient;
+pub mod matrix;
 
 pub use lenient::BuildWarning;
+pub use matrix::{Combination, Matrix};
 
 /// The conventional file name.
 pub const BUILD_FILE_NAME: &str = "rai_build.yml";
@@ -74,6 +76,9 @@ pub struct BuildSpec {
     #[serde(default, skip_serializing_if = "Resources::is_empty")]
     pub resources: Resources,
     pub commands: Commands,
+    /// A parameter sweep: one job per combination of values ([`matrix`]).
+    #[serde(default, skip_serializing_if = "Matrix::is_empty")]
+    pub matrix: Matrix,
     /// What the reading of the file warned about (each located, `rai_build.yml:3:5: ...`), carried with the job so
     /// a course whose policy reads build files strictly can refuse it (`raid.strict_build_files`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -424,6 +429,14 @@ impl BuildSpec {
                      lists the course's",
                     self.resources.datasets[i]
                 ),
+            });
+        }
+        if let Some((key, message)) = self.matrix.broken() {
+            return Err(Violation {
+                path: &["matrix"],
+                item: None,
+                key,
+                message,
             });
         }
         let limits = self.resources.limits.clone().unwrap_or_default();

@@ -228,6 +228,8 @@ pub struct GatewayConfig {
     pub link_lifetime: Span,
     pub max_body: Bytes,
     pub submits_per_minute: u32,
+    /// The most jobs one sweep may make.
+    pub max_sweep: u32,
     /// The course file (assignments and deadlines, docs/instructor.md); `None`: no graded submissions.
     pub course: Option<PathBuf>,
     /// Who takes turns in the queue (docs/instructor.md, "Fair share"): each user, each team as one, or nobody

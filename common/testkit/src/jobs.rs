@@ -158,6 +158,7 @@ pub async fn sign_upload(
             sha256: put.sha256,
         },
         assignment: None,
+        sweep: None,
     };
     tweak(&mut request);
     let wire = String::from_utf8(request.sign(key).to_bytes()).unwrap();

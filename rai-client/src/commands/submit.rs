@@ -112,6 +112,7 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
             sha256: uploaded.sha256,
         },
         assignment: args.assignment.clone(),
+        sweep: None,
     };
     let accepted = match client.submit(&request.sign(&key)).await {
         Ok(accepted) => accepted,

@@ -200,6 +200,7 @@ impl LocalRun {
             labels: [("rai.local".to_string(), "1".to_string())].into(),
             // Docker's default network: this machine has no course network to keep jobs off.
             network: "bridge".into(),
+            env: Vec::new(),
         }
         .spec(image, gpu_ids.clone());
         spec.user = user;

@@ -55,6 +55,7 @@ fn signed_job(profile: &Profile) -> Vec<u8> {
             sha256: "00".repeat(32),
         },
         assignment: None,
+        sweep: None,
     }
     .sign(&profile.signing_key("profile").unwrap())
     .to_bytes()

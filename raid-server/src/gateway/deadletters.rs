@@ -269,6 +269,9 @@ pub async fn drop(
             .as_ref()
             .and_then(|g| g.regrade_of)
             .map(|j| j.to_string()),
+        // The letter keeps the acceptance, not the signed request: a dropped sweep job is listed on its own.
+        sweep: None,
+        combination: None,
     };
     // The record and the end first, then out of the dead letters: a crash between leaves it listed, to drop again.
     let bytes = serde_json::to_vec(&record).expect("a record serializes");

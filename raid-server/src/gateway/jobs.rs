@@ -88,8 +88,49 @@ pub async fn submit(
         }
     }
     let now = gateway.clock.now();
+    // A sweep's job: one of its build file's combinations, within the course's size, never more jobs than the
+    // matrix makes; the sweep counts once against the rate limit (its first job), each job against the caps.
+    let mut counts_as_submission = true;
+    match &request.sweep {
+        Some(_) if request.assignment.is_some() => {
+            return Err(ApiError::bad_request(
+                "a sweep cannot be a graded submission: submit the setting you chose, without a matrix",
+            ));
+        }
+        Some(sweep) => {
+            sweep
+                .check(&request.build.matrix)
+                .map_err(ApiError::bad_request)?;
+            let cap = gateway.config.gateway.max_sweep;
+            if sweep.size > cap {
+                return Err(ApiError::bad_request(format!(
+                    "the matrix makes {} jobs; this course allows at most {cap} in one sweep                      (gateway.max_sweep): list fewer values",
+                    sweep.size
+                )));
+            }
+            let seen = gateway
+                .bus
+                .count_sweep_job(&caller.user, &sweep.id.to_string())
+                .await
+                .map_err(|e| ApiError::unavailable("count the sweep's jobs", e))?;
+            if seen > u64::from(sweep.size) {
+                return Err(ApiError::conflict(format!(
+                    "sweep {} already has its {} jobs",
+                    sweep.id, sweep.size
+                )));
+            }
+            counts_as_submission = seen == 1;
+        }
+        None if !request.build.matrix.is_empty() => {
+            return Err(ApiError::bad_request(
+                "the build file has a matrix, so it is submitted as a sweep (one job per combination); \
+                 update rai (rai version) and submit again",
+            ));
+        }
+        None => {}
+    }
     let per_minute = gateway.config.gateway.submits_per_minute;
-    if !caller.is_staff() && per_minute > 0 {
+    if !caller.is_staff() && per_minute > 0 && counts_as_submission {
         let count = gateway
             .bus
             .count_submit(&caller.user, now.timestamp() / 60)
@@ -188,6 +229,8 @@ pub async fn submit(
         assignment: graded.as_ref().map(|g| g.assignment.clone()),
         queue: Some(queue_name.clone()),
         submitted_at: Some(now),
+        sweep: request.sweep.as_ref().map(|s| s.id.to_string()),
+        combination: request.sweep.as_ref().map(|s| s.combination.label()),
         ..JobState::default()
     };
     let wire = String::from_utf8(attested.to_bytes()).expect("JSON is UTF-8");

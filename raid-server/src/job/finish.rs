@@ -256,6 +256,8 @@ impl Finished<'_> {
                 .graded
                 .and_then(|g| g.regrade_of)
                 .map(|j| j.to_string()),
+            sweep: request.sweep.as_ref().map(|s| s.id.to_string()),
+            combination: request.sweep.as_ref().map(|s| s.combination.label()),
         }
     }
 }

@@ -471,6 +471,11 @@ impl JobLife {
         let request = &self.request;
         let limits = policy::resolve(&request.build, &ctx.config.raid, ctx.gpus.count())
             .map_err(JobError::Policy)?;
+        if let Some(sweep) = &request.sweep {
+            sweep
+                .check(&request.build.matrix)
+                .map_err(JobError::Policy)?;
+        }
         for note in &limits.notes {
             pump.system(note).await?;
         }
@@ -662,6 +667,12 @@ impl JobLife {
             },
             labels: [("rai.worker".to_string(), self.ctx.name.clone())].into(),
             network: raid.job_network.name.clone(),
+            env: self
+                .request
+                .sweep
+                .as_ref()
+                .map(|s| s.combination.env())
+                .unwrap_or_default(),
         }
         .spec(image, gpus)
     }

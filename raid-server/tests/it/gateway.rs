@@ -295,6 +295,7 @@ async fn upload_as(
             sha256,
         },
         assignment: None,
+        sweep: None,
     })
 }
 

@@ -203,6 +203,7 @@ async fn one_raid_process_with_an_embedded_gateway_takes_a_job_from_rai_to_its_e
             sha256,
         },
         assignment: None,
+        sweep: None,
     };
     client.submit(&request.sign(&key)).await.unwrap();
     let mut events = client.follow(job, 0);

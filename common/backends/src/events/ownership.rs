@@ -137,4 +137,20 @@ impl EventBus {
             .map_err(|e| self.error(e))?;
         Ok(count)
     }
+
+    /// Counts one more job of `user`'s sweep `sweep`; returns how many have come, this one included.
+    pub async fn count_sweep_job(&self, user: &str, sweep: &str) -> Result<u64, EventError> {
+        let key = keys::sweep_jobs(user, sweep);
+        let (count, _): (u64, i64) = redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(7 * 24 * 3600)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(count)
+    }
 }
