@@ -159,8 +159,11 @@ pub enum Command {
         json: bool,
         id: Option<String>,
     },
-    /// Ask the worker to stop a job.
-    Cancel { id: String },
+    /// Ask the worker to stop a job, or several (a sweep's: `rai submit` prints the line to stop them all).
+    Cancel {
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
     /// List your jobs, newest first (staff: anyone's, a team's, or everyone's).
     History {
         #[arg(short = 'n', default_value_t = 20)]

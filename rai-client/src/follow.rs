@@ -72,11 +72,26 @@ pub fn print(event: &Event, job: &JobId, json: bool) {
                 eprintln!("{}", terminal::visible(line));
             }
         }
+        body => {
+            if let Some(line) = own_line(body, job) {
+                system(&line);
+            }
+        }
+    }
+}
+
+/// What rai says of an event that is neither the job's output nor a worker's line: its status, its stored
+/// `/build`, its end.
+pub fn own_line(body: &EventBody, job: &JobId) -> Option<String> {
+    Some(match body {
+        EventBody::Stdout { .. } | EventBody::Stderr { .. } | EventBody::System { .. } => {
+            return None;
+        }
         EventBody::Status {
             status: JobStatus::Running,
             worker,
             detail,
-        } => system(&format!(
+        } => format!(
             "Your job is running on {}{}.",
             worker.as_deref().unwrap_or("a worker"),
             // The worker names the job's GPUs ("GPU 0", "GPUs GPU-1a.., GPU-2b..").
@@ -84,22 +99,22 @@ pub fn print(event: &Event, job: &JobId, json: bool) {
                 .as_deref()
                 .map(|d| format!(" with {d}"))
                 .unwrap_or_default()
-        )),
+        ),
         EventBody::Status {
             status: JobStatus::Requeued,
             detail,
             ..
-        } => system(&format!(
+        } => format!(
             "Your job was requeued{}.",
             detail
                 .as_deref()
                 .map(|d| format!(": {d}"))
                 .unwrap_or_default()
-        )),
-        EventBody::Status { status, .. } => system(&format!("Job status: {status}.")),
-        EventBody::Artifact {} => system(&format!(
-            "Your /build folder is stored: `rai download {job}` fetches it."
-        )),
+        ),
+        EventBody::Status { status, .. } => format!("Job status: {status}."),
+        EventBody::Artifact {} => {
+            format!("Your /build folder is stored: `rai download {job}` fetches it.")
+        }
         EventBody::End {
             status,
             exit_code,
@@ -110,20 +125,17 @@ pub fn print(event: &Event, job: &JobId, json: bool) {
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default();
             match status {
-                JobStatus::Succeeded => system(&format!("Job {job} succeeded.")),
-                JobStatus::Failed => system(&format!(
+                JobStatus::Succeeded => format!("Job {job} succeeded."),
+                JobStatus::Failed => format!(
                     "Job {job} failed{}{why}.",
                     exit_code
                         .map(|c| format!(" with exit code {c}"))
                         .unwrap_or_default()
-                )),
-                other => system(&format!(
-                    "Job {job} {}{why}.",
-                    other.as_str().replace('_', " ")
-                )),
+                ),
+                other => format!("Job {job} {}{why}.", other.as_str().replace('_', " ")),
             }
         }
-    }
+    })
 }
 
 /// Follows `job` from the event after `after`, printing, until its end, Ctrl-C, or `timeout`.

@@ -79,7 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Logs { follow, json, id }) => commands::logs::run(g, &id, follow, json).await,
         Some(Command::Status { json, id }) => commands::status::run(g, &id, json).await,
         Some(Command::Results { json, id }) => commands::results::run(g, id.as_deref(), json).await,
-        Some(Command::Cancel { id }) => commands::cancel::run(g, &id).await,
+        Some(Command::Cancel { ids }) => commands::cancel::run(g, &ids).await,
         Some(Command::History {
             n,
             json,

@@ -20,6 +20,7 @@ pub mod status;
 pub mod submissions;
 pub mod submit;
 pub mod submitted;
+mod sweep;
 pub mod usage;
 pub mod validate;
 pub mod version;

@@ -34,45 +34,52 @@ pub struct SubmitArgs {
     pub build: Option<PathBuf>,
 }
 
-fn say(json: bool, line: &str) {
+pub(super) fn say(json: bool, line: &str) {
     if !json {
         eprintln!("✱ {line}");
     }
 }
 
 /// Everything checked before anything goes over the network.
-struct Checked {
-    spec: BuildSpec,
-    config: Config,
-    profile: Profile,
-    key: SigningKey,
-    queue_name: String,
+pub(super) struct Checked {
+    pub(super) spec: BuildSpec,
+    pub(super) config: Config,
+    pub(super) profile: Profile,
+    pub(super) key: SigningKey,
+    pub(super) queue_name: String,
     /// The queue came from resources.cpu.architecture, not from the student.
-    queue_inferred: bool,
-    project: Project,
+    pub(super) queue_inferred: bool,
+    pub(super) project: Project,
 }
 
 /// The project directory as scanned, ready to pack.
-struct Project {
+#[derive(Clone)]
+pub(super) struct Project {
     dir: PathBuf,
     scanned: (Vec<ScannedEntry>, Vec<SkippedEntry>),
     opts: PackOptions,
 }
 
 /// What was uploaded.
-struct Uploaded {
-    key: String,
-    size: u64,
+pub(super) struct Uploaded {
+    pub(super) key: String,
+    pub(super) size: u64,
     /// What `✱ Job ...` says the project is: the archive's size, or the files' for a chunked upload.
-    shown_size: u64,
-    sha256: String,
-    summary: PackSummary,
+    pub(super) shown_size: u64,
+    pub(super) sha256: String,
+    pub(super) summary: PackSummary,
 }
 
 /// The steps of a submit, in the order the student sees their `✱` lines. A step that returns `None` has said
 /// what is wrong with the student's project (exit code 2).
 pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
-    let Some(Checked {
+    let Some(checked) = check(global, &args).await? else {
+        return Ok(exit::USAGE);
+    };
+    if !checked.spec.matrix.is_empty() {
+        return super::sweep::run(&args, checked).await;
+    }
+    let Checked {
         spec,
         config,
         profile,
@@ -80,10 +87,7 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
         queue_name,
         queue_inferred,
         project,
-    }) = check(global, &args).await?
-    else {
-        return Ok(exit::USAGE);
-    };
+    } = checked;
     let client = Client::new(&config.client, &profile.username, key.clone())?;
     let job = JobId::new();
     let chunked = config.client.chunked_uploads;
@@ -262,7 +266,7 @@ async fn check(global: &GlobalArgs, args: &SubmitArgs) -> anyhow::Result<Option<
 /// Packs the scanned directory into a temporary file (its size and SHA-256 computed on the way), then uploads it
 /// through the gateway, with a progress bar on a terminal. The file lets the upload be sent in parallel parts and
 /// its digest be declared before the first byte goes out.
-async fn upload(
+pub(super) async fn upload(
     client: &Client,
     json: bool,
     job: JobId,
@@ -483,7 +487,7 @@ fn index_path(dir: &std::path::Path) -> PathBuf {
 /// Says why the gateway did not take the job and returns the exit code: a refusal (the account, the course's
 /// policy, the rate) is [`exit::REJECTED`], as when a worker refuses; anything else (no gateway reachable) is
 /// [`exit::USAGE`].
-fn refused(what: &str, e: &crate::ClientError) -> u8 {
+pub(super) fn refused(what: &str, e: &crate::ClientError) -> u8 {
     match e.status() {
         Some(status) if status.is_client_error() => {
             eprintln!("✱ Job rejected: {e}");

@@ -31,3 +31,4 @@ mod kill_points;
 mod local;
 mod offline_commands;
 mod operability;
+mod sweeps;
