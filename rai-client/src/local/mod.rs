@@ -166,6 +166,20 @@ impl LocalRun {
         // The course's allow-list is the gateway's to judge; any image on this machine runs here.
         raid.images = vec!["**".into()];
         raid.datasets = self.datasets.clone().into_iter().collect();
+        // A sweep runs here as its first combination; `rai submit` runs them all.
+        let combination = self.spec.matrix.combinations().into_iter().next();
+        if let Some(c) = combination
+            .as_ref()
+            .filter(|_| !self.spec.matrix.is_empty())
+        {
+            events
+                .system(&format!(
+                    "The build file has a matrix of {} combinations; rai run --local runs the first ({c}), \
+                     rai submit runs them all.",
+                    self.spec.matrix.size()
+                ))
+                .await?;
+        }
         let mut limits = match rai_sandbox::policy::resolve(&self.spec, &raid, gpus.max(asked)) {
             Ok(limits) => limits,
             Err(reason) => return Ok(Err(reason)),
@@ -200,7 +214,7 @@ impl LocalRun {
             labels: [("rai.local".to_string(), "1".to_string())].into(),
             // Docker's default network: this machine has no course network to keep jobs off.
             network: "bridge".into(),
-            env: Vec::new(),
+            env: combination.map(|c| c.env()).unwrap_or_default(),
         }
         .spec(image, gpu_ids.clone());
         spec.user = user;

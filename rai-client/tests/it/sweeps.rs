@@ -1,7 +1,7 @@
 //! Sweeps (issue 31, part 2), through the `rai` binary on the local stack as a course runs it (gateway over TLS,
 //! Redis over TLS with deploy/redis's ACL users): `matrix:` makes one job per combination from one upload, each
 //! with its values in its environment; `rai submit` follows them all with prefixed lines and ends with a table and
-//! the first failing job's code; the history keeps each job's sweep and combination; the course caps a sweep's size
+//! the first failing job's code; a sweep is one submission to the course's interval quota; the history keeps each job's sweep and combination; the course caps a sweep's size
 //! before anything is queued; the line `rai submit --detach` prints cancels them all.
 
 use rai_testkit::stack::{Kind, Options, Stack, text};
@@ -30,7 +30,8 @@ async fn a_matrix_makes_one_job_per_combination_from_one_upload() {
     let s = Stack::start(
         Kind::Local,
         Options {
-            gateway_extra: "  max_sweep: 4\n",
+            // One submission every 30 s: a sweep is one submission, so all four jobs are taken.
+            gateway_extra: "  max_sweep: 4\n  quotas:\n    min_interval: 30s\n",
             ..Options::default()
         },
     )

@@ -110,7 +110,7 @@ pub async fn submit(
             }
             let seen = gateway
                 .bus
-                .count_sweep_job(&caller.user, &sweep.id.to_string())
+                .count_sweep_job(&caller.user, &sweep.id.to_string(), &job.to_string())
                 .await
                 .map_err(|e| ApiError::unavailable("count the sweep's jobs", e))?;
             if seen > u64::from(sweep.size) {
@@ -202,7 +202,9 @@ pub async fn submit(
     };
     // After the once-only mark: a client's retry of a submission whose answer was lost gets the conflict above
     // (which it reads as accepted), not a quota refusal of its own job.
-    if let Err(refusal) = super::quotas::check(&gateway, &caller, &job, now).await {
+    if let Err(refusal) =
+        super::quotas::check(&gateway, &caller, &job, now, counts_as_submission).await
+    {
         let _ = gateway.bus.unmark_accepted(&job).await;
         return Err(refusal);
     }

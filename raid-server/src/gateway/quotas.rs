@@ -35,6 +35,7 @@ pub(super) async fn check(
     caller: &Caller,
     job: &JobId,
     now: DateTime<Utc>,
+    counts_as_submission: bool,
 ) -> Result<(), ApiError> {
     let q = &gateway.config.gateway.quotas;
     if caller.is_staff() && q.staff_exempt {
@@ -84,7 +85,8 @@ pub(super) async fn check(
             )));
         }
     }
-    if !q.min_interval.0.is_zero() {
+    // A sweep is one submission: only its first job waits out the interval; each job counts against the caps.
+    if !q.min_interval.0.is_zero() && counts_as_submission {
         let interval = bus
             .start_submit_interval(&caller.user, q.min_interval.0)
             .await;

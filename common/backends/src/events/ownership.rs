@@ -138,19 +138,28 @@ impl EventBus {
         Ok(count)
     }
 
-    /// Counts one more job of `user`'s sweep `sweep`; returns how many have come, this one included.
-    pub async fn count_sweep_job(&self, user: &str, sweep: &str) -> Result<u64, EventError> {
+    /// Counts `job` among the jobs of `user`'s sweep `sweep` (once however often it is submitted); returns how many
+    /// jobs the sweep has so far, this one included.
+    pub async fn count_sweep_job(
+        &self,
+        user: &str,
+        sweep: &str,
+        job: &str,
+    ) -> Result<u64, EventError> {
         let key = keys::sweep_jobs(user, sweep);
-        let (count, _): (u64, i64) = redis::pipe()
+        let (_, _, members): (u64, i64, Vec<String>) = redis::pipe()
             .atomic()
-            .cmd("INCR")
+            .cmd("SADD")
             .arg(&key)
+            .arg(job)
             .cmd("EXPIRE")
             .arg(&key)
             .arg(7 * 24 * 3600)
+            .cmd("SMEMBERS")
+            .arg(&key)
             .query_async(&mut self.connection())
             .await
             .map_err(|e| self.error(e))?;
-        Ok(count)
+        Ok(members.len() as u64)
     }
 }
