@@ -54,6 +54,23 @@ pub fn load_build_spec(
     BuildSpec::load_with_warnings(path)
 }
 
+/// [`load_build_spec`] for a command that runs the build file: its warnings printed, or its error printed and
+/// `None` (the caller exits with [`crate::exit::USAGE`]).
+pub fn build_spec_to_run(path: &Path) -> Option<BuildSpec> {
+    match load_build_spec(path) {
+        Ok((spec, warnings)) => {
+            for w in &warnings {
+                eprintln!("rai: warning: {w}");
+            }
+            Some(spec)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    }
+}
+
 /// The configuration, the profile, and a client signed in with the profile's key.
 pub struct Session {
     pub config: Config,

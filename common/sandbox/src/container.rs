@@ -272,23 +272,18 @@ impl GatedCommand {
     }
 }
 
-/// Makes the gate FIFO `gate_dir/go` (readable by the job's user).
+/// Makes the gate FIFO `gate_dir/go` (readable by the job's user). Only a worker starts commands ahead, and workers
+/// run on Linux; `rai run --local` (any system) never does.
+#[cfg(unix)]
 pub fn make_gate(gate_dir: &std::path::Path) -> std::io::Result<PathBuf> {
     use rustix::fs::{CWD, FileType, Mode};
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(gate_dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(gate_dir, std::fs::Permissions::from_mode(0o755))?;
-    }
+    std::fs::set_permissions(gate_dir, std::fs::Permissions::from_mode(0o755))?;
     let fifo = gate_dir.join(GATE_FIFO);
     rustix::fs::mknodat(CWD, &fifo, FileType::Fifo, Mode::from_raw_mode(0o644), 0)?;
     // The mode is masked by the umask at creation.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o644))?;
-    }
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o644))?;
     Ok(fifo)
 }
 

@@ -900,6 +900,16 @@ pub fn gpu_project(image: &str, gpus: u32, commands: &[&str]) -> tempfile::TempD
 /// A project directory whose build file has the `resources:` lines `resources` (each indented by two spaces) and
 /// a minute's time limit, and runs `commands` in `image`.
 pub fn project_asking(image: &str, resources: &str, commands: &[&str]) -> tempfile::TempDir {
+    project_with(
+        image,
+        &format!("resources:\n{resources}  limits: {{ time: 60s }}\n"),
+        commands,
+    )
+}
+
+/// A project directory whose build file has the sections `sections` (whole YAML lines, such as a `matrix:`)
+/// between `rai:` and `commands:`, and runs `commands` in `image`.
+pub fn project_with(image: &str, sections: &str, commands: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let list: String = commands
         .iter()
@@ -907,9 +917,7 @@ pub fn project_asking(image: &str, resources: &str, commands: &[&str]) -> tempfi
         .collect();
     std::fs::write(
         dir.path().join("rai_build.yml"),
-        format!(
-            "rai:\n  version: 0.2\n  image: {image}\nresources:\n{resources}  limits: {{ time: 60s }}\ncommands:\n  build:\n{list}"
-        ),
+        format!("rai:\n  version: 0.2\n  image: {image}\n{sections}commands:\n  build:\n{list}"),
     )
     .unwrap();
     dir

@@ -36,8 +36,13 @@ pub async fn run(
         let line = if json {
             serde_json::to_string(&record)?
         } else {
+            // A sweep's job says which sweep and which combination, so a sweep's rows are read together.
+            let sweep = match (&record.sweep, &record.combination) {
+                (Some(sweep), Some(label)) => format!("  (sweep {sweep}: {label})"),
+                _ => String::new(),
+            };
             format!(
-                "{:<27} {}{:<10} {:>5}  {:<25} {}",
+                "{:<27} {}{:<10} {:>5}  {:<25} {}{sweep}",
                 record.id,
                 if others {
                     format!("{:<12} ", record.user)

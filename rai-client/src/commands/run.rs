@@ -34,17 +34,8 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<u8> {
         );
         return Ok(exit::USAGE);
     };
-    let spec = match context::load_build_spec(&build_path) {
-        Ok((spec, warnings)) => {
-            for w in &warnings {
-                eprintln!("rai: warning: {w}");
-            }
-            spec
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(exit::USAGE);
-        }
+    let Some(spec) = context::build_spec_to_run(&build_path) else {
+        return Ok(exit::USAGE);
     };
     let mut datasets = BTreeMap::new();
     for named in &args.datasets {

@@ -27,6 +27,9 @@ pub async fn run(global: &GlobalArgs, id: &str, json: bool) -> anyhow::Result<u8
         .unwrap_or_else(|| "unknown".into());
     println!("job:      {job}");
     println!("status:   {status}");
+    if let (Some(sweep), Some(label)) = (&state.sweep, &state.combination) {
+        println!("sweep:    {} [{}]", field(sweep), field(label));
+    }
     if let Some(w) = &state.worker {
         println!("worker:   {}", field(w));
     }

@@ -193,17 +193,8 @@ async fn check(global: &GlobalArgs, args: &SubmitArgs) -> anyhow::Result<Option<
             ),
         );
     }
-    let spec = match context::load_build_spec(&build_path) {
-        Ok((spec, warnings)) => {
-            for w in &warnings {
-                eprintln!("rai: warning: {w}");
-            }
-            spec
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(None);
-        }
+    let Some(spec) = context::build_spec_to_run(&build_path) else {
+        return Ok(None);
     };
     let config = context::load_config(global)?;
     say(args.json, "Checking your authentication credentials.");

@@ -201,18 +201,8 @@ async fn gpus_go_through_the_engines_device_requests_and_a_missing_driver_or_eng
     .await
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let done = tokio::task::spawn_blocking({
-        let (dir, host) = (p.path().to_path_buf(), engine.host());
-        let kept = out.path().join("gpu");
-        move || {
-            rai_command(&dir, &["-o", kept.to_str().unwrap()])
-                .env("DOCKER_HOST", host)
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let kept = |name: &str| out.path().join(name).to_str().unwrap().to_string();
+    let done = run_local(p.path(), &["-o", &kept("gpu")], Some(engine.host())).await;
     let stderr = text(&done.stderr);
     assert_eq!(done.status.code(), Some(0), "{stderr}");
     let stdout = text(&done.stdout);
@@ -227,18 +217,12 @@ async fn gpus_go_through_the_engines_device_requests_and_a_missing_driver_or_eng
 
     // --gpus 0 on the same file: no device request, and a line saying so.
     let calls_before = engine.hook_calls().len();
-    let done = tokio::task::spawn_blocking({
-        let (dir, host) = (p.path().to_path_buf(), engine.host());
-        let kept = out.path().join("none");
-        move || {
-            rai_command(&dir, &["--gpus", "0", "-o", kept.to_str().unwrap()])
-                .env("DOCKER_HOST", host)
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let done = run_local(
+        p.path(),
+        &["--gpus", "0", "-o", &kept("none")],
+        Some(engine.host()),
+    )
+    .await;
     let stderr = text(&done.stderr);
     assert!(
         stderr.contains("✱ Running with 0 GPUs (--gpus); the build file asks for 1."),
@@ -252,10 +236,7 @@ async fn gpus_go_through_the_engines_device_requests_and_a_missing_driver_or_eng
     assert_eq!(engine.hook_calls().len(), calls_before);
 
     // The machine's usual engine has no NVIDIA driver.
-    let kept = out.path().join("nodriver");
-    let done = rai_command(p.path(), &["-o", kept.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let done = run_local(p.path(), &["-o", &kept("nodriver")], None).await;
     let stderr = text(&done.stderr);
     assert_eq!(done.status.code(), Some(2), "{stderr}");
     assert!(
@@ -264,17 +245,29 @@ async fn gpus_go_through_the_engines_device_requests_and_a_missing_driver_or_eng
     );
 
     // No engine at all.
-    let kept = out.path().join("nodocker");
-    let done = rai_command(p.path(), &["-o", kept.to_str().unwrap()])
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .unwrap();
+    let done = run_local(
+        p.path(),
+        &["-o", &kept("nodocker")],
+        Some("unix:///nonexistent/docker.sock".into()),
+    )
+    .await;
     let stderr = text(&done.stderr);
     assert_eq!(done.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("cannot reach a Docker engine") && stderr.contains("install Docker"),
         "{stderr}"
     );
+}
+
+/// [`rai_command`] run to its end, on the engine `docker_host` (`None`: the machine's usual one).
+async fn run_local(dir: &Path, args: &[&str], docker_host: Option<String>) -> std::process::Output {
+    let mut cmd = rai_command(dir, args);
+    if let Some(host) = docker_host {
+        cmd.env("DOCKER_HOST", host);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
 }
 
 /// `rai run --local -p DIR ARGS`, with no profile: a local run needs none.

@@ -6,22 +6,15 @@
 
 use rai_testkit::stack::{Kind, Options, Stack, text};
 
+/// A project of a source file and some data, whose build file has the matrix `matrix` and runs `commands`.
 fn project(matrix: &str, commands: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = rai_testkit::stack::project_with(
+        &rai_testkit::image(),
+        &format!("matrix:\n{matrix}"),
+        commands,
+    );
     std::fs::write(dir.path().join("main.cu"), "int main() { return 0; }\n").unwrap();
     std::fs::write(dir.path().join("data.bin"), vec![7u8; 256 * 1024]).unwrap();
-    let list: String = commands
-        .iter()
-        .map(|c| format!("    - {}\n", serde_json::to_string(c).unwrap()))
-        .collect();
-    std::fs::write(
-        dir.path().join("rai_build.yml"),
-        format!(
-            "rai:\n  version: 0.2\n  image: {}\nmatrix:\n{matrix}commands:\n  build:\n{list}",
-            rai_testkit::image()
-        ),
-    )
-    .unwrap();
     dir
 }
 

@@ -104,7 +104,8 @@ pub async fn submit(
             let cap = gateway.config.gateway.max_sweep;
             if sweep.size > cap {
                 return Err(ApiError::bad_request(format!(
-                    "the matrix makes {} jobs; this course allows at most {cap} in one sweep                      (gateway.max_sweep): list fewer values",
+                    "the matrix makes {} jobs; this course allows at most {cap} in one sweep \
+                     (gateway.max_sweep): list fewer values",
                     sweep.size
                 )));
             }

@@ -37,28 +37,30 @@ mod tests {
 
     use super::*;
 
+    /// A job's container as a worker with the default configuration makes it.
     fn spec() -> SandboxSpec {
-        SandboxSpec {
+        let config = rai_common::Config::defaults();
+        let build = rai_common::BuildSpec::parse(
+            "rai:\n  image: nvidia/cuda:12.4.1-devel-ubuntu22.04\ncommands:\n  build: [make]\n",
+            "rai_build.yml",
+        )
+        .unwrap();
+        let limits = crate::policy::resolve(&build, &config.raid, 0).unwrap();
+        rai_sandbox::JobSandbox {
+            raid: &config.raid,
+            limits: &limits,
+            job: "x".into(),
             name: "rai-job-x".into(),
-            image: "img".into(),
-            src_dir: "/jobs/x/src".into(),
-            build_dir: "/jobs/x/build".into(),
-            user: "1000:1000".into(),
-            shell: "/bin/sh".into(),
-            memory_bytes: 64 << 20,
-            cpus: 1.5,
-            pids: 256,
-            nofile: 1024,
-            network: None,
-            tmp_bytes: 64 << 20,
-            gpus: vec![],
-            runtime: None,
-            env: vec!["RAI=1".into()],
+            folders: rai_sandbox::JobFolders {
+                src: "/jobs/x/src".into(),
+                build: "/jobs/x/build".into(),
+                gate: None,
+            },
             labels: HashMap::new(),
-            gate_dir: None,
-            cap_add: vec![],
-            datasets: vec![],
+            network: config.raid.job_network.name.clone(),
+            env: Vec::new(),
         }
+        .spec("img".into(), Vec::new())
     }
 
     fn visible(body: &ContainerCreateBody) -> Vec<String> {
