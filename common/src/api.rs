@@ -312,6 +312,30 @@ pub struct DatasetView {
     pub about: String,
 }
 
+/// `/v1/sweeps/{sweep}`: the jobs of one of the caller's sweeps, with their states.
+pub fn sweep_path(sweep: &JobId) -> String {
+    format!("/v1/sweeps/{sweep}")
+}
+
+/// `/v1/sweeps/{sweep}/cancel`: asks the workers to stop every job of one of the caller's sweeps.
+pub fn sweep_cancel_path(sweep: &JobId) -> String {
+    format!("/v1/sweeps/{sweep}/cancel")
+}
+
+/// The answer of `GET /v1/sweeps/{sweep}` and of its cancel: its jobs, in the matrix's order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sweep {
+    pub sweep: String,
+    pub jobs: Vec<SweepJob>,
+}
+
+/// One job of a sweep and its state (its `combination` names its values).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepJob {
+    pub job: String,
+    pub state: crate::state::JobState,
+}
+
 /// `/v1/workers`: the workers' heartbeats (staff).
 pub const WORKERS: &str = "/v1/workers";
 

@@ -319,6 +319,17 @@ impl Client {
             .map(|_| ())
     }
 
+    /// The jobs of one of this user's sweeps, with their states, in the matrix's order.
+    pub async fn sweep(&self, sweep: &JobId) -> Result<api::Sweep, ClientError> {
+        self.call(Method::GET, &api::sweep_path(sweep), None).await
+    }
+
+    /// Asks the workers to stop every job of one of this user's sweeps; returns its jobs as they were.
+    pub async fn cancel_sweep(&self, sweep: &JobId) -> Result<api::Sweep, ClientError> {
+        self.call(Method::POST, &api::sweep_cancel_path(sweep), None)
+            .await
+    }
+
     /// Finished jobs of `user` (this client's user when `None`), newest first.
     pub async fn history(
         &self,

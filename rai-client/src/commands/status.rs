@@ -1,4 +1,5 @@
-//! `rai status ID`: queued, running (worker, elapsed), or finished (status, exit code).
+//! `rai status ID`: queued, running (worker, elapsed), or finished (status, exit code); for a sweep's id, a line
+//! for each of its jobs.
 
 use rai_common::JobId;
 
@@ -12,6 +13,10 @@ pub async fn run(global: &GlobalArgs, id: &str, json: bool) -> anyhow::Result<u8
     let state = match session.client.status(&job).await {
         Ok(state) => state,
         Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+            // Not a job of yours: perhaps a sweep of yours.
+            if let Ok(sweep) = session.client.sweep(&job).await {
+                return sweep_status(&sweep, json);
+            }
             eprintln!("rai: {e}");
             return Ok(exit::USAGE);
         }
@@ -67,4 +72,41 @@ fn field(text: &str) -> std::borrow::Cow<'_, str> {
     } else {
         text.into()
     }
+}
+
+/// A sweep's jobs: one line each, its combination, status and exit code.
+fn sweep_status(sweep: &rai_common::api::Sweep, json: bool) -> anyhow::Result<u8> {
+    if json {
+        println!("{}", serde_json::to_string(sweep)?);
+        return Ok(exit::OK);
+    }
+    println!("sweep:    {} ({} jobs)", sweep.sweep, sweep.jobs.len());
+    let width = sweep
+        .jobs
+        .iter()
+        .filter_map(|j| j.state.combination.as_ref().map(String::len))
+        .max()
+        .unwrap_or(0)
+        .max("COMBINATION".len());
+    println!(
+        "{:<width$}  {:<26}  {:<10}  EXIT",
+        "COMBINATION", "JOB", "STATUS"
+    );
+    for j in &sweep.jobs {
+        let line = format!(
+            "{:<width$}  {:<26}  {:<10}  {}",
+            j.state.combination.as_deref().unwrap_or("-"),
+            j.job,
+            j.state
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            j.state
+                .exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into())
+        );
+        println!("{}", crate::terminal::visible(&line));
+    }
+    Ok(exit::OK)
 }

@@ -5,6 +5,7 @@
 //! setting is read off at once. `--json` gives each event with its job and combination, then the table as JSON.
 //!
 //! A sweep is queued whole or not at all: when a job of it is refused, the ones already queued are cancelled.
+//! `rai status SWEEP` lists its jobs and `rai cancel SWEEP` stops them all (the gateway knows a sweep's jobs).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -153,13 +154,13 @@ pub(super) async fn run(args: &SubmitArgs, checked: Checked) -> anyhow::Result<u
         say(
             json,
             &format!(
-                "Follow one with `rai logs -f ID`; stop them all with `rai cancel {}`.",
-                ids(&members)
+                "See them with `rai status {sweep}`, follow one with `rai logs -f ID`; stop them all with \
+                 `rai cancel {sweep}`."
             ),
         );
         return Ok(exit::OK);
     }
-    follow_all(&client, &mut members, json).await
+    follow_all(&client, sweep, &mut members, json).await
 }
 
 /// Cancels the jobs of a sweep that were queued before one was refused, so a sweep is queued whole or not at all.
@@ -178,16 +179,13 @@ async fn withdraw(client: &Client, members: &[Member]) {
     }
 }
 
-fn ids(members: &[Member]) -> String {
-    members
-        .iter()
-        .map(|m| m.job.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Follows every job of the sweep at once, each line prefixed with its combination, then prints the table.
-async fn follow_all(client: &Client, members: &mut [Member], json: bool) -> anyhow::Result<u8> {
+async fn follow_all(
+    client: &Client,
+    sweep: JobId,
+    members: &mut [Member],
+    json: bool,
+) -> anyhow::Result<u8> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, Result<Event, String>)>(1024);
     for (i, m) in members.iter().enumerate() {
         let (tx, mut events) = (tx.clone(), client.follow(m.job, 0));
@@ -210,8 +208,8 @@ async fn follow_all(client: &Client, members: &mut [Member], json: bool) -> anyh
             _ = &mut ctrl_c => {
                 eprintln!();
                 eprintln!(
-                    "✱ The sweep goes on; follow a job with `rai logs -f ID`; stop them all with `rai cancel {}`",
-                    ids(members)
+                    "✱ Sweep {sweep} goes on: see it with `rai status {sweep}`, follow a job with \
+                     `rai logs -f ID`; stop them all with `rai cancel {sweep}`"
                 );
                 return Ok(exit::DETACHED);
             }

@@ -2,7 +2,8 @@
 //! Redis over TLS with deploy/redis's ACL users): `matrix:` makes one job per combination from one upload, each
 //! with its values in its environment; `rai submit` follows them all with prefixed lines and ends with a table and
 //! the first failing job's code; a sweep is one submission to the course's interval quota; the history keeps each job's sweep and combination; the course caps a sweep's size
-//! before anything is queued; the line `rai submit --detach` prints cancels them all.
+//! before anything is queued; `rai status SWEEP` lists its jobs, and the line `rai submit --detach` prints
+//! (`rai cancel SWEEP`) stops them all, which no other student can.
 
 use rai_testkit::stack::{Kind, Options, Stack, text};
 
@@ -140,7 +141,14 @@ async fn a_matrix_makes_one_job_per_combination_from_one_upload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_line_a_detached_sweep_prints_cancels_all_its_jobs() {
-    let s = Stack::start(Kind::Local, Options::default()).await;
+    let s = Stack::start(
+        Kind::Local,
+        Options {
+            users: 2,
+            ..Options::default()
+        },
+    )
+    .await;
     let p = project("  block: [16, 32, 64]\n", &["echo started; sleep 60"]);
     let out = s
         .rai(0, &["submit", "--detach", "-p", p.path().to_str().unwrap()])
@@ -153,10 +161,38 @@ async fn the_line_a_detached_sweep_prints_cancels_all_its_jobs() {
         .and_then(|r| r.split('`').next())
         .unwrap_or_else(|| panic!("no cancel line in {stderr}"));
     let args: Vec<&str> = cancel.split_whitespace().skip(1).collect();
-    assert_eq!(args.len(), 4, "cancel and three ids: {cancel}");
-    let out = s.rai(0, &args).await;
+    assert_eq!(args.len(), 2, "cancel and the sweep's id: {cancel}");
+    let sweep = args[1];
+    let jobs: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("✱ Job "))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(jobs.len(), 3, "{stderr}");
+    // The sweep's status lists its jobs, by combination.
+    let out = s.rai(0, &["status", sweep]).await;
+    let status = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    for id in &args[1..] {
+    assert!(
+        status.contains(&format!("sweep:    {sweep} (3 jobs)")),
+        "{status}"
+    );
+    for (job, label) in jobs.iter().zip(["block=16", "block=32", "block=64"]) {
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with(label) && l.contains(job)),
+            "{label} {job} in {status}"
+        );
+    }
+    // Another student neither sees nor cancels it.
+    let out = s.rai(1, &["cancel", sweep]).await;
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = s.rai(0, &args).await;
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("cancel the 3 jobs of sweep"), "{said}");
+    for id in &jobs {
         let out = s.rai(0, &["logs", "-f", id]).await;
         assert_eq!(
             out.status.code(),

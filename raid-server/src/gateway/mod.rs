@@ -6,7 +6,7 @@
 //! queues the signed job with the server's clock ([`jobs`]), streams a job's events as Server-Sent Events
 //! ([`events`]), and hands out a job's `/build` ([`artifact`]) and its scores as the caller may see them
 //! ([`results`]); graded submissions are judged against the course file's deadlines and extensions
-//! ([`submissions`], [`extensions`]). Every read, write and cancel goes through [`access`], which says who may touch
+//! ([`submissions`], [`extensions`]); a student's sweeps are listed and cancelled whole ([`sweeps`]). Every read, write and cancel goes through [`access`], which says who may touch
 //! which job. Workers run only jobs a trusted gateway attested. Staff also get
 //! a dashboard at `/ui` ([`ui`]) and everyone's metrics at `/metrics`.
 //!
@@ -31,6 +31,7 @@ mod results;
 mod serve;
 mod submissions;
 mod sweep;
+mod sweeps;
 mod ui;
 mod uploads;
 mod usage;
@@ -265,6 +266,8 @@ impl Gateway {
             .route("/v1/deadletters/{job}/drop", post(deadletters::drop))
             .route(api::WORKERS, get(workers::list))
             .route(api::DATASETS, get(datasets::list))
+            .route("/v1/sweeps/{sweep}", get(sweeps::status))
+            .route("/v1/sweeps/{sweep}/cancel", post(sweeps::cancel))
             .merge(ui::routes())
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok\n" }))

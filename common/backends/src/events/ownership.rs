@@ -162,4 +162,13 @@ impl EventBus {
             .map_err(|e| self.error(e))?;
         Ok(members.len() as u64)
     }
+
+    /// The jobs of `user`'s sweep `sweep` so far (none for a sweep of someone else's, or an unknown one).
+    pub async fn sweep_jobs(&self, user: &str, sweep: &str) -> Result<Vec<String>, EventError> {
+        redis::cmd("SMEMBERS")
+            .arg(keys::sweep_jobs(user, sweep))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| self.error(e))
+    }
 }
