@@ -895,4 +895,34 @@ mod tests {
             ));
         }
     }
+
+    #[test]
+    fn a_sweeps_job_must_be_one_of_its_matrixs_combinations() {
+        use crate::build_spec::{Combination, Matrix};
+        let matrix = Matrix(vec![("block".into(), vec!["16".into(), "32".into()])]);
+        let member = |value: &str, size| SweepMember {
+            id: JobId::new(),
+            combination: Combination(vec![("block".into(), value.into())]),
+            size,
+        };
+        assert_eq!(member("32", 2).check(&matrix), Ok(()));
+        assert!(
+            member("64", 2)
+                .check(&matrix)
+                .unwrap_err()
+                .contains("not a combination")
+        );
+        assert!(
+            member("32", 3)
+                .check(&matrix)
+                .unwrap_err()
+                .contains("makes 2")
+        );
+        assert!(
+            member("32", 1)
+                .check(&Matrix::default())
+                .unwrap_err()
+                .contains("no matrix")
+        );
+    }
 }

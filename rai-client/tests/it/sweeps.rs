@@ -185,7 +185,22 @@ async fn the_line_a_detached_sweep_prints_cancels_all_its_jobs() {
             "{label} {job} in {status}"
         );
     }
+    // Over TLS, an unsigned request learns nothing and stops nothing.
+    for (method, path) in [
+        (reqwest::Method::GET, format!("/v1/sweeps/{sweep}")),
+        (reqwest::Method::POST, format!("/v1/sweeps/{sweep}/cancel")),
+    ] {
+        let unsigned = s
+            .http()
+            .request(method, format!("{}{path}", s.gateways[0].url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unsigned.status(), 401, "{path}");
+    }
     // Another student neither sees nor cancels it.
+    let out = s.rai(1, &["status", sweep]).await;
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
     let out = s.rai(1, &["cancel", sweep]).await;
     assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = s.rai(0, &args).await;
