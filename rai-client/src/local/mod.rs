@@ -227,22 +227,26 @@ impl LocalRun {
             }
             Err(e) => return Err(e.into()),
         };
-        events
-            .send(EventBody::Status {
-                status: JobStatus::Running,
-                worker: Some("this machine (rai run --local)".into()),
-                detail: rai_sandbox::gpu::running_on(&gpu_ids),
-            })
-            .await?;
-        let ran = commands::Commands {
-            spec: &self.spec,
-            limits: &limits,
-            sandbox: &sandbox,
-            build_dir: &self.output,
-            cancel_grace: raid.cancel_grace.as_duration(),
+        let ran = async {
+            events
+                .send(EventBody::Status {
+                    status: JobStatus::Running,
+                    worker: Some("this machine (rai run --local)".into()),
+                    detail: rai_sandbox::gpu::running_on(&gpu_ids),
+                })
+                .await?;
+            commands::Commands {
+                spec: &self.spec,
+                limits: &limits,
+                sandbox: &sandbox,
+                build_dir: &self.output,
+                cancel_grace: raid.cancel_grace.as_duration(),
+            }
+            .run(events, stop)
+            .await
         }
-        .run(events, stop)
         .await;
+        // Whatever happened once it started, the container goes.
         sandbox.remove().await;
         drop(source);
         let end = ran?;
