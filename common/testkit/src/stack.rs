@@ -756,7 +756,11 @@ fn spawn_raid(args: &[&str], config: &Path, log: &Path) -> Child {
         .args(["-c", config.to_str().unwrap()])
         .env_remove("RAI_SECRET")
         .env("HOME", config.parent().unwrap())
-        .env("RUST_LOG", "info")
+        // `RAI_TEST_RAID_LOG` raises it for a measurement (a bench reads the gateway's debug lines).
+        .env(
+            "RUST_LOG",
+            std::env::var("RAI_TEST_RAID_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
