@@ -23,45 +23,116 @@ pub const JOBS: &str = "/v1/jobs";
 /// Who the signature says is asking.
 pub const WHOAMI: &str = "/v1/whoami";
 
-/// `/v1/uploads/{job}`: where an fs-store upload streams its body.
+/// A route of the API with one parameter, written once: the gateway's route table takes its [`Route::template`]
+/// and clients fill it in with [`Route::path`], so the two cannot drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route(&'static str);
+
+impl Route {
+    /// The route as axum matches it (`/v1/jobs/{job}`).
+    pub const fn template(self) -> &'static str {
+        self.0
+    }
+
+    /// The route with its parameter filled in. Every value filled in is a job id or an assignment name (letters,
+    /// digits and `-_.`, as the course file checks), so nothing needs escaping.
+    pub fn path(self, value: impl std::fmt::Display) -> String {
+        let (open, close) = (
+            self.0.find('{').expect("a route has a parameter"),
+            self.0.find('}').expect("a route's parameter is closed"),
+        );
+        format!("{}{value}{}", &self.0[..open], &self.0[close + 1..])
+    }
+}
+
+/// Where an fs-store upload streams its body.
+pub const UPLOAD: Route = Route("/v1/uploads/{job}");
+/// Where a multipart upload is finished.
+pub const UPLOAD_COMPLETE: Route = Route("/v1/uploads/{job}/complete");
+/// Where batches of a chunked upload's chunks ([`crate::project::batch`]) go through the gateway (fs store).
+pub const PROJECT_CHUNKS: Route = Route("/v1/projects/{job}/chunks");
+/// Where a chunked upload is finished once its missing chunks are sent.
+pub const PROJECT_COMPLETE: Route = Route("/v1/projects/{job}/complete");
+/// A job's state.
+pub const JOB: Route = Route("/v1/jobs/{job}");
+/// A job's events as Server-Sent Events.
+pub const JOB_EVENTS: Route = Route("/v1/jobs/{job}/events");
+/// Asks a job's worker to stop it.
+pub const JOB_CANCEL: Route = Route("/v1/jobs/{job}/cancel");
+/// The job's scores, as much of them as the caller may see now.
+pub const JOB_RESULTS: Route = Route("/v1/jobs/{job}/results");
+/// The job's `/build`.
+pub const JOB_ARTIFACT: Route = Route("/v1/jobs/{job}/artifact");
+/// An assignment's leaderboard.
+pub const RANKING: Route = Route("/v1/rankings/{assignment}");
+/// An assignment's extensions (staff).
+pub const EXTENSIONS: Route = Route("/v1/extensions/{assignment}");
+/// Sends a dead letter's job back to its queue (staff).
+pub const DEAD_LETTER_REQUEUE: Route = Route("/v1/deadletters/{job}/requeue");
+/// Ends a dead letter's job as `error` (staff).
+pub const DEAD_LETTER_DROP: Route = Route("/v1/deadletters/{job}/drop");
+/// The jobs of one of the caller's sweeps, with their states.
+pub const SWEEP: Route = Route("/v1/sweeps/{sweep}");
+/// Asks the workers to stop every job of one of the caller's sweeps.
+pub const SWEEP_CANCEL: Route = Route("/v1/sweeps/{sweep}/cancel");
+
+/// Every route with a parameter, for the test that the gateway serves each.
+pub const ROUTES: [Route; 15] = [
+    UPLOAD,
+    UPLOAD_COMPLETE,
+    PROJECT_CHUNKS,
+    PROJECT_COMPLETE,
+    JOB,
+    JOB_EVENTS,
+    JOB_CANCEL,
+    JOB_RESULTS,
+    JOB_ARTIFACT,
+    RANKING,
+    EXTENSIONS,
+    DEAD_LETTER_REQUEUE,
+    DEAD_LETTER_DROP,
+    SWEEP,
+    SWEEP_CANCEL,
+];
+
+/// `/v1/uploads/{job}`.
 pub fn upload_path(job: &JobId) -> String {
-    format!("{UPLOADS}/{job}")
+    UPLOAD.path(job)
 }
 
-/// `/v1/uploads/{job}/complete`: where a multipart upload is finished.
+/// `/v1/uploads/{job}/complete`.
 pub fn upload_complete_path(job: &JobId) -> String {
-    format!("{UPLOADS}/{job}/complete")
+    UPLOAD_COMPLETE.path(job)
 }
 
-/// `/v1/projects/{job}/chunks`: where batches of a chunked upload's chunks ([`crate::project::batch`]) go through
-/// the gateway (fs store).
+/// `/v1/projects/{job}/chunks`.
 pub fn project_chunks_path(job: &JobId) -> String {
-    format!("{PROJECTS}/{job}/chunks")
+    PROJECT_CHUNKS.path(job)
 }
 
-/// `/v1/projects/{job}/complete`: where a chunked upload is finished once its missing chunks are sent.
+/// `/v1/projects/{job}/complete`.
 pub fn project_complete_path(job: &JobId) -> String {
-    format!("{PROJECTS}/{job}/complete")
+    PROJECT_COMPLETE.path(job)
 }
 
-/// `/v1/jobs/{job}`: a job's state.
+/// `/v1/jobs/{job}`.
 pub fn job_path(job: &JobId) -> String {
-    format!("{JOBS}/{job}")
+    JOB.path(job)
 }
 
-/// `/v1/jobs/{job}/events`: a job's events as Server-Sent Events.
+/// `/v1/jobs/{job}/events`.
 pub fn events_path(job: &JobId) -> String {
-    format!("{JOBS}/{job}/events")
+    JOB_EVENTS.path(job)
 }
 
 /// `/v1/jobs/{job}/cancel`.
 pub fn cancel_path(job: &JobId) -> String {
-    format!("{JOBS}/{job}/cancel")
+    JOB_CANCEL.path(job)
 }
 
-/// `/v1/jobs/{job}/results`: the job's scores, as much of them as the caller may see now.
+/// `/v1/jobs/{job}/results`.
 pub fn results_path(job: &JobId) -> String {
-    format!("{JOBS}/{job}/results")
+    JOB_RESULTS.path(job)
 }
 
 /// The answer to `GET /v1/jobs/{job}/results`.
@@ -78,9 +149,9 @@ pub struct JobResults {
     pub note: Option<String>,
 }
 
-/// `/v1/jobs/{job}/artifact`: the job's `/build`.
+/// `/v1/jobs/{job}/artifact`.
 pub fn artifact_path(job: &JobId) -> String {
-    format!("{JOBS}/{job}/artifact")
+    JOB_ARTIFACT.path(job)
 }
 
 /// `POST /v1/uploads`: room for a project archive of `size` bytes hashing to `sha256`, under a new job id.
@@ -209,10 +280,9 @@ pub struct HistoryQuery {
 /// `/v1/submissions`: graded submissions.
 pub const SUBMISSIONS: &str = "/v1/submissions";
 
-/// `/v1/extensions/{assignment}`: an assignment's extensions (staff). Assignment names are letters, digits and
-/// `-_.` (the course file checks), so the name needs no escaping.
+/// `/v1/extensions/{assignment}`.
 pub fn extensions_path(assignment: &str) -> String {
-    format!("/v1/extensions/{assignment}")
+    EXTENSIONS.path(assignment)
 }
 
 /// An assignment's deadline as one student (or team) has it.
@@ -312,14 +382,14 @@ pub struct DatasetView {
     pub about: String,
 }
 
-/// `/v1/sweeps/{sweep}`: the jobs of one of the caller's sweeps, with their states.
+/// `/v1/sweeps/{sweep}`.
 pub fn sweep_path(sweep: &JobId) -> String {
-    format!("/v1/sweeps/{sweep}")
+    SWEEP.path(sweep)
 }
 
-/// `/v1/sweeps/{sweep}/cancel`: asks the workers to stop every job of one of the caller's sweeps.
+/// `/v1/sweeps/{sweep}/cancel`.
 pub fn sweep_cancel_path(sweep: &JobId) -> String {
-    format!("/v1/sweeps/{sweep}/cancel")
+    SWEEP_CANCEL.path(sweep)
 }
 
 /// The answer of `GET /v1/sweeps/{sweep}` and of its cancel: its jobs, in the matrix's order.
@@ -356,9 +426,9 @@ pub struct WorkerView {
     pub alive: bool,
 }
 
-/// `/v1/rankings/{assignment}`: an assignment's leaderboard.
+/// `/v1/rankings/{assignment}`.
 pub fn ranking_path(assignment: &str) -> String {
-    format!("/v1/rankings/{assignment}")
+    RANKING.path(assignment)
 }
 
 /// A graded submission as the gateway recorded it when it accepted it (`submissions/<assignment>/<team>/<job>.json`).
@@ -499,10 +569,61 @@ pub struct RankingQuery {
     pub n: Option<usize>,
 }
 
-/// Every refusal's body.
+/// Every refusal's body: a message written for people (its words may change) and a [`ErrorCode`] a client acts on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: String,
+    /// Absent from gateways before codes; read as [`ErrorCode::Other`].
+    #[serde(default)]
+    pub code: ErrorCode,
+}
+
+/// What kind of refusal a gateway sent, stable across releases: a client matches on this, never on the message.
+/// A code a newer gateway added reads as [`ErrorCode::Other`], so old clients keep working.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request is malformed or breaks a rule; the message says which.
+    BadRequest,
+    /// The request is not signed, or its signature, key, clock or nonce is wrong.
+    Unauthorized,
+    /// The caller is known but may not do this (a student on a staff route, a deadline passed).
+    Forbidden,
+    /// No such route or thing.
+    NotFound,
+    /// No job (or sweep) of the caller's with that id: one they may not see looks the same.
+    NoSuchJob,
+    /// The job names a queue the course does not have.
+    NoSuchQueue,
+    /// The request clashes with what is already there (a job id used before, an upload not finished).
+    Conflict,
+    /// The body is larger than the gateway takes.
+    TooLarge,
+    /// Too many requests or jobs; `Retry-After` says when to try again.
+    RateLimited,
+    /// A backend (Redis, the queue, the store) failed; nothing was lost, try again.
+    Unavailable,
+    /// Anything else, and any code this client does not know.
+    #[default]
+    #[serde(other)]
+    Other,
+}
+
+impl ErrorCode {
+    /// The code of a refusal that says no more than its HTTP status.
+    pub fn of_status(status: u16) -> ErrorCode {
+        match status {
+            400 => ErrorCode::BadRequest,
+            401 => ErrorCode::Unauthorized,
+            403 => ErrorCode::Forbidden,
+            404 => ErrorCode::NotFound,
+            409 => ErrorCode::Conflict,
+            413 => ErrorCode::TooLarge,
+            429 => ErrorCode::RateLimited,
+            503 => ErrorCode::Unavailable,
+            _ => ErrorCode::Other,
+        }
+    }
 }
 
 /// What a request's signature must cover: the method, the path and the query (so a signature for one request
@@ -527,6 +648,37 @@ pub fn method_has_body(method: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_route_is_filled_in_where_its_parameter_is() {
+        let job = JobId::new();
+        assert_eq!(JOB.path(job), format!("/v1/jobs/{job}"));
+        assert_eq!(JOB_CANCEL.path(job), format!("/v1/jobs/{job}/cancel"));
+        assert_eq!(RANKING.path("m1"), "/v1/rankings/m1");
+        for route in ROUTES {
+            let t = route.template();
+            assert!(t.starts_with("/v1/") && t.matches('{').count() == 1, "{t}");
+        }
+    }
+
+    #[test]
+    fn error_codes_are_stable_words_and_unknown_ones_read_as_other() {
+        let body = ErrorBody {
+            error: "there is no queue \"x\" here".into(),
+            code: ErrorCode::NoSuchQueue,
+        };
+        let json = serde_json::to_string(&body).unwrap();
+        assert!(json.contains(r#""code":"no_such_queue""#), "{json}");
+        assert_eq!(serde_json::from_str::<ErrorBody>(&json).unwrap(), body);
+        // A gateway from before codes, and one with a code this client does not know.
+        let old: ErrorBody = serde_json::from_str(r#"{"error":"no"}"#).unwrap();
+        assert_eq!(old.code, ErrorCode::Other);
+        let newer: ErrorBody =
+            serde_json::from_str(r#"{"error":"no","code":"quantum_flux"}"#).unwrap();
+        assert_eq!(newer.code, ErrorCode::Other);
+        assert_eq!(ErrorCode::of_status(429), ErrorCode::RateLimited);
+        assert_eq!(ErrorCode::of_status(418), ErrorCode::Other);
+    }
 
     #[test]
     fn a_body_is_covered_exactly_when_the_method_carries_one() {

@@ -40,6 +40,35 @@ use crate::yaml::{self, Limits, YamlError};
 #[error("{0}")]
 pub struct CourseError(pub YamlError);
 
+/// Why a graded submission is refused by the course file itself (the gateway adds the HTTP status).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmissionRefused {
+    #[error("this course has no assignments to submit to")]
+    NoAssignments,
+    #[error("there is no assignment \"{name}\" in this course; its assignments are: {}", .known.join(", "))]
+    NoSuchAssignment { name: String, known: Vec<String> },
+    /// Past the due time (the student's own, `extension` saying so) and past the late window.
+    #[error(
+        "{assignment} was due {due}{extension}; late submissions closed {closed} (it is {now} now)"
+    )]
+    LateClosed {
+        assignment: String,
+        due: String,
+        extension: String,
+        closed: String,
+        now: String,
+    },
+    #[error(
+        "{assignment} was due {due}{extension} and this course does not accept late submissions (it is {now} now)"
+    )]
+    NoLate {
+        assignment: String,
+        due: String,
+        extension: String,
+        now: String,
+    },
+}
+
 /// The file as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -265,11 +294,15 @@ impl Assignment {
 
     /// Judges a submission accepted `at` (the gateway's clock) against `deadline`: on time, late, or refused with
     /// the reason.
-    pub fn judge(&self, deadline: &Deadline, at: DateTime<Utc>) -> Result<Timeliness, String> {
+    pub fn judge(
+        &self,
+        deadline: &Deadline,
+        at: DateTime<Utc>,
+    ) -> Result<Timeliness, SubmissionRefused> {
         if at <= deadline.due {
             return Ok(Timeliness::OnTime);
         }
-        let yours = match &deadline.extended_for {
+        let extension = match &deadline.extended_for {
             Some(who) => format!(
                 " (an extension for {who}; the course's due time was {})",
                 self.local(self.due)
@@ -278,19 +311,19 @@ impl Assignment {
         };
         match deadline.late_until {
             Some(until) if at <= until => Ok(Timeliness::Late),
-            Some(until) => Err(format!(
-                "{} was due {}{yours}; late submissions closed {} (it is {} now)",
-                self.name,
-                self.local(deadline.due),
-                self.local(until),
-                self.local(at)
-            )),
-            None => Err(format!(
-                "{} was due {}{yours} and this course does not accept late submissions (it is {} now)",
-                self.name,
-                self.local(deadline.due),
-                self.local(at)
-            )),
+            Some(until) => Err(SubmissionRefused::LateClosed {
+                assignment: self.name.clone(),
+                due: self.local(deadline.due),
+                extension,
+                closed: self.local(until),
+                now: self.local(at),
+            }),
+            None => Err(SubmissionRefused::NoLate {
+                assignment: self.name.clone(),
+                due: self.local(deadline.due),
+                extension,
+                now: self.local(at),
+            }),
         }
     }
 }
@@ -604,16 +637,15 @@ impl Course {
     }
 
     /// The assignment `name`, or the refusal that lists the course's assignments.
-    pub fn assignment(&self, name: &str) -> Result<&Assignment, String> {
+    pub fn assignment(&self, name: &str) -> Result<&Assignment, SubmissionRefused> {
         self.assignments.get(name).ok_or_else(|| {
-            let names: Vec<&str> = self.assignments.keys().map(String::as_str).collect();
-            if names.is_empty() {
-                "this course has no assignments to submit to".to_string()
+            if self.assignments.is_empty() {
+                SubmissionRefused::NoAssignments
             } else {
-                format!(
-                    "there is no assignment \"{name}\" in this course; its assignments are: {}",
-                    names.join(", ")
-                )
+                SubmissionRefused::NoSuchAssignment {
+                    name: name.to_string(),
+                    known: self.assignments.keys().cloned().collect(),
+                }
             }
         })
     }
@@ -659,20 +691,23 @@ mod tests {
             Ok(Timeliness::Late)
         );
         let e = m1.judge(&d, utc("2026-12-13T06:00:00Z")).unwrap_err();
+        assert!(matches!(e, SubmissionRefused::LateClosed { .. }));
         assert_eq!(
-            e,
+            e.to_string(),
             "m1 was due 2026-12-10 23:59 CST; late submissions closed 2026-12-12 23:59 CST (it is 2026-12-13 00:00 CST now)"
         );
         let m2 = course.assignment("m2").unwrap();
         assert!(
             m2.judge(&m2.course_deadline(), m2.due + chrono::Duration::seconds(1))
                 .unwrap_err()
+                .to_string()
                 .contains("does not accept late")
         );
         assert!(
             course
                 .assignment("m9")
                 .unwrap_err()
+                .to_string()
                 .contains("its assignments are: m1, m2")
         );
     }
@@ -739,7 +774,9 @@ mod tests {
             Ok(Timeliness::Late)
         );
         assert_eq!(
-            m1.judge(&asmith, utc("2026-12-12T12:00:00Z")).unwrap_err(),
+            m1.judge(&asmith, utc("2026-12-12T12:00:00Z"))
+                .unwrap_err()
+                .to_string(),
             "m1 was due 2026-12-11 12:00 CST (an extension for asmith; the course's due time was 2026-12-10 23:59 CST); late submissions closed 2026-12-11 18:00 CST (it is 2026-12-12 06:00 CST now)"
         );
         assert_eq!(

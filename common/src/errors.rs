@@ -111,6 +111,26 @@ pub enum VerifyError {
     BadAttestation(String),
 }
 
+/// A build spec that breaks one of the build file's rules, found in a spec that did not come from a file (a signed
+/// job's JSON): the key and what is wrong with it.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("{key}: {message}")]
+pub struct SpecRuleError {
+    pub key: String,
+    pub message: String,
+}
+
+/// A job that says it is one of a sweep but is not one of its build file's matrix.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SweepError {
+    #[error("the job says it is one of a sweep, but its build file has no matrix")]
+    NoMatrix,
+    #[error("the job says its sweep has {said} jobs; its build file's matrix makes {makes}")]
+    Size { said: u32, makes: usize },
+    #[error("\"{0}\" is not a combination of the build file's matrix")]
+    NotACombination(String),
+}
+
 /// A job id that is not one.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[error("\"{0}\" is not a job id (26 letters and digits, as printed by `rai submit`)")]

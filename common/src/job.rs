@@ -132,24 +132,22 @@ pub struct SweepMember {
 
 impl SweepMember {
     /// Whether this is a combination of `matrix` and the sweep is its size: `Err` says what is not.
-    pub fn check(&self, matrix: &crate::build_spec::Matrix) -> Result<(), String> {
+    pub fn check(
+        &self,
+        matrix: &crate::build_spec::Matrix,
+    ) -> Result<(), crate::errors::SweepError> {
+        use crate::errors::SweepError;
         if matrix.is_empty() {
-            return Err(
-                "the job says it is one of a sweep, but its build file has no matrix".into(),
-            );
+            return Err(SweepError::NoMatrix);
         }
         if self.size as usize != matrix.size() {
-            return Err(format!(
-                "the job says its sweep has {} jobs; its build file's matrix makes {}",
-                self.size,
-                matrix.size()
-            ));
+            return Err(SweepError::Size {
+                said: self.size,
+                makes: matrix.size(),
+            });
         }
         if !matrix.combinations().contains(&self.combination) {
-            return Err(format!(
-                "\"{}\" is not a combination of the build file's matrix",
-                self.combination
-            ));
+            return Err(SweepError::NotACombination(self.combination.to_string()));
         }
         Ok(())
     }
@@ -910,18 +908,21 @@ mod tests {
             member("64", 2)
                 .check(&matrix)
                 .unwrap_err()
+                .to_string()
                 .contains("not a combination")
         );
         assert!(
             member("32", 3)
                 .check(&matrix)
                 .unwrap_err()
+                .to_string()
                 .contains("makes 2")
         );
         assert!(
             member("32", 1)
                 .check(&Matrix::default())
                 .unwrap_err()
+                .to_string()
                 .contains("no matrix")
         );
     }

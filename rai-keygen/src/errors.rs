@@ -22,7 +22,7 @@ pub enum KeygenError {
     #[error(transparent)]
     Account(#[from] rai_common::errors::AccountError),
     #[error("invalid account: {0}")]
-    Invalid(String),
+    Invalid(#[from] AccountInputError),
     #[error(
         "user \"{0}\" already exists in the registry; pass --rotate to issue a new key (the old profile stops working)"
     )]
@@ -46,4 +46,21 @@ pub enum KeygenError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// A username or email that cannot make an account.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum AccountInputError {
+    #[error("the username is missing")]
+    NoUsername,
+    #[error("username \"{0}\" must be 2 to 64 characters long")]
+    UsernameLength(String),
+    #[error(
+        "username \"{0}\" may hold only letters, digits, '.', '_' and '-', and must start with a letter or digit"
+    )]
+    UsernameCharacters(String),
+    #[error("the email is missing")]
+    NoEmail,
+    #[error("invalid email \"{0}\"")]
+    Email(String),
 }

@@ -5,7 +5,7 @@ use rai_common::account::{
     Account, Profile, Registry, Role, Team, encode_public_key, generate_signing_key,
 };
 
-use crate::errors::KeygenError;
+use crate::errors::{AccountInputError, KeygenError};
 
 /// Who to make an account for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,32 +21,28 @@ pub struct NewAccount {
 
 /// Why a username cannot be used, if it cannot. Usernames name store prefixes (`uploads/<user>/`) and STS session
 /// names, so they keep to letters, digits, `.`, `_` and `-`.
-pub fn check_username(name: &str) -> Result<(), String> {
+pub fn check_username(name: &str) -> Result<(), AccountInputError> {
     if name.is_empty() {
-        return Err("the username is missing".into());
+        return Err(AccountInputError::NoUsername);
     }
     if name.len() < 2 || name.len() > 64 {
-        return Err(format!(
-            "username \"{name}\" must be 2 to 64 characters long"
-        ));
+        return Err(AccountInputError::UsernameLength(name.to_string()));
     }
     if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         || name.starts_with(['.', '-'])
     {
-        return Err(format!(
-            "username \"{name}\" may hold only letters, digits, '.', '_' and '-', and must start with a letter or digit"
-        ));
+        return Err(AccountInputError::UsernameCharacters(name.to_string()));
     }
     Ok(())
 }
 
 /// Why an email address is not one, if it is not. Deliberately loose: it catches typos, not every RFC corner.
-pub fn check_email(email: &str) -> Result<(), String> {
-    let bad = || Err(format!("invalid email \"{email}\""));
+pub fn check_email(email: &str) -> Result<(), AccountInputError> {
+    let bad = || Err(AccountInputError::Email(email.to_string()));
     if email.is_empty() {
-        return Err("the email is missing".into());
+        return Err(AccountInputError::NoEmail);
     }
     let Some((local, domain)) = email.split_once('@') else {
         return bad();
@@ -64,7 +60,7 @@ pub fn check_email(email: &str) -> Result<(), String> {
 }
 
 impl NewAccount {
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), AccountInputError> {
         check_username(&self.username)?;
         check_email(&self.email)
     }
@@ -78,7 +74,7 @@ pub fn issue_account(
     rotate: bool,
     now: DateTime<Utc>,
 ) -> Result<Profile, KeygenError> {
-    new.check().map_err(KeygenError::Invalid)?;
+    new.check()?;
     if registry.get(&new.username).is_some() && !rotate {
         return Err(KeygenError::Exists(new.username.clone()));
     }

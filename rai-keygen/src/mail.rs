@@ -299,27 +299,28 @@ pub fn mail_profiles(
     gateway: Option<&str>,
     mailer: Option<&Mailer>,
 ) -> Vec<Mailed> {
-    let chosen: Vec<Result<&Account, String>> = if users.is_empty() {
+    // Each user asked for, by account, or by the name the registry does not know.
+    let chosen: Vec<(&str, Option<&Account>)> = if users.is_empty() {
         registry
             .users
             .iter()
             .filter(|a| a.revoked.is_none())
-            .map(Ok)
+            .map(|a| (a.username.as_str(), Some(a)))
             .collect()
     } else {
         users
             .iter()
-            .map(|u| registry.get(u).ok_or_else(|| u.clone()))
+            .map(|u| (u.as_str(), registry.get(u)))
             .collect()
     };
     chosen
         .into_iter()
-        .map(|account| {
+        .map(|(name, account)| {
             let account = match account {
-                Ok(a) => a,
-                Err(name) => {
+                Some(a) => a,
+                None => {
                     return Mailed {
-                        username: name,
+                        username: name.to_string(),
                         email: String::new(),
                         outcome: Outcome::Failed("no such user in the registry".into()),
                     };

@@ -128,7 +128,7 @@ pub fn parse_roster(text: &str, path: &str) -> Result<ParsedRoster, KeygenError>
             affiliation: field(i_aff),
         };
         if let Err(e) = crate::issue::check_username(&username) {
-            problems.push(e);
+            problems.push(e.to_string());
         } else if let Some(first) = first_line.get(&username) {
             problems.push(format!(
                 "duplicate username \"{username}\" (first on line {first})"
@@ -137,7 +137,7 @@ pub fn parse_roster(text: &str, path: &str) -> Result<ParsedRoster, KeygenError>
             first_line.insert(username.clone(), line);
         }
         if let Err(e) = crate::issue::check_email(&account.email) {
-            problems.push(e);
+            problems.push(e.to_string());
         }
         if let Err(e) = role {
             problems.push(e);

@@ -311,7 +311,10 @@ pub fn default_runtime_check(default: &str) -> Check {
 
 /// The GPUs jobs get: those configured, or what `nvidia-smi -L` lists (MIG instances one by one), with any GPU in
 /// error named.
-pub fn gpu_check(configured: Option<&Vec<String>>, probed: Result<GpuInventory, String>) -> Check {
+pub fn gpu_check(
+    configured: Option<&Vec<String>>,
+    probed: Result<GpuInventory, crate::gpu::ProbeError>,
+) -> Check {
     if let Some(ids) = configured {
         return pass(
             "gpus",
@@ -820,13 +823,17 @@ mod tests {
             "{}",
             c.detail
         );
-        let c = gpu_check(None, Err("cannot run nvidia-smi: not found".into()));
+        let missing =
+            || crate::gpu::ProbeError::Run(std::io::Error::from(std::io::ErrorKind::NotFound));
+        let c = gpu_check(None, Err(missing()));
         assert!(
-            c.ok && !c.warning && c.detail.contains("none"),
+            c.ok && !c.warning
+                && c.detail.contains("none")
+                && c.detail.contains("cannot run nvidia-smi"),
             "{}",
             c.detail
         );
-        let c = gpu_check(Some(&vec!["0".into()]), Err(String::new()));
+        let c = gpu_check(Some(&vec!["0".into()]), Err(missing()));
         assert_eq!(c.detail, "1 configured in raid.gpus: 0");
     }
 }

@@ -14,8 +14,11 @@ pub use rai_sandbox::SandboxError;
 #[derive(Debug, Error)]
 pub enum JobError {
     /// The build file asks for more (or other) than this worker allows.
-    #[error("{0}")]
-    Policy(String),
+    #[error(transparent)]
+    Policy(#[from] rai_sandbox::policy::PolicyError),
+    /// The job says it is one of a sweep its build file does not make.
+    #[error(transparent)]
+    Sweep(#[from] rai_common::errors::SweepError),
     #[error("the job names the upload \"{key}\", which is not its own; submit again with rai")]
     ForeignUpload { key: String },
     #[error("the upload is {}, over this worker's limit of {}", Bytes(*.size).human(), Bytes(*.cap).human())]
@@ -50,7 +53,7 @@ pub enum JobError {
     },
     /// `commands.build_image` could not give the job its image.
     #[error("{0}")]
-    ImageBuild(#[source] crate::sandbox::built_image::ImageBuildError),
+    ImageBuild(#[from] crate::sandbox::built_image::ImageBuildError),
     #[error("{0}")]
     Events(#[from] EventError),
 }
@@ -60,6 +63,7 @@ impl JobError {
     pub fn status(&self) -> JobStatus {
         match self {
             JobError::Policy(_)
+            | JobError::Sweep(_)
             | JobError::ForeignUpload { .. }
             | JobError::UploadTooLarge { .. }
             | JobError::Fetch(_)
@@ -75,12 +79,13 @@ impl JobError {
             JobError::ImageBuild(e) => {
                 use crate::sandbox::built_image::ImageBuildError as E;
                 match e {
-                    E::NoDockerfile(_) | E::Dockerfile(_) | E::BaseNotAllowed { .. } => {
-                        JobStatus::Rejected
-                    }
+                    E::NoDockerfile(_)
+                    | E::Dockerfile(_)
+                    | E::BaseNotAllowed { .. }
+                    | E::Policy(_) => JobStatus::Rejected,
                     E::Failed(_) | E::TooLarge { .. } => JobStatus::Failed,
                     E::TimedOut(_) => JobStatus::TimedOut,
-                    E::Context(_) | E::Engine(_) => JobStatus::Error,
+                    E::Context(_) | E::Engine(_) | E::Packer(_) | E::Pull(_) => JobStatus::Error,
                 }
             }
             // Never recorded: the job goes back to the queue (see `hands_back`).
@@ -96,8 +101,12 @@ impl JobError {
                 "{self}; this is a fault of worker {worker}, not of your job: submit again, and tell your course \
                  staff if it keeps happening"
             ),
-            JobError::ImageBuild(crate::sandbox::built_image::ImageBuildError::Context(_))
-            | JobError::ImageBuild(crate::sandbox::built_image::ImageBuildError::Engine(_)) => {
+            JobError::ImageBuild(
+                crate::sandbox::built_image::ImageBuildError::Context(_)
+                | crate::sandbox::built_image::ImageBuildError::Engine(_)
+                | crate::sandbox::built_image::ImageBuildError::Packer(_)
+                | crate::sandbox::built_image::ImageBuildError::Pull(_),
+            ) => {
                 format!(
                     "{self}; the image could not be built on worker {worker} for a reason outside your Dockerfile: \
                  submit again, and tell your course staff if it keeps happening"

@@ -16,6 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use rai_backends::errors::Backend;
 use rai_backends::events::EventBus;
 use rai_backends::queue::JobQueue;
 
@@ -254,10 +255,10 @@ impl Metrics {
     }
 
     /// Counts one failed call to a backend, named by its error's type.
-    pub fn backend_error<E>(&self, _error: &E) {
+    pub fn backend_error<E: Backend + ?Sized>(&self, error: &E) {
         self.backend_errors
             .get_or_create(&BackendLabels {
-                backend: backend_of::<E>(),
+                backend: error.backend(),
             })
             .inc();
     }
@@ -344,20 +345,6 @@ impl Metrics {
     }
 }
 
-/// Which backend an error type comes from.
-fn backend_of<E>() -> &'static str {
-    let name = std::any::type_name::<E>();
-    if name.contains("EventError") || name.contains("redis::") {
-        "redis"
-    } else if name.contains("StoreError") {
-        "store"
-    } else if name.contains("QueueError") {
-        "queue"
-    } else {
-        "other"
-    }
-}
-
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 /// This process's metrics.
@@ -413,11 +400,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn errors_are_counted_by_their_backend() {
-        assert_eq!(backend_of::<rai_backends::errors::EventError>(), "redis");
-        assert_eq!(backend_of::<rai_backends::errors::StoreError>(), "store");
-        assert_eq!(backend_of::<rai_backends::errors::QueueError>(), "queue");
-        assert_eq!(backend_of::<std::io::Error>(), "other");
+    fn errors_are_counted_by_the_backend_they_say_they_come_from() {
+        use rai_backends::errors::{EventError, QueueError, StoreError};
+        let m = Metrics::new();
+        m.backend_error(&StoreError::NotFound {
+            key: "k".into(),
+            store: "s".into(),
+        });
+        m.backend_error(&QueueError::NoSuchQueue {
+            name: "q".into(),
+            endpoint: "e".into(),
+        });
+        m.backend_error(&EventError::Conflict {
+            job: "j".into(),
+            expected: 1,
+            found: 2,
+        });
+        m.backend_error(&std::io::Error::other("disk"));
+        m.backend_error(&std::io::Error::other("disk"));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &m.registry).unwrap();
+        for (backend, n) in [("store", 1), ("queue", 1), ("redis", 1), ("other", 2)] {
+            let line = format!("rai_backend_errors_total{{backend=\"{backend}\"}} {n}");
+            assert!(text.contains(&line), "{line} not in\n{text}");
+        }
     }
 
     #[tokio::test]

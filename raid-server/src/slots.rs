@@ -47,7 +47,7 @@ pub struct Slot {
 
 impl Slot {
     /// Waits for one of `slots` to free.
-    pub async fn acquire(slots: SlotPool) -> Slot {
+    async fn acquire(slots: SlotPool) -> Slot {
         let permit = slots
             .permits
             .acquire_owned()
@@ -127,11 +127,24 @@ impl Ticket {
         matches!(self, Ticket::Place { .. })
     }
 
-    /// The slots a job leased ahead waits for (its place stays held meanwhile); `None` for a slot already.
-    pub fn slots(&self) -> Option<SlotPool> {
+    /// The job's slot, as [`Ticket::slot`], unless `other` ends first: then the ticket back (its place still
+    /// held) with what `other` gave. The one place-to-slot hand-off, for a job that waits while watching for
+    /// reasons to stop waiting.
+    pub async fn slot_unless<T>(
+        self,
+        other: impl std::future::Future<Output = T>,
+    ) -> Result<Slot, (Ticket, T)> {
         match self {
-            Ticket::Slot(_) => None,
-            Ticket::Place { run, .. } => Some(run.clone()),
+            Ticket::Slot(slot) => Ok(slot),
+            Ticket::Place { place, run } => {
+                tokio::select! {
+                    slot = Slot::acquire(run.clone()) => {
+                        drop(place);
+                        Ok(slot)
+                    }
+                    given = other => Err((Ticket::Place { place, run }, given)),
+                }
+            }
         }
     }
 }

@@ -22,6 +22,62 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Which backend an error came from, as the `backend_errors` metric counts it: each error type says so itself
+/// (never guessed from its name). Errors from outside the backends (a task that panicked, a file) count as
+/// `other`.
+pub trait Backend {
+    /// `redis`, `queue`, `store` or `other`.
+    fn backend(&self) -> &'static str;
+}
+
+impl Backend for QueueError {
+    fn backend(&self) -> &'static str {
+        "queue"
+    }
+}
+
+impl Backend for EventError {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+}
+
+impl Backend for StoreError {
+    fn backend(&self) -> &'static str {
+        "store"
+    }
+}
+
+impl Backend for redis::RedisError {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+}
+
+impl Backend for ArchiveError {
+    fn backend(&self) -> &'static str {
+        "other"
+    }
+}
+
+impl Backend for serde_json::Error {
+    fn backend(&self) -> &'static str {
+        "other"
+    }
+}
+
+impl Backend for tokio::task::JoinError {
+    fn backend(&self) -> &'static str {
+        "other"
+    }
+}
+
+impl Backend for std::io::Error {
+    fn backend(&self) -> &'static str {
+        "other"
+    }
+}
+
 /// A job queue operation failed.
 #[derive(Debug, Error)]
 pub enum QueueError {

@@ -47,3 +47,20 @@ pub fn pull<'a>(
             futures::future::ready(line)
         })
 }
+
+/// Makes sure the engine has `image`: nothing when it does; else "Pulling image IMAGE" and the pull's progress, as
+/// lines for whoever runs the job to say. The image is there when the stream ends without an error.
+pub fn ensure<'a>(
+    docker: &'a Docker,
+    image: &'a str,
+) -> impl Stream<Item = Result<String, SandboxError>> + Send + 'a {
+    futures::stream::once(has_image(docker, image)).flat_map(move |present| {
+        if present {
+            futures::stream::empty().left_stream()
+        } else {
+            futures::stream::once(futures::future::ready(Ok(format!("Pulling image {image}"))))
+                .chain(pull(docker, image))
+                .right_stream()
+        }
+    })
+}

@@ -1,5 +1,6 @@
 //! What this worker allows: a build file's requests checked against `raid.limits` and the image allow-list.
-//! A request beyond a limit is refused with the limit in the message; nothing is ever silently reduced.
+//! A request beyond a limit is refused with the limit in the message ([`PolicyError`]); nothing is ever silently
+//! reduced.
 
 use std::time::Duration;
 
@@ -7,7 +8,63 @@ use globset::{GlobBuilder, GlobSetBuilder};
 use rai_common::BuildSpec;
 use rai_common::build_spec::Architecture;
 use rai_common::config::RaidConfig;
+use rai_common::errors::SpecRuleError;
 use rai_common::units::{Bytes, Span};
+use thiserror::Error;
+
+/// Why a job may not run here, said to the student.
+#[derive(Debug, Error)]
+pub enum PolicyError {
+    /// The spec (a signed job's JSON, which anyone with a key can write by hand) breaks a build-file rule.
+    #[error(transparent)]
+    Rule(#[from] SpecRuleError),
+    #[error(
+        "this course reads build files strictly (raid.strict_build_files), and reading yours warned: {}; fix them \
+         (`rai validate --strict` lists them) and submit again",
+        .warnings.join("; ")
+    )]
+    Strict { warnings: Vec<String> },
+    #[error(
+        "commands.build_image is not allowed on this queue (the policy raid.build_images.allowed is off): this \
+         course's workers do not build images; remove commands.build_image and name a ready image in rai.image \
+         instead (allowed images: {})",
+        .allowed.join(", ")
+    )]
+    BuildImagesOff { allowed: Vec<String> },
+    #[error("image \"{image}\" is not allowed on this worker (allowed: {})", .allowed.join(", "))]
+    ImageNotAllowed { image: String, allowed: Vec<String> },
+    #[error("the worker's image allow-list is broken ({pattern}: {source})")]
+    BrokenPattern {
+        pattern: String,
+        #[source]
+        source: globset::Error,
+    },
+    #[error("the worker's image allow-list is broken: {0}")]
+    BrokenAllowList(#[source] globset::Error),
+    #[error("the job asks for the {asked:?} architecture; this worker is {host}")]
+    Architecture {
+        asked: Architecture,
+        host: &'static str,
+    },
+    #[error("time limit {asked} exceeds this worker's maximum of {max}")]
+    Time { asked: Span, max: Span },
+    #[error("memory limit {asked} exceeds this worker's maximum of {max}")]
+    Memory { asked: Bytes, max: Bytes },
+    #[error("{asked} CPUs exceed this worker's maximum of {max}")]
+    Cpus { asked: f64, max: f64 },
+    #[error("the job asks for network access, which this worker does not allow")]
+    Network,
+    #[error("the job asks for {asked} GPU{}; this worker has {has}", if *.asked == 1 { "" } else { "s" })]
+    Gpus { asked: u32, has: u32 },
+    #[error(
+        "the job asks for dataset \"{name}\", which this worker does not have (it has: {offered}); the course's \
+         workers should all offer the course's datasets: tell the course staff"
+    )]
+    Dataset { name: String, offered: String },
+    /// The worker's own floors were checked when its config loaded; this guards a config built another way.
+    #[error("this worker's policy is broken ({key}: {why})")]
+    BrokenFloor { key: String, why: String },
+}
 
 /// The limits a job runs under: its requests, or the worker's defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,19 +96,23 @@ pub fn host_architecture() -> Option<Architecture> {
 }
 
 /// Checks a job against the worker's policy; `Err` is the reason given to the student.
-pub fn resolve(spec: &BuildSpec, raid: &RaidConfig, worker_gpus: u32) -> Result<JobLimits, String> {
+pub fn resolve(
+    spec: &BuildSpec,
+    raid: &RaidConfig,
+    worker_gpus: u32,
+) -> Result<JobLimits, PolicyError> {
     check(spec, raid, Some(worker_gpus))
 }
 
 /// The gateway's check before it queues a job: the same policy, less what only the worker that leases it knows
 /// (its GPUs and its architecture), so a job the course's workers would refuse is refused before it waits.
-pub fn admit(spec: &BuildSpec, raid: &RaidConfig) -> Result<(), String> {
+pub fn admit(spec: &BuildSpec, raid: &RaidConfig) -> Result<(), PolicyError> {
     check(spec, raid, None).map(|_| ())
 }
 
 /// Whether `image` matches one of the allow-list's `patterns` (`*` stops at `/`, `**` crosses it); `Err` names a
 /// broken pattern.
-pub fn image_allowed(patterns: &[String], image: &str) -> Result<bool, String> {
+pub fn image_allowed(patterns: &[String], image: &str) -> Result<bool, PolicyError> {
     let mut globs = GlobSetBuilder::new();
     for pattern in patterns {
         // `*` stops at `/` (`nvidia/*` must not allow `nvidia/cuda/evil`, another repository); `**` crosses it,
@@ -59,12 +120,13 @@ pub fn image_allowed(patterns: &[String], image: &str) -> Result<bool, String> {
         let glob = GlobBuilder::new(pattern)
             .literal_separator(true)
             .build()
-            .map_err(|e| format!("the worker's image allow-list is broken ({pattern}: {e})"))?;
+            .map_err(|source| PolicyError::BrokenPattern {
+                pattern: pattern.clone(),
+                source,
+            })?;
         globs.add(glob);
     }
-    let globs = globs
-        .build()
-        .map_err(|e| format!("the worker's image allow-list is broken: {e}"))?;
+    let globs = globs.build().map_err(PolicyError::BrokenAllowList)?;
     Ok(globs.is_match(image))
 }
 
@@ -72,79 +134,71 @@ fn check(
     spec: &BuildSpec,
     raid: &RaidConfig,
     worker_gpus: Option<u32>,
-) -> Result<JobLimits, String> {
+) -> Result<JobLimits, PolicyError> {
     // The spec in a signed job is JSON that anyone with a key can write by hand: the build file's rules run again
     // here, so a "memory": "0" (Docker: no limit) never reaches a container.
     spec.validate()?;
     if raid.strict_build_files && !spec.warnings.is_empty() {
-        return Err(format!(
-            "this course reads build files strictly (raid.strict_build_files), and reading yours warned: {}; \
-             fix them (`rai validate --strict` lists them) and submit again",
-            spec.warnings.join("; ")
-        ));
+        return Err(PolicyError::Strict {
+            warnings: spec.warnings.clone(),
+        });
     }
     if spec.commands.build_image.is_some() {
         if !raid.build_images.allowed {
-            return Err(
-                "commands.build_image is not allowed on this queue (the policy raid.build_images.allowed is off): \
-                 this course's workers do not build images; remove commands.build_image and name a ready image \
-                 in rai.image instead (allowed images: "
-                    .to_string()
-                    + &raid.images.join(", ")
-                    + ")",
-            );
+            return Err(PolicyError::BuildImagesOff {
+                allowed: raid.images.clone(),
+            });
         }
     } else if !image_allowed(&raid.images, &spec.rai.image)? {
-        return Err(format!(
-            "image \"{}\" is not allowed on this worker (allowed: {})",
-            spec.rai.image,
-            raid.images.join(", ")
-        ));
+        return Err(PolicyError::ImageNotAllowed {
+            image: spec.rai.image.clone(),
+            allowed: raid.images.clone(),
+        });
     }
     if let Some(arch) = spec.resources.cpu.as_ref().and_then(|c| c.architecture)
         && worker_gpus.is_some()
         && Some(arch) != host_architecture()
     {
-        return Err(format!(
-            "the job asks for the {arch:?} architecture; this worker is {}",
-            std::env::consts::ARCH
-        ));
+        return Err(PolicyError::Architecture {
+            asked: arch,
+            host: std::env::consts::ARCH,
+        });
     }
     let asked = spec.limits();
     let max = &raid.limits;
     let time = asked.time.unwrap_or(raid.defaults.time);
     if time > max.time {
-        return Err(format!(
-            "time limit {time} exceeds this worker's maximum of {}",
-            max.time
-        ));
+        return Err(PolicyError::Time {
+            asked: time,
+            max: max.time,
+        });
     }
     let memory = asked.memory.unwrap_or(raid.defaults.memory);
     if memory > max.memory {
-        return Err(format!(
-            "memory limit {memory} exceeds this worker's maximum of {}",
-            max.memory
-        ));
+        return Err(PolicyError::Memory {
+            asked: memory,
+            max: max.memory,
+        });
     }
     let cpus = asked.cpus.unwrap_or(raid.defaults.cpus);
     if cpus > max.cpus {
-        return Err(format!(
-            "{cpus} CPUs exceed this worker's maximum of {}",
-            max.cpus
-        ));
+        return Err(PolicyError::Cpus {
+            asked: cpus,
+            max: max.cpus,
+        });
     }
     let network = spec.wants_network();
     if network && !max.network {
-        return Err("the job asks for network access, which this worker does not allow".into());
+        return Err(PolicyError::Network);
     }
     let gpus = spec.gpu_count();
     let worker_gpus_known = worker_gpus.is_some();
     let worker_gpus = worker_gpus.unwrap_or(gpus);
     if gpus > worker_gpus {
-        return Err(format!(
-            "the job asks for {gpus} GPU{}; this worker has {worker_gpus}",
-            if gpus == 1 { "" } else { "s" }
-        ));
+        return Err(PolicyError::Gpus {
+            asked: gpus,
+            has: worker_gpus,
+        });
     }
     let (datasets, notes) = if worker_gpus_known {
         datasets(spec, raid)?
@@ -154,10 +208,10 @@ fn check(
     };
     // The worker's own floors were checked when its config loaded; this guards a config built another way.
     if let Some((path, why)) = raid.floor_broken() {
-        return Err(format!(
-            "this worker's policy is broken ({}: {why})",
-            path.join(".")
-        ));
+        return Err(PolicyError::BrokenFloor {
+            key: path.join("."),
+            why,
+        });
     }
     Ok(JobLimits {
         time: time.as_duration(),
@@ -180,7 +234,7 @@ fn check(
 fn datasets(
     spec: &BuildSpec,
     raid: &RaidConfig,
-) -> Result<(Vec<(String, std::path::PathBuf)>, Vec<String>), String> {
+) -> Result<(Vec<(String, std::path::PathBuf)>, Vec<String>), PolicyError> {
     let offered = || {
         if raid.datasets.is_empty() {
             "none".to_string()
@@ -191,11 +245,10 @@ fn datasets(
     let mut mounted: Vec<(String, std::path::PathBuf)> = Vec::new();
     for name in spec.datasets() {
         let Some(path) = raid.datasets.get(name) else {
-            return Err(format!(
-                "the job asks for dataset \"{name}\", which this worker does not have (it has: {}); the \
-                 course's workers should all offer the course's datasets: tell the course staff",
-                offered()
-            ));
+            return Err(PolicyError::Dataset {
+                name: name.to_string(),
+                offered: offered(),
+            });
         };
         mounted.push((name.to_string(), path.clone()));
     }
@@ -256,7 +309,9 @@ mod tests {
             l.datasets,
             vec![("imagenet-mini".into(), "/srv/data/imagenet-mini".into())]
         );
-        let e = resolve(&spec("resources:\n  datasets: [coco]\n"), &raid, 0).unwrap_err();
+        let e = resolve(&spec("resources:\n  datasets: [coco]\n"), &raid, 0)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("dataset \"coco\"") && e.contains("it has: imagenet-mini"),
             "{e}"
@@ -286,13 +341,21 @@ mod tests {
             (l.time, l.memory, l.gpus, l.network),
             (Duration::from_secs(600), 2 << 30, 0, false)
         );
-        let e = resolve(&spec("resources:\n  limits: { time: 2h }\n"), &raid, 0).unwrap_err();
+        let e = resolve(&spec("resources:\n  limits: { time: 2h }\n"), &raid, 0)
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "time limit 2h exceeds this worker's maximum of 1h");
-        let e = resolve(&spec("resources:\n  limits: { memory: 64g }\n"), &raid, 0).unwrap_err();
+        let e = resolve(&spec("resources:\n  limits: { memory: 64g }\n"), &raid, 0)
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "memory limit 64g exceeds this worker's maximum of 8g");
-        let e = resolve(&spec("resources:\n  limits: { network: true }\n"), &raid, 0).unwrap_err();
+        let e = resolve(&spec("resources:\n  limits: { network: true }\n"), &raid, 0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("network access"), "{e}");
-        let e = resolve(&spec("resources:\n  gpu: { count: 2 }\n"), &raid, 1).unwrap_err();
+        let e = resolve(&spec("resources:\n  gpu: { count: 2 }\n"), &raid, 1)
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "the job asks for 2 GPUs; this worker has 1");
         assert_eq!(
             resolve(&spec("resources:\n  gpu: { count: 1 }\n"), &raid, 1)
@@ -315,7 +378,9 @@ mod tests {
     #[test]
     fn limits_that_docker_reads_as_unlimited_are_refused() {
         let raid = Config::defaults().raid;
-        let e = resolve(&hand_made(serde_json::json!({ "memory": "0" })), &raid, 0).unwrap_err();
+        let e = resolve(&hand_made(serde_json::json!({ "memory": "0" })), &raid, 0)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "resources.limits.memory: 0 is too little memory to start a container; ask for at least 6m"
@@ -325,12 +390,15 @@ mod tests {
             &raid,
             0,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             e.starts_with("resources.limits.cpus: 0.0000000001 CPUs is too little"),
             "{e}"
         );
-        let e = resolve(&hand_made(serde_json::json!({ "time": "0s" })), &raid, 0).unwrap_err();
+        let e = resolve(&hand_made(serde_json::json!({ "time": "0s" })), &raid, 0)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("resources.limits.time: the time limit is zero"),
             "{e}"
@@ -346,7 +414,7 @@ mod tests {
         // A worker policy built with a zero (not through Config::load) refuses rather than run unlimited.
         let mut broken = raid.clone();
         broken.limits.pids = 0;
-        let e = resolve(&spec(""), &broken, 0).unwrap_err();
+        let e = resolve(&spec(""), &broken, 0).unwrap_err().to_string();
         assert!(e.contains("raid.limits.pids"), "{e}");
         // Every limit that reaches Docker is above zero.
         let l = resolve(
@@ -366,7 +434,8 @@ mod tests {
             &raid,
             0,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             e,
             "image \"evil/miner\" is not allowed on this worker (allowed: nvidia/cuda:*)"
@@ -400,7 +469,7 @@ mod tests {
         assert_eq!(warned.warnings.len(), 1);
         assert!(resolve(&warned, &raid, 0).is_ok());
         raid.strict_build_files = true;
-        let e = resolve(&warned, &raid, 0).unwrap_err();
+        let e = resolve(&warned, &raid, 0).unwrap_err().to_string();
         assert!(
             e.starts_with("this course reads build files strictly (raid.strict_build_files)")
                 && e.contains("resources.cache: has no effect here"),
@@ -417,7 +486,7 @@ mod tests {
             "rai_build.yml",
         )
         .unwrap();
-        let e = admit(&built, &raid).unwrap_err();
+        let e = admit(&built, &raid).unwrap_err().to_string();
         assert!(
             e.contains("raid.build_images.allowed") && e.contains("rai.image"),
             "{e}"

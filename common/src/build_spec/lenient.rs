@@ -333,9 +333,45 @@ pub(super) fn version_known(version: &str) -> bool {
         && version.contains('.')
 }
 
+/// Every key of [`SCHEMA`] by its whole path (`resources.limits.time`), sections too, with whether rai uses it.
+#[cfg(test)]
+fn keys() -> Vec<(String, bool)> {
+    fn walk(keys: &[Key], prefix: &str, out: &mut Vec<(String, bool)>) {
+        for key in keys {
+            let path = join(prefix, key.name);
+            out.push((path.clone(), matches!(key.meaning, Meaning::Used)));
+            walk(key.children, &path, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(SCHEMA, "", &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The schema is the one list of keys: each one, used or not, is in the build-file guide by its whole path, so
+    /// a key added here and not documented (or documented and not here, which drops it with a warning) fails.
+    #[test]
+    fn every_key_of_the_schema_is_in_the_build_file_guide() {
+        let guide = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/build-file.md"
+        ));
+        let undocumented: Vec<String> = keys()
+            .into_iter()
+            .map(|(path, _)| path)
+            .filter(|path| path.contains('.') && !guide.contains(path.as_str()))
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "docs/build-file.md does not name {undocumented:?}"
+        );
+        assert!(keys().contains(&("resources.limits.time".to_string(), true)));
+        assert!(keys().contains(&("commands.build_image.push".to_string(), false)));
+    }
 
     fn cleaned(text: &str) -> (Node, Vec<String>) {
         let mut root = yaml::parse(text, &yaml::Limits::SMALL).unwrap().unwrap();

@@ -477,9 +477,12 @@ impl BuildSpec {
 
     /// Checks a spec that did not come from a file (a signed job's JSON): the same rules as [`BuildSpec::parse`],
     /// the error naming the key (`resources.limits.memory: ...`).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::errors::SpecRuleError> {
         self.rule_broken()
-            .map_err(|v| format!("{}: {}", v.key, v.message))
+            .map_err(|v| crate::errors::SpecRuleError {
+                key: v.key,
+                message: v.message,
+            })
     }
 
     /// [`BuildSpec::rule_broken`], pointing at the node concerned.
@@ -682,6 +685,7 @@ mod tests {
         assert!(
             spec.validate()
                 .unwrap_err()
+                .to_string()
                 .contains("resources.datasets[2]")
         );
     }

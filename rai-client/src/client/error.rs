@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use rai_common::api::ErrorCode;
 use reqwest::StatusCode;
 use thiserror::Error;
 
@@ -46,7 +47,11 @@ pub enum ClientError {
     },
     /// The gateway answered with a refusal; `message` is written for the student.
     #[error("{message}")]
-    Refused { status: StatusCode, message: String },
+    Refused {
+        status: StatusCode,
+        code: ErrorCode,
+        message: String,
+    },
     #[error(
         "the gateway's answer was not understood ({0}); is client.gateway the course's gateway?"
     )]
@@ -67,6 +72,14 @@ impl ClientError {
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             ClientError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The code of a refusal (what kind it is, stable across releases; never read the message for it).
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Refused { code, .. } => Some(*code),
             _ => None,
         }
     }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rai_common::account::SigningKey;
-use rai_common::api::{self, Accepted, ErrorBody, History, WhoAmI};
+use rai_common::api::{self, Accepted, ErrorBody, ErrorCode, History, WhoAmI};
 use rai_common::config::ClientConfig;
 use rai_common::job::{JobId, SignedJob};
 use rai_common::record::JobRecord;
@@ -414,13 +414,13 @@ impl Client {
 
     /// Sends a dead letter's job back to its queue (staff).
     pub async fn requeue_dead_letter(&self, job: &JobId) -> Result<(), ClientError> {
-        let path = format!("{}/{job}/requeue", api::DEAD_LETTERS);
+        let path = api::DEAD_LETTER_REQUEUE.path(job);
         self.send(Method::POST, &path, None, &[]).await.map(|_| ())
     }
 
     /// Ends a dead letter's job as `error` (staff).
     pub async fn drop_dead_letter(&self, job: &JobId) -> Result<(), ClientError> {
-        let path = format!("{}/{job}/drop", api::DEAD_LETTERS);
+        let path = api::DEAD_LETTER_DROP.path(job);
         self.send(Method::POST, &path, None, &[]).await.map(|_| ())
     }
 
@@ -507,20 +507,25 @@ async fn refusal(response: reqwest::Response) -> Result<reqwest::Response, Clien
         return Ok(response);
     }
     let text = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<ErrorBody>(&text)
-        .map(|b| b.error)
+    let (code, message) = serde_json::from_str::<ErrorBody>(&text)
+        .map(|b| (b.code, b.error))
         .unwrap_or_else(|_| {
             let text = text.trim();
-            if text.is_empty() {
+            let message = if text.is_empty() {
                 format!("the gateway answered {status}")
             } else {
                 format!(
                     "the gateway answered {status}: {}",
                     text.chars().take(300).collect::<String>()
                 )
-            }
+            };
+            (ErrorCode::of_status(status.as_u16()), message)
         });
-    Err(ClientError::Refused { status, message })
+    Err(ClientError::Refused {
+        status,
+        code,
+        message,
+    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! stops every job of the sweep.
 
 use rai_common::JobId;
+use rai_common::api::ErrorCode;
 
 use crate::cli::GlobalArgs;
 use crate::context;
@@ -21,7 +22,7 @@ pub async fn run(global: &GlobalArgs, ids: &[String]) -> anyhow::Result<u8> {
                 "✱ Asked the worker to cancel job {job}; `rai logs -f {job}` shows when it stops."
             )),
             // Not a job of yours: perhaps a sweep of yours.
-            Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+            Err(e) if e.code() == Some(ErrorCode::NoSuchJob) => {
                 match client.cancel_sweep(&job).await {
                     Ok(sweep) => Ok(format!(
                         "✱ Asked the workers to cancel the {} jobs of sweep {job}; `rai status {job}` shows them.",

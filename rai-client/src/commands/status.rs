@@ -2,6 +2,7 @@
 //! for each of its jobs.
 
 use rai_common::JobId;
+use rai_common::api::ErrorCode;
 
 use crate::cli::GlobalArgs;
 use crate::context;
@@ -12,7 +13,7 @@ pub async fn run(global: &GlobalArgs, id: &str, json: bool) -> anyhow::Result<u8
     let session = context::session(global)?;
     let state = match session.client.status(&job).await {
         Ok(state) => state,
-        Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+        Err(e) if e.code() == Some(ErrorCode::NoSuchJob) => {
             // Not a job of yours: perhaps a sweep of yours.
             if let Ok(sweep) = session.client.sweep(&job).await {
                 return sweep_status(&sweep, json);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::Utc;
 use rai_common::account::{Profile, SigningKey};
+use rai_common::api::ErrorCode;
 use rai_common::archive::{PackOptions, PackProgress, PackSummary, ScannedEntry, SkippedEntry};
 use rai_common::build_spec::{BUILD_FILE_NAME, find_build_file};
 use rai_common::job::{InputObject, JobId, JobRequest};
@@ -122,7 +123,7 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
         Ok(accepted) => accepted,
         Err(e) => {
             let code = refused("the job was not queued", &e);
-            if queue_inferred && e.to_string().contains("no queue") {
+            if queue_inferred && e.code() == Some(ErrorCode::NoSuchQueue) {
                 eprintln!(
                     "rai: the queue {queue_name} was inferred from resources.cpu.architecture, as the 2017 client \
                      did; name one of the course's queues with -q QUEUE (or rai.queue in the build file)"

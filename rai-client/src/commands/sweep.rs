@@ -17,6 +17,7 @@ use rai_common::event::{Event, EventBody, JobStatus};
 use rai_common::job::{JobRequest, SweepMember};
 
 use super::submit::{Checked, SubmitArgs, refused, say, upload};
+use crate::client::ClientError;
 use crate::{Client, exit, follow, terminal};
 
 /// One job of the sweep.
@@ -186,13 +187,13 @@ async fn follow_all(
     members: &mut [Member],
     json: bool,
 ) -> anyhow::Result<u8> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, Result<Event, String>)>(1024);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, Result<Event, ClientError>)>(1024);
     for (i, m) in members.iter().enumerate() {
         let (tx, mut events) = (tx.clone(), client.follow(m.job, 0));
         tokio::spawn(async move {
             while let Some(got) = events.next().await {
                 let end = matches!(&got, Ok(e) if e.is_end()) || got.is_err();
-                if tx.send((i, got.map_err(|e| e.to_string()))).await.is_err() || end {
+                if tx.send((i, got)).await.is_err() || end {
                     break;
                 }
             }
@@ -201,7 +202,7 @@ async fn follow_all(
     drop(tx);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    let mut lost: Vec<(usize, String)> = Vec::new();
+    let mut lost: Vec<(usize, ClientError)> = Vec::new();
     loop {
         tokio::select! {
             biased;

@@ -89,6 +89,10 @@ pub enum LocalError {
     BuildImage(String),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// The build file asks for what the policy does not allow: the job's own fault, so the job ends `rejected`
+    /// with this reason, as a worker would end it, rather than as an error of rai's.
+    #[error(transparent)]
+    Refused(#[from] rai_sandbox::policy::PolicyError),
     #[error("the job's events could not be shown: rai stopped reading them")]
     Closed,
 }
@@ -127,14 +131,14 @@ impl LocalRun {
         stop: CancellationToken,
     ) -> Result<LocalEnd, LocalError> {
         let events = Events(events);
-        let end = match self.prepare_and_run(&events, &stop).await? {
+        let end = match self.prepare_and_run(&events, &stop).await {
             Ok(end) => end,
-            // Refused by the policy: the job's own fault, as a worker would end it.
-            Err(reason) => LocalEnd {
+            Err(LocalError::Refused(reason)) => LocalEnd {
                 status: JobStatus::Rejected,
                 exit_code: None,
-                reason: Some(reason),
+                reason: Some(reason.to_string()),
             },
+            Err(e) => return Err(e),
         };
         events
             .send(EventBody::End {
@@ -150,7 +154,7 @@ impl LocalRun {
         &self,
         events: &Events,
         stop: &CancellationToken,
-    ) -> Result<Result<LocalEnd, String>, LocalError> {
+    ) -> Result<LocalEnd, LocalError> {
         let docker = rai_sandbox::container::connect(self.docker_host.as_deref())
             .map_err(|source| LocalError::NoDocker { source })?;
         docker
@@ -180,10 +184,7 @@ impl LocalRun {
                 ))
                 .await?;
         }
-        let mut limits = match rai_sandbox::policy::resolve(&self.spec, &raid, gpus.max(asked)) {
-            Ok(limits) => limits,
-            Err(reason) => return Ok(Err(reason)),
-        };
+        let mut limits = rai_sandbox::policy::resolve(&self.spec, &raid, gpus.max(asked))?;
         if gpus != asked {
             events
                 .system(&format!(
@@ -256,18 +257,14 @@ impl LocalRun {
                 self.output.display()
             ))
             .await?;
-        Ok(Ok(end))
+        Ok(end)
     }
 }
 
 /// Makes sure `image` is on this engine, pulling it when missing, its progress as `✱` lines.
 async fn ensure_image(docker: &Docker, image: &str, events: &Events) -> Result<(), LocalError> {
-    if rai_sandbox::image::has_image(docker, image).await {
-        return Ok(());
-    }
-    events.system(&format!("Pulling image {image}")).await?;
-    let mut pull = std::pin::pin!(rai_sandbox::image::pull(docker, image));
-    while let Some(line) = pull.next().await {
+    let mut lines = std::pin::pin!(rai_sandbox::image::ensure(docker, image));
+    while let Some(line) = lines.next().await {
         events.system(&line?).await?;
     }
     Ok(())

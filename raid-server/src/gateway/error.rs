@@ -1,16 +1,18 @@
 //! A refusal, as the student sees it: an HTTP status that says what kind of refusal it is and a JSON
-//! [`ErrorBody`](rai_common::api::ErrorBody) whose message says what to do. Backend failures become 503s that say
-//! nothing was lost, with the cause logged here rather than shown to students.
+//! [`ErrorBody`](rai_common::api::ErrorBody) whose message says what to do, with a stable
+//! [`ErrorCode`] for the client to act on (the status's own code unless a refusal names a finer one). Backend
+//! failures become 503s that say nothing was lost, with the cause logged here rather than shown to students.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use rai_common::api::ErrorBody;
+use rai_common::api::{ErrorBody, ErrorCode};
 
 /// An HTTP refusal with a message for the student.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
+    pub code: ErrorCode,
     pub message: String,
     /// Seconds until trying again may succeed, sent as `Retry-After` (a 429's or a 503's).
     pub retry_after: Option<u64>,
@@ -20,9 +22,16 @@ impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
+            code: ErrorCode::of_status(status.as_u16()),
             message: message.into(),
             retry_after: None,
         }
+    }
+
+    /// The same refusal with a finer code than its status's.
+    pub fn with_code(mut self, code: ErrorCode) -> ApiError {
+        self.code = code;
+        self
     }
 
     /// The same refusal, saying when to try again.
@@ -54,10 +63,14 @@ impl ApiError {
             StatusCode::NOT_FOUND,
             format!("no job {job} of yours; check the id (`rai history` lists your jobs)"),
         )
+        .with_code(ErrorCode::NoSuchJob)
     }
 
     /// A backend (Redis, the queue, the store) failed: logged with its cause, told as "try again".
-    pub fn unavailable<E: std::fmt::Display>(what: &str, error: E) -> ApiError {
+    pub fn unavailable<E: std::fmt::Display + rai_backends::errors::Backend>(
+        what: &str,
+        error: E,
+    ) -> ApiError {
         crate::metrics::metrics().backend_error(&error);
         tracing::error!(%error, "{what}");
         ApiError::new(
@@ -67,12 +80,25 @@ impl ApiError {
     }
 }
 
+/// A course file's refusal: an assignment that is not there is a bad request, a deadline passed is forbidden.
+impl From<rai_common::course::SubmissionRefused> for ApiError {
+    fn from(refused: rai_common::course::SubmissionRefused) -> ApiError {
+        use rai_common::course::SubmissionRefused as R;
+        let status = match refused {
+            R::NoAssignments | R::NoSuchAssignment { .. } => StatusCode::BAD_REQUEST,
+            R::LateClosed { .. } | R::NoLate { .. } => StatusCode::FORBIDDEN,
+        };
+        ApiError::new(status, refused.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (
             self.status,
             Json(ErrorBody {
                 error: self.message,
+                code: self.code,
             }),
         )
             .into_response();
@@ -98,5 +124,25 @@ mod tests {
         assert_eq!(response.headers()["retry-after"], "90");
         let plain = ApiError::bad_request("no").into_response();
         assert!(plain.headers().get("retry-after").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_refusal_carries_its_status_code_or_a_finer_one() {
+        async fn body(e: ApiError) -> ErrorBody {
+            let bytes = axum::body::to_bytes(e.into_response().into_body(), 1 << 16)
+                .await
+                .unwrap();
+            serde_json::from_slice(&bytes).unwrap()
+        }
+        assert_eq!(
+            body(ApiError::forbidden("no")).await.code,
+            ErrorCode::Forbidden
+        );
+        let job = body(ApiError::no_such_job("j1")).await;
+        assert_eq!(job.code, ErrorCode::NoSuchJob);
+        assert!(job.error.contains("no job j1 of yours"), "{}", job.error);
+        let queue = ApiError::bad_request("no such queue").with_code(ErrorCode::NoSuchQueue);
+        assert_eq!(queue.status, StatusCode::BAD_REQUEST);
+        assert_eq!(body(queue).await.code, ErrorCode::NoSuchQueue);
     }
 }

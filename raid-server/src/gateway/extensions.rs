@@ -41,7 +41,7 @@ pub async fn list(
         .ok_or_else(|| {
             ApiError::bad_request("this course has no assignments (the gateway has no course file)")
         })?;
-    let a = course.assignment(&name).map_err(ApiError::bad_request)?;
+    let a = course.assignment(&name)?;
     let registry = gateway.registry.current();
     let grantee = |name: &str| {
         if registry.get(name).is_some() {

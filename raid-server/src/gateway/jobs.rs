@@ -100,7 +100,7 @@ pub async fn submit(
         Some(sweep) => {
             sweep
                 .check(&request.build.matrix)
-                .map_err(ApiError::bad_request)?;
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
             let cap = gateway.config.gateway.max_sweep;
             if sweep.size > cap {
                 return Err(ApiError::bad_request(format!(
@@ -179,11 +179,12 @@ pub async fn submit(
                 "there is no queue \"{}\" here; the course's queues are: {}",
                 request.queue,
                 names.join(", ")
-            )));
+            ))
+            .with_code(rai_common::api::ErrorCode::NoSuchQueue));
         };
         if judged.is_none() {
             crate::policy::admit(&request.build, &gateway.config.raid)
-                .map_err(ApiError::bad_request)?;
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
         }
         // The build that runs: the instructor's for a graded submission.
         let build = judged
@@ -238,14 +239,10 @@ pub async fn submit(
     };
     let wire = String::from_utf8(attested.to_bytes()).expect("JSON is UTF-8");
     let queued = async {
-        gateway
-            .bus
-            .update_state(&job, &state)
-            .await
-            .map_err(|e| e.to_string())?;
-        send_in_turn(&gateway, queue.as_ref(), &wire, &caller.user, &caller.team)
-            .await
-            .map_err(|e| e.to_string())
+        gateway.bus.update_state(&job, &state).await?;
+        Ok::<_, NotQueued>(
+            send_in_turn(&gateway, queue.as_ref(), &wire, &caller.user, &caller.team).await?,
+        )
     }
     .await;
     if let Err(e) = queued {
@@ -400,6 +397,24 @@ pub async fn cancel(
 
 /// Queues a job of `user` in `team` in its fair-share group (docs/instructor.md, "Fair share"): the queue serves
 /// users (or teams) in turn.
+/// Why an accepted job was not queued: its state could not be written, or the queue did not take it.
+#[derive(Debug, thiserror::Error)]
+enum NotQueued {
+    #[error(transparent)]
+    State(#[from] rai_backends::errors::EventError),
+    #[error(transparent)]
+    Queue(#[from] rai_backends::errors::QueueError),
+}
+
+impl rai_backends::errors::Backend for NotQueued {
+    fn backend(&self) -> &'static str {
+        match self {
+            NotQueued::State(e) => e.backend(),
+            NotQueued::Queue(e) => e.backend(),
+        }
+    }
+}
+
 pub(super) async fn send_in_turn(
     gateway: &Gateway,
     queue: &dyn rai_backends::queue::JobQueue,

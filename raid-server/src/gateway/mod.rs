@@ -213,7 +213,7 @@ impl Gateway {
         let upload_limit = self.config.raid.limits.upload_bytes.0 as usize;
         let uploads = Router::new()
             .route(
-                "/v1/uploads/{job}",
+                api::UPLOAD.template(),
                 put(uploads::stream).layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
             )
             .layer(axum::extract::DefaultBodyLimit::max(upload_limit))
@@ -226,7 +226,7 @@ impl Gateway {
         // against that when the project was declared).
         let batches = Router::new()
             .route(
-                "/v1/projects/{job}/chunks",
+                api::PROJECT_CHUNKS.template(),
                 put(projects::chunks)
                     .layer(axum::extract::DefaultBodyLimit::max(batch::max_batch())),
             )
@@ -247,27 +247,30 @@ impl Gateway {
             ));
         let rest = Router::new()
             .route(api::UPLOADS, post(uploads::create))
-            .route("/v1/uploads/{job}/complete", post(uploads::complete))
-            .route("/v1/projects/{job}/complete", post(projects::complete))
+            .route(api::UPLOAD_COMPLETE.template(), post(uploads::complete))
+            .route(api::PROJECT_COMPLETE.template(), post(projects::complete))
             .route(api::JOBS, post(jobs::submit).get(jobs::history))
-            .route("/v1/jobs/{job}", get(jobs::status))
-            .route("/v1/jobs/{job}/cancel", post(jobs::cancel))
-            .route("/v1/jobs/{job}/events", get(events::follow))
-            .route("/v1/jobs/{job}/artifact", get(artifact::download))
-            .route("/v1/jobs/{job}/results", get(results::get))
+            .route(api::JOB.template(), get(jobs::status))
+            .route(api::JOB_CANCEL.template(), post(jobs::cancel))
+            .route(api::JOB_EVENTS.template(), get(events::follow))
+            .route(api::JOB_ARTIFACT.template(), get(artifact::download))
+            .route(api::JOB_RESULTS.template(), get(results::get))
             .route(api::WHOAMI, get(jobs::whoami))
             .route(api::SUBMISSIONS, get(submissions::list))
-            .route("/v1/rankings/{assignment}", get(submissions::leaderboard))
-            .route("/v1/extensions/{assignment}", get(extensions::list))
+            .route(api::RANKING.template(), get(submissions::leaderboard))
+            .route(api::EXTENSIONS.template(), get(extensions::list))
             .route(api::USAGE, get(usage::get))
             .route(api::REGRADES, post(regrades::start))
             .route(api::DEAD_LETTERS, get(deadletters::list))
-            .route("/v1/deadletters/{job}/requeue", post(deadletters::requeue))
-            .route("/v1/deadletters/{job}/drop", post(deadletters::drop))
+            .route(
+                api::DEAD_LETTER_REQUEUE.template(),
+                post(deadletters::requeue),
+            )
+            .route(api::DEAD_LETTER_DROP.template(), post(deadletters::drop))
             .route(api::WORKERS, get(workers::list))
             .route(api::DATASETS, get(datasets::list))
-            .route("/v1/sweeps/{sweep}", get(sweeps::status))
-            .route("/v1/sweeps/{sweep}/cancel", post(sweeps::cancel))
+            .route(api::SWEEP.template(), get(sweeps::status))
+            .route(api::SWEEP_CANCEL.template(), post(sweeps::cancel))
             .merge(ui::routes())
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok\n" }))

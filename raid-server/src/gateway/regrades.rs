@@ -37,11 +37,7 @@ pub async fn start(
     let course = gateway.course.as_ref().ok_or_else(|| {
         ApiError::bad_request("this course has no assignments (the gateway has no course file)")
     })?;
-    let a = course
-        .current()
-        .assignment(&ask.assignment)
-        .cloned()
-        .map_err(ApiError::bad_request)?;
+    let a = course.current().assignment(&ask.assignment).cloned()?;
     let listed = super::submissions::list(
         State(gateway.clone()),
         caller.clone(),

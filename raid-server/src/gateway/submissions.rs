@@ -52,7 +52,7 @@ fn assignment(gateway: &Gateway, name: &str) -> Result<Assignment, ApiError> {
         .current()
         .assignment(name)
         .cloned()
-        .map_err(ApiError::bad_request)
+        .map_err(ApiError::from)
 }
 
 /// Judges a graded submission accepted `now`: the assignment exists, it is on time or may still be late, its queue
@@ -70,7 +70,7 @@ pub(super) async fn judge(
     let late = match a.judge(&deadline, now) {
         Ok(Timeliness::OnTime) => false,
         Ok(Timeliness::Late) => true,
-        Err(why) => return Err(ApiError::new(StatusCode::FORBIDDEN, why)),
+        Err(why) => return Err(why.into()),
     };
     let queue = a.queue.clone().unwrap_or_else(|| request.queue.clone());
     if !gateway.queues.contains_key(&queue) {
@@ -95,7 +95,8 @@ pub(super) async fn judge(
         )));
     }
     let build = a.build.clone().unwrap_or_else(|| request.build.clone());
-    crate::policy::admit(&build, &gateway.config.raid).map_err(ApiError::bad_request)?;
+    crate::policy::admit(&build, &gateway.config.raid)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(Judged {
         queue,
         graded: Graded {
@@ -471,13 +472,7 @@ pub async fn list(
             ApiError::bad_request("this course takes no graded submissions (no course file)")
         })?;
     let names: Vec<String> = match &query.assignment {
-        Some(name) => vec![
-            course
-                .assignment(name)
-                .map_err(ApiError::bad_request)?
-                .name
-                .clone(),
-        ],
+        Some(name) => vec![course.assignment(name)?.name.clone()],
         None => course.assignments.keys().cloned().collect(),
     };
     let mut all = Vec::new();

@@ -62,7 +62,8 @@ async fn jobs(
         return Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             format!("no sweep {sweep} of yours; check the id (rai submit printed it)"),
-        ));
+        )
+        .with_code(rai_common::api::ErrorCode::NoSuchJob));
     }
     let mut jobs = Vec::with_capacity(ids.len());
     for id in ids {

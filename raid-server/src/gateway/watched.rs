@@ -10,14 +10,15 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use rai_common::account::Registry;
-use rai_common::course::Course;
+use rai_common::course::{Course, CourseError};
+use rai_common::errors::AccountError;
 
-/// A file and its last good contents.
-pub struct WatchedFile<T> {
+/// A file and its last good contents; `E`: why a version of it cannot be used.
+pub struct WatchedFile<T, E> {
     path: PathBuf,
     /// What the file is, for logs and errors ("the account registry").
     what: &'static str,
-    read: fn(&Path) -> Result<T, String>,
+    read: fn(&Path) -> Result<T, E>,
     /// Other files its contents were read from (a course's build files).
     also: fn(&T) -> Vec<PathBuf>,
     cached: Mutex<Cached<T>>,
@@ -38,10 +39,10 @@ struct Version {
 }
 
 /// The account registry, as the gateway reads it.
-pub type RegistryFile = WatchedFile<Registry>;
+pub type RegistryFile = WatchedFile<Registry, AccountError>;
 
 /// The course file (`gateway.course`), as the gateway reads it.
-pub type CourseFile = WatchedFile<Course>;
+pub type CourseFile = WatchedFile<Course, CourseError>;
 
 fn version(path: &Path) -> Option<Version> {
     let meta = std::fs::metadata(path).ok()?;
@@ -61,35 +62,27 @@ fn versions(path: &Path, others: &[PathBuf]) -> Vec<Option<Version>> {
 
 impl RegistryFile {
     pub fn load(path: &Path) -> anyhow::Result<RegistryFile> {
-        WatchedFile::open(
-            path,
-            "the account registry",
-            |p| Registry::load(p).map_err(|e| e.to_string()),
-            |_| Vec::new(),
-        )
+        WatchedFile::open(path, "the account registry", Registry::load, |_| Vec::new())
     }
 }
 
 impl CourseFile {
     pub fn load(path: &Path) -> anyhow::Result<CourseFile> {
-        WatchedFile::open(
-            path,
-            "the course file",
-            |p| Course::load(p).map_err(|e| e.to_string()),
-            Course::build_files,
-        )
+        WatchedFile::open(path, "the course file", Course::load, Course::build_files)
     }
 }
 
-impl<T> WatchedFile<T> {
+impl<T, E: std::error::Error + Send + Sync + 'static> WatchedFile<T, E> {
     fn open(
         path: &Path,
         what: &'static str,
-        read: fn(&Path) -> Result<T, String>,
+        read: fn(&Path) -> Result<T, E>,
         also: fn(&T) -> Vec<PathBuf>,
-    ) -> anyhow::Result<WatchedFile<T>> {
-        let value = read(path)
-            .map_err(|e| anyhow::anyhow!("cannot read {what} {}: {e}", path.display()))?;
+    ) -> anyhow::Result<WatchedFile<T, E>> {
+        let value = read(path).map_err(|e| {
+            // The message names the file and says why, in one line, as `raid` prints it at start.
+            anyhow::Error::new(e).context(format!("cannot read {what} {}", path.display()))
+        })?;
         let versions = versions(path, &also(&value));
         Ok(WatchedFile {
             path: path.to_path_buf(),
@@ -132,10 +125,10 @@ mod tests {
 
     static READS: AtomicUsize = AtomicUsize::new(0);
 
-    fn count_and_parse(path: &Path) -> Result<u32, String> {
+    fn count_and_parse(path: &Path) -> Result<u32, std::io::Error> {
         READS.fetch_add(1, Ordering::SeqCst);
-        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-        text.trim().parse().map_err(|e| format!("{e}"))
+        let text = std::fs::read_to_string(path)?;
+        text.trim().parse().map_err(std::io::Error::other)
     }
 
     #[test]

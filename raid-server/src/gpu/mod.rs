@@ -153,6 +153,18 @@ pub struct GpuDevice {
     pub name: String,
 }
 
+/// Why `nvidia-smi -L` gave no answer: no tool, or no driver.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("cannot run nvidia-smi: {0}")]
+    Run(#[source] std::io::Error),
+    #[error("nvidia-smi failed ({status}): {said}")]
+    Failed {
+        status: std::process::ExitStatus,
+        said: String,
+    },
+}
+
 /// What `nvidia-smi -L` says this machine has.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GpuInventory {
@@ -163,20 +175,19 @@ pub struct GpuInventory {
 
 impl GpuInventory {
     /// Runs `nvidia-smi -L`; `Err` says why there is no answer (no driver, no tool).
-    pub fn probe(nvidia_smi: &std::path::Path) -> Result<GpuInventory, String> {
+    pub fn probe(nvidia_smi: &std::path::Path) -> Result<GpuInventory, ProbeError> {
         let out = std::process::Command::new(nvidia_smi)
             .arg("-L")
             .output()
-            .map_err(|e| format!("cannot run nvidia-smi: {e}"))?;
+            .map_err(ProbeError::Run)?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
         let inventory = GpuInventory::parse(&text);
         if !out.status.success() && inventory.devices.is_empty() {
-            return Err(format!(
-                "nvidia-smi failed ({}): {}",
-                out.status,
-                text.trim()
-            ));
+            return Err(ProbeError::Failed {
+                status: out.status,
+                said: text.trim().to_string(),
+            });
         }
         Ok(inventory)
     }

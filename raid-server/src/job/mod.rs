@@ -38,10 +38,8 @@ use tracing::Instrument;
 use crate::context::WorkerContext;
 use crate::errors::JobError;
 use crate::output::OutputPump;
-use crate::policy;
-use crate::sandbox::{JOB_LABEL, Sandbox, SandboxSpec, ensure_image, remove_container};
+use crate::sandbox::{Sandbox, remove_container};
 use crate::slots::{Slot, Ticket};
-use rai_sandbox::{JobFolders, JobSandbox};
 use ready::{Ready, Waited};
 
 /// How long a worker holds a message it could not claim before handing it back.
@@ -462,72 +460,6 @@ impl JobLife {
         self.execute(pump, stop, ready, slot).await
     }
 
-    /// Step 4, first half: everything before the first command, done while the slot may still be busy.
-    async fn prepare(&mut self, pump: &mut OutputPump) -> Result<Ready, JobError> {
-        let ctx = self.ctx.clone();
-        if self.rerun {
-            self.announce_rerun(pump).await?;
-        }
-        let request = &self.request;
-        let limits = policy::resolve(&request.build, &ctx.config.raid, ctx.gpus.count())
-            .map_err(JobError::Policy)?;
-        if let Some(sweep) = &request.sweep {
-            sweep
-                .check(&request.build.matrix)
-                .map_err(JobError::Policy)?;
-        }
-        for note in &limits.notes {
-            pump.system(note).await?;
-        }
-        let (src, build) = (self.dir.join("src"), self.dir.join("build"));
-        let regrade_of = self.graded.as_ref().and_then(|g| g.regrade_of.as_ref());
-        fetch::fetch(&ctx, request, regrade_of, &src).await?;
-        fetch::make_build_dir(&build)?;
-        let gate = crate::sandbox::make_gate(&self.dir.join("gate")).map_err(JobError::JobDir)?;
-        let image = match &request.build.commands.build_image {
-            Some(wanted) => {
-                let builder = crate::sandbox::built_image::ImageBuilder {
-                    docker: &ctx.docker,
-                    policy: &ctx.config.raid.build_images,
-                    allowed_images: &ctx.config.raid.images,
-                    memory: limits.memory,
-                    network: &ctx.config.raid.job_network.name,
-                };
-                builder.build(wanted, &src, &self.dir, pump).await?
-            }
-            None => {
-                ensure_image(&ctx.docker, &request.build.rai.image, pump).await?;
-                request.build.rai.image.clone()
-            }
-        };
-        let gpus = ctx.gpus.try_acquire(limits.gpus);
-        let made_for = match &gpus {
-            Some(lease) => lease.ids.clone(),
-            None => ctx.gpus.likely_next(limits.gpus),
-        };
-        let spec = self.sandbox_spec(&limits, image.clone(), made_for.clone());
-        let sandbox = Sandbox::start(&ctx.docker, &spec).await?;
-        let first = match request.build.commands.build.first() {
-            Some(command) => match sandbox.start_gated(command, gate).await {
-                Ok(gated) => Some(gated),
-                Err(e) => {
-                    // Not fatal: the command is started when the slot is free instead.
-                    tracing::warn!(job = %request.id, error = %e, "cannot start the first command ahead");
-                    None
-                }
-            },
-            None => None,
-        };
-        Ok(Ready {
-            limits,
-            image,
-            sandbox,
-            first,
-            made_for,
-            gpus,
-        })
-    }
-
     /// Step 4, second half: the commands, in the job's slot; the slot is given back as soon as they are over and
     /// the container is dead, before `/build` is stored.
     async fn execute(
@@ -631,50 +563,6 @@ impl JobLife {
         )
         .await?;
         Ok((outcome, kept))
-    }
-
-    /// Tells the followers that the job runs again, and makes sure the earlier run's container is gone.
-    async fn announce_rerun(&self, pump: &mut OutputPump) -> Result<(), JobError> {
-        pump.event(EventBody::Status {
-            status: JobStatus::Requeued,
-            worker: Some(self.ctx.name.clone()),
-            detail: Some("the job's earlier run stopped; it runs again from the start".into()),
-        })
-        .await?;
-        // The earlier run's worker died (its claim expired). If it ran on this engine, its container may still be
-        // running the job: stop it, so the two runs never overlap and the container name is free again.
-        let label = format!("{JOB_LABEL}={}", self.request.id);
-        crate::sandbox::remove_labelled(&self.ctx.docker, &label).await;
-        Ok(())
-    }
-
-    fn sandbox_spec(
-        &self,
-        limits: &policy::JobLimits,
-        image: String,
-        gpus: Vec<String>,
-    ) -> SandboxSpec {
-        let raid = &self.ctx.config.raid;
-        JobSandbox {
-            raid,
-            limits,
-            job: self.request.id.to_string(),
-            name: self.container.clone(),
-            folders: JobFolders {
-                src: self.dir.join("src"),
-                build: self.dir.join("build"),
-                gate: Some(self.dir.join("gate")),
-            },
-            labels: [("rai.worker".to_string(), self.ctx.name.clone())].into(),
-            network: raid.job_network.name.clone(),
-            env: self
-                .request
-                .sweep
-                .as_ref()
-                .map(|s| s.combination.env())
-                .unwrap_or_default(),
-        }
-        .spec(image, gpus)
     }
 
     /// Removes the container and the job directory, whatever happened.

@@ -7,8 +7,9 @@
 //! student chose could replace an image that other jobs on this worker name. The Dockerfile's base images must be on
 //! the worker's allow-list (and are pulled like `rai.image` when missing); `RUN` steps get no network unless the
 //! policy allows it; the build has its own time limit, memory limit and image size limit; nothing is ever pushed.
-//! Built images are pruned by age and total size after each build. Build output reaches the student as their job's
-//! output, live.
+//! Built images are pruned by age and total size after each build. What the build says ([`BuildLine`]: rai's lines,
+//! the pulls of base images, the build's own output) goes out on a channel as it comes, and the job's life tells the
+//! student, live: the builder never publishes anything itself.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -24,11 +25,8 @@ use rai_common::build_spec::BuildImage;
 use rai_common::config::BuildImagesConfig;
 use sha2::{Digest, Sha256};
 
-use crate::errors::JobError;
-use crate::output::OutputPump;
-use crate::policy::image_allowed;
-use crate::sandbox::Stream;
-use crate::sandbox::ensure_image;
+use crate::policy::{PolicyError, image_allowed};
+use rai_sandbox::SandboxError;
 
 /// The label every built image carries, so pruning finds only what builds made.
 pub const BUILT_LABEL: &str = "rai.built";
@@ -59,7 +57,27 @@ pub enum ImageBuildError {
     Context(#[source] std::io::Error),
     #[error("the Docker engine refused the build: {0}")]
     Engine(#[source] bollard::errors::Error),
+    /// The worker's allow-list is broken.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("the build context packer stopped unexpectedly: {0}")]
+    Packer(#[source] tokio::task::JoinError),
+    /// A base image could not be pulled.
+    #[error(transparent)]
+    Pull(#[from] SandboxError),
 }
+
+/// What a build says as it goes, for the job's life to tell the student.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildLine {
+    /// A line of rai's (a `✱` line).
+    System(String),
+    /// The build's own output (Docker's `stream`), shown as the job's output.
+    Output(String),
+}
+
+/// Where a build says its lines; a build goes on when nobody listens any more.
+pub type Said = tokio::sync::mpsc::Sender<BuildLine>;
 
 /// The images a Dockerfile builds `FROM`, less the names of its own earlier stages. Build arguments in a `FROM`
 /// line are refused: the base image must be known before the build, to check it against the allow-list.
@@ -179,9 +197,9 @@ impl ImageBuilder<'_> {
         build: &BuildImage,
         src: &Path,
         scratch: &Path,
-        pump: &mut OutputPump,
-    ) -> Result<String, JobError> {
-        build_job_image(self, build, src, scratch, pump).await
+        said: Said,
+    ) -> Result<String, ImageBuildError> {
+        build_job_image(self, build, src, scratch, &said).await
     }
 }
 
@@ -190,8 +208,8 @@ async fn build_job_image(
     build: &BuildImage,
     src: &Path,
     scratch: &Path,
-    pump: &mut OutputPump,
-) -> Result<String, JobError> {
+    said: &Said,
+) -> Result<String, ImageBuildError> {
     let ImageBuilder {
         docker,
         policy,
@@ -199,50 +217,51 @@ async fn build_job_image(
         memory,
         network,
     } = *builder;
-    let fail = |e: ImageBuildError| JobError::ImageBuild(e);
+    let say = |line: BuildLine| async move {
+        // Nobody listening (the job is being stopped) is no reason to stop the build here.
+        let _ = said.send(line).await;
+    };
     let dockerfile_path = src.join(build.dockerfile());
     let dockerfile = match std::fs::symlink_metadata(&dockerfile_path) {
         Ok(m) if m.is_file() => std::fs::read_to_string(&dockerfile_path)
-            .map_err(|e| fail(ImageBuildError::Dockerfile(format!("cannot read it: {e}"))))?,
+            .map_err(|e| ImageBuildError::Dockerfile(format!("cannot read it: {e}")))?,
         _ => {
-            return Err(fail(ImageBuildError::NoDockerfile(
-                build.dockerfile().into(),
-            )));
+            return Err(ImageBuildError::NoDockerfile(build.dockerfile().into()));
         }
     };
-    let bases = base_images(&dockerfile).map_err(|e| fail(ImageBuildError::Dockerfile(e)))?;
+    let bases = base_images(&dockerfile).map_err(ImageBuildError::Dockerfile)?;
     for base in &bases {
-        if !image_allowed(allowed_images, base).map_err(JobError::Policy)? {
-            return Err(fail(ImageBuildError::BaseNotAllowed {
+        if !image_allowed(allowed_images, base)? {
+            return Err(ImageBuildError::BaseNotAllowed {
                 image: base.clone(),
                 allowed: allowed_images.join(", "),
-            }));
+            });
         }
     }
     let context = scratch.join("context.tar");
     let (src_owned, context_owned) = (src.to_path_buf(), context.clone());
     let hash = tokio::task::spawn_blocking(move || pack_context(&src_owned, &context_owned))
         .await
-        .map_err(|source| JobError::Task {
-            what: "build context packer",
-            source,
-        })?
-        .map_err(|e| fail(ImageBuildError::Context(e)))?;
+        .map_err(ImageBuildError::Packer)?
+        .map_err(ImageBuildError::Context)?;
     // The Dockerfile's path is part of what is built, beside the files.
     let key = hex::encode(Sha256::digest(format!("{hash}:{}", build.dockerfile())));
     let tag = format!("{BUILT_REPOSITORY}:{}", &key[..32]);
     let shown = build.image_name.as_deref().unwrap_or("your image");
     if !build.no_cache && docker.inspect_image(&tag).await.is_ok() {
-        pump.system(&format!(
+        say(BuildLine::System(format!(
             "Using {shown}, built earlier on this worker from the same files ({tag})"
-        ))
-        .await?;
+        )))
+        .await;
         return Ok(tag);
     }
     for base in &bases {
-        ensure_image(docker, base, pump).await?;
+        let mut lines = std::pin::pin!(rai_sandbox::image::ensure(docker, base));
+        while let Some(line) = lines.next().await {
+            say(BuildLine::System(line?)).await;
+        }
     }
-    pump.system(&format!(
+    say(BuildLine::System(format!(
         "Building {shown} from {} (at most {}, {})",
         build.dockerfile(),
         rai_common::units::Span(policy.time.as_duration()),
@@ -251,8 +270,8 @@ async fn build_job_image(
         } else {
             "no network"
         }
-    ))
-    .await?;
+    )))
+    .await;
     let labels = HashMap::from([
         (BUILT_LABEL.to_string(), "1".to_string()),
         (
@@ -273,52 +292,52 @@ async fn build_job_image(
         .build();
     let file = tokio::fs::File::open(&context)
         .await
-        .map_err(|e| fail(ImageBuildError::Context(e)))?;
+        .map_err(ImageBuildError::Context)?;
     let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(file));
     let mut progress = docker.build_image(options, None, Some(body));
     let limit = policy.time.as_duration();
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let step = match tokio::time::timeout_at(deadline, progress.next()).await {
-            Err(_) => return Err(fail(ImageBuildError::TimedOut(limit))),
+            Err(_) => return Err(ImageBuildError::TimedOut(limit)),
             Ok(None) => break,
             Ok(Some(step)) => step,
         };
         let info = match step {
             Ok(info) => info,
             Err(bollard::errors::Error::DockerStreamError { error }) => {
-                return Err(fail(ImageBuildError::Failed(error.trim().to_string())));
+                return Err(ImageBuildError::Failed(error.trim().to_string()));
             }
-            Err(e) => return Err(fail(ImageBuildError::Engine(e))),
+            Err(e) => return Err(ImageBuildError::Engine(e)),
         };
         if let Some(text) = info.stream {
-            pump.push(Stream::Stdout, text.as_bytes()).await?;
+            say(BuildLine::Output(text)).await;
         }
         if let Some(detail) = info.error_detail {
-            return Err(fail(ImageBuildError::Failed(
+            return Err(ImageBuildError::Failed(
                 detail.message.unwrap_or_default().trim().to_string(),
-            )));
+            ));
         }
     }
     let size = docker
         .inspect_image(&tag)
         .await
-        .map_err(|e| fail(ImageBuildError::Engine(e)))?
+        .map_err(ImageBuildError::Engine)?
         .size
         .unwrap_or(0)
         .max(0) as u64;
     if size > policy.max_size.0 {
         remove_image(docker, &tag).await;
-        return Err(fail(ImageBuildError::TooLarge {
+        return Err(ImageBuildError::TooLarge {
             size,
             cap: policy.max_size.0,
-        }));
+        });
     }
-    pump.system(&format!(
+    say(BuildLine::System(format!(
         "Built {shown} ({}); the commands run in it",
         rai_common::units::Bytes(size).human()
-    ))
-    .await?;
+    )))
+    .await;
     prune(docker, policy, &tag).await;
     Ok(tag)
 }

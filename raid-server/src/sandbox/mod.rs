@@ -1,34 +1,14 @@
 //! The worker's side of the job container. The container itself, its limits and its image are the shared
 //! sandbox library ([`rai_sandbox`]), which `rai run --local` uses too; what only a worker does lives here: images
-//! built from a job's Dockerfile ([`built_image`]) and the Docker network of jobs allowed one ([`network`]).
+//! built from a job's Dockerfile ([`built_image`]) and the Docker network of jobs allowed one ([`network`]). Like
+//! the library, nothing here talks to the job's followers: it says what happened (lines of progress, errors) and the
+//! job's life ([`crate::job`]) tells the student.
 
 pub mod built_image;
 pub mod network;
 
 pub use rai_sandbox::JOB_LABEL;
 pub use rai_sandbox::container::*;
-
-use futures::StreamExt;
-
-use crate::errors::JobError;
-use crate::output::OutputPump;
-
-/// Makes sure `image` is on this engine, pulling it when it is missing, its progress as the job's `✱` lines.
-pub async fn ensure_image(
-    docker: &bollard::Docker,
-    image: &str,
-    pump: &mut OutputPump,
-) -> Result<(), JobError> {
-    if rai_sandbox::image::has_image(docker, image).await {
-        return Ok(());
-    }
-    pump.system(&format!("Pulling image {image}")).await?;
-    let mut pull = std::pin::pin!(rai_sandbox::image::pull(docker, image));
-    while let Some(line) = pull.next().await {
-        pump.system(&line?).await?;
-    }
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {

@@ -49,7 +49,21 @@ pub enum NetworkError {
     #[error(
         "cannot install the job network's firewall rule `iptables {rule}`: {why}; raid needs CAP_NET_ADMIN for it (or set raid.limits.network: false)"
     )]
-    Firewall { rule: String, why: String },
+    Firewall {
+        rule: String,
+        #[source]
+        why: IptablesError,
+    },
+}
+
+/// Why one `iptables` call did not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum IptablesError {
+    #[error("cannot run iptables: {0}")]
+    Run(#[source] std::io::Error),
+    /// It ran and refused, in its words.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// One firewall rule: its chain and its match.
@@ -222,18 +236,20 @@ fn insert_at_top(rule: &Rule) -> Result<(), NetworkError> {
 }
 
 /// Runs `iptables -w VERB CHAIN ARGS...`; `Err` is why it failed.
-fn iptables(rule: &Rule, verb: &str) -> Result<(), String> {
+fn iptables(rule: &Rule, verb: &str) -> Result<(), IptablesError> {
     let out = std::process::Command::new("iptables")
         .arg("-w")
         .arg(verb)
         .arg(rule.chain)
         .args(&rule.args)
         .output()
-        .map_err(|e| format!("cannot run iptables: {e}"))?;
+        .map_err(IptablesError::Run)?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        Err(IptablesError::Refused(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
     }
 }
 

@@ -327,9 +327,24 @@ pub(crate) fn refused(
     text: &str,
 ) {
     match result {
-        Err(ClientError::Refused { status: s, message }) => {
+        Err(ClientError::Refused {
+            status: s,
+            code,
+            message,
+        }) => {
             assert_eq!(s, status, "{message}");
             assert!(message.contains(text), "{text:?} not in {message:?}");
+            // Every refusal carries its status's code, or a finer one of the same status.
+            use rai_common::api::ErrorCode;
+            let finer = match code {
+                ErrorCode::NoSuchJob => s == StatusCode::NOT_FOUND,
+                ErrorCode::NoSuchQueue => s == StatusCode::BAD_REQUEST,
+                _ => false,
+            };
+            assert!(
+                code == ErrorCode::of_status(s.as_u16()) || finer,
+                "{code:?} for a {s} refusal: {message}"
+            );
         }
         other => panic!("expected a {status} refusal saying {text:?}, got {other:?}"),
     }
@@ -338,6 +353,43 @@ pub(crate) fn refused(
 pub(crate) async fn send(request: reqwest::Request) -> (StatusCode, String) {
     let response = reqwest::Client::new().execute(request).await.unwrap();
     (response.status(), response.text().await.unwrap())
+}
+
+/// The route table serves every route clients fill in (each written once, in common/api.rs): an unsigned request to
+/// each is refused for its signature (401) or its method (405), never as unknown (404), which a drifted template
+/// would get.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_serves_every_route_clients_fill_in() {
+    let c = Course::start().await;
+    let http = reqwest::Client::new();
+    for route in rai_common::api::ROUTES {
+        let path = route.path(JobId::new());
+        for method in [
+            reqwest::Method::GET,
+            reqwest::Method::POST,
+            reqwest::Method::PUT,
+        ] {
+            let status = http
+                .request(method.clone(), format!("{}{path}", c.url))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert!(
+                status == StatusCode::UNAUTHORIZED || status == StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} ({}): {status}",
+                route.template()
+            );
+        }
+    }
+    // A path no route has is unknown, so the check above can fail.
+    let status = http
+        .get(format!("{}/v1/jobs/{}/nothing", c.url, JobId::new()))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
