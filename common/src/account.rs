@@ -191,12 +191,9 @@ impl Profile {
         let file: ProfileFile = yaml::from_str(text, source, &Limits::SMALL)?;
         let p = file.profile;
         if p.username.trim().is_empty() {
-            return Err(AccountError::Invalid(yaml::YamlError {
-                source_name: source.into(),
-                mark: None,
-                path: "profile.username".into(),
-                message: "the username is empty".into(),
-            }));
+            let mut e = yaml::YamlError::new("the username is empty").in_source(source);
+            e.path = "profile.username".into();
+            return Err(AccountError::Invalid(e));
         }
         p.signing_key(source)?;
         Ok(p)

@@ -135,16 +135,36 @@ pub struct YamlError {
     /// The dotted key path (`resources.gpu.count`, `commands.build[2]`); empty at the top.
     pub path: String,
     pub message: String,
+    /// The key whose absence is the error (a missing `build`), for a caller that adds a hint; never parsed back out
+    /// of the message.
+    pub missing: Option<String>,
+    /// For an unknown key, the known key it most looks like (the message's "did you mean").
+    pub suggestion: Option<String>,
 }
 
 impl YamlError {
-    fn new(message: impl Into<String>) -> Self {
+    /// An error with no position yet.
+    pub fn new(message: impl Into<String>) -> Self {
         YamlError {
             source_name: String::new(),
             mark: None,
             path: String::new(),
             message: message.into(),
+            missing: None,
+            suggestion: None,
         }
+    }
+
+    /// The same error, saying the key `key` is missing.
+    pub fn missing_key(mut self, key: &str) -> Self {
+        self.missing = Some(key.to_string());
+        self
+    }
+
+    /// The same error, naming the known key an unknown one looks like.
+    pub fn suggesting(mut self, key: Option<&str>) -> Self {
+        self.suggestion = key.map(str::to_string);
+        self
     }
 
     /// An error at `node`, under `path`.
@@ -291,7 +311,7 @@ impl de::Error for YamlError {
     }
 
     fn missing_field(field: &'static str) -> Self {
-        YamlError::new(format!("missing key \"{field}\""))
+        YamlError::new(format!("missing key \"{field}\"")).missing_key(field)
     }
 
     fn duplicate_field(field: &'static str) -> Self {

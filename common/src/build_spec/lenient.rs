@@ -173,18 +173,18 @@ fn prune(node: &mut Node, keys: &[Key], prefix: &str, warnings: &mut Vec<BuildWa
         let path = join(prefix, &name);
         match keys.iter().find(|key| key.name == name) {
             None => {
-                let hint = match yaml::suggest(&name, &names) {
+                let suggested = yaml::suggest(&name, &names);
+                let hint = match suggested {
                     Some(s) => format!(" (did you mean \"{s}\"?)"),
                     None if prefix.is_empty() => {
                         " (a build file has rai, resources, commands and matrix)".to_string()
                     }
                     None => format!(" (known here: {})", names.join(", ")),
                 };
-                warnings.push(BuildWarning(YamlError::at(
-                    k,
-                    &path,
-                    format!("unknown key \"{name}\", ignored{hint}"),
-                )));
+                warnings.push(BuildWarning(
+                    YamlError::at(k, &path, format!("unknown key \"{name}\", ignored{hint}"))
+                        .suggesting(suggested),
+                ));
                 false
             }
             Some(Key {

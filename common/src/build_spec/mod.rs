@@ -48,15 +48,23 @@ struct Violation {
     item: Option<usize>,
     key: String,
     message: String,
+    /// The key whose absence breaks the rule, if that is what breaks it.
+    missing: Option<&'static str>,
 }
 
 impl Violation {
+    fn missing(mut self, key: &'static str) -> Violation {
+        self.missing = Some(key);
+        self
+    }
+
     fn new(path: &'static [&'static str], key: &str, message: impl Into<String>) -> Violation {
         Violation {
             path,
             item: None,
             key: key.to_string(),
             message: message.into(),
+            missing: None,
         }
     }
 }
@@ -294,14 +302,10 @@ impl BuildSpec {
         let parsed = yaml::parse_bytes_with(bytes, &BUILD_FILE_LIMITS, Duplicates::LaterWins)
             .map_err(fail)?;
         let Some(mut root) = parsed.root else {
-            return Err(fail(YamlError {
-                source_name: String::new(),
-                mark: None,
-                path: String::new(),
-                message: "the file is empty; it needs at least rai.image and commands.build \
-                          (run `rai init` for a commented example)"
-                    .into(),
-            }));
+            return Err(fail(YamlError::new(
+                "the file is empty; it needs at least rai.image and commands.build \
+                 (run `rai init` for a commented example)",
+            )));
         };
         let mut warnings: Vec<BuildWarning> =
             parsed.repeated.into_iter().map(BuildWarning).collect();
@@ -349,12 +353,7 @@ impl BuildSpec {
     ) -> Result<(BuildSpec, Vec<BuildWarning>), BuildSpecError> {
         let name = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| {
-            BuildSpecError(YamlError {
-                source_name: name.clone(),
-                mark: None,
-                path: String::new(),
-                message: format!("cannot read the build file: {e}"),
-            })
+            BuildSpecError(YamlError::new(format!("cannot read the build file: {e}")).in_source(&name))
         })?;
         Self::read(&bytes, &name)
     }
@@ -373,7 +372,8 @@ impl BuildSpec {
                 "rai.image",
                 "no image: name a Docker image such as nvidia/cuda:12.4.1-devel-ubuntu22.04, or build one from \
                  a Dockerfile in the project with commands.build_image",
-            ));
+            )
+            .missing("image"));
         }
         if !image.is_empty()
             && (image.starts_with('-')
@@ -412,6 +412,7 @@ impl BuildSpec {
                 item: Some(i),
                 key: format!("commands.build[{i}]"),
                 message: "the command is empty; remove it or write a command".into(),
+                missing: None,
             });
         }
         if let Some(i) = self
@@ -429,6 +430,7 @@ impl BuildSpec {
                      lists the course's",
                     self.resources.datasets[i]
                 ),
+                missing: None,
             });
         }
         if let Some((key, message)) = self.matrix.broken() {
@@ -437,6 +439,7 @@ impl BuildSpec {
                 item: None,
                 key,
                 message,
+                missing: None,
             });
         }
         let limits = self.resources.limits.clone().unwrap_or_default();
@@ -494,14 +497,19 @@ impl BuildSpec {
                 "commands",
                 "missing key \"build\": list the commands to run (only a file with commands.build_image may leave \
                  them out, to build its image and run nothing)",
-            ));
+            )
+            .missing_key("build"));
         }
         self.rule_broken().map_err(|v| {
             let mut node = root.at_path(v.path).unwrap_or(root);
             if let (Some(i), yaml::Value::Seq(items)) = (v.item, &node.value) {
                 node = items.get(i).unwrap_or(node);
             }
-            YamlError::at(node, &v.key, v.message)
+            let e = YamlError::at(node, &v.key, v.message);
+            match v.missing {
+                Some(key) => e.missing_key(key),
+                None => e,
+            }
         })
     }
 
@@ -600,19 +608,11 @@ fn build_image_broken(build: &BuildImage) -> Result<(), Violation> {
 /// A "missing key" error made more useful when the missing key was misspelt: the warning that dropped the
 /// misspelling is named.
 fn with_misspelling_hint(mut e: YamlError, warnings: &[BuildWarning]) -> YamlError {
-    let missing = e
-        .message
-        .strip_prefix("missing key \"")
-        .and_then(|rest| rest.split('"').next())
-        .map(str::to_string)
-        .or_else(|| {
-            e.message
-                .starts_with("no image")
-                .then(|| "image".to_string())
-        });
-    if let Some(missing) = missing {
-        let guess = format!("(did you mean \"{missing}\"?)");
-        if let Some(w) = warnings.iter().find(|w| w.0.message.contains(&guess)) {
+    if let Some(missing) = e.missing.clone() {
+        if let Some(w) = warnings
+            .iter()
+            .find(|w| w.0.suggestion.as_deref() == Some(missing.as_str()))
+        {
             let at =
                 w.0.mark
                     .map(|m| format!(" at line {}", m.line))
