@@ -26,6 +26,7 @@
 //! - [`units`]: durations and sizes as people write them (`10m`, `4g`).
 //! - [`paths`]: home-relative file locations on every OS.
 //! - [`errors`]: the error types, one per concern.
+//! - [`exit`]: `rai`'s documented exit codes, here so that the test kit checks them without linking the client.
 
 pub mod account;
 pub mod api;
@@ -35,6 +36,7 @@ pub mod config;
 pub mod course;
 pub mod errors;
 pub mod event;
+pub mod exit;
 pub mod httpsig;
 pub mod job;
 pub mod login_link;

@@ -13,14 +13,14 @@
 //! - [`follow`]: printing a job's events as they come.
 //! - [`local`]: `rai run --local`, a project run in this machine's Docker engine in the workers' sandbox.
 //! - [`terminal`]: job output made safe to show on a terminal.
-//! - [`exit`]: the documented exit codes.
+//! - [`exit`]: the documented exit codes (defined in `rai_common::exit`).
 
 pub mod canvas;
 pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod context;
-pub mod exit;
+pub use rai_common::exit;
 pub mod follow;
 pub mod local;
 pub mod terminal;

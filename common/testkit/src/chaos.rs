@@ -301,7 +301,7 @@ fn run_job(home: PathBuf, user: usize, kind: JobKind, n: usize) -> JobResult {
             .problems
             .push("ended in error with no reason for its student".to_string());
     }
-    let want_code = i32::from(rai_client::exit::for_end(status, exit_code));
+    let want_code = i32::from(rai_common::exit::for_end(status, exit_code));
     if code != Some(want_code) {
         result
             .problems

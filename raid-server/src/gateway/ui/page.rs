@@ -8,7 +8,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Environment, Value, context};
 
-use super::session::StaffSession;
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
@@ -33,6 +32,13 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
+/// Who is looking at a page: the signed-in staff member and the form token their forms carry. The session makes it
+/// ([`super::session::StaffSession::viewer`]); pages need nothing else of the session.
+pub struct Viewer {
+    pub user: String,
+    pub csrf: String,
+}
+
 /// A page about to be rendered: its title and who is looking.
 pub struct Page {
     title: String,
@@ -41,11 +47,12 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn new(title: &str, session: Option<&StaffSession>) -> Page {
+    pub fn new(title: &str, viewer: Option<Viewer>) -> Page {
+        let (user, csrf) = viewer.map(|v| (v.user, v.csrf)).unzip();
         Page {
             title: title.to_string(),
-            user: session.map(|s| s.caller.user.clone()),
-            csrf: session.map(|s| s.csrf.clone()),
+            user,
+            csrf,
         }
     }
 

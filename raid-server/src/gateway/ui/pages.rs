@@ -88,7 +88,7 @@ pub async fn overview(State(gateway): State<Arc<Gateway>>, session: StaffSession
             }
         })
         .collect();
-    Page::new("Overview", Some(&session))
+    Page::new("Overview", Some(session.viewer()))
         .render(
             "overview.html",
             context! { queues => depths(&gateway).await, workers, assignments => assignments(&gateway) },
@@ -190,7 +190,7 @@ pub async fn jobs(
         user => filter.user, team => filter.team, assignment => filter.assignment,
         status => filter.status.map(|s| s.as_str()),
     };
-    Page::new("Jobs", Some(&session))
+    Page::new("Jobs", Some(session.viewer()))
         .render(
             "jobs.html",
             context! {
@@ -237,7 +237,7 @@ pub async fn job(
         status => status.map(|s| s.as_str()), user, team, assignment, queue, worker, reason,
         submitted_at => when(submitted_at), gpus => gpus.map(|g| g.join(", ")), gpu_use,
     };
-    Page::new(&format!("Job {job}"), Some(&session))
+    Page::new(&format!("Job {job}"), Some(session.viewer()))
         .render(
             "job.html",
             context! { id => job.to_string(), state => shown, finished, assignments => assignments(&gateway) },
@@ -324,7 +324,7 @@ pub async fn assignment(
         n => (scores[n / 2 - 1] + scores[n / 2]) / 2.0,
     };
     let histogram = chart::bars("histogram", &chart::histogram(&scores, max_score), "teams");
-    Page::new(&format!("Assignment {name}"), Some(&session))
+    Page::new(&format!("Assignment {name}"), Some(session.viewer()))
         .render(
             "assignment.html",
             context! {
@@ -390,7 +390,7 @@ pub async fn usage(
         UsageBy::Assignment => "assignment",
         UsageBy::Day => "day",
     };
-    Page::new("Usage", Some(&session))
+    Page::new("Usage", Some(session.viewer()))
         .render(
             "usage.html",
             context! {
@@ -404,7 +404,7 @@ pub async fn usage(
 /// `GET /ui/deadletters`: the jobs workers gave up on, each with its owner, why, and the two ways out.
 pub async fn dead_letters(State(gateway): State<Arc<Gateway>>, session: StaffSession) -> Response {
     match deadletters::views(&gateway).await {
-        Ok(letters) => Page::new("Dead letters", Some(&session))
+        Ok(letters) => Page::new("Dead letters", Some(session.viewer()))
             .render(
                 "deadletters.html",
                 context! { letters, assignments => assignments(&gateway) },

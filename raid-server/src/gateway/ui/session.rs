@@ -34,6 +34,16 @@ pub struct StaffSession {
     pub csrf: String,
 }
 
+impl StaffSession {
+    /// Who a page is drawn for.
+    pub fn viewer(&self) -> super::page::Viewer {
+        super::page::Viewer {
+            user: self.caller.user.clone(),
+            csrf: self.csrf.clone(),
+        }
+    }
+}
+
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)

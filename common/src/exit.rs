@@ -22,8 +22,8 @@ pub const DETACHED: u8 = 130;
 pub const CANCELLED: u8 = 143;
 
 /// The exit code for how a job ended.
-pub fn for_end(status: rai_common::event::JobStatus, exit_code: Option<i64>) -> u8 {
-    use rai_common::event::JobStatus::*;
+pub fn for_end(status: crate::event::JobStatus, exit_code: Option<i64>) -> u8 {
+    use crate::event::JobStatus::*;
     match status {
         Succeeded => OK,
         Failed => exit_code.map(|c| c.clamp(1, 255) as u8).unwrap_or(1),
