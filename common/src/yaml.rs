@@ -135,11 +135,18 @@ pub struct YamlError {
     /// The dotted key path (`resources.gpu.count`, `commands.build[2]`); empty at the top.
     pub path: String,
     pub message: String,
-    /// The key whose absence is the error (a missing `build`), for a caller that adds a hint; never parsed back out
-    /// of the message.
-    pub missing: Option<String>,
-    /// For an unknown key, the known key it most looks like (the message's "did you mean").
-    pub suggestion: Option<String>,
+    /// What the error says about a key, for a caller that adds a hint; never parsed back out of the message (boxed:
+    /// most errors have none, and every `Result` carrying one stays small).
+    pub key: Option<Box<KeyNote>>,
+}
+
+/// What an error says about a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyNote {
+    /// The key whose absence is the error (a missing `build`).
+    Missing(String),
+    /// An unknown key, and the known key it most looks like (the message's "did you mean").
+    LooksLike(String),
 }
 
 impl YamlError {
@@ -150,20 +157,37 @@ impl YamlError {
             mark: None,
             path: String::new(),
             message: message.into(),
-            missing: None,
-            suggestion: None,
+            key: None,
         }
     }
 
     /// The same error, saying the key `key` is missing.
     pub fn missing_key(mut self, key: &str) -> Self {
-        self.missing = Some(key.to_string());
+        self.key = Some(Box::new(KeyNote::Missing(key.to_string())));
         self
+    }
+
+    /// The key whose absence is the error, if that is the error.
+    pub fn missing(&self) -> Option<&str> {
+        match self.key.as_deref() {
+            Some(KeyNote::Missing(key)) => Some(key),
+            _ => None,
+        }
+    }
+
+    /// For an unknown key, the known key it most looks like.
+    pub fn looks_like(&self) -> Option<&str> {
+        match self.key.as_deref() {
+            Some(KeyNote::LooksLike(key)) => Some(key),
+            _ => None,
+        }
     }
 
     /// The same error, naming the known key an unknown one looks like.
     pub fn suggesting(mut self, key: Option<&str>) -> Self {
-        self.suggestion = key.map(str::to_string);
+        if let Some(key) = key {
+            self.key = Some(Box::new(KeyNote::LooksLike(key.to_string())));
+        }
         self
     }
 

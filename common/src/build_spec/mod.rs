@@ -353,7 +353,9 @@ impl BuildSpec {
     ) -> Result<(BuildSpec, Vec<BuildWarning>), BuildSpecError> {
         let name = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| {
-            BuildSpecError(YamlError::new(format!("cannot read the build file: {e}")).in_source(&name))
+            BuildSpecError(
+                YamlError::new(format!("cannot read the build file: {e}")).in_source(&name),
+            )
         })?;
         Self::read(&bytes, &name)
     }
@@ -608,21 +610,19 @@ fn build_image_broken(build: &BuildImage) -> Result<(), Violation> {
 /// A "missing key" error made more useful when the missing key was misspelt: the warning that dropped the
 /// misspelling is named.
 fn with_misspelling_hint(mut e: YamlError, warnings: &[BuildWarning]) -> YamlError {
-    if let Some(missing) = e.missing.clone() {
-        if let Some(w) = warnings
-            .iter()
-            .find(|w| w.0.suggestion.as_deref() == Some(missing.as_str()))
-        {
-            let at =
-                w.0.mark
-                    .map(|m| format!(" at line {}", m.line))
-                    .unwrap_or_default();
-            let key = w.0.path.rsplit('.').next().unwrap_or(&w.0.path);
-            e.message = format!(
-                "{}; \"{key}\"{at} looks like a misspelling of it",
-                e.message
-            );
-        }
+    let misspelt = e
+        .missing()
+        .and_then(|missing| warnings.iter().find(|w| w.0.looks_like() == Some(missing)));
+    if let Some(w) = misspelt {
+        let at =
+            w.0.mark
+                .map(|m| format!(" at line {}", m.line))
+                .unwrap_or_default();
+        let key = w.0.path.rsplit('.').next().unwrap_or(&w.0.path);
+        e.message = format!(
+            "{}; \"{key}\"{at} looks like a misspelling of it",
+            e.message
+        );
     }
     e
 }

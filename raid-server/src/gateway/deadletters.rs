@@ -194,7 +194,7 @@ pub async fn requeue(
         )
         .await
         .map_err(|e| ApiError::unavailable("update the job's state", e))?;
-    super::jobs::send_in_turn(
+    super::admission::send_in_turn(
         &gateway,
         queue.as_ref(),
         &wire,

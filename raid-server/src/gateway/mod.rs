@@ -15,6 +15,7 @@
 //! loopback address.
 
 mod access;
+mod admission;
 mod artifact;
 mod auth;
 mod datasets;

@@ -27,7 +27,7 @@ use super::auth::Caller;
 use super::{ApiError, Gateway};
 
 /// A graded submission the gateway accepts: the queue it goes to and the judgement the worker receives.
-pub(super) struct Judged {
+pub(crate) struct Judged {
     pub queue: String,
     pub graded: Graded,
 }
@@ -454,6 +454,15 @@ pub async fn list(
     caller: Caller,
     Query(query): Query<SubmissionsQuery>,
 ) -> Result<Json<Submissions>, ApiError> {
+    listed(gateway, caller, query).await.map(Json)
+}
+
+/// The submissions `caller` may list (the API's and the dashboard's).
+pub(super) async fn listed(
+    gateway: Arc<Gateway>,
+    caller: Caller,
+    query: SubmissionsQuery,
+) -> Result<Submissions, ApiError> {
     let team = match (&query.team, caller.is_staff()) {
         (Some(t), true) => Some(t.clone()),
         (None, true) => None,
@@ -530,11 +539,11 @@ pub async fn list(
     } else {
         BTreeMap::new()
     };
-    Ok(Json(Submissions {
+    Ok(Submissions {
         submissions: all,
         deadlines,
         teams,
-    }))
+    })
 }
 
 /// A team's name as other students see it on a leaderboard: stable for the assignment, unguessable without the
@@ -586,6 +595,16 @@ pub async fn leaderboard(
     Path(name): Path<String>,
     Query(query): Query<RankingQuery>,
 ) -> Result<Json<Leaderboard>, ApiError> {
+    ranked(gateway, caller, name, query).await.map(Json)
+}
+
+/// An assignment's leaderboard as `caller` may see it (the API's and the dashboard's).
+pub(super) async fn ranked(
+    gateway: Arc<Gateway>,
+    caller: Caller,
+    name: String,
+    query: RankingQuery,
+) -> Result<Leaderboard, ApiError> {
     let a = assignment(&gateway, &name)?;
     let Some(ranking) = a.ranking else {
         return Err(ApiError::bad_request(format!(
@@ -658,14 +677,14 @@ pub async fn leaderboard(
             }
         })
         .collect();
-    Ok(Json(Leaderboard {
+    Ok(Leaderboard {
         assignment: name,
         command: ranking.command,
         lower_is_better: ranking.better == Better::Lower,
         by_score,
         rows,
         unranked,
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -275,8 +275,12 @@ pub async fn cancel(
     if !session.form_is_ours(&host, &headers, &form.csrf) {
         return super::session::foreign_form();
     }
-    match jobs::cancel(State(gateway), Path(id.clone()), session.caller).await {
-        Ok(_) => Redirect::to(&format!("/ui/jobs/{id}")).into_response(),
+    let job = match job_id(&id) {
+        Ok(job) => job,
+        Err(e) => return api_error_page(e),
+    };
+    match jobs::request_cancel(&gateway, &session.caller, &job).await {
+        Ok(()) => Redirect::to(&format!("/ui/jobs/{id}")).into_response(),
         Err(e) => api_error_page(e),
     }
 }
@@ -287,28 +291,27 @@ pub async fn assignment(
     session: StaffSession,
     Path(name): Path<String>,
 ) -> Response {
-    let listed = submissions::list(
-        State(gateway.clone()),
+    let listed = submissions::listed(
+        gateway.clone(),
         session.caller.clone(),
-        Query(SubmissionsQuery {
+        SubmissionsQuery {
             assignment: Some(name.clone()),
             team: None,
-        }),
+        },
     )
     .await;
     let listed = match listed {
-        Ok(Json(l)) => l.submissions,
+        Ok(l) => l.submissions,
         Err(e) => return api_error_page(e),
     };
-    let board = submissions::leaderboard(
-        State(gateway.clone()),
+    let board = submissions::ranked(
+        gateway.clone(),
         session.caller.clone(),
-        Path(name.clone()),
-        Query(RankingQuery { n: Some(100) }),
+        name.clone(),
+        RankingQuery { n: Some(100) },
     )
     .await
-    .ok()
-    .map(|Json(b)| b);
+    .ok();
     // The scores of the submissions that count, one per team.
     let counting: Vec<_> = listed.iter().filter(|s| s.counts).collect();
     let mut scores: Vec<f64> = counting.iter().filter_map(|s| s.score).collect();
