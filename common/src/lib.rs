@@ -26,6 +26,7 @@
 //! - [`units`]: durations and sizes as people write them (`10m`, `4g`).
 //! - [`paths`]: home-relative file locations on every OS.
 //! - [`errors`]: the error types, one per concern.
+//! - [`digest`]: the SHA-256 and size of bytes as they pass, the one hashing adapter.
 //! - [`exit`]: `rai`'s documented exit codes, here so that the test kit checks them without linking the client.
 
 pub mod account;
@@ -34,6 +35,7 @@ pub mod archive;
 pub mod build_spec;
 pub mod config;
 pub mod course;
+pub mod digest;
 pub mod errors;
 pub mod event;
 pub mod exit;

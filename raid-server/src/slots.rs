@@ -204,6 +204,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_job_that_stops_waiting_keeps_its_place_and_one_that_gets_its_slot_gives_it_back() {
+        let slots = Slots::new(1, true);
+        let running = slots.ticket().await.slot().await;
+        let ahead = slots.ticket().await;
+        // Given up before the slot frees: the ticket comes back with why, its place still held.
+        let ahead = match ahead
+            .slot_unless(tokio::time::sleep(Duration::from_millis(20)))
+            .await
+        {
+            Err((ticket, ())) => ticket,
+            Ok(_) => panic!("the slot is busy"),
+        };
+        assert!(ahead.is_ahead());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), slots.ticket())
+                .await
+                .is_err(),
+            "the place is still held"
+        );
+        // The slot frees while it waits: it takes the slot and gives its place back.
+        let waiting = tokio::spawn(ahead.slot_unless(std::future::pending::<()>()));
+        drop(running);
+        let slot = tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("the slot freed")
+            .unwrap();
+        assert!(slot.is_ok());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), slots.ticket())
+                .await
+                .is_ok(),
+            "the place was given back"
+        );
+    }
+
+    #[tokio::test]
     async fn without_preparation_a_job_is_leased_only_with_its_slot() {
         let slots = Slots::new(1, false);
         let first = slots.ticket().await;

@@ -10,10 +10,10 @@ use rai_common::account::{Profile, SigningKey};
 use rai_common::api::ErrorCode;
 use rai_common::archive::{PackOptions, PackProgress, PackSummary, ScannedEntry, SkippedEntry};
 use rai_common::build_spec::{BUILD_FILE_NAME, find_build_file};
+use rai_common::digest::HashingWriter;
 use rai_common::job::{InputObject, JobId, JobRequest};
 use rai_common::objects::upload_key;
 use rai_common::{BuildSpec, Config};
-use sha2::Digest;
 
 use crate::Client;
 use crate::cli::GlobalArgs;
@@ -489,42 +489,6 @@ pub(super) fn refused(what: &str, e: &crate::ClientError) -> u8 {
             eprintln!("rai: {what}: {e}");
             exit::USAGE
         }
-    }
-}
-
-/// A writer that counts and hashes what passes through it.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: sha2::Sha256,
-    size: u64,
-}
-
-impl<W: std::io::Write> HashingWriter<W> {
-    fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: sha2::Sha256::new(),
-            size: 0,
-        }
-    }
-
-    /// Flushes and returns the size and hex SHA-256 of everything written.
-    fn finish(mut self) -> std::io::Result<(u64, String)> {
-        self.inner.flush()?;
-        Ok((self.size, hex::encode(self.hasher.finalize())))
-    }
-}
-
-impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 

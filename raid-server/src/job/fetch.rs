@@ -13,6 +13,7 @@ use std::future::Future;
 use rai_backends::store::ObjectReader;
 use rai_common::JobRequest;
 use rai_common::archive::UnpackLimits;
+use rai_common::digest::Tally;
 use rai_common::objects::{manifest_key, upload_key};
 use sha2::{Digest, Sha256};
 
@@ -61,8 +62,7 @@ pub(super) async fn fetch(
     let (hash_tx, hash_rx) = tokio::sync::oneshot::channel();
     let hashing = HashingReader {
         inner: reader,
-        hasher: Some(Sha256::new()),
-        size: 0,
+        tally: Some(Tally::new()),
         limit: request.input.size,
         done: Some(hash_tx),
         // The unpacker runs on a blocking thread that a timeout cannot stop: its reads fail past the deadline.
@@ -171,8 +171,8 @@ pub(super) fn make_build_dir(build: &Path) -> Result<(), JobError> {
 /// (its owner may overwrite it) is never read to its end.
 struct HashingReader {
     inner: ObjectReader,
-    hasher: Option<Sha256>,
-    size: u64,
+    /// Taken when the read ends, its size and digest sent on `done`.
+    tally: Option<Tally>,
     limit: u64,
     done: Option<tokio::sync::oneshot::Sender<(u64, String)>>,
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
@@ -197,21 +197,18 @@ impl tokio::io::AsyncRead for HashingReader {
         if let std::task::Poll::Ready(Ok(())) = &poll {
             let new = &buf.filled()[before..];
             if new.is_empty() {
-                if let (Some(h), Some(done)) = (this.hasher.take(), this.done.take()) {
-                    let _ = done.send((this.size, hex::encode(h.finalize())));
+                if let (Some(tally), Some(done)) = (this.tally.take(), this.done.take()) {
+                    let _ = done.send(tally.finish());
                 }
-            } else {
-                this.size += new.len() as u64;
-                if this.size > this.limit {
+            } else if let Some(tally) = this.tally.as_mut() {
+                tally.update(new);
+                if tally.size() > this.limit {
                     // Dropping the sender tells fetch() why the read ended.
                     this.done = None;
                     return std::task::Poll::Ready(Err(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
                         "the upload is larger than the signed job says",
                     )));
-                }
-                if let Some(h) = this.hasher.as_mut() {
-                    h.update(new);
                 }
             }
         }

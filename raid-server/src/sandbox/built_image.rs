@@ -12,7 +12,6 @@
 //! student, live: the builder never publishes anything itself.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +22,7 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use rai_common::build_spec::BuildImage;
 use rai_common::config::BuildImagesConfig;
+use rai_common::digest::HashingWriter;
 use sha2::{Digest, Sha256};
 
 use crate::policy::{PolicyError, image_allowed};
@@ -120,23 +120,6 @@ pub fn base_images(dockerfile: &str) -> Result<Vec<String>, String> {
     Ok(bases)
 }
 
-/// A writer that hashes what passes through it.
-struct Hashing<W> {
-    inner: W,
-    hash: Sha256,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Packs `dir` into `out` as a build context, in name order with fixed times and owners (so the same files give
 /// the same bytes), without following links; returns the SHA-256 of the tar.
 pub fn pack_context(dir: &Path, out: &Path) -> std::io::Result<String> {
@@ -158,10 +141,7 @@ pub fn pack_context(dir: &Path, out: &Path) -> std::io::Result<String> {
     let mut paths = Vec::new();
     walk(dir, Path::new(""), &mut paths)?;
     let file = std::fs::File::create(out)?;
-    let mut builder = tar::Builder::new(Hashing {
-        inner: std::io::BufWriter::new(file),
-        hash: Sha256::new(),
-    });
+    let mut builder = tar::Builder::new(HashingWriter::new(std::io::BufWriter::new(file)));
     builder.mode(tar::HeaderMode::Deterministic);
     builder.follow_symlinks(false);
     for rel in paths {
@@ -173,9 +153,8 @@ pub fn pack_context(dir: &Path, out: &Path) -> std::io::Result<String> {
             builder.append_path_with_name(&full, &rel)?;
         }
     }
-    let mut hashing = builder.into_inner()?;
-    hashing.flush()?;
-    Ok(hex::encode(hashing.hash.finalize()))
+    let (_, hash) = builder.into_inner()?.finish()?;
+    Ok(hash)
 }
 
 /// What a build may use: the worker's engine, its build policy and image allow-list, and the job's memory.
