@@ -756,9 +756,10 @@ fn spawn_raid(args: &[&str], config: &Path, log: &Path) -> Child {
         .args(["-c", config.to_str().unwrap()])
         .env_remove("RAI_SECRET")
         .env("HOME", config.parent().unwrap())
-        // `RAI_TEST_RAID_LOG` raises it for a measurement (a bench reads the gateway's debug lines).
+        // raid's log filter (`RAI_LOG`); `RAI_TEST_RAID_LOG` raises it for a measurement (a bench reads the
+        // gateway's debug lines).
         .env(
-            "RUST_LOG",
+            "RAI_LOG",
             std::env::var("RAI_TEST_RAID_LOG").unwrap_or_else(|_| "info".into()),
         )
         .stdout(Stdio::null())

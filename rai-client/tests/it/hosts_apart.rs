@@ -35,7 +35,7 @@ fn start_raid(
         .arg(config)
         .env_remove("RAI_SECRET")
         .env("HOME", config.parent().unwrap())
-        .env("RUST_LOG", "info")
+        .env("RAI_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log);
     lan.keep(command);
