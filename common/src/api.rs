@@ -95,46 +95,6 @@ pub const ROUTES: [Route; 15] = [
     SWEEP_CANCEL,
 ];
 
-/// `/v1/uploads/{job}`.
-pub fn upload_path(job: &JobId) -> String {
-    UPLOAD.path(job)
-}
-
-/// `/v1/uploads/{job}/complete`.
-pub fn upload_complete_path(job: &JobId) -> String {
-    UPLOAD_COMPLETE.path(job)
-}
-
-/// `/v1/projects/{job}/chunks`.
-pub fn project_chunks_path(job: &JobId) -> String {
-    PROJECT_CHUNKS.path(job)
-}
-
-/// `/v1/projects/{job}/complete`.
-pub fn project_complete_path(job: &JobId) -> String {
-    PROJECT_COMPLETE.path(job)
-}
-
-/// `/v1/jobs/{job}`.
-pub fn job_path(job: &JobId) -> String {
-    JOB.path(job)
-}
-
-/// `/v1/jobs/{job}/events`.
-pub fn events_path(job: &JobId) -> String {
-    JOB_EVENTS.path(job)
-}
-
-/// `/v1/jobs/{job}/cancel`.
-pub fn cancel_path(job: &JobId) -> String {
-    JOB_CANCEL.path(job)
-}
-
-/// `/v1/jobs/{job}/results`.
-pub fn results_path(job: &JobId) -> String {
-    JOB_RESULTS.path(job)
-}
-
 /// The answer to `GET /v1/jobs/{job}/results`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobResults {
@@ -147,11 +107,6 @@ pub struct JobResults {
     /// Why `results` is `None`: the job ended without scores, or they are not to be seen yet (and until when).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-}
-
-/// `/v1/jobs/{job}/artifact`.
-pub fn artifact_path(job: &JobId) -> String {
-    JOB_ARTIFACT.path(job)
 }
 
 /// `POST /v1/uploads`: room for a project archive of `size` bytes hashing to `sha256`, under a new job id.
@@ -280,11 +235,6 @@ pub struct HistoryQuery {
 /// `/v1/submissions`: graded submissions.
 pub const SUBMISSIONS: &str = "/v1/submissions";
 
-/// `/v1/extensions/{assignment}`.
-pub fn extensions_path(assignment: &str) -> String {
-    EXTENSIONS.path(assignment)
-}
-
 /// An assignment's deadline as one student (or team) has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssignmentDeadline {
@@ -382,16 +332,6 @@ pub struct DatasetView {
     pub about: String,
 }
 
-/// `/v1/sweeps/{sweep}`.
-pub fn sweep_path(sweep: &JobId) -> String {
-    SWEEP.path(sweep)
-}
-
-/// `/v1/sweeps/{sweep}/cancel`.
-pub fn sweep_cancel_path(sweep: &JobId) -> String {
-    SWEEP_CANCEL.path(sweep)
-}
-
 /// The answer of `GET /v1/sweeps/{sweep}` and of its cancel: its jobs, in the matrix's order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sweep {
@@ -424,11 +364,6 @@ pub struct WorkerView {
     pub info: crate::state::WorkerInfo,
     /// False when the worker stopped heartbeating (crashed, hung, or cut off from Redis).
     pub alive: bool,
-}
-
-/// `/v1/rankings/{assignment}`.
-pub fn ranking_path(assignment: &str) -> String {
-    RANKING.path(assignment)
 }
 
 /// A graded submission as the gateway recorded it when it accepted it (`submissions/<assignment>/<team>/<job>.json`).
@@ -698,7 +633,7 @@ mod tests {
     #[test]
     fn upload_plans_name_their_method() {
         let plan = UploadPlan::Stream {
-            path: upload_path(&JobId::new()),
+            path: UPLOAD.path(JobId::new()),
         };
         let json = serde_json::to_value(&plan).unwrap();
         assert_eq!(json["method"], "stream");

@@ -67,7 +67,7 @@ impl Client {
                 ("accept", "text/event-stream".into()),
             ];
             let failure = match self
-                .send(Method::GET, &api::events_path(&job), None, &headers)
+                .send(Method::GET, &api::JOB_EVENTS.path(job), None, &headers)
                 .await
             {
                 // A refusal (no such job, revoked) will not change by retrying.
@@ -122,7 +122,7 @@ impl Client {
 
     /// The events stored so far (`rai logs` without `-f`), without waiting for more.
     pub async fn events_so_far(&self, job: &JobId) -> Result<Vec<Event>, ClientError> {
-        let path = format!("{}?live=false", api::events_path(job));
+        let path = format!("{}?live=false", api::JOB_EVENTS.path(job));
         let response = self
             .send(
                 Method::GET,

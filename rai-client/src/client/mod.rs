@@ -304,29 +304,30 @@ impl Client {
 
     /// A job's state.
     pub async fn status(&self, job: &JobId) -> Result<JobState, ClientError> {
-        self.call(Method::GET, &api::job_path(job), None).await
+        self.call(Method::GET, &api::JOB.path(job), None).await
     }
 
     /// The job's scores, as much of them as this user may see now.
     pub async fn results(&self, job: &JobId) -> Result<api::JobResults, ClientError> {
-        self.call(Method::GET, &api::results_path(job), None).await
+        self.call(Method::GET, &api::JOB_RESULTS.path(job), None)
+            .await
     }
 
     /// Asks the job's worker to stop it.
     pub async fn cancel(&self, job: &JobId) -> Result<(), ClientError> {
-        self.send(Method::POST, &api::cancel_path(job), None, &[])
+        self.send(Method::POST, &api::JOB_CANCEL.path(job), None, &[])
             .await
             .map(|_| ())
     }
 
     /// The jobs of one of this user's sweeps, with their states, in the matrix's order.
     pub async fn sweep(&self, sweep: &JobId) -> Result<api::Sweep, ClientError> {
-        self.call(Method::GET, &api::sweep_path(sweep), None).await
+        self.call(Method::GET, &api::SWEEP.path(sweep), None).await
     }
 
     /// Asks the workers to stop every job of one of this user's sweeps; returns its jobs as they were.
     pub async fn cancel_sweep(&self, sweep: &JobId) -> Result<api::Sweep, ClientError> {
-        self.call(Method::POST, &api::sweep_cancel_path(sweep), None)
+        self.call(Method::POST, &api::SWEEP_CANCEL.path(sweep), None)
             .await
     }
 
@@ -426,7 +427,7 @@ impl Client {
 
     /// An assignment's extensions (staff).
     pub async fn extensions(&self, assignment: &str) -> Result<api::Extensions, ClientError> {
-        self.call(Method::GET, &api::extensions_path(assignment), None)
+        self.call(Method::GET, &api::EXTENSIONS.path(assignment), None)
             .await
     }
 
@@ -447,7 +448,7 @@ impl Client {
         n: usize,
     ) -> Result<api::Leaderboard, ClientError> {
         let name = url::form_urlencoded::byte_serialize(assignment.as_bytes()).collect::<String>();
-        let path = format!("{}?n={n}", api::ranking_path(&name));
+        let path = format!("{}?n={n}", api::RANKING.path(&name));
         self.call(Method::GET, &path, None).await
     }
 
@@ -458,7 +459,7 @@ impl Client {
     ) -> Result<impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + use<>, ClientError>
     {
         let response = self
-            .send(Method::GET, &api::artifact_path(job), None, &[])
+            .send(Method::GET, &api::JOB_ARTIFACT.path(job), None, &[])
             .await?;
         let response = if response.status().is_redirection() {
             // A presigned store link: fetched plainly (it carries its own authorization).

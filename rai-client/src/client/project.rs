@@ -87,7 +87,7 @@ impl Client {
     pub async fn put_chunks(&self, job: &JobId, batch: Batch) -> Result<(), ClientError> {
         self.send(
             Method::PUT,
-            &api::project_chunks_path(job),
+            &api::PROJECT_CHUNKS.path(job),
             Some(RequestBody::Chunks(batch.into_body().into())),
             &[],
         )

@@ -209,7 +209,7 @@ async fn hostile_manifests_are_refused_and_nothing_is_stored(kind: Kind) {
         .http()
         .put(format!(
             "{gateway}{}",
-            rai_common::api::project_chunks_path(&theirs)
+            rai_common::api::PROJECT_CHUNKS.path(theirs)
         ))
         .body(batch().into_body())
         .send()

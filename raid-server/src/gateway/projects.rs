@@ -143,7 +143,7 @@ pub async fn create(
         key,
         missing,
         send,
-        complete: api::project_complete_path(&job),
+        complete: api::PROJECT_COMPLETE.path(job),
     }))
 }
 

@@ -83,11 +83,11 @@ pub async fn create(
             upload_id: presigned.upload_id,
             part_size: presigned.part_size,
             urls: presigned.part_urls,
-            complete: api::upload_complete_path(&job),
+            complete: api::UPLOAD_COMPLETE.path(job),
         }))
     } else {
         Ok(Json(UploadPlan::Stream {
-            path: api::upload_path(&job),
+            path: api::UPLOAD.path(job),
         }))
     }
 }
