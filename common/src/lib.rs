@@ -18,6 +18,8 @@
 //! - [`event`]: a job's events as they travel (`seq`, `ts`, `kind`).
 //! - [`state`]: a job's state while it runs, and a worker's heartbeat.
 //! - [`record`]: what is kept of a job once it is over.
+//! - [`policy`]: what a worker allows: a build file's requests checked against `raid.limits` and the image
+//!   allow-list, shared by the gateway (admission), the worker (limits) and `rai run --local`.
 //! - [`usage`]: jobs, GPU-hours, failures and waits summed from records.
 //! - [`results`]: a job's scores (`/build/results.json`, Gradescope's format) and who may see which, when.
 //! - [`archive`]: packing a project as tar + zstd, and unpacking one that may be hostile.
@@ -44,6 +46,7 @@ pub mod job;
 pub mod login_link;
 pub mod objects;
 pub mod paths;
+pub mod policy;
 pub mod project;
 pub mod record;
 pub mod results;

@@ -66,7 +66,7 @@ fn quiesce() {
 }
 
 /// The gateway's time on batches of chunks, summed from its "took a batch of chunks" lines, which it writes only
-/// with debug logging (`RAI_TEST_RAID_LOG=info,raid::gateway::projects=debug`).
+/// with debug logging (`RAI_TEST_RAID_LOG=info,raid_gateway::projects=debug`).
 #[derive(Default)]
 struct Batches {
     count: usize,

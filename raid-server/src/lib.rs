@@ -1,4 +1,4 @@
-//! `raid`: the rai worker daemon.
+//! `raid`: the rai worker daemon, and the binary that also serves the gateway ([`raid_gateway`]).
 //!
 //! A worker leases signed jobs from the queue, verifies them against the account registry, and runs each in a
 //! sandboxed container on this machine's GPUs, streaming the output as job events and storing `/build`.
@@ -21,18 +21,18 @@
 //!   and watchdog.
 //! - [`doctor`]: `raid doctor`, every dependency checked.
 //! - [`errors`]: the worker's error types.
-//! - [`metrics`]: `/metrics` for Prometheus, one set per process.
-//! - [`gateway`]: the authenticated HTTP API students talk to (`raid gateway`, or embedded with `gateway.listen`).
+//! - [`metrics`]: `/metrics` for Prometheus, one set per process ([`raid_metrics`], shared with the gateway).
+//!
+//! The gateway, the authenticated HTTP API students talk to, is its own library, `raid-gateway` (it never talks to
+//! Docker); this binary serves it as `raid gateway`, or beside the worker when `gateway.listen` is set.
 
 pub mod cache;
 pub mod context;
 pub mod doctor;
 pub mod errors;
 pub mod fleet;
-pub mod gateway;
 pub mod gpu;
 pub mod job;
-pub mod metrics;
 pub mod notify;
 pub mod output;
 pub mod sandbox;
@@ -44,3 +44,5 @@ pub mod worker;
 /// The policy lives in the shared sandbox library: the gateway admits with it, the worker resolves limits with it,
 /// and `rai run --local` runs under the same limits.
 pub use rai_sandbox::policy;
+/// One set of metrics for the whole process, shared with an embedded gateway.
+pub use raid_metrics as metrics;

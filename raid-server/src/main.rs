@@ -60,9 +60,9 @@ enum Command {
 
 fn init_logs(cli: &Cli) {
     let default = if cli.debug {
-        "raid=debug,rai_backends=debug,rai_common=debug,info"
+        "raid=debug,raid_gateway=debug,raid_metrics=debug,rai_backends=debug,rai_common=debug,info"
     } else if cli.verbose {
-        "raid=debug,info"
+        "raid=debug,raid_gateway=debug,info"
     } else {
         "info"
     };
@@ -117,10 +117,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = raid::shutdown::Shutdown::new();
     shutdown.listen_for_signals();
     if let Some(Command::Gateway) = cli.command {
-        let gateway = raid::gateway::Gateway::connect(config).await?;
+        let gateway = raid_gateway::Gateway::connect(config).await?;
         let stop = shutdown.clone();
         let listening =
-            raid::gateway::serve(Arc::new(gateway), async move { stop.draining().await }).await?;
+            raid_gateway::serve(Arc::new(gateway), async move { stop.draining().await }).await?;
         raid::notify::ready();
         let _ = listening.task.await;
         raid::notify::stopping();
@@ -129,10 +129,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // The embedded gateway: the same API, in this worker's process, when its config says where to listen.
     let embedded = match config.gateway.listen {
         Some(_) => {
-            let gateway = raid::gateway::Gateway::connect(config.clone()).await?;
+            let gateway = raid_gateway::Gateway::connect(config.clone()).await?;
             let stop = shutdown.clone();
             Some(
-                raid::gateway::serve(Arc::new(gateway), async move { stop.draining().await })
+                raid_gateway::serve(Arc::new(gateway), async move { stop.draining().await })
                     .await?,
             )
         }

@@ -8,7 +8,8 @@
 //! no events, so the student's `rai` links it without Redis or an AWS SDK. Whoever runs the job says its lines.
 //!
 //! # Layout
-//! - [`policy`]: a build file's requests checked against a `raid` section's limits and image allow-list.
+//! - [`policy`]: a build file's requests checked against a `raid` section's limits and image allow-list
+//!   (re-exported from [`rai_common::policy`], where the gateway reads it without linking Docker).
 //! - [`job`]: a job's container made from those limits and the `raid` section ([`JobSandbox`]).
 //! - [`container`]: the container itself ([`SandboxSpec`], [`Sandbox`]): start, run a command, kill, remove.
 //! - [`image`]: the job's image, pulled when missing.
@@ -24,7 +25,8 @@ pub mod error;
 pub mod gpu;
 pub mod image;
 pub mod job;
-pub mod policy;
+/// The policy is protocol, not sandbox: the gateway admits with it without linking Docker.
+pub use rai_common::policy;
 
 /// The Docker client the sandbox drives, for callers that hold one without depending on bollard themselves.
 pub use bollard::{Docker, errors::Error as DockerError};

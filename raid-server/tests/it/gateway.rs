@@ -29,7 +29,7 @@ const LIMIT: Duration = Duration::from_secs(120);
 pub(crate) struct Course {
     pub(crate) h: Harness,
     /// The gateway itself, to move its clock.
-    pub(crate) gateway: Arc<raid::gateway::Gateway>,
+    pub(crate) gateway: Arc<raid_gateway::Gateway>,
     pub(crate) url: String,
     registry: PathBuf,
     accounts: Vec<Account>,
@@ -117,11 +117,11 @@ impl Course {
         // The harness's own student is the first person.
         let first = people.first().expect("a course has people").0;
         let h = Harness::start_with(config, keys[first].clone(), dirs).await;
-        let gateway = raid::gateway::Gateway::connect(gateway_config)
+        let gateway = raid_gateway::Gateway::connect(gateway_config)
             .await
             .unwrap();
         let gateway = Arc::new(gateway);
-        let listening = raid::gateway::serve(gateway.clone(), std::future::pending())
+        let listening = raid_gateway::serve(gateway.clone(), std::future::pending())
             .await
             .unwrap();
         Course {
@@ -918,8 +918,8 @@ async fn the_gateway_will_not_serve_plain_http_beyond_loopback() {
     config.gateway.attestation_key = Some(key_file);
     config.gateway.queues = vec![config.queue.name.clone()];
     config.gateway.listen = Some("0.0.0.0:0".into());
-    let gateway = Arc::new(raid::gateway::Gateway::connect(config).await.unwrap());
-    let err = raid::gateway::serve(gateway, std::future::pending())
+    let gateway = Arc::new(raid_gateway::Gateway::connect(config).await.unwrap());
+    let err = raid_gateway::serve(gateway, std::future::pending())
         .await
         .err()
         .unwrap()

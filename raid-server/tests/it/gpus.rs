@@ -382,7 +382,7 @@ async fn a_jobs_gpu_use_is_sampled_and_kept() {
     let none = h.ctx.bus.state(&jobs[1]).await.unwrap().unwrap();
     assert!(none.gpu_use.is_none() && none.gpus.is_none(), "{none:?}");
     // Per GPU in /metrics, by index, no user or job.
-    let text = raid::metrics::metrics().render(&[], None).await;
+    let text = raid_metrics::metrics().render(&[], None).await;
     assert!(
         text.contains("rai_gpu_utilization_percent{gpu=\"0\"} 90"),
         "{text}"
