@@ -377,8 +377,16 @@ impl Stack {
         i
     }
 
-    /// Student `user`'s client library, configured as their `rai` is (every gateway, the course's CA).
-    pub fn client(&self, user: usize) -> rai_client::Client {
+    /// Student `user`'s client configuration, as their `rai` has it (every gateway, the course's CA), and their
+    /// name and key: what rai-client's tests make a `Client` of.
+    pub fn student(
+        &self,
+        user: usize,
+    ) -> (
+        rai_common::config::ClientConfig,
+        String,
+        rai_common::account::SigningKey,
+    ) {
         let profile = Profile::load(&self.home(user).join(".rai_profile")).unwrap();
         let key = profile.signing_key("profile").unwrap();
         let config = rai_common::config::ClientConfig {
@@ -387,7 +395,18 @@ impl Stack {
             ca_file: Some(self.ca.cert.clone()),
             ..rai_common::Config::defaults().client
         };
-        rai_client::Client::new(&config, &profile.username, key).unwrap()
+        (config, profile.username, key)
+    }
+
+    /// Student `user`'s requests to the first gateway, signed by hand (no client in between).
+    pub fn signed(&self, user: usize) -> crate::signed::SignedHttp {
+        let (_, user, key) = self.student(user);
+        crate::signed::SignedHttp {
+            http: self.http(),
+            url: self.gateways[0].url.clone(),
+            user,
+            key,
+        }
     }
 
     /// An HTTP client that trusts the course's CA, for tests that speak to a gateway without `rai`.

@@ -130,7 +130,7 @@ async fn hostile_manifests_are_refused_and_nothing_is_stored(kind: Kind) {
             }],
         },
     };
-    let client = s.client(1);
+    let client = crate::client_of(&s, 1);
     for (manifest, says) in [
         (
             Manifest {
@@ -193,8 +193,7 @@ async fn hostile_manifests_are_refused_and_nothing_is_stored(kind: Kind) {
         .unwrap();
     assert_eq!(unsigned.status(), 401);
     let theirs = rai_common::job::JobId::new();
-    let plan = s
-        .client(0)
+    let plan = crate::client_of(&s, 0)
         .declare_project(&theirs, &manifest, &[])
         .await
         .unwrap();

@@ -120,6 +120,6 @@ async fn the_list_of_datasets_asks_who_is_asking() {
         .await
         .unwrap();
     assert_eq!(unsigned.status(), 401);
-    let listed = s.client(0).datasets().await.unwrap();
+    let listed = crate::client_of(&s, 0).datasets().await.unwrap();
     assert!(listed.datasets.is_empty());
 }

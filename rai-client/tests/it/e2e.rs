@@ -523,7 +523,7 @@ async fn a_follower_resumes_on_another_gateway_through_a_kill_and_a_redis_restar
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let job: rai_common::JobId = job_id(&text(&out.stderr)).parse().unwrap();
-    let client = s.client(0);
+    let client = crate::client_of(&s, 0);
     let mut r = Followed {
         events: client.follow(job, 0),
         seqs: Vec::new(),
@@ -725,7 +725,7 @@ async fn a_finished_jobs_log_is_served_from_the_store_once_redis_lets_it_go() {
     assert_eq!(text(&out.stdout), "one\ntwo\nthree\n");
 
     // A follower that had seen up to the event carrying "one" resumes after it, from the store.
-    let client = s.client(0);
+    let client = crate::client_of(&s, 0);
     let job: rai_common::JobId = id.parse().unwrap();
     let all = client.events_so_far(&job).await.unwrap();
     assert!(all.last().unwrap().is_end());

@@ -16,6 +16,12 @@ macro_rules! on_both_stacks {
     };
 }
 
+/// Student `user`'s client library, configured as their `rai` is (every gateway, the course's CA).
+fn client_of(stack: &rai_testkit::stack::Stack, user: usize) -> rai_client::Client {
+    let (config, name, key) = stack.student(user);
+    rai_client::Client::new(&config, &name, key).unwrap()
+}
+
 mod chaos;
 mod chunked;
 mod dashboard;

@@ -1,16 +1,39 @@
 //! The catalogue's chunked-project cases (issue 30): declarations and chunks a hostile student sends the gateway
-//! with a valid signature. Each is refused with a message that says what is wrong, and nothing is stored: no
-//! manifest under the job, no chunk under the student.
+//! with a valid signature, by hand ([`crate::signed`]), past every check `rai` makes. Each is refused with a message
+//! that says what is wrong, and nothing is stored: no manifest under the job, no chunk under the student.
 
 use rai_backends::store::ObjectStore;
 use rai_common::JobId;
+use rai_common::api::{self, ProjectPlan, ProjectRequest};
 use rai_common::objects::manifest_key;
 use rai_common::project::batch::Batch;
 use rai_common::project::{
     ChunkId, ChunkRef, Entry, EntryKind, LocalIndex, MANIFEST_VERSION, Manifest, describe, seal,
 };
 
+use reqwest::Method;
+
 use super::Catalogue;
+use crate::signed::{Answer, SignedHttp};
+
+/// Declares `manifest` as `job`'s project: the plan, or what the refusal said.
+async fn declare_as(
+    student: &SignedHttp,
+    job: JobId,
+    manifest: &Manifest,
+) -> Result<ProjectPlan, String> {
+    let request = ProjectRequest {
+        job,
+        manifest: manifest.clone(),
+        datasets: Vec::new(),
+    };
+    let answer = student.json(Method::POST, api::PROJECTS, &request).await;
+    if answer.status.is_success() {
+        Ok(answer.json())
+    } else {
+        Err(answer.said())
+    }
+}
 
 /// A file entry of one chunk.
 fn file(path: &str, size: u64, chunk: ChunkRef) -> Entry {
@@ -38,14 +61,9 @@ impl Catalogue {
     /// stored.
     async fn declare(&self, user: usize, manifest: &Manifest) -> (String, bool) {
         let job = JobId::new();
-        let answer = match self
-            .stack
-            .client(user)
-            .declare_project(&job, manifest, &[])
-            .await
-        {
+        let answer = match declare_as(&self.stack.signed(user), job, manifest).await {
             Ok(plan) => format!("accepted ({} missing)", plan.missing.len()),
-            Err(e) => e.to_string(),
+            Err(said) => said,
         };
         let stored = self
             .store
@@ -70,18 +88,26 @@ impl Catalogue {
         manifest: &Manifest,
         chunks: &[(ChunkRef, Vec<u8>)],
     ) -> String {
-        let client = self.stack.client(user);
+        let student = self.stack.signed(user);
         let job = JobId::new();
-        if let Err(e) = client.declare_project(&job, manifest, &[]).await {
-            return format!("declaration refused: {e}");
+        if let Err(said) = declare_as(&student, job, manifest).await {
+            return format!("declaration refused: {said}");
         }
         let mut batch = Batch::default();
         for (chunk, sealed) in chunks {
             batch.push(chunk.id, chunk.size, sealed);
         }
-        match client.put_chunks(&job, batch).await {
-            Ok(()) => "the batch was taken".into(),
-            Err(e) => e.to_string(),
+        let answer: Answer = student
+            .bytes(
+                Method::PUT,
+                &api::PROJECT_CHUNKS.path(job),
+                batch.into_body().to_vec(),
+            )
+            .await;
+        if answer.status.is_success() {
+            "the batch was taken".into()
+        } else {
+            answer.said()
         }
     }
 }
@@ -144,8 +170,14 @@ pub(super) async fn cases(cat: &mut Catalogue) {
         "manifest naming another student's chunks",
         "every chunk answered missing; cannot complete",
         async |c| {
-            // Student 0 sends a project; student 2 names its chunks without having them.
+            // Student 0 submits a project with `rai` (chunked, the default); student 2 names its chunks without
+            // having them.
             let dir = tempfile::tempdir().unwrap();
+            std::fs::write(
+                dir.path().join("rai_build.yml"),
+                crate::jobs::build_file(&["echo hi"], "time: 20s"),
+            )
+            .unwrap();
             std::fs::write(
                 dir.path().join("secret.cu"),
                 b"__global__ void answer() {}\n",
@@ -157,38 +189,32 @@ pub(super) async fn cases(cat: &mut Catalogue) {
                 .manifest;
             let sent = c
                 .stack
-                .client(0)
-                .send_project(
-                    &JobId::new(),
-                    dir.path(),
-                    &manifest,
-                    &[],
-                    None,
-                    std::sync::Arc::new(|_| {}),
-                )
+                .rai(0, &["submit", "-p", dir.path().to_str().unwrap()])
                 .await;
-            if let Err(e) = sent {
-                return (format!("student 0 could not send: {e}"), false);
+            if !sent.status.success() {
+                let said = crate::stack::text(&sent.stderr);
+                return (format!("student 0 could not submit: {said}"), false);
             }
-            let client = c.stack.client(2);
-            let plan = match client.declare_project(&JobId::new(), &manifest, &[]).await {
+            let student = c.stack.signed(2);
+            let plan = match declare_as(&student, JobId::new(), &manifest).await {
                 Ok(plan) => plan,
-                Err(e) => return (format!("declaration refused: {e}"), false),
+                Err(said) => return (format!("declaration refused: {said}"), false),
             };
             let all_missing = plan.missing.len() == manifest.chunk_ids().len();
-            let completed = client.complete_project(&plan).await;
+            let completed = student
+                .json(Method::POST, &plan.complete, &serde_json::json!({}))
+                .await;
             let id = manifest.distinct_chunks()[0].id;
             let stolen = c.holds_chunk(2, &id).await;
             let observed = format!(
                 "{} of {} missing; complete: {}",
                 plan.missing.len(),
                 manifest.chunk_ids().len(),
-                completed
-                    .as_ref()
-                    .map_or_else(|e| e.to_string(), |_| "accepted".into())
+                completed.said()
             );
             let ok = all_missing
-                && completed.is_err_and(|e| e.to_string().contains("did not arrive"))
+                && !completed.status.is_success()
+                && completed.said().contains("did not arrive")
                 && !stolen;
             (observed, ok)
         },
