@@ -11,6 +11,7 @@
 //! - [`canvas`]: graded submissions as a Canvas gradebook import.
 //! - [`context`]: what every command may need: configuration, profile, project directory.
 //! - [`follow`]: printing a job's events as they come.
+//! - [`project`]: a project directory sent as a job's input: as chunks the gateway lacks, or as an archive.
 //! - [`local`]: `rai run --local`, a project run in this machine's Docker engine in the workers' sandbox.
 //! - [`terminal`]: job output made safe to show on a terminal.
 //! - [`exit`]: the documented exit codes (defined in `rai_common::exit`).
@@ -23,6 +24,7 @@ pub mod context;
 pub use rai_common::exit;
 pub mod follow;
 pub mod local;
+pub mod project;
 pub mod terminal;
 
 pub use client::{Client, ClientError};

@@ -1,25 +1,23 @@
-//! `rai submit` (and the 2017 form `rai -p DIR`): check, pack, upload, sign, queue, and follow the job.
+//! `rai submit` (and the 2017 form `rai -p DIR`): check, send the project ([`crate::project`]), sign, queue, and
+//! follow the job; this file says each step's `✱` line and draws the progress bars.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use chrono::Utc;
 use rai_common::account::{Profile, SigningKey};
 use rai_common::api::ErrorCode;
-use rai_common::archive::{PackOptions, PackProgress, PackSummary, ScannedEntry, SkippedEntry};
+use rai_common::archive::PackOptions;
 use rai_common::build_spec::{BUILD_FILE_NAME, find_build_file};
-use rai_common::digest::HashingWriter;
-use rai_common::job::{InputObject, JobId, JobRequest};
-use rai_common::objects::upload_key;
+use rai_common::job::{JobId, JobRequest};
 use rai_common::{BuildSpec, Config};
 
 use crate::Client;
 use crate::cli::GlobalArgs;
-use crate::client::project::ProjectUpload;
-use crate::client::upload::Archive;
 use crate::context;
+use crate::project::{self, ProjectDir, SendError, SendProgress, Sent};
 use crate::{exit, follow};
 
 /// What `rai submit` was asked.
@@ -50,25 +48,7 @@ pub(super) struct Checked {
     pub(super) queue_name: String,
     /// The queue came from resources.cpu.architecture, not from the student.
     pub(super) queue_inferred: bool,
-    pub(super) project: Project,
-}
-
-/// The project directory as scanned, ready to pack.
-#[derive(Clone)]
-pub(super) struct Project {
-    dir: PathBuf,
-    scanned: (Vec<ScannedEntry>, Vec<SkippedEntry>),
-    opts: PackOptions,
-}
-
-/// What was uploaded.
-pub(super) struct Uploaded {
-    pub(super) key: String,
-    pub(super) size: u64,
-    /// What `✱ Job ...` says the project is: the archive's size, or the files' for a chunked upload.
-    pub(super) shown_size: u64,
-    pub(super) sha256: String,
-    pub(super) summary: PackSummary,
+    pub(super) project: ProjectDir,
 }
 
 /// The steps of a submit, in the order the student sees their `✱` lines. A step that returns `None` has said
@@ -93,7 +73,7 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
     let job = JobId::new();
     let chunked = config.client.chunked_uploads;
     let datasets: Vec<String> = spec.datasets().into_iter().map(String::from).collect();
-    let uploaded = match upload(&client, args.json, job, project, &datasets, chunked).await? {
+    let uploaded = match upload(&client, args.json, job, &project, &datasets, chunked).await? {
         Ok(uploaded) => uploaded,
         Err(code) => return Ok(code),
     };
@@ -111,11 +91,7 @@ pub async fn run(global: &GlobalArgs, args: SubmitArgs) -> anyhow::Result<u8> {
         created_at: Utc::now(),
         client_version: rai_common::VERSION.into(),
         build: spec,
-        input: InputObject {
-            key: uploaded.key,
-            size: uploaded.size,
-            sha256: uploaded.sha256,
-        },
+        input: uploaded.input,
         assignment: args.assignment.clone(),
         sweep: None,
     };
@@ -231,18 +207,13 @@ async fn check(global: &GlobalArgs, args: &SubmitArgs) -> anyhow::Result<Option<
         ..PackOptions::default()
     };
     say(args.json, "Preparing your project directory for upload.");
-    let scanned = {
-        let (dir, opts) = (dir.clone(), opts.clone());
-        tokio::task::spawn_blocking(move || rai_common::archive::scan(&dir, &opts))
-            .await
-            .context("the directory scan failed")?
-    };
-    let scanned = match scanned {
-        Ok(s) => s,
-        Err(e) => {
+    let project = match ProjectDir::scan(dir, opts).await {
+        Ok(project) => project,
+        Err(e) if e.is_the_projects() => {
             eprintln!("rai: {e}");
             return Ok(None);
         }
+        Err(e) => return Err(e.into()),
     };
     Ok(Some(Checked {
         spec,
@@ -251,229 +222,103 @@ async fn check(global: &GlobalArgs, args: &SubmitArgs) -> anyhow::Result<Option<
         key,
         queue_name,
         queue_inferred,
-        project: Project { dir, scanned, opts },
+        project,
     }))
 }
 
-/// Packs the scanned directory into a temporary file (its size and SHA-256 computed on the way), then uploads it
-/// through the gateway, with a progress bar on a terminal. The file lets the upload be sent in parallel parts and
-/// its digest be declared before the first byte goes out.
+/// Sends the project as job `job`'s input, showing how far it got, and says what went wrong: `Err` is the exit
+/// code, once the student has been told why.
 pub(super) async fn upload(
     client: &Client,
     json: bool,
     job: JobId,
-    project: Project,
+    project: &ProjectDir,
     datasets: &[String],
     chunked: bool,
-) -> anyhow::Result<Result<Uploaded, u8>> {
-    let project = if chunked {
-        match send_chunks(client, json, job, project, datasets).await? {
-            Chunked::Sent(done) => return Ok(done),
-            Chunked::Unsupported(project) => project,
-        }
-    } else {
-        project
-    };
-    let bar = progress_bar(json);
-    let file =
-        tempfile::NamedTempFile::new().context("cannot make a temporary file for the archive")?;
-    let packed = {
-        let Project { dir, scanned, opts } = project;
-        let bar = bar.clone();
-        let writer = HashingWriter::new(
-            file.reopen()
-                .context("cannot reopen the temporary archive")?,
-        );
-        tokio::task::spawn_blocking(move || {
-            let mut writer = std::io::BufWriter::with_capacity(1 << 20, writer);
-            let mut last = std::time::Instant::now();
-            let summary = rai_common::archive::pack_scanned(
-                &dir,
-                scanned,
-                &mut writer,
-                &opts,
-                |p: PackProgress| {
-                    if let Some(bar) = &bar {
-                        bar.set_length(p.bytes_total);
-                        bar.set_position(p.bytes_done);
-                    } else if last.elapsed() > Duration::from_secs(2) && p.bytes_total > 0 {
-                        last = std::time::Instant::now();
-                        eprintln!("✱ Packed {} of {} bytes.", p.bytes_done, p.bytes_total);
-                    }
-                },
-            );
-            let hashed = writer.into_inner().map_err(|e| e.into_error())?.finish()?;
-            Ok::<_, std::io::Error>(summary.map(|s| (s, hashed)))
-        })
-        .await
-        .context("the packer failed")?
-        .context("cannot write the temporary archive")?
-    };
-    let (summary, (size, sha256)) = match packed {
-        Ok(done) => done,
-        Err(e) => {
-            if let Some(bar) = &bar {
-                bar.finish_and_clear();
-            }
-            eprintln!("rai: {e}");
-            return Ok(Err(exit::USAGE));
-        }
-    };
-    say(json, "Uploading your project directory...");
-    if let Some(bar) = &bar {
-        bar.set_length(size);
-        bar.set_position(0);
-    }
-    let progress: crate::client::upload::Progress = {
-        let bar = bar.clone();
-        std::sync::Arc::new(move |n| {
-            if let Some(bar) = &bar {
-                bar.inc(n);
-            }
-        })
-    };
-    let archive = Archive {
-        path: file.path(),
-        size,
-        sha256: sha256.clone(),
-    };
-    let sent = client.upload(&job, &archive, datasets, progress).await;
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    if let Err(e) = sent {
-        return Ok(Err(refused("cannot upload the project", &e)));
-    }
-    Ok(Ok(Uploaded {
-        key: upload_key(client.user(), &job),
-        shown_size: size,
-        size,
-        sha256,
-        summary,
-    }))
-}
-
-/// What came of sending the project as chunks.
-enum Chunked {
-    Sent(Result<Uploaded, u8>),
-    /// The gateway is older: the project goes as an archive.
-    Unsupported(Project),
-}
-
-/// Describes the project as a manifest (reading only the files its index does not know as they are), declares it,
-/// and sends the chunks the gateway lacks.
-async fn send_chunks(
-    client: &Client,
-    json: bool,
-    job: JobId,
-    project: Project,
-    datasets: &[String],
-) -> anyhow::Result<Chunked> {
-    let index_path = index_path(&project.dir);
-    // What is read now is sealed now, into a temporary file, so a first submit reads each file once.
-    let spool = std::sync::Arc::new(
-        rai_common::project::Spool::new()
-            .context("cannot make a temporary file for the project's chunks")?,
-    );
-    // Reading a large project for the first time takes a while: say how far it got.
-    let reading = reading_bar(json);
-    let described = {
-        let (dir, scanned) = (project.dir.clone(), project.scanned.0.clone());
-        let (spool, reading) = (spool.clone(), reading.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut index = rai_common::project::LocalIndex::load(&index_path);
-            let progress = |n| {
-                if let Some(bar) = &reading {
-                    bar.inc(n);
-                }
-            };
-            let described = rai_common::project::describe_sealing(
-                &dir,
-                &scanned,
-                &mut index,
-                Some(&spool),
-                &progress,
-            )?;
-            // Only a faster next submit is lost if the index cannot be written.
-            if let Err(e) = index.save(&index_path) {
-                tracing::debug!(error = %e, "cannot write the project's index");
-            }
-            Ok::<_, rai_common::errors::ProjectError>(described)
-        })
-        .await
-        .context("the project reader failed")?
-    };
-    if let Some(bar) = &reading {
-        bar.finish_and_clear();
-    }
-    let described = match described {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("rai: {e}");
-            return Ok(Chunked::Sent(Err(exit::USAGE)));
-        }
-    };
-    say(json, "Uploading your project directory...");
-    let bar = progress_bar(json);
-    let progress: crate::client::upload::Progress = {
-        let bar = bar.clone();
-        std::sync::Arc::new(move |n| {
-            if let Some(bar) = &bar {
-                bar.inc(n);
-            }
-        })
-    };
-    let sent = client
-        .send_project(
-            &job,
-            &project.dir,
-            &described.manifest,
-            datasets,
-            Some(spool),
-            progress,
-        )
-        .await;
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    let m = &described.manifest;
-    let count = |f: fn(&rai_common::project::EntryKind) -> bool| {
-        m.entries.iter().filter(|e| f(&e.kind)).count() as u64
-    };
+) -> anyhow::Result<Result<Sent, u8>> {
+    let shown = Arc::new(Shown::new(json));
+    let sent = project::send(client, job, project, datasets, chunked, shown.clone()).await;
+    shown.done();
     match sent {
-        Ok(ProjectUpload::Sent {
-            input,
-            chunks_sent,
-            bytes_sent,
-        }) => {
-            tracing::debug!(chunks_sent, bytes_sent, "sent the project's missing chunks");
-            let summary = PackSummary {
-                files: count(|k| matches!(k, rai_common::project::EntryKind::File { .. })),
-                dirs: count(|k| matches!(k, rai_common::project::EntryKind::Dir)),
-                links: count(|k| matches!(k, rai_common::project::EntryKind::Link { .. })),
-                bytes: m.files().map(|(_, size, _)| size).sum(),
-                skipped: project.scanned.1.clone(),
-            };
-            Ok(Chunked::Sent(Ok(Uploaded {
-                shown_size: summary.bytes,
-                key: input.key,
-                size: input.size,
-                sha256: input.sha256,
-                summary,
-            })))
+        Ok(sent) => Ok(Ok(sent)),
+        Err(SendError::Gateway(e)) => Ok(Err(refused("cannot upload the project", &e))),
+        Err(e) if e.is_the_projects() => {
+            eprintln!("rai: {e}");
+            Ok(Err(exit::USAGE))
         }
-        Ok(ProjectUpload::Unsupported) => Ok(Chunked::Unsupported(project)),
-        Err(e) => Ok(Chunked::Sent(Err(refused("cannot upload the project", &e)))),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// Where the index of the project in `dir` is kept: the user's cache, one file per project folder.
-fn index_path(dir: &std::path::Path) -> PathBuf {
-    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let name = rai_common::project::ChunkId::of(canonical.as_os_str().as_encoded_bytes());
-    rai_common::paths::cache_dir()
-        .join("index")
-        .join(format!("{name}.json"))
+/// How a send is shown: on a terminal, a spinner while the project is read and a bar while it is packed and
+/// uploaded; elsewhere a `✱ Packed` line every 2 s. `--json` shows nothing.
+struct Shown {
+    json: bool,
+    terminal: bool,
+    reading: OnceLock<indicatif::ProgressBar>,
+    bar: Option<indicatif::ProgressBar>,
+    last_packed: Mutex<Instant>,
+}
+
+impl Shown {
+    fn new(json: bool) -> Shown {
+        let terminal = !json && std::io::stderr().is_terminal();
+        Shown {
+            json,
+            terminal,
+            reading: OnceLock::new(),
+            bar: terminal.then(progress_bar),
+            last_packed: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = self.reading.get() {
+            bar.finish_and_clear();
+        }
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl SendProgress for Shown {
+    fn read(&self, n: u64) {
+        // Reading a large project for the first time takes a while: say how far it got.
+        if self.terminal {
+            self.reading.get_or_init(reading_bar).inc(n);
+        }
+    }
+
+    fn packed(&self, done: u64, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+            return;
+        }
+        let mut last = self.last_packed.lock().expect("not poisoned");
+        if !self.json && total > 0 && last.elapsed() > Duration::from_secs(2) {
+            *last = Instant::now();
+            eprintln!("✱ Packed {done} of {total} bytes.");
+        }
+    }
+
+    fn uploading(&self, total: Option<u64>) {
+        if let Some(bar) = self.reading.get() {
+            bar.finish_and_clear();
+        }
+        say(self.json, "Uploading your project directory...");
+        if let (Some(bar), Some(total)) = (&self.bar, total) {
+            bar.set_length(total);
+            bar.set_position(0);
+        }
+    }
+
+    fn sent(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
 }
 
 /// Says why the gateway did not take the job and returns the exit code: a refusal (the account, the course's
@@ -492,11 +337,8 @@ pub(super) fn refused(what: &str, e: &crate::ClientError) -> u8 {
     }
 }
 
-/// A spinner with the bytes read so far while the project is described, on a terminal.
-fn reading_bar(json: bool) -> Option<indicatif::ProgressBar> {
-    if json || !std::io::stderr().is_terminal() {
-        return None;
-    }
+/// A spinner with the bytes read so far while the project is described.
+fn reading_bar() -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -505,13 +347,10 @@ fn reading_bar(json: bool) -> Option<indicatif::ProgressBar> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    Some(bar)
+    bar
 }
 
-fn progress_bar(json: bool) -> Option<indicatif::ProgressBar> {
-    if json || !std::io::stderr().is_terminal() {
-        return None;
-    }
+fn progress_bar() -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -519,5 +358,5 @@ fn progress_bar(json: bool) -> Option<indicatif::ProgressBar> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    Some(bar)
+    bar
 }

@@ -75,7 +75,7 @@ pub(super) async fn run(args: &SubmitArgs, checked: Checked) -> anyhow::Result<u
             &client,
             json || i > 0,
             job,
-            project.clone(),
+            &project,
             &datasets,
             config.client.chunked_uploads,
         )
@@ -104,11 +104,7 @@ pub(super) async fn run(args: &SubmitArgs, checked: Checked) -> anyhow::Result<u
             created_at: Utc::now(),
             client_version: rai_common::VERSION.into(),
             build: spec.clone(),
-            input: rai_common::job::InputObject {
-                key: uploaded.key,
-                size: uploaded.size,
-                sha256: uploaded.sha256,
-            },
+            input: uploaded.input,
             assignment: None,
             sweep: Some(SweepMember {
                 id: sweep,
