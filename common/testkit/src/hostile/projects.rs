@@ -13,7 +13,8 @@ use rai_common::project::{
 
 use reqwest::Method;
 
-use super::Catalogue;
+use super::harness::Harness;
+use super::{HostileCase, case};
 use crate::signed::{Answer, SignedHttp};
 
 /// Declares `manifest` as `job`'s project: the plan, or what the refusal said.
@@ -56,7 +57,7 @@ fn holding(path: &str, bytes: &[u8]) -> (Manifest, ChunkRef) {
     (Manifest::new(vec![file(path, chunk.size, chunk)]), chunk)
 }
 
-impl Catalogue {
+impl Harness {
     /// Student `user` declares `manifest` for a new job; what the gateway answered, and whether a manifest was
     /// stored.
     async fn declare(&self, user: usize, manifest: &Manifest) -> (String, bool) {
@@ -121,152 +122,162 @@ fn said(answer: &str, words: &str, stored: bool) -> (String, bool) {
     (observed, ok)
 }
 
-pub(super) async fn cases(cat: &mut Catalogue) {
-    cat.case(
-        "project",
-        "manifest path traversal",
-        "refused: cannot be written, nothing stored",
-        async |c| {
-            let (mut manifest, _) = holding("x", b"x");
-            manifest.entries[0].path = "../../etc/cron.d/rai".into();
-            let (answer, stored) = c.declare(0, &manifest).await;
-            said(&answer, "cannot be written", stored)
-        },
-    )
-    .await;
-    cat.case(
-        "project",
-        "manifest of a million entries",
-        "refused at the entry past the most, nothing stored",
-        async |c| {
-            let manifest = Manifest {
-                version: MANIFEST_VERSION,
-                entries: (0..1_000_000)
-                    .map(|i| Entry {
-                        path: format!("d{i:07}"),
-                        kind: EntryKind::Dir,
-                    })
-                    .collect(),
-            };
-            let (answer, stored) = c.declare(0, &manifest).await;
-            said(&answer, "more than 200000 entries", stored)
-        },
-    )
-    .await;
-    cat.case(
-        "project",
-        "chunk sizes that do not add up",
-        "refused: names the sum, nothing stored",
-        async |c| {
-            let (mut manifest, chunk) = holding("main.c", b"int");
-            manifest.entries[0] = file("main.c", 10, chunk);
-            let (answer, stored) = c.declare(0, &manifest).await;
-            said(&answer, "its chunks add up to 3", stored)
-        },
-    )
-    .await;
-    cat.case(
-        "project",
-        "manifest naming another student's chunks",
-        "every chunk answered missing; cannot complete",
-        async |c| {
-            // Student 0 submits a project with `rai` (chunked, the default); student 2 names its chunks without
-            // having them.
-            let dir = tempfile::tempdir().unwrap();
-            std::fs::write(
-                dir.path().join("rai_build.yml"),
-                crate::jobs::build_file(&["echo hi"], "time: 20s"),
-            )
-            .unwrap();
-            std::fs::write(
-                dir.path().join("secret.cu"),
-                b"__global__ void answer() {}\n",
-            )
-            .unwrap();
-            let (scanned, _) = rai_common::archive::scan(dir.path(), &Default::default()).unwrap();
-            let manifest = describe(dir.path(), &scanned, &mut LocalIndex::default())
-                .unwrap()
-                .manifest;
-            let sent = c
-                .stack
-                .rai(0, &["submit", "-p", dir.path().to_str().unwrap()])
-                .await;
-            if !sent.status.success() {
-                let said = crate::stack::text(&sent.stderr);
-                return (format!("student 0 could not submit: {said}"), false);
-            }
-            let student = c.stack.signed(2);
-            let plan = match declare_as(&student, JobId::new(), &manifest).await {
-                Ok(plan) => plan,
-                Err(said) => return (format!("declaration refused: {said}"), false),
-            };
-            let all_missing = plan.missing.len() == manifest.chunk_ids().len();
-            let completed = student
-                .json(Method::POST, &plan.complete, &serde_json::json!({}))
-                .await;
-            let id = manifest.distinct_chunks()[0].id;
-            let stolen = c.holds_chunk(2, &id).await;
-            let observed = format!(
-                "{} of {} missing; complete: {}",
-                plan.missing.len(),
-                manifest.chunk_ids().len(),
-                completed.said()
-            );
-            let ok = all_missing
-                && !completed.status.is_success()
-                && completed.said().contains("did not arrive")
-                && !stolen;
-            (observed, ok)
-        },
-    )
-    .await;
-    cat.case(
-        "project",
-        "chunk whose content does not match its id",
-        "refused: holds other bytes, not stored",
-        async |c| {
-            let (manifest, chunk) = holding("main.c", b"int main;");
-            let answer = c
-                .send_as(0, &manifest, &[(chunk, seal(b"int evil;"))])
-                .await;
-            let stored = c.holds_chunk(0, &chunk.id).await;
-            said(&answer, "holds other bytes", stored)
-        },
-    )
-    .await;
-    cat.case(
-        "project",
-        "chunk bomb (1 KiB declared, 64 MiB inside)",
-        "refused: a compression bomb, not stored",
-        async |c| {
-            let (manifest, chunk) = holding("zeros", &[0u8; 1024]);
-            let bomb = seal(&vec![0u8; 64 << 20]);
-            let answer = c.send_as(0, &manifest, &[(chunk, bomb)]).await;
-            let stored = c.holds_chunk(0, &chunk.id).await;
-            said(&answer, "compression bomb", stored)
-        },
-    )
-    .await;
-    cat.case(
-        "project",
-        "batch of a good chunk and a forged one",
-        "refused: the forged one holds other bytes, neither stored",
-        async |c| {
-            let (good, forged) = (b"int good;".as_slice(), b"int main;".as_slice());
-            let (mut manifest, good_chunk) = holding("good.c", good);
-            let (other, forged_chunk) = holding("main.c", forged);
-            manifest.entries.extend(other.entries);
-            let answer = c
-                .send_as(
-                    0,
-                    &manifest,
-                    &[(good_chunk, seal(good)), (forged_chunk, seal(b"int evil;"))],
-                )
-                .await;
-            let stored =
-                c.holds_chunk(0, &good_chunk.id).await || c.holds_chunk(0, &forged_chunk.id).await;
-            said(&answer, "holds other bytes", stored)
-        },
-    )
-    .await;
+pub(super) fn cases() -> Vec<HostileCase> {
+    vec![
+        case(
+            "project",
+            "manifest path traversal",
+            "refused: cannot be written, nothing stored",
+            move |c| {
+                Box::pin(async move {
+                    let (mut manifest, _) = holding("x", b"x");
+                    manifest.entries[0].path = "../../etc/cron.d/rai".into();
+                    let (answer, stored) = c.declare(0, &manifest).await;
+                    said(&answer, "cannot be written", stored)
+                })
+            },
+        ),
+        case(
+            "project",
+            "manifest of a million entries",
+            "refused at the entry past the most, nothing stored",
+            move |c| {
+                Box::pin(async move {
+                    let manifest = Manifest {
+                        version: MANIFEST_VERSION,
+                        entries: (0..1_000_000)
+                            .map(|i| Entry {
+                                path: format!("d{i:07}"),
+                                kind: EntryKind::Dir,
+                            })
+                            .collect(),
+                    };
+                    let (answer, stored) = c.declare(0, &manifest).await;
+                    said(&answer, "more than 200000 entries", stored)
+                })
+            },
+        ),
+        case(
+            "project",
+            "chunk sizes that do not add up",
+            "refused: names the sum, nothing stored",
+            move |c| {
+                Box::pin(async move {
+                    let (mut manifest, chunk) = holding("main.c", b"int");
+                    manifest.entries[0] = file("main.c", 10, chunk);
+                    let (answer, stored) = c.declare(0, &manifest).await;
+                    said(&answer, "its chunks add up to 3", stored)
+                })
+            },
+        ),
+        case(
+            "project",
+            "manifest naming another student's chunks",
+            "every chunk answered missing; cannot complete",
+            move |c| {
+                Box::pin(async move {
+                    // Student 0 submits a project with `rai` (chunked, the default); student 2 names its chunks without
+                    // having them.
+                    let dir = tempfile::tempdir().unwrap();
+                    std::fs::write(
+                        dir.path().join("rai_build.yml"),
+                        crate::jobs::build_file(&["echo hi"], "time: 20s"),
+                    )
+                    .unwrap();
+                    std::fs::write(
+                        dir.path().join("secret.cu"),
+                        b"__global__ void answer() {}\n",
+                    )
+                    .unwrap();
+                    let (scanned, _) =
+                        rai_common::archive::scan(dir.path(), &Default::default()).unwrap();
+                    let manifest = describe(dir.path(), &scanned, &mut LocalIndex::default())
+                        .unwrap()
+                        .manifest;
+                    let sent = c
+                        .stack
+                        .rai(0, &["submit", "-p", dir.path().to_str().unwrap()])
+                        .await;
+                    if !sent.status.success() {
+                        let said = crate::stack::text(&sent.stderr);
+                        return (format!("student 0 could not submit: {said}"), false);
+                    }
+                    let student = c.stack.signed(2);
+                    let plan = match declare_as(&student, JobId::new(), &manifest).await {
+                        Ok(plan) => plan,
+                        Err(said) => return (format!("declaration refused: {said}"), false),
+                    };
+                    let all_missing = plan.missing.len() == manifest.chunk_ids().len();
+                    let completed = student
+                        .json(Method::POST, &plan.complete, &serde_json::json!({}))
+                        .await;
+                    let id = manifest.distinct_chunks()[0].id;
+                    let stolen = c.holds_chunk(2, &id).await;
+                    let observed = format!(
+                        "{} of {} missing; complete: {}",
+                        plan.missing.len(),
+                        manifest.chunk_ids().len(),
+                        completed.said()
+                    );
+                    let ok = all_missing
+                        && !completed.status.is_success()
+                        && completed.said().contains("did not arrive")
+                        && !stolen;
+                    (observed, ok)
+                })
+            },
+        ),
+        case(
+            "project",
+            "chunk whose content does not match its id",
+            "refused: holds other bytes, not stored",
+            move |c| {
+                Box::pin(async move {
+                    let (manifest, chunk) = holding("main.c", b"int main;");
+                    let answer = c
+                        .send_as(0, &manifest, &[(chunk, seal(b"int evil;"))])
+                        .await;
+                    let stored = c.holds_chunk(0, &chunk.id).await;
+                    said(&answer, "holds other bytes", stored)
+                })
+            },
+        ),
+        case(
+            "project",
+            "chunk bomb (1 KiB declared, 64 MiB inside)",
+            "refused: a compression bomb, not stored",
+            move |c| {
+                Box::pin(async move {
+                    let (manifest, chunk) = holding("zeros", &[0u8; 1024]);
+                    let bomb = seal(&vec![0u8; 64 << 20]);
+                    let answer = c.send_as(0, &manifest, &[(chunk, bomb)]).await;
+                    let stored = c.holds_chunk(0, &chunk.id).await;
+                    said(&answer, "compression bomb", stored)
+                })
+            },
+        ),
+        case(
+            "project",
+            "batch of a good chunk and a forged one",
+            "refused: the forged one holds other bytes, neither stored",
+            move |c| {
+                Box::pin(async move {
+                    let (good, forged) = (b"int good;".as_slice(), b"int main;".as_slice());
+                    let (mut manifest, good_chunk) = holding("good.c", good);
+                    let (other, forged_chunk) = holding("main.c", forged);
+                    manifest.entries.extend(other.entries);
+                    let answer = c
+                        .send_as(
+                            0,
+                            &manifest,
+                            &[(good_chunk, seal(good)), (forged_chunk, seal(b"int evil;"))],
+                        )
+                        .await;
+                    let stored = c.holds_chunk(0, &good_chunk.id).await
+                        || c.holds_chunk(0, &forged_chunk.id).await;
+                    said(&answer, "holds other bytes", stored)
+                })
+            },
+        ),
+    ]
 }
