@@ -3,6 +3,8 @@
 //!
 //! Every request is signed (RFC 9421, see [`crate::httpsig`]); every refusal is an [`ErrorBody`] with a message
 //! written for the student, beside an HTTP status that says what kind of refusal it is.
+//!
+//! Over 450 lines: the whole gateway API, routes and bodies, so the client and the gateway read one list.
 
 use std::collections::BTreeMap;
 

@@ -24,6 +24,8 @@
 //!     jdoe: 48h                          # due and late_until both move
 //!     team-7: { due: 2026-12-14 23:59 }  # late_until moves as far as due did, unless given
 //! ```
+//!
+//! Over 450 lines: the course file's schema, deadlines and extensions read one another's types.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -10,8 +10,7 @@
 //! type-directed scalars (`version: 0.2` reads fine into a `String`), duplicate keys refused, and errors located at
 //! the deepest node that caused them.
 //!
-//! One file of about 1,000 lines on purpose: the node tree, its budget and the deserializer over it share private
-//! types and invariants (every node carries its position; nothing is copied past the budget), and read best together.
+//! Over 450 lines: the node tree, its budget and the deserializer share private types and invariants.
 
 use std::fmt;
 

@@ -9,6 +9,8 @@
 //! `/tmp`, no network unless allowed, every capability dropped, no-new-privileges, a non-root user, memory (swap
 //! equal to memory), CPU, pids and open-file limits, an init process so signals behave, GPUs by device id through
 //! device requests, and optionally another runtime (gVisor's runsc).
+//!
+//! Over 450 lines: the container's body and its lifecycle share the Docker client and the spec.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

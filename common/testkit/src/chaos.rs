@@ -4,6 +4,8 @@
 //!
 //! The same code runs the short version in the ordinary tests (`tests/chaos.rs`: a few dozen jobs, each fault
 //! once) and the full run (`benches/chaos.rs`, through `deploy/local/chaos.sh`).
+//!
+//! Over 450 lines: one harness: the load, the fault loop and the per-job checks share the run's state.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

@@ -4,6 +4,8 @@
 //! Two stacks: [`Kind::Local`] (Redis Streams queue, fs store: the embedded setup) and [`Kind::Aws`] (SQS FIFO
 //! queue, S3 bucket and STS student credentials, all on the test moto). Both use a Redis of the stack's own, so a
 //! test may restart it without disturbing any other test.
+//!
+//! Over 450 lines: one type, a whole rai system: its services, workers, gateways and students.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -9,6 +9,8 @@
 //! - [`upload`]: a project archive to the gateway (fs) or in parallel parts straight to S3;
 //! - [`events`]: a job's events over SSE, resumed with `Last-Event-ID` after any drop, from any gateway;
 //! - [`sign`]: RFC 9421 signatures on each request; [`error`]: what can go wrong.
+//!
+//! Over 450 lines: the request plumbing (fallback, retries, signing) beside the small calls that use it.
 
 pub mod error;
 pub mod events;

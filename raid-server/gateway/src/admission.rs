@@ -14,6 +14,8 @@
 //!    fair-share turn;
 //! 8. [`noted`]: what follows from being queued (the upload's retention, the dashboard's index, the graded
 //!    submission's record), each logged when it fails, since the job is queued either way.
+//!
+//! Over 450 lines: the eight steps of admitting a job, a function each, in order, with their tests.
 
 use rai_common::api::Accepted;
 use rai_common::event::JobStatus;

@@ -5,6 +5,8 @@
 //! either. Here the gateway judges a submission with its own clock and records it under the assignment and team
 //! (`submissions/<assignment>/<team>/<job>.json`) when it queues it; the worker writes how the job ended, with each
 //! command timed by the worker, into the job's record. Listings and leaderboards join the two.
+//!
+//! Over 450 lines: judging, recording, listing and ranking submissions share the course and the record.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -12,6 +12,8 @@
 //! A step that cannot go on returns a [`JobError`], which says how the job ends (refused, or in error) or that it
 //! goes back to the queue. The container and the job directory are removed on every path; the message is acked only
 //! once the record and the `end` event are stored, or released when the worker hands the job back.
+//!
+//! Over 450 lines: step 1 (verify, claim) and the JobLife that runs the later steps, in order.
 
 mod fetch;
 mod finish;

@@ -1,4 +1,6 @@
 //! raid running real jobs in real containers (the local busybox image) against the test Redis.
+//!
+//! Over 450 lines: one test per way a real job ends in a real container, sharing the worker harness.
 
 use std::time::Duration;
 

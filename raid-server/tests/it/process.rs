@@ -1,5 +1,7 @@
 //! The `raid` binary as systemd runs it: a process that drains on SIGTERM, handing its job back, and a second
 //! process that finishes the job.
+//!
+//! Over 450 lines: the drain, hand-back and restart tests share one process harness.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,5 +1,7 @@
 //! A course's term through the gateway: graded submissions judged by the gateway's clock (moved here, not the
 //! system's), required files, the instructor's build file, the team's submissions and the leaderboard.
+//!
+//! Over 450 lines: a course's term as one story (deadlines, extensions, teams, leaderboard) on one set-up.
 
 use std::time::Duration;
 

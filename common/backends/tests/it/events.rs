@@ -1,5 +1,7 @@
 //! Job events end to end on real Redis servers: order, no gaps, no duplicates, through killed connections and a
 //! Redis restart.
+//!
+//! Over 450 lines: one test per delivery promise of the event bus, sharing the Redis faults.
 
 use std::time::Duration;
 

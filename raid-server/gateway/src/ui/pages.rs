@@ -1,5 +1,7 @@
 //! The dashboard's pages. Each reads what the API handlers read, as the logged-in staff member: the same access
 //! checks, the same job index, events and records, drawn as HTML instead of JSON.
+//!
+//! Over 450 lines: a small handler per dashboard page, sharing the page context and query types.
 
 use std::sync::Arc;
 
