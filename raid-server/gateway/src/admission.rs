@@ -1,25 +1,26 @@
 //! Step 2 of a job's life at the gateway: a student's signed job admitted, or refused with what to do. One
 //! service, which `POST /v1/jobs` calls (and anything else that admits a job would), in steps that each have their
-//! function, cheap before expensive:
+//! function, cheap before expensive (after the first, each a method of the [`Admission`] they share):
 //!
 //! 1. [`verified`]: the student's own signature, their own name, their own upload or manifest;
-//! 2. [`arrived`]: the upload declared for this id by this user, and stored whole (a manifest's chunks all sent);
-//! 3. [`as_sweep`]: a sweep's job is one of its matrix's combinations, within the course's size;
-//! 4. [`within_rate`]: the per-minute limit (a sweep counts once);
-//! 5. [`accepted_once`]: the once-only mark, so an id is accepted once (an acceptance that died half-way is taken
-//!    over);
-//! 6. [`judged`]: a graded submission against the course file, the queue, the policy, the datasets; then the course
-//!    quotas. A refusal from here on takes the mark back, so the job may be submitted again;
-//! 7. [`queued`]: stamped with the gateway's clock, attested with its key, its state written and sent in its
-//!    fair-share turn;
-//! 8. [`noted`]: what follows from being queued (the upload's retention, the dashboard's index, the graded
-//!    submission's record), each logged when it fails, since the job is queued either way.
+//! 2. [`Admission::arrived`]: the upload declared for this id by this user, and stored whole (a manifest's chunks
+//!    all sent);
+//! 3. [`Admission::as_sweep`]: a sweep's job is one of its matrix's combinations, within the course's size;
+//! 4. [`Admission::within_rate`]: the per-minute limit (a sweep counts once);
+//! 5. [`Admission::accepted_once`]: the once-only mark, so an id is accepted once (an acceptance that died half-way
+//!    is taken over);
+//! 6. [`Admission::judged`]: a graded submission against the course file, the queue, the policy, the datasets; then
+//!    the course quotas. A refusal from here on takes the mark back, so the job may be submitted again;
+//! 7. [`Admission::queued`]: stamped with the gateway's clock, attested with its key, its state written and sent in
+//!    its fair-share turn;
+//! 8. [`Admission::noted`]: what follows from being queued (the upload's retention, the dashboard's index, the
+//!    graded submission's record), each logged when it fails, since the job is queued either way.
 //!
-//! Over 450 lines: the eight steps of admitting a job, a function each, in order, with their tests.
+//! Over 450 lines: the eight steps of admitting a job, one function each, in order, with their tests.
 
 use rai_common::api::Accepted;
 use rai_common::event::JobStatus;
-use rai_common::job::{AttestedJob, JobId, JobRequest, Owner, SignedJob};
+use rai_common::job::{AttestedJob, JobRequest, Owner, SignedJob};
 use rai_common::objects::{manifest_key, upload_key};
 use rai_common::state::JobState;
 
@@ -35,15 +36,23 @@ pub(super) async fn admit(
 ) -> Result<Accepted, ApiError> {
     let (request, chunked) = verified(gateway, caller, &signed)?;
     let job = request.id;
-    arrived(gateway, caller, &request, chunked).await?;
-    let now = gateway.clock.now();
-    let counts_as_submission = as_sweep(gateway, caller, &request).await?;
-    within_rate(gateway, caller, now, counts_as_submission).await?;
-    accepted_once(gateway, &job, now).await?;
+    let admission = Admission {
+        gateway,
+        caller,
+        request,
+        signed,
+        chunked,
+        now: gateway.clock.now(),
+    };
+    let now = admission.now;
+    admission.arrived().await?;
+    let counts_as_submission = admission.as_sweep().await?;
+    admission.within_rate(counts_as_submission).await?;
+    admission.accepted_once().await?;
     // After the once-only mark: a client's retry of a submission whose answer was lost gets the conflict of
     // `accepted_once` (which it reads as accepted), not a quota refusal of its own job.
     let admitted = async {
-        let admitted = judged(gateway, caller, &request, now).await?;
+        let admitted = admission.judged().await?;
         super::quotas::check(gateway, caller, &job, now, counts_as_submission).await?;
         Ok::<_, ApiError>(admitted)
     }
@@ -55,9 +64,9 @@ pub(super) async fn admit(
             return Err(refusal);
         }
     };
-    queued(gateway, caller, &request, signed.clone(), &admitted, now).await?;
-    noted(gateway, caller, &request, signed, &admitted, now).await;
-    tracing::info!(job = %job, user = %caller.user, queue = %admitted.queue_name, assignment = ?request.assignment, "job accepted");
+    admission.queued(&admitted).await?;
+    tracing::info!(job = %job, user = %caller.user, queue = %admitted.queue_name, assignment = ?admission.request.assignment, "job accepted");
+    admission.noted(&admitted).await;
     let mut note = unserved_note(gateway, &admitted.queue_name).await;
     if let Some(g) = admitted.judged.as_ref().map(|j| &j.graded) {
         let judged = format!(
@@ -81,6 +90,19 @@ pub(super) async fn admit(
         accepted_at: now,
         note,
     })
+}
+
+/// One job being admitted: who sent it, what it asks, and the gateway's time of its acceptance. Each step after the
+/// first is a method that reads what it needs from here.
+struct Admission<'a> {
+    gateway: &'a Gateway,
+    caller: &'a Caller,
+    request: JobRequest,
+    signed: SignedJob,
+    /// Whether its input is a manifest (a chunked upload).
+    chunked: bool,
+    /// Its acceptance time: the gateway's clock, read once.
+    now: chrono::DateTime<chrono::Utc>,
 }
 
 /// What judging a job found: the course file's verdict for a graded submission, and the queue it goes to.
@@ -120,294 +142,269 @@ fn verified(
 
 /// Step 2: the id is bound to the caller, its input is the upload declared for it and is stored whole, and a
 /// manifest's chunks were all sent.
-async fn arrived(
-    gateway: &Gateway,
-    caller: &Caller,
-    request: &JobRequest,
-    chunked: bool,
-) -> Result<(), ApiError> {
-    let job = request.id;
-    let owner = gateway
-        .bus
-        .owner(&job)
-        .await
-        .map_err(|e| ApiError::unavailable("look up the job", e))?;
-    if owner.as_deref() != Some(caller.user.as_str()) {
-        return Err(ApiError::conflict(format!(
-            "job {job} has no upload of yours; upload the project first (rai submit does both)"
-        )));
-    }
-    let declared = gateway
-        .bus
-        .declared_upload(&job)
-        .await
-        .map_err(|e| ApiError::unavailable("look up the upload", e))?;
-    if declared != Some((request.input.size, request.input.sha256.clone())) {
-        return Err(ApiError::conflict(
-            "the job's input is not the upload declared for it; submit again",
-        ));
-    }
-    let stored = gateway
-        .store
-        .head(&request.input.key)
-        .await
-        .map_err(|e| ApiError::unavailable("check the upload", e))?;
-    if stored.map(|o| o.size) != Some(request.input.size) {
-        return Err(ApiError::conflict(
-            "the job's upload has not arrived (whole); upload it, then submit",
-        ));
-    }
-    if chunked {
-        let unsent = gateway
+impl Admission<'_> {
+    async fn arrived(&self) -> Result<(), ApiError> {
+        let (gateway, caller, request) = (self.gateway, self.caller, &self.request);
+        let job = request.id;
+        let owner = gateway
             .bus
-            .missing_chunks(&job)
+            .owner(&job)
             .await
-            .map_err(|e| ApiError::unavailable("look up the upload", e))?;
-        if !unsent.is_empty() {
+            .map_err(|e| ApiError::unavailable("look up the job", e))?;
+        if owner.as_deref() != Some(caller.user.as_str()) {
             return Err(ApiError::conflict(format!(
-                "{} chunk(s) of the project were not sent and completed; send them, then submit",
-                unsent.len()
+                "job {job} has no upload of yours; upload the project first (rai submit does both)"
             )));
         }
-    }
-    Ok(())
-}
-
-/// Step 3: a sweep's job is one of its build file's combinations, within the course's size, never more jobs than
-/// the matrix makes; a build file with a matrix comes only as a sweep. Returns whether the job counts as a
-/// submission against the rate limit: a sweep counts once (its first job), each job against the caps.
-async fn as_sweep(
-    gateway: &Gateway,
-    caller: &Caller,
-    request: &JobRequest,
-) -> Result<bool, ApiError> {
-    let job = request.id;
-    match &request.sweep {
-        Some(_) if request.assignment.is_some() => Err(ApiError::bad_request(
-            "a sweep cannot be a graded submission: submit the setting you chose, without a matrix",
-        )),
-        Some(sweep) => {
-            sweep
-                .check(&request.build.matrix)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
-            let cap = gateway.config.gateway.max_sweep;
-            if sweep.size > cap {
-                return Err(ApiError::bad_request(format!(
-                    "the matrix makes {} jobs; this course allows at most {cap} in one sweep \
-                     (gateway.max_sweep): list fewer values",
-                    sweep.size
-                )));
-            }
-            let seen = gateway
-                .bus
-                .count_sweep_job(&caller.user, &sweep.id.to_string(), &job.to_string())
-                .await
-                .map_err(|e| ApiError::unavailable("count the sweep's jobs", e))?;
-            if seen > u64::from(sweep.size) {
-                return Err(ApiError::conflict(format!(
-                    "sweep {} already has its {} jobs",
-                    sweep.id, sweep.size
-                )));
-            }
-            Ok(seen == 1)
+        let declared = gateway
+            .bus
+            .declared_upload(&job)
+            .await
+            .map_err(|e| ApiError::unavailable("look up the upload", e))?;
+        if declared != Some((request.input.size, request.input.sha256.clone())) {
+            return Err(ApiError::conflict(
+                "the job's input is not the upload declared for it; submit again",
+            ));
         }
-        None if !request.build.matrix.is_empty() => Err(ApiError::bad_request(
-            "the build file has a matrix, so it is submitted as a sweep (one job per combination); \
+        let stored = gateway
+            .store
+            .head(&request.input.key)
+            .await
+            .map_err(|e| ApiError::unavailable("check the upload", e))?;
+        if stored.map(|o| o.size) != Some(request.input.size) {
+            return Err(ApiError::conflict(
+                "the job's upload has not arrived (whole); upload it, then submit",
+            ));
+        }
+        if self.chunked {
+            let unsent = gateway
+                .bus
+                .missing_chunks(&job)
+                .await
+                .map_err(|e| ApiError::unavailable("look up the upload", e))?;
+            if !unsent.is_empty() {
+                return Err(ApiError::conflict(format!(
+                    "{} chunk(s) of the project were not sent and completed; send them, then submit",
+                    unsent.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 3: a sweep's job is one of its build file's combinations, within the course's size, never more jobs than
+    /// the matrix makes; a build file with a matrix comes only as a sweep. Returns whether the job counts as a
+    /// submission against the rate limit: a sweep counts once (its first job), each job against the caps.
+    async fn as_sweep(&self) -> Result<bool, ApiError> {
+        let (gateway, caller, request) = (self.gateway, self.caller, &self.request);
+        let job = request.id;
+        match &request.sweep {
+            Some(_) if request.assignment.is_some() => Err(ApiError::bad_request(
+                "a sweep cannot be a graded submission: submit the setting you chose, without a matrix",
+            )),
+            Some(sweep) => {
+                sweep
+                    .check(&request.build.matrix)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let cap = gateway.config.gateway.max_sweep;
+                if sweep.size > cap {
+                    return Err(ApiError::bad_request(format!(
+                        "the matrix makes {} jobs; this course allows at most {cap} in one sweep \
+                     (gateway.max_sweep): list fewer values",
+                        sweep.size
+                    )));
+                }
+                let seen = gateway
+                    .bus
+                    .count_sweep_job(&caller.user, &sweep.id.to_string(), &job.to_string())
+                    .await
+                    .map_err(|e| ApiError::unavailable("count the sweep's jobs", e))?;
+                if seen > u64::from(sweep.size) {
+                    return Err(ApiError::conflict(format!(
+                        "sweep {} already has its {} jobs",
+                        sweep.id, sweep.size
+                    )));
+                }
+                Ok(seen == 1)
+            }
+            None if !request.build.matrix.is_empty() => Err(ApiError::bad_request(
+                "the build file has a matrix, so it is submitted as a sweep (one job per combination); \
              update rai (rai version) and submit again",
-        )),
-        None => Ok(true),
+            )),
+            None => Ok(true),
+        }
     }
-}
 
-/// Step 4: at most `gateway.submits_per_minute` submissions a minute for a student (staff are not limited).
-async fn within_rate(
-    gateway: &Gateway,
-    caller: &Caller,
-    now: chrono::DateTime<chrono::Utc>,
-    counts_as_submission: bool,
-) -> Result<(), ApiError> {
-    let per_minute = gateway.config.gateway.submits_per_minute;
-    if caller.is_staff() || per_minute == 0 || !counts_as_submission {
-        return Ok(());
+    /// Step 4: at most `gateway.submits_per_minute` submissions a minute for a student (staff are not limited).
+    async fn within_rate(&self, counts_as_submission: bool) -> Result<(), ApiError> {
+        let (gateway, caller, now) = (self.gateway, self.caller, self.now);
+        let per_minute = gateway.config.gateway.submits_per_minute;
+        if caller.is_staff() || per_minute == 0 || !counts_as_submission {
+            return Ok(());
+        }
+        let count = gateway
+            .bus
+            .count_submit(&caller.user, now.timestamp() / 60)
+            .await
+            .map_err(|e| ApiError::unavailable("count submissions", e))?;
+        if count > u64::from(per_minute) {
+            crate::metrics::metrics().refused("rate");
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "more than {per_minute} submissions in a minute; submit again in {}s",
+                    60 - now.timestamp() % 60
+                ),
+            ));
+        }
+        Ok(())
     }
-    let count = gateway
-        .bus
-        .count_submit(&caller.user, now.timestamp() / 60)
-        .await
-        .map_err(|e| ApiError::unavailable("count submissions", e))?;
-    if count > u64::from(per_minute) {
-        crate::metrics::metrics().refused("rate");
-        return Err(ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "more than {per_minute} submissions in a minute; submit again in {}s",
-                60 - now.timestamp() % 60
-            ),
-        ));
-    }
-    Ok(())
-}
 
-/// Step 5: the once-only mark. The expensive checks come after it: a graded submission's judgement may unpack its
-/// upload, and the same signed job posted again and again (fresh request signatures) once unpacked it every time
-/// (issue 26).
-async fn accepted_once(
-    gateway: &Gateway,
-    job: &JobId,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), ApiError> {
-    let first = gateway
-        .bus
-        .mark_accepted(job, super::uploads::binding_ttl(gateway))
-        .await
-        .map_err(|e| ApiError::unavailable("accept the job", e))?;
-    if !first && !unfinished_acceptance(gateway, job, now).await? {
-        return Err(ApiError::conflict(format!(
-            "job {job} was already submitted; a job id is accepted once"
-        )));
+    /// Step 5: the once-only mark. The expensive checks come after it: a graded submission's judgement may unpack its
+    /// upload, and the same signed job posted again and again (fresh request signatures) once unpacked it every time
+    /// (issue 26).
+    async fn accepted_once(&self) -> Result<(), ApiError> {
+        let (gateway, job, now) = (self.gateway, &self.request.id, self.now);
+        let first = gateway
+            .bus
+            .mark_accepted(job, super::uploads::binding_ttl(gateway))
+            .await
+            .map_err(|e| ApiError::unavailable("accept the job", e))?;
+        if !first && !unfinished_acceptance(gateway, job, now).await? {
+            return Err(ApiError::conflict(format!(
+                "job {job} was already submitted; a job id is accepted once"
+            )));
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-/// Step 6: a graded submission judged against the course file (its deadline, its files, its queue and its build);
-/// the queue served here; an ungraded build against the policy; the datasets the build that runs asks for.
-async fn judged(
-    gateway: &Gateway,
-    caller: &Caller,
-    request: &JobRequest,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Admitted, ApiError> {
-    let judged = match &request.assignment {
-        Some(name) => Some(super::submissions::judge(gateway, caller, request, name, now).await?),
-        None => None,
-    };
-    let queue_name = judged
-        .as_ref()
-        .map_or_else(|| request.queue.clone(), |j| j.queue.clone());
-    let Some(queue) = gateway.queues.get(&queue_name).cloned() else {
-        let mut names: Vec<&str> = gateway.queues.keys().map(String::as_str).collect();
-        names.sort();
-        return Err(ApiError::bad_request(format!(
-            "there is no queue \"{}\" here; the course's queues are: {}",
-            request.queue,
-            names.join(", ")
-        ))
-        .with_code(rai_common::api::ErrorCode::NoSuchQueue));
-    };
-    if judged.is_none() {
-        crate::policy::admit(&request.build, &gateway.config.raid)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    /// Step 6: a graded submission judged against the course file (its deadline, its files, its queue and its build);
+    /// the queue served here; an ungraded build against the policy; the datasets the build that runs asks for.
+    async fn judged(&self) -> Result<Admitted, ApiError> {
+        let (gateway, caller, request, now) = (self.gateway, self.caller, &self.request, self.now);
+        let judged = match &request.assignment {
+            Some(name) => {
+                Some(super::submissions::judge(gateway, caller, request, name, now).await?)
+            }
+            None => None,
+        };
+        let queue_name = judged
+            .as_ref()
+            .map_or_else(|| request.queue.clone(), |j| j.queue.clone());
+        let Some(queue) = gateway.queues.get(&queue_name).cloned() else {
+            let mut names: Vec<&str> = gateway.queues.keys().map(String::as_str).collect();
+            names.sort();
+            return Err(ApiError::bad_request(format!(
+                "there is no queue \"{}\" here; the course's queues are: {}",
+                request.queue,
+                names.join(", ")
+            ))
+            .with_code(rai_common::api::ErrorCode::NoSuchQueue));
+        };
+        if judged.is_none() {
+            crate::policy::admit(&request.build, &gateway.config.raid)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        }
+        // The build that runs: the instructor's for a graded submission.
+        let build = judged
+            .as_ref()
+            .and_then(|j| j.graded.build.as_ref())
+            .unwrap_or(&request.build);
+        super::datasets::check(gateway, build.datasets())?;
+        Ok(Admitted {
+            judged,
+            queue_name,
+            queue,
+        })
     }
-    // The build that runs: the instructor's for a graded submission.
-    let build = judged
-        .as_ref()
-        .and_then(|j| j.graded.build.as_ref())
-        .unwrap_or(&request.build);
-    super::datasets::check(gateway, build.datasets())?;
-    Ok(Admitted {
-        judged,
-        queue_name,
-        queue,
-    })
-}
 
-/// Step 7: the job stamped and attested, its state written, and sent in its fair-share turn. Not queued, the mark
-/// is taken back and it counts against no cap, so it may be submitted again.
-async fn queued(
-    gateway: &Gateway,
-    caller: &Caller,
-    request: &JobRequest,
-    signed: SignedJob,
-    admitted: &Admitted,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), ApiError> {
-    let job = request.id;
-    let graded = admitted.judged.as_ref().map(|j| j.graded.clone());
-    let attested = AttestedJob::attest_graded(
-        signed,
-        job,
-        &Owner {
-            user: caller.user.clone(),
-            team: caller.team.clone(),
-            role: caller.role,
-        },
-        &admitted.queue_name,
-        now,
-        graded.clone(),
-        &gateway.attestation_key,
-    );
-    let state = JobState {
-        status: Some(JobStatus::Queued),
-        user: Some(caller.user.clone()),
-        team: Some(caller.team.clone()).filter(|t| !t.is_empty()),
-        assignment: graded.as_ref().map(|g| g.assignment.clone()),
-        queue: Some(admitted.queue_name.clone()),
-        submitted_at: Some(now),
-        sweep: request.sweep.as_ref().map(|s| s.id.to_string()),
-        combination: request.sweep.as_ref().map(|s| s.combination.label()),
-        ..JobState::default()
-    };
-    let wire = String::from_utf8(attested.to_bytes()).expect("JSON is UTF-8");
-    let sent = async {
-        gateway.bus.update_state(&job, &state).await?;
-        Ok::<_, NotQueued>(
-            send_in_turn(
-                gateway,
-                admitted.queue.as_ref(),
-                &wire,
-                &caller.user,
-                &caller.team,
+    /// Step 7: the job stamped and attested, its state written, and sent in its fair-share turn. Not queued, the mark
+    /// is taken back and it counts against no cap, so it may be submitted again.
+    async fn queued(&self, admitted: &Admitted) -> Result<(), ApiError> {
+        let (gateway, caller, request, now) = (self.gateway, self.caller, &self.request, self.now);
+        let job = request.id;
+        let graded = admitted.judged.as_ref().map(|j| j.graded.clone());
+        let attested = AttestedJob::attest_graded(
+            self.signed.clone(),
+            job,
+            &Owner {
+                user: caller.user.clone(),
+                team: caller.team.clone(),
+                role: caller.role,
+            },
+            &admitted.queue_name,
+            now,
+            graded.clone(),
+            &gateway.attestation_key,
+        );
+        let state = JobState {
+            status: Some(JobStatus::Queued),
+            user: Some(caller.user.clone()),
+            team: Some(caller.team.clone()).filter(|t| !t.is_empty()),
+            assignment: graded.as_ref().map(|g| g.assignment.clone()),
+            queue: Some(admitted.queue_name.clone()),
+            submitted_at: Some(now),
+            sweep: request.sweep.as_ref().map(|s| s.id.to_string()),
+            combination: request.sweep.as_ref().map(|s| s.combination.label()),
+            ..JobState::default()
+        };
+        let wire = String::from_utf8(attested.to_bytes()).expect("JSON is UTF-8");
+        let sent = async {
+            gateway.bus.update_state(&job, &state).await?;
+            Ok::<_, NotQueued>(
+                send_in_turn(
+                    gateway,
+                    admitted.queue.as_ref(),
+                    &wire,
+                    &caller.user,
+                    &caller.team,
+                )
+                .await?,
             )
-            .await?,
-        )
+        }
+        .await;
+        if let Err(e) = sent {
+            super::quotas::withdrawn(gateway, caller, &job).await;
+            let _ = gateway.bus.unmark_accepted(&job).await;
+            return Err(ApiError::unavailable("queue the job", e));
+        }
+        Ok(())
     }
-    .await;
-    if let Err(e) = sent {
-        super::quotas::withdrawn(gateway, caller, &job).await;
-        let _ = gateway.bus.unmark_accepted(&job).await;
-        return Err(ApiError::unavailable("queue the job", e));
-    }
-    Ok(())
-}
 
-/// Step 8: what follows from being queued. An ungraded job's upload may be expired by the store's own rules (a
-/// graded one is kept for the course); the upload is no longer pending; the dashboard indexes the job; a graded
-/// submission keeps the student's signed job, so that staff can run it again (`rai regrade`).
-async fn noted(
-    gateway: &Gateway,
-    caller: &Caller,
-    request: &JobRequest,
-    signed: SignedJob,
-    admitted: &Admitted,
-    now: chrono::DateTime<chrono::Utc>,
-) {
-    let job = request.id;
-    let graded = admitted.judged.as_ref().map(|j| &j.graded);
-    if graded.is_none()
-        && let Err(e) = gateway.store.mark_expirable(&request.input.key).await
-    {
-        tracing::warn!(job = %job, error = %e, "cannot mark the upload expirable; the store sweep deletes it later");
-    }
-    if let Err(e) = gateway
-        .bus
-        .upload_submitted(&gateway.store_scope, &caller.user, &job)
-        .await
-    {
-        // It stays counted as pending until it expires; the sweep then sees its state and keeps the upload.
-        tracing::warn!(job = %job, error = %e, "cannot take the upload off the pending ones");
-    }
-    let assignment = graded.map(|g| g.assignment.as_str());
-    if let Err(e) = gateway
-        .bus
-        .index_job(&job, now, &caller.user, &caller.team, assignment)
-        .await
-    {
-        tracing::warn!(job = %job, error = %e, "cannot add the job to the dashboard's index");
-    }
-    if let Some(graded) = graded
-        && let Err(e) = super::submissions::record(gateway, caller, job, graded, signed, now).await
-    {
-        tracing::error!(job = %job, error = %e.message, "cannot record the submission");
+    /// Step 8: what follows from being queued. An ungraded job's upload may be expired by the store's own rules (a
+    /// graded one is kept for the course); the upload is no longer pending; the dashboard indexes the job; a graded
+    /// submission keeps the student's signed job, so that staff can run it again (`rai regrade`).
+    async fn noted(self, admitted: &Admitted) {
+        let (gateway, caller, request, now) = (self.gateway, self.caller, &self.request, self.now);
+        let job = request.id;
+        let graded = admitted.judged.as_ref().map(|j| &j.graded);
+        if graded.is_none()
+            && let Err(e) = gateway.store.mark_expirable(&request.input.key).await
+        {
+            tracing::warn!(job = %job, error = %e, "cannot mark the upload expirable; the store sweep deletes it later");
+        }
+        if let Err(e) = gateway
+            .bus
+            .upload_submitted(&gateway.store_scope, &caller.user, &job)
+            .await
+        {
+            // It stays counted as pending until it expires; the sweep then sees its state and keeps the upload.
+            tracing::warn!(job = %job, error = %e, "cannot take the upload off the pending ones");
+        }
+        let assignment = graded.map(|g| g.assignment.as_str());
+        if let Err(e) = gateway
+            .bus
+            .index_job(&job, now, &caller.user, &caller.team, assignment)
+            .await
+        {
+            tracing::warn!(job = %job, error = %e, "cannot add the job to the dashboard's index");
+        }
+        if let Some(graded) = graded
+            && let Err(e) =
+                super::submissions::record(gateway, caller, job, graded, self.signed, now).await
+        {
+            tracing::error!(job = %job, error = %e.message, "cannot record the submission");
+        }
     }
 }
 
