@@ -373,6 +373,48 @@ mod tests {
         assert!(keys().contains(&("commands.build_image.push".to_string(), false)));
     }
 
+    /// The schema and the structs that read the cleaned file name the same keys: a field serde reads that the
+    /// schema lacks would be dropped from every build file with a warning, and a key the schema keeps that no
+    /// field reads would be refused as unknown. The schema is the one table; this holds the structs to it.
+    #[test]
+    fn the_schema_and_the_structs_serde_reads_name_the_same_keys() {
+        // Carried with a job, set by rai from what reading the file warned: never read from a build file.
+        const CARRIED: &[&str] = &["warnings"];
+        // Spellings rewritten before serde reads the file.
+        const REWRITTEN: &[&str] = &["resources.gpus"];
+        let read = crate::build_spec::serde_fields::paths::<crate::BuildSpec>();
+        let schema: Vec<(String, bool)> = keys().into_iter().filter(|(_, used)| *used).collect();
+        let section_in_schema = |path: &str| {
+            schema
+                .iter()
+                .any(|(p, _)| p.strip_prefix(path).is_some_and(|r| r.starts_with('.')))
+        };
+        let mut wrong = Vec::new();
+        for (path, section) in &read {
+            if CARRIED.contains(&path.as_str()) {
+                continue;
+            }
+            if !schema.iter().any(|(p, _)| p == path) {
+                wrong.push(format!(
+                    "serde reads {path}, which the schema does not keep"
+                ));
+            } else if *section != section_in_schema(path) {
+                wrong.push(format!(
+                    "{path} is a section for serde: {section}, for the schema: {}",
+                    section_in_schema(path)
+                ));
+            }
+        }
+        for (path, _) in &schema {
+            if !REWRITTEN.contains(&path.as_str()) && !read.iter().any(|(p, _)| p == path) {
+                wrong.push(format!("the schema keeps {path}, which no field reads"));
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+        assert!(read.contains(&("resources.limits.time".to_string(), false)));
+        assert!(read.contains(&("commands.build_image".to_string(), true)));
+    }
+
     fn cleaned(text: &str) -> (Node, Vec<String>) {
         let mut root = yaml::parse(text, &yaml::Limits::SMALL).unwrap().unwrap();
         let warnings = clean(&mut root);

@@ -16,6 +16,8 @@ use crate::yaml::{self, Duplicates, Limits, Node, YamlError};
 
 mod lenient;
 pub mod matrix;
+#[cfg(test)]
+mod serde_fields;
 
 pub use lenient::BuildWarning;
 pub use matrix::{Combination, Matrix};
