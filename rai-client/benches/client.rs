@@ -29,6 +29,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rai_testkit::bench::{header, peak_rss_kib, percentile, row, secs};
 use rai_testkit::stack::{Kind, Options, Stack, project};
 use sha2::{Digest, Sha256};
 
@@ -164,56 +165,6 @@ fn docker_run(args: &[&str], stdout: Stdio) -> Duration {
     start.elapsed()
 }
 
-fn p(values: &mut [Duration], q: f64) -> Duration {
-    values.sort();
-    values[((values.len() as f64 - 1.0) * q).round() as usize]
-}
-
-fn s(d: Duration) -> f64 {
-    d.as_secs_f64()
-}
-
-/// Prints one row; a row with a verdict (`met`) goes into the report too.
-fn row(
-    what: &str,
-    value: String,
-    reference: String,
-    ratio: String,
-    target: &str,
-    met: Option<bool>,
-) {
-    println!("{what:<60} {value:>11} {reference:>11} {ratio:>6}  {target}");
-    if let Some(met) = met {
-        rai_testkit::report(rai_testkit::Figure {
-            name: what.trim(),
-            value,
-            reference,
-            ratio: ratio.parse().ok(),
-            target,
-            met,
-        });
-    }
-}
-
-/// The peak RSS (KiB) of a command, from GNU time.
-fn peak_rss_kib(program: &str, args: &[&str], home: &std::path::Path) -> (u64, bool) {
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
-        .arg(program)
-        .args(args)
-        .env("HOME", home)
-        .stdout(Stdio::null())
-        .output()
-        .expect("GNU time at /usr/bin/time (Debian package `time`)");
-    let text = String::from_utf8_lossy(&out.stderr);
-    let kib = text
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no RSS figure from time:\n{text}"));
-    (kib, out.status.success())
-}
-
 /// A 1 GiB project: 1,024 files of 1 MiB of incompressible bytes (the worst case for the client: nothing shrinks).
 fn gigabyte_project() -> tempfile::TempDir {
     let dir = project(&["true"], &[]);
@@ -267,7 +218,7 @@ async fn main() {
     drop(plain);
     let mut plain_runs = hello_by_stack.pop().unwrap();
     let mut tls_runs = hello_by_stack.pop().unwrap();
-    let mut docker_wall: Vec<Duration> = (0..RUNS)
+    let docker_wall: Vec<Duration> = (0..RUNS)
         .map(|_| docker_run(&[&image, "sh", "-c", "echo hello"], Stdio::null()))
         .collect();
     let phases = [
@@ -281,7 +232,7 @@ async fn main() {
             1 => &mut runs.to_first,
             _ => &mut runs.to_exit,
         };
-        p(v, 0.5)
+        percentile(v, 0.5)
     };
     let mut phase_rows = Vec::new();
     for (name, i) in phases {
@@ -290,18 +241,22 @@ async fn main() {
     if std::env::var_os("RAI_BENCH_HELLO_ONLY").is_some() {
         println!(
             "hello, p50 of {RUNS}: TLS {:.3} s, plain {:.3} s, docker run {:.3} s",
-            s(p(&mut tls_runs.wall, 0.5)),
-            s(p(&mut plain_runs.wall, 0.5)),
-            s(p(&mut docker_wall, 0.5))
+            secs(percentile(&tls_runs.wall, 0.5)),
+            secs(percentile(&plain_runs.wall, 0.5)),
+            secs(percentile(&docker_wall, 0.5))
         );
         for (name, t, pl) in &phase_rows {
-            println!("  {name:<30} TLS {:.4} s  plain {:.4} s", s(*t), s(*pl));
+            println!(
+                "  {name:<30} TLS {:.4} s  plain {:.4} s",
+                secs(*t),
+                secs(*pl)
+            );
         }
         return;
     }
-    let mut rai_wall = std::mem::take(&mut tls_runs.wall);
-    let mut plain_wall = std::mem::take(&mut plain_runs.wall);
-    let mut to_first = std::mem::take(&mut tls_runs.to_first);
+    let rai_wall = std::mem::take(&mut tls_runs.wall);
+    let plain_wall = std::mem::take(&mut plain_runs.wall);
+    let to_first = std::mem::take(&mut tls_runs.to_first);
 
     // 3: 2,000,000 lines.
     let expected = {
@@ -337,9 +292,9 @@ async fn main() {
     // 4: peak RSS submitting 1 GiB.
     let big = gigabyte_project();
     let (rai_kib, ok) = peak_rss_kib(
-        env!("CARGO_BIN_EXE_rai"),
-        &["submit", "--detach", "-p", big.path().to_str().unwrap()],
-        stack.home(0),
+        Command::new(env!("CARGO_BIN_EXE_rai"))
+            .args(["submit", "--detach", "-p", big.path().to_str().unwrap()])
+            .env("HOME", stack.home(0)),
     );
     assert!(ok, "the 1 GiB submit failed");
     // The same on the AWS stack: presigned parts straight to S3 (moto), the gateway completing it; no worker needed.
@@ -354,90 +309,87 @@ async fn main() {
     )
     .await;
     let (aws_kib, ok) = peak_rss_kib(
-        env!("CARGO_BIN_EXE_rai"),
-        &["submit", "--detach", "-p", big.path().to_str().unwrap()],
-        aws.home(0),
+        Command::new(env!("CARGO_BIN_EXE_rai"))
+            .args(["submit", "--detach", "-p", big.path().to_str().unwrap()])
+            .env("HOME", aws.home(0)),
     );
     assert!(ok, "the 1 GiB submit to S3 failed");
     // The shell waits for both, so its peak is the larger of tar's and zstd's.
     let (tar_kib, _) = peak_rss_kib(
-        "sh",
-        &[
-            "-c",
-            &format!(
-                "tar -cf - -C '{}' . | zstd -T0 -3 -q > /dev/null",
-                big.path().display()
-            ),
-        ],
-        stack.home(0),
+        Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "tar -cf - -C '{}' . | zstd -T0 -3 -q > /dev/null",
+                    big.path().display()
+                ),
+            ])
+            .env("HOME", stack.home(0)),
     );
 
     println!(
         "rai client, local stack (Redis queue, fs store, one raid, a raid gateway, Docker {image})"
     );
-    println!(
-        "{:<52} {:>11} {:>11} {:>6}  target",
-        "", "rai", "reference", "ratio"
-    );
-    let (r50, d50) = (p(&mut rai_wall, 0.5), p(&mut docker_wall, 0.5));
+    header("rai", "reference");
+    let (r50, d50) = (percentile(&rai_wall, 0.5), percentile(&docker_wall, 0.5));
     row(
         &format!("hello end to end, TLS gateway + TLS Redis, p50 of {RUNS} (ref: docker run --rm)"),
-        format!("{:.3} s", s(r50)),
-        format!("{:.3} s", s(d50)),
-        format!("{:.2}", s(r50) / s(d50)),
+        format!("{:.3} s", secs(r50)),
+        format!("{:.3} s", secs(d50)),
+        Some(secs(r50) / secs(d50)),
         "<= 1.0",
-        Some(s(r50) / s(d50) <= 1.0),
+        Some(secs(r50) / secs(d50) <= 1.0),
     );
-    let pl50 = p(&mut plain_wall, 0.5);
+    let pl50 = percentile(&plain_wall, 0.5);
     row(
         "  the same against plain HTTP + plain Redis, p50",
-        format!("{:.3} s", s(r50)),
-        format!("{:.3} s", s(pl50)),
-        format!("{:.2}", s(r50) / s(pl50)),
+        format!("{:.3} s", secs(r50)),
+        format!("{:.3} s", secs(pl50)),
+        Some(secs(r50) / secs(pl50)),
         "<= 1.1",
-        Some(s(r50) / s(pl50) <= 1.1),
+        Some(secs(r50) / secs(pl50) <= 1.1),
     );
     for (name, tls, plain) in &phase_rows {
         row(
             &format!("    {name}, p50 (ref: plain)"),
-            format!("{:.3} s", s(*tls)),
-            format!("{:.3} s", s(*plain)),
-            format!("{:.2}", s(*tls) / s(*plain)),
+            format!("{:.3} s", secs(*tls)),
+            format!("{:.3} s", secs(*plain)),
+            Some(secs(*tls) / secs(*plain)),
             "",
             None,
         );
     }
     row(
         "  p99",
-        format!("{:.3} s", s(p(&mut rai_wall, 0.99))),
-        format!("{:.3} s", s(p(&mut docker_wall, 0.99))),
-        String::new(),
+        format!("{:.3} s", secs(percentile(&rai_wall, 0.99))),
+        format!("{:.3} s", secs(percentile(&docker_wall, 0.99))),
+        None,
         "",
         None,
     );
-    let (f50, f99) = (p(&mut to_first, 0.5), p(&mut to_first, 0.99));
+    let (f50, f99) = (percentile(&to_first, 0.5), percentile(&to_first, 0.99));
     row(
         &format!("enqueue -> first line, p50 of {RUNS} (p99)"),
-        format!("{:.3} s", s(f50)),
-        format!("({:.3} s)", s(f99)),
-        String::new(),
+        format!("{:.3} s", secs(f50)),
+        format!("({:.3} s)", secs(f99)),
+        None,
         "p50 <= 0.3 s",
-        Some(s(f50) <= 0.3),
+        Some(secs(f50) <= 0.3),
     );
-    let (q50, e50) = (p(&mut rai_seq, 0.5), p(&mut docker_seq, 0.5));
+    let (q50, e50) = (percentile(&rai_seq, 0.5), percentile(&docker_seq, 0.5));
     row(
         "2,000,000 lines through TLS to the last line, median of 3",
-        format!("{:.3} s", s(q50)),
-        format!("{:.3} s", s(e50)),
-        format!("{:.2}", s(q50) / s(e50)),
+        format!("{:.3} s", secs(q50)),
+        format!("{:.3} s", secs(e50)),
+        Some(secs(q50) / secs(e50)),
         "<= 1.3 (ref: docker run --log-driver none > /dev/null)",
-        Some(s(q50) / s(e50) <= 1.3),
+        Some(secs(q50) / secs(e50) <= 1.3),
     );
     row(
         "  lines lost (count and SHA-256 checked)",
         lost.to_string(),
         String::new(),
-        String::new(),
+        None,
         "0",
         Some(lost == 0),
     );
@@ -445,7 +397,7 @@ async fn main() {
         "client peak RSS submitting 1 GiB (ref: tar | zstd -T0)",
         format!("{:.1} MiB", rai_kib as f64 / 1024.0),
         format!("{:.1} MiB", tar_kib as f64 / 1024.0),
-        format!("{:.2}", rai_kib as f64 / tar_kib as f64),
+        Some(rai_kib as f64 / tar_kib as f64),
         "<= 64 MiB",
         Some(rai_kib <= 64 * 1024),
     );
@@ -453,7 +405,7 @@ async fn main() {
         "  the same to S3 (moto), presigned parts (ref: tar | zstd -T0)",
         format!("{:.1} MiB", aws_kib as f64 / 1024.0),
         format!("{:.1} MiB", tar_kib as f64 / 1024.0),
-        format!("{:.2}", aws_kib as f64 / tar_kib as f64),
+        Some(aws_kib as f64 / tar_kib as f64),
         "<= 64 MiB",
         Some(aws_kib <= 64 * 1024),
     );

@@ -23,6 +23,7 @@ use rai_client::client::upload::{Archive, Progress};
 use rai_common::account::{Profile, SigningKey};
 use rai_common::event::EventBody;
 use rai_common::job::{InputObject, JobId, JobRequest};
+use rai_testkit::bench::{header, percentile, row, status_kib};
 use rai_testkit::stack::{Kind, Options, Stack};
 use sha2::Digest;
 
@@ -91,40 +92,6 @@ async fn submit(
     let started = Instant::now();
     client.submit(&signed).await.unwrap();
     (job, started.elapsed())
-}
-
-fn p(values: &mut [f64], q: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[((values.len() as f64 - 1.0) * q).round() as usize]
-}
-
-/// Prints one row; a row with a verdict (`met`) goes into the report too.
-fn row(what: &str, value: String, reference: String, target: &str, met: Option<bool>) {
-    let mark = match met {
-        Some(true) => "ok",
-        Some(false) => "MISSED",
-        None => "",
-    };
-    println!("{what:<62} {value:>12} {reference:>12}  {target} {mark}");
-    if let Some(met) = met {
-        rai_testkit::report(rai_testkit::Figure {
-            name: what.trim(),
-            value,
-            reference,
-            ratio: None,
-            target,
-            met,
-        });
-    }
-}
-
-fn vm_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 async fn redis_clients(target: &rai_backends::redis_link::RedisTarget) -> u64 {
@@ -248,7 +215,7 @@ async fn followers(tls: bool) -> Followers {
     let (alone, _) = submit(&client, &key, &user, &stack.queue, &printing).await;
     let (alone_latency, alone_lines) = follow(client.clone(), alone).await;
     assert_eq!(alone_lines, LINES, "the lone follower lost lines");
-    let idle_rss = vm_kib(gateway_pid, "VmRSS:");
+    let idle_rss = status_kib(Some(gateway_pid), "VmRSS:");
     let idle_clients = redis_clients(&stack.redis.target()).await;
     let mut jobs = Vec::new();
     for _ in 0..JOBS {
@@ -285,7 +252,7 @@ async fn followers(tls: bool) -> Followers {
         lines += n;
     }
     let peak_clients = sampler.await.unwrap();
-    let peak_rss = vm_kib(gateway_pid, "VmHWM:");
+    let peak_rss = status_kib(Some(gateway_pid), "VmHWM:");
 
     Followers {
         idle_rss,
@@ -309,13 +276,13 @@ async fn main() {
         "gateway, local stack (Redis queue, fs store, raid gateway process, Docker {})",
         rai_testkit::image()
     );
-    println!("{:<62} {:>12} {:>12}  target", "", "measured", "reference");
+    header("measured", "reference");
     let expected_lines = LINES * (JOBS * FOLLOWERS_PER_JOB) as u64;
     // The gateway's own connections before the followers: its event bus, its hub's subscription, its queue.
     let gateway_base = 3;
     let (label, b, f) = ("over HTTPS + TLS Redis", tls_burst, tls_followers);
-    let (mut pb, mut pf) = (plain_burst, plain_followers);
-    let (mut submits, mut whoamis) = (b.submits, b.whoamis);
+    let (pb, pf) = (plain_burst, plain_followers);
+    let (submits, whoamis) = (b.submits, b.whoamis);
     row(
         &format!(
             "submit burst {label}: {STUDENTS} students in {:.1} s, accepted",
@@ -323,28 +290,32 @@ async fn main() {
         ),
         format!("{}/{STUDENTS}", b.accepted),
         format!("{}/{STUDENTS} plain", pb.accepted),
+        None,
         "all",
         Some(b.accepted == STUDENTS),
     );
-    let (s99, w99) = (p(&mut submits, 0.99), p(&mut whoamis, 0.99));
+    let (s99, w99) = (percentile(&submits, 0.99), percentile(&whoamis, 0.99));
     row(
         "  submit latency p99 (ref: signed whoami p99)",
         format!("{s99:.3} s"),
         format!("{w99:.3} s"),
+        None,
         "<= 1 s",
         Some(s99 <= 1.0),
     );
     row(
         "  submit latency p99 (ref: the same over plain HTTP + plain Redis)",
         format!("{s99:.3} s"),
-        format!("{:.3} s", p(&mut pb.submits, 0.99)),
+        format!("{:.3} s", percentile(&pb.submits, 0.99)),
+        None,
         "",
         None,
     );
     row(
         "  submit latency p50 (ref: plain)",
-        format!("{:.3} s", p(&mut submits, 0.5)),
-        format!("{:.3} s", p(&mut pb.submits, 0.5)),
+        format!("{:.3} s", percentile(&submits, 0.5)),
+        format!("{:.3} s", percentile(&pb.submits, 0.5)),
+        None,
         "",
         None,
     );
@@ -355,6 +326,7 @@ async fn main() {
         ),
         format!("{:.1} MiB", f.peak_rss as f64 / 1024.0),
         format!("{:.1} MiB", pf.peak_rss as f64 / 1024.0),
+        None,
         "<= 256 MiB",
         Some(f.peak_rss <= 256 * 1024),
     );
@@ -362,6 +334,7 @@ async fn main() {
         "  gateway RSS before the followers (ref: plain)",
         format!("{:.1} MiB", f.idle_rss as f64 / 1024.0),
         format!("{:.1} MiB", pf.idle_rss as f64 / 1024.0),
+        None,
         "",
         None,
     );
@@ -370,29 +343,33 @@ async fn main() {
         "  Redis connections the followers added (gateway total)",
         format!("{added} ({})", gateway_base + added),
         format!("{} all", f.idle_clients),
+        None,
         "total <= 10",
         Some(gateway_base + added <= 10),
     );
-    let (mut latency, mut alone) = (f.latency, f.alone_latency);
-    let (l99, a99) = (p(&mut latency, 0.99), p(&mut alone, 0.99));
+    let (latency, alone) = (f.latency, f.alone_latency);
+    let (l99, a99) = (percentile(&latency, 0.99), percentile(&alone, 0.99));
     row(
         "  publish -> follower latency p99 (ref: one follower alone)",
         format!("{l99:.1} ms"),
         format!("{a99:.1} ms"),
+        None,
         "<= 100 ms",
         Some(l99 <= 100.0),
     );
     row(
         "  publish -> follower latency p99 (ref: plain)",
         format!("{l99:.1} ms"),
-        format!("{:.1} ms", p(&mut pf.latency, 0.99)),
+        format!("{:.1} ms", percentile(&pf.latency, 0.99)),
+        None,
         "",
         None,
     );
     row(
         "  publish -> follower latency p50 (ref: plain)",
-        format!("{:.1} ms", p(&mut latency, 0.5)),
-        format!("{:.1} ms", p(&mut pf.latency, 0.5)),
+        format!("{:.1} ms", percentile(&latency, 0.5)),
+        format!("{:.1} ms", percentile(&pf.latency, 0.5)),
+        None,
         "",
         None,
     );
@@ -400,6 +377,7 @@ async fn main() {
         "  lines lost (ref: plain)",
         (expected_lines - f.lines.min(expected_lines)).to_string(),
         (expected_lines - pf.lines.min(expected_lines)).to_string(),
+        None,
         "0",
         Some(f.lines == expected_lines),
     );

@@ -21,6 +21,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rai_testkit::bench::{header, row, secs};
 use rai_testkit::stack::{Kind, Options, Stack, project};
 use rai_testkit::uplink::Uplink;
 
@@ -248,26 +249,6 @@ fn worker_ready_ms(stack: &Stack, how: &str) -> f64 {
         .unwrap_or_else(|| panic!("no ms= in {line}"))
 }
 
-fn s(d: Duration) -> f64 {
-    d.as_secs_f64()
-}
-
-fn row(name: &str, value: String, reference: String, ratio: Option<f64>, target: &str, met: bool) {
-    println!(
-        "{name:<78} {value:>12} {reference:>12} {:>7}  {target} {}",
-        ratio.map_or(String::new(), |r| format!("{r:.3}")),
-        if met { "met" } else { "NOT met" }
-    );
-    rai_testkit::report(rai_testkit::Figure {
-        name,
-        value,
-        reference,
-        ratio,
-        target,
-        met,
-    });
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let stack = Stack::start(
@@ -338,18 +319,15 @@ async fn main() {
     let sent_archive = uplink.sent() - before;
     drop(uplink);
 
-    println!(
-        "{:<78} {:>12} {:>12} {:>7}  target",
-        "", "chunked", "archive", "ratio"
-    );
-    let ratio = s(first_chunked.posted) / s(first_archive.posted);
+    header("chunked", "archive");
+    let ratio = secs(first_chunked.posted) / secs(first_archive.posted);
     row(
         "incremental: first submit, loopback, start -> posted, mean of 2 (ref: archive pack+upload)",
-        format!("{:.2} s", s(first_chunked.posted)),
-        format!("{:.2} s", s(first_archive.posted)),
+        format!("{:.2} s", secs(first_chunked.posted)),
+        format!("{:.2} s", secs(first_archive.posted)),
         Some(ratio),
         "<= 1.05",
-        ratio <= 1.05,
+        Some(ratio <= 1.05),
     );
     let (rss, rss_ref) = (
         first_chunked.rss_kib.expect("GNU time's figure"),
@@ -361,15 +339,15 @@ async fn main() {
         format!("{:.1} MiB", rss_ref as f64 / 1024.0),
         Some(rss as f64 / rss_ref as f64),
         "<= 64 MiB",
-        rss <= 64 * 1024,
+        Some(rss <= 64 * 1024),
     );
     row(
         "incremental: second submit, loopback, start -> first output line (ref: archive)",
-        format!("{:.3} s", s(second_chunked.first_line)),
-        format!("{:.3} s", s(second_archive.first_line)),
-        Some(s(second_chunked.first_line) / s(second_archive.first_line)),
+        format!("{:.3} s", secs(second_chunked.first_line)),
+        format!("{:.3} s", secs(second_archive.first_line)),
+        Some(secs(second_chunked.first_line) / secs(second_archive.first_line)),
         "<= 1.0 s",
-        s(second_chunked.first_line) <= 1.0,
+        Some(secs(second_chunked.first_line) <= 1.0),
     );
     row(
         "incremental: worker, /src ready, 1.2 GB cached (ref: archive fetch+unpack)",
@@ -377,15 +355,15 @@ async fn main() {
         format!("{:.3} s", ready_archive / 1e3),
         Some(ready_chunked / ready_archive),
         "<= 0.3 s",
-        ready_chunked <= 300.0,
+        Some(ready_chunked <= 300.0),
     );
     row(
         "incremental: over 50 Mbit/s + 20 ms, start -> first output line (ref: archive)",
-        format!("{:.2} s", s(slow_chunked.first_line)),
-        format!("{:.2} s", s(slow_archive.first_line)),
-        Some(s(slow_chunked.first_line) / s(slow_archive.first_line)),
+        format!("{:.2} s", secs(slow_chunked.first_line)),
+        format!("{:.2} s", secs(slow_archive.first_line)),
+        Some(secs(slow_chunked.first_line) / secs(slow_archive.first_line)),
         "<= 3 s",
-        s(slow_chunked.first_line) <= 3.0,
+        Some(secs(slow_chunked.first_line) <= 3.0),
     );
     let sent_ratio = sent_chunked as f64 / sent_archive as f64;
     row(
@@ -394,19 +372,19 @@ async fn main() {
         format!("{:.1} MB", sent_archive as f64 / 1e6),
         Some(sent_ratio),
         "<= 1%",
-        sent_ratio <= 0.01,
+        Some(sent_ratio <= 0.01),
     );
     println!(
         "(first submits, mean of two each: start -> uploading {:.2} / {:.2} s, uploading -> posted {:.2} / {:.2} s; \
          start -> posted in the order run: archive {:.2}, chunked {:.2}, chunked {:.2}, archive {:.2} s)",
-        s(first_chunked.uploading),
-        s(first_archive.uploading),
-        s(first_chunked.posted - first_chunked.uploading),
-        s(first_archive.posted - first_archive.uploading),
-        s(first[0].posted),
-        s(first[1].posted),
-        s(first[2].posted),
-        s(first[3].posted),
+        secs(first_chunked.uploading),
+        secs(first_archive.uploading),
+        secs(first_chunked.posted - first_chunked.uploading),
+        secs(first_archive.posted - first_archive.uploading),
+        secs(first[0].posted),
+        secs(first[1].posted),
+        secs(first[2].posted),
+        secs(first[3].posted),
     );
     if let Some(b) = batches {
         println!(
@@ -421,11 +399,11 @@ async fn main() {
     }
     println!(
         "(walls: first {:.1} / {:.1} s, second {:.2} / {:.2} s, over the uplink {:.2} / {:.1} s)",
-        s(first_chunked.wall),
-        s(first_archive.wall),
-        s(second_chunked.wall),
-        s(second_archive.wall),
-        s(slow_chunked.wall),
-        s(slow_archive.wall)
+        secs(first_chunked.wall),
+        secs(first_archive.wall),
+        secs(second_chunked.wall),
+        secs(second_archive.wall),
+        secs(slow_chunked.wall),
+        secs(slow_archive.wall)
     );
 }

@@ -18,6 +18,7 @@ use rai_backends::events::archive::archive_log;
 use rai_backends::store::FsStore;
 use rai_common::JobId;
 use rai_common::event::{EventBody, JobStatus};
+use rai_testkit::bench::percentile;
 use rai_testkit::stack::{Kind, Options, Stack, rai_command};
 
 const EVENTS_PER_JOB: usize = 100;
@@ -86,11 +87,6 @@ fn first_line(s: &Stack, job: &JobId) -> f64 {
     took
 }
 
-fn p50(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n: usize = std::env::args()
@@ -152,7 +148,7 @@ async fn main() {
         bounded_memory as f64 / 1048576.0
     );
     let from_store: Vec<f64> = stored.iter().take(25).map(|j| first_line(&s, j)).collect();
-    let (store_p50, live_p50) = (p50(from_store), p50(live));
+    let (store_p50, live_p50) = (percentile(&from_store, 0.5), percentile(&live, 0.5));
     println!(
         "logs: rai logs, first line: p50 {:.3} s from the store, {:.3} s from Redis",
         store_p50, live_p50

@@ -21,30 +21,11 @@ use rai_common::JobId;
 use rai_common::event::JobStatus;
 use rai_common::record::JobRecord;
 use rai_common::state::JobState;
+use rai_testkit::bench::{ms, percentile, timed};
 use rai_testkit::stack::{Kind, Options, Stack};
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
-async fn timed<F, Fut>(n: usize, mut f: F) -> Vec<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        f().await;
-        out.push(t.elapsed());
-    }
-    out.sort();
-    out
-}
-
 fn row(what: &str, times: &[Duration], target: Option<f64>) {
-    let p99 = percentile(times, 0.99);
+    let p99 = ms(percentile(times, 0.99));
     let verdict = match target {
         Some(t) if p99 <= t => format!("target p99 <= {t} ms: met"),
         Some(t) => format!("target p99 <= {t} ms: MISSED"),
@@ -52,22 +33,22 @@ fn row(what: &str, times: &[Duration], target: Option<f64>) {
     };
     println!(
         "  {what:<52} p50 {:>7.2} ms  p99 {:>7.2} ms  ({verdict})",
-        percentile(times, 0.5),
+        ms(percentile(times, 0.5)),
         p99
     );
 }
 
 fn figure(name: &str, times: &[Duration], reference: &[Duration], target: &str, p99_ms: f64) {
-    let p99 = percentile(times, 0.99);
+    let p99 = ms(percentile(times, 0.99));
     rai_testkit::report(rai_testkit::Figure {
         name,
-        value: format!("{:.1} / {:.1} ms", percentile(times, 0.5), p99),
+        value: format!("{:.1} / {:.1} ms", ms(percentile(times, 0.5)), p99),
         reference: format!(
             "{:.1} / {:.1} ms",
-            percentile(reference, 0.5),
-            percentile(reference, 0.99)
+            ms(percentile(reference, 0.5)),
+            ms(percentile(reference, 0.99))
         ),
-        ratio: Some(p99 / percentile(reference, 0.99)),
+        ratio: Some(p99 / ms(percentile(reference, 0.99))),
         target,
         met: p99 <= p99_ms,
     });

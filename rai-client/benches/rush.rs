@@ -13,7 +13,8 @@
 
 use std::time::Duration;
 
-use rai_testkit::rush::{Plan, Report, percentile, run};
+use rai_testkit::bench::percentile;
+use rai_testkit::rush::{Plan, Report, run};
 use rai_testkit::stack::Kind;
 
 fn print(title: &str, r: &Report) {

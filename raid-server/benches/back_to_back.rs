@@ -19,6 +19,7 @@ mod harness;
 use std::time::Duration;
 
 use rai_common::event::EventBody;
+use rai_testkit::bench::percentile;
 
 /// When one job's commands began and ended, from raid's "job finished" log event.
 #[derive(Default, Clone)]
@@ -71,12 +72,6 @@ struct Run {
     seen: Vec<f64>,
     /// First job's first command to the last job's last command's end.
     total: f64,
-}
-
-fn pct(v: &[f64], p: f64) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
 async fn run(spans: &Spans, jobs: usize, prepare_next: bool) -> Run {
@@ -161,26 +156,26 @@ async fn main() {
         println!(
             "{:<52} {:>10.1}ms {:>10.1}ms {:>9.1}s",
             format!("{name}: slot idle between jobs"),
-            ms(pct(&r.idle, 0.5)),
-            ms(pct(&r.idle, 0.99)),
+            ms(percentile(&r.idle, 0.5)),
+            ms(percentile(&r.idle, 0.99)),
             r.total
         );
         println!(
             "{:<52} {:>10.1}ms {:>10.1}ms",
             format!("{name}: last line to next first line"),
-            ms(pct(&r.seen, 0.5)),
-            ms(pct(&r.seen, 0.99))
+            ms(percentile(&r.seen, 0.5)),
+            ms(percentile(&r.seen, 0.99))
         );
     }
     let name = format!("back to back, {jobs} jobs of 1 s, one slot");
     let figure = |what: &str, v: &[f64], r: &[f64], p: f64, target: &'static str, bound: f64| {
         rai_testkit::report(rai_testkit::Figure {
             name: &format!("{name}: {what}"),
-            value: format!("{:.1} ms", ms(pct(v, p))),
-            reference: format!("{:.1} ms (preparation off)", ms(pct(r, p))),
-            ratio: Some(pct(v, p) / pct(r, p)),
+            value: format!("{:.1} ms", ms(percentile(v, p))),
+            reference: format!("{:.1} ms (preparation off)", ms(percentile(r, p))),
+            ratio: Some(percentile(v, p) / percentile(r, p)),
             target,
-            met: ms(pct(v, p)) <= bound,
+            met: ms(percentile(v, p)) <= bound,
         });
     };
     figure(

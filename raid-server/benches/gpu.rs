@@ -17,15 +17,11 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
+use rai_testkit::bench::percentile;
 use rai_testkit::gpu_engine::GpuEngine;
 
 const RUNS: usize = 20;
 const WINDOW: Duration = Duration::from_secs(20);
-
-fn p50(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 /// This process's CPU time, and that of its children waited for, from `/proc/self/stat`.
 fn cpu() -> (Duration, Duration) {
@@ -107,7 +103,7 @@ async fn main() {
         without.push(run(plain_dir.path()).await);
     }
     let hooked = engine.hook_calls().len();
-    let (g, n) = (p50(&mut with_gpu), p50(&mut without));
+    let (g, n) = (percentile(&with_gpu, 0.5), percentile(&without, 0.5));
     // What the engine itself (device request, hook) adds: `docker run --rm` with and without `--gpus`, in turns.
     let image = rai_testkit::image();
     let docker_run = |gpus: bool| {
@@ -126,7 +122,7 @@ async fn main() {
         docker_gpu.push(docker_run(true));
         docker_plain.push(docker_run(false));
     }
-    let (dg, dn) = (p50(&mut docker_gpu), p50(&mut docker_plain));
+    let (dg, dn) = (percentile(&docker_gpu, 0.5), percentile(&docker_plain, 0.5));
 
     // 2. The sampler: the worker idle, then sampling 8 GPUs once a second, each for WINDOW.
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -12,18 +12,10 @@
 #[path = "../tests/it/harness.rs"]
 mod harness;
 
+use rai_testkit::bench::{ms, percentile};
 use std::time::{Duration, Instant};
 
 const JOBS: usize = 100;
-
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 /// One job's milestones, as raid logs them with its end ("job finished").
 #[derive(Default, Clone)]
@@ -100,9 +92,9 @@ async fn main() {
             .map(|t| Duration::from_secs_f64(f(t).expect("every milestone passed") / 1e3))
             .collect()
     };
-    let mut total = millis(|t| t.lease_to_ack_ms);
-    let mut pre = millis(|t| t.lease_to_container_ms);
-    let mut post = millis(|t| t.commands_to_ack_ms);
+    let total = millis(|t| t.lease_to_ack_ms);
+    let pre = millis(|t| t.lease_to_container_ms);
+    let post = millis(|t| t.commands_to_ack_ms);
 
     let image = rai_testkit::image();
     let mut docker: Vec<Duration> = Vec::new();
@@ -116,8 +108,8 @@ async fn main() {
         assert!(ok);
         docker.push(t.elapsed());
     }
-    let (t50, t99) = (pct(&mut total, 0.5), pct(&mut total, 0.99));
-    let (d50, d99) = (pct(&mut docker, 0.5), pct(&mut docker, 0.99));
+    let (t50, t99) = (percentile(&total, 0.5), percentile(&total, 0.99));
+    let (d50, d99) = (percentile(&docker, 0.5), percentile(&docker, 0.99));
     println!("raid per-job overhead: {JOBS} trivial jobs (`true`), one slot, local stack");
     println!("{:<44} {:>9} {:>9}", "", "p50", "p99");
     println!(
@@ -129,14 +121,14 @@ async fn main() {
     println!(
         "{:<44} {:>7.1}ms {:>7.1}ms",
         "  of which lease -> container started",
-        ms(pct(&mut pre, 0.5)),
-        ms(pct(&mut pre, 0.99))
+        ms(percentile(&pre, 0.5)),
+        ms(percentile(&pre, 0.99))
     );
     println!(
         "{:<44} {:>7.1}ms {:>7.1}ms",
         "  of which commands done -> ack",
-        ms(pct(&mut post, 0.5)),
-        ms(pct(&mut post, 0.99))
+        ms(percentile(&post, 0.5)),
+        ms(percentile(&post, 0.99))
     );
     println!(
         "{:<44} {:>7.1}ms {:>7.1}ms",

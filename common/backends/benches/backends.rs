@@ -20,6 +20,7 @@ use rai_backends::store::{FsStore, ObjectStore, S3Store};
 use rai_common::JobId;
 use rai_common::config::AwsConfig;
 use rai_common::event::{EventBody, JobStatus};
+use rai_testkit::bench::{ms, percentile, reset_peak, status_kib};
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// An endless-looking stream of pseudo-random bytes, made on the fly (no disk, no buffer).
@@ -54,37 +55,14 @@ impl AsyncRead for Generated {
     }
 }
 
-fn proc_status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Resets the kernel's peak-RSS mark, so each measurement starts from the current RSS.
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 fn aws() -> AwsConfig {
     rai_testkit::aws_config()
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 async fn store_put(name: &str, store: Arc<dyn ObjectStore>) {
     const SIZE: u64 = 1 << 30;
     reset_peak();
-    let before = proc_status_kib("VmRSS:");
+    let before = status_kib(None, "VmRSS:");
     let t = Instant::now();
     let put = store
         .put(
@@ -98,7 +76,7 @@ async fn store_put(name: &str, store: Arc<dyn ObjectStore>) {
         .unwrap();
     let took = t.elapsed();
     assert_eq!(put.size, SIZE);
-    let peak = proc_status_kib("VmHWM:");
+    let peak = status_kib(None, "VmHWM:");
     println!(
         "{:<28} {:>9.1} MB/s   peak RSS {:>6.1} MiB (was {:.1} MiB before)   target <= 64 MiB",
         format!("store: 1 GiB put ({name})"),
@@ -161,17 +139,17 @@ async fn queue_figures(
         "{:<28} {:>9.0} msg/s  pickup p50 {:>6.2} ms  p99 {:>6.2} ms   bare round trip {:>5.2} ms   target p50 <= {target_ms} ms",
         format!("queue: {name}"),
         rate,
-        ms(pct(&lat, 0.5)),
-        ms(pct(&lat, 0.99)),
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
         ms(round_trip)
     );
     rai_testkit::report(rai_testkit::Figure {
         name: &format!("queue: {name}, pickup p50 (ref: bare round trip)"),
-        value: format!("{:.2} ms", ms(pct(&lat, 0.5))),
+        value: format!("{:.2} ms", ms(percentile(&lat, 0.5))),
         reference: format!("{:.2} ms", ms(round_trip)),
-        ratio: Some(ms(pct(&lat, 0.5)) / ms(round_trip)),
+        ratio: Some(ms(percentile(&lat, 0.5)) / ms(round_trip)),
         target: &format!("p50 <= {target_ms} ms"),
-        met: ms(pct(&lat, 0.5)) <= target_ms,
+        met: ms(percentile(&lat, 0.5)) <= target_ms,
     });
 }
 
@@ -297,7 +275,7 @@ async fn redis_round_trip(url: &str) -> Duration {
         v.push(t.elapsed());
     }
     v.sort();
-    pct(&v, 0.5)
+    percentile(&v, 0.5)
 }
 
 async fn sqs_round_trip(client: &aws_sdk_sqs::Client) -> Duration {
@@ -308,7 +286,7 @@ async fn sqs_round_trip(client: &aws_sdk_sqs::Client) -> Duration {
         v.push(t.elapsed());
     }
     v.sort();
-    pct(&v, 0.5)
+    percentile(&v, 0.5)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

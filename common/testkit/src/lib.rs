@@ -11,13 +11,15 @@
 //! - [`stack`]: a whole rai system: a private Redis, `raid` processes, students with homes, the `rai` binary.
 //! - [`jobs`]: signed jobs made and followed straight through the backends, and what their events say.
 //! - [`chaos`]: the chaos and load run; [`hostile`]: the hostile-input catalogue; [`rush`]: the deadline rush.
-//! - [`report`]: the one-table report every benchmark adds its figures to.
+//! - [`bench`]: what every benchmark shares (percentiles, memory, timed loops, the row it prints);
+//!   [`report`]: the one-table report every benchmark adds its figures to.
 //! - [`archives`]: hostile tar headers.
 //! - [`gpu_engine`]: a private Docker engine that carries GPU requests through a stand-in NVIDIA hook.
 //! - [`signed`]: requests signed by hand with a student's key, past every check `rai` makes.
 //! - [`hosts`]: hosts apart on one network; [`uplink`]: a student's host behind a slow, shaped link.
 
 pub mod archives;
+pub mod bench;
 pub mod chaos;
 pub mod env;
 pub mod gpu_engine;
