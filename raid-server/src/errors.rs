@@ -136,3 +136,48 @@ pub enum OutputError {
     #[error("the packer stopped unexpectedly: {0}")]
     Task(#[source] tokio::task::JoinError),
 }
+
+/// Why a worker could not be set up from its configuration: each names the part and what to do, keeping its cause.
+#[derive(Debug, Error)]
+pub enum SetupError {
+    #[error("cannot connect to Docker (raid.docker)")]
+    Docker(#[source] rai_sandbox::DockerError),
+    #[error("cannot reach the Docker engine; is it running, and may raid use its socket?")]
+    DockerUnreachable(#[source] rai_sandbox::DockerError),
+    #[error("raid.queues is empty; name at least one queue to serve")]
+    NoQueues,
+    #[error("cannot open the queue {name}")]
+    Queue {
+        name: String,
+        #[source]
+        source: rai_backends::errors::QueueError,
+    },
+    #[error("cannot open the store")]
+    Store(#[source] StoreError),
+    #[error("cannot reach Redis for job events")]
+    Events(#[source] EventError),
+    #[error("cannot read the account registry {}", .path.display())]
+    Registry {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<rai_common::errors::AccountError>,
+    },
+    #[error("cannot create the job directory {}", .path.display())]
+    WorkDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set up the jobs' network")]
+    Network(#[source] crate::sandbox::network::NetworkError),
+    #[error("raid.gateway_keys: {0:?} is not a public key printed by `rai-keygen gateway-key`")]
+    GatewayKey(String),
+    #[error("cannot read the embedded gateway's attestation key")]
+    AttestationKey(#[source] Box<rai_common::errors::AccountError>),
+    #[error("cannot open the content cache in {}", .path.display())]
+    Cache {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use rai_backends::connect::{open_queue, open_store};
 use rai_backends::events::EventBus;
 use rai_common::Config;
@@ -10,48 +9,56 @@ use rai_common::account::{Registry, VerifyingKey, decode_public_key, load_gatewa
 use tokio::sync::RwLock;
 
 use crate::context::WorkerContext;
+use crate::errors::SetupError;
 use crate::gpu::GpuPool;
 
 /// Connects everything a worker needs, with an error that says which part failed.
-pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
+pub async fn context(config: Config) -> Result<WorkerContext, SetupError> {
     let docker = crate::sandbox::connect(config.raid.docker.as_deref())
-        .context("cannot connect to Docker (raid.docker)")?
+        .map_err(SetupError::Docker)?
         .negotiate_version()
         .await
-        .context("cannot reach the Docker engine; is it running, and may raid use its socket?")?;
+        .map_err(SetupError::DockerUnreachable)?;
     if config.raid.queues.is_empty() {
-        bail!("raid.queues is empty; name at least one queue to serve");
+        return Err(SetupError::NoQueues);
     }
     let mut queues = Vec::new();
     for name in &config.raid.queues {
-        queues.push(open_queue(&config, name, None).await?);
+        let queue = open_queue(&config, name, None)
+            .await
+            .map_err(|source| SetupError::Queue {
+                name: name.clone(),
+                source,
+            })?;
+        queues.push(queue);
     }
-    let store = open_store(&config, None, true).await?;
+    let store = open_store(&config, None, true)
+        .await
+        .map_err(SetupError::Store)?;
     let bus = EventBus::connect(
         rai_backends::redis_link::RedisTarget::events(&config),
         config.events.retention.as_duration(),
     )
-    .await?;
-    let registry = Registry::load(&config.raid.registry).with_context(|| {
-        format!(
-            "cannot read the account registry {}",
-            config.raid.registry.display()
-        )
-    })?;
+    .await
+    .map_err(SetupError::Events)?;
+    let registry =
+        Registry::load(&config.raid.registry).map_err(|source| SetupError::Registry {
+            path: config.raid.registry.clone(),
+            source: Box::new(source),
+        })?;
     if registry.users.is_empty() {
         tracing::warn!(path = %config.raid.registry.display(), "the account registry is empty: every job will be refused");
     }
-    std::fs::create_dir_all(&config.raid.work_dir).with_context(|| {
-        format!(
-            "cannot create the job directory {}",
-            config.raid.work_dir.display()
-        )
+    std::fs::create_dir_all(&config.raid.work_dir).map_err(|source| SetupError::WorkDir {
+        path: config.raid.work_dir.clone(),
+        source,
     })?;
     let builds_online = config.raid.build_images.allowed && config.raid.build_images.network;
     if config.raid.limits.network || builds_online {
         // Jobs (or image builds) may use the network here: only behind the job network's rules (sandbox::network).
-        let network = crate::sandbox::network::JobNetwork::new(&config.raid.job_network)?;
-        network.ensure(&docker).await?;
+        let network = crate::sandbox::network::JobNetwork::new(&config.raid.job_network)
+            .map_err(SetupError::Network)?;
+        network.ensure(&docker).await.map_err(SetupError::Network)?;
     }
     let gateway_keys = trusted_gateways(&config)?;
     let gpus = GpuPool::detect(config.raid.gpus.as_ref(), &config.raid.gpu.nvidia_smi);
@@ -71,8 +78,12 @@ pub async fn context(config: Config) -> anyhow::Result<WorkerContext> {
         config.raid.gpu.sample_every.as_duration(),
     );
     let cache_dir = WorkerContext::cache_dir(&config, &name);
-    let cache = crate::cache::ContentCache::open(&cache_dir, config.raid.cache_bytes.0)
-        .with_context(|| format!("cannot open the content cache in {}", cache_dir.display()))?;
+    let cache = crate::cache::ContentCache::open(&cache_dir, config.raid.cache_bytes.0).map_err(
+        |source| SetupError::Cache {
+            path: cache_dir.clone(),
+            source,
+        },
+    )?;
     Ok(WorkerContext {
         cache: Arc::new(cache),
         name,
@@ -101,17 +112,16 @@ pub fn slots(ctx: &WorkerContext) -> usize {
 }
 
 /// The gateways whose attested jobs this worker runs: `raid.gateway_keys`, and its own embedded gateway's key.
-pub fn trusted_gateways(config: &Config) -> anyhow::Result<Vec<VerifyingKey>> {
+pub fn trusted_gateways(config: &Config) -> Result<Vec<VerifyingKey>, SetupError> {
     let mut keys = Vec::new();
     for text in &config.raid.gateway_keys {
-        keys.push(decode_public_key(text).with_context(|| {
-            format!("raid.gateway_keys: {text:?} is not a public key printed by `rai-keygen gateway-key`")
-        })?);
+        keys.push(decode_public_key(text).ok_or_else(|| SetupError::GatewayKey(text.clone()))?);
     }
     if config.gateway.listen.is_some()
         && let Some(path) = &config.gateway.attestation_key
     {
-        keys.push(load_gateway_key(path)?.verifying_key());
+        let key = load_gateway_key(path).map_err(|e| SetupError::AttestationKey(Box::new(e)))?;
+        keys.push(key.verifying_key());
     }
     if keys.is_empty() && !config.raid.accept_unattested {
         tracing::warn!(
