@@ -158,17 +158,18 @@ impl ObjectStore for FsStore {
     /// [`Self::put`] in one blocking step (a batch of one): a worker's record or a manifest would otherwise spend six
     /// hops to the blocking pool (the same temporary file, fsync and rename).
     async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<PutResult, StoreError> {
-        let mut put = self.put_many(vec![(key.to_string(), bytes)]).await?;
-        Ok(put.pop().expect("one object put, one result"))
+        let put = PutResult {
+            size: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+        };
+        self.put_many(vec![(key.to_string(), bytes)]).await?;
+        Ok(put)
     }
 
     /// [`Self::put_bytes`] for a batch, in one blocking step: every temporary file is written before any is
     /// synced, so the first fsync's journal commit carries them all and the rest find little to do (one commit a
     /// batch instead of one a chunk); then each is renamed, as alone. Nothing is named before it is durable.
-    async fn put_many(
-        &self,
-        objects: Vec<(String, Vec<u8>)>,
-    ) -> Result<Vec<PutResult>, StoreError> {
+    async fn put_many(&self, objects: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
         let mut planned = Vec::with_capacity(objects.len());
         for (key, bytes) in objects {
             let path = self.path(&key)?;
@@ -182,7 +183,7 @@ impl ObjectStore for FsStore {
         tokio::task::spawn_blocking(move || {
             use std::io::Write;
             let Some((_, _, tmp, _)) = planned.first() else {
-                return Ok(Vec::new());
+                return Ok(());
             };
             std::fs::create_dir_all(tmp.parent().expect("in .tmp"))
                 .map_err(|e| Self::io(&planned[0].0, e))?;
@@ -209,15 +210,7 @@ impl ObjectStore for FsStore {
                     let _ = std::fs::remove_file(tmp);
                 }
             }
-            result.map(|()| {
-                planned
-                    .iter()
-                    .map(|(_, _, _, bytes)| PutResult {
-                        size: bytes.len() as u64,
-                        sha256: hex::encode(Sha256::digest(bytes)),
-                    })
-                    .collect()
-            })
+            result
         })
         .await
         .map_err(|e| Self::io(&first_key, std::io::Error::other(e)))?

@@ -180,18 +180,13 @@ async fn a_batch_of_small_objects_round_trips(b: Backend) {
             )
         })
         .collect();
-    let put = s.put_many(objects.clone()).await.unwrap();
-    assert_eq!(put.len(), objects.len());
-    for ((key, bytes), put) in objects.iter().zip(&put) {
-        assert_eq!(put.size, bytes.len() as u64, "{b:?}: {key}");
-        assert_eq!(
-            put.sha256,
-            hex::encode(Sha256::digest(bytes)),
-            "{b:?}: {key}"
-        );
+    s.put_many(objects.clone()).await.unwrap();
+    for (key, bytes) in &objects {
+        let head = s.head(key).await.unwrap().unwrap();
+        assert_eq!(head.size, bytes.len() as u64, "{b:?}: {key}");
         assert_eq!(&s.get_bytes(key).await.unwrap(), bytes, "{b:?}: {key}");
     }
-    assert!(s.put_many(Vec::new()).await.unwrap().is_empty());
+    s.put_many(Vec::new()).await.unwrap();
 }
 
 async fn readers_never_see_half_an_object(b: Backend) {
