@@ -2,13 +2,13 @@
 //!
 //! Students hold only their own Ed25519 key. Every request they make is signed (RFC 9421, [`auth`]); the gateway
 //! checks it against the account registry, then does on their behalf what the 2025 client did with the course's
-//! shared credentials: it binds a new job id to its owner and takes its upload ([`uploads`]; a chunked one: [`projects`]), verifies, attests and
-//! queues the signed job with the server's clock ([`jobs`]), streams a job's events as Server-Sent Events
-//! ([`events`]), and hands out a job's `/build` ([`artifact`]) and its scores as the caller may see them
-//! ([`results`]); graded submissions are judged against the course file's deadlines and extensions
-//! ([`submissions`], [`extensions`]); a student's sweeps are listed and cancelled whole ([`sweeps`]). Every read, write and cancel goes through [`access`], which says who may touch
-//! which job. Workers run only jobs a trusted gateway attested. Staff also get
-//! a dashboard at `/ui` ([`ui`]) and everyone's metrics at `/metrics`.
+//! shared credentials: it binds a new job id to its owner and takes its upload ([`uploads`]; a chunked one:
+//! [`projects`]), verifies, attests and queues the signed job with the server's clock ([`admission`]), streams a
+//! job's events as Server-Sent Events ([`events`]), and hands out a job's `/build` ([`artifact`]) and its scores as
+//! the caller may see them ([`results`]); graded submissions are judged against the course file's deadlines and
+//! extensions ([`submissions`], [`extensions`]); a student's sweeps are listed and cancelled whole ([`sweeps`]).
+//! Every read, write and cancel goes through [`access`], which says who may touch which job. Workers run only jobs
+//! a trusted gateway attested. Staff also get a dashboard at `/ui` ([`ui`]) and everyone's metrics at `/metrics`.
 //!
 //! The gateway runs as `raid gateway`, or inside a worker process when the worker's config sets `gateway.listen`
 //! (the embedded default for one machine). It serves TLS when given a certificate and key, and plain HTTP only on a
