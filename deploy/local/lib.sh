@@ -13,7 +13,8 @@ RAI_CACHE_DIR=${RAI_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rai}
 RAI_TEST_IMAGE=${RAI_TEST_IMAGE:-rai-test/busybox:latest}
 mkdir -p "$RAI_STACK_DIR" "$RAI_CACHE_DIR"
 
-log() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
+# Each line carries the wall-clock time, so a CI log shows where its minutes went.
+log() { printf '\033[1m[stack %s]\033[0m %s\n' "$(date +%T)" "$*" >&2; }
 die() { printf '\033[31m[stack] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 _apt_updated=""

@@ -45,4 +45,9 @@ webdriver_port=$(start_chromedriver)
 export_test_env "$redis_port" "$moto_port" "$webdriver_port"
 
 log "redis $RAI_TEST_REDIS_URL, moto $RAI_TEST_AWS_ENDPOINT, image $RAI_TEST_IMAGE"
+# Compiling and running apart, so the log shows how long each took.
+log "cargo test --workspace --locked --no-run $*"
+cargo test --workspace --locked --no-run "$@"
+log "cargo test --workspace --locked $*"
 cargo test --workspace --locked "$@"
+log "tests done"
