@@ -7,7 +7,13 @@
 #              rai-VERSION-x86_64-windows.zip (MinGW), each with its .sha256, and SHA256SUMS over all of them
 # Every binary reports the commit it was built from (`rai --version`). With no argument it makes both.
 #
-#   deploy/package.sh [debs] [downloads] [linux-x86_64] [linux-aarch64] [windows]
+#   deploy/package.sh [--quick] [debs] [downloads] [linux-x86_64] [linux-aarch64] [windows]
+#
+# --quick makes the same packages from unoptimised builds: the debs from the tests' own build (target/debug, which
+# `cargo build --workspace --tests` shares with `cargo test`), the downloads with the quick-dist profile. The tests
+# install these (deploy/local/test.sh), so that CI does not build the whole workspace a second time with
+# optimisations (about a quarter of a cold CI run); what they check (files, units, users, maintainer scripts, the
+# commit, static linking) does not depend on the optimisation level. A course installs only the default builds.
 
 source "$(dirname "$0")/local/lib.sh"
 cd "$RAI_REPO_ROOT"
@@ -18,6 +24,13 @@ version=$(cargo metadata --no-deps --format-version 1 --locked \
 RAI_BUILD_COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 export RAI_BUILD_COMMIT
 mkdir -p "$dist"
+
+# cargo's profile for the debs and for the downloads.
+deb_profile=release dl_profile=dist
+if [ "${1:-}" = --quick ]; then
+  shift
+  deb_profile=dev dl_profile=quick-dist
+fi
 
 ensure_cargo_tool() { # ensure_cargo_tool COMMAND CRATE
   command -v "$1" >/dev/null || { log "cargo install $2"; cargo install --locked "$2" >"$RAI_STACK_DIR/cargo-install-$2.log" 2>&1 \
@@ -31,11 +44,17 @@ ensure_target() {
 make_debs() {
   ensure_cargo_tool cargo-deb cargo-deb
   command -v lintian >/dev/null || apt_install lintian
-  log "cargo build --release (raid, rai, rai-keygen, rai-crypto) at commit $RAI_BUILD_COMMIT"
-  cargo build --release --locked -p raid-server -p rai-client -p rai-keygen -p rai-crypto
+  if [ "$deb_profile" = release ]; then
+    log "cargo build --release (raid, rai, rai-keygen, rai-crypto) at commit $RAI_BUILD_COMMIT"
+    cargo build --release --locked -p raid-server -p rai-client -p rai-keygen -p rai-crypto
+  else
+    log "cargo build --workspace --tests (unoptimised, as the tests build it) at commit $RAI_BUILD_COMMIT"
+    cargo build --workspace --tests --locked
+  fi
   rm -f "$dist"/*.deb
   for crate in raid-server rai-client rai-keygen; do
-    cargo deb --no-build --locked --strip -p "$crate" --output "$dist/" >/dev/null
+    # The assets name target/release/...; cargo-deb reads them from the folder of --profile instead.
+    cargo deb --no-build --locked --strip --profile "$deb_profile" -p "$crate" --output "$dist/" >/dev/null
   done
   log "lintian"
   # Errors fail the build; warnings are printed (no manual pages yet, a copyright file without a notice line, the
@@ -50,14 +69,14 @@ make_linux() { # make_linux RUST_TARGET NAME
   ensure_target "$target"
   if [ "$target" = x86_64-unknown-linux-musl ]; then
     command -v musl-gcc >/dev/null || apt_install musl-tools
-    cargo build --profile dist --locked --target "$target" -p rai-client --bin rai
+    cargo build --profile "$dl_profile" --locked --target "$target" -p rai-client --bin rai
   else
     # Another architecture: zig is the C cross compiler and linker (aws-lc and zstd are C), through cargo-zigbuild.
     python3 -c 'import ziglang' 2>/dev/null || python3 -m pip install -q ziglang || die "pip install ziglang failed"
     ensure_cargo_tool cargo-zigbuild cargo-zigbuild
-    cargo zigbuild --profile dist --locked --target "$target" -p rai-client --bin rai
+    cargo zigbuild --profile "$dl_profile" --locked --target "$target" -p rai-client --bin rai
   fi
-  local bin="target/$target/dist/rai" stage
+  local bin="target/$target/$dl_profile/rai" stage
   file_is_static "$bin" || die "$bin is not static: students' machines may lack its libc"
   stage=$(mktemp -d)
   mkdir "$stage/rai-$version-$name"
@@ -71,10 +90,10 @@ make_windows() {
   local target=x86_64-pc-windows-gnu stage
   ensure_target "$target"
   command -v x86_64-w64-mingw32-gcc >/dev/null || apt_install gcc-mingw-w64-x86-64
-  cargo build --profile dist --locked --target "$target" -p rai-client --bin rai
+  cargo build --profile "$dl_profile" --locked --target "$target" -p rai-client --bin rai
   stage=$(mktemp -d)
   mkdir "$stage/rai-$version-x86_64-windows"
-  cp "target/$target/dist/rai.exe" docs/student.md "$stage/rai-$version-x86_64-windows/"
+  cp "target/$target/$dl_profile/rai.exe" docs/student.md "$stage/rai-$version-x86_64-windows/"
   rm -f "$dist/rai-$version-x86_64-windows.zip"
   (cd "$stage" && python3 -m zipfile -c "$dist/rai-$version-x86_64-windows.zip" "rai-$version-x86_64-windows")
   rm -rf "$stage"

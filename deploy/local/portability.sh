@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Checks that the student's client builds for Windows (students use Linux, macOS and Windows) by making the Windows
 # download: `rai.exe` for x86_64-pc-windows-gnu, with MinGW for the C parts (zstd, aws-lc), zipped with its
-# checksum into target/packages (deploy/package.sh windows). macOS cannot be checked here (no SDK); the same
-# cfg(unix) discipline covers it.
+# checksum into target/packages (deploy/package.sh --quick windows: unoptimised, enough for a build check). macOS
+# cannot be checked here (no SDK); the same cfg(unix) discipline covers it.
 #
 #   deploy/local/portability.sh
 
 source "$(dirname "$0")/lib.sh"
 cd "$RAI_REPO_ROOT"
-deploy/package.sh windows
+deploy/package.sh --quick windows
 zip=$(ls target/packages/rai-*-x86_64-windows.zip)
 python3 - "$zip" <<'PY' || die "$zip does not hold a Windows rai.exe"
 import sys, zipfile

@@ -7,9 +7,9 @@
 # It provides: a private redis-server, moto's server (S3, SQS, STS, CloudFormation, Auto Scaling), chromium's
 # WebDriver (chromedriver), aiosmtpd (each mail test starts its own), a Docker engine, the local test image
 # rai-test/busybox, a minimal Debian image made by debootstrap (cached under ~/.cache/rai), and the packages and
-# static client of this commit (deploy/package.sh debs linux-x86_64, into target/packages; cfn-lint checks the AWS
-# template first). Their addresses reach the tests as RAI_TEST_REDIS_URL, RAI_TEST_REDIS_SERVER,
-# RAI_TEST_AWS_ENDPOINT, RAI_TEST_MOTO_PYTHON, RAI_TEST_WEBDRIVER, RAI_TEST_SMTP_PYTHON, RAI_TEST_IMAGE,
+# static client of this commit (deploy/package.sh --quick debs linux-x86_64, into target/packages: unoptimised
+# builds; cfn-lint checks the AWS template first). Their addresses reach the tests as RAI_TEST_REDIS_URL,
+# RAI_TEST_REDIS_SERVER, RAI_TEST_AWS_ENDPOINT, RAI_TEST_MOTO_PYTHON, RAI_TEST_WEBDRIVER, RAI_TEST_SMTP_PYTHON, RAI_TEST_IMAGE,
 # RAI_TEST_DEBIAN_IMAGE, RAI_TEST_DIST. A piece that cannot be set up fails the run; nothing is skipped.
 
 source "$(dirname "$0")/lib.sh"
@@ -35,8 +35,12 @@ ensure_debian_image
 ensure_cfn_lint_installed
 log "cfn-lint deploy/aws/rai-cluster.cfn.json"
 "$RAI_CACHE_DIR/moto-venv/bin/cfn-lint" deploy/aws/rai-cluster.cfn.json || die "cfn-lint found problems in deploy/aws/rai-cluster.cfn.json"
-# What the package tests install: release builds of this commit, as a course gets them.
-deploy/package.sh debs linux-x86_64
+# What the package tests install: the packages of this commit, made from the tests' own unoptimised build
+# (package.sh --quick says why). Every binary of the run reports this commit, the packages' and the tests' alike,
+# so that the two builds are one.
+RAI_BUILD_COMMIT=$(git rev-parse --short=12 HEAD)
+export RAI_BUILD_COMMIT
+deploy/package.sh --quick debs linux-x86_64
 
 redis_port=$(start_redis test-redis)
 moto_port=$(start_moto)
