@@ -447,12 +447,24 @@ pub async fn run(plan: Plan) -> Report {
 
     let mut results = Vec::new();
     let deadline = tokio::time::Instant::now() + plan.limit;
+    let mut injector = injector;
     for s in students {
-        match tokio::time::timeout_at(deadline, s).await {
-            Ok(r) => results.extend(r.unwrap()),
-            Err(_) => {
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline, s) => match r {
+                Ok(r) => results.extend(r.unwrap()),
+                Err(_) => {
+                    done.store(true, std::sync::atomic::Ordering::Relaxed);
+                    panic!("the run did not finish within {:?}", plan.limit);
+                }
+            },
+            // The injector runs until the students are done, so ending before them means a fault could not be
+            // undone (a server that did not come back): fail now with its message, not at the deadline.
+            ended = &mut injector => {
                 done.store(true, std::sync::atomic::Ordering::Relaxed);
-                panic!("the run did not finish within {:?}", plan.limit);
+                match ended {
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    other => panic!("the fault injector ended before the students: {:?}", other.err()),
+                }
             }
         }
     }

@@ -50,6 +50,33 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", rai_common::JobId::new())
 }
 
+/// A free loopback port for a server the kit may stop and start again on the same port (Redis, a gateway).
+///
+/// Not from the kernel's ephemeral range, where `bind(0)` would pick: while such a server is down, a client retrying
+/// its connection may be given that very port as its source port and connect to itself (TCP simultaneous open),
+/// and the restarted server then cannot bind. The chaos run's Redis restarts met this (2026-12-07). Ports below the
+/// range are never source ports.
+pub fn restartable_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (
+        ephemeral_low.saturating_sub(20_000).max(1024),
+        ephemeral_low,
+    );
+    for _ in 0..1000 {
+        let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+        random.write_u32(std::process::id());
+        let port = low + (random.finish() % u64::from(high - low)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}");
+}
+
 /// `http://127.0.0.1:PORT` of chromedriver (the dashboard's browser tests).
 pub fn webdriver() -> String {
     required("RAI_TEST_WEBDRIVER")

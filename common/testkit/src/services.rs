@@ -29,10 +29,7 @@ struct RedisTls {
 impl PrivateRedis {
     /// Starts one with extra `redis-server` arguments (for example `--aclfile PATH`).
     pub fn start_with(extra: &[&str]) -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
+        let port = crate::env::restartable_port();
         let dir = std::env::temp_dir().join(unique("rai-redis"));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         let mut r = PrivateRedis {
@@ -52,10 +49,7 @@ impl PrivateRedis {
     /// ACL users of `deploy/redis/users.acl` (the default user off; `raid` and `gateway`), plus an `admin` user
     /// for the test itself. Its certificates come from `ca`.
     pub fn start_tls(ca: &crate::tls::TestCa) -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
+        let port = crate::env::restartable_port();
         Self::start_tls_at(ca, port, "127.0.0.1", None)
     }
 

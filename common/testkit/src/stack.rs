@@ -336,11 +336,7 @@ impl Stack {
     /// Starts one more `raid gateway` on a free loopback port; returns its index.
     pub async fn add_gateway(&mut self) -> usize {
         let i = self.gateways.len();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::env::restartable_port();
         let config = self.dir.path().join(format!("gateway-{i}.yml"));
         let tls = self.gateway_tls.as_ref().map_or_else(String::new, |t| {
             format!(
