@@ -2,6 +2,8 @@
 //!
 //!     cargo bench -p rai-client --bench rush [-- STUDENTS JOBS WINDOW_SECS]   (stack up, release binaries built)
 //!
+//! With `RAI_RUSH_CSV=PREFIX` it also writes every job's times to PREFIX-fair.csv and PREFIX-fifo.csv.
+//!
 //! 300 students arriving within 10 minutes submit 1,500 quick jobs (1 to 20 each, one after another) through the
 //! gateway with the real `rai` client, on 3
 //! workers of 2 slots (the local stack: Redis Streams queue, fs store). Run twice: with fair share (one queue group
@@ -73,6 +75,14 @@ async fn main() {
     print("deadline rush, fair share", &fair);
     let fifo = run(plan(false)).await;
     print("deadline rush, first come first served (reference)", &fifo);
+    // RAI_RUSH_CSV=PREFIX keeps every job's times (PREFIX-fair.csv, PREFIX-fifo.csv), to look into the figures.
+    if let Ok(prefix) = std::env::var("RAI_RUSH_CSV") {
+        for (which, report) in [("fair", &fair), ("fifo", &fifo)] {
+            let path = format!("{prefix}-{which}.csv");
+            report.write_csv(path.as_ref()).expect("the CSV is written");
+            println!("  every job's times: {path}");
+        }
+    }
 
     let name = format!(
         "deadline rush: {students} students, {jobs} jobs in {} s, 3 workers",

@@ -68,6 +68,45 @@ pub struct Report {
     pub jain_strict: f64,
     /// The most jobs of one other student that started while a one-job student's job waited (issue 16's form).
     pub worst_head_of_line_by_start: usize,
+    /// Every ended job's times, for looking into a figure ([`Report::write_csv`]).
+    pub jobs: Vec<JobTimes>,
+}
+
+/// One job of the rush, its times in seconds from the run's start.
+#[derive(Debug, Clone)]
+pub struct JobTimes {
+    pub student: usize,
+    /// How many jobs its student submitted.
+    pub of: usize,
+    pub accepted: f64,
+    /// When it could run (see the module's overview): its wait is `started - ready`.
+    pub ready: f64,
+    pub leased: f64,
+    pub started: f64,
+    pub finished: f64,
+}
+
+impl Report {
+    /// Writes [`Report::jobs`] as CSV (student, of, accepted, ready, leased, started, finished, wait).
+    pub fn write_csv(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::fmt::Write;
+        let mut out = String::from("student,of,accepted,ready,leased,started,finished,wait\n");
+        for j in &self.jobs {
+            let _ = writeln!(
+                out,
+                "{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3}",
+                j.student,
+                j.of,
+                j.accepted,
+                j.ready,
+                j.leased,
+                j.started,
+                j.finished,
+                j.started - j.ready
+            );
+        }
+        std::fs::write(path, out)
+    }
 }
 
 /// How many jobs each student submits: 1 to `most`, skewed toward few (as in a real rush), summing to `jobs`.
@@ -263,6 +302,8 @@ pub async fn run(plan: Plan) -> Report {
         }
     }
     let secs = |d: chrono::Duration| d.num_milliseconds().max(0) as f64 / 1000.0;
+    let run_start = Utc::now() - chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+    let at = |t: DateTime<Utc>| (t - run_start).num_milliseconds() as f64 / 1000.0;
     // (student, leased, started) of every job.
     let mut starts: Vec<(usize, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
     // Who is in the system when: (student, accepted, finished) of every job.
@@ -290,6 +331,15 @@ pub async fn run(plan: Plan) -> Report {
             others.sort_unstable();
             others.dedup();
             normalized.push(secs(*start - ready) / others.len().max(1) as f64);
+            report.jobs.push(JobTimes {
+                student: *student,
+                of: counts[*student],
+                accepted: at(*accepted),
+                ready: at(ready),
+                leased: at(*leased),
+                started: at(*start),
+                finished: at(*end),
+            });
             previous_end = Some(*end);
             starts.push((*student, *leased, *start));
         }
