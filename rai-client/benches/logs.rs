@@ -120,16 +120,7 @@ async fn main() {
     );
     let live: Vec<f64> = kept.iter().take(25).map(|j| first_line(&s, j)).collect();
     redis::cmd("FLUSHALL")
-        .query_async::<()>(
-            &mut s
-                .redis
-                .target()
-                .client()
-                .unwrap()
-                .get_multiplexed_async_connection()
-                .await
-                .unwrap(),
-        )
+        .query_async::<()>(&mut s.redis.connection().await)
         .await
         .unwrap();
 

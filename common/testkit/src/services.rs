@@ -146,6 +146,16 @@ impl PrivateRedis {
         self.target_for("admin")
     }
 
+    /// A connection of the test's own (as [`PrivateRedis::target`]), to read or change what the system keeps.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        self.target()
+            .client()
+            .expect("the test's Redis target is valid")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the test's Redis accepts a connection")
+    }
+
     /// A config's `events:` lines for `user` (indented for the `events:` section: `redis_url`, and the TLS files).
     pub fn events_lines(&self, user: &str) -> String {
         let target = self.target_for(user);

@@ -310,14 +310,7 @@ async fn killed_between_end_and_ack_never_runs_twice(kind: Kind) {
         },
     )
     .await;
-    let mut redis = s
-        .redis
-        .target()
-        .client()
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut redis = s.redis.connection().await;
     // Once the job runs, the workers' transactions are refused: the state update and `mark_done` (MULTI/EXEC)
     // fail as on a Redis hiccup; the end event (a script) and everything else go through.
     let acl = |rule: &str| {
@@ -699,14 +692,7 @@ async fn a_finished_jobs_log_is_served_from_the_store_once_redis_lets_it_go() {
     }
 
     // Redis lets the log go a second after it was stored.
-    let mut redis = s
-        .redis
-        .target()
-        .client()
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut redis = s.redis.connection().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let live: u64 = redis::cmd("EXISTS")

@@ -45,14 +45,7 @@ impl Bench {
         .await;
         let (a, b) = (s.workers[0].name.clone(), s.workers[1].name.clone());
         s.kill9(&b);
-        let redis = s
-            .redis
-            .target()
-            .client()
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let redis = s.redis.connection().await;
         Bench { s, a, b, redis }
     }
 

@@ -52,15 +52,7 @@ pub(super) fn cases() -> Vec<HostileCase> {
                         })
                         .await;
                     // The gateway would refuse it; a rogue gateway (or anyone with a gateway key and Redis) could XADD it.
-                    let mut redis = c
-                        .stack
-                        .redis
-                        .target()
-                        .client()
-                        .unwrap()
-                        .get_multiplexed_async_connection()
-                        .await
-                        .unwrap();
+                    let mut redis = c.stack.redis.connection().await;
                     let _: String = redis::cmd("XADD")
                         .arg(format!("rai:queue:{}", c.stack.queue))
                         .arg("*")
