@@ -7,7 +7,7 @@
 //! that leaves slots idle took 8x. The reference is one such job alone on the same stack, measured in the same run.
 //! The deadline rush (`--bench rush`) checks that turn-taking still holds when others wait.
 
-use rai_testkit::rush::idle_pool;
+use rai_testkit::idle_pool;
 use rai_testkit::stack::Kind;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -17,7 +17,7 @@ async fn main() {
         .filter_map(|a| a.parse::<u64>().ok());
     let jobs = args.next().unwrap_or(8) as usize;
     let seconds = args.next().unwrap_or(60);
-    let (all, one) = idle_pool(Kind::Local, jobs, seconds).await;
+    let (all, one) = idle_pool::run(Kind::Local, jobs, seconds).await;
     let ratio = all.as_secs_f64() / one.as_secs_f64();
     println!(
         "idle pool: {jobs} jobs of {seconds} s from one student on {jobs} slots took {:.1} s; one alone {:.1} s ({ratio:.2}x)",

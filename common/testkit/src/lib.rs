@@ -10,7 +10,8 @@
 //! - [`services`]: a Redis and a moto of a test's own (to restart or pause).
 //! - [`stack`]: a whole rai system: a private Redis, `raid` processes, students with homes, the `rai` binary.
 //! - [`jobs`]: signed jobs made and followed straight through the backends, and what their events say.
-//! - [`chaos`]: the chaos and load run; [`hostile`]: the hostile-input catalogue; [`rush`]: the deadline rush.
+//! - [`chaos`]: the chaos and load run; [`hostile`]: the hostile-input catalogue; [`rush`]: the deadline rush;
+//!   [`idle_pool`]: one student alone on a pool.
 //! - [`bench`]: what every benchmark shares (percentiles, memory, timed loops, the row it prints);
 //!   [`report`]: the one-table report every benchmark adds its figures to.
 //! - [`archives`]: hostile tar headers.
@@ -25,6 +26,7 @@ pub mod env;
 pub mod gpu_engine;
 pub mod hostile;
 pub mod hosts;
+pub mod idle_pool;
 pub mod jobs;
 pub mod report;
 pub mod rush;
