@@ -9,8 +9,9 @@
 # rai-test/busybox, a minimal Debian image made by debootstrap (cached under ~/.cache/rai), and the packages and
 # static client of this commit (deploy/package.sh --quick debs linux-x86_64, into target/packages: unoptimised
 # builds; cfn-lint checks the AWS template first). Their addresses reach the tests as RAI_TEST_REDIS_URL,
-# RAI_TEST_REDIS_SERVER, RAI_TEST_AWS_ENDPOINT, RAI_TEST_MOTO_PYTHON, RAI_TEST_WEBDRIVER, RAI_TEST_SMTP_PYTHON, RAI_TEST_IMAGE,
-# RAI_TEST_DEBIAN_IMAGE, RAI_TEST_DIST. A piece that cannot be set up fails the run; nothing is skipped.
+# RAI_TEST_REDIS_SERVER, RAI_TEST_AWS_ENDPOINT, RAI_TEST_MOTO_PYTHON, RAI_TEST_WEBDRIVER, RAI_TEST_SMTP_PYTHON,
+# RAI_TEST_IMAGE, RAI_TEST_DEBIAN_IMAGE, RAI_TEST_DIST. A piece that cannot be set up fails the run; nothing is
+# skipped.
 
 source "$(dirname "$0")/lib.sh"
 cd "$RAI_REPO_ROOT"
