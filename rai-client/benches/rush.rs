@@ -40,10 +40,10 @@ fn print(title: &str, r: &Report) {
     println!(
         "  each job's wait split: until leased p50 {:.3} s, p99 {:.3} s; leased to started (set-up) p50 {:.3} s, \
          p99 {:.3} s",
-        percentile(&r.lease_waits, 0.5),
-        percentile(&r.lease_waits, 0.99),
-        percentile(&r.setups, 0.5),
-        percentile(&r.setups, 0.99)
+        percentile(&r.lease_waits(), 0.5),
+        percentile(&r.lease_waits(), 0.99),
+        percentile(&r.setups(), 0.5),
+        percentile(&r.setups(), 0.99)
     );
     println!(
         "  Jain's index of mean waits {:.3}, of mean waits per competing student {:.3}; worst head-of-line for a \
@@ -125,8 +125,8 @@ async fn main() {
     let split = |r: &Report| {
         format!(
             "{:.3} / {:.3} s",
-            percentile(&r.lease_waits, 0.99),
-            percentile(&r.setups, 0.99)
+            percentile(&r.lease_waits(), 0.99),
+            percentile(&r.setups(), 0.99)
         )
     };
     rai_testkit::report(rai_testkit::Figure {

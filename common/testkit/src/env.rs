@@ -67,9 +67,11 @@ pub fn restartable_port() -> u16 {
         ephemeral_low,
     );
     for _ in 0..1000 {
-        let mut random = std::collections::hash_map::RandomState::new().build_hasher();
-        random.write_u32(std::process::id());
-        let port = low + (random.finish() % u64::from(high - low)) as u16;
+        // A fresh RandomState is keyed at random, so the hash of nothing is a random number.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let port = low + (random % u64::from(high - low)) as u16;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }

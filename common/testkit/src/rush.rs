@@ -57,10 +57,6 @@ pub struct Report {
     /// Per-student mean waits, in seconds.
     pub student_waits: Vec<f64>,
     pub per_job_waits: Vec<f64>,
-    /// Each job's wait split in two: until a worker leased it (the queue's order), and from then to its start (the
-    /// worker's set-up, which includes a prepared job's wait for its slot), sorted.
-    pub lease_waits: Vec<f64>,
-    pub setups: Vec<f64>,
     pub jain: f64,
     /// Jain's index of the students' mean waits per competing student: each wait divided by how many other
     /// students had a job in the system when it became ready (at least 1). It discounts what the arrival time
@@ -91,6 +87,23 @@ pub struct JobTimes {
 }
 
 impl Report {
+    /// Each job's wait until a worker leased it: the queue's part of the wait.
+    pub fn lease_waits(&self) -> Vec<f64> {
+        self.jobs
+            .iter()
+            .map(|j| (j.leased - j.ready).max(0.0))
+            .collect()
+    }
+
+    /// Each job's time from its lease (or its ready moment, if later) to its start: the worker's set-up, which
+    /// includes a job prepared ahead waiting for its slot.
+    pub fn setups(&self) -> Vec<f64> {
+        self.jobs
+            .iter()
+            .map(|j| j.started - j.leased.max(j.ready))
+            .collect()
+    }
+
     /// Writes [`Report::jobs`] as CSV (student, of, accepted, ready, leased, started, finished, wait).
     pub fn write_csv(&self, path: &std::path::Path) -> std::io::Result<()> {
         use std::fmt::Write;
@@ -379,12 +392,6 @@ pub async fn run(plan: Plan) -> Report {
         report.worst_head_of_line_by_start =
             report.worst_head_of_line_by_start.max(worst(&by_start));
     }
-    for j in &report.jobs {
-        report.lease_waits.push((j.leased - j.ready).max(0.0));
-        report.setups.push(j.started - j.leased.max(j.ready));
-    }
-    report.lease_waits.sort_by(f64::total_cmp);
-    report.setups.sort_by(f64::total_cmp);
     report.per_job_waits.sort_by(f64::total_cmp);
     report.student_waits.sort_by(f64::total_cmp);
     drop(stack);
