@@ -6,7 +6,7 @@
 //! size and SHA-256 so that the signed job can name it), and answers which chunks are missing from the owner's set
 //! of known chunks, with a presigned PUT each (S3) or a route on the gateway (fs). `PUT .../chunks` (fs) takes a
 //! batch of sealed chunks the job declared missing, opens each within its declared size and checks its hash before
-//! storing any.
+//! storing any; the store makes them durable together when the upload completes, not one by one.
 //! `POST .../complete` checks every missing chunk is stored (S3: its object exists and is no larger than a sealed
 //! chunk can be; a worker checks its content on first use) and adds them to the owner's set; only then can the job
 //! be submitted. Chunks are never shared between users: the set and the store keys are per user, so the answer
@@ -224,9 +224,10 @@ pub async fn chunks(
             )
         })
         .collect();
+    // Synced once when the upload completes (below), not file by file: see `ObjectStore::put_many_unsynced`.
     gateway
         .store
-        .put_many(objects)
+        .put_many_unsynced(objects)
         .await
         .map_err(|e| ApiError::unavailable("store the chunks", e))?;
     tracing::debug!(
@@ -292,6 +293,12 @@ pub async fn complete(
             absent[0]
         )));
     }
+    // Durable before the owner's set says they are stored: a later submit trusts the set and does not send them.
+    gateway
+        .store
+        .sync()
+        .await
+        .map_err(|e| ApiError::unavailable("store the chunks", e))?;
     let ids: Vec<ChunkId> = checked.into_iter().map(|(id, _)| id).collect();
     gateway
         .bus

@@ -163,6 +163,19 @@ pub trait ObjectStore: Send + Sync {
         .try_for_each(|put| put.map(drop))
     }
 
+    /// [`Self::put_many`] for the parts of one upload that are made durable together when it completes: the objects
+    /// are readable when this returns, durable only after [`Self::sync`]. A caller must not rely on them (record them
+    /// as stored) before then. A store whose puts are durable when they return (S3) stores them as `put_many` does.
+    async fn put_many_unsynced(&self, objects: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        self.put_many(objects).await
+    }
+
+    /// Makes every object stored so far durable (fs: one `syncfs` for the whole store instead of an fsync per
+    /// object); nothing to do where puts are durable when they return.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Reads an object of at most `max` bytes into memory; a larger one is an error, read no further than `max`.
     async fn get_bytes_up_to(&self, key: &str, max: usize) -> Result<Vec<u8>, StoreError> {
         let mut r = self.get(key).await?;
