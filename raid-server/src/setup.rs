@@ -86,6 +86,7 @@ pub async fn context(config: Config) -> Result<WorkerContext, SetupError> {
     )?;
     Ok(WorkerContext {
         cache: Arc::new(cache),
+        standbys: Default::default(),
         name,
         config,
         docker,

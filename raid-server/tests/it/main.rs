@@ -14,5 +14,6 @@ mod old_projects;
 mod packages;
 mod prepared;
 mod process;
+mod standby;
 mod term;
 mod worker;

@@ -189,7 +189,12 @@ async fn a_batch_of_small_objects_round_trips(b: Backend) {
     s.put_many(Vec::new()).await.unwrap();
     // A batch synced later (an upload's chunks): readable at once, whole, and nothing is left in the way of a sync.
     let later: Vec<(String, Vec<u8>)> = (0..5u64)
-        .map(|i| (format!("chunks/u/later-{i}.zst"), data(777 + i as usize, 50 + i)))
+        .map(|i| {
+            (
+                format!("chunks/u/later-{i}.zst"),
+                data(777 + i as usize, 50 + i),
+            )
+        })
         .collect();
     s.put_many_unsynced(later.clone()).await.unwrap();
     for (key, bytes) in &later {
