@@ -36,6 +36,19 @@ impl Route {
         self.0
     }
 
+    /// Whether `path` is this route with some value filled in (one path segment).
+    pub fn matches(self, path: &str) -> bool {
+        let (open, close) = (
+            self.0.find('{').expect("a route has a parameter"),
+            self.0.find('}').expect("a route has a parameter"),
+        );
+        let (before, after) = (&self.0[..open], &self.0[close + 1..]);
+        path.len() > before.len() + after.len()
+            && path.starts_with(before)
+            && path.ends_with(after)
+            && !path[before.len()..path.len() - after.len()].contains('/')
+    }
+
     /// The route with its parameter filled in. Every value filled in is a job id or an assignment name (letters,
     /// digits and `-_.`, as the course file checks), so nothing needs escaping.
     pub fn path(self, value: impl std::fmt::Display) -> String {
@@ -563,14 +576,30 @@ impl ErrorCode {
     }
 }
 
+/// The header that ties a batch of chunks ([`PROJECT_CHUNKS`]) to its signature by its frames instead of its bytes:
+/// `sha-256=:<base64>:` of the frames' headers, each chunk's id and sealed length in order
+/// ([`crate::project::batch::index_digest`]). The gateway opens every chunk and checks it against its id, so the
+/// ids and lengths fix the body as well as its whole digest would; hashing a first submit's gigabyte once more on
+/// each side only to sign it bought nothing (issue 30). A signature over a batch covers this or `content-digest`
+/// (clients before it send that), and the gateway checks whichever it covers.
+pub const BATCH_INDEX: &str = "rai-batch-index";
+
 /// What a request's signature must cover: the method, the path and the query (so a signature for one request
-/// never fits another), and, for a request with a body, its `Content-Digest` (so the body cannot be swapped).
+/// never fits another), and, for a request with a body, its `Content-Digest` (so the body cannot be swapped; a
+/// batch of chunks may be tied by its [`BATCH_INDEX`] instead, see [`batch_signed_components`]).
 /// The signature's parameters must carry `created`, `nonce` and `keyid` (the username).
 pub fn signed_components(has_body: bool) -> Vec<String> {
     let mut components = vec!["@method".to_string(), "@path".into(), "@query".into()];
     if has_body {
         components.push("content-digest".into());
     }
+    components
+}
+
+/// What the signature of a batch of chunks covers when it is tied by its frames ([`BATCH_INDEX`]).
+pub fn batch_signed_components() -> Vec<String> {
+    let mut components = signed_components(false);
+    components.push(BATCH_INDEX.into());
     components
 }
 
@@ -585,6 +614,21 @@ pub fn method_has_body(method: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_route_matches_its_paths_only() {
+        let job = JobId::new();
+        assert!(PROJECT_CHUNKS.matches(&PROJECT_CHUNKS.path(job)));
+        for other in [
+            PROJECT_COMPLETE.path(job),
+            "/v1/projects//chunks".to_string(),
+            format!("/v1/projects/{job}/x/chunks"),
+            format!("/v1/projects/{job}/chunks/x"),
+            "/v1/projects/chunks".to_string(),
+        ] {
+            assert!(!PROJECT_CHUNKS.matches(&other), "{other}");
+        }
+    }
 
     #[test]
     fn a_route_is_filled_in_where_its_parameter_is() {

@@ -78,6 +78,25 @@ impl Batch {
     pub fn into_body(self) -> Vec<u8> {
         self.body
     }
+
+    /// The request body and its [`index_digest`].
+    pub fn into_signed_body(self) -> (Vec<u8>, String) {
+        let frames = frames(&self.body).expect("a batch frames what it was given");
+        let index = index_digest(&self.body, &frames);
+        (self.body, index)
+    }
+}
+
+/// The [`crate::api::BATCH_INDEX`] of a batch: the SHA-256 of its frames' headers (each chunk's id and sealed
+/// length, in order), as a digest header value. It fixes the body as far as the gateway relies on it: each chunk's
+/// bytes are checked against its id when opened.
+pub fn index_digest(body: &[u8], frames: &[Frame]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut index = Sha256::new();
+    for frame in frames {
+        index.update(&body[frame.sealed.start - FRAME_HEADER..frame.sealed.start]);
+    }
+    crate::httpsig::content_digest_of(&index.finalize().into())
 }
 
 /// One chunk in a batch body: its id, and where its sealed bytes are in the body.
@@ -156,6 +175,32 @@ mod tests {
             assert_eq!(sealed.as_slice(), &body[frame.sealed.clone()]);
         }
         assert_eq!(ids, chunks.iter().map(|c| c.0).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_index_digest_covers_ids_lengths_and_order_not_the_bytes() {
+        let batch_of = |chunks: &[(ChunkId, Vec<u8>)]| {
+            let mut batch = Batch::default();
+            for (id, sealed) in chunks {
+                batch.push(*id, 1, sealed);
+            }
+            batch.into_signed_body()
+        };
+        let (a, b) = (chunk(1, 900), chunk(2, 700));
+        let (body, index) = batch_of(&[a.clone(), b.clone()]);
+        assert_eq!(index, index_digest(&body, &frames(&body).unwrap()));
+        assert!(index.starts_with("sha-256=:"), "{index}");
+        // Another order, another chunk, another length: another index.
+        assert_ne!(batch_of(&[b.clone(), a.clone()]).1, index);
+        assert_ne!(batch_of(&[a.clone(), chunk(3, 700)]).1, index);
+        let mut longer = b.1.clone();
+        longer.push(0);
+        assert_ne!(batch_of(&[a.clone(), (b.0, longer)]).1, index);
+        // The sealed bytes themselves are not in it: those are checked against their ids when opened.
+        let mut forged = body.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert_eq!(index_digest(&forged, &frames(&forged).unwrap()), index);
     }
 
     #[test]

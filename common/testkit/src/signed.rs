@@ -55,26 +55,102 @@ impl SignedHttp {
         self.send(method, path, "application/json", body).await
     }
 
-    /// `method path` with `bytes` as its body (a chunk batch).
+    /// `method path` with `bytes` as its body, tied to the signature by its whole `Content-Digest` (a chunk batch
+    /// as clients before `api::BATCH_INDEX` send it).
     pub async fn bytes(&self, method: Method, path: &str, bytes: Vec<u8>) -> Answer {
         self.send(method, path, "application/octet-stream", bytes)
             .await
     }
 
+    /// `PUT path` with a chunk batch `body`, tied to the signature by `index` as `api::BATCH_INDEX` (as `rai`
+    /// sends a batch); `index` need not be the body's.
+    pub async fn batch(&self, path: &str, body: Vec<u8>, index: String) -> Answer {
+        let tie = (api::BATCH_INDEX, index);
+        let components = api::batch_signed_components();
+        self.send_tied(
+            Method::PUT,
+            path,
+            "application/octet-stream",
+            body,
+            tie,
+            components,
+        )
+        .await
+    }
+
+    /// `PUT path` with `sent` as its body, signed with the `Content-Digest` of `signed` (a body changed on the way),
+    /// with `unsigned` headers added after signing.
+    pub async fn bytes_signed_for(
+        &self,
+        path: &str,
+        signed: &[u8],
+        sent: Vec<u8>,
+        unsigned: &[(&str, String)],
+    ) -> Answer {
+        let tie = ("content-digest", httpsig::content_digest(signed));
+        let components = api::signed_components(true);
+        let mut request = self.request_tied(
+            Method::PUT,
+            path,
+            "application/octet-stream",
+            sent,
+            tie,
+            components,
+        );
+        for (name, value) in unsigned {
+            request.headers_mut().insert(
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+                value.parse().expect("an ASCII value"),
+            );
+        }
+        self.execute(request).await
+    }
+
     /// Sends `method path` with `body`, signed now with a fresh nonce.
     async fn send(&self, method: Method, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
+        let tie = ("content-digest", httpsig::content_digest(&body));
+        let components = api::signed_components(true);
+        self.send_tied(method, path, content_type, body, tie, components)
+            .await
+    }
+
+    /// Sends `method path` with `body` and the header `tie` (a digest), signed over `components` now with a fresh
+    /// nonce.
+    async fn send_tied(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        tie: (&str, String),
+        components: Vec<String>,
+    ) -> Answer {
+        let request = self.request_tied(method, path, content_type, body, tie, components);
+        self.execute(request).await
+    }
+
+    /// The request [`Self::send_tied`] sends.
+    fn request_tied(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        (tie, digest): (&str, String),
+        components: Vec<String>,
+    ) -> reqwest::Request {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.url))
             .header("content-type", content_type)
             .build()
             .expect("a gateway URL and a route path make a URL");
-        let digest = httpsig::content_digest(&body);
-        request
-            .headers_mut()
-            .insert("content-digest", digest.parse().expect("a digest is ASCII"));
+        request.headers_mut().insert(
+            reqwest::header::HeaderName::from_bytes(tie.as_bytes()).expect("a header name"),
+            digest.parse().expect("a digest is ASCII"),
+        );
         let params = SignatureParams {
-            components: api::signed_components(true),
+            components,
             created: Some(chrono::Utc::now().timestamp()),
             keyid: Some(self.user.clone()),
             // A ULID: 26 characters, unique, past the gateway's least.
@@ -86,7 +162,7 @@ impl SignedHttp {
             authority: request.url().authority().into(),
             path: request.url().path().into(),
             query: request.url().query().unwrap_or_default().into(),
-            headers: vec![("content-digest".to_string(), digest)],
+            headers: vec![(tie.to_string(), digest)],
         };
         let signed = httpsig::sign(&parts, &params, httpsig::LABEL, &self.key)
             .expect("every component signed is present");
@@ -94,6 +170,10 @@ impl SignedHttp {
         headers.insert("signature-input", signed.signature_input.parse().unwrap());
         headers.insert("signature", signed.signature.parse().unwrap());
         *request.body_mut() = Some(body.into());
+        request
+    }
+
+    async fn execute(&self, request: reqwest::Request) -> Answer {
         let answer = self
             .http
             .execute(request)

@@ -205,11 +205,11 @@ impl Client {
                         .body(bytes.clone());
                     Some(rai_common::httpsig::content_digest(bytes))
                 }
-                Some(RequestBody::Chunks(bytes)) => {
+                Some(RequestBody::Chunks { body, .. }) => {
                     builder = builder
                         .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                        .body(bytes.clone());
-                    Some(rai_common::httpsig::content_digest(bytes))
+                        .body(body.clone());
+                    None
                 }
                 Some(RequestBody::File {
                     path,
@@ -231,7 +231,15 @@ impl Client {
             let mut request = builder
                 .build()
                 .map_err(|e| ClientError::Protocol(e.to_string()))?;
-            sign::sign(&mut request, &self.inner.user, &self.inner.key, digest);
+            match body {
+                Some(RequestBody::Chunks { index, .. }) => sign::sign_batch(
+                    &mut request,
+                    &self.inner.user,
+                    &self.inner.key,
+                    index.clone(),
+                ),
+                _ => sign::sign(&mut request, &self.inner.user, &self.inner.key, digest),
+            }
             match self.inner.http.execute(request).await {
                 Ok(response) => {
                     self.inner.current.store(index, Ordering::Relaxed);
@@ -493,8 +501,12 @@ impl Client {
 /// disk, read anew for each try).
 pub(crate) enum RequestBody {
     Json(Vec<u8>),
-    /// A batch of sealed chunks ([`rai_common::project::batch`]), in memory (shared, not copied, by a retry).
-    Chunks(bytes::Bytes),
+    /// A batch of sealed chunks ([`rai_common::project::batch`]), in memory (shared, not copied, by a retry), and
+    /// the index its signature covers.
+    Chunks {
+        body: bytes::Bytes,
+        index: String,
+    },
     File {
         path: std::path::PathBuf,
         size: u64,

@@ -85,10 +85,14 @@ impl Client {
     /// `PUT` a batch of sealed chunks of job `job`'s project to the gateway (a gateway over a file store takes
     /// chunks itself; it opens and checks each before storing any).
     pub async fn put_chunks(&self, job: &JobId, batch: Batch) -> Result<(), ClientError> {
+        let (body, index) = batch.into_signed_body();
         self.send(
             Method::PUT,
             &api::PROJECT_CHUNKS.path(job),
-            Some(RequestBody::Chunks(batch.into_body().into())),
+            Some(RequestBody::Chunks {
+                body: body.into(),
+                index,
+            }),
             &[],
         )
         .await

@@ -1,5 +1,5 @@
 //! Signing each request with the student's key (RFC 9421, label `rai`): the method, path and query, and for a
-//! request with a body its `Content-Digest`; `created` is now, `nonce` is fresh, `keyid` is the username. The
+//! request with a body its `Content-Digest` (a batch of chunks: its frames' index instead, `api::BATCH_INDEX`); `created` is now, `nonce` is fresh, `keyid` is the username. The
 //! gateway refuses anything else (raid-server's `gateway::auth`).
 
 use base64::Engine;
@@ -11,16 +11,47 @@ use reqwest::header::{HeaderName, HeaderValue};
 
 /// Adds `Content-Digest` (when `digest` is given), `Signature-Input` and `Signature` to `request`.
 pub fn sign(request: &mut reqwest::Request, user: &str, key: &SigningKey, digest: Option<String>) {
-    if let Some(d) = &digest {
+    let components = api::signed_components(digest.is_some());
+    sign_with(
+        request,
+        user,
+        key,
+        digest.map(|d| ("content-digest", d)),
+        components,
+    );
+}
+
+/// Signs a batch of chunks by its frames: `index` ([`rai_common::project::batch::index_digest`]) as
+/// [`api::BATCH_INDEX`] instead of a `Content-Digest` of the whole body, which would hash every byte once more
+/// only to be signed (the gateway checks each chunk against its id anyway).
+pub fn sign_batch(request: &mut reqwest::Request, user: &str, key: &SigningKey, index: String) {
+    let components = api::batch_signed_components();
+    sign_with(
+        request,
+        user,
+        key,
+        Some((api::BATCH_INDEX, index)),
+        components,
+    );
+}
+
+fn sign_with(
+    request: &mut reqwest::Request,
+    user: &str,
+    key: &SigningKey,
+    tie: Option<(&'static str, String)>,
+    components: Vec<String>,
+) {
+    if let Some((name, value)) = &tie {
         request.headers_mut().insert(
-            HeaderName::from_static("content-digest"),
-            HeaderValue::from_str(d).expect("a digest is ASCII"),
+            HeaderName::from_static(name),
+            HeaderValue::from_str(value).expect("a digest is ASCII"),
         );
     }
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).expect("the operating system's random number generator failed");
     let params = SignatureParams {
-        components: api::signed_components(digest.is_some()),
+        components,
         created: Some(chrono::Utc::now().timestamp()),
         keyid: Some(user.to_string()),
         nonce: Some(URL_SAFE_NO_PAD.encode(nonce)),

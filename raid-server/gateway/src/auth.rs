@@ -5,7 +5,9 @@
 //! not seen within the window (a replay). Each failure is its own 401 with what to do.
 //!
 //! A body is tied to the signature by its `Content-Digest` header, which the signature covers; [`SignedJson`]
-//! checks that the body matches it, and the upload stream checks it while it streams.
+//! checks that the body matches it, and the upload stream checks it while it streams. A batch of chunks may be tied
+//! by its frames' index instead (`api::BATCH_INDEX`), which the chunks route checks. A digest header the signature
+//! does not cover is removed before any handler runs.
 
 use std::sync::Arc;
 
@@ -91,7 +93,7 @@ fn nonce_ok(nonce: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-async fn authenticate(parts: &Parts, gateway: &Gateway) -> Result<Account, ApiError> {
+async fn authenticate(parts: &mut Parts, gateway: &Gateway) -> Result<Account, ApiError> {
     let (Some(input), Some(signature)) = (
         header(&parts.headers, "signature-input"),
         header(&parts.headers, "signature"),
@@ -109,7 +111,16 @@ async fn authenticate(parts: &Parts, gateway: &Gateway) -> Result<Account, ApiEr
         ApiError::unauthorized(format!("the request's signature is unreadable: {e}"))
     })?;
     let params = &received.params;
-    let needed = api::signed_components(api::method_has_body(parts.method.as_str()));
+    let has_body = api::method_has_body(parts.method.as_str());
+    let by_index = has_body
+        && parts.method == axum::http::Method::PUT
+        && api::PROJECT_CHUNKS.matches(parts.uri.path())
+        && params.components.iter().any(|c| c == api::BATCH_INDEX);
+    let needed = if by_index {
+        api::batch_signed_components()
+    } else {
+        api::signed_components(has_body)
+    };
     if let Some(missing) = needed.iter().find(|c| !params.components.contains(c)) {
         return Err(ApiError::unauthorized(format!(
             "the request's signature does not cover \"{missing}\"; upgrade rai"
@@ -160,6 +171,13 @@ async fn authenticate(parts: &Parts, gateway: &Gateway) -> Result<Account, ApiEr
         .map_err(|e| ApiError::unauthorized(format!(
             "bad signature: the request was not signed by user \"{user}\"'s key ({e}); check that ~/.rai_profile is the one your instructor sent"
         )))?;
+    // A body is checked against whichever of its digests the signature covers: one it does not cover is dropped
+    // here, so no handler can take an unsigned digest for the signed one.
+    for tie in ["content-digest", api::BATCH_INDEX] {
+        if !params.components.iter().any(|c| c == tie) {
+            parts.headers.remove(tie);
+        }
+    }
     // Only a verified request may spend a nonce, so nobody can burn another student's nonces.
     let first = gateway
         .bus

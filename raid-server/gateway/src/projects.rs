@@ -148,7 +148,8 @@ pub async fn create(
 }
 
 /// `PUT /v1/projects/{job}/chunks` (fs store): a batch of sealed chunks ([`batch`]) the job declared missing. The
-/// body must match its signed `Content-Digest`, every chunk in it must be one the job still has to send, and each
+/// body's frames must match their signed index (`api::BATCH_INDEX`; an older client's whole-body `Content-Digest`
+/// instead), every chunk in it must be one the job still has to send, and each
 /// must open within its declared size to its id; only then is any stored.
 pub async fn chunks(
     State(gateway): State<Arc<Gateway>>,
@@ -169,20 +170,35 @@ pub async fn chunks(
         ))
     })?;
     let received_at = started.elapsed();
-    let signed = headers
-        .get("content-digest")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    // Nothing in the body is acted on before it is known to be the body that was signed (checked off the async
+    // Only signed digests reach here (the Caller extractor removed any other): the frames' index of a current
+    // client, or the whole body's Content-Digest of an older one.
+    let signed = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (index, digest) = (signed(api::BATCH_INDEX), signed("content-digest"));
+    // Nothing in the body is acted on before it is known to be the batch that was signed (checked off the async
     // threads, as is every chunk below).
     let framing = body.clone();
     let frames = tokio::task::spawn_blocking(move || {
-        if signed.as_deref() != Some(httpsig::content_digest(&framing).as_str()) {
-            return Err(ApiError::bad_request(
-                "the batch does not match its signed Content-Digest (changed on the way?); nothing was stored",
-            ));
+        let changed = |what: &str| {
+            ApiError::bad_request(format!(
+                "the batch does not match its signed {what} (changed on the way?); nothing was stored"
+            ))
+        };
+        if index.is_none() && digest.as_deref() != Some(httpsig::content_digest(&framing).as_str()) {
+            return Err(changed("Content-Digest"));
         }
-        batch::frames(&framing).map_err(|e| ApiError::bad_request(format!("{e}; nothing was stored")))
+        let frames = batch::frames(&framing)
+            .map_err(|e| ApiError::bad_request(format!("{e}; nothing was stored")))?;
+        if let Some(index) = index
+            && index != batch::index_digest(&framing, &frames)
+        {
+            return Err(changed("index of chunks"));
+        }
+        Ok(frames)
     })
     .await
     .map_err(|e| ApiError::unavailable("check the chunks", e))??;

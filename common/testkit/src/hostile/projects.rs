@@ -1,12 +1,13 @@
 //! The catalogue's chunked-project cases (issue 30): declarations and chunks a hostile student sends the gateway
 //! with a valid signature, by hand ([`crate::signed`]), past every check `rai` makes. Each is refused with a message
-//! that says what is wrong, and nothing is stored: no manifest under the job, no chunk under the student.
+//! that says what is wrong, and nothing is stored: no manifest under the job, no chunk under the student. One more
+//! case checks that a batch signed as clients before `api::BATCH_INDEX` sign one is still taken.
 
 use rai_backends::store::ObjectStore;
 use rai_common::JobId;
 use rai_common::api::{self, ProjectPlan, ProjectRequest};
 use rai_common::objects::manifest_key;
-use rai_common::project::batch::Batch;
+use rai_common::project::batch::{self, Batch};
 use rai_common::project::{
     ChunkId, ChunkRef, Entry, EntryKind, LocalIndex, MANIFEST_VERSION, Manifest, describe, seal,
 };
@@ -81,36 +82,86 @@ impl Harness {
         self.store.head(&key).await.unwrap().is_some()
     }
 
-    /// Declares `manifest` and sends `chunks` (each as `sealed` bytes under its id) in one batch; the gateway's
-    /// answer to the batch.
+    /// Declares `manifest` and sends `chunks` (each as `sealed` bytes under its id) in one batch signed as `rai`
+    /// signs one; the gateway's answer to the batch.
     async fn send_as(
         &self,
         user: usize,
         manifest: &Manifest,
         chunks: &[(ChunkRef, Vec<u8>)],
     ) -> String {
+        self.send_tied(user, manifest, chunks, Tie::Index).await
+    }
+
+    /// [`Self::send_as`], the batch tied to its signature as `tie` says.
+    async fn send_tied(
+        &self,
+        user: usize,
+        manifest: &Manifest,
+        chunks: &[(ChunkRef, Vec<u8>)],
+        tie: Tie,
+    ) -> String {
         let student = self.stack.signed(user);
         let job = JobId::new();
         if let Err(said) = declare_as(&student, job, manifest).await {
             return format!("declaration refused: {said}");
         }
-        let mut batch = Batch::default();
-        for (chunk, sealed) in chunks {
-            batch.push(chunk.id, chunk.size, sealed);
-        }
-        let answer: Answer = student
-            .bytes(
-                Method::PUT,
-                &api::PROJECT_CHUNKS.path(job),
-                batch.into_body().to_vec(),
-            )
-            .await;
+        let batch = batch_of(chunks);
+        let path = api::PROJECT_CHUNKS.path(job);
+        let answer: Answer = match tie {
+            Tie::Index => {
+                let (body, index) = batch.into_signed_body();
+                student.batch(&path, body, index).await
+            }
+            Tie::IndexOf(other) => {
+                let (_, index) = batch_of(&other).into_signed_body();
+                student.batch(&path, batch.into_body(), index).await
+            }
+            Tie::WholeBody { changed } => {
+                let body = batch.into_body();
+                if changed {
+                    // Signed as sent, then a byte of the last chunk changed on the way, and an index of the
+                    // changed body's frames added, unsigned (the gateway must not take it for a signed one).
+                    let mut request_body = body.clone();
+                    let last = request_body.len() - 1;
+                    request_body[last] ^= 1;
+                    let frames = batch::frames(&request_body).unwrap();
+                    let index = batch::index_digest(&request_body, &frames);
+                    let unsigned = [(api::BATCH_INDEX, index)];
+                    student
+                        .bytes_signed_for(&path, &body, request_body, &unsigned)
+                        .await
+                } else {
+                    student.bytes(Method::PUT, &path, body).await
+                }
+            }
+        };
         if answer.status.is_success() {
             "the batch was taken".into()
         } else {
             answer.said()
         }
     }
+}
+
+/// How a batch is tied to its signature.
+enum Tie {
+    /// By its frames' index (`api::BATCH_INDEX`), as `rai` sends it.
+    Index,
+    /// By the index of another batch's frames.
+    IndexOf(Vec<(ChunkRef, Vec<u8>)>),
+    /// By its whole `Content-Digest`, as clients before the index sent it; `changed`: a byte of it changed after it
+    /// was signed.
+    WholeBody { changed: bool },
+}
+
+/// `chunks` framed as one batch.
+fn batch_of(chunks: &[(ChunkRef, Vec<u8>)]) -> Batch {
+    let mut batch = Batch::default();
+    for (chunk, sealed) in chunks {
+        batch.push(chunk.id, chunk.size, sealed);
+    }
+    batch
 }
 
 fn said(answer: &str, words: &str, stored: bool) -> (String, bool) {
@@ -276,6 +327,60 @@ pub(super) fn cases() -> Vec<HostileCase> {
                     let stored = c.holds_chunk(0, &good_chunk.id).await
                         || c.holds_chunk(0, &forged_chunk.id).await;
                     said(&answer, "holds other bytes", stored)
+                })
+            },
+        ),
+        case(
+            "project",
+            "batch whose chunks are not the ones its signature names",
+            "refused: does not match its signed index, not stored",
+            move |c| {
+                Box::pin(async move {
+                    // Student 2 (student 0's pending uploads are at their cap by now). Both chunks are the job's to
+                    // send; the signature names one, the body carries the other.
+                    let (named, sent) = (b"int named;".as_slice(), b"int sent;".as_slice());
+                    let (mut manifest, named_chunk) = holding("named.c", named);
+                    let (other, sent_chunk) = holding("sent.c", sent);
+                    manifest.entries.extend(other.entries);
+                    let tie = Tie::IndexOf(vec![(named_chunk, seal(named))]);
+                    let answer = c
+                        .send_tied(2, &manifest, &[(sent_chunk, seal(sent))], tie)
+                        .await;
+                    let stored = c.holds_chunk(2, &sent_chunk.id).await
+                        || c.holds_chunk(2, &named_chunk.id).await;
+                    said(&answer, "does not match its signed index of chunks", stored)
+                })
+            },
+        ),
+        case(
+            "project",
+            "batch of an older client changed after it was signed, an unsigned index beside it",
+            "refused: does not match its signed Content-Digest, not stored",
+            move |c| {
+                Box::pin(async move {
+                    let (manifest, chunk) = holding("main.c", b"int main;");
+                    let tie = Tie::WholeBody { changed: true };
+                    let answer = c
+                        .send_tied(2, &manifest, &[(chunk, seal(b"int main;"))], tie)
+                        .await;
+                    let stored = c.holds_chunk(2, &chunk.id).await;
+                    said(&answer, "does not match its signed Content-Digest", stored)
+                })
+            },
+        ),
+        case(
+            "project",
+            "batch of an older client, signed whole",
+            "taken, as before the index",
+            move |c| {
+                Box::pin(async move {
+                    let (manifest, chunk) = holding("old.c", b"int old;");
+                    let tie = Tie::WholeBody { changed: false };
+                    let answer = c
+                        .send_tied(2, &manifest, &[(chunk, seal(b"int old;"))], tie)
+                        .await;
+                    let stored = c.holds_chunk(2, &chunk.id).await;
+                    (answer.clone(), answer == "the batch was taken" && stored)
                 })
             },
         ),
