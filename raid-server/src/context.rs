@@ -41,8 +41,6 @@ pub struct WorkerContext {
     pub held_jobs: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// Chunks and files of chunked uploads kept between jobs (`raid.cache_bytes`).
     pub cache: Arc<crate::cache::ContentCache>,
-    /// Containers started ahead for the next job on a free slot (`raid.standby`).
-    pub standbys: crate::standby::StandbyPool,
 }
 
 impl WorkerContext {

@@ -39,7 +39,6 @@ pub mod sandbox;
 pub mod setup;
 pub mod shutdown;
 pub mod slots;
-pub mod standby;
 pub mod worker;
 
 /// The policy lives in the shared sandbox library: the gateway admits with it, the worker resolves limits with it,

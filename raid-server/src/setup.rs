@@ -86,7 +86,6 @@ pub async fn context(config: Config) -> Result<WorkerContext, SetupError> {
     )?;
     Ok(WorkerContext {
         cache: Arc::new(cache),
-        standbys: Default::default(),
         name,
         config,
         docker,

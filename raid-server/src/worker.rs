@@ -31,9 +31,6 @@ pub async fn serve(ctx: Arc<WorkerContext>, slots: usize, shutdown: Shutdown) {
     remove_leftovers(&ctx).await;
     let raid = &ctx.config.raid;
     let room = Slots::new(slots, raid.prepare_next);
-    if raid.standby {
-        ctx.standbys.open(slots);
-    }
     let running: Running = Arc::default();
     let metrics = crate::metrics::metrics();
     metrics.slots.set(slots as i64);
@@ -46,7 +43,6 @@ pub async fn serve(ctx: Arc<WorkerContext>, slots: usize, shutdown: Shutdown) {
         worker = %ctx.name,
         slots,
         prepare_next = raid.prepare_next,
-        standby = raid.standby,
         queues = ?names,
         gpus = ctx.gpus.count(),
         "serving"
@@ -70,8 +66,7 @@ pub async fn serve(ctx: Arc<WorkerContext>, slots: usize, shutdown: Shutdown) {
         let _ = l.await;
     }
 
-    // Draining: no new leases, so no standbys either. Running jobs get the grace period, then are handed back.
-    ctx.standbys.close(&ctx.docker).await;
+    // Draining: no new leases. Running jobs get the grace period, then are handed back.
     let grace = ctx.config.raid.shutdown_grace.as_duration();
     tracing::warn!(running = shutdown.running(), grace = ?grace, "draining");
     shutdown.wait_for_jobs(grace).await;
@@ -228,7 +223,6 @@ async fn sweep_strays(ctx: Arc<WorkerContext>) {
                 .contains_key(job)
         };
         crate::sandbox::remove_strays(&ctx.docker, &label, held).await;
-        crate::standby::remove_strays(&ctx, held).await;
     }
 }
 

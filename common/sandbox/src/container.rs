@@ -91,25 +91,6 @@ impl SandboxSpec {
         }
     }
 
-    /// What Docker fixes when it makes the container, less what is one job's own: the body asked for with no name,
-    /// labels, environment or GPUs and with placeholder folders. Two specs of the same shape can share a container
-    /// made ahead (a worker's standby, `raid`'s `standby` module), given the same GPUs; the job's environment then
-    /// reaches its commands through each exec (see [`Sandbox::adopt`]).
-    pub fn shape(&self) -> ContainerCreateBody {
-        let placeholder = PathBuf::from("/");
-        SandboxSpec {
-            name: String::new(),
-            src_dir: placeholder.clone(),
-            build_dir: placeholder.clone(),
-            gate_dir: self.gate_dir.as_ref().map(|_| placeholder),
-            gpus: Vec::new(),
-            env: Vec::new(),
-            labels: HashMap::new(),
-            ..self.clone()
-        }
-        .container_body()
-    }
-
     /// The container body Docker is asked for.
     pub fn container_body(&self) -> ContainerCreateBody {
         let bind = |source: &PathBuf, target: &str, read_only: bool| Mount {
@@ -208,9 +189,6 @@ pub struct Sandbox {
     shell: String,
     user: String,
     memory_bytes: u64,
-    /// The job's environment, given to every command again as it starts: a container made ahead for another job
-    /// ([`Sandbox::adopt`]) was made without it.
-    env: Vec<String>,
 }
 
 /// Which stream a piece of output came from.
@@ -346,54 +324,12 @@ impl Sandbox {
             shell: spec.shell.clone(),
             user: spec.user.clone(),
             memory_bytes: spec.memory_bytes,
-            env: spec.env.clone(),
         };
         if let Err(e) = docker.start_container(&spec.name, None).await {
             sandbox.remove().await;
             return Err(SandboxError::Start(e));
         }
         Ok(sandbox)
-    }
-
-    /// Makes this started, idle container (made ahead, of `spec`'s [`SandboxSpec::shape`] and GPUs) the container
-    /// of `spec`'s job: renamed to the job's container name, so that a later run of the job on this engine finds
-    /// and removes it as it would one made for the job, and its commands given the job's environment. A container
-    /// already bearing the name is an earlier run's and goes first, as in [`Sandbox::start`]. On an error the
-    /// container is left as it was, for the caller to remove.
-    pub async fn adopt(self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
-        debug_assert!(
-            self.shape_matches(spec),
-            "adopting a container of another shape"
-        );
-        let rename = || {
-            self.docker.rename_container(
-                &self.id,
-                bollard::query_parameters::RenameContainerOptions {
-                    name: spec.name.clone(),
-                },
-            )
-        };
-        match rename().await {
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => {
-                tracing::warn!(container = %spec.name, "removing a container an earlier run of this job left behind");
-                remove_container(&self.docker, &spec.name).await;
-                rename().await
-            }
-            other => other,
-        }
-        .map_err(SandboxError::Adopt)?;
-        Ok(Sandbox {
-            name: spec.name.clone(),
-            env: spec.env.clone(),
-            ..self
-        })
-    }
-
-    /// Whether `spec` could have made this container, as far as the container remembers it.
-    fn shape_matches(&self, spec: &SandboxSpec) -> bool {
-        self.shell == spec.shell && self.user == spec.user && self.memory_bytes == spec.memory_bytes
     }
 
     /// Runs `command` with the shell, sending its output to `tx` as it comes; returns the exit code (`None` when
@@ -444,7 +380,6 @@ impl Sandbox {
                     cmd: Some(cmd),
                     user: Some(self.user.clone()),
                     working_dir: Some("/build".into()),
-                    env: Some(self.env.clone()),
                     ..Default::default()
                 },
             )
@@ -568,7 +503,7 @@ fn cgroup_oom_kills(id: &str) -> Option<u64> {
 }
 
 /// Every container carrying `label` (`key=value`), running or not; none when the engine cannot list them.
-pub async fn labelled(docker: &Docker, label: &str) -> Vec<bollard::models::ContainerSummary> {
+async fn labelled(docker: &Docker, label: &str) -> Vec<bollard::models::ContainerSummary> {
     use bollard::query_parameters::ListContainersOptionsBuilder;
     let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
     let options = ListContainersOptionsBuilder::default()
@@ -656,59 +591,6 @@ mod tests {
             gate_dir: None,
             cap_add: vec![],
             datasets: vec![],
-        }
-    }
-
-    #[test]
-    fn a_shape_is_what_docker_fixes_less_what_is_one_jobs_own() {
-        let a = spec();
-        let b = SandboxSpec {
-            name: "rai-job-y".into(),
-            src_dir: "/jobs/y/src".into(),
-            build_dir: "/jobs/y/build".into(),
-            env: vec!["RAI=1".into(), "RAI_JOB_ID=y".into()],
-            labels: HashMap::from([("rai.job".into(), "y".into())]),
-            gpus: vec!["GPU-1".into()],
-            ..spec()
-        };
-        assert_eq!(
-            a.shape(),
-            b.shape(),
-            "name, folders, env, labels and GPUs are not the shape"
-        );
-        // Everything Docker fixes and two jobs may differ in is.
-        let differs = [
-            SandboxSpec {
-                image: "other".into(),
-                ..spec()
-            },
-            SandboxSpec {
-                memory_bytes: 128 << 20,
-                ..spec()
-            },
-            SandboxSpec {
-                cpus: 2.0,
-                ..spec()
-            },
-            SandboxSpec {
-                network: Some("rai-jobs".into()),
-                ..spec()
-            },
-            SandboxSpec {
-                cap_add: vec!["SYS_ADMIN".into()],
-                ..spec()
-            },
-            SandboxSpec {
-                datasets: vec![("imagenet".into(), "/data/imagenet".into())],
-                ..spec()
-            },
-            SandboxSpec {
-                gate_dir: Some("/jobs/x/gate".into()),
-                ..spec()
-            },
-        ];
-        for other in differs {
-            assert_ne!(a.shape(), other.shape(), "{other:?}");
         }
     }
 

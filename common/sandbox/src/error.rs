@@ -9,8 +9,6 @@ pub enum SandboxError {
     Create(#[source] bollard::errors::Error),
     #[error("cannot start the job container: {0}")]
     Start(#[source] bollard::errors::Error),
-    #[error("cannot take a standby container for the job: {0}")]
-    Adopt(#[source] bollard::errors::Error),
     #[error("cannot run a command in the job container: {0}")]
     Exec(#[source] bollard::errors::Error),
     #[error("cannot open the gate of the job's first command: {0}")]

@@ -328,8 +328,6 @@ pub struct RaidConfig {
     pub prepare_next: bool,
     /// The longest a prepared job waits for its slot before it goes back to the queue.
     pub prepared_wait: Span,
-    /// Whether a container is kept started, idle, for the next job on each free slot (`raid`'s `standby` module).
-    pub standby: bool,
     pub metrics_address: Option<String>,
     pub job_network: JobNetworkConfig,
     /// Refuse build files whose reading warned (unknown or repeated keys, keys with no effect) instead of running

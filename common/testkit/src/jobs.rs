@@ -270,36 +270,6 @@ pub fn leftover_container(job: &str, worker: &str) {
 }
 
 /// How many containers with `label` are still present.
-/// How many containers a job has: those made for it (named and labelled for it) and a standby it took (named for
-/// it).
-pub fn containers_of_job(job: &str) -> usize {
-    let out = std::process::Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("name=rai-job-{job}")])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
-/// How many job containers `worker` has (running, ready or being removed), its idle standbys not counted.
-pub fn job_containers_of_worker(worker: &str) -> usize {
-    let out = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label=rai.worker={worker}"),
-            "--format",
-            "{{.Names}}",
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|n| n.starts_with("rai-job-"))
-        .count()
-}
-
-/// How many containers carry `label` (`key=value`).
 pub fn containers_of(label: &str) -> usize {
     let out = std::process::Command::new("docker")
         .args(["ps", "-aq", "--filter", &format!("label={label}")])

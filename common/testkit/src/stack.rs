@@ -570,8 +570,6 @@ impl Stack {
             .filter_map(|w| std::fs::read_dir(w.path()).ok())
             .flatten()
             .flatten()
-            // So are its standbys' folders (`standby-<id>`), one a slot at most.
-            .filter(|e| !e.file_name().to_string_lossy().starts_with("standby-"))
             .map(|e| e.path())
             .collect()
     }
@@ -685,18 +683,7 @@ impl Stack {
     pub fn containers_left(&self) -> Vec<String> {
         self.workers
             .iter()
-            .flat_map(|w| containers_of(&w.name, false))
-            .collect()
-    }
-
-    /// The idle standby containers of each worker (`raid.standby`), by worker name.
-    pub fn standbys(&self) -> Vec<(String, usize)> {
-        self.workers
-            .iter()
-            .map(|w| {
-                let all = containers_of(&w.name, true).len();
-                (w.name.clone(), all - containers_of(&w.name, false).len())
-            })
+            .flat_map(|w| containers_of(&w.name))
             .collect()
     }
 }
@@ -714,7 +701,7 @@ impl Drop for Stack {
                 let _ = child.kill();
                 let _ = child.wait();
             }
-            for c in containers_of(&w.name, true) {
+            for c in containers_of(&w.name) {
                 let _ = Command::new("docker")
                     .args(["rm", "-f", &c])
                     .stdout(Stdio::null())
@@ -728,24 +715,19 @@ impl Drop for Stack {
     }
 }
 
-/// The containers of `worker` (ids), its idle standbys (kept by design, at most one a slot) left out unless `all`.
-fn containers_of(worker: &str, all: bool) -> Vec<String> {
+fn containers_of(worker: &str) -> Vec<String> {
     let out = Command::new("docker")
         .args([
             "ps",
-            "-a",
+            "-aq",
             "--filter",
             &format!("label=rai.worker={worker}"),
-            "--format",
-            "{{.ID}} {{.Names}}",
         ])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(_, name)| all || !name.starts_with("rai-standby-"))
-        .map(|(id, _)| id.to_string())
+        .split_whitespace()
+        .map(str::to_string)
         .collect()
 }
 

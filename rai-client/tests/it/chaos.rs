@@ -69,7 +69,7 @@ async fn kill_9_while_a_job_is_ready_for_a_busy_slot_loses_nothing() {
     let waiting = s.spawn_rai(1, &["-p", ready.path().to_str().unwrap()]);
     // One container runs the long job; a second, started idle, is the ready job's.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while rai_testkit::jobs::job_containers_of_worker(&worker) < 2 {
+    while rai_testkit::jobs::containers_of(&format!("rai.worker={worker}")) < 2 {
         assert!(
             std::time::Instant::now() < deadline,
             "the second job never got ready: {}\n{}",

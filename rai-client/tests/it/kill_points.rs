@@ -214,7 +214,7 @@ impl Bench {
 }
 
 fn containers_of_job(job: &str) -> usize {
-    rai_testkit::jobs::containers_of_job(job)
+    rai_testkit::jobs::containers_of(&format!("rai.job={job}"))
 }
 
 /// Bytes that do not compress, so the worker takes a while to fetch and unpack them.

@@ -4,8 +4,8 @@
 //! 1. here: the message verified against the account registry, the job id claimed;
 //! 2. [`lease`]: the lease and the claim kept alive while the job runs;
 //! 3. [`fetch`]: the upload checked against the signed job and unpacked into the job directory;
-//! 4. [`ready`]: the image and the container made ready (or a standby taken, [`crate::standby`]), then the wait for
-//!    a slot (while another job may still run in it, [`crate::slots`]); [`run`]: the command loop (output, time limit, OOM, `/build` quota, cancel), after
+//! 4. [`ready`]: the image and the container made ready, then the wait for a slot (while another job may still run
+//!    in it, [`crate::slots`]); [`run`]: the command loop (output, time limit, OOM, `/build` quota, cancel), after
 //!    which the slot is given back at once;
 //! 5. [`finish`]: `/build` stored, the record, the `end` event, the ack; or the job handed back.
 //!
@@ -189,7 +189,6 @@ pub async fn run(
                 gpu_use: Vec::new(),
                 results: None,
                 ticket: Some(ticket),
-                standby: None,
                 parked: None,
                 held: Some(held),
                 started: false,
@@ -304,8 +303,6 @@ struct JobLife {
     results: Option<rai_common::results::Results>,
     /// The slot the job holds or waits for, until it has one.
     ticket: Option<Ticket>,
-    /// A standby container taken for the job, until the job adopts it (its directory is the job's already).
-    standby: Option<crate::standby::Standby>,
     /// A place kept after the job waited too long for its slot and went back (see [`Waited::TooLong`]).
     parked: Option<Ticket>,
     /// The job counted among those this worker holds, until its container and directory are gone.
@@ -543,18 +540,11 @@ impl JobLife {
             let sandbox = sandbox.clone();
             async move { sandbox.kill().await }
         });
-        let held_gpus = gpus.ids.clone();
         drop(gpus);
         drop(slot);
         drop(_listed);
         let _ = killing.await;
         sandbox.remove().await;
-        // A container like this one for the next job that lands on a free slot here.
-        if ctx.config.raid.standby && self.request.build.commands.build_image.is_none() {
-            let like = self.sandbox_spec(&limits, self.request.build.rai.image.clone(), held_gpus);
-            let ctx = ctx.clone();
-            tokio::spawn(async move { ctx.standbys.refill(&ctx, &like).await });
-        }
         let (outcome, over_quota) = ran?;
         let Outcome::Ended(ending) = outcome else {
             return Ok((outcome, None));
@@ -578,13 +568,8 @@ impl JobLife {
     }
 
     /// Removes the container and the job directory, whatever happened.
-    async fn clean_up(&mut self) {
+    async fn clean_up(&self) {
         remove_container(&self.ctx.docker, &self.container).await;
-        if let Some(standby) = self.standby.take() {
-            // Taken, never adopted (the job ended or went back first): its directory is the job's, removed below.
-            remove_container(&self.ctx.docker, &standby.sandbox.name).await;
-            self.ctx.standbys.adopted(&standby.sandbox.name);
-        }
         if let Err(e) = tokio::fs::remove_dir_all(&self.dir).await
             && e.kind() != std::io::ErrorKind::NotFound
         {

@@ -12,9 +12,6 @@
 //! jobs that preparing aims at. Until its gate opens the container runs nothing but its keep-alive and a shell
 //! blocked on a read, so it uses no GPU and next to no memory.
 //!
-//! A job leased onto a free slot has nothing to hide those costs behind, so it takes a standby where one of its shape
-//! is kept ([`crate::standby`]): a container started idle after an earlier job, whose folder becomes the job's.
-//!
 //! GPUs are fixed when a container is made. A job whose GPUs are free when it gets ready takes them then. One that
 //! must wait for them guesses those it will get (the oldest running job's: with one slot, exactly the job it
 //! follows, see [`crate::gpu::GpuPool::likely_next`]), makes its container with them and asks the pool for those
@@ -159,16 +156,15 @@ impl super::JobLife {
         if self.rerun {
             self.announce_rerun(pump).await?;
         }
-        let limits = policy::resolve(&self.request.build, &ctx.config.raid, ctx.gpus.count())
+        let request = &self.request;
+        let limits = policy::resolve(&request.build, &ctx.config.raid, ctx.gpus.count())
             .map_err(JobError::Policy)?;
-        if let Some(sweep) = &self.request.sweep {
-            sweep.check(&self.request.build.matrix)?;
+        if let Some(sweep) = &request.sweep {
+            sweep.check(&request.build.matrix)?;
         }
         for note in &limits.notes {
             pump.system(note).await?;
         }
-        self.take_standby(&limits).await;
-        let request = &self.request;
         let (src, build) = (self.dir.join("src"), self.dir.join("build"));
         let regrade_of = self.graded.as_ref().and_then(|g| g.regrade_of.as_ref());
         fetch::fetch(&ctx, request, regrade_of, &src).await?;
@@ -204,10 +200,7 @@ impl super::JobLife {
             None => ctx.gpus.likely_next(limits.gpus),
         };
         let spec = self.sandbox_spec(&limits, image.clone(), made_for.clone());
-        let sandbox = match self.standby.take() {
-            Some(standby) => self.adopt(standby, &spec).await?,
-            None => Sandbox::start(&ctx.docker, &spec).await?,
-        };
+        let sandbox = Sandbox::start(&ctx.docker, &spec).await?;
         let first = match request.build.commands.build.first() {
             Some(command) => match sandbox.start_gated(command, gate).await {
                 Ok(gated) => Some(gated),
@@ -229,54 +222,6 @@ impl super::JobLife {
         })
     }
 
-    /// Takes a standby container of the job's shape ([`crate::standby`]), if one is kept, and makes its directory
-    /// the job's, before the upload is fetched into it. Only for the course's images (a job's own built image has
-    /// no standby) and GPUs still to be known: the container is adopted or dropped in [`Self::adopt`].
-    async fn take_standby(&mut self, limits: &JobLimits) {
-        let ctx = self.ctx.clone();
-        if !ctx.config.raid.standby || self.request.build.commands.build_image.is_some() {
-            return;
-        }
-        let like = self.sandbox_spec(limits, self.request.build.rai.image.clone(), Vec::new());
-        let Some(standby) = ctx.standbys.take(&like) else {
-            return;
-        };
-        match tokio::fs::rename(&standby.dir, &self.dir).await {
-            Ok(()) => self.standby = Some(standby),
-            Err(e) => {
-                tracing::warn!(job = %self.request.id, error = %e, "cannot take a standby's directory");
-                ctx.standbys.discard(&ctx.docker, standby).await;
-            }
-        }
-    }
-
-    /// The standby taken for the job made its container, when it was made for the GPUs the job runs with; else
-    /// removed (its directory stays the job's) and the job's own container started.
-    async fn adopt(
-        &self,
-        standby: crate::standby::Standby,
-        spec: &SandboxSpec,
-    ) -> Result<Sandbox, JobError> {
-        let ctx = &self.ctx;
-        let name = standby.sandbox.name.clone();
-        let adopted = if standby.gpus == spec.gpus {
-            standby.sandbox.adopt(spec).await.map_err(|e| {
-                tracing::warn!(job = %self.request.id, error = %e, "cannot adopt a standby container");
-            })
-        } else {
-            Err(())
-        };
-        let sandbox = match adopted {
-            Ok(sandbox) => sandbox,
-            Err(()) => {
-                crate::sandbox::remove_container(&ctx.docker, &name).await;
-                Sandbox::start(&ctx.docker, spec).await?
-            }
-        };
-        ctx.standbys.adopted(&name);
-        Ok(sandbox)
-    }
-
     /// Tells the followers that the job runs again, and makes sure the earlier run's container is gone.
     async fn announce_rerun(&self, pump: &mut OutputPump) -> Result<(), JobError> {
         pump.event(EventBody::Status {
@@ -289,8 +234,6 @@ impl super::JobLife {
         // running the job: stop it, so the two runs never overlap and the container name is free again.
         let label = format!("{JOB_LABEL}={}", self.request.id);
         crate::sandbox::remove_labelled(&self.ctx.docker, &label).await;
-        // One that began as a standby bears the job's name, not its label.
-        crate::sandbox::remove_container(&self.ctx.docker, &self.container).await;
         Ok(())
     }
 

@@ -14,6 +14,5 @@ mod old_projects;
 mod packages;
 mod prepared;
 mod process;
-mod standby;
 mod term;
 mod worker;

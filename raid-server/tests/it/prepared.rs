@@ -7,7 +7,7 @@ use crate::harness::Harness;
 use rai_common::account::generate_signing_key;
 use rai_common::event::{Event, EventBody, JobStatus};
 use rai_common::job::JobId;
-use rai_testkit::jobs::{containers_of_job, end, text};
+use rai_testkit::jobs::{containers_of, end, text};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -65,8 +65,8 @@ impl LongThenReady {
 async fn wait_ready(h: &Harness, job: JobId) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let job_id = job.to_string();
-        let made = tokio::task::spawn_blocking(move || containers_of_job(&job_id))
+        let label = format!("rai.job={job}");
+        let made = tokio::task::spawn_blocking(move || containers_of(&label))
             .await
             .unwrap();
         let state = h.ctx.bus.state(&job).await.unwrap();
@@ -123,8 +123,8 @@ async fn a_prepared_job_goes_back_to_the_queue_at_once_on_sigterm() {
     setup.first.shutdown.drain();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let job_id = ready.to_string();
-        let left = tokio::task::spawn_blocking(move || containers_of_job(&job_id))
+        let label = format!("rai.job={ready}");
+        let left = tokio::task::spawn_blocking(move || containers_of(&label))
             .await
             .unwrap();
         let state = setup.first.ctx.bus.state(&ready).await.unwrap();

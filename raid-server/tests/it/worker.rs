@@ -124,7 +124,7 @@ async fn four_slots_twenty_jobs_never_more_than_four_running_and_four_ready() {
                 most_listed.fetch_max(listed, Ordering::Relaxed);
                 let n = tokio::task::spawn_blocking({
                     let w = worker.clone();
-                    move || rai_testkit::jobs::job_containers_of_worker(&w)
+                    move || containers_of(&format!("rai.worker={w}"))
                 })
                 .await
                 .unwrap();
