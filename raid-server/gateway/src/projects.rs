@@ -231,14 +231,10 @@ pub async fn chunks(
     .map_err(|e| ApiError::unavailable("check the chunks", e))??;
     let checked_at = started.elapsed();
     let sent = body.len() as u64;
-    let objects: Vec<(String, Vec<u8>)> = checked
+    // Slices of the body, not copies: a first submit's chunks are the project's gigabyte.
+    let objects: Vec<(String, axum::body::Bytes)> = checked
         .into_iter()
-        .map(|(chunk, range)| {
-            (
-                chunk_key(&caller.user, &chunk.id),
-                body.slice(range).to_vec(),
-            )
-        })
+        .map(|(chunk, range)| (chunk_key(&caller.user, &chunk.id), body.slice(range)))
         .collect();
     // Synced once when the upload completes (below), not file by file: see `ObjectStore::put_many_unsynced`.
     gateway

@@ -61,9 +61,9 @@ impl FsStore {
     /// Writes a batch in one blocking step: every temporary file, then (`Durable::Now`) every fsync, then every
     /// rename, so the first fsync's journal commit carries them all. A bad key refuses the batch before anything is
     /// written; a failure removes the temporary files.
-    async fn write_batch(
+    async fn write_batch<B: AsRef<[u8]> + Send + 'static>(
         &self,
-        objects: Vec<(String, Vec<u8>)>,
+        objects: Vec<(String, B)>,
         durable: Durable,
     ) -> Result<(), StoreError> {
         let mut planned = Vec::with_capacity(objects.len());
@@ -89,7 +89,8 @@ impl FsStore {
             let result = (|| {
                 for (key, _, tmp, bytes) in &planned {
                     let mut file = std::fs::File::create(tmp).map_err(|e| Self::io(key, e))?;
-                    file.write_all(bytes).map_err(|e| Self::io(key, e))?;
+                    file.write_all(bytes.as_ref())
+                        .map_err(|e| Self::io(key, e))?;
                     written.push(file);
                 }
                 if sync_each {
@@ -243,7 +244,10 @@ impl ObjectStore for FsStore {
     /// largest and noisiest part of a first submit (issue 30). Until then a crash may leave a named file short or
     /// empty; that is safe because nothing refers to these objects before the sync (the gateway adds chunks to the
     /// owner's set only after it), so a later submit finds them missing from the set and sends them again.
-    async fn put_many_unsynced(&self, objects: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+    async fn put_many_unsynced(
+        &self,
+        objects: Vec<(String, bytes::Bytes)>,
+    ) -> Result<(), StoreError> {
         self.write_batch(objects, Durable::Later).await
     }
 

@@ -166,8 +166,13 @@ pub trait ObjectStore: Send + Sync {
     /// [`Self::put_many`] for the parts of one upload that are made durable together when it completes: the objects
     /// are readable when this returns, durable only after [`Self::sync`]. A caller must not rely on them (record them
     /// as stored) before then. A store whose puts are durable when they return (S3) stores them as `put_many` does.
-    async fn put_many_unsynced(&self, objects: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
-        self.put_many(objects).await
+    /// The bytes are shared, not owned: a batch's chunks are slices of the request body, not copies of it.
+    async fn put_many_unsynced(
+        &self,
+        objects: Vec<(String, bytes::Bytes)>,
+    ) -> Result<(), StoreError> {
+        let owned = objects.into_iter().map(|(k, b)| (k, b.to_vec())).collect();
+        self.put_many(owned).await
     }
 
     /// Makes every object stored so far durable (fs: one `syncfs` for the whole store instead of an fsync per

@@ -196,13 +196,17 @@ async fn a_batch_of_small_objects_round_trips(b: Backend) {
             )
         })
         .collect();
-    s.put_many_unsynced(later.clone()).await.unwrap();
+    let shared = later
+        .iter()
+        .map(|(k, b)| (k.clone(), b.clone().into()))
+        .collect();
+    s.put_many_unsynced(shared).await.unwrap();
     for (key, bytes) in &later {
         assert_eq!(&s.get_bytes(key).await.unwrap(), bytes, "{b:?}: {key}");
     }
     s.sync().await.unwrap();
     let e = s
-        .put_many_unsynced(vec![("../escape".into(), vec![1])])
+        .put_many_unsynced(vec![("../escape".into(), vec![1].into())])
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::BadKey { .. }), "{b:?}: {e}");
