@@ -49,6 +49,14 @@ fn file(path: &str, size: u64, chunk: ChunkRef) -> Entry {
     }
 }
 
+/// Two one-chunk files, each `(path, bytes)`, in one manifest.
+fn holding_two(a: (&str, &[u8]), b: (&str, &[u8])) -> (Manifest, ChunkRef, ChunkRef) {
+    let (mut manifest, first) = holding(a.0, a.1);
+    let (other, second) = holding(b.0, b.1);
+    manifest.entries.extend(other.entries);
+    (manifest, first, second)
+}
+
 /// The one-chunk file `path` holding `bytes`.
 fn holding(path: &str, bytes: &[u8]) -> (Manifest, ChunkRef) {
     let chunk = ChunkRef {
@@ -80,6 +88,26 @@ impl Harness {
     async fn holds_chunk(&self, user: usize, id: &ChunkId) -> bool {
         let key = rai_common::objects::chunk_key(&self.user(user), id);
         self.store.head(&key).await.unwrap().is_some()
+    }
+
+    /// Declares the one-chunk file `path` holding `bytes` and sends that chunk tied as `tie`; the gateway's answer,
+    /// and whether the chunk was stored.
+    async fn send_file(&self, user: usize, path: &str, bytes: &[u8], tie: Tie) -> (String, bool) {
+        let (manifest, chunk) = holding(path, bytes);
+        let answer = self
+            .send_tied(user, &manifest, &[(chunk, seal(bytes))], tie)
+            .await;
+        (answer, self.holds_chunk(user, &chunk.id).await)
+    }
+
+    /// Whether student `user`'s part of the store holds any of `chunks`.
+    async fn holds_any(&self, user: usize, chunks: &[ChunkRef]) -> bool {
+        for chunk in chunks {
+            if self.holds_chunk(user, &chunk.id).await {
+                return true;
+            }
+        }
+        false
     }
 
     /// Declares `manifest` and sends `chunks` (each as `sealed` bytes under its id) in one batch signed as `rai`
@@ -314,9 +342,8 @@ pub(super) fn cases() -> Vec<HostileCase> {
             move |c| {
                 Box::pin(async move {
                     let (good, forged) = (b"int good;".as_slice(), b"int main;".as_slice());
-                    let (mut manifest, good_chunk) = holding("good.c", good);
-                    let (other, forged_chunk) = holding("main.c", forged);
-                    manifest.entries.extend(other.entries);
+                    let (manifest, good_chunk, forged_chunk) =
+                        holding_two(("good.c", good), ("main.c", forged));
                     let answer = c
                         .send_as(
                             0,
@@ -324,8 +351,7 @@ pub(super) fn cases() -> Vec<HostileCase> {
                             &[(good_chunk, seal(good)), (forged_chunk, seal(b"int evil;"))],
                         )
                         .await;
-                    let stored = c.holds_chunk(0, &good_chunk.id).await
-                        || c.holds_chunk(0, &forged_chunk.id).await;
+                    let stored = c.holds_any(0, &[good_chunk, forged_chunk]).await;
                     said(&answer, "holds other bytes", stored)
                 })
             },
@@ -339,15 +365,13 @@ pub(super) fn cases() -> Vec<HostileCase> {
                     // Student 2 (student 0's pending uploads are at their cap by now). Both chunks are the job's to
                     // send; the signature names one, the body carries the other.
                     let (named, sent) = (b"int named;".as_slice(), b"int sent;".as_slice());
-                    let (mut manifest, named_chunk) = holding("named.c", named);
-                    let (other, sent_chunk) = holding("sent.c", sent);
-                    manifest.entries.extend(other.entries);
+                    let (manifest, named_chunk, sent_chunk) =
+                        holding_two(("named.c", named), ("sent.c", sent));
                     let tie = Tie::IndexOf(vec![(named_chunk, seal(named))]);
                     let answer = c
                         .send_tied(2, &manifest, &[(sent_chunk, seal(sent))], tie)
                         .await;
-                    let stored = c.holds_chunk(2, &sent_chunk.id).await
-                        || c.holds_chunk(2, &named_chunk.id).await;
+                    let stored = c.holds_any(2, &[sent_chunk, named_chunk]).await;
                     said(&answer, "does not match its signed index of chunks", stored)
                 })
             },
@@ -358,12 +382,8 @@ pub(super) fn cases() -> Vec<HostileCase> {
             "refused: does not match its signed Content-Digest, not stored",
             move |c| {
                 Box::pin(async move {
-                    let (manifest, chunk) = holding("main.c", b"int main;");
                     let tie = Tie::WholeBody { changed: true };
-                    let answer = c
-                        .send_tied(2, &manifest, &[(chunk, seal(b"int main;"))], tie)
-                        .await;
-                    let stored = c.holds_chunk(2, &chunk.id).await;
+                    let (answer, stored) = c.send_file(2, "main.c", b"int main;", tie).await;
                     said(&answer, "does not match its signed Content-Digest", stored)
                 })
             },
@@ -374,12 +394,8 @@ pub(super) fn cases() -> Vec<HostileCase> {
             "taken, as before the index",
             move |c| {
                 Box::pin(async move {
-                    let (manifest, chunk) = holding("old.c", b"int old;");
                     let tie = Tie::WholeBody { changed: false };
-                    let answer = c
-                        .send_tied(2, &manifest, &[(chunk, seal(b"int old;"))], tie)
-                        .await;
-                    let stored = c.holds_chunk(2, &chunk.id).await;
+                    let (answer, stored) = c.send_file(2, "old.c", b"int old;", tie).await;
                     (answer.clone(), answer == "the batch was taken" && stored)
                 })
             },
