@@ -36,19 +36,6 @@ impl Route {
         self.0
     }
 
-    /// Whether `path` is this route with some value filled in (one path segment).
-    pub fn matches(self, path: &str) -> bool {
-        let (open, close) = (
-            self.0.find('{').expect("a route has a parameter"),
-            self.0.find('}').expect("a route has a parameter"),
-        );
-        let (before, after) = (&self.0[..open], &self.0[close + 1..]);
-        path.len() > before.len() + after.len()
-            && path.starts_with(before)
-            && path.ends_with(after)
-            && !path[before.len()..path.len() - after.len()].contains('/')
-    }
-
     /// The route with its parameter filled in. Every value filled in is a job id or an assignment name (letters,
     /// digits and `-_.`, as the course file checks), so nothing needs escaping.
     pub fn path(self, value: impl std::fmt::Display) -> String {
@@ -614,21 +601,6 @@ pub fn method_has_body(method: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_route_matches_its_paths_only() {
-        let job = JobId::new();
-        assert!(PROJECT_CHUNKS.matches(&PROJECT_CHUNKS.path(job)));
-        for other in [
-            PROJECT_COMPLETE.path(job),
-            "/v1/projects//chunks".to_string(),
-            format!("/v1/projects/{job}/x/chunks"),
-            format!("/v1/projects/{job}/chunks/x"),
-            "/v1/projects/chunks".to_string(),
-        ] {
-            assert!(!PROJECT_CHUNKS.matches(&other), "{other}");
-        }
-    }
 
     #[test]
     fn a_route_is_filled_in_where_its_parameter_is() {

@@ -198,48 +198,41 @@ impl Client {
             for (name, value) in headers {
                 builder = builder.header(*name, value);
             }
-            let digest = match body {
+            let digest = |d| Some(sign::BodyTie::ContentDigest(d));
+            let tie = match body {
                 Some(RequestBody::Json(bytes)) => {
                     builder = builder
                         .header(reqwest::header::CONTENT_TYPE, "application/json")
                         .body(bytes.clone());
-                    Some(rai_common::httpsig::content_digest(bytes))
+                    digest(rai_common::httpsig::content_digest(bytes))
                 }
-                Some(RequestBody::Chunks { body, .. }) => {
+                Some(RequestBody::Chunks { body, index }) => {
                     builder = builder
                         .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                         .body(body.clone());
-                    None
+                    Some(sign::BodyTie::BatchIndex(index.clone()))
                 }
                 Some(RequestBody::File {
                     path,
                     size,
-                    digest,
+                    digest: file_digest,
                     progress,
                 }) => {
                     let file = upload::open(path).await?;
                     builder = builder.header(reqwest::header::CONTENT_LENGTH, *size).body(
                         reqwest::Body::wrap_stream(upload::counted(file, progress.clone())),
                     );
-                    Some(digest.clone())
+                    digest(file_digest.clone())
                 }
                 None if api::method_has_body(method.as_str()) => {
-                    Some(rai_common::httpsig::content_digest(b""))
+                    digest(rai_common::httpsig::content_digest(b""))
                 }
                 None => None,
             };
             let mut request = builder
                 .build()
                 .map_err(|e| ClientError::Protocol(e.to_string()))?;
-            match body {
-                Some(RequestBody::Chunks { index, .. }) => sign::sign_batch(
-                    &mut request,
-                    &self.inner.user,
-                    &self.inner.key,
-                    index.clone(),
-                ),
-                _ => sign::sign(&mut request, &self.inner.user, &self.inner.key, digest),
-            }
+            sign::sign_tied(&mut request, &self.inner.user, &self.inner.key, tie);
             match self.inner.http.execute(request).await {
                 Ok(response) => {
                     self.inner.current.store(index, Ordering::Relaxed);

@@ -1,6 +1,7 @@
 //! Signing each request with the student's key (RFC 9421, label `rai`): the method, path and query, and for a
-//! request with a body its `Content-Digest` (a batch of chunks: its frames' index instead, `api::BATCH_INDEX`); `created` is now, `nonce` is fresh, `keyid` is the username. The
-//! gateway refuses anything else (raid-server's `gateway::auth`).
+//! request with a body its `Content-Digest` (a batch of chunks: its frames' index instead, `api::BATCH_INDEX`);
+//! `created` is now, `nonce` is fresh, `keyid` is the username. The gateway refuses anything else (raid-server's
+//! `gateway::auth`).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,40 +10,38 @@ use rai_common::api;
 use rai_common::httpsig::{self, RequestParts, SignatureParams};
 use reqwest::header::{HeaderName, HeaderValue};
 
+/// How a request's body is tied to its signature.
+pub enum BodyTie {
+    /// `Content-Digest`: the SHA-256 of the whole body.
+    ContentDigest(String),
+    /// A batch of chunks by its frames ([`api::BATCH_INDEX`], [`rai_common::project::batch::index_digest`]): a
+    /// `Content-Digest` would hash every byte once more only to be signed, and the gateway checks each chunk
+    /// against its id anyway.
+    BatchIndex(String),
+}
+
 /// Adds `Content-Digest` (when `digest` is given), `Signature-Input` and `Signature` to `request`.
 pub fn sign(request: &mut reqwest::Request, user: &str, key: &SigningKey, digest: Option<String>) {
-    let components = api::signed_components(digest.is_some());
-    sign_with(
-        request,
-        user,
-        key,
-        digest.map(|d| ("content-digest", d)),
-        components,
-    );
+    sign_tied(request, user, key, digest.map(BodyTie::ContentDigest));
 }
 
-/// Signs a batch of chunks by its frames: `index` ([`rai_common::project::batch::index_digest`]) as
-/// [`api::BATCH_INDEX`] instead of a `Content-Digest` of the whole body, which would hash every byte once more
-/// only to be signed (the gateway checks each chunk against its id anyway).
-pub fn sign_batch(request: &mut reqwest::Request, user: &str, key: &SigningKey, index: String) {
-    let components = api::batch_signed_components();
-    sign_with(
-        request,
-        user,
-        key,
-        Some((api::BATCH_INDEX, index)),
-        components,
-    );
-}
-
-fn sign_with(
+/// Adds the body's tie (when there is a body), `Signature-Input` and `Signature` to `request`.
+pub fn sign_tied(
     request: &mut reqwest::Request,
     user: &str,
     key: &SigningKey,
-    tie: Option<(&'static str, String)>,
-    components: Vec<String>,
+    tie: Option<BodyTie>,
 ) {
-    if let Some((name, value)) = &tie {
+    let (components, header) = match tie {
+        None => (api::signed_components(false), None),
+        Some(BodyTie::ContentDigest(d)) => {
+            (api::signed_components(true), Some(("content-digest", d)))
+        }
+        Some(BodyTie::BatchIndex(i)) => {
+            (api::batch_signed_components(), Some((api::BATCH_INDEX, i)))
+        }
+    };
+    if let Some((name, value)) = &header {
         request.headers_mut().insert(
             HeaderName::from_static(name),
             HeaderValue::from_str(value).expect("a digest is ASCII"),
