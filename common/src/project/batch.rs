@@ -30,12 +30,24 @@ pub fn max_batch() -> usize {
 }
 
 /// A batch being filled by the client.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Batch {
     body: Vec<u8>,
     ids: Vec<ChunkId>,
     /// The chunks' unsealed sizes, for progress.
     size: u64,
+}
+
+/// An empty batch with room for the largest it can become, taken at once: a batch's body never moves while it is
+/// filled, and every batch takes a block of the same size, which the allocator hands from one to the next.
+impl Default for Batch {
+    fn default() -> Batch {
+        Batch {
+            body: Vec::with_capacity(max_batch()),
+            ids: Vec::new(),
+            size: 0,
+        }
+    }
 }
 
 impl Batch {
@@ -90,6 +102,40 @@ impl Batch {
 /// The [`crate::api::BATCH_INDEX`] of a batch: the SHA-256 of its frames' headers (each chunk's id and sealed
 /// length, in order), as a digest header value. It fixes the body as far as the gateway relies on it: each chunk's
 /// bytes are checked against its id when opened.
+/// Sealed chunks given one by one, gathered into batches: each is handed to `send` once full, and the last (not
+/// full) at [`Batches::finish`]. Whoever keeps the sealed chunks fills batches straight from there, with no buffer of
+/// its own per chunk.
+pub struct Batches<F> {
+    batch: Batch,
+    send: F,
+}
+
+impl<F: FnMut(Batch) -> bool> Batches<F> {
+    /// `send` answers whether it took the batch (false: nobody takes more, so stop).
+    pub fn new(send: F) -> Batches<F> {
+        Batches {
+            batch: Batch::default(),
+            send,
+        }
+    }
+
+    /// Adds a chunk (`size`: its bytes before sealing); false once `send` refused a batch.
+    pub fn push(&mut self, id: ChunkId, size: u64, sealed: &[u8]) -> bool {
+        self.batch.push(id, size, sealed);
+        if !self.batch.is_full() {
+            return true;
+        }
+        let full = std::mem::take(&mut self.batch);
+        (self.send)(full)
+    }
+
+    /// Hands on the last batch, if it holds anything; false if `send` refused it.
+    pub fn finish(self) -> bool {
+        let Batches { batch, mut send } = self;
+        batch.is_empty() || send(batch)
+    }
+}
+
 pub fn index_digest(body: &[u8], frames: &[Frame]) -> String {
     use sha2::{Digest, Sha256};
     let mut index = Sha256::new();
@@ -156,6 +202,31 @@ mod tests {
     fn chunk(n: u8, len: usize) -> (ChunkId, Vec<u8>) {
         let data = vec![n; len];
         (ChunkId::of(&data), seal(&data))
+    }
+
+    #[test]
+    fn batches_fill_in_order_and_the_last_comes_at_finish() {
+        let chunks: Vec<_> = (0..7).map(|n| chunk(n, 700_000)).collect();
+        let mut sent: Vec<Batch> = Vec::new();
+        let mut batches = Batches::new(|b| {
+            sent.push(b);
+            true
+        });
+        for (id, sealed) in &chunks {
+            assert!(batches.push(*id, 1, sealed));
+        }
+        assert!(batches.finish());
+        let ids: Vec<ChunkId> = sent.iter().flat_map(|b| b.ids().to_vec()).collect();
+        assert_eq!(ids, chunks.iter().map(|c| c.0).collect::<Vec<_>>());
+        assert!(sent.len() > 1, "{} batches", sent.len());
+        let (last, full) = sent.split_last().unwrap();
+        assert!(full.iter().all(Batch::is_full));
+        assert!(!last.is_empty());
+        assert!(sent.iter().all(|b| b.body_len() <= max_batch()));
+        // A receiver that is gone stops the filling.
+        let mut refused = Batches::new(|_| false);
+        assert!(!(0..7).all(|n| refused.push(chunks[n].0, 1, &chunks[n].1)));
+        assert!(Batches::new(|_| false).finish(), "nothing to hand on");
     }
 
     #[test]

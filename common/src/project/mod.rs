@@ -27,7 +27,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::path::Path;
 
-pub use chunker::{Chunk, MAX_CHUNK, cut, open, seal};
+pub use chunker::{Chunk, MAX_CHUNK, Sealer, cut, open, seal};
 pub use index::{FileFacts, LocalIndex};
 pub use manifest::{
     ChunkId, ChunkRef, Entry, EntryKind, MANIFEST_VERSION, Manifest, ManifestLimits,
@@ -163,6 +163,7 @@ fn read_files(
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
+                let mut sealer = chunker::Sealer::new();
                 loop {
                     let Ok(cut) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() else {
                         return;
@@ -170,7 +171,7 @@ fn read_files(
                     let id = ChunkId::of(&cut.data);
                     if let Some(spool) = spool
                         && !spool.contains(&id)
-                        && let Err(source) = spool.put(id, &seal(&cut.data))
+                        && let Err(source) = spool.put(id, sealer.seal(&cut.data))
                     {
                         let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
                         failed.get_or_insert(ProjectError::Spool(source));

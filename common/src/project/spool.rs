@@ -71,14 +71,23 @@ impl Spool {
 
     /// Chunk `id`'s sealed bytes, `None` if it is not kept.
     pub fn get(&self, id: &ChunkId) -> Option<std::io::Result<Vec<u8>>> {
+        let mut buf = Vec::new();
+        self.read_into(id, &mut buf).map(|read| read.map(|_| buf))
+    }
+
+    /// Chunk `id`'s sealed bytes into `buf` (in place of what it held), `None` if it is not kept: one buffer serves
+    /// chunk after chunk.
+    pub fn read_into(&self, id: &ChunkId, buf: &mut Vec<u8>) -> Option<std::io::Result<()>> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (offset, len) = *inner.at.get(id)?;
-        let mut buf = vec![0u8; len];
-        let read = inner
-            .file
-            .seek(SeekFrom::Start(offset))
-            .and_then(|_| inner.file.read_exact(&mut buf));
-        Some(read.map(|_| buf))
+        buf.clear();
+        buf.resize(len, 0);
+        Some(
+            inner
+                .file
+                .seek(SeekFrom::Start(offset))
+                .and_then(|_| inner.file.read_exact(buf)),
+        )
     }
 
     /// Chunks kept, and their sealed bytes in all.
@@ -103,5 +112,12 @@ mod tests {
         assert_eq!(spool.get(&b).unwrap().unwrap(), b"sealed bb");
         assert_eq!(spool.get(&a).unwrap().unwrap(), b"sealed a");
         assert!(spool.get(&ChunkId::of(b"c")).is_none());
+        // One buffer, chunk after chunk: each read replaces what it held.
+        let mut buf = b"left over from before".to_vec();
+        spool.read_into(&a, &mut buf).unwrap().unwrap();
+        assert_eq!(buf, b"sealed a");
+        spool.read_into(&b, &mut buf).unwrap().unwrap();
+        assert_eq!(buf, b"sealed bb");
+        assert!(spool.read_into(&ChunkId::of(b"c"), &mut buf).is_none());
     }
 }

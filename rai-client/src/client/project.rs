@@ -14,8 +14,8 @@ use futures::StreamExt;
 use rai_common::api::{self, ChunkSending, ProjectPlan, ProjectRequest};
 use rai_common::errors::ProjectError;
 use rai_common::job::{InputObject, JobId};
-use rai_common::project::batch::Batch;
-use rai_common::project::{Chunk, ChunkId, Manifest, Spool, read_chunks, seal};
+use rai_common::project::batch::{Batch, Batches};
+use rai_common::project::{Chunk, ChunkId, ChunkRef, Manifest, Sealer, Spool, read_chunks, seal};
 use reqwest::Method;
 use sha2::{Digest, Sha256};
 
@@ -118,35 +118,131 @@ impl Client {
             }
             Err(e) => return Err(e),
         };
-        // Requests at once, and chunks taken ahead of them (through the gateway, the batch being filled holds
-        // those; memory holds a few chunks and batches either way).
-        let (at_once, ahead) = match &plan.send {
-            ChunkSending::Stream { at_once } => ((*at_once).clamp(1, PARALLEL_CHUNKS), 2),
-            ChunkSending::Presigned { .. } => (PARALLEL_CHUNKS, PARALLEL_CHUNKS),
-        };
-        let urls: Option<std::sync::Arc<std::collections::HashMap<ChunkId, String>>> =
-            match &plan.send {
-                ChunkSending::Stream { .. } => None,
-                ChunkSending::Presigned { urls } => {
-                    if urls.len() != plan.missing.len() {
-                        return Err(ClientError::Protocol(
-                            "the gateway's plan has not one link per missing chunk".into(),
-                        ));
-                    }
-                    Some(std::sync::Arc::new(
-                        plan.missing
-                            .iter()
-                            .map(|c| c.id)
-                            .zip(urls.iter().cloned())
-                            .collect(),
-                    ))
+        let sending = match &plan.send {
+            ChunkSending::Stream { at_once } => {
+                let at_once = (*at_once).clamp(1, PARALLEL_CHUNKS);
+                self.send_batches(job, root, manifest, &plan.missing, spool, at_once, progress)
+                    .await
+            }
+            ChunkSending::Presigned { urls } => {
+                if urls.len() != plan.missing.len() {
+                    return Err(ClientError::Protocol(
+                        "the gateway's plan has not one link per missing chunk".into(),
+                    ));
                 }
-            };
-        // Chunks are taken from the spool or read from the project on a blocking thread, handed over through a
-        // small channel (so memory holds a few chunks, not the project), sealed if they were read, and sent.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Outgoing>(ahead);
-        let (root_owned, manifest_owned) = (root.to_path_buf(), manifest.clone());
-        let missing = plan.missing.clone();
+                let urls = plan.missing.iter().map(|c| c.id).zip(urls.iter().cloned());
+                self.send_presigned(
+                    root,
+                    manifest,
+                    &plan.missing,
+                    spool,
+                    urls.collect(),
+                    progress,
+                )
+                .await
+            }
+        };
+        let (chunks_sent, bytes_sent) = sending?;
+        if chunks_sent != plan.missing.len() {
+            return Err(ClientError::ProjectChanged {
+                sent: chunks_sent,
+                missing: plan.missing.len(),
+            });
+        }
+        self.complete_project(&plan).await?;
+        let json = manifest.to_json();
+        Ok(ProjectUpload::Sent {
+            input: InputObject {
+                key: plan.key,
+                size: json.len() as u64,
+                sha256: hex::encode(Sha256::digest(&json)),
+            },
+            chunks_sent,
+            bytes_sent,
+        })
+    }
+
+    /// Through the gateway: batches filled on a blocking thread straight from the spool (chunks it lacks read from
+    /// the project and sealed there), handed over one at a time and sent `at_once` at a time. Memory holds those
+    /// batches, the one being filled and one chunk. Answers (chunks, sealed bytes) sent.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_batches(
+        &self,
+        job: &JobId,
+        root: &Path,
+        manifest: &Manifest,
+        missing: &[ChunkRef],
+        spool: Option<std::sync::Arc<Spool>>,
+        at_once: usize,
+        progress: Progress,
+    ) -> Result<(usize, u64), ClientError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(1);
+        let (root, manifest, missing) = (root.to_path_buf(), manifest.clone(), missing.to_vec());
+        let filler = tokio::task::spawn_blocking(move || {
+            let mut batches = Batches::new(|batch| tx.blocking_send(batch).is_ok());
+            let mut sealed = Vec::new();
+            let mut wanted: HashSet<ChunkId> = HashSet::new();
+            for chunk in missing {
+                match spool
+                    .as_ref()
+                    .and_then(|s| s.read_into(&chunk.id, &mut sealed))
+                {
+                    Some(Ok(())) => {
+                        // The receiver stops early only on a send error, which is reported from there.
+                        if !batches.push(chunk.id, chunk.size, &sealed) {
+                            return Ok(());
+                        }
+                    }
+                    Some(Err(source)) => return Err(ProjectError::Spool(source)),
+                    None => {
+                        wanted.insert(chunk.id);
+                    }
+                }
+            }
+            if !wanted.is_empty() {
+                let mut sealer = Sealer::new();
+                read_chunks(&root, &manifest, &wanted, |chunk| {
+                    batches.push(chunk.id, chunk.data.len() as u64, sealer.seal(&chunk.data));
+                    Ok(())
+                })?;
+            }
+            batches.finish();
+            Ok(())
+        });
+        let sends = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+            .map(|batch| {
+                let progress = progress.clone();
+                async move {
+                    let (chunks, size) = (batch.ids().len(), batch.size());
+                    let sent = batch.body_len() as u64;
+                    self.put_chunks(job, batch).await?;
+                    progress(size);
+                    Ok((chunks, sent))
+                }
+            })
+            .buffer_unordered(at_once);
+        let sent = total(sends).await;
+        filler
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .map_err(ClientError::Project)?;
+        sent
+    }
+
+    /// Straight to the object store: one PUT of each sealed chunk to its link, [`PARALLEL_CHUNKS`] at once, chunks
+    /// taken from the spool or read from the project on a blocking thread and sealed as they come. Answers (chunks,
+    /// sealed bytes) sent.
+    async fn send_presigned(
+        &self,
+        root: &Path,
+        manifest: &Manifest,
+        missing: &[ChunkRef],
+        spool: Option<std::sync::Arc<Spool>>,
+        urls: std::collections::HashMap<ChunkId, String>,
+        progress: Progress,
+    ) -> Result<(usize, u64), ClientError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Outgoing>(PARALLEL_CHUNKS);
+        let (root, manifest, missing) = (root.to_path_buf(), manifest.clone(), missing.to_vec());
         let reader = tokio::task::spawn_blocking(move || {
             let mut wanted: HashSet<ChunkId> = HashSet::new();
             for chunk in missing {
@@ -169,12 +265,13 @@ impl Client {
             if wanted.is_empty() {
                 return Ok(());
             }
-            read_chunks(&root_owned, &manifest_owned, &wanted, |chunk| {
+            read_chunks(&root, &manifest, &wanted, |chunk| {
                 let _ = tx.blocking_send(Outgoing::Read(chunk));
                 Ok(())
             })
         });
-        let sealed = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+        let urls = &urls;
+        let sends = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
             .map(|outgoing| async move {
                 match outgoing {
                     Outgoing::Sealed(id, size, sealed) => Ok((id, size, sealed)),
@@ -187,101 +284,53 @@ impl Client {
                     }
                 }
             })
-            .buffered(ahead);
-        // Each send answers (chunks, sealed bytes) sent.
-        let mut sends: futures::stream::BoxStream<'_, Result<(usize, u64), ClientError>> =
-            match urls {
-                // Through the gateway: in batches, `at_once` batches at a time.
-                None => batched(sealed)
-                    .map(|batch| {
-                        let progress = progress.clone();
-                        async move {
-                            let batch = batch?;
-                            let (chunks, size) = (batch.ids().len(), batch.size());
-                            let sent = batch.body_len() as u64;
-                            self.put_chunks(job, batch).await?;
-                            progress(size);
-                            Ok((chunks, sent))
-                        }
-                    })
-                    .buffer_unordered(at_once)
-                    .boxed(),
-                // Straight to the object store: one PUT each to its link.
-                Some(urls) => sealed
-                    .map(move |chunk| {
-                        let (urls, progress) = (urls.clone(), progress.clone());
-                        async move {
-                            let (id, size, sealed) = chunk?;
-                            let sent = sealed.len() as u64;
-                            let url = &urls[&id];
-                            let response = self.http().put(url).body(sealed).send().await.map_err(
-                                |source| ClientError::Unreachable {
-                                    url: url.split('?').next().unwrap_or_default().to_string(),
-                                    source,
-                                },
-                            )?;
-                            if !response.status().is_success() {
-                                return Err(ClientError::PartRefused {
-                                    part: 0,
-                                    status: response.status(),
-                                });
-                            }
-                            progress(size);
-                            Ok((1, sent))
-                        }
-                    })
-                    .buffer_unordered(at_once)
-                    .boxed(),
-            };
-        let (mut chunks_sent, mut bytes_sent) = (0, 0);
-        while let Some(sent) = sends.next().await {
-            let (chunks, bytes) = sent?;
-            chunks_sent += chunks;
-            bytes_sent += bytes;
-        }
-        drop(sends);
+            .buffered(PARALLEL_CHUNKS)
+            .map(move |chunk: Result<(ChunkId, u64, Vec<u8>), ClientError>| {
+                let progress = progress.clone();
+                async move {
+                    let (id, size, sealed) = chunk?;
+                    let sent = sealed.len() as u64;
+                    let url = &urls[&id];
+                    let response =
+                        self.http()
+                            .put(url)
+                            .body(sealed)
+                            .send()
+                            .await
+                            .map_err(|source| ClientError::Unreachable {
+                                url: url.split('?').next().unwrap_or_default().to_string(),
+                                source,
+                            })?;
+                    if !response.status().is_success() {
+                        return Err(ClientError::PartRefused {
+                            part: 0,
+                            status: response.status(),
+                        });
+                    }
+                    progress(size);
+                    Ok((1, sent))
+                }
+            })
+            .buffer_unordered(PARALLEL_CHUNKS);
+        let sent = total(sends).await;
         reader
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?
             .map_err(ClientError::Project)?;
-        if chunks_sent != plan.missing.len() {
-            return Err(ClientError::ProjectChanged {
-                sent: chunks_sent,
-                missing: plan.missing.len(),
-            });
-        }
-        self.complete_project(&plan).await?;
-        let json = manifest.to_json();
-        Ok(ProjectUpload::Sent {
-            input: InputObject {
-                key: plan.key,
-                size: json.len() as u64,
-                sha256: hex::encode(Sha256::digest(&json)),
-            },
-            chunks_sent,
-            bytes_sent,
-        })
+        sent
     }
 }
 
-/// Sealed chunks gathered into batches of about [`rai_common::project::batch::BATCH_BYTES`] each, in order; an error ends the stream.
-fn batched<'a>(
-    chunks: impl futures::Stream<Item = Result<(ChunkId, u64, Vec<u8>), ClientError>> + Send + 'a,
-) -> impl futures::Stream<Item = Result<Batch, ClientError>> + Send + 'a {
-    futures::stream::unfold(Some(Box::pin(chunks)), |chunks| async move {
-        let mut chunks = chunks?;
-        let mut batch = Batch::default();
-        while let Some(next) = chunks.next().await {
-            match next {
-                Ok((id, size, sealed)) => {
-                    batch.push(id, size, &sealed);
-                    if batch.is_full() {
-                        return Some((Ok(batch), Some(chunks)));
-                    }
-                }
-                Err(e) => return Some((Err(e), None)),
-            }
-        }
-        (!batch.is_empty()).then_some((Ok(batch), None))
-    })
+/// The chunks and bytes of every send, or the first error.
+async fn total(
+    sends: impl futures::Stream<Item = Result<(usize, u64), ClientError>>,
+) -> Result<(usize, u64), ClientError> {
+    let mut sends = std::pin::pin!(sends);
+    let (mut chunks_sent, mut bytes_sent) = (0, 0);
+    while let Some(sent) = sends.next().await {
+        let (chunks, bytes) = sent?;
+        chunks_sent += chunks;
+        bytes_sent += bytes;
+    }
+    Ok((chunks_sent, bytes_sent))
 }
