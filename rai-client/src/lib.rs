@@ -12,6 +12,7 @@
 //! - [`context`]: what every command may need: configuration, profile, project directory.
 //! - [`follow`]: printing a job's events as they come.
 //! - [`project`]: a project directory sent as a job's input: as chunks the gateway lacks, or as an archive.
+//! - [`memory`]: how the client's allocator hands freed buffers back (glibc).
 //! - [`local`]: `rai run --local`, a project run in this machine's Docker engine in the workers' sandbox.
 //! - [`terminal`]: job output made safe to show on a terminal.
 //! - [`exit`]: the documented exit codes (defined in `rai_common::exit`).
@@ -24,6 +25,7 @@ pub mod context;
 pub use rai_common::exit;
 pub mod follow;
 pub mod local;
+pub mod memory;
 pub mod project;
 pub mod terminal;
 

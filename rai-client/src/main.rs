@@ -132,6 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
 }
 
 fn main() -> ExitCode {
+    rai_client::memory::tune_allocator();
     let cli = Cli::parse();
     rai_client::terminal::set_color(cli.global.color());
     if cli.global.ratelimit.is_some() {
