@@ -207,20 +207,9 @@ mod tests {
     #[test]
     fn batches_fill_in_order_and_the_last_comes_at_finish() {
         // Bytes that do not compress, so that each sealed chunk is about 700 KB and three fill a batch.
-        let noise = |seed: u64| -> Vec<u8> {
-            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            (0..700_000)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect()
-        };
         let chunks: Vec<_> = (1..=7)
             .map(|n| {
-                let data = noise(n);
+                let data = crate::project::chunker::tests::noise(700_000, n);
                 (ChunkId::of(&data), seal(&data))
             })
             .collect();

@@ -141,11 +141,11 @@ pub fn open(expected: &ChunkRef, sealed: &[u8]) -> Result<Vec<u8>, ChunkError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Bytes that do not compress and do not repeat (xorshift).
-    fn noise(n: usize, seed: u64) -> Vec<u8> {
+    pub(crate) fn noise(n: usize, seed: u64) -> Vec<u8> {
         let mut s = seed | 1;
         (0..n)
             .map(|_| {

@@ -291,22 +291,8 @@ impl Client {
                     let (id, size, sealed) = chunk?;
                     let sent = sealed.len() as u64;
                     let url = &urls[&id];
-                    let response =
-                        self.http()
-                            .put(url)
-                            .body(sealed)
-                            .send()
-                            .await
-                            .map_err(|source| ClientError::Unreachable {
-                                url: url.split('?').next().unwrap_or_default().to_string(),
-                                source,
-                            })?;
-                    if !response.status().is_success() {
-                        return Err(ClientError::PartRefused {
-                            part: 0,
-                            status: response.status(),
-                        });
-                    }
+                    self.put_presigned(url, 0, self.http().put(url).body(sealed))
+                        .await?;
                     progress(size);
                     Ok((1, sent))
                 }

@@ -100,6 +100,30 @@ impl Client {
         .map(|_| ())
     }
 
+    /// Sends `put`, a PUT to the presigned `url` (part `part` of an upload; 0 for a chunk of a project), and
+    /// answers its success; the error names the link without its signature.
+    pub(crate) async fn put_presigned(
+        &self,
+        url: &str,
+        part: usize,
+        put: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = put
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: url.split('?').next().unwrap_or_default().to_string(),
+                source,
+            })?;
+        if !response.status().is_success() {
+            return Err(ClientError::PartRefused {
+                part,
+                status: response.status(),
+            });
+        }
+        Ok(response)
+    }
+
     async fn parts(
         &self,
         archive: &Archive<'_>,
@@ -124,23 +148,11 @@ impl Client {
                             source,
                         })?;
                     let body = reqwest::Body::wrap_stream(counted(file.take(len), progress));
-                    let response = self
+                    let put = self
                         .http()
                         .put(url)
-                        .header(reqwest::header::CONTENT_LENGTH, len)
-                        .body(body)
-                        .send()
-                        .await
-                        .map_err(|source| ClientError::Unreachable {
-                            url: url.split('?').next().unwrap_or_default().to_string(),
-                            source,
-                        })?;
-                    if !response.status().is_success() {
-                        return Err(ClientError::PartRefused {
-                            part: i + 1,
-                            status: response.status(),
-                        });
-                    }
+                        .header(reqwest::header::CONTENT_LENGTH, len);
+                    let response = self.put_presigned(url, i + 1, put.body(body)).await?;
                     let etag = response
                         .headers()
                         .get(reqwest::header::ETAG)
