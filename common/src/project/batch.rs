@@ -99,9 +99,6 @@ impl Batch {
     }
 }
 
-/// The [`crate::api::BATCH_INDEX`] of a batch: the SHA-256 of its frames' headers (each chunk's id and sealed
-/// length, in order), as a digest header value. It fixes the body as far as the gateway relies on it: each chunk's
-/// bytes are checked against its id when opened.
 /// Sealed chunks given one by one, gathered into batches: each is handed to `send` once full, and the last (not
 /// full) at [`Batches::finish`]. Whoever keeps the sealed chunks fills batches straight from there, with no buffer of
 /// its own per chunk.
@@ -136,6 +133,9 @@ impl<F: FnMut(Batch) -> bool> Batches<F> {
     }
 }
 
+/// The [`crate::api::BATCH_INDEX`] of a batch: the SHA-256 of its frames' headers (each chunk's id and sealed
+/// length, in order), as a digest header value. It fixes the body as far as the gateway relies on it: each chunk's
+/// bytes are checked against its id when opened.
 pub fn index_digest(body: &[u8], frames: &[Frame]) -> String {
     use sha2::{Digest, Sha256};
     let mut index = Sha256::new();

@@ -180,25 +180,12 @@ impl Client {
         let (root, manifest, missing) = (root.to_path_buf(), manifest.clone(), missing.to_vec());
         let filler = tokio::task::spawn_blocking(move || {
             let mut batches = Batches::new(|batch| tx.blocking_send(batch).is_ok());
-            let mut sealed = Vec::new();
-            let mut wanted: HashSet<ChunkId> = HashSet::new();
-            for chunk in missing {
-                match spool
-                    .as_ref()
-                    .and_then(|s| s.read_into(&chunk.id, &mut sealed))
-                {
-                    Some(Ok(())) => {
-                        // The receiver stops early only on a send error, which is reported from there.
-                        if !batches.push(chunk.id, chunk.size, &sealed) {
-                            return Ok(());
-                        }
-                    }
-                    Some(Err(source)) => return Err(ProjectError::Spool(source)),
-                    None => {
-                        wanted.insert(chunk.id);
-                    }
-                }
-            }
+            let spooled = from_spool(spool.as_deref(), missing, |chunk, sealed| {
+                batches.push(chunk.id, chunk.size, sealed)
+            })?;
+            let Some(wanted) = spooled else {
+                return Ok(());
+            };
             if !wanted.is_empty() {
                 let mut sealer = Sealer::new();
                 read_chunks(&root, &manifest, &wanted, |chunk| {
@@ -221,12 +208,7 @@ impl Client {
                 }
             })
             .buffer_unordered(at_once);
-        let sent = total(sends).await;
-        filler
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?
-            .map_err(ClientError::Project)?;
-        sent
+        sent_in_all(sends, filler).await
     }
 
     /// Straight to the object store: one PUT of each sealed chunk to its link, [`PARALLEL_CHUNKS`] at once, chunks
@@ -244,27 +226,13 @@ impl Client {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Outgoing>(PARALLEL_CHUNKS);
         let (root, manifest, missing) = (root.to_path_buf(), manifest.clone(), missing.to_vec());
         let reader = tokio::task::spawn_blocking(move || {
-            let mut wanted: HashSet<ChunkId> = HashSet::new();
-            for chunk in missing {
-                match spool.as_ref().and_then(|s| s.get(&chunk.id)) {
-                    Some(Ok(sealed)) => {
-                        // The receiver stops early only on a send error, which is reported from there.
-                        if tx
-                            .blocking_send(Outgoing::Sealed(chunk.id, chunk.size, sealed))
-                            .is_err()
-                        {
-                            return Ok(());
-                        }
-                    }
-                    Some(Err(source)) => return Err(ProjectError::Spool(source)),
-                    None => {
-                        wanted.insert(chunk.id);
-                    }
-                }
-            }
-            if wanted.is_empty() {
+            let spooled = from_spool(spool.as_deref(), missing, |chunk, sealed| {
+                let outgoing = Outgoing::Sealed(chunk.id, chunk.size, sealed.to_vec());
+                tx.blocking_send(outgoing).is_ok()
+            })?;
+            let Some(wanted) = spooled.filter(|wanted| !wanted.is_empty()) else {
                 return Ok(());
-            }
+            };
             read_chunks(&root, &manifest, &wanted, |chunk| {
                 let _ = tx.blocking_send(Outgoing::Read(chunk));
                 Ok(())
@@ -298,25 +266,59 @@ impl Client {
                 }
             })
             .buffer_unordered(PARALLEL_CHUNKS);
-        let sent = total(sends).await;
-        reader
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?
-            .map_err(ClientError::Project)?;
-        sent
+        sent_in_all(sends, reader).await
     }
 }
 
-/// The chunks and bytes of every send, or the first error.
-async fn total(
-    sends: impl futures::Stream<Item = Result<(usize, u64), ClientError>>,
-) -> Result<(usize, u64), ClientError> {
-    let mut sends = std::pin::pin!(sends);
-    let (mut chunks_sent, mut bytes_sent) = (0, 0);
-    while let Some(sent) = sends.next().await {
-        let (chunks, bytes) = sent?;
-        chunks_sent += chunks;
-        bytes_sent += bytes;
+/// Hands each of `missing`'s chunks that `spool` keeps to `each`, sealed (in one buffer, reused from chunk to
+/// chunk), and answers the others, to be read from the project; `None` once `each` answered false (whoever takes
+/// the chunks stopped, and says why from there).
+fn from_spool(
+    spool: Option<&Spool>,
+    missing: Vec<ChunkRef>,
+    mut each: impl FnMut(&ChunkRef, &[u8]) -> bool,
+) -> Result<Option<HashSet<ChunkId>>, ProjectError> {
+    let mut wanted = HashSet::new();
+    let mut sealed = Vec::new();
+    for chunk in missing {
+        match spool.and_then(|s| s.read_into(&chunk.id, &mut sealed)) {
+            Some(Ok(())) => {
+                if !each(&chunk, &sealed) {
+                    return Ok(None);
+                }
+            }
+            Some(Err(source)) => return Err(ProjectError::Spool(source)),
+            None => {
+                wanted.insert(chunk.id);
+            }
+        }
     }
-    Ok((chunks_sent, bytes_sent))
+    Ok(Some(wanted))
+}
+
+/// The chunks and bytes of every send, once the thread feeding them has ended: its error first, then the first of
+/// the sends'.
+async fn sent_in_all(
+    sends: impl futures::Stream<Item = Result<(usize, u64), ClientError>>,
+    feeder: tokio::task::JoinHandle<Result<(), ProjectError>>,
+) -> Result<(usize, u64), ClientError> {
+    // Taken by value and dropped on return, which closes the channel: a feeder waiting to hand over more stops.
+    async fn total(
+        sends: impl futures::Stream<Item = Result<(usize, u64), ClientError>>,
+    ) -> Result<(usize, u64), ClientError> {
+        let mut sends = std::pin::pin!(sends);
+        let (mut chunks_sent, mut bytes_sent) = (0, 0);
+        while let Some(sent) = sends.next().await {
+            let (chunks, bytes) = sent?;
+            chunks_sent += chunks;
+            bytes_sent += bytes;
+        }
+        Ok((chunks_sent, bytes_sent))
+    }
+    let sent = total(sends).await;
+    feeder
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))?
+        .map_err(ClientError::Project)?;
+    sent
 }
