@@ -3,8 +3,9 @@
 //!     cargo bench -p rai-common --bench archive
 //!
 //! Targets (issue 3): pack time / `tar -I 'zstd -T0 -3' -cf` <= 1.0, unpack time / `tar -I zstd -xf` <= 1.0.
-//! Issue 30: a chunked pack (a first submit's describing: every file cut, hashed and its chunks sealed into a spool,
-//! as `rai submit` does) / the same tar <= 0.7.
+//! Issue 30: a chunked pack (a first submit's work on its project, as `rai submit` does it: every file cut and
+//! hashed, small files' chunks sealed into a spool meanwhile, then every other chunk read again and sealed, as it
+//! would be sent; nothing sent) / the same tar <= 0.7.
 //! Each figure is the best of 3 runs, after one warm-up, so the page cache is warm for both sides.
 
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rai_common::archive::{PackOptions, UnpackLimits, ZSTD_LEVEL, pack, scan, unpack};
-use rai_common::project::{LocalIndex, Spool, describe_sealing};
+use rai_common::project::{ChunkId, LocalIndex, Spool, describe_with_progress, seal_chunks};
 
 const FILES: usize = 2_000;
 const FILE_BYTES: usize = 100 * 1024;
@@ -102,18 +103,39 @@ fn main() {
         ))
     });
     let mut spooled = (0, 0);
+    // The two steps of the fastest run: describing, then sealing.
+    let mut steps: Option<(Duration, Duration)> = None;
     let pack_chunks = best_of(3, || {
+        let started = Instant::now();
         let (scanned, _) = scan(&src, &PackOptions::default()).unwrap();
         let spool = Spool::new_in(work.path()).unwrap();
-        describe_sealing(
+        let manifest = describe_with_progress(
             &src,
             &scanned,
             &mut LocalIndex::default(),
             Some(&spool),
             &|_| {},
         )
+        .unwrap()
+        .manifest;
+        let rest: std::collections::HashSet<ChunkId> = manifest
+            .chunk_ids()
+            .into_iter()
+            .filter(|id| !spool.contains(id))
+            .collect();
+        let described = started.elapsed();
+        let sealed = std::sync::Mutex::new(spool.kept());
+        seal_chunks(&src, &manifest, &rest, &|_, bytes| {
+            let mut sealed = sealed.lock().unwrap();
+            *sealed = (sealed.0 + 1, sealed.1 + bytes.len() as u64);
+            true
+        })
         .unwrap();
-        spooled = spool.kept();
+        spooled = sealed.into_inner().unwrap();
+        let total = started.elapsed();
+        if steps.is_none_or(|(describing, sealing)| total < describing + sealing) {
+            steps = Some((described, total - described));
+        }
     });
     let unpack_ours = best_of(3, || {
         let _ = std::fs::remove_dir_all(&out);
@@ -152,14 +174,16 @@ fn main() {
         "<= 1.0"
     );
     println!(
-        "{:<10} {:>9.3}s {:>11.3}s {:>8.2} {:>8}   ({} chunks, {:.1} MB sealed)",
+        "{:<10} {:>9.3}s {:>11.3}s {:>8.2} {:>8}   ({} chunks, {:.1} MB sealed; describe {:.3} s, seal {:.3} s)",
         "chunked",
         pack_chunks.as_secs_f64(),
         pack_tar.as_secs_f64(),
         pack_chunks.as_secs_f64() / pack_tar.as_secs_f64(),
         "<= 0.7",
         spooled.0,
-        spooled.1 as f64 / 1e6
+        spooled.1 as f64 / 1e6,
+        steps.unwrap().0.as_secs_f64(),
+        steps.unwrap().1.as_secs_f64()
     );
     for (step, ours, tar, target) in [
         ("archive: pack", pack_ours, pack_tar, 1.0),

@@ -187,7 +187,7 @@ async fn send_chunks(
     progress: &Arc<dyn SendProgress>,
 ) -> Result<Option<Sent>, SendError> {
     let index_path = index_path(&project.dir);
-    // What is read now is sealed now, into a temporary file, so a first submit reads each file once.
+    // Small files' chunks are sealed as they are read, into a temporary file, so that each is opened once.
     let spool = Arc::new(Spool::new().map_err(local(
         "cannot make a temporary file for the project's chunks",
     ))?);
@@ -196,7 +196,7 @@ async fn send_chunks(
         let (spool, progress) = (spool.clone(), progress.clone());
         tokio::task::spawn_blocking(move || {
             let mut index = LocalIndex::load(&index_path);
-            let described = rai_common::project::describe_sealing(
+            let described = rai_common::project::describe_with_progress(
                 &dir,
                 &scanned,
                 &mut index,

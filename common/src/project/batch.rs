@@ -16,8 +16,9 @@ use crate::errors::BatchError;
 /// Bytes before each chunk: its id and its sealed length.
 pub const FRAME_HEADER: usize = 32 + 4;
 
-/// A client starts a new batch once this many sealed bytes are in one; a chunk larger than what is left still joins
-/// the batch it starts, so a batch never waits for a chunk it cannot take.
+/// The sealed bytes (frames included) a client puts in one batch: a chunk that would take a batch past them starts
+/// the next one, and a chunk larger than this goes alone. (Earlier clients let such a chunk join the batch it would
+/// overfill, which is why a gateway takes up to [`max_batch`].)
 pub const BATCH_BYTES: usize = 2 << 20;
 
 /// The most chunks in one batch: a batch of the smallest chunks still stays a bounded amount of work to check.
@@ -99,36 +100,115 @@ impl Batch {
     }
 }
 
+/// The most bodies [`Bodies`] keeps: more than a client has batches in flight (the one filling, one queued, and the
+/// requests being sent).
+const BODIES_KEPT: usize = 8;
+
+/// Bodies of batches already sent, handed back (through [`Bodies::lend`]) for the next batches to fill. A first
+/// submit sends hundreds of batches; a fresh body for each is megabytes of fresh memory, a page fault per 4 KiB of
+/// it, which cost a first submit more time than sealing its chunks. Clones share the bodies.
+#[derive(Debug, Clone, Default)]
+pub struct Bodies(std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+impl Bodies {
+    /// An empty batch, in a body handed back if there is one.
+    pub fn batch(&self) -> Batch {
+        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match kept {
+            Some(body) => Batch {
+                body,
+                ids: Vec::new(),
+                size: 0,
+            },
+            None => Batch::default(),
+        }
+    }
+
+    /// `body` (a batch's, from [`Batch::into_signed_body`]) as a request body that hands its memory back here once
+    /// whoever sends it drops it.
+    pub fn lend(&self, body: Vec<u8>) -> LentBody {
+        LentBody {
+            body,
+            bodies: self.clone(),
+        }
+    }
+
+    /// Keeps `body` unless enough are kept, or it was filled past [`BATCH_BYTES`] (by a chunk larger than that,
+    /// alone): each body kept then holds at most that much memory in use, whatever it is lent for next.
+    fn give_back(&self, mut body: Vec<u8>) {
+        if body.len() > BATCH_BYTES || body.capacity() < max_batch() {
+            return;
+        }
+        body.clear();
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() < BODIES_KEPT {
+            kept.push(body);
+        }
+    }
+}
+
+/// A batch's body on its way out (see [`Bodies::lend`]).
+#[derive(Debug)]
+pub struct LentBody {
+    body: Vec<u8>,
+    bodies: Bodies,
+}
+
+impl AsRef<[u8]> for LentBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+impl Drop for LentBody {
+    fn drop(&mut self) {
+        self.bodies.give_back(std::mem::take(&mut self.body));
+    }
+}
+
 /// Sealed chunks given one by one, gathered into batches: each is handed to `send` once full, and the last (not
 /// full) at [`Batches::finish`]. Whoever keeps the sealed chunks fills batches straight from there, with no buffer of
-/// its own per chunk.
+/// its own per chunk, and each batch in a body of `bodies` when one was handed back.
 pub struct Batches<F> {
     batch: Batch,
+    bodies: Bodies,
     send: F,
 }
 
 impl<F: FnMut(Batch) -> bool> Batches<F> {
     /// `send` answers whether it took the batch (false: nobody takes more, so stop).
-    pub fn new(send: F) -> Batches<F> {
+    pub fn new(send: F, bodies: &Bodies) -> Batches<F> {
         Batches {
-            batch: Batch::default(),
+            batch: bodies.batch(),
+            bodies: bodies.clone(),
             send,
         }
     }
 
-    /// Adds a chunk (`size`: its bytes before sealing); false once `send` refused a batch.
+    /// Adds a chunk (`size`: its bytes before sealing); false once `send` refused a batch. A chunk that would take
+    /// the batch past [`BATCH_BYTES`] starts the next one instead (a larger chunk goes alone), so that the bodies
+    /// handed back and kept stay within [`BATCH_BYTES`] of memory each.
     pub fn push(&mut self, id: ChunkId, size: u64, sealed: &[u8]) -> bool {
-        self.batch.push(id, size, sealed);
-        if !self.batch.is_full() {
-            return true;
+        if !self.batch.is_empty()
+            && self.batch.body_len() + FRAME_HEADER + sealed.len() > BATCH_BYTES
+            && !self.send_batch()
+        {
+            return false;
         }
-        let full = std::mem::take(&mut self.batch);
+        self.batch.push(id, size, sealed);
+        !self.batch.is_full() || self.send_batch()
+    }
+
+    fn send_batch(&mut self) -> bool {
+        let full = std::mem::replace(&mut self.batch, self.bodies.batch());
         (self.send)(full)
     }
 
     /// Hands on the last batch, if it holds anything; false if `send` refused it.
     pub fn finish(self) -> bool {
-        let Batches { batch, mut send } = self;
+        let Batches {
+            batch, mut send, ..
+        } = self;
         batch.is_empty() || send(batch)
     }
 }
@@ -206,7 +286,7 @@ mod tests {
 
     #[test]
     fn batches_fill_in_order_and_the_last_comes_at_finish() {
-        // Bytes that do not compress, so that each sealed chunk is about 700 KB and three fill a batch.
+        // Bytes that do not compress, so that each sealed chunk is about 700 KB and two fit in a batch.
         let chunks: Vec<_> = (1..=7)
             .map(|n| {
                 let data = crate::project::chunker::tests::noise(700_000, n);
@@ -214,10 +294,14 @@ mod tests {
             })
             .collect();
         let mut sent: Vec<Batch> = Vec::new();
-        let mut batches = Batches::new(|b| {
-            sent.push(b);
-            true
-        });
+        let bodies = Bodies::default();
+        let mut batches = Batches::new(
+            |b| {
+                sent.push(b);
+                true
+            },
+            &bodies,
+        );
         for (id, sealed) in &chunks {
             assert!(batches.push(*id, 1, sealed));
         }
@@ -226,13 +310,67 @@ mod tests {
         assert_eq!(ids, chunks.iter().map(|c| c.0).collect::<Vec<_>>());
         assert!(sent.len() > 1, "{} batches", sent.len());
         let (last, full) = sent.split_last().unwrap();
-        assert!(full.iter().all(Batch::is_full));
         assert!(!last.is_empty());
-        assert!(sent.iter().all(|b| b.body_len() <= max_batch()));
+        // Each of the others went when the next chunk would not fit, so no batch passes the budget.
+        let frame = FRAME_HEADER + chunks[0].1.len();
+        assert!(
+            full.iter()
+                .all(|b| b.body_len() + frame > BATCH_BYTES && b.body_len() <= BATCH_BYTES),
+            "{:?}",
+            sent.iter().map(Batch::body_len).collect::<Vec<_>>()
+        );
+        // A chunk larger than a batch's budget goes alone.
+        let huge = crate::project::chunker::tests::noise(BATCH_BYTES + 10, 99);
+        let (huge_id, huge_sealed) = (ChunkId::of(&huge), seal(&huge));
+        let mut alone: Vec<Batch> = Vec::new();
+        let mut batches = Batches::new(
+            |b| {
+                alone.push(b);
+                true
+            },
+            &bodies,
+        );
+        assert!(batches.push(chunks[0].0, 1, &chunks[0].1));
+        assert!(batches.push(huge_id, 1, &huge_sealed));
+        assert!(batches.finish());
+        let alone: Vec<Vec<ChunkId>> = alone.iter().map(|b| b.ids().to_vec()).collect();
+        assert_eq!(alone, vec![vec![chunks[0].0], vec![huge_id]]);
         // A receiver that is gone stops the filling.
-        let mut refused = Batches::new(|_| false);
+        let mut refused = Batches::new(|_| false, &bodies);
         assert!(!(0..7).all(|n| refused.push(chunks[n].0, 1, &chunks[n].1)));
-        assert!(Batches::new(|_| false).finish(), "nothing to hand on");
+        assert!(
+            Batches::new(|_| false, &bodies).finish(),
+            "nothing to hand on"
+        );
+    }
+
+    #[test]
+    fn a_body_sent_comes_back_for_a_later_batch_and_a_few_are_kept() {
+        let bodies = Bodies::default();
+        let (id, sealed) = chunk(1, 1000);
+        let mut batch = bodies.batch();
+        batch.push(id, 1000, &sealed);
+        let (body, _) = batch.into_signed_body();
+        let at = body.as_ptr();
+        let lent = bodies.lend(body);
+        assert_eq!(lent.as_ref().len(), FRAME_HEADER + sealed.len());
+        assert!(
+            bodies.0.lock().unwrap().is_empty(),
+            "none is back while it is out"
+        );
+        drop(lent);
+        let again = bodies.batch();
+        assert!(
+            again.is_empty() && again.body_len() == 0,
+            "it comes back empty"
+        );
+        let body = again.into_body();
+        assert_eq!(body.as_ptr(), at, "the same memory");
+        let lent: Vec<_> = (0..BODIES_KEPT + 3)
+            .map(|_| bodies.lend(bodies.batch().into_body()))
+            .collect();
+        drop(lent);
+        assert_eq!(bodies.0.lock().unwrap().len(), BODIES_KEPT);
     }
 
     #[test]

@@ -41,24 +41,98 @@ impl Chunk {
     }
 }
 
-/// Cuts everything `reader` gives into chunks, in order (none for an empty input).
+/// Cuts everything `reader` gives into chunks, in order (none for an empty input), each in a buffer of its own.
 pub fn cut<R: Read>(reader: R) -> impl Iterator<Item = std::io::Result<Chunk>> {
-    cut_unnamed(reader).map(|data| {
-        data.map(|data| Chunk {
-            id: ChunkId::of(&data),
-            data,
+    let mut cutter = Cutter::new(reader);
+    std::iter::from_fn(move || {
+        cutter.next_chunk().map(|data| {
+            data.map(|data| Chunk {
+                id: ChunkId::of(data),
+                data: data.to_vec(),
+            })
         })
     })
 }
 
-/// [`cut`] without naming the chunks: their bytes, in order, for a caller that hashes them elsewhere (on another
-/// thread).
-pub fn cut_unnamed<R: Read>(reader: R) -> impl Iterator<Item = std::io::Result<Vec<u8>>> {
-    fastcdc::v2020::StreamCDC::new(reader, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).map(|c| match c {
-        Ok(c) => Ok(c.data),
-        Err(fastcdc::v2020::Error::IoError(e)) => Err(e),
-        Err(e) => Err(std::io::Error::other(e.to_string())),
-    })
+/// How much of a file a [`Cutter`] holds at once: two of the largest chunks, so that the bytes left over after a
+/// cut are moved to the window's front at most once per largest chunk's worth read.
+const WINDOW: usize = 2 * MAX_CHUNK;
+
+/// Cuts one file into chunks where FastCDC (2020, normalisation level 1, as `fastcdc::v2020::StreamCDC` cuts) finds
+/// their boundaries, lending each chunk's bytes from one window of memory, which the next file's cutter can take
+/// over ([`Cutter::into_window`]). A first submit cuts a whole project; a buffer per chunk (and one per file, as
+/// `StreamCDC` takes) is fresh memory each time, and a fresh page costs a fault apiece, which was more of a first
+/// submit's time than finding the boundaries.
+pub struct Cutter<R> {
+    reader: R,
+    window: Vec<u8>,
+    /// The bytes not yet cut: `window[start..end]`.
+    start: usize,
+    end: usize,
+    ended: bool,
+    masks: (u64, u64),
+}
+
+impl<R: Read> Cutter<R> {
+    pub fn new(reader: R) -> Cutter<R> {
+        Cutter::with_window(reader, Vec::new())
+    }
+
+    /// A cutter that reads into `window`'s memory (another cutter's, given back by [`Cutter::into_window`]).
+    pub fn with_window(reader: R, mut window: Vec<u8>) -> Cutter<R> {
+        window.resize(WINDOW, 0);
+        Cutter {
+            reader,
+            window,
+            start: 0,
+            end: 0,
+            ended: false,
+            masks: fastcdc::v2020::select_masks(AVG_CHUNK, fastcdc::v2020::Normalization::Level1),
+        }
+    }
+
+    /// The next chunk's bytes, valid until the next call; `None` after the last.
+    pub fn next_chunk(&mut self) -> Option<std::io::Result<&[u8]>> {
+        // A boundary is looked for in the next MAX_CHUNK bytes: have them all, or the rest of the file.
+        if !self.ended && self.end - self.start < MAX_CHUNK {
+            self.window.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            while self.end < WINDOW {
+                match self.reader.read(&mut self.window[self.end..]) {
+                    Ok(0) => {
+                        self.ended = true;
+                        break;
+                    }
+                    Ok(n) => self.end += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+        }
+        if self.start == self.end {
+            return None;
+        }
+        let (mask_s, mask_l) = self.masks;
+        let (_, length) = fastcdc::v2020::cut(
+            &self.window[self.start..self.end],
+            MIN_CHUNK,
+            AVG_CHUNK,
+            MAX_CHUNK,
+            mask_s,
+            mask_l,
+            mask_s << 1,
+            mask_l << 1,
+        );
+        let chunk = &self.window[self.start..self.start + length];
+        self.start += length;
+        Some(Ok(chunk))
+    }
+
+    /// The window's memory, for the next file's cutter.
+    pub fn into_window(self) -> Vec<u8> {
+        self.window
+    }
 }
 
 /// The most bytes a sealed chunk of this protocol can take (a larger object is refused unread).
@@ -159,6 +233,53 @@ pub(crate) mod tests {
 
     fn ids(data: &[u8]) -> Vec<ChunkId> {
         cut(data).map(|c| c.unwrap().id).collect()
+    }
+
+    /// A reader that gives at most `step` bytes a call, as a pipe or a slow disk may.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.1).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_cutter_cuts_where_fastcdc_streams_cut_whatever_the_reads_and_the_window_it_takes_over() {
+        let mut window = Vec::new();
+        let mut zeros_then_noise = vec![0u8; 3 * MAX_CHUNK + 5];
+        zeros_then_noise.extend(noise(5 << 20, 9));
+        let inputs = [
+            noise(30 << 20, 5),
+            noise(MAX_CHUNK + 1, 6),
+            noise(MIN_CHUNK - 1, 7),
+            noise(MIN_CHUNK + 1, 8),
+            zeros_then_noise,
+            Vec::new(),
+        ];
+        for data in &inputs {
+            let reference: Vec<Vec<u8>> =
+                fastcdc::v2020::StreamCDC::new(&data[..], MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
+                    .map(|c| c.unwrap().data)
+                    .collect();
+            for step in [usize::MAX, 100_001] {
+                let mut cutter = Cutter::with_window(Trickle(data, step), window);
+                let mut chunks = Vec::new();
+                while let Some(chunk) = cutter.next_chunk() {
+                    chunks.push(chunk.unwrap().to_vec());
+                }
+                window = cutter.into_window();
+                assert_eq!(chunks.len(), reference.len(), "{} bytes", data.len());
+                assert!(
+                    chunks == reference,
+                    "{} bytes: other boundaries",
+                    data.len()
+                );
+            }
+        }
     }
 
     #[test]

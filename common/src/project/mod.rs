@@ -12,10 +12,10 @@
 //! - [`batch`]: many sealed chunks in one request body, framed by id and length.
 //! - [`chunker`]: cutting a file into chunks; sealing a chunk for the wire and opening one that may be hostile.
 //! - [`index`]: the client's index of what each file's chunks were, keyed by size, mtime and inode.
-//! - [`spool`]: the chunks a first submit sealed while describing, kept on disk until they are sent.
-//! - this module: [`describe`] (and [`describe_sealing`], which fills a spool too), a project directory (as
-//!   [`crate::archive::scan`] lists it) to a manifest, and [`read_chunks`], the bytes of the chunks the other side
-//!   asked for.
+//! - [`spool`]: the chunks of a first submit's small files, sealed while describing and kept on disk until sent.
+//! - this module: [`describe`] (and [`describe_with_progress`]), a project directory (as [`crate::archive::scan`]
+//!   lists it) to a manifest, and [`read_chunks`] and [`seal_chunks`], the chunks the other side asked for, read
+//!   again from the project where the manifest puts them.
 
 pub mod batch;
 pub mod chunker;
@@ -55,15 +55,19 @@ pub fn describe(
     scanned: &[ScannedEntry],
     index: &mut LocalIndex,
 ) -> Result<Described, ProjectError> {
-    describe_sealing(root, scanned, index, None, &|_| {})
+    describe_with_progress(root, scanned, index, None, &|_| {})
 }
 
-/// [`describe`], sealing every chunk it reads into `spool` as well (so that a first submit reads each file once),
-/// and calling `progress` with the bytes of each file the index knew and of each chunk read (for a progress bar).
+/// [`describe`], sealing the chunks of the small files it reads (under [`SPOOLED_FILE`]) into `spool`, and calling
+/// `progress` with the bytes of each file the index knew and of each chunk read (for a progress bar).
 ///
-/// Files are cut in order on one thread and their chunks hashed (and sealed) on up to [`MAX_THREADS`] others, a few
-/// chunks in flight: a large file is hashed and compressed on every core, and memory holds a few chunks.
-pub fn describe_sealing(
+/// Files are cut in order on one thread and their chunks hashed (and sealed) on up to [`MAX_THREADS`] others, a
+/// few chunks in flight: a large file is hashed on every core, and memory holds a few chunks. Large files' chunks
+/// are not sealed here: those the gateway lacks are read again and sealed as they are sent ([`seal_chunks`]), from
+/// the page cache on a first submit; sealed now, a gigabyte of data would be written to a temporary file and read
+/// back, which cost a first submit more than reading it twice. A small file costs more to open and read again than
+/// its sealed bytes cost to keep.
+pub fn describe_with_progress(
     root: &Path,
     scanned: &[ScannedEntry],
     index: &mut LocalIndex,
@@ -135,9 +139,17 @@ pub fn describe_sealing(
     })
 }
 
-/// Threads that hash and seal chunks at most (a student's laptop has more cores than a few chunks in flight need,
-/// and each holds up to two chunks in memory).
+/// Files smaller than this (a chunk of the usual size) have their chunks sealed into the spool while they are
+/// described (see [`describe_with_progress`]): sources, build files, small inputs.
+pub const SPOOLED_FILE: u64 = chunker::AVG_CHUNK as u64;
+
+/// Threads that hash chunks at most (a student's laptop has more cores than a few chunks in flight need, and each
+/// holds up to two chunks in memory).
 pub const MAX_THREADS: usize = 4;
+
+/// The largest buffer a hashing thread hands back to the cutting thread for the next chunk: most chunks are under
+/// it, and keeping buffers of the largest chunks too would hold up to four times the memory for a few of them.
+const KEPT_BUFFER: usize = 2 * chunker::AVG_CHUNK;
 
 /// One chunk cut from a file, on its way to a hashing thread.
 struct Cut {
@@ -146,7 +158,8 @@ struct Cut {
     data: Vec<u8>,
 }
 
-/// Each of `files`' chunks, in order: cut on this thread, hashed (and sealed into `spool`) on others.
+/// Each of `files`' chunks, in order: cut on this thread, hashed (and those of small files sealed into `spool`)
+/// on others.
 fn read_files(
     files: &[(usize, std::path::PathBuf, FileFacts)],
     spool: Option<&Spool>,
@@ -158,60 +171,70 @@ fn read_files(
     let named: std::sync::Mutex<Vec<Vec<(usize, ChunkRef)>>> =
         std::sync::Mutex::new(vec![Vec::new(); files.len()]);
     let failed: std::sync::Mutex<Option<ProjectError>> = std::sync::Mutex::new(None);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Cut>(threads * 2);
+    // A chunk's bytes travel in a buffer of their own; hashing threads hand the buffers back, so that a first submit
+    // reuses a few megabytes rather than touching fresh memory for every chunk (a page fault per 4 KiB).
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Cut>(threads);
+    let (give_back, taken_back) = std::sync::mpsc::channel::<Vec<u8>>();
     let rx = std::sync::Mutex::new(rx);
-    std::thread::scope(|scope| {
+    let cut = std::thread::scope(|scope| {
         for _ in 0..threads {
-            scope.spawn(|| {
+            let (rx, named, failed, give_back) = (&rx, &named, &failed, give_back.clone());
+            scope.spawn(move || {
                 let mut sealer = chunker::Sealer::new();
                 loop {
                     let Ok(cut) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() else {
                         return;
                     };
-                    let id = ChunkId::of(&cut.data);
+                    let reference = ChunkRef {
+                        id: ChunkId::of(&cut.data),
+                        size: cut.data.len() as u64,
+                    };
                     if let Some(spool) = spool
-                        && !spool.contains(&id)
-                        && let Err(source) = spool.put(id, sealer.seal(&cut.data))
+                        && files[cut.file].2.size < SPOOLED_FILE
+                        && !spool.contains(&reference.id)
+                        && let Err(source) = spool.put(reference.id, sealer.seal(&cut.data))
                     {
                         let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
                         failed.get_or_insert(ProjectError::Spool(source));
-                        return;
                     }
-                    let reference = ChunkRef {
-                        id,
-                        size: cut.data.len() as u64,
-                    };
                     progress(reference.size);
                     named.lock().unwrap_or_else(|p| p.into_inner())[cut.file]
                         .push((cut.seq, reference));
+                    if cut.data.capacity() <= KEPT_BUFFER {
+                        let _ = give_back.send(cut.data);
+                    }
                 }
             });
         }
         let cutting = || -> Result<(), ProjectError> {
+            let mut window = Vec::new();
             for (file, (_, full, _)) in files.iter().enumerate() {
                 let io = |source| ProjectError::Io {
                     path: full.clone(),
                     source,
                 };
                 let reader = File::open(full).map_err(io)?;
-                for (seq, data) in chunker::cut_unnamed(reader).enumerate() {
-                    let data = data.map_err(io)?;
-                    if tx.send(Cut { file, seq, data }).is_err() {
-                        // Every hashing thread stopped: the reason is in `failed`.
-                        return Ok(());
-                    }
+                let mut cutter = chunker::Cutter::with_window(reader, window);
+                let mut seq = 0;
+                while let Some(bytes) = cutter.next_chunk() {
+                    let bytes = bytes.map_err(io)?;
+                    let mut data = taken_back.try_recv().unwrap_or_default();
+                    data.clear();
+                    data.extend_from_slice(bytes);
+                    tx.send(Cut { file, seq, data })
+                        .expect("hashing threads take chunks until the channel closes");
+                    seq += 1;
                 }
+                window = cutter.into_window();
             }
             Ok(())
         };
-        if let Err(e) = cutting() {
-            failed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(e);
-        }
+        let cut = cutting();
+        // Closed, the channel ends the hashing threads, which the scope then waits for.
         drop(tx);
+        cut
     });
+    cut?;
     if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
@@ -227,15 +250,19 @@ fn read_files(
 }
 
 /// Reads the chunks of `manifest` named in `wanted` from the project at `root`, each once, calling `each` with it
-/// (in the manifest's order). Files holding none of them are not read. A file that changed since it was described
-/// no longer holds its chunks: that is an error naming it (describe the project again).
+/// and its bytes (in the manifest's order; the bytes are valid for that call) until it answers false. Only those
+/// chunks are read, where the manifest puts them, into one buffer, and each is hashed: a file that changed since it
+/// was described no longer holds its chunks, and that is an error naming it (describe the project again). Answers
+/// whether every chunk was handed over.
 pub fn read_chunks(
     root: &Path,
     manifest: &Manifest,
     wanted: &HashSet<ChunkId>,
-    mut each: impl FnMut(Chunk) -> Result<(), ProjectError>,
-) -> Result<(), ProjectError> {
+    mut each: impl FnMut(&ChunkRef, &[u8]) -> bool,
+) -> Result<bool, ProjectError> {
+    use std::io::{Read, Seek, SeekFrom};
     let mut sent: HashSet<ChunkId> = HashSet::new();
+    let mut buffer = Vec::new();
     for (path, _, chunks) in manifest.files() {
         if !chunks
             .iter()
@@ -248,21 +275,91 @@ pub fn read_chunks(
             path: full.clone(),
             source,
         };
-        let file = File::open(&full).map_err(io)?;
-        let mut expected = chunks.iter();
-        for chunk in cut(file) {
-            let chunk = chunk.map_err(io)?;
-            if expected.next().map(|c| c.id) != Some(chunk.id) {
-                return Err(io(std::io::Error::other(
-                    "the file changed while it was being submitted; submit again",
-                )));
+        let changed = || {
+            io(std::io::Error::other(
+                "the file changed while it was being submitted; submit again",
+            ))
+        };
+        let mut file = File::open(&full).map_err(io)?;
+        let (mut offset, mut position) = (0u64, 0u64);
+        for chunk in chunks {
+            let start = offset;
+            offset += chunk.size;
+            if !wanted.contains(&chunk.id) || sent.contains(&chunk.id) {
+                continue;
             }
-            if wanted.contains(&chunk.id) && sent.insert(chunk.id) {
-                each(chunk)?;
+            if chunk.size > MAX_CHUNK as u64 {
+                return Err(changed());
+            }
+            if position != start {
+                file.seek(SeekFrom::Start(start)).map_err(io)?;
+            }
+            buffer.resize(chunk.size as usize, 0);
+            file.read_exact(&mut buffer).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => changed(),
+                _ => io(e),
+            })?;
+            position = offset;
+            if ChunkId::of(&buffer) != chunk.id {
+                return Err(changed());
+            }
+            sent.insert(chunk.id);
+            if !each(chunk, &buffer) {
+                return Ok(false);
             }
         }
     }
-    Ok(())
+    Ok(true)
+}
+
+/// The chunks [`read_chunks`] reads, sealed on up to [`MAX_THREADS`] threads (one [`Sealer`] each) while the
+/// calling thread reads on: `each` is called with each chunk sealed, from any of those threads and in no set order,
+/// until it answers false. Answers whether every chunk was handed over. This is a first submit's compressing, done
+/// as its chunks are sent.
+pub fn seal_chunks(
+    root: &Path,
+    manifest: &Manifest,
+    wanted: &HashSet<ChunkId>,
+    each: &(dyn Fn(&ChunkRef, &[u8]) -> bool + Sync),
+) -> Result<bool, ProjectError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_THREADS);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(ChunkRef, Vec<u8>)>(threads);
+    let (give_back, taken_back) = std::sync::mpsc::channel::<Vec<u8>>();
+    let rx = std::sync::Mutex::new(rx);
+    let stopped = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (rx, stopped, give_back) = (&rx, &stopped, give_back.clone());
+            scope.spawn(move || {
+                let mut sealer = Sealer::new();
+                while let Ok((chunk, data)) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                    if !stopped.load(Ordering::Relaxed) && !each(&chunk, sealer.seal(&data)) {
+                        stopped.store(true, Ordering::Relaxed);
+                    }
+                    if data.capacity() <= KEPT_BUFFER {
+                        let _ = give_back.send(data);
+                    }
+                }
+            });
+        }
+        let read = read_chunks(root, manifest, wanted, |chunk, bytes| {
+            if stopped.load(Ordering::Relaxed) {
+                return false;
+            }
+            let mut data = taken_back.try_recv().unwrap_or_default();
+            data.clear();
+            data.extend_from_slice(bytes);
+            tx.send((*chunk, data))
+                .expect("sealing threads take chunks until the channel closes");
+            true
+        });
+        drop(tx);
+        read
+    })
+    .map(|all| all && !stopped.into_inner())
 }
 
 /// A relative path as the manifest writes it: UTF-8, `/`-separated.
@@ -335,11 +432,13 @@ mod tests {
         };
         let mut index = LocalIndex::default();
         let spool = Spool::new().unwrap();
-        describe_sealing(root, &scanned, &mut index, Some(&spool), &count).unwrap();
+        describe_with_progress(root, &scanned, &mut index, Some(&spool), &count).unwrap();
+        // The two small files' chunks are kept sealed; the 3 MB file's are not.
+        assert_eq!(spool.kept().0, 2);
         assert_eq!(counted.swap(0, std::sync::atomic::Ordering::Relaxed), total);
         // Known to the index now, and still counted.
         let (mut index, _kept) = trusted_index(root);
-        let described = describe_sealing(root, &scanned, &mut index, None, &count).unwrap();
+        let described = describe_with_progress(root, &scanned, &mut index, None, &count).unwrap();
         assert_eq!(described.files_read, 0);
         assert_eq!(counted.load(std::sync::atomic::Ordering::Relaxed), total);
     }
@@ -389,17 +488,54 @@ mod tests {
         assert_eq!(new.len(), 1);
         let mut got = Vec::new();
         let wanted: HashSet<ChunkId> = new.iter().copied().collect();
-        read_chunks(root, &changed.manifest, &wanted, |c| {
-            got.push(c);
-            Ok(())
-        })
-        .unwrap();
+        assert!(
+            read_chunks(root, &changed.manifest, &wanted, |c, bytes| {
+                got.push((*c, bytes.to_vec()));
+                true
+            })
+            .unwrap()
+        );
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].data, b"int main() { return 1; }\n");
+        assert_eq!(got[0].1, b"int main() { return 1; }\n");
         // Removed files leave the index.
         std::fs::remove_file(root.join("data.bin")).unwrap();
         describe_now(root, &mut index);
         assert_eq!(index.len(), 2);
+    }
+
+    #[test]
+    fn chunks_are_sealed_on_several_threads_each_once_and_stop_when_asked() {
+        let dir = project();
+        let root = dir.path();
+        let mut big = chunker::tests::noise(6 << 20, 21);
+        big.extend_from_slice(&big.clone()[..1 << 20]);
+        std::fs::write(root.join("noise.bin"), &big).unwrap();
+        let described = describe_now(root, &mut LocalIndex::default());
+        let wanted: HashSet<ChunkId> = described.manifest.chunk_ids().into_iter().collect();
+        let sealed = std::sync::Mutex::new(Vec::new());
+        let all = seal_chunks(root, &described.manifest, &wanted, &|c, bytes| {
+            sealed.lock().unwrap().push((*c, open(c, bytes).unwrap()));
+            true
+        })
+        .unwrap();
+        assert!(all);
+        let sealed = sealed.into_inner().unwrap();
+        let ids: HashSet<ChunkId> = sealed.iter().map(|(c, _)| c.id).collect();
+        assert_eq!(
+            (ids, sealed.len()),
+            (wanted.clone(), wanted.len()),
+            "each once"
+        );
+        assert!(sealed.iter().all(|(c, data)| data.len() as u64 == c.size));
+        // Asked to stop after the first, it hands over no more than the few chunks already being sealed.
+        let taken = std::sync::atomic::AtomicUsize::new(0);
+        let all = seal_chunks(root, &described.manifest, &wanted, &|_, _| {
+            taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            false
+        })
+        .unwrap();
+        assert!(!all);
+        assert!(taken.into_inner() <= 2 * MAX_THREADS + 1);
     }
 
     #[test]
@@ -409,7 +545,7 @@ mod tests {
         let described = describe_now(root, &mut LocalIndex::default());
         std::fs::write(root.join("src/main.cu"), b"changed").unwrap();
         let wanted: HashSet<ChunkId> = described.manifest.chunk_ids().into_iter().collect();
-        let e = read_chunks(root, &described.manifest, &wanted, |_| Ok(())).unwrap_err();
+        let e = read_chunks(root, &described.manifest, &wanted, |_, _| true).unwrap_err();
         assert!(e.to_string().contains("main.cu"), "{e}");
         assert!(e.to_string().contains("submit again"), "{e}");
     }

@@ -1,11 +1,12 @@
-//! Sealed chunks kept on disk between describing a project and sending it.
+//! Sealed chunks of small files kept on disk between describing a project and sending it.
 //!
-//! A first submit must read every file to learn its chunks, and then send the chunks the gateway lacks: without a
-//! spool each would be read, cut and hashed twice and sealed after the gateway answered. [`super::describe_sealing`]
-//! seals each chunk it reads once, in parallel, into a [`Spool`] (an unnamed temporary file, gone when dropped), and
-//! the sender takes the wanted ones from there, as today's archive is packed into a temporary file and sent from it.
-//! Files the index knew are not read, so their chunks are not in the spool; a gateway that lacks them gets them read
-//! from the project again ([`super::read_chunks`]).
+//! A first submit must read every file to learn its chunks, and then send the chunks the gateway lacks. A course
+//! project's thousands of sources would each be opened and read twice, and sealed only after the gateway answered:
+//! [`super::describe_with_progress`] seals the chunks of files under [`super::SPOOLED_FILE`] as it reads them, in
+//! parallel, into a [`Spool`] (an unnamed temporary file, gone when dropped), and the sender takes the wanted ones
+//! from there. Large files' chunks are read again instead ([`super::seal_chunks`]): written here, a gigabyte of data
+//! would cost more to write and read back than to read twice from the page cache. Files the index knew are not read,
+//! so their chunks are not in the spool either.
 
 use std::collections::HashMap;
 use std::fs::File;

@@ -1,7 +1,7 @@
 //! A project sent as a manifest and the chunks the gateway lacks (issue 30): `POST /v1/projects` declares the
 //! manifest under the job id; the plan lists the missing chunks and how they go (signed PUTs of batches of chunks
-//! to the gateway, fs store; or presigned PUTs straight to the object store, S3, eight at a time), each taken from
-//! the spool or read from the project, sealed and sent as it comes (memory stays at a few chunks and batches); then
+//! to the gateway, fs store; or presigned PUTs straight to the object store, S3, eight at a time), each read from
+//! the project again, sealed and sent as it comes (memory stays at a few chunks and batches); then
 //! `POST .../complete`. The signed job names the manifest as its input.
 //!
 //! A gateway from before chunked uploads answers 404 to the declaration: [`Client::send_project`] says so with
@@ -14,8 +14,8 @@ use futures::StreamExt;
 use rai_common::api::{self, ChunkSending, ProjectPlan, ProjectRequest};
 use rai_common::errors::ProjectError;
 use rai_common::job::{InputObject, JobId};
-use rai_common::project::batch::{Batch, Batches};
-use rai_common::project::{Chunk, ChunkId, ChunkRef, Manifest, Sealer, Spool, read_chunks, seal};
+use rai_common::project::batch::{Batch, Batches, Bodies};
+use rai_common::project::{ChunkId, ChunkRef, Manifest, Spool, seal_chunks};
 use reqwest::Method;
 use sha2::{Digest, Sha256};
 
@@ -24,12 +24,6 @@ use super::{Client, ClientError, RequestBody};
 
 /// Chunks sent to presigned links at once.
 const PARALLEL_CHUNKS: usize = 8;
-
-/// A chunk on its way out: sealed already (from the spool), or read from the project and sealed on the way.
-enum Outgoing {
-    Sealed(ChunkId, u64, Vec<u8>),
-    Read(Chunk),
-}
 
 /// What came of sending a project.
 #[derive(Debug)]
@@ -83,14 +77,20 @@ impl Client {
     }
 
     /// `PUT` a batch of sealed chunks of job `job`'s project to the gateway (a gateway over a file store takes
-    /// chunks itself; it opens and checks each before storing any).
-    pub async fn put_chunks(&self, job: &JobId, batch: Batch) -> Result<(), ClientError> {
+    /// chunks itself; it opens and checks each before storing any). The batch's memory goes back to `bodies` once
+    /// sent.
+    pub async fn put_chunks(
+        &self,
+        job: &JobId,
+        batch: Batch,
+        bodies: &Bodies,
+    ) -> Result<(), ClientError> {
         let (body, index) = batch.into_signed_body();
         self.send(
             Method::PUT,
             &api::PROJECT_CHUNKS.path(job),
             Some(RequestBody::Chunks {
-                body: body.into(),
+                body: bytes::Bytes::from_owner(bodies.lend(body)),
                 index,
             }),
             &[],
@@ -100,8 +100,9 @@ impl Client {
     }
 
     /// Declares `manifest` (of the project at `root`) as job `job`'s input and sends the chunks the gateway lacks:
-    /// from `spool` where they were sealed while describing, the others read from the project again. `datasets`:
-    /// those the build file asks for, which the gateway checks before anything is sent.
+    /// from `spool` where they were sealed while describing (small files'), the others read from the project again
+    /// and sealed as they go. `datasets`: those the build file asks for, which the gateway checks before anything is
+    /// sent.
     pub async fn send_project(
         &self,
         job: &JobId,
@@ -162,9 +163,10 @@ impl Client {
         })
     }
 
-    /// Through the gateway: batches filled on a blocking thread straight from the spool (chunks it lacks read from
-    /// the project and sealed there), handed over one at a time and sent `at_once` at a time. Memory holds those
-    /// batches, the one being filled and one chunk. Answers (chunks, sealed bytes) sent.
+    /// Through the gateway: chunks taken from the spool, then the others read from the project and sealed on a few
+    /// blocking threads ([`seal_chunks`]), gathered into batches as they come, handed over one at a time and sent
+    /// `at_once` at a time, each batch's memory handed back for the next. Memory holds those batches, the one being
+    /// filled and a few chunks. Answers (chunks, sealed bytes) sent.
     #[allow(clippy::too_many_arguments)]
     async fn send_batches(
         &self,
@@ -178,31 +180,35 @@ impl Client {
     ) -> Result<(usize, u64), ClientError> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(1);
         let (root, manifest, missing) = (root.to_path_buf(), manifest.clone(), missing.to_vec());
+        let bodies = Bodies::default();
+        let filling = bodies.clone();
         let filler = tokio::task::spawn_blocking(move || {
-            let mut batches = Batches::new(|batch| tx.blocking_send(batch).is_ok());
-            let spooled = from_spool(spool.as_deref(), missing, |chunk, sealed| {
+            let batches = std::sync::Mutex::new(Batches::new(
+                |batch| tx.blocking_send(batch).is_ok(),
+                &filling,
+            ));
+            let push = |chunk: &ChunkRef, sealed: &[u8]| {
+                let mut batches = batches.lock().unwrap_or_else(|p| p.into_inner());
                 batches.push(chunk.id, chunk.size, sealed)
-            })?;
-            let Some(wanted) = spooled else {
+            };
+            let Some(wanted) = from_spool(spool.as_deref(), missing, push)? else {
                 return Ok(());
             };
-            if !wanted.is_empty() {
-                let mut sealer = Sealer::new();
-                read_chunks(&root, &manifest, &wanted, |chunk| {
-                    batches.push(chunk.id, chunk.data.len() as u64, sealer.seal(&chunk.data));
-                    Ok(())
-                })?;
+            if seal_chunks(&root, &manifest, &wanted, &push)? {
+                batches
+                    .into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .finish();
             }
-            batches.finish();
             Ok(())
         });
         let sends = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
             .map(|batch| {
-                let progress = progress.clone();
+                let (progress, bodies) = (progress.clone(), &bodies);
                 async move {
                     let (chunks, size) = (batch.ids().len(), batch.size());
                     let sent = batch.body_len() as u64;
-                    self.put_chunks(job, batch).await?;
+                    self.put_chunks(job, batch, bodies).await?;
                     progress(size);
                     Ok((chunks, sent))
                 }
@@ -212,8 +218,8 @@ impl Client {
     }
 
     /// Straight to the object store: one PUT of each sealed chunk to its link, [`PARALLEL_CHUNKS`] at once, chunks
-    /// taken from the spool or read from the project on a blocking thread and sealed as they come. Answers (chunks,
-    /// sealed bytes) sent.
+    /// taken from the spool, then the others read from the project and sealed on a few blocking threads
+    /// ([`seal_chunks`]) as they come. Answers (chunks, sealed bytes) sent.
     async fn send_presigned(
         &self,
         root: &Path,
@@ -223,45 +229,27 @@ impl Client {
         urls: std::collections::HashMap<ChunkId, String>,
         progress: Progress,
     ) -> Result<(usize, u64), ClientError> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Outgoing>(PARALLEL_CHUNKS);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(ChunkRef, Vec<u8>)>(PARALLEL_CHUNKS);
         let (root, manifest, missing) = (root.to_path_buf(), manifest.clone(), missing.to_vec());
         let reader = tokio::task::spawn_blocking(move || {
-            let spooled = from_spool(spool.as_deref(), missing, |chunk, sealed| {
-                let outgoing = Outgoing::Sealed(chunk.id, chunk.size, sealed.to_vec());
-                tx.blocking_send(outgoing).is_ok()
-            })?;
-            let Some(wanted) = spooled.filter(|wanted| !wanted.is_empty()) else {
+            let send = |chunk: &ChunkRef, sealed: &[u8]| {
+                tx.blocking_send((*chunk, sealed.to_vec())).is_ok()
+            };
+            let Some(wanted) = from_spool(spool.as_deref(), missing, send)? else {
                 return Ok(());
             };
-            read_chunks(&root, &manifest, &wanted, |chunk| {
-                let _ = tx.blocking_send(Outgoing::Read(chunk));
-                Ok(())
-            })
+            seal_chunks(&root, &manifest, &wanted, &send).map(|_| ())
         });
         let urls = &urls;
         let sends = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
-            .map(|outgoing| async move {
-                match outgoing {
-                    Outgoing::Sealed(id, size, sealed) => Ok((id, size, sealed)),
-                    Outgoing::Read(chunk) => {
-                        let (id, size) = (chunk.id, chunk.data.len() as u64);
-                        let sealed = tokio::task::spawn_blocking(move || seal(&chunk.data))
-                            .await
-                            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-                        Ok((id, size, sealed))
-                    }
-                }
-            })
-            .buffered(PARALLEL_CHUNKS)
-            .map(move |chunk: Result<(ChunkId, u64, Vec<u8>), ClientError>| {
+            .map(move |(chunk, sealed)| {
                 let progress = progress.clone();
                 async move {
-                    let (id, size, sealed) = chunk?;
                     let sent = sealed.len() as u64;
-                    let url = &urls[&id];
+                    let url = &urls[&chunk.id];
                     self.put_presigned(url, 0, self.http().put(url).body(sealed))
                         .await?;
-                    progress(size);
+                    progress(chunk.size);
                     Ok((1, sent))
                 }
             })
@@ -276,7 +264,7 @@ impl Client {
 fn from_spool(
     spool: Option<&Spool>,
     missing: Vec<ChunkRef>,
-    mut each: impl FnMut(&ChunkRef, &[u8]) -> bool,
+    each: impl Fn(&ChunkRef, &[u8]) -> bool,
 ) -> Result<Option<HashSet<ChunkId>>, ProjectError> {
     let mut wanted = HashSet::new();
     let mut sealed = Vec::new();

@@ -216,7 +216,10 @@ async fn hostile_manifests_are_refused_and_nothing_is_stored(kind: Kind) {
         .unwrap();
     assert_eq!(unsigned.status(), 401);
     // Signed by student1, a chunk for student0's job is refused as if the job did not exist, and not stored.
-    let e = client.put_chunks(&theirs, batch()).await.unwrap_err();
+    let e = client
+        .put_chunks(&theirs, batch(), &Default::default())
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(reqwest::StatusCode::NOT_FOUND), "{e}");
     assert!(
         !chunks_of(&s, "student1")

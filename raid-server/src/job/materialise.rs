@@ -195,9 +195,9 @@ mod tests {
             .manifest;
         let wanted: HashSet<_> = manifest.chunk_ids().into_iter().collect();
         let mut sealed = Vec::new();
-        read_chunks(root, &manifest, &wanted, |c| {
-            sealed.push((c.id, seal(&c.data)));
-            Ok(())
+        read_chunks(root, &manifest, &wanted, |c, bytes| {
+            sealed.push((c.id, seal(bytes)));
+            true
         })
         .unwrap();
         for (id, bytes) in sealed {
