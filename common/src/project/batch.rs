@@ -40,7 +40,7 @@ pub struct Batch {
 }
 
 /// An empty batch with room for the largest it can become, taken at once: a batch's body never moves while it is
-/// filled, and every batch takes a block of the same size, which the allocator hands from one to the next.
+/// filled, and [`Bodies`] can hand any body back for any later batch.
 impl Default for Batch {
     fn default() -> Batch {
         Batch {

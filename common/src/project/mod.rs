@@ -147,15 +147,55 @@ pub const SPOOLED_FILE: u64 = chunker::AVG_CHUNK as u64;
 /// holds up to two chunks in memory).
 pub const MAX_THREADS: usize = 4;
 
-/// The largest buffer a hashing thread hands back to the cutting thread for the next chunk: most chunks are under
-/// it, and keeping buffers of the largest chunks too would hold up to four times the memory for a few of them.
+/// The largest buffer a working thread of [`fan_out`] hands back for the next chunk: most chunks are under it, and
+/// keeping buffers of the largest chunks too would hold up to four times the memory for a few of them.
 const KEPT_BUFFER: usize = 2 * chunker::AVG_CHUNK;
 
-/// One chunk cut from a file, on its way to a hashing thread.
-struct Cut {
-    file: usize,
-    seq: usize,
-    data: Vec<u8>,
+/// Runs `produce` on this thread and hands each chunk it gives (its bytes, and what `T` says of it) to one of up to
+/// [`MAX_THREADS`] other threads, which calls `take` with the state `local` made for it. A few chunks are in flight;
+/// their bytes travel in buffers the threads hand back, so that a whole project passes through a few megabytes
+/// reused rather than fresh memory for every chunk (a page fault per 4 KiB). Answers what `produce` answered, once
+/// every chunk was taken.
+fn fan_out<T: Send, L, R>(
+    local: impl Fn() -> L + Sync,
+    take: impl Fn(&mut L, T, &[u8]) + Sync,
+    produce: impl FnOnce(&mut dyn FnMut(T, &[u8])) -> R,
+) -> R {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_THREADS);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(T, Vec<u8>)>(threads);
+    let (give_back, taken_back) = std::sync::mpsc::channel::<Vec<u8>>();
+    let rx = std::sync::Mutex::new(rx);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (rx, local, take, give_back) = (&rx, &local, &take, give_back.clone());
+            scope.spawn(move || {
+                let mut state = local();
+                loop {
+                    // The lock is let go at the end of this statement, before the chunk is worked on.
+                    let Ok((item, data)) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv()
+                    else {
+                        return;
+                    };
+                    take(&mut state, item, &data);
+                    if data.capacity() <= KEPT_BUFFER {
+                        let _ = give_back.send(data);
+                    }
+                }
+            });
+        }
+        let produced = produce(&mut |item, bytes| {
+            let mut data = taken_back.try_recv().unwrap_or_default();
+            data.clear();
+            data.extend_from_slice(bytes);
+            tx.send((item, data))
+                .expect("the threads take chunks until the channel closes");
+        });
+        // Closed, the channel ends the threads, which the scope then waits for.
+        drop(tx);
+        produced
+    })
 }
 
 /// Each of `files`' chunks, in order: cut on this thread, hashed (and those of small files sealed into `spool`)
@@ -165,74 +205,42 @@ fn read_files(
     spool: Option<&Spool>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<Vec<ChunkRef>>, ProjectError> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, MAX_THREADS);
     let named: std::sync::Mutex<Vec<Vec<(usize, ChunkRef)>>> =
         std::sync::Mutex::new(vec![Vec::new(); files.len()]);
     let failed: std::sync::Mutex<Option<ProjectError>> = std::sync::Mutex::new(None);
-    // A chunk's bytes travel in a buffer of their own; hashing threads hand the buffers back, so that a first submit
-    // reuses a few megabytes rather than touching fresh memory for every chunk (a page fault per 4 KiB).
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Cut>(threads);
-    let (give_back, taken_back) = std::sync::mpsc::channel::<Vec<u8>>();
-    let rx = std::sync::Mutex::new(rx);
-    let cut = std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let (rx, named, failed, give_back) = (&rx, &named, &failed, give_back.clone());
-            scope.spawn(move || {
-                let mut sealer = chunker::Sealer::new();
-                loop {
-                    let Ok(cut) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() else {
-                        return;
-                    };
-                    let reference = ChunkRef {
-                        id: ChunkId::of(&cut.data),
-                        size: cut.data.len() as u64,
-                    };
-                    if let Some(spool) = spool
-                        && files[cut.file].2.size < SPOOLED_FILE
-                        && !spool.contains(&reference.id)
-                        && let Err(source) = spool.put(reference.id, sealer.seal(&cut.data))
-                    {
-                        let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
-                        failed.get_or_insert(ProjectError::Spool(source));
-                    }
-                    progress(reference.size);
-                    named.lock().unwrap_or_else(|p| p.into_inner())[cut.file]
-                        .push((cut.seq, reference));
-                    if cut.data.capacity() <= KEPT_BUFFER {
-                        let _ = give_back.send(cut.data);
-                    }
-                }
-            });
-        }
-        let cutting = || -> Result<(), ProjectError> {
-            let mut window = Vec::new();
-            for (file, (_, full, _)) in files.iter().enumerate() {
-                let io = |source| ProjectError::Io {
-                    path: full.clone(),
-                    source,
-                };
-                let reader = File::open(full).map_err(io)?;
-                let mut cutter = chunker::Cutter::with_window(reader, window);
-                let mut seq = 0;
-                while let Some(bytes) = cutter.next_chunk() {
-                    let bytes = bytes.map_err(io)?;
-                    let mut data = taken_back.try_recv().unwrap_or_default();
-                    data.clear();
-                    data.extend_from_slice(bytes);
-                    tx.send(Cut { file, seq, data })
-                        .expect("hashing threads take chunks until the channel closes");
-                    seq += 1;
-                }
-                window = cutter.into_window();
-            }
-            Ok(())
+    let hash = |sealer: &mut chunker::Sealer, (file, seq): (usize, usize), data: &[u8]| {
+        let reference = ChunkRef {
+            id: ChunkId::of(data),
+            size: data.len() as u64,
         };
-        let cut = cutting();
-        // Closed, the channel ends the hashing threads, which the scope then waits for.
-        drop(tx);
-        cut
+        if let Some(spool) = spool
+            && files[file].2.size < SPOOLED_FILE
+            && !spool.contains(&reference.id)
+            && let Err(source) = spool.put(reference.id, sealer.seal(data))
+        {
+            let mut failed = failed.lock().unwrap_or_else(|p| p.into_inner());
+            failed.get_or_insert(ProjectError::Spool(source));
+        }
+        progress(reference.size);
+        named.lock().unwrap_or_else(|p| p.into_inner())[file].push((seq, reference));
+    };
+    let cut = fan_out(chunker::Sealer::new, hash, |hand| {
+        let mut window = Vec::new();
+        for (file, (_, full, _)) in files.iter().enumerate() {
+            let io = |source| ProjectError::Io {
+                path: full.clone(),
+                source,
+            };
+            let reader = File::open(full).map_err(io)?;
+            let mut cutter = chunker::Cutter::with_window(reader, window);
+            let mut seq = 0;
+            while let Some(bytes) = cutter.next_chunk() {
+                hand((file, seq), bytes.map_err(io)?);
+                seq += 1;
+            }
+            window = cutter.into_window();
+        }
+        Ok::<(), ProjectError>(())
     });
     cut?;
     if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
@@ -323,43 +331,22 @@ pub fn seal_chunks(
     each: &(dyn Fn(&ChunkRef, &[u8]) -> bool + Sync),
 ) -> Result<bool, ProjectError> {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, MAX_THREADS);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(ChunkRef, Vec<u8>)>(threads);
-    let (give_back, taken_back) = std::sync::mpsc::channel::<Vec<u8>>();
-    let rx = std::sync::Mutex::new(rx);
     let stopped = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let (rx, stopped, give_back) = (&rx, &stopped, give_back.clone());
-            scope.spawn(move || {
-                let mut sealer = Sealer::new();
-                while let Ok((chunk, data)) = rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-                    if !stopped.load(Ordering::Relaxed) && !each(&chunk, sealer.seal(&data)) {
-                        stopped.store(true, Ordering::Relaxed);
-                    }
-                    if data.capacity() <= KEPT_BUFFER {
-                        let _ = give_back.send(data);
-                    }
-                }
-            });
+    let seal = |sealer: &mut Sealer, chunk: ChunkRef, data: &[u8]| {
+        if !stopped.load(Ordering::Relaxed) && !each(&chunk, sealer.seal(data)) {
+            stopped.store(true, Ordering::Relaxed);
         }
-        let read = read_chunks(root, manifest, wanted, |chunk, bytes| {
+    };
+    fan_out(Sealer::new, seal, |hand| {
+        read_chunks(root, manifest, wanted, |chunk, bytes| {
             if stopped.load(Ordering::Relaxed) {
                 return false;
             }
-            let mut data = taken_back.try_recv().unwrap_or_default();
-            data.clear();
-            data.extend_from_slice(bytes);
-            tx.send((*chunk, data))
-                .expect("sealing threads take chunks until the channel closes");
+            hand(*chunk, bytes);
             true
-        });
-        drop(tx);
-        read
+        })
     })
-    .map(|all| all && !stopped.into_inner())
+    .map(|all| all && !stopped.load(Ordering::Relaxed))
 }
 
 /// A relative path as the manifest writes it: UTF-8, `/`-separated.

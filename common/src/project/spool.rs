@@ -70,12 +70,6 @@ impl Spool {
         inner.at.contains_key(id)
     }
 
-    /// Chunk `id`'s sealed bytes, `None` if it is not kept.
-    pub fn get(&self, id: &ChunkId) -> Option<std::io::Result<Vec<u8>>> {
-        let mut buf = Vec::new();
-        self.read_into(id, &mut buf).map(|read| read.map(|_| buf))
-    }
-
     /// Chunk `id`'s sealed bytes into `buf` (in place of what it held), `None` if it is not kept: one buffer serves
     /// chunk after chunk.
     pub fn read_into(&self, id: &ChunkId, buf: &mut Vec<u8>) -> Option<std::io::Result<()>> {
@@ -110,10 +104,7 @@ mod tests {
         spool.put(b, b"sealed bb").unwrap();
         spool.put(a, b"sealed a").unwrap();
         assert_eq!(spool.kept(), (2, 17));
-        assert_eq!(spool.get(&b).unwrap().unwrap(), b"sealed bb");
-        assert_eq!(spool.get(&a).unwrap().unwrap(), b"sealed a");
-        assert!(spool.get(&ChunkId::of(b"c")).is_none());
-        // One buffer, chunk after chunk: each read replaces what it held.
+        // Read back into one buffer, chunk after chunk: each read replaces what it held.
         let mut buf = b"left over from before".to_vec();
         spool.read_into(&a, &mut buf).unwrap().unwrap();
         assert_eq!(buf, b"sealed a");

@@ -1,7 +1,8 @@
 //! A project sent as a manifest and the chunks the gateway lacks (issue 30): `POST /v1/projects` declares the
 //! manifest under the job id; the plan lists the missing chunks and how they go (signed PUTs of batches of chunks
-//! to the gateway, fs store; or presigned PUTs straight to the object store, S3, eight at a time), each read from
-//! the project again, sealed and sent as it comes (memory stays at a few chunks and batches); then
+//! to the gateway, fs store; or presigned PUTs straight to the object store, S3, eight at a time), each taken from
+//! the spool (small files', sealed while describing) or read from the project again and sealed, and sent as it
+//! comes (memory stays at a few chunks and batches); then
 //! `POST .../complete`. The signed job names the manifest as its input.
 //!
 //! A gateway from before chunked uploads answers 404 to the declaration: [`Client::send_project`] says so with
