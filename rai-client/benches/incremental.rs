@@ -3,6 +3,9 @@
 //!
 //!     cargo bench -p rai-client --bench incremental      (stack up, release `raid` built; as root)
 //!
+//! The gateways' fs store is on a disk of its own ([`rai_testkit::disk`]), as a store shared by gateways and
+//! workers on several hosts is; the workers' job folders and the project are on the machine's disk.
+//!
 //! The project: one 1 GiB incompressible data file, 2,000 sources of 100 KiB (about 205 MB, compressing about 3:1)
 //! and a build file printing one line; its files an hour old, as a student's are. Student 0 sends chunks
 //! (`client.chunked_uploads`), student 1 an archive, as today; each submits the same project, waits for its job, and
@@ -258,6 +261,9 @@ async fn main() {
             concurrency: 1,
             raid_extra: "  limits:\n    upload_bytes: 2g\n",
             client_extra: "  max_upload: 2g\n  chunked_uploads: true\n",
+            // The store on a disk of its own, as a store shared by mount is: not on the filesystem where the
+            // worker has just removed the last job's /src (see rai_testkit::disk).
+            store_disk: Some(8 << 30),
             ..Options::default()
         },
     )

@@ -17,11 +17,13 @@
 //! - [`archives`]: hostile tar headers.
 //! - [`gpu_engine`]: a private Docker engine that carries GPU requests through a stand-in NVIDIA hook.
 //! - [`signed`]: requests signed by hand with a student's key, past every check `rai` makes.
-//! - [`hosts`]: hosts apart on one network; [`uplink`]: a student's host behind a slow, shaped link.
+//! - [`hosts`]: hosts apart on one network; [`uplink`]: a student's host behind a slow, shaped link; [`disk`]: a
+//!   folder on a disk of its own, as another host's.
 
 pub mod archives;
 pub mod bench;
 pub mod chaos;
+pub mod disk;
 pub mod env;
 pub mod gpu_engine;
 pub mod hostile;

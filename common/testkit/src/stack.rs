@@ -61,6 +61,9 @@ pub struct Options {
     /// The workers run on a GPU engine ([`crate::gpu_engine::GpuEngine`]) with these GPUs; `None`: on the
     /// machine's engine, with none.
     pub gpus: Option<WorkerGpus>,
+    /// The fs store on a disk of its own of this many bytes ([`crate::disk`]; root only), as a store shared by
+    /// mount is on another host's disk, not beside the workers' job folders: for benchmarks that time the store.
+    pub store_disk: Option<u64>,
 }
 
 /// Workers on a GPU engine: its Docker host, the GPUs they hand out and the `nvidia-smi` that samples them.
@@ -111,6 +114,7 @@ impl Default for Options {
             plain_gateway: false,
             plain_redis: false,
             gpus: None,
+            store_disk: None,
         }
     }
 }
@@ -173,6 +177,8 @@ pub struct Stack {
     gateway_extra: &'static str,
     events_extra: &'static str,
     gpus: Option<WorkerGpus>,
+    /// The store's own disk, when [`Options::store_disk`] asked for one; unmounted once the processes are gone.
+    store_disk: Option<crate::disk::Disk>,
 }
 
 fn aws_lines(endpoint: &str) -> String {
@@ -190,6 +196,13 @@ impl Stack {
     pub async fn start(kind: Kind, options: Options) -> Stack {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("store")).unwrap();
+        let store_disk = options.store_disk.map(|bytes| {
+            crate::disk::Disk::mount(
+                &dir.path().join("store.img"),
+                bytes,
+                &dir.path().join("store"),
+            )
+        });
         let ca = TestCa::new(dir.path());
         // As a course deploys it: TLS only, mutual TLS, deploy/redis's ACL users (raid for workers, gateway for
         // gateways), the default user off.
@@ -278,6 +291,7 @@ impl Stack {
             gateway_extra: options.gateway_extra,
             events_extra: options.events_extra,
             gpus: options.gpus,
+            store_disk,
         };
         std::fs::write(
             stack.dir.path().join("gateway.key"),
@@ -712,6 +726,7 @@ impl Drop for Stack {
         if std::thread::panicking() {
             eprintln!("{}", self.worker_logs());
         }
+        drop(self.store_disk.take());
     }
 }
 
