@@ -1,7 +1,7 @@
 //! A folder on a disk of its own: a sparse ext4 image on a loop device, mounted over the folder (root only).
 //!
 //! Hosts apart have disks apart. A stack on one machine keeps the fs store, the workers' job folders and the
-//! students' projects on one filesystem, where they meet in a way a deployment never sees: ext4 skips an inode
+//! students' projects on one filesystem, where they meet in a way a deployment of several hosts does not: ext4 skips an inode
 //! freed in the last few minutes when it makes a file, scanning past every such inode in the block group, so right
 //! after a worker removed a job's `/src` of a few thousand files, each file made nearby costs about 1 ms instead of
 //! 0.05 ms for up to five minutes (measured 2026-12-07; issue 30's benchmark found it). A store shared by mount,
@@ -53,21 +53,19 @@ impl Disk {
 
 impl Drop for Disk {
     fn drop(&mut self) {
-        // A process of the stack may still be letting go of a file: detach lazily rather than leave it mounted.
-        let unmounted = Command::new("umount")
-            .arg(&self.mount)
-            .status()
-            .is_ok_and(|s| s.success())
-            || Command::new("umount")
-                .arg("-l")
-                .arg(&self.mount)
+        // A process of the stack may still be letting go of a file: unmount lazily rather than leave it mounted.
+        let quiet = |cmd: &mut Command| {
+            cmd.stderr(std::process::Stdio::null())
                 .status()
-                .is_ok_and(|s| s.success());
-        if unmounted {
-            let _ = Command::new("losetup").args(["-d", &self.device]).status();
-        } else {
+                .is_ok_and(|s| s.success())
+        };
+        if !quiet(Command::new("umount").arg(&self.mount))
+            && !quiet(Command::new("umount").arg("-l").arg(&self.mount))
+        {
             eprintln!("could not unmount {}", self.mount.display());
         }
+        // Also when the mount failed; a device still in use is detached once its last user lets go.
+        let _ = quiet(Command::new("losetup").args(["-d", &self.device]));
     }
 }
 
