@@ -1,12 +1,12 @@
 //! A folder on a disk of its own: a sparse ext4 image on a loop device, mounted over the folder (root only).
 //!
 //! Hosts apart have disks apart. A stack on one machine keeps the fs store, the workers' job folders and the
-//! students' projects on one filesystem, where they meet in a way a deployment of several hosts does not: ext4 skips an inode
-//! freed in the last few minutes when it makes a file, scanning past every such inode in the block group, so right
-//! after a worker removed a job's `/src` of a few thousand files, each file made nearby costs about 1 ms instead of
-//! 0.05 ms for up to five minutes (measured 2026-12-07; issue 30's benchmark found it). A store shared by mount,
-//! which the fs store is for when gateways and workers are on several hosts, sits on a disk of its own; a
-//! benchmark that times the store puts it on one of these.
+//! students' projects on one filesystem, where they meet in a way a deployment of several hosts does not: ext4
+//! skips an inode freed in the last few minutes when it makes a file, scanning past every such inode in the block
+//! group, so right after a worker removed a job's `/src` of a few thousand files, each file made nearby costs about
+//! 1 ms instead of 0.05 ms for up to five minutes (measured 2026-12-07; issue 30's benchmark found it). A store
+//! shared by mount, which the fs store is for when gateways and workers are on several hosts, sits on a disk of
+//! its own; a benchmark that times the store puts it on one of these.
 //!
 //! The image is written through with direct I/O, so its blocks are not cached twice (once for the loop device,
 //! once for the file it lives in).
@@ -43,11 +43,6 @@ impl Disk {
         };
         run(Command::new("mount").arg(&disk.device).arg(mount));
         disk
-    }
-
-    /// The folder the disk is mounted on.
-    pub fn path(&self) -> &Path {
-        &self.mount
     }
 }
 
@@ -97,7 +92,7 @@ mod tests {
         std::fs::create_dir(&mount).unwrap();
         let outer = std::fs::metadata(&mount).unwrap().dev();
         let disk = Disk::mount(&dir.path().join("store.img"), 64 << 20, &mount);
-        assert_ne!(std::fs::metadata(disk.path()).unwrap().dev(), outer);
+        assert_ne!(std::fs::metadata(&mount).unwrap().dev(), outer);
         std::fs::write(mount.join("object"), b"kept on the disk").unwrap();
         drop(disk);
         assert!(!mount.join("object").exists());
