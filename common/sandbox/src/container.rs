@@ -173,6 +173,9 @@ impl SandboxSpec {
                 "trap '' TERM; while :; do sleep 3600; done".into(),
             ]),
             labels: Some(self.labels.clone()),
+            // Not only `network_mode: none`: without this, Docker sets the container's network namespace up through
+            // a re-run of its own daemon binary (libnetwork's set-key hook) at every start, about 0.1 CPU-second
+            // more per job for the same lone loopback (measured 2026-12-08: 0.11 against 0.21 s per start).
             network_disabled: Some(self.network.is_none()),
             host_config: Some(host),
             ..Default::default()
@@ -597,6 +600,11 @@ mod tests {
     #[test]
     fn the_sandbox_is_locked_down() {
         let body = spec().container_body();
+        assert_eq!(
+            body.network_disabled,
+            Some(true),
+            "no network set-up at all"
+        );
         let host = body.host_config.unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("none"));
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
