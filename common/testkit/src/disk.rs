@@ -14,6 +14,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::run;
+
 /// A mounted disk image; unmounted and detached when dropped (its image file stays for its folder's owner to
 /// remove).
 #[derive(Debug)]
@@ -31,17 +33,16 @@ impl Disk {
         file.set_len(bytes)
             .unwrap_or_else(|e| panic!("size the disk image {}: {e}", image.display()));
         drop(file);
-        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(image));
-        let device = run(Command::new("losetup")
-            .args(["--find", "--show", "--direct-io=on"])
-            .arg(image))
-        .trim()
-        .to_string();
+        let (image, folder) = (path_str(image), path_str(mount));
+        run("mkfs.ext4", &["-q", "-F", image]);
+        let device = run("losetup", &["--find", "--show", "--direct-io=on", image])
+            .trim()
+            .to_string();
         let disk = Disk {
             mount: mount.to_path_buf(),
             device,
         };
-        run(Command::new("mount").arg(&disk.device).arg(mount));
+        run("mount", &[&disk.device, folder]);
         disk
     }
 }
@@ -64,17 +65,9 @@ impl Drop for Disk {
     }
 }
 
-/// Runs `cmd` to success and answers its standard output, or panics with its error output.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("run {cmd:?}: {e} (needs e2fsprogs, util-linux and root)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed (needs root): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn path_str(path: &Path) -> &str {
+    path.to_str()
+        .unwrap_or_else(|| panic!("{} is not UTF-8", path.display()))
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use crate::run;
+
 /// One host on a [`Lan`].
 #[derive(Debug, Clone)]
 pub struct Host {
@@ -34,22 +36,6 @@ pub struct Capture {
     child: Child,
     file: PathBuf,
     _dir: tempfile::TempDir,
-}
-
-/// Runs an iproute2 (or tc) command to its end; a failure is the test's.
-pub(crate) fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {program}: {e} (hosts apart need iproute2 and root)")
-        });
-    assert!(
-        out.status.success(),
-        "{program} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl Lan {

@@ -43,6 +43,24 @@ pub use env::{aws_config, aws_endpoint, image, redis_server, redis_url, required
 pub use report::{Figure, report};
 pub use services::{PrivateMoto, PrivateRedis};
 
+/// Runs a system command (iproute2, tc, mkfs, losetup, mount) to its end and answers its standard output; a
+/// failure is the test's, with the command's error output.
+pub(crate) fn run(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program}: {e} (is it installed, and is this root?)")
+        });
+    assert!(
+        out.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A binary of this workspace (`rai`, `raid`), built beside the test or benchmark that asks: test executables live
 /// in `target/<profile>/deps`, the binaries one folder up. `cargo test --workspace` builds them all.
 pub fn binary(name: &str) -> std::path::PathBuf {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::hosts::run;
+use crate::run;
 
 /// A host behind a shaped link, its loopback `port` forwarded to this machine's.
 pub struct Uplink {
